@@ -1,0 +1,60 @@
+/** CNI SPEC 1.1.0 "Error" codes; plugin-specific codes start at 100 (see README). */
+export const ErrorCode = {
+  IncompatibleVersion: 1,
+  UnsupportedField: 2,
+  UnknownContainer: 3,
+  InvalidEnvironment: 4,
+  IoFailure: 5,
+  DecodingFailure: 6,
+  InvalidNetworkConfig: 7,
+  TryAgainLater: 11,
+  PluginNotAvailable: 50,
+  PluginNotAvailableLimitedConnectivity: 51,
+  // dpu-overlay specific
+  NoFreeVf: 100,
+  VfNotFound: 101,
+  VfInUse: 102,
+  IpamFailure: 103,
+  DpuAuthFailure: 110,
+  DpuHostKeyMismatch: 111,
+  DpuCommandFailed: 112,
+  HwOffloadRequired: 113,
+  CheckFailed: 120,
+} as const;
+
+export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class CniError extends Error {
+  constructor(
+    readonly code: number,
+    msg: string,
+    readonly details = '',
+  ) {
+    super(msg);
+    this.name = 'CniError';
+  }
+}
+
+export interface CniErrorJson {
+  cniVersion: string;
+  code: number;
+  msg: string;
+  details?: string;
+}
+
+export function toErrorJson(err: unknown, cniVersion: string): CniErrorJson {
+  if (err instanceof CniError) {
+    const out: CniErrorJson = { cniVersion, code: err.code, msg: err.message };
+    if (err.details) out.details = err.details;
+    return out;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return { cniVersion, code: ErrorCode.IoFailure, msg: message };
+}
+
+/** Wraps any failure of a step as a CniError, keeping an existing code. */
+export function asCniError(err: unknown, code: number, context: string): CniError {
+  if (err instanceof CniError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new CniError(code, `${context}: ${message}`);
+}

@@ -1,0 +1,105 @@
+import { parseCommand, parseEnv, type CniEnv } from './env';
+import { CniError, ErrorCode, toErrorJson } from './errors';
+import type { CniCommand, CniResult } from './types';
+import { convertResult, CURRENT_VERSION, isSupportedVersion, requireSupportedVersion, requireVersionForCommand, versionInfo } from './version';
+
+/** What every command handler receives: the parsed environment and the network config on stdin. */
+export interface CniRequest {
+  env: CniEnv;
+  /** The network config exactly as received, for delegation to IPAM plugins. */
+  rawConfig: string;
+  config: Record<string, unknown>;
+  cniVersion: string;
+}
+
+export interface PluginHandlers {
+  add(req: CniRequest): Promise<CniResult>;
+  del(req: CniRequest): Promise<void>;
+  check(req: CniRequest): Promise<void>;
+  gc(req: CniRequest): Promise<void>;
+  status(req: CniRequest): Promise<void>;
+}
+
+export interface SkelIo {
+  env: Record<string, string | undefined>;
+  readStdin(): Promise<string>;
+  writeStdout(text: string): void;
+  onError?(err: unknown, command: string): void;
+}
+
+export const MAX_STDIN_BYTES = 16 * 1024 * 1024;
+
+function decodeConfig(raw: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (err) {
+    throw new CniError(ErrorCode.DecodingFailure, `network config on stdin is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new CniError(ErrorCode.DecodingFailure, 'network config on stdin must be a JSON object');
+  }
+  return parsed as Record<string, unknown>;
+}
+
+async function runCommand(command: CniCommand, handlers: PluginHandlers, io: SkelIo, rawConfig: string, config: Record<string, unknown>): Promise<string | undefined> {
+  const cniVersion = requireSupportedVersion(config.cniVersion);
+  requireVersionForCommand(command, cniVersion);
+  const env = parseEnv(io.env);
+  const req: CniRequest = { env, rawConfig, config, cniVersion };
+  switch (command) {
+    case 'ADD':
+      return JSON.stringify(convertResult(await handlers.add(req), cniVersion));
+    case 'DEL':
+      await handlers.del(req);
+      return undefined;
+    case 'CHECK':
+      await handlers.check(req);
+      return undefined;
+    case 'GC':
+      await handlers.gc(req);
+      return undefined;
+    case 'STATUS':
+      await handlers.status(req);
+      return undefined;
+    default:
+      throw new CniError(ErrorCode.InvalidEnvironment, `unexpected command ${command}`);
+  }
+}
+
+/** The plugin's skeleton (like libcni's skel): returns the process exit code; stdout gets only the result or the error object. */
+export async function dispatch(handlers: PluginHandlers, io: SkelIo): Promise<number> {
+  let errorVersion = CURRENT_VERSION;
+  let commandName = io.env.CNI_COMMAND ?? '';
+  try {
+    const command = parseCommand(io.env);
+    commandName = command;
+    const rawConfig = await io.readStdin();
+    if (command === 'VERSION') {
+      io.writeStdout(JSON.stringify(versionInfo()));
+      return 0;
+    }
+    const config = decodeConfig(rawConfig);
+    if (isSupportedVersion(config.cniVersion)) errorVersion = config.cniVersion;
+    const output = await runCommand(command, handlers, io, rawConfig, config);
+    if (output !== undefined) io.writeStdout(output);
+    return 0;
+  } catch (err) {
+    io.onError?.(err, commandName);
+    io.writeStdout(JSON.stringify(toErrorJson(err, errorVersion)));
+    return 1;
+  }
+}
+
+/** Reads all of stdin, refusing more than MAX_STDIN_BYTES. */
+export async function readStream(stream: NodeJS.ReadableStream, limit = MAX_STDIN_BYTES): Promise<string> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of stream) {
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    total += buf.length;
+    if (total > limit) throw new CniError(ErrorCode.DecodingFailure, `network config on stdin is larger than ${limit} bytes`);
+    chunks.push(buf);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

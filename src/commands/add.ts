@@ -1,0 +1,139 @@
+import { CniError, ErrorCode } from '../cni/errors';
+import type { CniInterface, CniResult } from '../cni/types';
+import { requireVfSource } from '../config/load';
+import { representorName } from '../dpu/client';
+import { interfaceSetupLines, type LinkInfo, temporaryName } from '../host/netlink';
+import type { Attachment, VfAdminRecord } from '../host/state';
+import type { VfInfo } from '../host/sysfs';
+import { UndoStack } from '../util/undo';
+import { type Context, ipamCall, netnsIdentity, withDpu } from './context';
+import { releaseAttachment, returnVfToHost } from './release';
+
+function adminSettings(ctx: Context): VfAdminRecord | undefined {
+  const { vlan, vlanQoS, spoofchk, trust, linkState, minTxRate, maxTxRate } = ctx.conf;
+  const s: VfAdminRecord = { vlan, vlanQoS, spoofchk, trust, linkState, minTxRate, maxTxRate };
+  return Object.values(s).some((v) => v !== undefined) ? s : undefined;
+}
+
+/** The requested VF, or the first VF of the PF that is free and present in the host namespace, claimed atomically. */
+function allocateVf(ctx: Context, hostLinks: LinkInfo[]): { vf: VfInfo; link: LinkInfo } {
+  const { conf, state, req } = ctx;
+  const owner = { containerId: req.env.containerId, ifname: req.env.ifname, network: conf.name };
+  const present = new Map(hostLinks.map((l) => [l.name, l]));
+  if (conf.resolvedDeviceId) {
+    const vf = ctx.sysfs.vfByPci(conf.resolvedDeviceId, conf.pfIndex);
+    if (conf.pf && vf.pfName !== conf.pf) {
+      throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: deviceID: VF ${vf.pci} belongs to PF ${vf.pfName}, not to pf ${conf.pf}`);
+    }
+    const link = vf.netdev ? present.get(vf.netdev) : undefined;
+    if (!state.tryAllocate(vf.pci, owner)) {
+      const holder = state.allocationOwner(vf.pci);
+      throw new CniError(ErrorCode.VfInUse, `VF ${vf.pci} is already in use by container ${holder?.containerId ?? '?'} (${holder?.ifname ?? '?'})`);
+    }
+    if (!link) {
+      state.release(vf.pci, owner);
+      throw new CniError(ErrorCode.VfNotFound, `VF ${vf.pci} has no netdev${vf.netdev ? ` (${vf.netdev})` : ''} in the host network namespace: is it bound to its network driver and not in another container?`);
+    }
+    return { vf, link };
+  }
+  const vfs = ctx.sysfs.listVfs(conf.pf as string, conf.pfIndex);
+  const taken = new Set(state.listAllocations());
+  for (const vf of vfs) {
+    const link = vf.netdev ? present.get(vf.netdev) : undefined;
+    if (!link || taken.has(vf.pci)) continue;
+    if (state.tryAllocate(vf.pci, owner)) return { vf, link };
+  }
+  throw new CniError(ErrorCode.NoFreeVf, `no free VF on PF ${conf.pf}: all ${vfs.length} VFs are allocated or not in the host namespace (see ${state.allocationsDir})`);
+}
+
+function buildResult(ctx: Context, iface: CniInterface, ipam: CniResult | undefined): CniResult {
+  const prev = ctx.conf.prevResult;
+  const interfaces = [...((prev?.interfaces as CniInterface[] | undefined) ?? [])];
+  const index = interfaces.push(iface) - 1;
+  const result: CniResult = { cniVersion: ctx.req.cniVersion, interfaces };
+  const ips = [...((prev?.ips as CniResult['ips']) ?? []), ...(ipam?.ips ?? []).map((ip) => ({ ...ip, interface: index }))];
+  const routes = [...((prev?.routes as CniResult['routes']) ?? []), ...(ipam?.routes ?? [])];
+  if (ips.length) result.ips = ips;
+  if (routes.length) result.routes = routes;
+  const dns = ipam?.dns && Object.keys(ipam.dns).length ? ipam.dns : (prev?.dns as CniResult['dns']);
+  if (dns) result.dns = dns;
+  return result;
+}
+
+export async function cmdAdd(ctx: Context): Promise<CniResult> {
+  const { conf, req, state, links, timer, log } = ctx;
+  const { env } = req;
+  requireVfSource(conf);
+  state.ensure();
+  const existing = state.loadAttachment(env.containerId, env.ifname);
+  if (existing?.phase === 'ready') {
+    throw new CniError(ErrorCode.VfInUse, `container ${env.containerId} already has ${env.ifname} attached (VF ${existing.vf.pci}); DEL it first`);
+  }
+  return withDpu(ctx, async (dpu) => {
+    if (existing) await timer.step('cleanupInterruptedAdd', () => releaseAttachment(ctx, existing, env.netns, dpu));
+    const undo = new UndoStack(log);
+    try {
+      const hostLinks = await timer.step('hostLinks', () => links.listLinks());
+      const { vf, link } = await timer.step('allocate', () => allocateVf(ctx, hostLinks));
+      undo.push('free VF allocation', () => state.release(vf.pci, { containerId: env.containerId, ifname: env.ifname }));
+      const tmpName = temporaryName();
+      const att: Attachment = {
+        version: 1, phase: 'adding', network: conf.name, containerId: env.containerId, ifname: env.ifname,
+        netns: env.netns, netnsId: netnsIdentity(env.netns), vni: conf.vni,
+        vf: { pci: vf.pci, index: vf.index, pfName: vf.pfName, pfPci: vf.pfPci, pfIndex: vf.pfIndex, originalName: link.name, originalMac: link.mac, originalMtu: link.mtu },
+        tmpName, mac: conf.resolvedMac, mtu: conf.mtu, rawConfig: req.rawConfig, ipamType: conf.ipam?.type, cniPath: env.path,
+      };
+      state.saveAttachment(att);
+      undo.push('remove attachment record', () => state.removeAttachment(env.containerId, env.ifname));
+      log.debug({ vf: vf.pci, netdev: link.name }, 'allocated VF');
+
+      const admin = adminSettings(ctx);
+      if (admin) {
+        await timer.step('vfAdmin', async () => {
+          att.adminSaved = await links.vfAdmin(vf.pfName, vf.index);
+          state.saveAttachment(att);
+          await links.setVfAdmin(vf.pfName, vf.index, admin);
+        });
+        undo.push('restore VF admin settings', () => links.setVfAdmin(vf.pfName, vf.index, att.adminSaved ?? {}));
+      }
+
+      await timer.step('moveVf', () => links.moveToNetns(link.name, env.netns, tmpName));
+      undo.push('return VF to host', async () => {
+        await returnVfToHost(ctx, att, env.netns, [tmpName, env.ifname, link.name]);
+      });
+
+      let ipamResult: CniResult | undefined;
+      if (conf.ipam) {
+        const call = ipamCall({ ...att, ipamType: conf.ipam.type }, env.netns, env.argsRaw, req.cniVersion);
+        ipamResult = await timer.step('ipam', () => ctx.ipam.add(call));
+        undo.push('release IPAM', () => ctx.ipam.del(call));
+      }
+
+      await timer.step('configure', () =>
+        links.batch(env.netns, interfaceSetupLines({ from: tmpName, ifname: env.ifname, mac: conf.resolvedMac, mtu: conf.mtu, ips: ipamResult?.ips ?? [], routes: ipamResult?.routes ?? [] })),
+      );
+
+      const client = dpu();
+      if (client && conf.dpu) {
+        const representor = representorName(conf.dpu.representorTemplate, vf.pfIndex, vf.index);
+        const plug = { network: conf.name, vni: conf.vni, containerId: env.containerId, ifname: env.ifname, netns: env.netns, representor, mtu: conf.mtu };
+        const { bridge, portUuid } = await timer.step('dpu', () => client.plug(plug).catch((err: unknown) => {
+          throw err instanceof CniError ? new CniError(err.code, `binding representor ${representor} on the DPU failed: ${err.message}`, err.details) : err;
+        }));
+        att.dpu = { target: client.target, bridge, representor, portUuid };
+        undo.push('unplug representor', () => client.unplug({ ...plug, portUuid }));
+      }
+
+      const iface: CniInterface = { name: env.ifname, mac: conf.resolvedMac ?? link.mac, mtu: conf.mtu, sandbox: env.netns, pciID: vf.pci };
+      const result = buildResult(ctx, iface, ipamResult);
+      att.phase = 'ready';
+      att.result = result;
+      state.saveAttachment(att);
+      log.info({ vf: vf.pci, dpu: att.dpu }, 'attached');
+      return result;
+    } catch (err) {
+      await undo.run();
+      throw err;
+    }
+  });
+}

@@ -1,0 +1,77 @@
+import { statSync } from 'node:fs';
+import type { CniRequest } from '../cni/skel';
+import type { DpuClient } from '../dpu/client';
+import type { DpuConfig } from '../config/schema';
+import { loadNetConf, type NetConf } from '../config/load';
+import { IpamDelegate, type IpamCall } from '../host/ipam';
+import { LinkOps } from '../host/netlink';
+import type { CommandRunner } from '../host/runner';
+import { StateStore, type Attachment } from '../host/state';
+import { Sysfs } from '../host/sysfs';
+import { createLogger, type Logger, StepTimer } from '../log';
+
+/** The plugin's boundaries; tests substitute recording implementations. */
+export interface Deps {
+  runner: CommandRunner;
+  dpuClient(conf: DpuConfig, log: Logger): DpuClient;
+  logger?(conf: NetConf, bindings: Record<string, unknown>): Logger;
+}
+
+export interface Context {
+  req: CniRequest;
+  conf: NetConf;
+  log: Logger;
+  timer: StepTimer;
+  state: StateStore;
+  sysfs: Sysfs;
+  links: LinkOps;
+  ipam: IpamDelegate;
+  deps: Deps;
+}
+
+export function prepare(req: CniRequest, deps: Deps): Context {
+  const timer = new StepTimer();
+  const conf = loadNetConf(req.config, req.env.args);
+  const bindings = { command: req.env.command, containerId: req.env.containerId || undefined, ifname: req.env.ifname || undefined, network: conf.name };
+  const log = deps.logger ? deps.logger(conf, bindings) : createLogger(conf, bindings);
+  const state = new StateStore(conf.stateDir);
+  return { req, conf, log, timer, state, sysfs: new Sysfs(conf.sysfsRoot), links: new LinkOps(deps.runner), ipam: new IpamDelegate(deps.runner), deps };
+}
+
+/** Runs a command body with the DPU client opened lazily and closed at the end, and a closing log line with step timings. */
+export async function withDpu<T>(ctx: Context, body: (dpu: () => DpuClient | undefined) => Promise<T>): Promise<T> {
+  let client: DpuClient | undefined;
+  const dpu = () => {
+    if (!ctx.conf.dpu) return undefined;
+    client ??= ctx.deps.dpuClient(ctx.conf.dpu, ctx.log);
+    return client;
+  };
+  try {
+    const out = await body(dpu);
+    ctx.log.info({ steps: ctx.timer.steps, totalMs: ctx.timer.totalMs() }, `${ctx.req.env.command} done`);
+    return out;
+  } catch (err) {
+    ctx.log.error({ steps: ctx.timer.steps, totalMs: ctx.timer.totalMs(), err: (err as Error).message, code: (err as { code?: number }).code }, `${ctx.req.env.command} failed`);
+    throw err;
+  } finally {
+    client?.close();
+  }
+}
+
+export function ipamCall(att: Pick<Attachment, 'rawConfig' | 'containerId' | 'ifname' | 'cniPath'> & { ipamType: string }, netns: string, cniArgs: string, cniVersion: string): IpamCall {
+  return { type: att.ipamType, cniPath: att.cniPath, rawConfig: att.rawConfig, containerId: att.containerId, netns, ifname: att.ifname, cniArgs, cniVersion };
+}
+
+/** dev:inode of a namespace file, to recognise the same namespace later (and never act on our own). */
+export function netnsIdentity(path: string): string | undefined {
+  try {
+    const st = statSync(path);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+export function hostNetnsIdentity(): string | undefined {
+  return netnsIdentity('/proc/self/ns/net');
+}

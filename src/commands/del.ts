@@ -1,0 +1,32 @@
+import type { Context } from './context';
+import { withDpu } from './context';
+import { releaseAttachment } from './release';
+
+/**
+ * DEL is idempotent: no cache, a second DEL, an empty or vanished CNI_NETNS all succeed.
+ * Without a cache entry (interrupted ADD, lost stateDir) it frees what it can find by owner.
+ */
+export async function cmdDel(ctx: Context): Promise<void> {
+  const { req, state, log, conf } = ctx;
+  const { containerId, ifname, netns } = req.env;
+  state.ensure();
+  await withDpu(ctx, async (dpu) => {
+    const att = state.loadAttachment(containerId, ifname);
+    if (att) {
+      await releaseAttachment(ctx, att, netns, dpu);
+      return;
+    }
+    for (const pci of state.listAllocations()) {
+      const owner = state.allocationOwner(pci);
+      if (owner?.containerId === containerId && owner.ifname === ifname) state.release(pci, owner);
+    }
+    const client = dpu();
+    if (client) {
+      try {
+        await ctx.timer.step('dpu', () => client.unplug({ network: conf.name, vni: conf.vni, containerId, ifname, representor: '' }));
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'DEL without cached state: could not check the DPU for ports of this container; GC will');
+      }
+    }
+  });
+}

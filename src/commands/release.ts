@@ -1,0 +1,90 @@
+import { existsSync } from 'node:fs';
+import { CniError, ErrorCode } from '../cni/errors';
+import type { DpuClient } from '../dpu/client';
+import { HOST_NETNS, temporaryName } from '../host/netlink';
+import type { Attachment } from '../host/state';
+import { type Context, hostNetnsIdentity, ipamCall, netnsIdentity } from './context';
+
+/**
+ * The namespace DEL may enter: the runtime's CNI_NETNS if it gave one, else the one recorded at ADD
+ * if that path still names the same namespace (a /proc/PID path may by now be another process).
+ * Never our own namespace.
+ */
+export function usableNetns(att: Attachment, hint: string): string | undefined {
+  const path = hint || att.netns;
+  if (!path || !existsSync(path)) return undefined;
+  const id = netnsIdentity(path);
+  if (!id || id === hostNetnsIdentity()) return undefined;
+  if (!hint && att.netnsId && id !== att.netnsId) return undefined;
+  return path;
+}
+
+/** Moves the VF back to the host namespace and restores its name, MAC and MTU. True if it was found. */
+export async function returnVfToHost(ctx: Context, att: Attachment, netns: string | undefined, candidates: string[]): Promise<boolean> {
+  const { links, log } = ctx;
+  const { vf } = att;
+  let hostName: string | undefined;
+  if (netns) {
+    const inNetns = new Set((await links.listLinks(netns)).map((l) => l.name));
+    const name = candidates.find((c) => inNetns.has(c));
+    if (name) {
+      hostName = temporaryName();
+      await links.moveToNetns(name, HOST_NETNS, hostName, netns);
+    }
+  }
+  if (!hostName) {
+    // Gone from the container (its namespace died and the kernel gave the VF back): only a name that sysfs
+    // attributes to this VF's PCI address is ours to touch in the host namespace.
+    const inHost = new Set((await links.listLinks()).map((l) => l.name));
+    hostName = [ctx.sysfs.netdevOf(vf.pci), vf.originalName].find((n): n is string => n !== undefined && inHost.has(n));
+  }
+  if (!hostName) {
+    log.warn({ vf: vf.pci, netns }, 'VF not found in the container or the host namespace; nothing to return');
+    return false;
+  }
+  const lines = [`link set dev ${hostName} down`];
+  if (hostName !== vf.originalName) lines.push(`link set dev ${hostName} name ${vf.originalName}`);
+  lines.push(`link set dev ${vf.originalName} address ${vf.originalMac} mtu ${vf.originalMtu}`);
+  await links.batch(undefined, lines);
+  return true;
+}
+
+/** Gives back everything on the host: IPs, the VF (name, MAC, MTU, admin settings), the allocation. */
+export async function releaseHost(ctx: Context, att: Attachment, netnsHint: string): Promise<void> {
+  const { timer, links, state } = ctx;
+  const netns = usableNetns(att, netnsHint);
+  if (att.ipamType) {
+    const call = ipamCall({ ...att, ipamType: att.ipamType, cniPath: ctx.req.env.path.length ? ctx.req.env.path : att.cniPath }, netns ?? '', ctx.req.env.argsRaw, ctx.req.cniVersion);
+    await timer.step('ipam', () => ctx.ipam.del(call));
+  }
+  await timer.step('returnVf', () => returnVfToHost(ctx, att, netns, [att.ifname, att.tmpName, att.vf.originalName]));
+  if (att.adminSaved) await timer.step('vfAdmin', () => links.setVfAdmin(att.vf.pfName, att.vf.index, att.adminSaved ?? {}));
+  state.release(att.vf.pci, att);
+}
+
+/** Unplugs the representor on the DPU; failures are code 11 so the runtime retries. */
+export async function releaseDpu(ctx: Context, att: Attachment, dpu: DpuClient | undefined): Promise<void> {
+  if (!att.dpu || !dpu) return;
+  const req = { network: att.network, vni: att.vni, containerId: att.containerId, ifname: att.ifname, representor: att.dpu.representor, portUuid: att.dpu.portUuid };
+  try {
+    await ctx.timer.step('dpu', () => dpu.unplug(req));
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    throw new CniError(ErrorCode.TryAgainLater, `host side released, but unplugging ${att.dpu.representor} on DPU ${att.dpu.target} failed; retry DEL: ${msg}`);
+  }
+}
+
+/** DEL/GC of one cached attachment. Host first (always completes), then the DPU; a DPU failure keeps the record for a retry. */
+export async function releaseAttachment(ctx: Context, att: Attachment, netnsHint: string, dpu: () => DpuClient | undefined = () => undefined): Promise<void> {
+  const { state } = ctx;
+  if (!att.hostReleased) {
+    await releaseHost(ctx, att, netnsHint);
+    if (att.dpu) {
+      att.hostReleased = true;
+      att.dpu.unplugPending = true;
+      state.saveAttachment(att);
+    }
+  }
+  await releaseDpu(ctx, att, dpu());
+  state.removeAttachment(att.containerId, att.ifname);
+}

@@ -1,0 +1,112 @@
+import { z } from 'zod';
+
+/**
+ * The network configuration: the plugin's user interface. Every default lives here.
+ * Unknown top-level fields are dropped (the spec asks plugins to ignore them).
+ */
+
+export const NETDEV_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
+export const PCI_ADDRESS = /^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$/;
+export const MAC_ADDRESS = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const ABSOLUTE_PATH = /^\/[^\0\n\r]*$/;
+const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
+const SHA256_FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}=?$/;
+const OVS_NAME_PREFIX = /^[A-Za-z][A-Za-z0-9_-]{0,6}$/;
+/** {pf} and {vf} are replaced by the PF index and the VF index. */
+const REPRESENTOR_TEMPLATE = /^[A-Za-z0-9_-]*(\{pf\}|\{vf\})[A-Za-z0-9_{}-]*$/;
+
+const ip = z.union([z.ipv4(), z.ipv6()]);
+const absolutePath = z.string().max(4096).regex(ABSOLUTE_PATH, 'must be an absolute path');
+const mac = z.string().regex(MAC_ADDRESS, 'must be a MAC address like 02:00:00:00:00:01');
+const pciAddress = z.string().regex(PCI_ADDRESS, 'must be a PCI address like 0000:03:00.2');
+
+export const DEFAULTS = {
+  mtu: 1450,
+  sysfsRoot: '/sys',
+  stateDir: '/var/lib/cni/dpu-overlay',
+  logLevel: 'info',
+  logFile: '/var/log/dpu-overlay.log',
+  dpu: {
+    port: 22,
+    user: 'root',
+    timeoutMs: 10000,
+    bridgePrefix: 'br-vni',
+    datapathType: 'system',
+    representorTemplate: 'pf{pf}vf{vf}',
+    hwOffload: 'enable',
+  },
+} as const;
+
+export const DpuConfigSchema = z
+  .object({
+    host: z.union([ip, z.string().regex(HOSTNAME, 'must be a hostname or IP address')]),
+    port: z.number().int().min(1).max(65535).default(DEFAULTS.dpu.port),
+    user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a POSIX user name').default(DEFAULTS.dpu.user),
+    privateKeyFile: absolutePath,
+    knownHostsFile: absolutePath.optional(),
+    hostKeyFingerprint: z.string().regex(SHA256_FINGERPRINT, 'must be SHA256:<43 base64 chars> as printed by ssh-keygen -lf').optional(),
+    timeoutMs: z.number().int().min(100).max(600000).default(DEFAULTS.dpu.timeoutMs),
+    bridgePrefix: z.string().regex(OVS_NAME_PREFIX, 'must be a letter then up to 6 letters, digits, "_" or "-" (bridge names are netdevs, at most 15 bytes)').default(DEFAULTS.dpu.bridgePrefix),
+    datapathType: z.enum(['system', 'netdev']).default(DEFAULTS.dpu.datapathType),
+    representorTemplate: z.string().max(15).regex(REPRESENTOR_TEMPLATE, 'must contain {pf} and/or {vf} and otherwise only letters, digits, "_" and "-"').default(DEFAULTS.dpu.representorTemplate),
+    localVtep: ip,
+    remoteVteps: z.array(ip).max(1024).default([]),
+    hwOffload: z.enum(['require', 'enable', 'ignore']).default(DEFAULTS.dpu.hwOffload),
+  })
+  .refine((d) => d.knownHostsFile !== undefined || d.hostKeyFingerprint !== undefined, {
+    message: 'set knownHostsFile or hostKeyFingerprint: the DPU host key must be verified',
+    path: ['knownHostsFile'],
+  });
+
+const RuntimeConfigSchema = z.looseObject({
+  mac: mac.optional(),
+  deviceID: pciAddress.optional(),
+  ips: z.array(z.string().max(64)).max(64).optional(),
+});
+
+const PrevResultSchema = z.looseObject({
+  cniVersion: z.string().optional(),
+  interfaces: z.array(z.looseObject({ name: z.string().max(64), mac: z.string().max(64).optional(), mtu: z.number().int().optional(), sandbox: z.string().max(4096).optional(), pciID: z.string().max(64).optional() })).max(64).optional(),
+  ips: z.array(z.looseObject({ address: z.string().max(64), gateway: z.string().max(64).optional(), interface: z.number().int().min(0).optional() })).max(256).optional(),
+  routes: z.array(z.looseObject({ dst: z.string().max(64), gw: z.string().max(64).optional() })).max(1024).optional(),
+  dns: z.looseObject({}).optional(),
+});
+
+const IpamSchema = z.looseObject({
+  type: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be the file name of an IPAM plugin in CNI_PATH'),
+});
+
+export const NetConfSchema = z.object({
+  cniVersion: z.string(),
+  name: z.string().max(253).regex(NETWORK_NAME, 'must start with a letter or digit and contain only letters, digits, "_", "." and "-"'),
+  type: z.string().max(64).optional(),
+  vni: z.number().int().min(1).max(16777215),
+  pf: z.string().regex(NETDEV_NAME, 'must be a network interface name (at most 15 bytes)').optional(),
+  pfIndex: z.number().int().min(0).max(255).optional(),
+  deviceID: pciAddress.optional(),
+  pciBusID: pciAddress.optional(),
+  mtu: z.number().int().min(68).max(65535).default(DEFAULTS.mtu),
+  mac: mac.optional(),
+  vlan: z.number().int().min(0).max(4094).optional(),
+  vlanQoS: z.number().int().min(0).max(7).optional(),
+  spoofchk: z.enum(['on', 'off']).optional(),
+  trust: z.enum(['on', 'off']).optional(),
+  linkState: z.enum(['auto', 'enable', 'disable']).optional(),
+  minTxRate: z.number().int().min(0).optional(),
+  maxTxRate: z.number().int().min(0).optional(),
+  sysfsRoot: absolutePath.default(DEFAULTS.sysfsRoot),
+  stateDir: absolutePath.default(DEFAULTS.stateDir),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default(DEFAULTS.logLevel),
+  logFile: absolutePath.default(DEFAULTS.logFile),
+  ipam: IpamSchema.optional(),
+  dpu: DpuConfigSchema.optional(),
+  runtimeConfig: RuntimeConfigSchema.optional(),
+  args: z.looseObject({ cni: z.looseObject({ mac: mac.optional(), ips: z.array(z.string().max(64)).max(64).optional() }).optional() }).optional(),
+  prevResult: PrevResultSchema.optional(),
+})
+  .refine((c) => c.vlanQoS === undefined || c.vlan !== undefined, { message: 'vlanQoS needs vlan', path: ['vlanQoS'] })
+  .refine((c) => c.minTxRate === undefined || c.maxTxRate === undefined || c.maxTxRate === 0 || c.minTxRate <= c.maxTxRate, { message: 'minTxRate must not exceed maxTxRate', path: ['minTxRate'] });
+
+export type NetConfInput = z.infer<typeof NetConfSchema>;
+export type DpuConfig = z.infer<typeof DpuConfigSchema>;

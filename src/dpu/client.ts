@@ -1,0 +1,43 @@
+/** What the plugin asks of the DPU; the SSH/OVS implementation is in ovs.ts and ssh.ts. */
+
+export interface PortOwner {
+  network: string;
+  containerId: string;
+  ifname: string;
+}
+
+export interface PlugRequest extends PortOwner {
+  vni: number;
+  netns: string;
+  representor: string;
+  mtu: number;
+}
+
+export interface PlugResult {
+  bridge: string;
+  portUuid: string;
+}
+
+export interface UnplugRequest extends PortOwner {
+  vni: number;
+  representor: string;
+  /** The port ADD created; without it, ports are found by owner. */
+  portUuid?: string;
+}
+
+export interface DpuClient {
+  /** user@host:port, for messages and the attachment cache. */
+  readonly target: string;
+  plug(req: PlugRequest): Promise<PlugResult>;
+  /** Removes the port only while it still belongs to this owner; removes an emptied VNI bridge. */
+  unplug(req: UnplugRequest): Promise<void>;
+  check(req: PlugRequest): Promise<void>;
+  /** Removes this network's ports whose owner is not in keep; returns how many went. */
+  gc(network: string, vni: number, keep: ReadonlyArray<Pick<PortOwner, 'containerId' | 'ifname'>>): Promise<number>;
+  status(): Promise<void>;
+  close(): void;
+}
+
+export function representorName(template: string, pfIndex: number, vfIndex: number): string {
+  return template.replaceAll('{pf}', String(pfIndex)).replaceAll('{vf}', String(vfIndex));
+}

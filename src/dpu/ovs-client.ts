@@ -1,0 +1,129 @@
+import { CniError, ErrorCode } from '../cni/errors';
+import type { Logger } from '../log';
+import type { DpuClient, PlugRequest, PlugResult, PortOwner, UnplugRequest } from './client';
+import {
+  assertUuid, bridgeName, checkCommand, EXT, expectedTunnels, findOwnerPortsCommand, hwOffloadValue, isOwnedBy, mapOf, OFFLOADED_FLOWS_COMMAND,
+  type OvsSettings, type OvsTable, parseBridgeUsage, parseTables, plugCommands, removeBridgeIfUnchangedCommand, removePortsCommand, rows,
+  statusCommand, unplugCommand, uuidOf, uuidSet,
+} from './ovs';
+import { type Argv, commandLine } from './quote';
+import type { DpuTransport } from './ssh';
+
+/** DpuClient over one DPU transport: every request is one ovs-vsctl transaction (see ovs.ts). */
+export class OvsDpuClient implements DpuClient {
+  readonly target: string;
+
+  constructor(
+    private readonly transport: DpuTransport,
+    private readonly s: OvsSettings,
+    private readonly log: Logger,
+  ) {
+    this.target = transport.target;
+  }
+
+  private async run(step: string, commands: readonly Argv[]): Promise<Array<OvsTable | string>> {
+    const r = await this.transport.exec(commandLine(commands));
+    if (r.exitCode !== 0) {
+      const stderr = r.stderr.trim().slice(0, 600);
+      if (/wait-until|timeout/.test(stderr) && this.s.hwOffload === 'require' && step === 'plug') {
+        throw new CniError(ErrorCode.HwOffloadRequired, `DPU ${this.target}: hwOffload is "require" but other_config:hw-offload is not true; run on the DPU: ovs-vsctl set Open_vSwitch . other_config:hw-offload=true and restart openvswitch`);
+      }
+      throw new CniError(ErrorCode.DpuCommandFailed, `DPU ${this.target}: ${step} failed (exit ${r.exitCode}): ${stderr || r.stdout.trim().slice(0, 300)}`);
+    }
+    try {
+      return parseTables(r.stdout);
+    } catch {
+      throw new CniError(ErrorCode.DpuCommandFailed, `DPU ${this.target}: ${step}: unexpected ovs-vsctl output`);
+    }
+  }
+
+  async plug(req: PlugRequest): Promise<PlugResult> {
+    const { commands, bridge } = plugCommands(this.s, req);
+    const out = await this.run('plug', commands);
+    const [, portUuid] = out.filter((o): o is string => typeof o === 'string');
+    const before = hwOffloadValue(out.find((o) => typeof o !== 'string'));
+    if (this.s.hwOffload === 'enable' && before !== 'true') {
+      this.log.warn({ dpu: this.target }, 'set other_config:hw-offload=true on the DPU; it takes effect after ovs-vswitchd restarts (systemctl restart openvswitch-switch)');
+    }
+    return { bridge, portUuid: assertUuid(portUuid, 'port') };
+  }
+
+  /** Deletes the bridge when only its tunnels and internal port remain, unless a concurrent ADD got there first. */
+  private async removeBridgeIfUnused(bridge: string, tables: Array<OvsTable | string>): Promise<void> {
+    const usage = parseBridgeUsage(tables);
+    if (!usage.bridgeUuid || usage.containerPorts.length > 0) return;
+    const out = await this.run('remove empty bridge', [removeBridgeIfUnchangedCommand(usage.bridgeUuid, usage.ports)]);
+    const kept = out.some((o) => typeof o === 'string' && o.includes('"error"'));
+    this.log.info({ dpu: this.target, bridge, removed: !kept }, kept ? 'VNI bridge gained a port concurrently; kept' : 'removed VNI bridge with its last container');
+  }
+
+  private async ownerPorts(filter: Partial<PortOwner> & { vni?: number }): Promise<Array<{ uuid: string; name: string; ids: Record<string, string> }>> {
+    const [table] = await this.run('find ports', [findOwnerPortsCommand(this.s, filter)]);
+    return rows(table).map((r) => ({ uuid: uuidOf(r._uuid) as string, name: String(r.name), ids: mapOf(r.external_ids) }));
+  }
+
+  async unplug(req: UnplugRequest): Promise<void> {
+    const bridge = bridgeName(this.s.bridgePrefix, req.vni);
+    let uuids: string[];
+    if (req.portUuid) {
+      uuids = [req.portUuid];
+    } else {
+      uuids = (await this.ownerPorts({ containerId: req.containerId, ifname: req.ifname, network: req.network })).map((p) => p.uuid);
+    }
+    if (uuids.length === 0) return;
+    const command = uuids.length === 1 ? unplugCommand(this.s, bridge, req.vni, uuids[0] as string) : removePortsCommand(this.s, bridge, req.vni, uuids);
+    await this.removeBridgeIfUnused(bridge, await this.run('unplug', [command]));
+  }
+
+  async check(req: PlugRequest): Promise<void> {
+    const bridge = bridgeName(this.s.bridgePrefix, req.vni);
+    const [bridgeT, portT, tunnelsT, ovsT] = await this.run('check', [checkCommand(this.s, bridge, req.vni, req.representor)]);
+    const fail = (msg: string) => new CniError(ErrorCode.CheckFailed, `DPU ${this.target}: ${msg}`);
+    const br = rows(bridgeT)[0];
+    if (!br) throw fail(`VNI bridge ${bridge} does not exist (removed behind the plugin's back?); DEL and ADD the container again`);
+    const port = rows(portT)[0];
+    if (!port) throw fail(`representor ${req.representor} has no OVS port`);
+    if (!uuidSet(br.ports).includes(uuidOf(port._uuid) ?? '')) throw fail(`representor ${req.representor} is not on bridge ${bridge}`);
+    const ids = mapOf(port.external_ids);
+    if (!isOwnedBy(ids, req)) throw fail(`port ${req.representor} belongs to container ${ids[EXT.container] ?? '?'} ifname ${ids[EXT.ifname] ?? '?'}, not ${req.containerId} ${req.ifname}`);
+    const present = new Map(rows(tunnelsT).map((r) => [String(r.name), mapOf(r.options).remote_ip]));
+    for (const [name, remote] of expectedTunnels(this.s, req.vni)) {
+      if (present.get(name) !== remote) throw fail(`VXLAN tunnel ${name} to ${remote} (VNI ${req.vni}) is missing`);
+    }
+    const hw = hwOffloadValue(ovsT);
+    if (this.s.hwOffload === 'require' && hw !== 'true') throw fail('hwOffload is "require" but other_config:hw-offload is not true');
+    await this.logOffloadedFlows();
+  }
+
+  private async logOffloadedFlows(): Promise<void> {
+    const r = await this.transport.exec(commandLine([OFFLOADED_FLOWS_COMMAND]));
+    const flows = r.exitCode === 0 ? r.stdout.split('\n').filter((l) => l.trim() !== '').length : undefined;
+    this.log.info({ dpu: this.target, offloadedFlows: flows }, r.exitCode === 0 ? 'offloaded flows on the DPU' : 'cannot count offloaded flows');
+  }
+
+  async gc(network: string, vni: number, keep: ReadonlyArray<Pick<PortOwner, 'containerId' | 'ifname'>>): Promise<number> {
+    const valid = new Set(keep.map((k) => `${k.containerId}/${k.ifname}`));
+    const stale = (await this.ownerPorts({ network })).filter((p) => !valid.has(`${p.ids[EXT.container]}/${p.ids[EXT.ifname]}`));
+    const byVni = new Map<number, string[]>();
+    for (const p of stale) {
+      const v = Number(p.ids[EXT.vni] ?? vni);
+      byVni.set(v, [...(byVni.get(v) ?? []), p.uuid]);
+    }
+    for (const [v, uuids] of byVni) {
+      const bridge = bridgeName(this.s.bridgePrefix, v);
+      await this.removeBridgeIfUnused(bridge, await this.run('gc', [removePortsCommand(this.s, bridge, v, uuids)]));
+    }
+    return stale.length;
+  }
+
+  async status(): Promise<void> {
+    const [ovsT] = await this.run('status', [statusCommand(this.s)]);
+    if (this.s.hwOffload === 'require' && hwOffloadValue(ovsT) !== 'true') {
+      throw new CniError(ErrorCode.HwOffloadRequired, `DPU ${this.target}: hwOffload is "require" but other_config:hw-offload is not true`);
+    }
+  }
+
+  close(): void {
+    this.transport.close();
+  }
+}

@@ -1,0 +1,206 @@
+import { createHash } from 'node:crypto';
+import { CniError, ErrorCode } from '../cni/errors';
+import type { DpuConfig } from '../config/schema';
+import type { PlugRequest, PortOwner } from './client';
+import { type Argv, ovsString } from './quote';
+
+/** external_ids keys the plugin owns on the DPU. */
+export const EXT = {
+  managed: 'dpu-overlay.managed',
+  role: 'dpu-overlay.role',
+  vni: 'dpu-overlay.vni',
+  network: 'dpu-overlay.network',
+  container: 'dpu-overlay.container',
+  ifname: 'dpu-overlay.ifname',
+  netns: 'dpu-overlay.netns',
+  remote: 'dpu-overlay.remote',
+} as const;
+
+export type OvsSettings = Pick<DpuConfig, 'bridgePrefix' | 'datapathType' | 'localVtep' | 'remoteVteps' | 'hwOffload' | 'timeoutMs'>;
+
+export function bridgeName(prefix: string, vni: number): string {
+  const name = `${prefix}${vni}`;
+  if (name.length > 15) throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: dpu.bridgePrefix: bridge name ${name} is longer than 15 bytes`);
+  return name;
+}
+
+/** Tunnel port names are unique per OVS instance, so they hash VNI and remote together. */
+export function tunnelPortName(vni: number, remote: string): string {
+  return `vx${createHash('sha256').update(`${vni}/${remote}`).digest('hex').slice(0, 8)}`;
+}
+
+function vsctl(s: Pick<OvsSettings, 'timeoutMs'>, ...commands: string[][]): string[] {
+  const argv = ['ovs-vsctl', `--timeout=${Math.max(1, Math.ceil(s.timeoutMs / 1000))}`, '-f', 'json'];
+  for (const c of commands) argv.push('--', ...c);
+  return argv;
+}
+
+function ext(key: string, value: string | number): string {
+  return `external_ids:${key}=${ovsString(String(value))}`;
+}
+
+function ownerIds(o: PortOwner & { vni: number; netns?: string }): string[] {
+  const ids = [ext(EXT.role, 'container'), ext(EXT.vni, o.vni), ext(EXT.network, o.network), ext(EXT.container, o.containerId), ext(EXT.ifname, o.ifname)];
+  if (o.netns !== undefined) ids.push(ext(EXT.netns, o.netns));
+  return ids;
+}
+
+function tunnelCommands(s: OvsSettings, bridge: string, vni: number): string[][] {
+  return s.remoteVteps.flatMap((remote) => {
+    const port = tunnelPortName(vni, remote);
+    return [
+      ['--may-exist', 'add-port', bridge, port],
+      ['set', 'Interface', port, 'type=vxlan', `options:key=${vni}`, `options:remote_ip=${remote}`, `options:local_ip=${s.localVtep}`],
+      ['set', 'Port', port, 'protected=true', ext(EXT.role, 'tunnel'), ext(EXT.vni, vni), ext(EXT.remote, remote)],
+    ];
+  });
+}
+
+/**
+ * ADD: bring the representor up, then one ovs-vsctl transaction that ensures the VNI bridge and its
+ * tunnels and (re)creates the representor's port there. Prints the new Interface and Port UUIDs.
+ */
+export function plugCommands(s: OvsSettings, req: PlugRequest): { commands: Argv[]; bridge: string } {
+  const bridge = bridgeName(s.bridgePrefix, req.vni);
+  const txn: string[][] = [
+    ['--may-exist', 'add-br', bridge],
+    ['set', 'Bridge', bridge, `datapath_type=${s.datapathType}`, ext(EXT.managed, 'true'), ext(EXT.vni, req.vni)],
+    ...tunnelCommands(s, bridge, req.vni),
+    ['--if-exists', 'del-port', req.representor],
+    ['--id=@i', 'create', 'Interface', `name=${req.representor}`, `mtu_request=${req.mtu}`, ...ownerIds(req)],
+    ['--id=@p', 'create', 'Port', `name=${req.representor}`, 'interfaces=@i', ...ownerIds(req)],
+    ['add', 'Bridge', bridge, 'ports', '@p'],
+    ['--columns=other_config', 'find', 'Open_vSwitch'],
+  ];
+  if (s.hwOffload === 'enable') txn.push(['set', 'Open_vSwitch', '.', 'other_config:hw-offload=true']);
+  const commands: Argv[] = [['ip', 'link', 'set', 'dev', req.representor, 'mtu', String(req.mtu), 'up']];
+  if (s.hwOffload === 'require') commands.push(['ovs-vsctl', '--timeout=1', 'wait-until', 'Open_vSwitch', '.', 'other_config:hw-offload=true']);
+  commands.push(vsctl(s, ...txn));
+  return { commands, bridge };
+}
+
+/** DEL by port UUID: a no-op when the port was meanwhile replaced. Also reads what is left on the bridge. */
+export function unplugCommand(s: OvsSettings, bridge: string, vni: number, portUuid: string): Argv {
+  return vsctl(s, ['--if-exists', 'remove', 'Bridge', bridge, 'ports', portUuid], ...bridgeUsageQueries(bridge, vni));
+}
+
+export function bridgeUsageQueries(bridge: string, vni: number): string[][] {
+  return [
+    ['--columns=_uuid,ports', 'find', 'Bridge', `name=${bridge}`],
+    ['--columns=_uuid', 'find', 'Port', ext(EXT.role, 'tunnel'), ext(EXT.vni, vni)],
+    ['--columns=_uuid', 'find', 'Port', `name=${bridge}`],
+  ];
+}
+
+export function findOwnerPortsCommand(s: OvsSettings, filter: Partial<PortOwner> & { vni?: number }): Argv {
+  const where = [ext(EXT.role, 'container')];
+  if (filter.network !== undefined) where.push(ext(EXT.network, filter.network));
+  if (filter.containerId !== undefined) where.push(ext(EXT.container, filter.containerId));
+  if (filter.ifname !== undefined) where.push(ext(EXT.ifname, filter.ifname));
+  if (filter.vni !== undefined) where.push(ext(EXT.vni, filter.vni));
+  return vsctl(s, ['--columns=_uuid,name,external_ids', 'find', 'Port', ...where]);
+}
+
+export function removePortsCommand(s: OvsSettings, bridge: string, vni: number, portUuids: string[]): Argv {
+  return vsctl(s, ...portUuids.map((u) => ['--if-exists', 'remove', 'Bridge', bridge, 'ports', u]), ...bridgeUsageQueries(bridge, vni));
+}
+
+/** Deletes the bridge only if its ports are still exactly `ports` (OVSDB wait with timeout 0): a concurrent ADD wins. */
+export function removeBridgeIfUnchangedCommand(bridgeUuid: string, ports: string[]): Argv {
+  const txn = [
+    'Open_vSwitch',
+    { op: 'wait', table: 'Bridge', where: [['_uuid', '==', ['uuid', bridgeUuid]]], columns: ['ports'], until: '==', rows: [{ ports: ['set', ports.map((p) => ['uuid', p])] }], timeout: 0 },
+    { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['bridges', 'delete', ['uuid', bridgeUuid]]] },
+  ];
+  return ['ovsdb-client', 'transact', JSON.stringify(txn)];
+}
+
+export function checkCommand(s: OvsSettings, bridge: string, vni: number, representor: string): Argv {
+  return vsctl(
+    s,
+    ['--columns=_uuid,ports,datapath_type', 'find', 'Bridge', `name=${bridge}`],
+    ['--columns=_uuid,name,external_ids', 'find', 'Port', `name=${representor}`],
+    ['--columns=name,options', 'find', 'Interface', 'type=vxlan', `options:key=${vni}`],
+    ['--columns=other_config', 'find', 'Open_vSwitch'],
+  );
+}
+
+export function statusCommand(s: OvsSettings): Argv {
+  return vsctl(s, ['--columns=other_config', 'find', 'Open_vSwitch']);
+}
+
+export const OFFLOADED_FLOWS_COMMAND: Argv = ['ovs-appctl', 'dpctl/dump-flows', 'type=offloaded'];
+
+// ---- parsing ovs-vsctl -f json output ----
+
+type OvsAtom = string | number | boolean | ['uuid', string] | ['set', OvsAtom[]] | ['map', Array<[OvsAtom, OvsAtom]>];
+
+export interface OvsTable {
+  headings: string[];
+  data: OvsAtom[][];
+}
+
+export function parseTables(stdout: string): Array<OvsTable | string> {
+  return stdout
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((line) => (line.startsWith('{') ? (JSON.parse(line) as OvsTable) : line.trim()));
+}
+
+export function rows(table: OvsTable | string | undefined): Array<Record<string, OvsAtom>> {
+  if (!table || typeof table === 'string') return [];
+  return table.data.map((row) => Object.fromEntries(table.headings.map((h, i) => [h, row[i] as OvsAtom])));
+}
+
+export function uuidOf(atom: OvsAtom | undefined): string | undefined {
+  return Array.isArray(atom) && atom[0] === 'uuid' ? (atom[1] as string) : undefined;
+}
+
+export function uuidSet(atom: OvsAtom | undefined): string[] {
+  if (!Array.isArray(atom)) return [];
+  if (atom[0] === 'uuid') return [atom[1] as string];
+  if (atom[0] === 'set') return (atom[1] as OvsAtom[]).map(uuidOf).filter((u): u is string => u !== undefined);
+  return [];
+}
+
+export function mapOf(atom: OvsAtom | undefined): Record<string, string> {
+  if (!Array.isArray(atom) || atom[0] !== 'map') return {};
+  return Object.fromEntries((atom[1] as Array<[OvsAtom, OvsAtom]>).map(([k, v]) => [String(k), String(v)]));
+}
+
+export interface BridgeUsage {
+  bridgeUuid?: string;
+  ports: string[];
+  /** Ports other than the bridge's own internal port and its tunnels. */
+  containerPorts: string[];
+}
+
+export function parseBridgeUsage(tables: Array<OvsTable | string>): BridgeUsage {
+  const [bridgeT, tunnelsT, internalT] = tables.slice(-3);
+  const bridge = rows(bridgeT)[0];
+  const ports = uuidSet(bridge?.ports);
+  const infrastructure = new Set([...rows(tunnelsT), ...rows(internalT)].map((r) => uuidOf(r._uuid)));
+  return { bridgeUuid: uuidOf(bridge?._uuid), ports, containerPorts: ports.filter((p) => !infrastructure.has(p)) };
+}
+
+export function hwOffloadValue(table: OvsTable | string | undefined): string | undefined {
+  return mapOf(rows(table)[0]?.other_config)['hw-offload'];
+}
+
+/** The per-VNI tunnels a bridge must have, by port name. */
+export function expectedTunnels(s: OvsSettings, vni: number): Map<string, string> {
+  return new Map(s.remoteVteps.map((r) => [tunnelPortName(vni, r), r]));
+}
+
+export function isOwnedBy(ids: Record<string, string>, o: PortOwner): boolean {
+  return ids[EXT.container] === o.containerId && ids[EXT.ifname] === o.ifname && ids[EXT.network] === o.network;
+}
+
+export function assertUuid(u: string | undefined, what: string): string {
+  if (!u || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(u)) {
+    throw new CniError(ErrorCode.DpuCommandFailed, `unexpected ovs-vsctl output: no ${what} UUID`);
+  }
+  return u;
+}
+
+export type { PlugRequest };

@@ -1,0 +1,195 @@
+import { createHash, createHmac } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { Client, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
+import { CniError, ErrorCode } from '../cni/errors';
+import type { DpuConfig } from '../config/schema';
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** One authenticated channel to the DPU; unit tests record instead. */
+export interface DpuTransport {
+  readonly target: string;
+  exec(command: string): Promise<ExecResult>;
+  close(): void;
+}
+
+export type SshSettings = Pick<DpuConfig, 'host' | 'port' | 'user' | 'privateKeyFile' | 'knownHostsFile' | 'hostKeyFingerprint' | 'timeoutMs'>;
+
+export function fingerprint(keyBlob: Buffer): string {
+  return `SHA256:${createHash('sha256').update(keyBlob).digest('base64').replace(/=+$/, '')}`;
+}
+
+interface KnownKey {
+  type: string;
+  blob: Buffer;
+}
+
+function hostPatterns(host: string, port: number): string[] {
+  return port === 22 ? [host, `[${host}]:22`] : [`[${host}]:${port}`];
+}
+
+function matchesHost(field: string, candidates: string[]): boolean {
+  if (field.startsWith('|1|')) {
+    const [, , salt, hash] = field.split('|');
+    if (!salt || !hash) return false;
+    return candidates.some((c) => createHmac('sha1', Buffer.from(salt, 'base64')).update(c).digest('base64') === hash);
+  }
+  return field.split(',').some((p) => candidates.includes(p));
+}
+
+/** Keys listed for host:port in an OpenSSH known_hosts file (plain or hashed names; @revoked lines excluded). */
+export function knownKeysFor(content: string, host: string, port: number): KnownKey[] {
+  const candidates = hostPatterns(host, port);
+  const keys: KnownKey[] = [];
+  for (const raw of content.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#') || line.startsWith('@')) continue;
+    const [hosts, type, b64] = line.split(/\s+/);
+    if (hosts && type && b64 && matchesHost(hosts, candidates)) keys.push({ type, blob: Buffer.from(b64, 'base64') });
+  }
+  return keys;
+}
+
+function readPrivateKey(path: string): Buffer {
+  let mode: number;
+  try {
+    mode = statSync(path).mode;
+  } catch (err) {
+    throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: dpu.privateKeyFile: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  if ((mode & 0o077) !== 0) {
+    throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: dpu.privateKeyFile: ${path} is accessible by group or others (mode ${(mode & 0o777).toString(8)}); run: chmod 600 ${path}`);
+  }
+  return readFileSync(path);
+}
+
+const PREFERRED_HOST_KEYS = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256'];
+
+/** The SSH transport: key authentication only, host key pinned before anything is sent. */
+export class SshTransport implements DpuTransport {
+  readonly target: string;
+  private client?: Client;
+  private connecting?: Promise<Client>;
+
+  constructor(private readonly s: SshSettings) {
+    this.target = `${s.user}@${s.host}:${s.port}`;
+  }
+
+  private expectedKeys(): { verify: (blob: Buffer) => boolean; types: string[]; describe: string } {
+    if (this.s.hostKeyFingerprint) {
+      const want = this.s.hostKeyFingerprint.replace(/=+$/, '');
+      return { verify: (blob) => fingerprint(blob) === want, types: PREFERRED_HOST_KEYS, describe: `hostKeyFingerprint ${want}` };
+    }
+    const file = this.s.knownHostsFile as string;
+    let content: string;
+    try {
+      content = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: dpu.knownHostsFile: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? ''}`);
+    }
+    const keys = knownKeysFor(content, this.s.host, this.s.port);
+    if (keys.length === 0) {
+      throw new CniError(ErrorCode.DpuHostKeyMismatch, `no host key for ${this.s.host} (port ${this.s.port}) in ${file}; add it, e.g. ssh-keyscan -t ed25519 ${this.s.host} >> ${file}`);
+    }
+    const known = keys.map((k) => k.type);
+    const types = [...PREFERRED_HOST_KEYS.filter((t) => known.includes(t) || (t.startsWith('rsa-') && known.includes('ssh-rsa'))), ...PREFERRED_HOST_KEYS];
+    return { verify: (blob) => keys.some((k) => k.blob.equals(blob)), types: [...new Set(types)], describe: file };
+  }
+
+  private connect(): Promise<Client> {
+    if (this.client) return Promise.resolve(this.client);
+    if (this.connecting) return this.connecting;
+    const privateKey = readPrivateKey(this.s.privateKeyFile);
+    const expected = this.expectedKeys();
+    let offered: Buffer | undefined;
+    const config: ConnectConfig = {
+      host: this.s.host,
+      port: this.s.port,
+      username: this.s.user,
+      privateKey,
+      readyTimeout: this.s.timeoutMs,
+      keepaliveInterval: 0,
+      tryKeyboard: false,
+      algorithms: {
+        kex: ['curve25519-sha256', 'curve25519-sha256@libssh.org', 'ecdh-sha2-nistp256'],
+        serverHostKey: expected.types as ServerHostKeyAlgorithm[],
+        cipher: ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'chacha20-poly1305@openssh.com', 'aes128-ctr'],
+      },
+      hostVerifier: (key: Buffer) => {
+        offered = key;
+        return expected.verify(key);
+      },
+    };
+    this.connecting = new Promise<Client>((resolve, reject) => {
+      const client = new Client();
+      client.once('ready', () => {
+        this.client = client;
+        resolve(client);
+      });
+      client.once('error', (err: Error & { level?: string; code?: string }) => {
+        client.end();
+        reject(this.connectError(err, offered, expected.describe, expected.verify));
+      });
+      client.connect(config);
+    });
+    return this.connecting;
+  }
+
+  private connectError(err: Error & { level?: string; code?: string }, offered: Buffer | undefined, describe: string, verify: (b: Buffer) => boolean): CniError {
+    if (offered && !verify(offered)) {
+      return new CniError(ErrorCode.DpuHostKeyMismatch, `DPU ${this.target} presented host key ${fingerprint(offered)}, which does not match ${describe}; nothing was sent. If the DPU was reinstalled, update the pinned key.`);
+    }
+    if (err.level === 'client-authentication') {
+      return new CniError(ErrorCode.DpuAuthFailure, `DPU ${this.target} refused key ${this.s.privateKeyFile} for user ${this.s.user}; add its public key to the DPU's authorized_keys`);
+    }
+    if (err.level === 'client-timeout' || /timed out/i.test(err.message)) {
+      return new CniError(ErrorCode.TryAgainLater, `DPU ${this.target} did not complete the SSH handshake within ${this.s.timeoutMs} ms`);
+    }
+    return new CniError(ErrorCode.TryAgainLater, `cannot reach DPU ${this.target}: ${err.message} (is the DPU up and its sshd running?)`);
+  }
+
+  async exec(command: string): Promise<ExecResult> {
+    const deadline = Date.now() + this.s.timeoutMs;
+    const client = await this.withTimeout(this.connect(), this.s.timeoutMs, 'connecting');
+    const remaining = Math.max(1, deadline - Date.now());
+    return this.withTimeout(
+      new Promise<ExecResult>((resolve, reject) => {
+        client.exec(command, (err, stream) => {
+          if (err) return reject(new CniError(ErrorCode.TryAgainLater, `DPU ${this.target}: cannot start remote command: ${err.message}`));
+          const out: Buffer[] = [];
+          const errOut: Buffer[] = [];
+          let exitCode = -1;
+          stream.on('data', (d: Buffer) => out.push(d));
+          stream.stderr.on('data', (d: Buffer) => errOut.push(d));
+          stream.on('exit', (code: number | null) => {
+            exitCode = code ?? -1;
+          });
+          stream.on('close', () => resolve({ exitCode, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errOut).toString('utf8') }));
+        });
+      }),
+      remaining,
+      'running a command',
+    );
+  }
+
+  private withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.close();
+        reject(new CniError(ErrorCode.TryAgainLater, `DPU ${this.target} timed out after ${ms} ms while ${what} (dpu.timeoutMs)`));
+      }, ms);
+    });
+    return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  close(): void {
+    this.client?.end();
+    this.client = undefined;
+    this.connecting = undefined;
+  }
+}

@@ -1,0 +1,151 @@
+import { randomBytes } from 'node:crypto';
+import { CniError, ErrorCode } from '../cni/errors';
+import type { CniIpConfig, CniRoute } from '../cni/types';
+import { type CommandRunner, CommandError, runChecked } from './runner';
+import type { VfAdminRecord } from './state';
+
+export interface LinkInfo {
+  name: string;
+  mac: string;
+  mtu: number;
+  up: boolean;
+}
+
+export interface AddressInfo {
+  address: string;
+}
+
+interface IpJsonLink {
+  ifname: string;
+  address?: string;
+  mtu: number;
+  flags?: string[];
+  vfinfo_list?: IpJsonVf[];
+}
+
+interface IpJsonVf {
+  vf: number;
+  address?: string;
+  mac?: string;
+  vlan_list?: Array<{ vlan?: number; qos?: number }>;
+  spoofchk?: boolean;
+  trust?: boolean;
+  link_state?: string;
+  rate?: { max_tx?: number; min_tx?: number };
+}
+
+/** This process's own network namespace: where VFs come back to. */
+export const HOST_NETNS = `/proc/${process.pid}/ns/net`;
+
+export function temporaryName(): string {
+  return `dpuo${randomBytes(4).toString('hex')}`;
+}
+
+function parseJson<T>(text: string, what: string): T {
+  try {
+    return JSON.parse(text || '[]') as T;
+  } catch {
+    throw new CniError(ErrorCode.IoFailure, `cannot parse "ip -j" output for ${what}`);
+  }
+}
+
+function ipFamilyFlag(address: string): string {
+  return address.includes(':') ? '-6' : '-4';
+}
+
+/** Link, address and route operations through iproute2, in this or another network namespace. */
+export class LinkOps {
+  constructor(private readonly runner: CommandRunner) {}
+
+  /** `ip ARGS`, entered into netns when given (a path such as /run/netns/x or /proc/PID/ns/net). */
+  private ip(netns: string | undefined, args: string[], input?: string) {
+    return netns ? runChecked(this.runner, 'nsenter', [`--net=${netns}`, 'ip', ...args], { input }) : runChecked(this.runner, 'ip', args, { input });
+  }
+
+  async listLinks(netns?: string): Promise<LinkInfo[]> {
+    const r = await this.ip(netns, ['-j', 'link', 'show']);
+    return parseJson<IpJsonLink[]>(r.stdout, 'links').map((l) => ({ name: l.ifname, mac: (l.address ?? '').toLowerCase(), mtu: l.mtu, up: (l.flags ?? []).includes('UP') }));
+  }
+
+  async findLink(name: string, netns?: string): Promise<LinkInfo | undefined> {
+    return (await this.listLinks(netns)).find((l) => l.name === name);
+  }
+
+  /** Moves a link into netns under a new name. */
+  async moveToNetns(name: string, netns: string, newName: string, fromNetns?: string): Promise<void> {
+    await this.ip(fromNetns, ['link', 'set', 'dev', name, 'netns', netns, 'name', newName]);
+  }
+
+  /** Runs several ip commands in one process; stops at the first failure. */
+  async batch(netns: string | undefined, lines: string[]): Promise<void> {
+    if (lines.length === 0) return;
+    try {
+      await this.ip(netns, ['-batch', '-'], lines.join('\n') + '\n');
+    } catch (err) {
+      if (err instanceof CommandError) throw new CniError(ErrorCode.IoFailure, `configuring the interface failed: ${err.result.stderr.trim()}`);
+      throw err;
+    }
+  }
+
+  async addresses(ifname: string, netns: string): Promise<string[]> {
+    const r = await this.ip(netns, ['-j', 'addr', 'show', 'dev', ifname]);
+    const links = parseJson<Array<{ addr_info?: Array<{ local: string; prefixlen: number; scope?: string }> }>>(r.stdout, 'addresses');
+    return links.flatMap((l) => (l.addr_info ?? []).filter((a) => a.scope !== 'link' && a.scope !== 'host').map((a) => `${a.local}/${a.prefixlen}`));
+  }
+
+  async routes(ifname: string, netns: string, family: '-4' | '-6'): Promise<Array<{ dst: string; gateway?: string }>> {
+    const r = await this.ip(netns, ['-j', family, 'route', 'show', 'dev', ifname]);
+    return parseJson<Array<{ dst: string; gateway?: string }>>(r.stdout, 'routes');
+  }
+
+  async vfAdmin(pf: string, vfIndex: number): Promise<VfAdminRecord> {
+    const r = await this.ip(undefined, ['-j', 'link', 'show', 'dev', pf]);
+    const vf = parseJson<IpJsonLink[]>(r.stdout, pf)[0]?.vfinfo_list?.find((v) => v.vf === vfIndex);
+    if (!vf) return {};
+    const vlan = vf.vlan_list?.[0];
+    const onOff = (b: boolean | undefined) => (b === undefined ? undefined : b ? 'on' : 'off');
+    return {
+      mac: vf.address ?? vf.mac,
+      vlan: vlan?.vlan ?? 0,
+      vlanQoS: vlan?.qos ?? 0,
+      spoofchk: onOff(vf.spoofchk),
+      trust: onOff(vf.trust),
+      linkState: vf.link_state as VfAdminRecord['linkState'],
+      minTxRate: vf.rate?.min_tx,
+      maxTxRate: vf.rate?.max_tx,
+    };
+  }
+
+  async setVfAdmin(pf: string, vfIndex: number, s: VfAdminRecord): Promise<void> {
+    const args: string[] = [];
+    if (s.mac !== undefined) args.push('mac', s.mac);
+    if (s.vlan !== undefined) args.push('vlan', String(s.vlan), ...(s.vlanQoS !== undefined ? ['qos', String(s.vlanQoS)] : []));
+    if (s.spoofchk !== undefined) args.push('spoofchk', s.spoofchk);
+    if (s.trust !== undefined) args.push('trust', s.trust);
+    if (s.linkState !== undefined) args.push('state', s.linkState);
+    if (s.minTxRate !== undefined) args.push('min_tx_rate', String(s.minTxRate));
+    if (s.maxTxRate !== undefined) args.push('max_tx_rate', String(s.maxTxRate));
+    if (args.length === 0) return;
+    try {
+      await this.ip(undefined, ['link', 'set', 'dev', pf, 'vf', String(vfIndex), ...args]);
+    } catch (err) {
+      throw new CniError(ErrorCode.IoFailure, `setting VF ${vfIndex} admin attributes on PF ${pf} failed: ${err instanceof CommandError ? err.result.stderr.trim() : String(err)}`);
+    }
+  }
+}
+
+/** ip -batch lines that give an interface its name, MAC, MTU, addresses and routes (like ipam.ConfigureIface). */
+export function interfaceSetupLines(p: { from: string; ifname: string; mac?: string; mtu: number; ips: CniIpConfig[]; routes: CniRoute[] }): string[] {
+  const lines: string[] = [];
+  if (p.from !== p.ifname) lines.push(`link set dev ${p.from} name ${p.ifname}`);
+  if (p.mac) lines.push(`link set dev ${p.ifname} address ${p.mac}`);
+  lines.push(`link set dev ${p.ifname} mtu ${p.mtu}`, `link set dev ${p.ifname} up`);
+  for (const ip of p.ips) lines.push(`addr add ${ip.address} dev ${p.ifname}${ip.address.includes(':') ? ' nodad' : ''}`);
+  const gateways = new Map<string, string>();
+  for (const ip of p.ips) if (ip.gateway && !gateways.has(ipFamilyFlag(ip.address))) gateways.set(ipFamilyFlag(ip.address), ip.gateway);
+  for (const r of p.routes) {
+    const gw = r.gw ?? gateways.get(ipFamilyFlag(r.dst));
+    lines.push(`route add ${r.dst}${gw ? ` via ${gw}` : ''} dev ${p.ifname}`);
+  }
+  return lines;
+}

@@ -1,0 +1,84 @@
+import { readdirSync, readlinkSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { CniError, ErrorCode } from '../cni/errors';
+
+/** One SR-IOV virtual function as sysfs describes it. */
+export interface VfInfo {
+  pci: string;
+  /** N in the PF's virtfn<N> link. */
+  index: number;
+  pfPci: string;
+  pfName: string;
+  /** PF number as the DPU names representors (pf<PF>vf<VF>): the PF's PCI function. */
+  pfIndex: number;
+  /** The VF netdev's name as sysfs lists it, if it has one in this network namespace. */
+  netdev?: string;
+}
+
+function listDir(path: string): string[] {
+  try {
+    return readdirSync(path);
+  } catch {
+    return [];
+  }
+}
+
+function pciFunction(pci: string): number {
+  return Number(pci.slice(pci.lastIndexOf('.') + 1));
+}
+
+/** Reads SR-IOV topology below a sysfs root (/sys in production, a fake tree in tests). */
+export class Sysfs {
+  constructor(readonly root: string) {}
+
+  private devicePath(pci: string): string {
+    return join(this.root, 'bus/pci/devices', pci);
+  }
+
+  netdevOf(pci: string): string | undefined {
+    return listDir(join(this.devicePath(pci), 'net')).sort()[0];
+  }
+
+  pfPciOf(pfName: string): string {
+    try {
+      return basename(readlinkSync(join(this.root, 'class/net', pfName, 'device')));
+    } catch {
+      throw new CniError(ErrorCode.VfNotFound, `PF ${pfName} not found: ${join(this.root, 'class/net', pfName, 'device')} does not exist (check "pf" and "sysfsRoot")`);
+    }
+  }
+
+  private virtfns(pfPci: string): Array<{ index: number; pci: string }> {
+    const dir = this.devicePath(pfPci);
+    return listDir(dir)
+      .filter((e) => /^virtfn\d+$/.test(e))
+      .map((e) => ({ index: Number(e.slice(6)), pci: basename(readlinkSync(join(dir, e))) }))
+      .sort((a, b) => a.index - b.index);
+  }
+
+  /** All VFs of a PF, ordered by VF index. */
+  listVfs(pfName: string, pfIndexOverride?: number): VfInfo[] {
+    const pfPci = this.pfPciOf(pfName);
+    const vfs = this.virtfns(pfPci);
+    if (vfs.length === 0) {
+      throw new CniError(ErrorCode.VfNotFound, `PF ${pfName} (${pfPci}) has no VFs: enable SR-IOV with "echo N > ${join(this.devicePath(pfPci), 'sriov_numvfs')}"`);
+    }
+    const pfIndex = pfIndexOverride ?? pciFunction(pfPci);
+    return vfs.map(({ index, pci }) => ({ pci, index, pfPci, pfName, pfIndex, netdev: this.netdevOf(pci) }));
+  }
+
+  /** The VF with this PCI address, found through its physfn link. */
+  vfByPci(pci: string, pfIndexOverride?: number): VfInfo {
+    let pfPci: string;
+    try {
+      pfPci = basename(readlinkSync(join(this.devicePath(pci), 'physfn')));
+    } catch {
+      throw new CniError(ErrorCode.VfNotFound, `device ${pci} is not an SR-IOV VF: ${join(this.devicePath(pci), 'physfn')} does not exist (check deviceID and sysfsRoot)`);
+    }
+    const entry = this.virtfns(pfPci).find((v) => v.pci === pci);
+    const pfName = this.netdevOf(pfPci);
+    if (!entry || !pfName) {
+      throw new CniError(ErrorCode.VfNotFound, `VF ${pci}: PF ${pfPci} does not list it or has no netdev under ${this.devicePath(pfPci)}`);
+    }
+    return { pci, index: entry.index, pfPci, pfName, pfIndex: pfIndexOverride ?? pciFunction(pfPci), netdev: this.netdevOf(pci) };
+  }
+}

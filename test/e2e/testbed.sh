@@ -1,0 +1,580 @@
+#!/usr/bin/env bash
+# dpu-overlay e2e testbed: emulates hosts with SR-IOV VFs and BlueField DPUs
+# (OVS userspace datapath + sshd) with network namespaces, veth pairs and a
+# Linux bridge underlay. See testbed.md next to this file.
+#
+#   testbed.sh up [--sites a,b,c] [--vfs N]   build (rebuilds if already up)
+#   testbed.sh down                           tear down (ok if nothing is up)
+#   testbed.sh env                            JSON description on stdout
+#   testbed.sh status                         human readable state (LSB exit codes)
+#   testbed.sh dpu-exec <site> <cmd...>       run cmd in the DPU's net+mount ns
+#
+# State dir: ${DPUO_TESTBED_DIR:-/run/dpuo-testbed}
+set -euo pipefail
+
+STATE=${DPUO_TESTBED_DIR:-/run/dpuo-testbed}
+STATE=${STATE%/}
+UNDERLAY_NS=dpuo-underlay
+PF=ens1f0np0
+PF_PCI=0000:03:00.0
+OVS_SCHEMA=/usr/share/openvswitch/vswitch.ovsschema
+SSHD=/usr/sbin/sshd
+DEFAULT_SITES=a,b,c
+DEFAULT_VFS=8
+MAX_VFS=200
+MARKER=.dpuo-testbed
+PROG=${0##*/}
+
+die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
+msg() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+
+usage() {
+  cat >&2 <<EOF
+usage: $PROG up [--sites a,b,c] [--vfs N]
+       $PROG down
+       $PROG env
+       $PROG status
+       $PROG dpu-exec <site> <cmd...>
+state dir: \${DPUO_TESTBED_DIR:-/run/dpuo-testbed} (now: $STATE)
+EOF
+}
+
+# ---------------------------------------------------------------- helpers
+site_index() { # a..z -> 0..25
+  local c=$1
+  printf -v c '%d' "'$c"
+  echo $((c - 97))
+}
+host_ns() { echo "dpuo-host-$1"; }
+dpu_ns() { echo "dpuo-dpu-$1"; }
+mgmt_host_ip() { echo "192.0.2.$((4 * $1 + 1))"; }
+mgmt_dpu_ip() { echo "192.0.2.$((4 * $1 + 2))"; }
+vtep_ip() { echo "198.51.100.$(($1 + 1))"; }
+vf_pci() { # VF index -> PCI address (devfn = 2 + index)
+  local devfn=$((2 + $1))
+  printf '0000:03:%02x.%d' $((devfn >> 3)) $((devfn & 7))
+}
+vf_mac() { printf '02:00:00:%02x:%02x:%02x' "$1" $(($2 >> 8)) $(($2 & 255)); }
+rep_mac() { printf '02:00:01:%02x:%02x:%02x' "$1" $(($2 >> 8)) $(($2 & 255)); }
+p0_mac() { printf '02:00:02:%02x:00:00' "$1"; }
+pf_mac() { printf '02:00:03:%02x:00:00' "$1"; }
+mgmt_net() { echo "192.0.2.$((4 * $1))/30"; }
+
+ns_exists() { [[ -e /run/netns/$1 ]]; }
+
+# process exists and is not a zombie (our daemons are reparented to pid 1,
+# which may reap them only much later)
+alive() {
+  local st
+  read -r st 2>/dev/null <"/proc/$1/stat" || return 1
+  st=${st##*) }
+  [[ ${st:0:1} != Z ]]
+}
+
+# pid of a live process from a pid file, or fail
+pid_from_file() {
+  local f=$1 pid
+  [[ -r $f ]] || return 1
+  read -r pid 2>/dev/null <"$f" || return 1
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  alive "$pid" || return 1
+  echo "$pid"
+}
+
+# anchor pid of a site's DPU (the process holding its private mount ns)
+anchor_pid() {
+  local site=$1 pid
+  pid=$(pid_from_file "$STATE/dpu-$site/anchor.pid") || return 1
+  # the anchor must still live in the DPU's network namespace
+  [[ /proc/$pid/ns/net -ef /run/netns/$(dpu_ns "$site") ]] || return 1
+  echo "$pid"
+}
+
+wait_for_file() { # file timeout-in-1/100s
+  local f=$1 n=${2:-500}
+  while ((n-- > 0)); do
+    [[ -s $f ]] && return 0
+    sleep 0.01
+  done
+  return 1
+}
+
+require_tools() {
+  local missing=() t
+  for t in ip nft ethtool ovsdb-tool ovsdb-server ovs-vswitchd ovs-vsctl \
+    ovs-appctl ssh ssh-keygen unshare nsenter setsid flock; do
+    command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+  done
+  [[ -x $SSHD ]] || missing+=("$SSHD")
+  [[ -r $OVS_SCHEMA ]] || missing+=("$OVS_SCHEMA")
+  if ((${#missing[@]})); then
+    die "missing tools: ${missing[*]} (install: apt-get install -y openvswitch-switch openssh-server openssh-client iproute2 nftables ethtool util-linux)"
+  fi
+  [[ $(id -u) == 0 ]] || die "must run as root"
+}
+
+read_config() { # sets SITES (array) and VFS; fails if not up
+  local f=$STATE/config
+  [[ -r $f ]] || return 1
+  local line
+  SITES=() VFS=
+  while IFS='=' read -r k line; do
+    case $k in
+      sites) IFS=',' read -r -a SITES <<<"$line" ;;
+      vfs) VFS=$line ;;
+    esac
+  done <"$f"
+  ((${#SITES[@]})) && [[ $VFS =~ ^[0-9]+$ ]]
+}
+
+lock() { # serialize up/down (netns names are global)
+  exec 9<"${BASH_SOURCE[0]}"
+  flock 9
+}
+
+# ---------------------------------------------------------------- down
+# Kill processes we started for one DPU: everything living in the DPU
+# anchor's private mount namespace (ovsdb-server, ovs-vswitchd, sshd and its
+# sessions, dpu-exec commands) plus pid-file processes still in the DPU netns.
+kill_site_procs() {
+  local dir=$1 ns=$2 pids=() p apid f comm=
+  # the anchor is a "sleep" in its own mount ns (and in the DPU netns while
+  # that still exists)
+  if apid=$(pid_from_file "$dir/anchor.pid"); then
+    read -r comm 2>/dev/null <"/proc/$apid/comm" || comm=
+    if [[ $comm != sleep || /proc/$apid/ns/mnt -ef /proc/$$/ns/mnt ]] ||
+      { [[ -e /run/netns/$ns ]] && ! [[ /proc/$apid/ns/net -ef /run/netns/$ns ]]; }; then
+      apid=
+    fi
+  fi
+  if [[ -n $apid ]]; then
+    for p in /proc/[0-9]*; do
+      [[ $p/ns/mnt -ef /proc/$apid/ns/mnt ]] && pids+=("${p#/proc/}")
+    done
+  fi
+  for f in "$dir/sshd.pid" "$dir/run/ovs-vswitchd.pid" "$dir/run/ovsdb-server.pid"; do
+    p=$(pid_from_file "$f") || continue
+    [[ -e /run/netns/$ns && /proc/$p/ns/net -ef /run/netns/$ns ]] && pids+=("$p")
+  done
+  ((${#pids[@]})) || return 0
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  local n=200 left
+  while ((n-- > 0)); do
+    left=()
+    for p in "${pids[@]}"; do alive "$p" && left+=("$p"); done
+    ((${#left[@]})) || return 0
+    sleep 0.01
+  done
+  kill -KILL "${left[@]}" 2>/dev/null || true
+}
+
+cmd_down() {
+  lock
+  do_down
+}
+
+leftovers_present() {
+  [[ -e $STATE/$MARKER ]] && return 0
+  local ns
+  for ns in /run/netns/dpuo-host-? /run/netns/dpuo-dpu-? "/run/netns/$UNDERLAY_NS"; do
+    [[ -e $ns ]] && return 0
+  done
+  return 1
+}
+
+do_down() {
+  local found=0 dir site ns
+  # sites recorded in the state dir
+  if [[ -d $STATE ]]; then
+    for dir in "$STATE"/dpu-*; do
+      [[ -d $dir ]] || continue
+      site=${dir##*/dpu-}
+      found=1
+      kill_site_procs "$dir" "$(dpu_ns "$site")" &
+    done
+    wait
+  fi
+  # namespaces (also leftovers of a run whose state dir is gone)
+  local nss=()
+  for ns in /run/netns/dpuo-host-? /run/netns/dpuo-dpu-? "/run/netns/$UNDERLAY_NS"; do
+    [[ -e $ns ]] && nss+=("${ns##*/}")
+  done
+  local p n
+  for ns in "${nss[@]}"; do
+    found=1
+    n=0
+    for p in /proc/[0-9]*; do
+      [[ $p/ns/net -ef /run/netns/$ns ]] && alive "${p#/proc/}" && n=$((n + 1))
+    done
+    ((n == 0)) || msg "warning: $n process(es) not started from $STATE still run in netns $ns (left alone)"
+    ip netns del "$ns" 2>/dev/null || msg "warning: could not delete netns $ns"
+  done
+  # state dir: remove only what we created
+  if [[ -e $STATE/$MARKER ]]; then
+    found=1
+    rm -rf -- "$STATE"/dpu-* "$STATE"/host-* "$STATE"/sysfs-template \
+      "$STATE"/config "$STATE"/id_ed25519 "$STATE"/id_ed25519.pub \
+      "$STATE"/authorized_keys "$STATE"/known_hosts "$STATE"/setup-*.log \
+      "$STATE/$MARKER"
+    rmdir -- "$STATE" 2>/dev/null || true
+  fi
+  ((found)) && msg "testbed down" || true
+}
+
+# ---------------------------------------------------------------- up
+# Build one sysfs-shaped tree (identical for every host) at $1.
+build_sysfs() {
+  local root=$1 vfs=$2 n pci dirs=()
+  local devs=$root/bus/pci/devices
+  dirs+=("$devs/$PF_PCI/net/$PF" "$root/class/net/$PF")
+  for ((n = 0; n < vfs; n++)); do
+    pci=$(vf_pci "$n")
+    dirs+=("$devs/$pci/net/ens1f0v$n" "$root/class/net/ens1f0v$n")
+  done
+  mkdir -p "${dirs[@]}"
+  echo "$vfs" >"$devs/$PF_PCI/sriov_numvfs"
+  echo "$vfs" >"$devs/$PF_PCI/sriov_totalvfs"
+  ln -s "../../../bus/pci/devices/$PF_PCI" "$root/class/net/$PF/device"
+  for ((n = 0; n < vfs; n++)); do
+    pci=$(vf_pci "$n")
+    ln -s "../$pci" "$devs/$PF_PCI/virtfn$n"
+    ln -s "../$PF_PCI" "$devs/$pci/physfn"
+    ln -s "../../../bus/pci/devices/$pci" "$root/class/net/ens1f0v$n/device"
+  done
+}
+
+ANCHOR_SCRIPT='set -e
+hostname "$4"
+mount --bind "$1" /var/run/openvswitch
+mount --bind "$2" /root
+echo $$ >"$3.tmp"
+mv "$3.tmp" "$3"
+exec sleep infinity'
+
+# Set up one site. Runs in the background, output goes to a log.
+setup_site() {
+  local site=$1 vfs=$2 pf_kind=$3 i
+  i=$(site_index "$site")
+  local hns dns dir run home
+  hns=$(host_ns "$site") dns=$(dpu_ns "$site")
+  dir=$STATE/dpu-$site run=$STATE/dpu-$site/run home=$STATE/dpu-$site/home
+  mkdir -p "$run" "$home" "$dir/db" "$dir/log" "$dir/ssh"
+
+  ip netns add "$hns"
+  ip netns add "$dns"
+
+  # ---- links (host side, VF/representor pairs, mgmt, uplink)
+  ip -n "$hns" link add "$PF" address "$(pf_mac "$i")" type "$pf_kind"
+  {
+    echo "link set lo up"
+    echo "link set $PF up"
+    local n
+    for ((n = 0; n < vfs; n++)); do
+      echo "link add ens1f0v$n address $(vf_mac "$i" "$n") mtu 1500 type veth peer name pf0vf$n address $(rep_mac "$i" "$n") mtu 1500 netns $dns"
+    done
+    echo "link add mgmt0 type veth peer name mgmt0 netns $dns"
+    echo "addr add $(mgmt_host_ip "$i")/30 dev mgmt0"
+    echo "link set mgmt0 up"
+    # ACK at once: avoids 40 ms delayed-ACK/Nagle stalls in the SSH handshake
+    echo "route replace $(mgmt_net "$i") dev mgmt0 proto kernel scope link src $(mgmt_host_ip "$i") quickack 1"
+  } | ip -n "$hns" -batch -
+  {
+    echo "link set lo up"
+    echo "addr add $(mgmt_dpu_ip "$i")/30 dev mgmt0"
+    echo "link set mgmt0 up"
+    echo "route replace $(mgmt_net "$i") dev mgmt0 proto kernel scope link src $(mgmt_dpu_ip "$i") quickack 1"
+    for ((n = 0; n < vfs; n++)); do echo "link set pf0vf$n up"; done
+    echo "link add p0 address $(p0_mac "$i") mtu 1500 type veth peer name p0-$site netns $UNDERLAY_NS"
+    echo "link set p0 up"
+  } | ip -n "$dns" -batch -
+  ip -n "$UNDERLAY_NS" link set "p0-$site" master br-ul up
+
+  # TX checksum offload off on both ends of every VF pair (userspace
+  # datapath does not fill in checksums of offloaded packets)
+  ip netns exec "$hns" sh -c 'n=0; while [ "$n" -lt "$1" ]; do ethtool -K "ens1f0v$n" tx off >/dev/null || exit 1; n=$((n+1)); done' sh "$vfs"
+  ip netns exec "$dns" sh -c 'n=0; while [ "$n" -lt "$1" ]; do ethtool -K "pf0vf$n" tx off >/dev/null || exit 1; n=$((n+1)); done' sh "$vfs"
+
+  # the DPU kernel must not answer VXLAN (OVS reads p0 via a packet socket)
+  ip netns exec "$dns" nft -f - <<'EOF'
+table netdev dpuo {
+  chain ingress {
+    type filter hook ingress device "p0" priority 0; policy accept;
+    udp dport 4789 counter drop
+  }
+}
+EOF
+
+  # ---- sysfs tree for the host
+  mkdir -p "$STATE/host-$site"
+  cp -a "$STATE/sysfs-template" "$STATE/host-$site/sys"
+
+  # ---- anchor: private mount (+UTS) ns with the OVS run dir on
+  # /var/run/openvswitch and an empty /root; every DPU process joins it
+  setsid -f ip netns exec "$dns" unshare -m -u --propagation private \
+    sh -c "$ANCHOR_SCRIPT" anchor "$run" "$home" "$dir/anchor.pid" "$dns" \
+    </dev/null >/dev/null 2>>"$dir/log/anchor.log"
+  wait_for_file "$dir/anchor.pid" 500 || {
+    cat "$dir/log/anchor.log" >&2
+    echo "anchor for DPU $site did not start" >&2
+    return 1
+  }
+  local apid
+  read -r apid <"$dir/anchor.pid"
+  nsx() { nsenter -t "$apid" -m -n -u -- "$@"; }
+
+  # ---- OVS (default paths inside the mount ns = this DPU's run dir)
+  ovsdb-tool create "$dir/db/conf.db" "$OVS_SCHEMA"
+  nsx ovsdb-server "$dir/db/conf.db" --remote=punix:/var/run/openvswitch/db.sock \
+    --pidfile=/var/run/openvswitch/ovsdb-server.pid --detach --no-chdir \
+    --log-file="$dir/log/ovsdb-server.log" -vconsole:off \
+    </dev/null >/dev/null 2>>"$dir/log/ovsdb-server.log"
+  nsx ovs-vsctl --timeout=10 --no-wait -- init \
+    -- add-br br-phy -- set bridge br-phy datapath_type=netdev "other_config:hwaddr=\"$(p0_mac "$i")\"" \
+    -- add-port br-phy p0
+  nsx ovs-vswitchd unix:/var/run/openvswitch/db.sock \
+    --pidfile=/var/run/openvswitch/ovs-vswitchd.pid --detach --no-chdir \
+    --log-file="$dir/log/ovs-vswitchd.log" -vconsole:off \
+    </dev/null >/dev/null 2>>"$dir/log/ovs-vswitchd.log"
+  local w=500
+  until ip -n "$dns" link show br-phy >/dev/null 2>&1; do
+    ((w-- > 0)) || { echo "br-phy did not appear on DPU $site" >&2; return 1; }
+    sleep 0.01
+  done
+  ip -n "$dns" addr add "$(vtep_ip "$i")/24" dev br-phy
+  ip -n "$dns" link set br-phy up
+
+  # ---- sshd
+  ssh-keygen -q -t ed25519 -N '' -C "dpuo-dpu-$site" -f "$dir/ssh/ssh_host_ed25519_key"
+  {
+    echo "ListenAddress $(mgmt_dpu_ip "$i")"
+    echo "Port 22"
+    echo "HostKey \"$dir/ssh/ssh_host_ed25519_key\""
+    echo "PidFile \"$dir/sshd.pid\""
+    echo "AuthorizedKeysFile \"$STATE/authorized_keys\""
+    echo "PermitRootLogin prohibit-password"
+    echo "PubkeyAuthentication yes"
+    echo "PasswordAuthentication no"
+    echo "KbdInteractiveAuthentication no"
+    echo "UsePAM $SSHD_USEPAM"
+    echo "StrictModes no"
+    echo "PrintMotd no"
+    echo "PrintLastLog no"
+    echo "UseDNS no"
+    echo "X11Forwarding no"
+    echo "Subsystem sftp internal-sftp"
+    echo "MaxStartups 200:30:300"
+    echo "MaxSessions 100"
+    # sntrup761 costs ~90 ms of CPU per handshake on each side; the
+    # plugin's ssh2 client does not use it anyway
+    echo "KexAlgorithms -sntrup761x25519-sha512*"
+    echo "SetEnv PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    [[ $SSHD_PENALTIES == yes ]] && echo "PerSourcePenalties no"
+  } >"$dir/sshd_config"
+  nsx "$SSHD" -f "$dir/sshd_config" -E "$dir/log/sshd.log" </dev/null >/dev/null 2>>"$dir/log/sshd.log"
+  wait_for_file "$dir/sshd.pid" 500 || {
+    cat "$dir/log/sshd.log" >&2
+    echo "sshd for DPU $site did not start" >&2
+    return 1
+  }
+}
+
+cmd_up() {
+  local sites_arg=$DEFAULT_SITES vfs=$DEFAULT_VFS
+  while (($#)); do
+    case $1 in
+      --sites) (($# >= 2)) || die "--sites needs a value"; sites_arg=$2; shift 2 ;;
+      --sites=*) sites_arg=${1#*=}; shift ;;
+      --vfs) (($# >= 2)) || die "--vfs needs a value"; vfs=$2; shift 2 ;;
+      --vfs=*) vfs=${1#*=}; shift ;;
+      -h | --help) usage; exit 0 ;;
+      *) usage; die "unknown option for up: $1" ;;
+    esac
+  done
+  [[ $vfs =~ ^[0-9]+$ ]] && ((vfs >= 1 && vfs <= MAX_VFS)) || die "--vfs must be 1..$MAX_VFS"
+  local sites=() s seen=,
+  IFS=',' read -r -a sites <<<"$sites_arg"
+  ((${#sites[@]})) || die "--sites is empty"
+  for s in "${sites[@]}"; do
+    [[ $s =~ ^[a-z]$ ]] || die "site names must be single letters a-z (got '$s')"
+    [[ $seen != *",$s,"* ]] || die "duplicate site '$s'"
+    seen+="$s,"
+  done
+  require_tools
+
+  lock
+  # rebuild if anything is up
+  if leftovers_present; then
+    msg "testbed (or leftovers) present: tearing down first"
+    do_down
+  fi
+
+  mkdir -p "$STATE" /run/sshd /run/openvswitch
+  chmod 0755 /run/sshd
+  : >"$STATE/$MARKER"
+
+  # client key, used by the plugin
+  ssh-keygen -q -t ed25519 -N '' -C dpuo-testbed-client -f "$STATE/id_ed25519"
+  chmod 0600 "$STATE/id_ed25519"
+  cp "$STATE/id_ed25519.pub" "$STATE/authorized_keys"
+
+  # sshd feature checks (once)
+  SSHD_PENALTIES=no
+  if "$SSHD" -T -f /dev/null -h "$STATE/id_ed25519" -o PerSourcePenalties=no >/dev/null 2>&1; then
+    SSHD_PENALTIES=yes
+  fi
+  # without PAM, OpenSSH refuses accounts whose password starts with '!'
+  SSHD_USEPAM=no
+  if [[ $(getent shadow root 2>/dev/null | cut -d: -f2) == '!'* ]]; then
+    SSHD_USEPAM=yes
+  fi
+
+  # host PF: dummy if available, ifb otherwise (same look: a lone netdev)
+  local pf_kind=dummy
+  ip netns add "$UNDERLAY_NS"
+  if ! ip -n "$UNDERLAY_NS" link add dpuo-probe type dummy 2>/dev/null; then
+    pf_kind=ifb
+  else
+    ip -n "$UNDERLAY_NS" link del dpuo-probe
+  fi
+  ip -n "$UNDERLAY_NS" -batch - <<EOF
+link set lo up
+link add br-ul type bridge stp_state 0 forward_delay 0
+link set br-ul up
+EOF
+
+  build_sysfs "$STATE/sysfs-template" "$vfs"
+
+  local pids=() failed=0 k
+  for s in "${sites[@]}"; do
+    setup_site "$s" "$vfs" "$pf_kind" >"$STATE/setup-$s.log" 2>&1 9<&- &
+    pids+=($!)
+  done
+  for k in "${!sites[@]}"; do
+    if ! wait "${pids[$k]}"; then
+      failed=1
+      msg "setup of site ${sites[$k]} failed:"
+      sed 's/^/  /' "$STATE/setup-${sites[$k]}.log" >&2
+    fi
+  done
+  rm -rf -- "$STATE/sysfs-template"
+  if ((failed)); then
+    msg "tearing down after failure"
+    do_down
+    exit 1
+  fi
+  rm -f -- "$STATE"/setup-*.log
+
+  # known_hosts: one plain line per DPU
+  : >"$STATE/known_hosts"
+  local kt kb
+  for s in "${sites[@]}"; do
+    read -r kt kb _ <"$STATE/dpu-$s/ssh/ssh_host_ed25519_key.pub"
+    echo "$(mgmt_dpu_ip "$(site_index "$s")") $kt $kb" >>"$STATE/known_hosts"
+  done
+
+  local IFS=,
+  printf 'sites=%s\nvfs=%s\n' "${sites[*]}" "$vfs" >"$STATE/config"
+  msg "testbed up: sites ${sites[*]}, $vfs VFs each, state in $STATE"
+}
+
+# ---------------------------------------------------------------- env/status
+json_str() { # minimal JSON string escaping
+  local s=${1//\\/\\\\}
+  s=${s//\"/\\\"}
+  printf '"%s"' "$s"
+}
+
+cmd_env() {
+  read_config || die "testbed is not up (no $STATE/config); run: $PROG up"
+  local s ns
+  for s in "${SITES[@]}"; do
+    for ns in "$(host_ns "$s")" "$(dpu_ns "$s")"; do
+      ns_exists "$ns" || die "testbed is broken: netns $ns is missing; run: $PROG up"
+    done
+  done
+  local out i r first n
+  out="{\"stateDir\":$(json_str "$STATE"),\"privateKeyFile\":$(json_str "$STATE/id_ed25519"),\"knownHostsFile\":$(json_str "$STATE/known_hosts"),\"sites\":["
+  first=1
+  for s in "${SITES[@]}"; do
+    i=$(site_index "$s")
+    ((first)) || out+=","
+    first=0
+    out+="{\"name\":\"$s\",\"hostNetns\":\"$(host_ns "$s")\",\"dpuNetns\":\"$(dpu_ns "$s")\""
+    out+=",\"sysfsRoot\":$(json_str "$STATE/host-$s/sys"),\"pf\":\"$PF\",\"pfPci\":\"$PF_PCI\""
+    out+=",\"dpuHost\":\"$(mgmt_dpu_ip "$i")\",\"dpuPort\":22,\"dpuUser\":\"root\""
+    out+=",\"localVtep\":\"$(vtep_ip "$i")\",\"remoteVteps\":["
+    local rf=1
+    for r in "${SITES[@]}"; do
+      [[ $r == "$s" ]] && continue
+      ((rf)) || out+=","
+      rf=0
+      out+="\"$(vtep_ip "$(site_index "$r")")\""
+    done
+    out+="],\"vfs\":["
+    for ((n = 0; n < VFS; n++)); do
+      ((n == 0)) || out+=","
+      out+="{\"index\":$n,\"pci\":\"$(vf_pci "$n")\",\"netdev\":\"ens1f0v$n\",\"mac\":\"$(vf_mac "$i" "$n")\",\"representor\":\"pf0vf$n\"}"
+    done
+    out+="]}"
+  done
+  out+="]}"
+  printf '%s\n' "$out"
+}
+
+cmd_status() {
+  if ! read_config; then
+    if leftovers_present; then
+      echo "testbed: down, but leftovers exist (run '$PROG down')"
+      exit 1
+    fi
+    echo "testbed: down"
+    exit 3
+  fi
+  local ok=1 s i p name f state
+  echo "testbed: up (state dir $STATE, $VFS VFs per site)"
+  ns_exists "$UNDERLAY_NS" || { ok=0; echo "  underlay netns $UNDERLAY_NS: MISSING"; }
+  for s in "${SITES[@]}"; do
+    i=$(site_index "$s")
+    local line="  site $s: dpu $(mgmt_dpu_ip "$i") vtep $(vtep_ip "$i")"
+    for f in "$(host_ns "$s")" "$(dpu_ns "$s")"; do
+      ns_exists "$f" || { ok=0; line+=" netns:$f=MISSING"; }
+    done
+    for name in anchor:anchor.pid ovsdb-server:run/ovsdb-server.pid ovs-vswitchd:run/ovs-vswitchd.pid sshd:sshd.pid; do
+      if p=$(pid_from_file "$STATE/dpu-$s/${name#*:}"); then
+        state="${name%%:*}=$p"
+      else
+        state="${name%%:*}=DEAD"
+        ok=0
+      fi
+      line+=" $state"
+    done
+    echo "$line"
+  done
+  ((ok)) && exit 0
+  echo "testbed: DEGRADED (run '$PROG up' to rebuild)"
+  exit 1
+}
+
+cmd_dpu_exec() {
+  (($# >= 2)) || die "usage: $PROG dpu-exec <site> <cmd...>"
+  local site=$1 apid
+  shift
+  read_config || die "testbed is not up; run: $PROG up"
+  [[ " ${SITES[*]} " == *" $site "* ]] || die "unknown site '$site' (sites: ${SITES[*]})"
+  apid=$(anchor_pid "$site") || die "DPU $site is not running (anchor process gone); run: $PROG up"
+  exec nsenter -t "$apid" -m -n -u -- "$@"
+}
+
+# ---------------------------------------------------------------- main
+(($#)) || { usage; exit 2; }
+cmd=$1
+shift
+case $cmd in
+  up) cmd_up "$@" ;;
+  down) (($# == 0)) || die "down takes no arguments"; cmd_down ;;
+  env) cmd_env ;;
+  status) cmd_status ;;
+  dpu-exec) cmd_dpu_exec "$@" ;;
+  -h | --help | help) usage ;;
+  *) usage; die "unknown command: $cmd" ;;
+esac
