@@ -2,7 +2,7 @@ import { CniError } from './cni/errors';
 import { dispatch, readStream } from './cni/skel';
 import { pluginHandlers } from './commands';
 import { sshDpuClient } from './dpu';
-import { ExecaRunner } from './host/runner';
+import { ProcessRunner } from './host/runner';
 import { VERSION } from './version';
 
 async function main(): Promise<number> {
@@ -12,7 +12,7 @@ async function main(): Promise<number> {
     return 0;
   }
   if (!process.env.CNI_COMMAND) process.stderr.write(`dpu-overlay ${VERSION}: CNI plugin, SR-IOV VF + VXLAN overlay on a BlueField DPU. Run by a container runtime with CNI_COMMAND set.\n`);
-  const handlers = pluginHandlers({ runner: new ExecaRunner(), dpuClient: sshDpuClient });
+  const handlers = pluginHandlers({ runner: new ProcessRunner(), dpuClient: sshDpuClient });
   return dispatch(handlers, {
     env: process.env,
     readStdin: () => readStream(process.stdin),

@@ -105,8 +105,9 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
       let ipamResult: CniResult | undefined;
       if (conf.ipam) {
         const call = ipamCall({ ...att, ipamType: conf.ipam.type }, env.netns, env.argsRaw, req.cniVersion);
-        ipamResult = await timer.step('ipam', () => ctx.ipam.add(call));
+        // Before ADD: a plugin that exited 0 with a result we reject still holds the address.
         undo.push('release IPAM', () => ctx.ipam.del(call));
+        ipamResult = await timer.step('ipam', () => ctx.ipam.add(call));
       }
 
       await timer.step('configure', () =>

@@ -51,7 +51,7 @@ export async function withDpu<T>(ctx: Context, body: (dpu: () => DpuClient | und
     ctx.log.info({ steps: ctx.timer.steps, totalMs: ctx.timer.totalMs() }, `${ctx.req.env.command} done`);
     return out;
   } catch (err) {
-    ctx.log.error({ steps: ctx.timer.steps, totalMs: ctx.timer.totalMs(), err: (err as Error).message, code: (err as { code?: number }).code }, `${ctx.req.env.command} failed`);
+    ctx.log.error({ steps: ctx.timer.steps, totalMs: ctx.timer.totalMs(), err: (err as Error).message, code: (err as { code?: number }).code, details: (err as { details?: string }).details || undefined }, `${ctx.req.env.command} failed`);
     throw err;
   } finally {
     client?.close();

@@ -41,17 +41,24 @@ function matchesHost(field: string, candidates: string[]): boolean {
   return field.split(',').some((p) => candidates.includes(p));
 }
 
-/** Keys listed for host:port in an OpenSSH known_hosts file (plain or hashed names; @revoked lines excluded). */
+/** Keys listed for host:port in an OpenSSH known_hosts file (plain or hashed names; keys @revoked for it excluded). */
 export function knownKeysFor(content: string, host: string, port: number): KnownKey[] {
   const candidates = hostPatterns(host, port);
   const keys: KnownKey[] = [];
+  const revoked: Buffer[] = [];
   for (const raw of content.split('\n')) {
     const line = raw.trim();
-    if (!line || line.startsWith('#') || line.startsWith('@')) continue;
+    if (!line || line.startsWith('#')) continue;
+    if (line.startsWith('@')) {
+      // Like OpenSSH, a key marked @revoked for this host is refused even if listed elsewhere.
+      const [marker, hosts, , b64] = line.split(/\s+/);
+      if (marker === '@revoked' && hosts && b64 && matchesHost(hosts, candidates)) revoked.push(Buffer.from(b64, 'base64'));
+      continue;
+    }
     const [hosts, type, b64] = line.split(/\s+/);
     if (hosts && type && b64 && matchesHost(hosts, candidates)) keys.push({ type, blob: Buffer.from(b64, 'base64') });
   }
-  return keys;
+  return keys.filter((k) => !revoked.some((r) => r.equals(k.blob)));
 }
 
 function readPrivateKey(path: string): Buffer {
@@ -130,7 +137,8 @@ export class SshTransport implements DpuTransport {
         this.client = client;
         resolve(client);
       });
-      client.once('error', (err: Error & { level?: string; code?: string }) => {
+      // on, not once: ssh2 can emit a second error (e.g. "Connection lost before handshake" after a timeout).
+      client.on('error', (err: Error & { level?: string; code?: string }) => {
         client.end();
         reject(this.connectError(err, offered, expected.describe, expected.verify));
       });

@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { CniError, ErrorCode } from '../cni/errors';
 import type { CniResult } from '../cni/types';
-import { parseResult } from '../cni/version';
+import { compareVersions, convertResult, isSupportedVersion, parseResult } from '../cni/version';
 import type { CommandRunner } from './runner';
 
 export interface IpamCall {
@@ -55,12 +55,65 @@ export function validateIpamResult(r: CniResult, type: string): CniResult {
   return r;
 }
 
+function errorCode(stdout: string): number | undefined {
+  try {
+    return (JSON.parse(stdout) as { code?: number }).code;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The same network config in another cniVersion (prevResult converted along). */
+function withVersion(rawConfig: string, version: string): string {
+  const conf = JSON.parse(rawConfig) as Record<string, unknown>;
+  conf.cniVersion = version;
+  if (conf.prevResult) conf.prevResult = convertResult(parseResult(conf.prevResult, version), version);
+  return JSON.stringify(conf);
+}
+
 /** Runs the IPAM plugin named in the config, the way libcni's invoke.Delegate* does. */
 export class IpamDelegate {
   constructor(private readonly runner: CommandRunner) {}
 
+  /**
+   * Runs the plugin; if it refuses the config's cniVersion (code 1, e.g. Debian's 1.0.0 plugins under a
+   * 1.1.0 config), asks it for VERSION and runs it again with the newest version both speak.
+   */
   private async invoke(command: 'ADD' | 'DEL' | 'CHECK', call: IpamCall): Promise<string> {
     const plugin = findPlugin(call.type, call.cniPath);
+    const first = await this.exec(plugin, command, call, call.rawConfig);
+    if (first.exitCode === 0) return first.stdout;
+    if (errorCode(first.stdout) === ErrorCode.IncompatibleVersion) {
+      const minimum = command === 'CHECK' ? '0.4.0' : '0.3.0';
+      const { version, answer } = await this.commonVersion(plugin, call, minimum);
+      if (version && version !== call.cniVersion) {
+        const retry = await this.exec(plugin, command, call, withVersion(call.rawConfig, version));
+        if (retry.exitCode === 0) return retry.stdout;
+        throw this.pluginError(call.type, command, retry.stdout, retry.stderr);
+      }
+      const err = this.pluginError(call.type, command, first.stdout, first.stderr);
+      throw new CniError(ErrorCode.IncompatibleVersion, `${err.message}; no common cniVersion between ${minimum} and ${call.cniVersion}`, `VERSION answered: ${answer.slice(0, 300)}`);
+    }
+    throw this.pluginError(call.type, command, first.stdout, first.stderr);
+  }
+
+  private async commonVersion(plugin: string, call: IpamCall, minimum: string): Promise<{ version?: string; answer: string }> {
+    const r = await this.exec(plugin, 'VERSION', call, JSON.stringify({ cniVersion: '0.3.0' }));
+    const answer = `exit ${r.exitCode}: ${r.stdout.trim()} ${r.stderr.trim()}`;
+    let theirs: string[] = [];
+    try {
+      theirs = (JSON.parse(r.stdout) as { supportedVersions?: string[] }).supportedVersions ?? [];
+    } catch {
+      return { answer };
+    }
+    const version = theirs
+      .filter((v) => isSupportedVersion(v) && compareVersions(v, call.cniVersion) <= 0 && compareVersions(v, minimum) >= 0)
+      .sort(compareVersions)
+      .pop();
+    return { version, answer };
+  }
+
+  private exec(plugin: string, command: string, call: IpamCall, input: string) {
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
       CNI_COMMAND: command,
@@ -70,9 +123,7 @@ export class IpamDelegate {
       CNI_ARGS: call.cniArgs,
       CNI_PATH: call.cniPath.join(':'),
     };
-    const r = await this.runner.run(plugin, [], { input: call.rawConfig, env, timeoutMs: IPAM_TIMEOUT_MS });
-    if (r.exitCode !== 0) throw this.pluginError(call.type, command, r.stdout, r.stderr);
-    return r.stdout;
+    return this.runner.run(plugin, [], { input, env, timeoutMs: IPAM_TIMEOUT_MS });
   }
 
   private pluginError(type: string, command: string, stdout: string, stderr: string): CniError {

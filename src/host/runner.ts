@@ -1,4 +1,4 @@
-import execa from 'execa';
+import { spawn } from 'node:child_process';
 import { CniError, ErrorCode } from '../cni/errors';
 
 export interface RunOptions {
@@ -18,20 +18,38 @@ export interface CommandRunner {
   run(file: string, args: readonly string[], opts?: RunOptions): Promise<RunResult>;
 }
 
-export class ExecaRunner implements CommandRunner {
-  async run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
-    const r = await execa(file, [...args], {
-      reject: false,
-      ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
-      env: opts.env,
-      extendEnv: opts.env === undefined,
-      timeout: opts.timeoutMs,
-      stripFinalNewline: false,
+/**
+ * Runs commands with child_process.spawn. (execa 5, the last CommonJS release, reports EPIPE as a failure
+ * and loses the exit code when a plugin exits without reading stdin, as CNI VERSION does.)
+ */
+export class ProcessRunner implements CommandRunner {
+  run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    return new Promise((resolve) => {
+      const child = spawn(file, [...args], { env: opts.env ?? process.env, stdio: [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      let failure: string | undefined;
+      const timer = opts.timeoutMs
+        ? setTimeout(() => {
+            failure = `timed out after ${opts.timeoutMs} ms`;
+            child.kill('SIGKILL');
+          }, opts.timeoutMs)
+        : undefined;
+      child.stdout?.on('data', (d: Buffer) => out.push(d));
+      child.stderr?.on('data', (d: Buffer) => err.push(d));
+      child.on('error', (e) => {
+        failure = e.message;
+      });
+      child.on('close', (code) => {
+        if (timer) clearTimeout(timer);
+        const stderr = Buffer.concat(err).toString('utf8');
+        resolve({ exitCode: failure || code === null ? 127 : code, stdout: Buffer.concat(out).toString('utf8'), stderr: failure ? `${file}: ${failure}${stderr ? `: ${stderr}` : ''}` : stderr });
+      });
+      if (child.stdin) {
+        child.stdin.on('error', () => undefined); // EPIPE: the command did not want its stdin
+        child.stdin.end(opts.input);
+      }
     });
-    if (r.failed && r.exitCode === undefined) {
-      return { exitCode: 127, stdout: r.stdout ?? '', stderr: r.stderr || (r as { shortMessage?: string }).shortMessage || `cannot run ${file}` };
-    }
-    return { exitCode: r.exitCode ?? 1, stdout: r.stdout, stderr: r.stderr };
   }
 }
 

@@ -71,8 +71,9 @@ export interface AllocationOwner {
 const PRIVATE_DIR = 0o700;
 const PRIVATE_FILE = 0o600;
 
+/** ":" can be in neither a container ID nor an ifname, so two attachments never share a key. */
 export function attachmentKey(containerId: string, ifname: string): string {
-  return `${containerId}-${ifname}`;
+  return `${containerId}:${ifname}`;
 }
 
 /**
@@ -151,7 +152,7 @@ export class StateStore {
 
   saveAttachment(a: Attachment): void {
     const path = this.attachmentPath(a.containerId, a.ifname);
-    const tmp = `${path}.tmp${process.pid}`;
+    const tmp = join(this.attachmentsDir, `.${attachmentKey(a.containerId, a.ifname)}.tmp${process.pid}`);
     writeFileSync(tmp, JSON.stringify(a, null, 1), { mode: PRIVATE_FILE });
     renameSync(tmp, path);
   }
@@ -177,7 +178,7 @@ export class StateStore {
     }
     const out: Attachment[] = [];
     for (const name of names) {
-      if (name.includes('.tmp')) continue;
+      if (name.startsWith('.')) continue; // in-flight temporary files (keys start with a letter or digit)
       try {
         out.push(JSON.parse(readFileSync(join(this.attachmentsDir, name), 'utf8')) as Attachment);
       } catch {

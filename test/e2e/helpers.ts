@@ -1,0 +1,204 @@
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const ROOT = join(__dirname, '..', '..');
+export const BINARY = process.env.DPU_OVERLAY_BIN ?? join(ROOT, 'dist', 'dpu-overlay');
+export const TESTBED = join(__dirname, 'testbed.sh');
+export const CNI_PATH = process.env.CNI_PATH_DIRS ?? '/usr/lib/cni';
+
+export interface Vf { index: number; pci: string; netdev: string; mac: string; representor: string }
+export interface Site {
+  name: string; hostNetns: string; dpuNetns: string; sysfsRoot: string; pf: string; pfPci: string;
+  dpuHost: string; dpuPort: number; dpuUser: string; localVtep: string; remoteVteps: string[]; vfs: Vf[];
+}
+export interface Testbed { stateDir: string; privateKeyFile: string; knownHostsFile: string; sites: Site[] }
+
+export function sh(cmd: string, args: string[], input?: string): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+export function requireBinary(): void {
+  if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run npm run build first`);
+}
+
+/** Brings the testbed up fresh, without plugin or IPAM state from an earlier run. */
+export function testbedUp(vfs = 8, sites = 'a,b,c'): Testbed {
+  sh('bash', [TESTBED, 'up', '--sites', sites, '--vfs', String(vfs)]);
+  const tb = JSON.parse(sh('bash', [TESTBED, 'env'])) as Testbed;
+  for (const entry of readdirSync(tb.stateDir)) {
+    if (/^(plugin-|ipam-)/.test(entry)) rmSync(join(tb.stateDir, entry), { recursive: true, force: true });
+  }
+  return tb;
+}
+
+export function testbedDown(): void {
+  sh('bash', [TESTBED, 'down']);
+}
+
+export function dpuExec(site: string, ...cmd: string[]): string {
+  return sh('bash', [TESTBED, 'dpu-exec', site, ...cmd]);
+}
+
+export function site(tb: Testbed, name: string): Site {
+  const s = tb.sites.find((x) => x.name === name);
+  if (!s) throw new Error(`no site ${name}`);
+  return s;
+}
+
+export interface NetOptions {
+  name?: string;
+  vni?: number;
+  cniVersion?: string;
+  ipam?: Record<string, unknown>;
+  stateDir?: string;
+  extra?: Record<string, unknown>;
+  dpu?: Record<string, unknown>;
+}
+
+/** A network config for one emulated host, as an operator would write it (plus the emulation's sysfs root and datapath). */
+export function netConf(tb: Testbed, s: Site, o: NetOptions = {}): Record<string, unknown> {
+  const name = o.name ?? 'vni100';
+  return {
+    cniVersion: o.cniVersion ?? '1.1.0',
+    name,
+    type: 'dpu-overlay',
+    vni: o.vni ?? 100,
+    pf: s.pf,
+    mtu: 1450,
+    sysfsRoot: s.sysfsRoot,
+    stateDir: o.stateDir ?? join(tb.stateDir, `plugin-${s.name}`),
+    logFile: join(tb.stateDir, `plugin-${s.name}.log`),
+    logLevel: 'debug',
+    ...(o.ipam === undefined ? {} : { ipam: o.ipam }),
+    dpu: {
+      host: s.dpuHost,
+      port: s.dpuPort,
+      user: s.dpuUser,
+      privateKeyFile: tb.privateKeyFile,
+      knownHostsFile: tb.knownHostsFile,
+      datapathType: 'netdev',
+      localVtep: s.localVtep,
+      remoteVteps: s.remoteVteps,
+      timeoutMs: 5000,
+      ...o.dpu,
+    },
+    ...o.extra,
+  };
+}
+
+export function hostLocal(tb: Testbed, s: Site, subnet: string, start: string, end: string, network = 'vni100'): Record<string, unknown> {
+  return { type: 'host-local', subnet, rangeStart: start, rangeEnd: end, dataDir: join(tb.stateDir, `ipam-${s.name}-${network}`) };
+}
+
+export interface CniCall {
+  command: string;
+  containerId?: string;
+  netns?: string;
+  ifname?: string;
+  args?: string;
+  env?: Record<string, string>;
+}
+
+export interface CniOutcome {
+  status: number;
+  stdout: string;
+  stderr: string;
+  json: Record<string, unknown> | undefined;
+  ms: number;
+}
+
+function envFor(call: CniCall): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+    CNI_COMMAND: call.command,
+    CNI_CONTAINERID: call.containerId ?? '',
+    CNI_NETNS: call.netns ?? '',
+    CNI_IFNAME: call.ifname ?? 'eth0',
+    CNI_ARGS: call.args ?? '',
+    CNI_PATH: CNI_PATH,
+    ...call.env,
+  };
+}
+
+function outcome(status: number | null, stdout: string, stderr: string, t0: number): CniOutcome {
+  let json: Record<string, unknown> | undefined;
+  try {
+    json = stdout.trim() ? (JSON.parse(stdout) as Record<string, unknown>) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { status: status ?? -1, stdout, stderr, json, ms: Date.now() - t0 };
+}
+
+/** Runs the packaged plugin on an emulated host (inside its network namespace), as a runtime would. */
+export function cni(s: Site, conf: Record<string, unknown>, call: CniCall): CniOutcome {
+  const t0 = Date.now();
+  const r = spawnSync('ip', ['netns', 'exec', s.hostNetns, BINARY], { input: JSON.stringify(conf), env: envFor(call), encoding: 'utf8', timeout: 60000 });
+  return outcome(r.status, r.stdout, r.stderr, t0);
+}
+
+export function cniAsync(s: Site, conf: Record<string, unknown>, call: CniCall): Promise<CniOutcome> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const p = spawn('ip', ['netns', 'exec', s.hostNetns, BINARY], { env: envFor(call) });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.on('close', (code) => resolve(outcome(code, stdout, stderr, t0)));
+    p.stdin.end(JSON.stringify(conf));
+  });
+}
+
+const containers = new Set<string>();
+
+/** A "container": a network namespace with IPv6 off (no router solicitations in packet counts). */
+export function container(name: string): string {
+  const ns = `dpuo-ctr-${name}`;
+  spawnSync('ip', ['netns', 'del', ns]);
+  sh('ip', ['netns', 'add', ns]);
+  sh('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+  sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+  containers.add(ns);
+  return `/run/netns/${ns}`;
+}
+
+export function removeContainers(): void {
+  for (const ns of containers) spawnSync('ip', ['netns', 'del', ns]);
+  containers.clear();
+}
+
+export function nsName(path: string): string {
+  return path.replace('/run/netns/', '');
+}
+
+export function inNetns(path: string, cmd: string, args: string[]): { status: number; stdout: string; stderr: string } {
+  const r = spawnSync('ip', ['netns', 'exec', nsName(path), cmd, ...args], { encoding: 'utf8', timeout: 30000 });
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function ping(fromNetns: string, ip: string, count = 2): boolean {
+  return inNetns(fromNetns, 'ping', ['-c', String(count), '-i', '0.2', '-W', '1', ip]).status === 0;
+}
+
+export function linkJson(netnsName: string, dev: string): { ifname: string; address: string; mtu: number; flags: string[] } | undefined {
+  const r = spawnSync('ip', ['-n', netnsName, '-j', 'link', 'show', 'dev', dev], { encoding: 'utf8' });
+  if (r.status !== 0) return undefined;
+  return (JSON.parse(r.stdout) as Array<{ ifname: string; address: string; mtu: number; flags: string[] }>)[0];
+}
+
+export function counter(netns: string, dev: string, stat: string): number {
+  return Number(inNetns(netns, 'cat', [`/sys/class/net/${dev}/statistics/${stat}`]).stdout.trim());
+}
+
+export function readJsonLines(path: string): Array<Record<string, unknown>> {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+export function firstIp(result: Record<string, unknown> | undefined): string {
+  const ips = (result?.ips ?? []) as Array<{ address: string }>;
+  if (!ips[0]) throw new Error(`no ips in result ${JSON.stringify(result)}`);
+  return ips[0].address.split('/')[0] as string;
+}
