@@ -1,0 +1,295 @@
+#!/bin/sh
+# dpu-guard: SSH forced command for the dpu-overlay CNI plugin, installed on the DPU
+# (install.sh --dpu puts it at /usr/local/libexec/dpu-overlay/dpu-guard).
+#
+# authorized_keys of the DPU's root:
+#   command="/usr/local/libexec/dpu-overlay/dpu-guard",no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding ssh-ed25519 AAAA... dpu-overlay
+#
+# sshd puts what the client asked for in $SSH_ORIGINAL_COMMAND. The plugin sends commands
+# joined with " && ", each an argv whose words are POSIX single-quoted when needed
+# (src/dpu/quote.ts). This guard tokenises that string itself (no shell, no eval), accepts
+# only the command shapes the plugin produces (src/dpu/ovs.ts), and runs them one by one
+# with execvp semantics, stopping at the first failure like "&&" does. Anything else is
+# refused with a message on stderr and exit status 126.
+#
+# Options (put them in the command="..." of authorized_keys; they may be repeated):
+#   --bridge-prefix P           VNI bridges are P<digits> (plugin: dpu.bridgePrefix; default br-vni)
+#   --representor-template T    representor names (plugin: dpu.representorTemplate, {pf}/{vf}
+#                               stand for numbers; default pf{pf}vf{vf})
+#   --dry-run                   print the argv of each accepted command instead of running it
+#
+# The parser is Perl: perl-base is Essential on Debian and Ubuntu (BlueField images are Ubuntu)
+# and needs no modules beyond it. Nothing here executes the original string through a shell.
+for perl in /usr/bin/perl /bin/perl; do
+  if [ -x "$perl" ]; then exec "$perl" -x -- "$0" "$@"; fi
+done
+echo "dpu-guard: refused: perl is required on the DPU to check commands (apt-get install perl-base)" >&2
+exit 126
+
+#!perl
+use strict;
+use warnings;
+
+my $ME = 'dpu-guard';
+my $REFUSED = 126;
+
+# ---------------------------------------------------------------- options
+my (@bridge_prefixes, @rep_templates, $dry_run);
+while (@ARGV) {
+  my $o = shift @ARGV;
+  if ($o eq '--bridge-prefix' && @ARGV) { push @bridge_prefixes, shift @ARGV }
+  elsif ($o =~ /^--bridge-prefix=(.*)\z/s) { push @bridge_prefixes, $1 }
+  elsif ($o eq '--representor-template' && @ARGV) { push @rep_templates, shift @ARGV }
+  elsif ($o =~ /^--representor-template=(.*)\z/s) { push @rep_templates, $1 }
+  elsif ($o eq '--dry-run') { $dry_run = 1 }
+  else { print STDERR "$ME: refused: bad guard option in authorized_keys: $o\n"; exit $REFUSED }
+}
+@bridge_prefixes = ('br-vni') unless @bridge_prefixes;
+@rep_templates = ('pf{pf}vf{vf}') unless @rep_templates;
+
+# Same syntax checks as the plugin's config schema (src/config/schema.ts).
+for (@bridge_prefixes) {
+  /^[A-Za-z][A-Za-z0-9_-]{0,6}\z/ or do { print STDERR "$ME: refused: bad --bridge-prefix $_\n"; exit $REFUSED };
+}
+for (@rep_templates) {
+  (length($_) <= 15 && /^[A-Za-z0-9_-]*(\{pf\}|\{vf\})[A-Za-z0-9_{}-]*\z/)
+    or do { print STDERR "$ME: refused: bad --representor-template $_\n"; exit $REFUSED };
+}
+my $BRIDGE_RE = '(?:' . join('|', map { quotemeta($_) . '[0-9]{1,8}' } @bridge_prefixes) . ')';
+my $REP_RE = '(?:' . join('|', map {
+  my $t = quotemeta($_);
+  $t =~ s/\\\{pf\\\}/[0-9]{1,3}/g;
+  $t =~ s/\\\{vf\\\}/[0-9]{1,5}/g;
+  $t;
+} @rep_templates) . ')';
+
+my $UINT = qr/(?:0|[1-9][0-9]{0,8})/;
+my $UUID = qr/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
+my $IP = qr/(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)/;
+my $TUNNEL = qr/vx[0-9a-f]{8}/;
+my $BRIDGE = qr/$BRIDGE_RE/;
+my $REP = qr/$REP_RE/;
+# An OVSDB string atom as the plugin writes it: a JSON string literal (src/dpu/quote.ts ovsString).
+my $JSTR = qr/"(?:[^"\\\x00-\x1f]|\\["\\\/bfnrt]|\\u[0-9A-Fa-f]{4})*"/;
+my $EXTKEY = qr/dpu-overlay\.(?:managed|role|vni|network|container|ifname|netns|remote)/;
+my $EXT = qr/external_ids:$EXTKEY=$JSTR/;
+
+sub printable {
+  my $s = shift;
+  $s = substr($s, 0, 200) . '...' if length($s) > 200;
+  $s =~ s/([^\x20-\x7e])/sprintf('\\x%02x', ord $1)/ge;
+  return $s;
+}
+
+sub syslog_line {
+  my $msg = shift;
+  my $pid = fork;
+  return unless defined $pid;
+  if ($pid == 0) {
+    open(STDIN, '<', '/dev/null'); open(STDOUT, '>', '/dev/null'); open(STDERR, '>', '/dev/null');
+    no warnings 'exec';
+    exec { 'logger' } 'logger', '-t', $ME, '-p', 'auth.warning', '--', $msg;
+    exit 127;
+  }
+  waitpid($pid, 0);
+}
+
+sub refuse {
+  my $why = shift;
+  my $from = defined $ENV{SSH_CLIENT} ? (split ' ', $ENV{SSH_CLIENT})[0] : 'local';
+  print STDERR "$ME: refused: $why\n";
+  syslog_line("refused command from $from: $why");
+  exit $REFUSED;
+}
+
+# ---------------------------------------------------------------- tokeniser
+# Grammar (what src/dpu/quote.ts produces, nothing more):
+#   line    := command ( " && " command )*
+#   command := word ( " " word )*
+#   word    := ( bare | '...' | \' )+      bare chars: A-Z a-z 0-9 _ @ % + = : , . / -
+# Everything else outside single quotes ($, `, ;, |, &, <, >, (, ), *, ?, [, ~, #, \, ", {, ...)
+# and every control character (newline, tab, NUL, ...) anywhere is refused.
+sub tokenise {
+  my $line = shift;
+  refuse('control character (newline, tab, NUL, ...) in command') if $line =~ /[\x00-\x1f\x7f]/;
+  my (@commands, @words);
+  pos($line) = 0;
+  my $len = length $line;
+  while (pos($line) < $len) {
+    my $at = pos($line);
+    if ($at > 0) {
+      $line =~ /\G /gc or refuse('unexpected character ' . printable(substr($line, $at, 1)) . " at offset $at");
+      refuse("empty word at offset $at") if pos($line) >= $len || substr($line, pos($line), 1) eq ' ';
+      $at = pos($line);
+    }
+    if ($line =~ /\G&&(?= |\z)/gc) {
+      refuse("empty command before && at offset $at") unless @words;
+      push @commands, [@words];
+      @words = ();
+      refuse('command line ends with &&') if pos($line) >= $len;
+      next;
+    }
+    my ($word, $parts) = ('', 0);
+    while (1) {
+      if ($line =~ /\G([A-Za-z0-9_@%+=:,.\/-]+)/gc) { $word .= $1 }
+      elsif ($line =~ /\G'([^']*)'/gc) { $word .= $1 }
+      elsif ($line =~ /\G\\'/gc) { $word .= "'" }
+      else { last }
+      $parts++;
+    }
+    refuse('unexpected character ' . printable(substr($line, pos($line), 1)) . ' at offset ' . pos($line)) unless $parts;
+    push @words, $word;
+  }
+  refuse('empty command') unless @words;
+  push @commands, [@words];
+  return @commands;
+}
+
+# ---------------------------------------------------------------- allowed commands
+sub all_match {
+  my ($re, @words) = @_;
+  for (@words) { return 0 unless /^$re\z/ }
+  return 1;
+}
+
+# One ovs-vsctl subcommand (the words between "--" separators): the shapes of src/dpu/ovs.ts.
+sub vsctl_sub_ok {
+  my @w = @_;
+  my $s = join(' ', @w);
+  my $n = @w;
+  # ensure the VNI bridge
+  return 1 if $n == 3 && $w[0] eq '--may-exist' && $w[1] eq 'add-br' && $w[2] =~ /^$BRIDGE\z/;
+  return 1 if $n >= 4 && $w[0] eq 'set' && $w[1] eq 'Bridge' && $w[2] =~ /^$BRIDGE\z/
+    && all_match(qr/(?:datapath_type=(?:system|netdev)|$EXT)/, @w[3 .. $n - 1]);
+  # VXLAN tunnel ports
+  return 1 if $n == 4 && $w[0] eq '--may-exist' && $w[1] eq 'add-port' && $w[2] =~ /^$BRIDGE\z/ && $w[3] =~ /^$TUNNEL\z/;
+  return 1 if $n >= 4 && $w[0] eq 'set' && $w[1] eq 'Interface' && $w[2] =~ /^$TUNNEL\z/
+    && all_match(qr/(?:type=vxlan|options:key=$UINT|options:remote_ip=$IP|options:local_ip=$IP)/, @w[3 .. $n - 1]);
+  return 1 if $n >= 4 && $w[0] eq 'set' && $w[1] eq 'Port' && $w[2] =~ /^$TUNNEL\z/
+    && all_match(qr/(?:protected=true|$EXT)/, @w[3 .. $n - 1]);
+  # hardware offload switch
+  return 1 if $s eq 'set Open_vSwitch . other_config:hw-offload=true';
+  # the representor's port
+  return 1 if $n == 3 && $w[0] eq '--if-exists' && $w[1] eq 'del-port' && $w[2] =~ /^$REP\z/;
+  return 1 if $n >= 4 && $w[0] eq '--id=@i' && $w[1] eq 'create' && $w[2] eq 'Interface'
+    && $w[3] =~ /^name=$REP\z/ && all_match(qr/(?:mtu_request=$UINT|$EXT)/, @w[4 .. $n - 1]);
+  return 1 if $n >= 5 && $w[0] eq '--id=@p' && $w[1] eq 'create' && $w[2] eq 'Port'
+    && $w[3] =~ /^name=$REP\z/ && $w[4] eq 'interfaces=@i' && all_match($EXT, @w[5 .. $n - 1]);
+  return 1 if $n == 5 && $w[0] eq 'add' && $w[1] eq 'Bridge' && $w[2] =~ /^$BRIDGE\z/ && $w[3] eq 'ports' && $w[4] eq '@p';
+  return 1 if $n == 6 && $w[0] eq '--if-exists' && $w[1] eq 'remove' && $w[2] eq 'Bridge' && $w[3] =~ /^$BRIDGE\z/
+    && $w[4] eq 'ports' && $w[5] =~ /^$UUID\z/;
+  # read-only queries
+  if ($n >= 3 && $w[0] =~ /^--columns=/ && $w[1] eq 'find') {
+    my ($cols, $table, @cond) = ($w[0], $w[2], @w[3 .. $n - 1]);
+    return 1 if $table eq 'Open_vSwitch' && $cols eq '--columns=other_config' && !@cond;
+    return 1 if $table eq 'Bridge' && $cols =~ /^--columns=_uuid,ports(?:,datapath_type)?\z/
+      && @cond == 1 && $cond[0] =~ /^name=$BRIDGE\z/;
+    return 1 if $table eq 'Port' && $cols eq '--columns=_uuid' && @cond == 1 && $cond[0] =~ /^name=$BRIDGE\z/;
+    return 1 if $table eq 'Port' && $cols eq '--columns=_uuid' && @cond == 2
+      && $cond[0] eq 'external_ids:dpu-overlay.role="tunnel"' && $cond[1] =~ /^external_ids:dpu-overlay\.vni="$UINT"\z/;
+    return 1 if $table eq 'Port' && $cols eq '--columns=_uuid,name,external_ids' && @cond == 1 && $cond[0] =~ /^name=$REP\z/;
+    return 1 if $table eq 'Port' && $cols eq '--columns=_uuid,name,external_ids' && @cond >= 1
+      && $cond[0] eq 'external_ids:dpu-overlay.role="container"'
+      && all_match(qr/external_ids:dpu-overlay\.(?:network|container|ifname|vni)=$JSTR/, @cond[1 .. $#cond]);
+    return 1 if $table eq 'Interface' && $cols eq '--columns=name,options' && @cond == 2
+      && $cond[0] eq 'type=vxlan' && $cond[1] =~ /^options:key=$UINT\z/;
+  }
+  return 0;
+}
+
+# ovsdb-client transact: only the "remove this bridge if its ports are still exactly these" transaction.
+my $TXN_RE = qr/^\["Open_vSwitch",\{"op":"wait","table":"Bridge","where":\[\["_uuid","==",\["uuid","($UUID)"\]\]\],"columns":\["ports"\],"until":"==","rows":\[\{"ports":\["set",\[(?:\["uuid","$UUID"\](?:,\["uuid","$UUID"\])*)?\]\]\}\],"timeout":0\},\{"op":"mutate","table":"Open_vSwitch","where":\[\],"mutations":\[\["bridges","delete",\["uuid","($UUID)"\]\]\]\}\]\z/;
+
+# Returns undef if allowed, else the reason.
+sub check_command {
+  my @a = @_;
+  my $s = join(' ', @a);
+  my $prog = $a[0];
+  if ($prog eq 'ip') {
+    return undef if @a == 8 && $a[1] eq 'link' && $a[2] eq 'set' && $a[3] eq 'dev' && $a[4] =~ /^$REP\z/
+      && $a[5] eq 'mtu' && $a[6] =~ /^$UINT\z/ && $a[6] >= 68 && $a[6] <= 65535 && $a[7] eq 'up';
+    return 'only "ip link set dev <representor> mtu <68..65535> up" is allowed';
+  }
+  if ($prog eq 'ovs-vsctl') {
+    return undef if $s eq 'ovs-vsctl --timeout=1 wait-until Open_vSwitch . other_config:hw-offload=true';
+    return 'ovs-vsctl must start with --timeout=<seconds> -f json --'
+      unless @a >= 6 && $a[1] =~ /^--timeout=[1-9][0-9]{0,3}\z/ && $a[2] eq '-f' && $a[3] eq 'json' && $a[4] eq '--';
+    my @sub;
+    for my $w (@a[5 .. $#a], '--') {
+      if ($w eq '--') {
+        return 'empty ovs-vsctl subcommand' unless @sub;
+        return 'ovs-vsctl subcommand not allowed: ' . printable(join(' ', @sub)) unless vsctl_sub_ok(@sub);
+        @sub = ();
+      } else {
+        push @sub, $w;
+      }
+    }
+    return undef;
+  }
+  if ($prog eq 'ovsdb-client') {
+    if (@a == 3 && $a[1] eq 'transact' && $a[2] =~ $TXN_RE) {
+      return 'ovsdb-client transact: the wait and the mutate must name the same bridge' unless $1 eq $2;
+      return undef;
+    }
+    return 'only the plugin\'s bridge-removal transaction is allowed for ovsdb-client';
+  }
+  if ($prog eq 'ovs-appctl') {
+    return undef if $s eq 'ovs-appctl dpctl/dump-flows type=offloaded';
+    return 'only "ovs-appctl dpctl/dump-flows type=offloaded" is allowed';
+  }
+  return 'command ' . printable($prog) . ' is not allowed';
+}
+
+# The bridge-removal transaction names its bridge by UUID only: make sure it is a VNI bridge
+# (Bridge.name is immutable, so this cannot change between the check and the transaction).
+sub bridge_uuid_ok {
+  my $uuid = shift;
+  return 1 if $dry_run;
+  my $pid = open(my $fh, '-|');
+  refuse("cannot fork: $!") unless defined $pid;
+  if ($pid == 0) {
+    open(STDERR, '>', '/dev/null');
+    no warnings 'exec';
+    exec { 'ovs-vsctl' } 'ovs-vsctl', '--timeout=10', '--if-exists', 'get', 'Bridge', $uuid, 'name';
+    exit 127;
+  }
+  my $out = do { local $/; <$fh> };
+  close $fh;
+  refuse("ovsdb-client transact: cannot look up bridge $uuid (ovs-vsctl exit " . ($? >> 8) . ')') if $? != 0;
+  $out = '' unless defined $out;
+  $out =~ s/\s+\z//;
+  return 1 if $out eq '';   # no such bridge: the transaction is a no-op
+  $out =~ s/^"(.*)"\z/$1/;
+  return $out =~ /^$BRIDGE\z/;
+}
+
+# ---------------------------------------------------------------- main
+my $line = $ENV{SSH_ORIGINAL_COMMAND};
+refuse('no command: interactive sessions are not allowed with this key') unless defined $line && $line ne '';
+refuse('command line longer than 1 MiB') if length($line) > 1024 * 1024;
+
+my @commands = tokenise($line);
+refuse('more than 3 commands joined with &&') if @commands > 3;
+for my $c (@commands) {
+  my $why = check_command(@$c);
+  refuse($why) if defined $why;
+  if ($c->[0] eq 'ovsdb-client' && $c->[2] =~ $TXN_RE && !bridge_uuid_ok($1)) {
+    refuse("ovsdb-client transact: bridge $1 is not a VNI bridge");
+  }
+}
+
+for my $c (@commands) {
+  if ($dry_run) {
+    print join(' ', map { my $w = $_; $w =~ s/([\\\[\]])/\\$1/g; "[$w]" } @$c), "\n";
+    next;
+  }
+  my $rc = do { no warnings 'exec'; system { $c->[0] } @$c };
+  if ($rc == -1) {
+    print STDERR "$ME: cannot run $c->[0]: $!\n";
+    exit 127;
+  }
+  exit(128 + ($? & 127)) if $? & 127;
+  my $code = $? >> 8;
+  exit $code if $code != 0;
+}
+exit 0;
