@@ -73,6 +73,6 @@ The testbed is still up. Poke at it:
   bash $tb dpu-exec a ovs-vsctl show
   bash $tb dpu-exec a ovs-appctl fdb/show br-vni100
   less $state/plugin-a.log
-Tear down: for s in a b; do ip netns del dpuo-ctr-demo-$s; done; bash $tb down
+Tear down: for s in a b; do ip netns del dpuo-ctr-demo-\$s; done; bash $tb down
 HELP
 fi

@@ -288,7 +288,15 @@ for my $c (@commands) {
     print STDERR "$ME: cannot run $c->[0]: $!\n";
     exit 127;
   }
-  exit(128 + ($? & 127)) if $? & 127;
+  if ($? & 127) {
+    # like a shell's job message, naming the command (the plugin recognises a timed-out
+    # "ovs-vsctl --timeout=1 wait-until ..." by it: ovs-vsctl dies of SIGALRM on --timeout)
+    my $sig = $? & 127;
+    my $argv = join(' ', @$c);
+    $argv = substr($argv, 0, 300) . '...' if length($argv) > 300;
+    print STDERR "$ME: $argv: terminated by signal $sig" . ($sig == 14 ? ' (SIGALRM: timeout)' : '') . "\n";
+    exit(128 + $sig);
+  }
   my $code = $? >> 8;
   exit $code if $code != 0;
 }

@@ -62,15 +62,17 @@ export async function releaseHost(ctx: Context, att: Attachment, netnsHint: stri
   state.release(att.vf.pci, att);
 }
 
-/** Unplugs the representor on the DPU; failures are code 11 so the runtime retries. */
+/** Unplugs the representor on the DPU; the attachment record stays until this succeeds. */
 export async function releaseDpu(ctx: Context, att: Attachment, dpu: DpuClient | undefined): Promise<void> {
   if (!att.dpu || !dpu) return;
   const req = { network: att.network, vni: att.vni, containerId: att.containerId, ifname: att.ifname, representor: att.dpu.representor, portUuid: att.dpu.portUuid };
   try {
     await ctx.timer.step('dpu', () => dpu.unplug(req));
   } catch (err) {
+    // Unreachable or slow DPU: code 11 so the runtime retries. Auth, host key and command errors keep their own code.
+    const code = err instanceof CniError ? err.code : ErrorCode.TryAgainLater;
     const msg = err instanceof Error ? err.message : String(err);
-    throw new CniError(ErrorCode.TryAgainLater, `host side released, but unplugging ${att.dpu.representor} on DPU ${att.dpu.target} failed; retry DEL: ${msg}`);
+    throw new CniError(code, `host side released, but unplugging ${att.dpu.representor} on DPU ${att.dpu.target} failed; retry DEL: ${msg}`);
   }
 }
 

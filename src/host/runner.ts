@@ -33,6 +33,9 @@ export class ProcessRunner implements CommandRunner {
         ? setTimeout(() => {
             failure = `timed out after ${opts.timeoutMs} ms`;
             child.kill('SIGKILL');
+            // A grandchild may still hold the pipes; without this 'close' would wait for it.
+            child.stdout?.destroy();
+            child.stderr?.destroy();
           }, opts.timeoutMs)
         : undefined;
       child.stdout?.on('data', (d: Buffer) => out.push(d));

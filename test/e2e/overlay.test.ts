@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import {
-  cni, cniAsync, container, counter, dpuExec, firstIp, hostLocal, inNetns, linkJson, netConf, ping, removeContainers,
+  cni, cniAsync, container, dpuExec, firstIp, hostLocal, inNetns, linkJson, netConf, ping, removeContainers,
   requireBinary, sh, site, type Site, type Testbed, testbedDown, testbedUp,
 } from './helpers';
 

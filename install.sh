@@ -1,0 +1,352 @@
+#!/usr/bin/env bash
+# install.sh: set up dpu-overlay.
+#
+#   ./install.sh [--no-apt] [--no-build] [--cni-bin-dir DIR]       on a host (Debian 12, Node 20, root)
+#   ./install.sh --dpu [--authorize-key FILE.pub] [...]              on a BlueField DPU (root)
+#
+# Idempotent: re-running skips what is already in place. See --help and README.md.
+set -euo pipefail
+
+REPO=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+PROG=install.sh
+
+# Debian packages the plugin, its tests and the demo need (the tests start their own
+# OVS instances and sshds, so the distro's openvswitch-switch service is not wanted).
+APT_PACKAGES=(openvswitch-switch openssh-server openssh-client iproute2 containernetworking-plugins
+  iperf3 ethtool nftables iputils-ping util-linux procps)
+# Reference plugins the example conflist (cni-conf/) chains; Debian installs them in /usr/lib/cni.
+REFERENCE_PLUGINS=(host-local tuning)
+REFERENCE_PLUGIN_DIR=/usr/lib/cni
+
+GUARD_DIR=/usr/local/libexec/dpu-overlay
+GUARD=$GUARD_DIR/dpu-guard
+KEY_OPTIONS='no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding'
+
+die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
+msg() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+usage() {
+  cat <<EOF
+usage: $PROG [--no-apt] [--no-build] [--cni-bin-dir DIR]
+       $PROG --dpu [--authorize-key FILE.pub] [--authorized-keys FILE]
+                   [--bridge-prefix P] [--representor-template T]
+
+Host mode (default): installs the Debian packages the plugin, its tests and the demo need
+(${APT_PACKAGES[*]}),
+stops and disables the distro's openvswitch-switch service if this run installed it, runs
+npm ci and npm run build, and installs dist/dpu-overlay into the CNI bin dir (also linking
+${REFERENCE_PLUGINS[*]} from $REFERENCE_PLUGIN_DIR there if missing).
+  --no-apt            do not install Debian packages
+  --no-build          no npm ci / npm run build: install the existing dist/dpu-overlay
+  --cni-bin-dir DIR   where the runtime looks for CNI plugins (default /opt/cni/bin)
+
+DPU mode (--dpu, run on the BlueField Arm cores): installs the SSH forced-command guard
+(scripts/dpu-guard.sh) as $GUARD and prints the authorized_keys line
+that restricts the plugin's key to the commands the plugin sends.
+  --authorize-key FILE.pub   also put that line, for this public key, in root's authorized_keys
+                             (an existing unrestricted entry for the same key is replaced)
+  --authorized-keys FILE     use FILE instead of ~root/.ssh/authorized_keys
+  --bridge-prefix P          the plugin's dpu.bridgePrefix if not br-vni (repeatable)
+  --representor-template T   the plugin's dpu.representorTemplate if not pf{pf}vf{vf} (repeatable)
+
+  -h, --help          this text
+EOF
+}
+
+# ---------------------------------------------------------------- options
+MODE=host APT=1 BUILD=1 CNI_BIN_DIR=/opt/cni/bin
+AUTHORIZE_KEY= AUTHORIZED_KEYS= GUARD_ARGS=()
+while (($#)); do
+  case $1 in
+    --dpu) MODE=dpu ;;
+    --no-apt) APT=0 ;;
+    --no-build) BUILD=0 ;;
+    --cni-bin-dir) (($# >= 2)) || die "--cni-bin-dir needs a directory"; CNI_BIN_DIR=$2; shift ;;
+    --cni-bin-dir=*) CNI_BIN_DIR=${1#*=} ;;
+    --authorize-key) (($# >= 2)) || die "--authorize-key needs a .pub file"; AUTHORIZE_KEY=$2; shift ;;
+    --authorize-key=*) AUTHORIZE_KEY=${1#*=} ;;
+    --authorized-keys) (($# >= 2)) || die "--authorized-keys needs a file"; AUTHORIZED_KEYS=$2; shift ;;
+    --authorized-keys=*) AUTHORIZED_KEYS=${1#*=} ;;
+    --bridge-prefix) (($# >= 2)) || die "--bridge-prefix needs a value"; GUARD_ARGS+=(--bridge-prefix "$2"); shift ;;
+    --bridge-prefix=*) GUARD_ARGS+=(--bridge-prefix "${1#*=}") ;;
+    --representor-template) (($# >= 2)) || die "--representor-template needs a value"; GUARD_ARGS+=(--representor-template "$2"); shift ;;
+    --representor-template=*) GUARD_ARGS+=(--representor-template "${1#*=}") ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; die "unknown option: $1" ;;
+  esac
+  shift
+done
+
+if [[ $MODE == host ]]; then
+  [[ -z $AUTHORIZE_KEY && -z $AUTHORIZED_KEYS && ${#GUARD_ARGS[@]} -eq 0 ]] ||
+    die "--authorize-key, --authorized-keys, --bridge-prefix and --representor-template go with --dpu"
+  [[ $CNI_BIN_DIR == /* ]] || die "--cni-bin-dir must be an absolute path (got '$CNI_BIN_DIR')"
+fi
+
+is_root() { [[ $(id -u) == 0 ]]; }
+
+# ---------------------------------------------------------------- host: Debian packages
+pkg_installed() {
+  [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
+}
+
+# The distro's OVS (started by the package's postinst) in this mount namespace.
+distro_ovs_running() {
+  local f pid
+  for f in /run/openvswitch/ovsdb-server.pid /run/openvswitch/ovs-vswitchd.pid; do
+    [[ -r $f ]] || continue
+    read -r pid <"$f" 2>/dev/null || continue
+    [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && return 0
+  done
+  return 1
+}
+
+# Stop and disable the openvswitch-switch service: with systemd, or with sysvinit scripts
+# (containers without systemd). Quiet: either may be missing.
+disable_distro_ovs() {
+  if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl stop openvswitch-switch ovs-vswitchd ovsdb-server >/dev/null 2>&1 || true
+    systemctl disable openvswitch-switch ovs-vswitchd ovsdb-server >/dev/null 2>&1 || true
+  else
+    if distro_ovs_running; then
+      if command -v service >/dev/null 2>&1; then
+        service openvswitch-switch stop >/dev/null 2>&1 || true
+      elif [[ -x /etc/init.d/openvswitch-switch ]]; then
+        /etc/init.d/openvswitch-switch stop >/dev/null 2>&1 || true
+      fi
+    fi
+    if command -v update-rc.d >/dev/null 2>&1; then
+      update-rc.d openvswitch-switch disable >/dev/null 2>&1 || true
+    fi
+  fi
+  if distro_ovs_running; then
+    msg "warning: the distro's OVS still runs (/run/openvswitch/*.pid); the tests do not need it"
+  else
+    msg "distro openvswitch-switch service stopped and disabled (the tests run their own OVS)"
+  fi
+}
+
+install_packages() {
+  local missing=() p
+  command -v dpkg-query >/dev/null 2>&1 || die "dpkg-query not found: this is not a Debian system; use --no-apt and install the equivalents of: ${APT_PACKAGES[*]}"
+  for p in "${APT_PACKAGES[@]}"; do
+    pkg_installed "$p" || missing+=("$p")
+  done
+  if ((${#missing[@]} == 0)); then
+    msg "all ${#APT_PACKAGES[@]} Debian packages already installed"
+    SUMMARY+=("packages: all present")
+  else
+    is_root || die "installing packages needs root (missing: ${missing[*]}); run as root or use --no-apt"
+    msg "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    SUMMARY+=("packages: installed ${missing[*]}")
+  fi
+  local installed_ovs=0
+  for p in "${missing[@]}"; do [[ $p == openvswitch-switch ]] && installed_ovs=1; done
+  if ((installed_ovs)); then
+    disable_distro_ovs
+  elif distro_ovs_running; then
+    msg "note: an OVS from /run/openvswitch is running; it was not installed by this run, so it is left alone (the tests do not use it)"
+  fi
+}
+
+# ---------------------------------------------------------------- host: build and install
+check_node() {
+  command -v node >/dev/null 2>&1 || die "node not found: install Node.js 20 (e.g. from nodesource or the official tarball)"
+  command -v npm >/dev/null 2>&1 || die "npm not found: install Node.js 20 with npm"
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  ((major >= 20)) || die "Node.js $(node --version) is too old: dpu-overlay needs Node 20 or later"
+}
+
+install_node_modules() {
+  cd "$REPO"
+  local hidden=node_modules/.package-lock.json
+  if [[ -f package-lock.json ]]; then
+    if [[ -f $hidden && $hidden -nt package-lock.json && $hidden -nt package.json ]]; then
+      msg "node_modules is up to date with package-lock.json; skipping npm ci"
+      SUMMARY+=("npm: node_modules up to date")
+    else
+      npm ci --no-audit --no-fund
+      SUMMARY+=("npm: npm ci")
+    fi
+  else
+    npm install --no-audit --no-fund
+    SUMMARY+=("npm: npm install (no package-lock.json)")
+  fi
+}
+
+build() {
+  cd "$REPO"
+  npm run build
+}
+
+install_binary() {
+  local src=$REPO/dist/dpu-overlay dst=$CNI_BIN_DIR/dpu-overlay
+  [[ -x $src ]] || die "$src does not exist: build it (run without --no-build, or npm run build)"
+  install -d -m 0755 "$CNI_BIN_DIR"
+  if [[ -f $dst ]] && cmp -s "$src" "$dst"; then
+    msg "$dst is up to date"
+    SUMMARY+=("plugin: $dst (unchanged)")
+  else
+    # copy next to the target, then rename: a runtime never executes a half-written file
+    local tmp=$CNI_BIN_DIR/.dpu-overlay.new.$$
+    install -m 0755 "$src" "$tmp"
+    mv -f -- "$tmp" "$dst"
+    SUMMARY+=("plugin: $dst ($("$dst" --version 2>/dev/null || echo '?'))")
+  fi
+  local p linked=()
+  for p in "${REFERENCE_PLUGINS[@]}"; do
+    if [[ ! -e $CNI_BIN_DIR/$p && -x $REFERENCE_PLUGIN_DIR/$p ]]; then
+      ln -s "$REFERENCE_PLUGIN_DIR/$p" "$CNI_BIN_DIR/$p"
+      linked+=("$p")
+    fi
+  done
+  ((${#linked[@]} == 0)) || SUMMARY+=("reference plugins linked into $CNI_BIN_DIR: ${linked[*]}")
+  for p in "${REFERENCE_PLUGINS[@]}"; do
+    [[ -e $CNI_BIN_DIR/$p ]] || msg "note: $CNI_BIN_DIR/$p is missing (the example conflist uses it; Debian: containernetworking-plugins)"
+  done
+}
+
+host_main() {
+  SUMMARY=()
+  if ((APT)); then
+    step "Debian packages"
+    install_packages
+  fi
+  if ((BUILD)); then
+    step "npm dependencies"
+    check_node
+    install_node_modules
+    step "build (npm run build)"
+    build
+    SUMMARY+=("build: dist/dpu-overlay")
+  fi
+  step "install into $CNI_BIN_DIR"
+  install_binary
+
+  step "summary"
+  local line
+  for line in "${SUMMARY[@]}"; do printf '  %s\n' "$line"; done
+  cat <<EOF
+
+  next steps:
+    npm run demo                      # the emulated testbed demo (root)
+    npm test                          # unit + end-to-end tests (root)
+  on a real host: copy cni-conf/10-dpu-overlay.conflist to /etc/cni/net.d/ and edit it,
+  create the DPU key:   install -d -m 0700 /etc/cni/dpu-overlay &&
+                        ssh-keygen -t ed25519 -N '' -C dpu-overlay -f /etc/cni/dpu-overlay/id_ed25519
+  pin the DPU host key: ssh-keyscan -t ed25519 <dpu-address> >> /etc/cni/dpu-overlay/known_hosts
+  and on the DPU:       ./install.sh --dpu --authorize-key id_ed25519.pub
+EOF
+}
+
+# ---------------------------------------------------------------- DPU mode
+root_home() {
+  local home
+  home=$(getent passwd root 2>/dev/null | cut -d: -f6)
+  echo "${home:-/root}"
+}
+
+authorize_key() {
+  local pub=$1 file=$2 line=$3 blob=$4 dir
+  dir=$(dirname -- "$file")
+  if [[ ! -d $dir ]]; then
+    install -d -m 0700 "$dir"
+  fi
+  if [[ ! -e $file ]]; then
+    (umask 077 && : >"$file")
+  fi
+  if grep -qxF -- "$line" "$file"; then
+    msg "$file already has the restricted line for this key"
+    return 0
+  fi
+  if awk -v blob="$blob" '{ for (i = 1; i <= NF; i++) if ($i == blob) found = 1 } END { exit !found }' "$file"; then
+    cp -p -- "$file" "$file.dpu-overlay.bak"
+    local tmp=$file.dpu-overlay.tmp.$$
+    awk -v blob="$blob" '{ keep = 1; for (i = 1; i <= NF; i++) if ($i == blob) keep = 0; if (keep) print }' "$file" >"$tmp"
+    printf '%s\n' "$line" >>"$tmp"
+    chmod --reference="$file" "$tmp" 2>/dev/null || chmod 0600 "$tmp"
+    chown --reference="$file" "$tmp" 2>/dev/null || true
+    mv -f -- "$tmp" "$file"
+    msg "replaced the existing entry for this key in $file with the restricted one (backup: $file.dpu-overlay.bak)"
+  else
+    # keep the file newline-terminated before appending
+    if [[ -s $file && $(tail -c 1 -- "$file" | od -An -c | tr -d ' ') != '\n' ]]; then
+      printf '\n' >>"$file"
+    fi
+    printf '%s\n' "$line" >>"$file"
+    msg "added the restricted line for $pub to $file"
+  fi
+}
+
+dpu_main() {
+  local src=$REPO/scripts/dpu-guard.sh
+  [[ -r $src ]] || die "$src is missing"
+  [[ -x /usr/bin/perl || -x /bin/perl ]] ||
+    msg "warning: perl not found; the guard needs it to check commands (apt-get install perl-base)"
+  command -v ovs-vsctl >/dev/null 2>&1 || msg "warning: ovs-vsctl not found: is this the DPU (BlueField Arm side)?"
+
+  step "forced-command guard"
+  # the options end up in authorized_keys: check them now with the guard itself
+  local check
+  if ! check=$(SSH_ORIGINAL_COMMAND='ovs-appctl dpctl/dump-flows type=offloaded' "$src" "${GUARD_ARGS[@]}" --dry-run 2>&1); then
+    die "guard options rejected: $check"
+  fi
+  if [[ -f $GUARD ]] && cmp -s "$src" "$GUARD"; then
+    msg "$GUARD is up to date"
+  else
+    install -d -m 0755 "$GUARD_DIR"
+    install -m 0755 "$src" "$GUARD.new.$$"
+    mv -f -- "$GUARD.new.$$" "$GUARD"
+    msg "installed $GUARD"
+  fi
+
+  local command=$GUARD a
+  for a in "${GUARD_ARGS[@]}"; do
+    case $a in
+      --*) command+=" $a" ;;
+      *) command+=" '$a'" ;;
+    esac
+  done
+  local prefix="command=\"$command\",$KEY_OPTIONS"
+
+  if [[ -n $AUTHORIZE_KEY ]]; then
+    [[ -r $AUTHORIZE_KEY ]] || die "cannot read $AUTHORIZE_KEY"
+    local type blob rest
+    read -r type blob rest < <(grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' -- "$AUTHORIZE_KEY" | head -n 1) || true
+    [[ $type =~ ^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh.com|sk-ecdsa-sha2-nistp256@openssh.com)$ ]] ||
+      die "$AUTHORIZE_KEY does not start with an OpenSSH public key type (got '${type:-}'); pass the .pub file"
+    [[ $blob =~ ^[A-Za-z0-9+/]+=*$ ]] || die "$AUTHORIZE_KEY: the key is not base64"
+    local file=${AUTHORIZED_KEYS:-$(root_home)/.ssh/authorized_keys}
+    step "authorized_keys ($file)"
+    authorize_key "$AUTHORIZE_KEY" "$file" "$prefix $type $blob dpu-overlay" "$blob"
+  elif [[ -n $AUTHORIZED_KEYS ]]; then
+    die "--authorized-keys needs --authorize-key FILE.pub"
+  fi
+
+  step "summary"
+  cat <<EOF
+  guard: $GUARD
+  authorized_keys line for the plugin's key (root on this DPU):
+
+$prefix ssh-ed25519 AAAA... dpu-overlay
+
+  recommended in sshd_config: PermitRootLogin forced-commands-only
+  test from the host:  ssh -i /etc/cni/dpu-overlay/id_ed25519 root@<dpu> ovs-appctl dpctl/dump-flows type=offloaded
+                       (allowed)   and   ssh ... root@<dpu> id   (refused, exit 126)
+EOF
+  local hw
+  if command -v ovs-vsctl >/dev/null 2>&1 && hw=$(ovs-vsctl --timeout=2 --if-exists get Open_vSwitch . other_config:hw-offload 2>/dev/null); then
+    printf '  OVS other_config:hw-offload = %s\n' "${hw:-(unset)}"
+    [[ $hw == '"true"' ]] || printf '  for hardware offload: ovs-vsctl set Open_vSwitch . other_config:hw-offload=true, then restart openvswitch-switch\n'
+  fi
+}
+
+case $MODE in
+  host) host_main ;;
+  dpu) dpu_main ;;
+esac

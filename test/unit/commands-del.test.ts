@@ -1,0 +1,231 @@
+import { renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { CniError } from '../../src/cni/errors';
+import { HOST_NETNS } from '../../src/host/netlink';
+import { type Attachment, StateStore } from '../../src/host/state';
+import { Bed, PF0_VFS, vfMac } from './helpers/bed';
+import { createNetns, type TestNetns } from './helpers/netns';
+import { removeTmpDirs } from './helpers/tmp';
+
+let nets: TestNetns[] = [];
+let NS = '';
+beforeAll(async () => {
+  nets = await Promise.all([createNetns(), createNetns()]);
+  NS = nets[0]!.path;
+});
+afterAll(() => {
+  for (const n of nets) n.close();
+  removeTmpDirs();
+});
+
+async function added(config: (b: Bed) => Record<string, unknown> = (b) => b.config()): Promise<{ b: Bed; att: Attachment }> {
+  const b = new Bed(nets.map((n) => n.path));
+  const out = await b.run('ADD', { config: config(b) });
+  expect(out.exitCode).toBe(0);
+  const att = new StateStore(b.stateDir).loadAttachment('c1', 'net1') as Attachment;
+  b.host.clearCalls();
+  b.ipam.resetLog();
+  b.dpu.calls.length = 0;
+  return { b, att };
+}
+
+function expectVfHome(b: Bed): void {
+  expect(b.host.link('host', 'ens1f0v0')).toMatchObject({ mac: vfMac(0, 0), mtu: 1500, up: false });
+  expect(b.host.linkNames(NS)).toEqual([]);
+}
+
+describe('DEL', () => {
+  it('gives everything back: IPAM, VF (name, MAC, MTU), allocation, DPU port, record', async () => {
+    const { b, att } = await added();
+    const out = await b.run('DEL');
+    expect(out).toMatchObject({ exitCode: 0, writes: [] });
+    expect(b.ipam.log()).toEqual([['DEL', 'c1', 'net1', NS, '-']]);
+    expect(JSON.parse(b.ipam.stdinOf('DEL'))).toEqual(b.config());
+    // out of the container under a fresh temporary name, then renamed and restored on the host
+    const move = b.host.ipCalls().find((c) => c.ns === NS && c.args.includes('netns'));
+    expect(move?.args.slice(0, 6)).toEqual(['link', 'set', 'dev', 'net1', 'netns', HOST_NETNS]);
+    const tmp = move?.args[7] as string;
+    expect(tmp).toMatch(/^dpuo[0-9a-f]{8}$/);
+    expect(b.host.batches('host')).toEqual([[`link set dev ${tmp} down`, `link set dev ${tmp} name ens1f0v0`, `link set dev ens1f0v0 address ${vfMac(0, 0)} mtu 1500`]]);
+    expectVfHome(b);
+    expect(b.dpu.callsOf('unplug')).toEqual([{ network: 'ovl', vni: 5001, containerId: 'c1', ifname: 'net1', representor: 'pf0vf0', portUuid: att.dpu?.portUuid }]);
+    expect(b.dpu.ports.size).toBe(0);
+    expect(b.stateFiles()).toEqual([]);
+  });
+
+  it('a second DEL succeeds and touches neither the VF nor IPAM', async () => {
+    const { b } = await added();
+    await b.run('DEL');
+    b.host.clearCalls();
+    b.ipam.resetLog();
+    const out = await b.run('DEL');
+    expect(out).toMatchObject({ exitCode: 0, writes: [] });
+    expect(b.ipam.log()).toEqual([]);
+    expect(b.host.calls).toEqual([]);
+    expectVfHome(b);
+    // without a record, the DPU is asked to drop ports of this owner (by owner, not by UUID)
+    expect(b.dpu.callsOf('unplug').at(-1)).toEqual({ network: 'ovl', vni: 5001, containerId: 'c1', ifname: 'net1', representor: '' });
+  });
+
+  it('DEL of a container never seen succeeds and frees only an allocation that container held', async () => {
+    const b = new Bed(nets.map((n) => n.path));
+    const state = new StateStore(b.stateDir);
+    state.ensure();
+    state.tryAllocate(PF0_VFS[0]!.pci, { containerId: 'c1', ifname: 'net1', network: 'ovl' }); // ADD killed before its record
+    state.tryAllocate(PF0_VFS[1]!.pci, { containerId: 'c2', ifname: 'net1', network: 'ovl' });
+    state.tryAllocate(PF0_VFS[2]!.pci, { containerId: 'c1', ifname: 'net2', network: 'ovl' });
+    const out = await b.run('DEL', { netns: '' });
+    expect(out.exitCode).toBe(0);
+    expect(state.listAllocations().sort()).toEqual([PF0_VFS[1]!.pci, PF0_VFS[2]!.pci]);
+    expect(b.host.calls).toEqual([]);
+  });
+
+  it('DEL without cache still succeeds when the DPU cannot be reached (GC will clean up)', async () => {
+    const b = new Bed(nets.map((n) => n.path));
+    b.dpu.failures.unplug = new CniError(11, 'unreachable');
+    expect((await b.run('DEL')).exitCode).toBe(0);
+  });
+
+  it('DEL with an empty CNI_NETNS uses the namespace recorded at ADD (same identity)', async () => {
+    const { b } = await added();
+    const out = await b.run('DEL', { netns: '' });
+    expect(out.exitCode).toBe(0);
+    expect(b.host.ipCalls().some((c) => c.ns === NS && c.args.includes('netns'))).toBe(true);
+    expect(b.ipam.log()[0]?.[3]).toBe(NS);
+    expectVfHome(b);
+    expect(b.stateFiles()).toEqual([]);
+  });
+
+  it('DEL with an empty CNI_NETNS does not enter a recorded path that now names another namespace', async () => {
+    const { b, att } = await added();
+    // the recorded /proc/PID path is reused by something else: pretend ADD saw another identity
+    const state = new StateStore(b.stateDir);
+    state.saveAttachment({ ...att, netnsId: '1:1' });
+    const out = await b.run('DEL', { netns: '' });
+    expect(out.exitCode).toBe(0);
+    expect(b.host.calls.filter((c) => c.file === 'nsenter')).toEqual([]);
+    expect(b.ipam.log()[0]?.[3]).toBe('-'); // IPAM DEL without a namespace
+    expect(state.listAllocations()).toEqual([]);
+  });
+
+  it('never treats the host namespace as the container: CNI_NETNS = our own namespace is ignored', async () => {
+    const { b } = await added();
+    const out = await b.run('DEL', { netns: '/proc/self/ns/net' });
+    expect(out.exitCode).toBe(0);
+    expect(b.host.calls.filter((c) => c.file === 'nsenter')).toEqual([]);
+    // the VF is still in the (fake) container namespace, so nothing on the host was renamed
+    expect(b.host.batches('host')).toEqual([]);
+    expect(b.host.link('host', 'ens1f0v0')).toBeUndefined();
+  });
+
+  it('namespace gone and the kernel gave the VF back under another name: found through sysfs and restored', async () => {
+    const { b } = await added();
+    // the kernel moved the VF back as "dev7" when the namespace died
+    const link = b.host.namespaces.get(NS)?.get('net1');
+    b.host.namespaces.get(NS)?.delete('net1');
+    b.host.addLink('host', { ...link!, name: 'dev7' });
+    const vfNet = join(b.sysfsRoot, 'bus/pci/devices', PF0_VFS[0]!.pci, 'net');
+    renameSync(join(vfNet, 'ens1f0v0'), join(vfNet, 'dev7'));
+    const out = await b.run('DEL', { netns: '/proc/2147483647/ns/net' });
+    expect(out.exitCode).toBe(0);
+    expect(b.host.batches('host')).toEqual([['link set dev dev7 down', 'link set dev dev7 name ens1f0v0', `link set dev ens1f0v0 address ${vfMac(0, 0)} mtu 1500`]]);
+    expect(b.host.link('host', 'ens1f0v0')).toMatchObject({ mac: vfMac(0, 0), mtu: 1500 });
+    expect(b.stateFiles()).toEqual([]);
+  });
+
+  it('does not rename a host link that merely has the temporary or ifname name', async () => {
+    const { b, att } = await added();
+    b.host.namespaces.get(NS)?.delete('net1'); // VF vanished (e.g. driver unbound)
+    b.host.addLink('host', { name: 'net1', mac: '02:99:99:99:99:99' }); // someone else's host link
+    b.host.addLink('host', { name: att.tmpName, mac: '02:98:98:98:98:98' });
+    b.host.namespaces.get('host')?.delete('ens1f0v0');
+    const vfNet = join(b.sysfsRoot, 'bus/pci/devices', PF0_VFS[0]!.pci, 'net');
+    renameSync(join(vfNet, 'ens1f0v0'), join(vfNet, 'gone0'));
+    const out = await b.run('DEL', { netns: '/proc/2147483647/ns/net' });
+    expect(out.exitCode).toBe(0);
+    expect(b.host.batches('host')).toEqual([]);
+    expect(b.host.link('host', 'net1')?.mac).toBe('02:99:99:99:99:99');
+    expect(b.stateFiles()).toEqual([]);
+  });
+
+  it('restores VF admin settings saved at ADD', async () => {
+    const { b } = await added((b) => b.config({ vlan: 42, trust: 'on' }));
+    expect((await b.run('DEL')).exitCode).toBe(0);
+    const vfSets = b.host.ipCalls().filter((c) => c.args.includes('vf')).map((c) => c.args);
+    expect(vfSets).toEqual([['link', 'set', 'dev', 'ens1f0', 'vf', '0', 'mac', '00:00:00:00:00:00', 'vlan', '0', 'qos', '0', 'spoofchk', 'on', 'trust', 'off', 'state', 'auto', 'min_tx_rate', '0', 'max_tx_rate', '0']]);
+  });
+
+  it('DPU unreachable on DEL: code 11', async () => {
+    const { b } = await added();
+    b.dpu.failures.unplug = new Error('connect ECONNREFUSED');
+    const out = await b.run('DEL');
+    expect(out.json?.code).toBe(11);
+    expect(out.json?.msg).toMatch(/host side released.*retry DEL.*ECONNREFUSED/);
+  });
+
+  it('DPU unplug fails: its code is kept, host side fully released, record kept; a retry DEL only does the DPU part', async () => {
+    const { b, att } = await added();
+    b.dpu.failures.unplug = new CniError(112, 'ovs-vsctl: database connection failed');
+    const out = await b.run('DEL');
+    expect(out.exitCode).toBe(1);
+    expect(out.json?.code).toBe(112);
+    expect(out.json?.msg).toMatch(/host side released.*pf0vf0.*retry DEL.*database connection failed/);
+    expectVfHome(b);
+    expect(b.ipam.commands()).toEqual(['DEL']);
+    const state = new StateStore(b.stateDir);
+    expect(state.listAllocations()).toEqual([]);
+    expect(state.loadAttachment('c1', 'net1')).toMatchObject({ hostReleased: true, dpu: { unplugPending: true, portUuid: att.dpu?.portUuid } });
+
+    delete b.dpu.failures.unplug;
+    b.host.clearCalls();
+    b.ipam.resetLog();
+    b.dpu.calls.length = 0;
+    const retry = await b.run('DEL');
+    expect(retry.exitCode).toBe(0);
+    expect(b.host.calls).toEqual([]);
+    expect(b.ipam.log()).toEqual([]);
+    expect(b.dpu.callsOf('unplug')).toEqual([expect.objectContaining({ portUuid: att.dpu?.portUuid, representor: 'pf0vf0' })]);
+    expect(b.stateFiles()).toEqual([]);
+  });
+
+  it('the retry DEL does not touch a VF that another container got meanwhile', async () => {
+    const { b } = await added();
+    b.dpu.failures.unplug = new CniError(11, 'down');
+    await b.run('DEL');
+    delete b.dpu.failures.unplug;
+    const other = await b.run('ADD', { containerId: 'c2', netns: nets[1]!.path });
+    expect((other.json?.interfaces as Array<{ pciID: string }>)[0]?.pciID).toBe(PF0_VFS[0]!.pci);
+    b.host.clearCalls();
+    expect((await b.run('DEL')).exitCode).toBe(0);
+    expect(b.host.calls).toEqual([]);
+    expect(new StateStore(b.stateDir).allocationOwner(PF0_VFS[0]!.pci)?.containerId).toBe('c2');
+  });
+
+  it('IPAM DEL fails: DEL fails (so the runtime retries) and keeps the record; the retry completes', async () => {
+    const { b } = await added();
+    b.ipam.failNext('DEL', JSON.stringify({ code: 11, msg: 'store locked' }));
+    const out = await b.run('DEL');
+    expect(out.json?.code).toBe(11);
+    expect(new StateStore(b.stateDir).loadAttachment('c1', 'net1')).toBeDefined();
+    b.ipam.clearFailures();
+    expect((await b.run('DEL')).exitCode).toBe(0);
+    expectVfHome(b);
+    expect(b.stateFiles()).toEqual([]);
+  });
+
+  it('without dpu config nothing is asked of a DPU', async () => {
+    const { b } = await added((b) => b.config({ dpu: undefined }));
+    b.dpuClientsMade = 0;
+    expect((await b.run('DEL', { config: b.config({ dpu: undefined }) })).exitCode).toBe(0);
+    expect(b.dpuClientsMade).toBe(0);
+    expectVfHome(b);
+  });
+
+  it('uses the cached record even when the network config changed (e.g. another pf)', async () => {
+    const { b } = await added();
+    const out = await b.run('DEL', { config: b.config({ pf: 'ens1f1', vni: 77 }) });
+    expect(out.exitCode).toBe(0);
+    expectVfHome(b);
+    expect(b.dpu.callsOf('unplug')).toEqual([expect.objectContaining({ vni: 5001, representor: 'pf0vf0' })]);
+  });
+});

@@ -1,0 +1,170 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CniError } from '../../src/cni/errors';
+import { StateStore } from '../../src/host/state';
+import { Bed, PF0_VFS, vfMac } from './helpers/bed';
+import { createNetns, type TestNetns } from './helpers/netns';
+import { removeTmpDirs, tmpDir } from './helpers/tmp';
+
+let nets: TestNetns[] = [];
+beforeAll(async () => {
+  nets = await Promise.all([createNetns(), createNetns(), createNetns()]);
+});
+afterAll(() => {
+  for (const n of nets) n.close();
+  removeTmpDirs();
+});
+
+/** c0, c1, c2 attached (VFs 0, 1, 2), each in its own namespace. */
+async function threeAttached(): Promise<{ b: Bed; state: StateStore }> {
+  const b = new Bed(nets.map((n) => n.path));
+  for (let i = 0; i < 3; i++) expect((await b.run('ADD', { containerId: `c${i}`, netns: nets[i]!.path })).exitCode).toBe(0);
+  b.host.clearCalls();
+  b.ipam.resetLog();
+  b.dpu.calls.length = 0;
+  return { b, state: new StateStore(b.stateDir) };
+}
+
+const gcEnv = { CNI_CONTAINERID: undefined, CNI_IFNAME: undefined, CNI_NETNS: undefined };
+const ids = (state: StateStore) => state.listAttachments().map((a) => `${a.containerId}/${a.ifname}`).sort();
+
+describe('GC', () => {
+  it('releases every attachment not in cni.dev/valid-attachments, on the host and the DPU', async () => {
+    const { b, state } = await threeAttached();
+    const out = await b.run('GC', { env: gcEnv, config: b.config({ 'cni.dev/valid-attachments': [{ containerID: 'c1', ifname: 'net1' }] }) });
+    expect(out).toMatchObject({ exitCode: 0, writes: [] });
+    expect(ids(state)).toEqual(['c1/net1']);
+    expect(state.listAllocations()).toEqual([PF0_VFS[1]!.pci]);
+    // IPAM DEL for the two stale ones, in their recorded namespaces
+    expect(b.ipam.log().map((l) => `${l[0]} ${l[1]} ${l[3]}`).sort()).toEqual([`DEL c0 ${nets[0]!.path}`, `DEL c2 ${nets[2]!.path}`]);
+    // their VFs are back on the host, c1's is still in its container
+    expect(b.host.link('host', 'ens1f0v0')).toMatchObject({ mac: vfMac(0, 0), mtu: 1500 });
+    expect(b.host.link('host', 'ens1f0v2')).toMatchObject({ mac: vfMac(0, 2), mtu: 1500 });
+    expect(b.host.link(nets[1]!.path, 'net1')).toBeDefined();
+    expect(b.dpu.callsOf('unplug').map((u) => (u as { containerId: string }).containerId).sort()).toEqual(['c0', 'c2']);
+    expect(b.dpu.callsOf('gc')).toEqual([{ network: 'ovl', vni: 5001, keep: [{ containerId: 'c1', ifname: 'net1' }] }]);
+  });
+
+  it('accepts the older cni.dev/attachments key', async () => {
+    const { b, state } = await threeAttached();
+    const out = await b.run('GC', { env: gcEnv, config: b.config({ 'cni.dev/attachments': [{ containerID: 'c0', ifname: 'net1' }, { containerID: 'c2', ifname: 'net1' }] }) });
+    expect(out.exitCode).toBe(0);
+    expect(ids(state)).toEqual(['c0/net1', 'c2/net1']);
+  });
+
+  it('matches container and ifname together', async () => {
+    const { b, state } = await threeAttached();
+    await b.run('GC', { env: gcEnv, config: b.config({ 'cni.dev/valid-attachments': [{ containerID: 'c0', ifname: 'eth0' }, { containerID: 'x', ifname: 'net1' }] }) });
+    expect(ids(state)).toEqual([]);
+  });
+
+  it('with no list, everything of this network goes', async () => {
+    const { b, state } = await threeAttached();
+    expect((await b.run('GC', { env: gcEnv })).exitCode).toBe(0);
+    expect(ids(state)).toEqual([]);
+    expect(state.listAllocations()).toEqual([]);
+  });
+
+  it('leaves other networks in the same stateDir alone', async () => {
+    const b = new Bed(nets.map((n) => n.path));
+    const other = b.config({ name: 'other', vni: 6000 });
+    expect((await b.run('ADD', { containerId: 'c9', config: other })).exitCode).toBe(0);
+    const state = new StateStore(b.stateDir);
+    state.tryAllocate(PF0_VFS[3]!.pci, { containerId: 'c8', ifname: 'net1', network: 'other' }); // other network's orphan claim
+    expect((await b.run('GC', { env: gcEnv })).exitCode).toBe(0);
+    expect(ids(state)).toEqual(['c9/net1']);
+    expect(state.listAllocations().sort()).toEqual([PF0_VFS[0]!.pci, PF0_VFS[3]!.pci]);
+    expect(b.dpu.callsOf('gc')).toEqual([{ network: 'ovl', vni: 5001, keep: [] }]);
+  });
+
+  it('frees orphan allocations of this network (no record, not valid) and unreadable ones, but not valid ones', async () => {
+    const b = new Bed(nets.map((n) => n.path));
+    const state = new StateStore(b.stateDir);
+    state.ensure();
+    state.tryAllocate(PF0_VFS[0]!.pci, { containerId: 'dead', ifname: 'net1', network: 'ovl' });
+    state.tryAllocate(PF0_VFS[1]!.pci, { containerId: 'live', ifname: 'net1', network: 'ovl' }); // ADD in progress
+    writeFileSync(join(state.allocationsDir, PF0_VFS[2]!.pci), 'garbage');
+    const out = await b.run('GC', { env: gcEnv, config: b.config({ 'cni.dev/valid-attachments': [{ containerID: 'live', ifname: 'net1' }] }) });
+    expect(out.exitCode).toBe(0);
+    expect(state.listAllocations()).toEqual([PF0_VFS[1]!.pci]);
+  });
+
+  it('an invalid attachment list is code 7', async () => {
+    const b = new Bed(nets.map((n) => n.path));
+    for (const bad of ['c1', [{ containerID: 1, ifname: 'net1' }], [{ ifname: 'net1' }]]) {
+      const out = await b.run('GC', { env: gcEnv, config: b.config({ 'cni.dev/valid-attachments': bad }) });
+      expect(out.json).toMatchObject({ code: 7 });
+      expect(out.json?.msg).toContain('cni.dev/valid-attachments');
+    }
+  });
+
+  it('a DPU failure on one stale attachment: code 11 naming it; the rest is still collected; host side of it released', async () => {
+    const { b, state } = await threeAttached();
+    const realUnplug = b.dpu.unplug.bind(b.dpu);
+    b.dpu.unplug = async (req) => {
+      if (req.containerId === 'c0') throw new CniError(112, 'ovsdb busy');
+      return realUnplug(req);
+    };
+    const out = await b.run('GC', { env: gcEnv, config: b.config({ 'cni.dev/valid-attachments': [{ containerID: 'c1', ifname: 'net1' }] }) });
+    expect(out.json?.code).toBe(11);
+    expect(out.json?.msg).toContain('c0/net1');
+    expect(ids(state)).toEqual(['c0/net1', 'c1/net1']);
+    expect(state.loadAttachment('c0', 'net1')?.hostReleased).toBe(true);
+    expect(b.host.link('host', 'ens1f0v0')).toBeDefined();
+    expect(state.listAllocations()).toEqual([PF0_VFS[1]!.pci]);
+  });
+
+  it('GC with cniVersion 1.0.0 is code 1', async () => {
+    const b = new Bed(nets.map((n) => n.path));
+    expect((await b.run('GC', { env: gcEnv, config: b.config({ cniVersion: '1.0.0' }) })).json?.code).toBe(1);
+  });
+});
+
+describe('STATUS', () => {
+  const statusEnv = { CNI_CONTAINERID: undefined, CNI_IFNAME: undefined, CNI_NETNS: undefined };
+
+  it('succeeds when stateDir, PF and DPU are fine', async () => {
+    const b = new Bed(nets.map((n) => n.path));
+    const out = await b.run('STATUS', { env: statusEnv });
+    expect(out).toMatchObject({ exitCode: 0, writes: [] });
+    expect(b.dpu.callsOf('status')).toHaveLength(1);
+    expect(b.dpu.closed).toBe(1);
+  });
+
+  it('code 50 when the DPU status check throws, naming the DPU', async () => {
+    const b = new Bed(nets.map((n) => n.path));
+    b.dpu.failures.status = new CniError(113, 'hw-offload is not true');
+    const out = await b.run('STATUS', { env: statusEnv });
+    expect(out.json).toMatchObject({ cniVersion: '1.1.0', code: 50 });
+    expect(out.json?.msg).toContain(b.dpu.target);
+    expect(out.json?.msg).toContain('hw-offload is not true');
+  });
+
+  it('code 50 when the PF does not exist', async () => {
+    const b = new Bed(nets.map((n) => n.path));
+    const out = await b.run('STATUS', { env: statusEnv, config: b.config({ pf: 'ens9f9' }) });
+    expect(out.json?.code).toBe(50);
+    expect(out.json?.msg).toContain('ens9f9');
+    expect(b.dpu.callsOf('status')).toEqual([]);
+  });
+
+  it('code 50 when stateDir cannot be created', async () => {
+    const b = new Bed(nets.map((n) => n.path));
+    const file = join(tmpDir(), 'file');
+    writeFileSync(file, '');
+    const out = await b.run('STATUS', { env: statusEnv, config: b.config({ stateDir: join(file, 'state') }) });
+    expect(out.json?.code).toBe(50);
+    expect(out.json?.msg).toContain('stateDir');
+  });
+
+  it('without dpu config: no DPU client, success', async () => {
+    const b = new Bed(nets.map((n) => n.path));
+    expect((await b.run('STATUS', { env: statusEnv, config: b.config({ dpu: undefined }) })).exitCode).toBe(0);
+    expect(b.dpuClientsMade).toBe(0);
+  });
+
+  it('STATUS with cniVersion 1.0.0 is code 1', async () => {
+    const b = new Bed(nets.map((n) => n.path));
+    expect((await b.run('STATUS', { env: statusEnv, config: b.config({ cniVersion: '1.0.0' }) })).json?.code).toBe(1);
+  });
+});

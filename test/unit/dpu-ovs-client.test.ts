@@ -1,0 +1,270 @@
+import { CniError } from '../../src/cni/errors';
+import type { PlugRequest } from '../../src/dpu/client';
+import { type OvsSettings, tunnelPortName } from '../../src/dpu/ovs';
+import { OvsDpuClient } from '../../src/dpu/ovs-client';
+import type { DpuTransport, ExecResult } from '../../src/dpu/ssh';
+import { argvAsRunBySh } from './helpers/argv-echo';
+import { memoryLogger, silentLogger } from './helpers/logger';
+import { removeTmpDirs } from './helpers/tmp';
+
+afterAll(removeTmpDirs);
+
+const IFACE = '11111111-1111-4111-8111-111111111111';
+const PORT = '22222222-2222-4222-8222-222222222222';
+const BR = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
+const TUN = 'cccccccc-cccc-4ccc-8ccc-cccccccccccc';
+const INTERNAL = 'dddddddd-dddd-4ddd-8ddd-dddddddddddd';
+const OTHER = 'eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee';
+
+const s: OvsSettings = { bridgePrefix: 'br-vni', datapathType: 'system', localVtep: '192.0.2.1', remoteVteps: ['192.0.2.2'], hwOffload: 'enable', timeoutMs: 10000 };
+const req: PlugRequest = { network: 'ovl', vni: 5001, containerId: 'c1', ifname: 'net1', netns: '/run/netns/a', representor: 'pf0vf0', mtu: 1450 };
+
+const ok = (stdout = ''): ExecResult => ({ exitCode: 0, stdout, stderr: '' });
+const table = (headings: string[], data: unknown[][]) => JSON.stringify({ data, headings });
+const ovsConfig = (hw?: string) => table(['other_config'], [[['map', hw === undefined ? [] : [['hw-offload', hw]]]]]);
+const bridgeRow = (ports: string[]) => table(['_uuid', 'ports'], [[['uuid', BR], ports.length === 1 ? ['uuid', ports[0]] : ['set', ports.map((p) => ['uuid', p])]]]);
+const uuids = (...u: string[]) => table(['_uuid'], u.map((x) => [['uuid', x]]));
+const noRows = (headings: string[]) => table(headings, []);
+
+/** A transport that records each command line and answers from a queue (or a function). */
+class FakeTransport implements DpuTransport {
+  readonly target = 'root@192.0.2.10:22';
+  readonly commands: string[] = [];
+  closed = 0;
+  constructor(private readonly answers: Array<ExecResult | ((cmd: string) => ExecResult)> = []) {}
+  async exec(command: string): Promise<ExecResult> {
+    this.commands.push(command);
+    const a = this.answers.shift();
+    if (a === undefined) throw new Error(`FakeTransport: unexpected command ${command}`);
+    return typeof a === 'function' ? a(command) : a;
+  }
+  close(): void {
+    this.closed++;
+  }
+  /** The argv of each program the DPU's shell would run for command i. */
+  argv(i: number): string[][] {
+    return argvAsRunBySh(this.commands[i] as string);
+  }
+}
+
+function client(t: FakeTransport, settings: Partial<OvsSettings> = {}, log = silentLogger()) {
+  return new OvsDpuClient(t, { ...s, ...settings }, log);
+}
+
+describe('plug', () => {
+  it('sends ip + one ovs-vsctl transaction and returns the bridge and the new Port UUID', async () => {
+    const t = new FakeTransport([ok(`${IFACE}\n${PORT}\n${ovsConfig('true')}\n`)]);
+    expect(await client(t).plug(req)).toEqual({ bridge: 'br-vni5001', portUuid: PORT });
+    expect(t.commands).toHaveLength(1);
+    const ran = t.argv(0);
+    expect(ran.map((a) => a[0])).toEqual(['ip', 'ovs-vsctl']);
+    expect(ran[1]).toContain('--may-exist');
+    expect(ran[1]).toContain('name=pf0vf0');
+    expect(ran[1]).toContain(tunnelPortName(5001, '192.0.2.2'));
+  });
+
+  it('warns when hw-offload was not on yet (enable), and not when it was', async () => {
+    const m1 = memoryLogger();
+    await client(new FakeTransport([ok(`${IFACE}\n${PORT}\n${ovsConfig()}\n`)]), {}, m1.log).plug(req);
+    expect(m1.records.filter((r) => r.level === 40)).toHaveLength(1);
+    const m2 = memoryLogger();
+    await client(new FakeTransport([ok(`${IFACE}\n${PORT}\n${ovsConfig('true')}\n`)]), {}, m2.log).plug(req);
+    expect(m2.records.filter((r) => r.level === 40)).toHaveLength(0);
+  });
+
+  it('output without a port UUID is code 112', async () => {
+    await expect(client(new FakeTransport([ok(`${IFACE}\n${ovsConfig('true')}\n`)])).plug(req)).rejects.toMatchObject({ code: 112 });
+    await expect(client(new FakeTransport([ok(`${IFACE}\nnot-a-uuid\n`)])).plug(req)).rejects.toMatchObject({ code: 112 });
+  });
+
+  it('a failing command is code 112 with its stderr', async () => {
+    const t = new FakeTransport([{ exitCode: 1, stdout: '', stderr: 'ovs-vsctl: no bridge named br-x\n' }]);
+    const err = (await client(t).plug(req).catch((e: unknown) => e)) as CniError;
+    expect(err.code).toBe(112);
+    expect(err.message).toContain('no bridge named br-x');
+    expect(err.message).toContain('root@192.0.2.10:22');
+  });
+
+  it('unparseable JSON output is code 112', async () => {
+    await expect(client(new FakeTransport([ok(`${IFACE}\n${PORT}\n{"data":[\n`)])).plug(req)).rejects.toMatchObject({ code: 112 });
+  });
+
+  it('hwOffload require: a timed-out wait for hw-offload is code 113', async () => {
+    const t = new FakeTransport([{ exitCode: 142, stdout: '', stderr: 'ovs-vsctl: timeout expired\n' }]);
+    await expect(client(t, { hwOffload: 'require' }).plug(req)).rejects.toMatchObject({ code: 113 });
+    expect(t.argv(0).map((a) => a.slice(0, 3))).toEqual([
+      ['ip', 'link', 'set'],
+      ['ovs-vsctl', '--timeout=1', 'wait-until'],
+      ['ovs-vsctl', '--timeout=10', '-f'],
+    ]);
+  });
+
+  it('the same stderr without hwOffload require stays code 112', async () => {
+    await expect(client(new FakeTransport([{ exitCode: 142, stdout: '', stderr: 'ovs-vsctl: timeout expired' }])).plug(req)).rejects.toMatchObject({ code: 112 });
+  });
+});
+
+describe('unplug', () => {
+  const usage = (ports: string[]) => ok([bridgeRow(ports), uuids(TUN), uuids(INTERNAL)].join('\n') + '\n');
+
+  it('by UUID; removes the bridge when only its tunnel and internal port remain, guarded by the exact port set', async () => {
+    const t = new FakeTransport([usage([TUN, INTERNAL]), ok('[{"count":1},{"count":1}]\n')]);
+    await client(t).unplug({ ...req, portUuid: PORT });
+    expect(t.commands).toHaveLength(2);
+    const first = t.argv(0)[0] as string[];
+    expect(first.slice(first.indexOf('--') + 1, first.indexOf('--') + 7)).toEqual(['--if-exists', 'remove', 'Bridge', 'br-vni5001', 'ports', PORT]);
+    const second = t.argv(1)[0] as string[];
+    expect(second.slice(0, 2)).toEqual(['ovsdb-client', 'transact']);
+    const txn = JSON.parse(second[2] as string) as Array<Record<string, unknown>>;
+    expect(txn[1]).toMatchObject({ op: 'wait', where: [['_uuid', '==', ['uuid', BR]]], rows: [{ ports: ['set', [['uuid', TUN], ['uuid', INTERNAL]]] }], timeout: 0 });
+    expect(txn[2]).toMatchObject({ op: 'mutate', mutations: [['bridges', 'delete', ['uuid', BR]]] });
+  });
+
+  it('keeps the bridge while another container port is on it', async () => {
+    const t = new FakeTransport([usage([TUN, INTERNAL, OTHER])]);
+    await client(t).unplug({ ...req, portUuid: PORT });
+    expect(t.commands).toHaveLength(1);
+  });
+
+  it('a bridge that is already gone: nothing more', async () => {
+    const t = new FakeTransport([ok([noRows(['_uuid', 'ports']), noRows(['_uuid']), noRows(['_uuid'])].join('\n'))]);
+    await client(t).unplug({ ...req, portUuid: PORT });
+    expect(t.commands).toHaveLength(1);
+  });
+
+  it('a concurrent ADD that won the race (wait failed) is not an error', async () => {
+    const m = memoryLogger();
+    const t = new FakeTransport([usage([TUN, INTERNAL]), ok('[{"details":"...","error":"timed out"}]\n')]);
+    await expect(client(t, {}, m.log).unplug({ ...req, portUuid: PORT })).resolves.toBeUndefined();
+    expect(m.records.some((r) => r.removed === false)).toBe(true);
+  });
+
+  it('without a UUID: finds the owner ports first; none means nothing else is sent', async () => {
+    const t = new FakeTransport([ok(noRows(['_uuid', 'name', 'external_ids']))]);
+    await client(t).unplug({ network: 'ovl', vni: 5001, containerId: 'c1', ifname: 'net1', representor: '' });
+    expect(t.commands).toHaveLength(1);
+    expect(t.argv(0)[0]).toEqual(expect.arrayContaining(['find', 'Port', 'external_ids:dpu-overlay.container="c1"', 'external_ids:dpu-overlay.ifname="net1"', 'external_ids:dpu-overlay.network="ovl"']));
+  });
+
+  it('without a UUID: removes every port of that owner in one transaction', async () => {
+    const found = table(['_uuid', 'name', 'external_ids'], [
+      [['uuid', PORT], 'pf0vf0', ['map', [['dpu-overlay.container', 'c1']]]],
+      [['uuid', OTHER], 'pf0vf1', ['map', [['dpu-overlay.container', 'c1']]]],
+    ]);
+    const t = new FakeTransport([ok(found), usage([TUN, INTERNAL, 'ffffffff-ffff-4fff-8fff-ffffffffffff'])]);
+    await client(t).unplug({ network: 'ovl', vni: 5001, containerId: 'c1', ifname: 'net1', representor: '' });
+    const argv = t.argv(1)[0] as string[];
+    expect(argv.filter((a) => a === 'remove')).toHaveLength(2);
+    expect(argv).toContain(PORT);
+    expect(argv).toContain(OTHER);
+  });
+
+  it('a failing unplug is code 112', async () => {
+    await expect(client(new FakeTransport([{ exitCode: 1, stdout: '', stderr: 'database connection failed' }])).unplug({ ...req, portUuid: PORT })).rejects.toMatchObject({ code: 112 });
+  });
+});
+
+describe('check', () => {
+  const tunnel = tunnelPortName(5001, '192.0.2.2');
+  const portRow = (ids: Array<[string, string]>) => table(['_uuid', 'name', 'external_ids'], [[['uuid', PORT], 'pf0vf0', ['map', ids]]]);
+  const mine: Array<[string, string]> = [['dpu-overlay.container', 'c1'], ['dpu-overlay.ifname', 'net1'], ['dpu-overlay.network', 'ovl']];
+  const tunnels = (remote = '192.0.2.2') => table(['name', 'options'], [[tunnel, ['map', [['key', '5001'], ['remote_ip', remote]]]]]);
+  const answer = (parts: { bridge?: string; port?: string; tun?: string; ovs?: string }) =>
+    ok(
+      [
+        parts.bridge ?? table(['_uuid', 'ports', 'datapath_type'], [[['uuid', BR], ['set', [['uuid', PORT], ['uuid', TUN]]], 'system']]),
+        parts.port ?? portRow(mine),
+        parts.tun ?? tunnels(),
+        parts.ovs ?? ovsConfig('true'),
+      ].join('\n'),
+    );
+  const flows = ok('ufid:1, recirc_id(0),in_port(2) actions:3\nufid:2, recirc_id(0),in_port(3) actions:2\n');
+
+  it('passes when bridge, port, owner and tunnels match; then counts offloaded flows', async () => {
+    const m = memoryLogger();
+    const t = new FakeTransport([answer({}), flows]);
+    await client(t, {}, m.log).check(req);
+    expect(t.argv(1)).toEqual([['ovs-appctl', 'dpctl/dump-flows', 'type=offloaded']]);
+    expect(m.records.some((r) => r.offloadedFlows === 2)).toBe(true);
+  });
+
+  it.each<[string, Parameters<typeof answer>[0], RegExp]>([
+    ['bridge missing', { bridge: noRows(['_uuid', 'ports', 'datapath_type']) }, /bridge br-vni5001 does not exist/],
+    ['port missing', { port: noRows(['_uuid', 'name', 'external_ids']) }, /no OVS port/],
+    ['port on another bridge', { bridge: table(['_uuid', 'ports', 'datapath_type'], [[['uuid', BR], ['uuid', TUN], 'system']]) }, /not on bridge/],
+    ['port owned by another container', { port: portRow([['dpu-overlay.container', 'c2'], ['dpu-overlay.ifname', 'net1'], ['dpu-overlay.network', 'ovl']]) }, /belongs to container c2/],
+    ['port of another network', { port: portRow([['dpu-overlay.container', 'c1'], ['dpu-overlay.ifname', 'net1'], ['dpu-overlay.network', 'x']]) }, /belongs to/],
+    ['tunnel missing', { tun: noRows(['name', 'options']) }, /VXLAN tunnel .* to 192.0.2.2 \(VNI 5001\) is missing/],
+    ['tunnel to another remote', { tun: tunnels('192.0.2.99') }, /is missing/],
+  ])('%s: code 120', async (_n, parts, msg) => {
+    const t = new FakeTransport([answer(parts), flows]);
+    const err = (await client(t).check(req).catch((e: unknown) => e)) as CniError;
+    expect(err).toBeInstanceOf(CniError);
+    expect(err.code).toBe(120);
+    expect(err.message).toMatch(msg);
+  });
+
+  it('hwOffload require without hw-offload=true: code 120; with it: pass', async () => {
+    await expect(client(new FakeTransport([answer({ ovs: ovsConfig('false') }), flows]), { hwOffload: 'require' }).check(req)).rejects.toMatchObject({ code: 120 });
+    await expect(client(new FakeTransport([answer({}), flows]), { hwOffload: 'require' }).check(req)).resolves.toBeUndefined();
+    await expect(client(new FakeTransport([answer({ ovs: ovsConfig('false') }), flows]), { hwOffload: 'enable' }).check(req)).resolves.toBeUndefined();
+  });
+
+  it('cannot count offloaded flows: still passes', async () => {
+    await expect(client(new FakeTransport([answer({}), { exitCode: 2, stdout: '', stderr: 'no such command' }])).check(req)).resolves.toBeUndefined();
+  });
+});
+
+describe('gc', () => {
+  const ports = table(['_uuid', 'name', 'external_ids'], [
+    [['uuid', PORT], 'pf0vf0', ['map', [['dpu-overlay.container', 'c1'], ['dpu-overlay.ifname', 'net1'], ['dpu-overlay.vni', '5001']]]],
+    [['uuid', OTHER], 'pf0vf1', ['map', [['dpu-overlay.container', 'c2'], ['dpu-overlay.ifname', 'net1'], ['dpu-overlay.vni', '5001']]]],
+    [['uuid', IFACE], 'pf0vf2', ['map', [['dpu-overlay.container', 'c3'], ['dpu-overlay.ifname', 'net1'], ['dpu-overlay.vni', '7']]]],
+  ]);
+  const usage = ok([bridgeRow([TUN, INTERNAL, PORT]), uuids(TUN), uuids(INTERNAL)].join('\n'));
+
+  it('removes ports of this network whose owner is not kept, per VNI bridge, and counts them', async () => {
+    const t = new FakeTransport([ok(ports), usage, usage]);
+    expect(await client(t).gc('ovl', 5001, [{ containerId: 'c1', ifname: 'net1' }])).toBe(2);
+    expect(t.argv(0)[0]).toEqual(expect.arrayContaining(['external_ids:dpu-overlay.network="ovl"']));
+    const removes = [1, 2].map((i) => {
+      const argv = t.argv(i)[0] as string[];
+      return argv.flatMap((a, j) => (a === 'remove' ? [[argv[j + 2], argv[j + 4]]] : []));
+    });
+    expect(removes).toEqual([[['br-vni5001', OTHER]], [['br-vni7', IFACE]]]);
+  });
+
+  it('nothing stale: only the query', async () => {
+    const t = new FakeTransport([ok(ports)]);
+    expect(await client(t).gc('ovl', 5001, [{ containerId: 'c1', ifname: 'net1' }, { containerId: 'c2', ifname: 'net1' }, { containerId: 'c3', ifname: 'net1' }])).toBe(0);
+    expect(t.commands).toHaveLength(1);
+  });
+});
+
+describe('status and close', () => {
+  it('status passes with hw-offload on, or when not required', async () => {
+    await expect(client(new FakeTransport([ok(ovsConfig('true'))]), { hwOffload: 'require' }).status()).resolves.toBeUndefined();
+    await expect(client(new FakeTransport([ok(ovsConfig())]), { hwOffload: 'enable' }).status()).resolves.toBeUndefined();
+  });
+  it('status: hwOffload require without hw-offload=true is code 113', async () => {
+    await expect(client(new FakeTransport([ok(ovsConfig('false'))]), { hwOffload: 'require' }).status()).rejects.toMatchObject({ code: 113 });
+  });
+  it('status: ovs-vsctl failing is code 112', async () => {
+    await expect(client(new FakeTransport([{ exitCode: 1, stdout: '', stderr: 'unix:/var/run/openvswitch/db.sock: database connection failed' }])).status()).rejects.toMatchObject({ code: 112 });
+  });
+  it('a transport error passes through unchanged', async () => {
+    const t = new FakeTransport([
+      () => {
+        throw new CniError(11, 'cannot reach DPU');
+      },
+    ]);
+    await expect(client(t).status()).rejects.toMatchObject({ code: 11, message: 'cannot reach DPU' });
+  });
+  it('close closes the transport; target comes from it', () => {
+    const t = new FakeTransport();
+    const c = client(t);
+    expect(c.target).toBe('root@192.0.2.10:22');
+    c.close();
+    expect(t.closed).toBe(1);
+  });
+});

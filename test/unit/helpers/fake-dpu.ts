@@ -1,0 +1,54 @@
+import type { DpuClient, PlugRequest, PlugResult, PortOwner, UnplugRequest } from '../../../src/dpu/client';
+
+type Method = 'plug' | 'unplug' | 'check' | 'gc' | 'status';
+
+/** A DpuClient that records every call and can be told to fail; it keeps the plugged ports like the DPU would. */
+export class FakeDpu implements DpuClient {
+  readonly target = 'root@192.0.2.10:22';
+  readonly calls: Array<{ method: Method; arg: unknown }> = [];
+  readonly failures: Partial<Record<Method, Error>> = {};
+  readonly ports = new Map<string, PlugRequest>();
+  closed = 0;
+  gcRemoves = 0;
+  private seq = 0;
+
+  private enter(method: Method, arg: unknown): void {
+    this.calls.push({ method, arg });
+    const f = this.failures[method];
+    if (f) throw f;
+  }
+
+  callsOf(method: Method): unknown[] {
+    return this.calls.filter((c) => c.method === method).map((c) => c.arg);
+  }
+
+  async plug(req: PlugRequest): Promise<PlugResult> {
+    this.enter('plug', req);
+    const portUuid = `00000000-0000-4000-8000-${String(++this.seq).padStart(12, '0')}`;
+    this.ports.set(portUuid, req);
+    return { bridge: `br-vni${req.vni}`, portUuid };
+  }
+
+  async unplug(req: UnplugRequest): Promise<void> {
+    this.enter('unplug', req);
+    if (req.portUuid) this.ports.delete(req.portUuid);
+    else for (const [u, p] of this.ports) if (p.containerId === req.containerId && p.ifname === req.ifname && p.network === req.network) this.ports.delete(u);
+  }
+
+  async check(req: PlugRequest): Promise<void> {
+    this.enter('check', req);
+  }
+
+  async gc(network: string, vni: number, keep: ReadonlyArray<Pick<PortOwner, 'containerId' | 'ifname'>>): Promise<number> {
+    this.enter('gc', { network, vni, keep });
+    return this.gcRemoves;
+  }
+
+  async status(): Promise<void> {
+    this.enter('status', undefined);
+  }
+
+  close(): void {
+    this.closed++;
+  }
+}

@@ -1,0 +1,56 @@
+import { CommandError, ProcessRunner, runChecked } from '../../src/host/runner';
+import { fail, ok, ScriptedRunner } from './helpers/scripted-runner';
+
+const sh = (script: string, opts: Parameters<ProcessRunner['run']>[2] = {}) => new ProcessRunner().run('/bin/sh', ['-c', script], opts);
+
+describe('ProcessRunner', () => {
+  it('returns exit code, stdout and stderr untrimmed', async () => {
+    expect(await sh('printf "out\\n"; printf "err\\n" >&2; exit 3')).toEqual({ exitCode: 3, stdout: 'out\n', stderr: 'err\n' });
+  });
+
+  it('passes input on stdin', async () => {
+    expect((await sh('cat', { input: '{"a":1}\nline2' })).stdout).toBe('{"a":1}\nline2');
+  });
+
+  it('uses exactly the given environment', async () => {
+    const r = await new ProcessRunner().run('/usr/bin/env', [], { env: { ONLY: 'this' } });
+    expect(r.stdout).toBe('ONLY=this\n');
+  });
+
+  it('a command that exits without reading its stdin keeps its exit code and output (VERSION-style)', async () => {
+    const big = 'x'.repeat(4 * 1024 * 1024);
+    expect(await sh('echo done', { input: big })).toEqual({ exitCode: 0, stdout: 'done\n', stderr: '' });
+  });
+
+  it('a missing program is exit 127 with a message, not an exception', async () => {
+    const r = await new ProcessRunner().run('/nonexistent/ipam', []);
+    expect(r.exitCode).toBe(127);
+    expect(r.stderr).toContain('/nonexistent/ipam');
+  });
+
+  it('kills a command that runs past timeoutMs', async () => {
+    const started = Date.now();
+    const r = await sh('sleep 10', { timeoutMs: 200 });
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toMatch(/timed out/);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it('arguments are not interpreted by a shell', async () => {
+    const r = await new ProcessRunner().run('/bin/echo', ['$(id)', '; ls', '`x`']);
+    expect(r.stdout).toBe('$(id) ; ls `x`\n');
+  });
+});
+
+describe('runChecked', () => {
+  it('returns the result on exit 0', async () => {
+    expect(await runChecked(new ScriptedRunner([ok('x')]), 'ip', ['a'])).toEqual(ok('x'));
+  });
+  it('throws CommandError (code 5) with the command and stderr otherwise', async () => {
+    const err = (await runChecked(new ScriptedRunner([fail('Device "x" does not exist.\n', 1)]), 'ip', ['link', 'show', 'x']).catch((e: unknown) => e)) as CommandError;
+    expect(err).toBeInstanceOf(CommandError);
+    expect(err.code).toBe(5);
+    expect(err.message).toBe('ip link show x failed (exit 1): Device "x" does not exist.');
+    expect(err.result.exitCode).toBe(1);
+  });
+});
