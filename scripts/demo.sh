@@ -28,7 +28,7 @@ conf() { # site, range start, range end
 }
 cni() { # command site container
   local ns=dpuo-ctr-demo-$2
-  ip netns exec dpuo-host-$2 env CNI_COMMAND=$1 CNI_CONTAINERID=demo-$2 CNI_NETNS=/run/netns/$ns CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni "$bin" < "$state/demo-$2.json"
+  ip netns exec dpuo-host-$2 env CNI_COMMAND=$1 CNI_CONTAINERID=demo-$2 CNI_NETNS=/run/netns/$ns CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni "$bin" < "$state/demo-$2.json" 2>>"$state/demo-plugin-stderr.log"
 }
 cleanup() {
   for s in a b; do cni DEL $s >/dev/null 2>&1 || true; ip netns del dpuo-ctr-demo-$s 2>/dev/null || true; done
@@ -63,7 +63,7 @@ ip netns exec dpuo-ctr-demo-a iperf3 -c "$ip_b" -t 3 -f m | grep -E "receiver" |
 echo
 for s in a b; do
   echo "== OVS on DPU $s =="
-  bash $tb dpu-exec $s ovs-vsctl show | sed -n '/Bridge br-vni100/,$p'
+  bash $tb dpu-exec $s ovs-vsctl show | awk '/^    Bridge/ { show = ($2 == "br-vni100") } show'
 done
 if $keep; then
   cat <<HELP
