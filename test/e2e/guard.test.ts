@@ -1,0 +1,65 @@
+/**
+ * The DPU forced-command guard (install.sh --dpu): the packaged plugin works through it, and the same key
+ * cannot run anything else on the DPU.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { cni, container, dpuExec, hostLocal, netConf, removeContainers, requireBinary, ROOT, sh, site, type Site, type Testbed, testbedDown, testbedUp } from './helpers';
+
+jest.setTimeout(120000);
+
+const GUARD_DIR = '/usr/local/libexec/dpu-overlay';
+let tb: Testbed;
+let A: Site;
+let key: string;
+let guardWasInstalled: boolean;
+
+beforeAll(() => {
+  requireBinary();
+  tb = testbedUp(4, 'a,b');
+  A = site(tb, 'a');
+  key = join(tb.stateDir, 'guarded_ed25519');
+  rmSync(key, { force: true });
+  rmSync(`${key}.pub`, { force: true });
+  sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'dpu-overlay-guarded', '-f', key]);
+  guardWasInstalled = existsSync(GUARD_DIR);
+  sh('bash', [join(ROOT, 'install.sh'), '--dpu', '--authorize-key', `${key}.pub`, '--authorized-keys', join(tb.stateDir, 'authorized_keys')]);
+});
+
+afterAll(() => {
+  removeContainers();
+  testbedDown();
+  if (!guardWasInstalled) rmSync(GUARD_DIR, { recursive: true, force: true });
+});
+
+function sshGuarded(command: string) {
+  return spawnSync('ip', ['netns', 'exec', A.hostNetns, 'ssh', '-i', key, '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${tb.knownHostsFile}`, '-o', 'StrictHostKeyChecking=yes', `root@${A.dpuHost}`, command], { encoding: 'utf8', timeout: 20000 });
+}
+
+test('ADD, CHECK and DEL work through the guard', () => {
+  const conf = netConf(tb, A, { ipam: hostLocal(tb, A, '10.100.0.0/24', '10.100.0.10', '10.100.0.20'), dpu: { privateKeyFile: key } });
+  const ns = container('guard');
+  const add = cni(A, conf, { command: 'ADD', containerId: 'guarded', netns: ns });
+  expect(add.stdout).toContain('"interfaces"');
+  expect(add.status).toBe(0);
+  expect(dpuExec('a', 'ovs-vsctl', 'list-ports', 'br-vni100')).toContain('pf0vf0');
+  expect(cni(A, { ...conf, prevResult: add.json }, { command: 'CHECK', containerId: 'guarded', netns: ns }).status).toBe(0);
+  expect(cni(A, conf, { command: 'STATUS' }).status).toBe(0);
+  expect(cni(A, conf, { command: 'DEL', containerId: 'guarded', netns: ns }).status).toBe(0);
+  expect(dpuExec('a', 'ovs-vsctl', 'list-br')).not.toContain('br-vni100');
+});
+
+test.each([
+  ['a shell', 'sh'],
+  ['reading secrets', 'cat /etc/shadow'],
+  ['deleting the uplink bridge', "ovs-vsctl --timeout=5 -f json -- --if-exists del-br br-phy"],
+  ['an injected shell command after a plugin command', "ovs-vsctl --timeout=5 -f json -- --if-exists del-port pf0vf0; rm -rf /tmp/x"],
+  ['an injected -- clause', "ovs-vsctl --timeout=5 -f json -- --columns=other_config find Open_vSwitch -- del-br br-phy"],
+  ['command substitution', 'ip link set dev $(reboot) mtu 1450 up'],
+])('the guarded key cannot run %s', (_what, command) => {
+  const r = sshGuarded(command);
+  expect(r.status).toBe(126);
+  expect(r.stderr).toMatch(/refused/);
+  expect(dpuExec('a', 'ovs-vsctl', 'list-br')).toContain('br-phy');
+});
