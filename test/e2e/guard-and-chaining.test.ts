@@ -1,6 +1,6 @@
 /**
  * The DPU forced-command guard (install.sh --dpu): the packaged plugin works through it, and the same key
- * cannot run anything else on the DPU.
+ * cannot run anything else on the DPU. Also: chaining with the reference tuning plugin via prevResult.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
@@ -62,4 +62,22 @@ test.each([
   expect(r.status).toBe(126);
   expect(r.stderr).toMatch(/refused/);
   expect(dpuExec('a', 'ovs-vsctl', 'list-br')).toContain('br-phy');
+});
+
+test('chaining: dpu-overlay then tuning (conflist order), prevResult passed along; CHECK of both; DEL', () => {
+  const ns = container('chain');
+  const conf = netConf(tb, A, { cniVersion: '1.0.0', name: 'chain', ipam: hostLocal(tb, A, '10.101.0.0/24', '10.101.0.10', '10.101.0.20', 'chain') });
+  const add = cni(A, conf, { command: 'ADD', containerId: 'chained', netns: ns });
+  expect(add.status).toBe(0);
+  const tuning = { cniVersion: '1.0.0', name: 'chain', type: 'tuning', sysctl: { 'net.ipv4.conf.eth0.arp_notify': '1' }, prevResult: add.json };
+  const tuned = spawnSync('ip', ['netns', 'exec', A.hostNetns, '/usr/lib/cni/tuning'], {
+    input: JSON.stringify(tuning), encoding: 'utf8',
+    env: { PATH: process.env.PATH, CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'chained', CNI_NETNS: ns, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' },
+  });
+  expect(tuned.status).toBe(0);
+  const final = JSON.parse(tuned.stdout) as Record<string, unknown>;
+  expect(final.interfaces).toEqual((add.json as Record<string, unknown>).interfaces);
+  expect(spawnSync('ip', ['netns', 'exec', 'dpuo-ctr-chain', 'sysctl', '-n', 'net.ipv4.conf.eth0.arp_notify'], { encoding: 'utf8' }).stdout.trim()).toBe('1');
+  expect(cni(A, { ...conf, prevResult: final }, { command: 'CHECK', containerId: 'chained', netns: ns }).status).toBe(0);
+  expect(cni(A, conf, { command: 'DEL', containerId: 'chained', netns: ns }).status).toBe(0);
 });
