@@ -3,21 +3,13 @@ import { join } from 'node:path';
 import { CniError } from '../../src/cni/errors';
 import { parseCniArgs, parseCommand, parseEnv, validateContainerId, validateIfname, validateNetnsPath } from '../../src/cni/env';
 import { removeTmpDirs, tmpDir } from './helpers/tmp';
+import { codeOf } from './helpers/errors';
 
 afterAll(removeTmpDirs);
 
 const NETNS = '/proc/self/ns/net'; // a real nsfs file
 const full = { CNI_CONTAINERID: 'abc123', CNI_NETNS: NETNS, CNI_IFNAME: 'net1', CNI_PATH: '/opt/cni/bin:/usr/lib/cni' };
 
-function codeOf(fn: () => unknown): number {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(CniError);
-    return (err as CniError).code;
-  }
-  throw new Error('expected a CniError');
-}
 
 describe('parseCommand', () => {
   it.each(['ADD', 'DEL', 'CHECK', 'VERSION', 'GC', 'STATUS'])('accepts %s', (c) => {

@@ -1,16 +1,7 @@
-import { CniError } from '../../src/cni/errors';
 import type { CniResult } from '../../src/cni/types';
 import { compareVersions, convertResult, parseResult, requireSupportedVersion, requireVersionForCommand, SUPPORTED_VERSIONS, versionInfo } from '../../src/cni/version';
+import { codeOf } from './helpers/errors';
 
-function codeOf(fn: () => unknown): number {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(CniError);
-    return (err as CniError).code;
-  }
-  throw new Error('expected a CniError');
-}
 
 const result: CniResult = {
   cniVersion: '1.1.0',

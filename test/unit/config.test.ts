@@ -1,6 +1,6 @@
-import { CniError } from '../../src/cni/errors';
 import { loadNetConf, type NetConf, requireVfSource } from '../../src/config/load';
 import { DEFAULTS } from '../../src/config/schema';
+import { errorOf } from './helpers/errors';
 
 const FP = 'SHA256:' + 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123456'; // 43 chars
 const dpu = { host: 'dpu1.example.net', privateKeyFile: '/etc/dpu-overlay/id_ed25519', knownHostsFile: '/etc/dpu-overlay/known_hosts', localVtep: '192.0.2.1' };
@@ -14,16 +14,6 @@ function withDpu(extra: Record<string, unknown>): Record<string, unknown> {
   return { dpu: { ...dpu, ...extra } };
 }
 
-/** The CniError thrown by fn (fails the test if fn does not throw one). */
-function errorOf(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(CniError);
-    return err as CniError;
-  }
-  throw new Error('expected a CniError, nothing was thrown');
-}
 
 function expectRejected(extra: Record<string, unknown>, path: string): void {
   const err = errorOf(() => load(extra));

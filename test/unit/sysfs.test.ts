@@ -1,21 +1,12 @@
 import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { CniError } from '../../src/cni/errors';
 import { Sysfs } from '../../src/host/sysfs';
 import { buildSysfs, type FakeVf } from './helpers/sysfs-tree';
 import { removeTmpDirs, tmpDir } from './helpers/tmp';
+import { errorOf } from './helpers/errors';
 
 afterAll(removeTmpDirs);
 
-function errorOf(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(CniError);
-    return err as CniError;
-  }
-  throw new Error('expected a CniError');
-}
 
 /** 12 VFs, created in a scrambled order so that directory order is not VF order. */
 const twelve: FakeVf[] = Array.from({ length: 12 }, (_, i) => ({ pci: `0000:03:${String(1 + Math.floor(i / 8)).padStart(2, '0')}.${i % 8}`, netdev: `ens1f0v${i}` }));
