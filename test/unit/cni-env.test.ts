@@ -133,6 +133,10 @@ describe('CNI_NETNS', () => {
     writeFileSync(f, '');
     expect(codeOf(() => validateNetnsPath(f))).toBe(4);
     expect(codeOf(() => parseEnv({ ...full, CNI_COMMAND: 'ADD', CNI_NETNS: f }))).toBe(4);
+    expect(codeOf(() => parseEnv({ ...full, CNI_COMMAND: 'CHECK', CNI_NETNS: f }))).toBe(4);
+  });
+  it('a missing path is code 4 for CHECK too', () => {
+    expect(codeOf(() => parseEnv({ ...full, CNI_COMMAND: 'CHECK', CNI_NETNS: '/run/netns/gone-xyz' }))).toBe(4);
   });
   it('a directory is code 4', () => {
     expect(codeOf(() => validateNetnsPath(tmpDir()))).toBe(4);
