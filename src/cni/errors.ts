@@ -22,8 +22,6 @@ export const ErrorCode = {
   CheckFailed: 120,
 } as const;
 
-export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
-
 export class CniError extends Error {
   constructor(
     readonly code: number,
@@ -50,11 +48,4 @@ export function toErrorJson(err: unknown, cniVersion: string): CniErrorJson {
   }
   const message = err instanceof Error ? err.message : String(err);
   return { cniVersion, code: ErrorCode.IoFailure, msg: message };
-}
-
-/** Wraps any failure of a step as a CniError, keeping an existing code. */
-export function asCniError(err: unknown, code: number, context: string): CniError {
-  if (err instanceof CniError) return err;
-  const message = err instanceof Error ? err.message : String(err);
-  return new CniError(code, `${context}: ${message}`);
 }

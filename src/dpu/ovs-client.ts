@@ -4,7 +4,7 @@ import type { DpuClient, PlugRequest, PlugResult, PortOwner, UnplugRequest } fro
 import {
   assertUuid, bridgeName, checkCommand, EXT, expectedTunnels, findOwnerPortsCommand, hwOffloadValue, isOwnedBy, mapOf, OFFLOADED_FLOWS_COMMAND,
   type OvsSettings, type OvsTable, parseBridgeUsage, parseTables, plugCommands, removeBridgeIfUnchangedCommand, removePortsCommand, rows,
-  statusCommand, unplugCommand, uuidOf, uuidSet,
+  statusCommand, uuidOf, uuidSet,
 } from './ovs';
 import { type Argv, commandLine } from './quote';
 import type { DpuTransport } from './ssh';
@@ -71,8 +71,7 @@ export class OvsDpuClient implements DpuClient {
       uuids = (await this.ownerPorts({ containerId: req.containerId, ifname: req.ifname, network: req.network })).map((p) => p.uuid);
     }
     if (uuids.length === 0) return;
-    const command = uuids.length === 1 ? unplugCommand(this.s, bridge, req.vni, uuids[0] as string) : removePortsCommand(this.s, bridge, req.vni, uuids);
-    await this.removeBridgeIfUnused(bridge, await this.run('unplug', [command]));
+    await this.removeBridgeIfUnused(bridge, await this.run('unplug', [removePortsCommand(this.s, bridge, req.vni, uuids)]));
   }
 
   async check(req: PlugRequest): Promise<void> {

@@ -79,11 +79,6 @@ export function plugCommands(s: OvsSettings, req: PlugRequest): { commands: Argv
   return { commands, bridge };
 }
 
-/** DEL by port UUID: a no-op when the port was meanwhile replaced. Also reads what is left on the bridge. */
-export function unplugCommand(s: OvsSettings, bridge: string, vni: number, portUuid: string): Argv {
-  return vsctl(s, ['--if-exists', 'remove', 'Bridge', bridge, 'ports', portUuid], ...bridgeUsageQueries(bridge, vni));
-}
-
 export function bridgeUsageQueries(bridge: string, vni: number): string[][] {
   return [
     ['--columns=_uuid,ports', 'find', 'Bridge', `name=${bridge}`],
@@ -101,6 +96,7 @@ export function findOwnerPortsCommand(s: OvsSettings, filter: Partial<PortOwner>
   return vsctl(s, ['--columns=_uuid,name,external_ids', 'find', 'Port', ...where]);
 }
 
+/** DEL/GC by port UUID: a no-op for a port meanwhile replaced. Also reads what is left on the bridge. */
 export function removePortsCommand(s: OvsSettings, bridge: string, vni: number, portUuids: string[]): Argv {
   return vsctl(s, ...portUuids.map((u) => ['--if-exists', 'remove', 'Bridge', bridge, 'ports', u]), ...bridgeUsageQueries(bridge, vni));
 }

@@ -127,10 +127,6 @@ export class StateStore {
     }
   }
 
-  isAllocated(pci: string): boolean {
-    return this.listAllocations().includes(pci);
-  }
-
   listAllocations(): string[] {
     try {
       return readdirSync(this.allocationsDir).filter((n) => !n.startsWith('.'));

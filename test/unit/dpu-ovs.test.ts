@@ -3,7 +3,7 @@ import type { PlugRequest } from '../../src/dpu/client';
 import { representorName } from '../../src/dpu/client';
 import {
   bridgeName, bridgeUsageQueries, checkCommand, EXT, expectedTunnels, findOwnerPortsCommand, hwOffloadValue, isOwnedBy, mapOf, type OvsSettings,
-  parseBridgeUsage, parseTables, plugCommands, removeBridgeIfUnchangedCommand, removePortsCommand, rows, statusCommand, tunnelPortName, unplugCommand, uuidOf, uuidSet,
+  parseBridgeUsage, parseTables, plugCommands, removeBridgeIfUnchangedCommand, removePortsCommand, rows, statusCommand, tunnelPortName, uuidOf, uuidSet,
 } from '../../src/dpu/ovs';
 import { commandLine } from '../../src/dpu/quote';
 import { argvAsRunBySh } from './helpers/argv-echo';
@@ -127,7 +127,7 @@ describe('plugCommands', () => {
 
 describe('other commands', () => {
   it('unplug removes the port from the bridge by UUID (--if-exists), then reads what is left', () => {
-    const t = txn(unplugCommand(s, 'br-vni5001', 5001, 'aaaaaaaa-0000-0000-0000-000000000001'));
+    const t = txn(removePortsCommand(s, 'br-vni5001', 5001, ['aaaaaaaa-0000-0000-0000-000000000001']));
     expect(t.commands).toEqual([
       ['--if-exists', 'remove', 'Bridge', 'br-vni5001', 'ports', 'aaaaaaaa-0000-0000-0000-000000000001'],
       ['--columns=_uuid,ports', 'find', 'Bridge', 'name=br-vni5001'],
