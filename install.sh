@@ -10,10 +10,13 @@ set -euo pipefail
 REPO=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 PROG=install.sh
 
-# Debian packages the plugin, its tests and the demo need (the tests start their own
-# OVS instances and sshds, so the distro's openvswitch-switch service is not wanted).
+# Debian packages the plugin, its tests, the demo and the benchmarks need (the tests start their own
+# OVS instances and sshds, so the distro's openvswitch-switch service is not wanted). The runtime
+# tests drive podman (with runc), containerd and a libcni driver built offline with golang-go.
 APT_PACKAGES=(openvswitch-switch openssh-server openssh-client iproute2 containernetworking-plugins
-  iperf3 ethtool nftables iputils-ping util-linux procps)
+  iperf3 ethtool nftables iputils-ping util-linux procps
+  podman runc containerd busybox-static golang-go golang-github-appc-cni-dev
+  stress sysstat linux-perf)
 # Reference plugins the example conflist (cni-conf/) chains; Debian installs them in /usr/lib/cni.
 REFERENCE_PLUGINS=(host-local tuning)
 REFERENCE_PLUGIN_DIR=/usr/lib/cni

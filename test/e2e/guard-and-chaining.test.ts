@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { cni, container, dpuExec, hostLocal, netConf, removeContainers, requireBinary, ROOT, sh, site, type Site, type Testbed, testbedDown, testbedUp } from './helpers';
+import { cni, container, dpuExec, hostLocal, netConf, PREFIX, removeContainers, requireBinary, ROOT, sh, site, type Site, type Testbed, testbedDown, testbedUp } from './helpers';
 
 jest.setTimeout(120000);
 
@@ -77,7 +77,7 @@ test('chaining: dpu-overlay then tuning (conflist order), prevResult passed alon
   expect(tuned.status).toBe(0);
   const final = JSON.parse(tuned.stdout) as Record<string, unknown>;
   expect(final.interfaces).toEqual((add.json as Record<string, unknown>).interfaces);
-  expect(spawnSync('ip', ['netns', 'exec', 'dpuo-ctr-chain', 'sysctl', '-n', 'net.ipv4.conf.eth0.arp_notify'], { encoding: 'utf8' }).stdout.trim()).toBe('1');
+  expect(spawnSync('ip', ['netns', 'exec', `${PREFIX}-ctr-chain`, 'sysctl', '-n', 'net.ipv4.conf.eth0.arp_notify'], { encoding: 'utf8' }).stdout.trim()).toBe('1');
   expect(cni(A, { ...conf, prevResult: final }, { command: 'CHECK', containerId: 'chained', netns: ns }).status).toBe(0);
   expect(cni(A, conf, { command: 'DEL', containerId: 'chained', netns: ns }).status).toBe(0);
 });

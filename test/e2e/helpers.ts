@@ -5,6 +5,8 @@ import { join } from 'node:path';
 export const ROOT = join(__dirname, '..', '..');
 export const BINARY = process.env.DPU_OVERLAY_BIN ?? join(ROOT, 'dist', 'dpu-overlay');
 export const TESTBED = join(__dirname, 'testbed.sh');
+/** Testbed namespace prefix (DPUO_TESTBED_PREFIX), so parallel testbeds do not collide. */
+export const PREFIX = process.env.DPUO_TESTBED_PREFIX ?? 'dpuo';
 export const CNI_PATH = process.env.CNI_PATH_DIRS ?? '/usr/lib/cni';
 
 export interface Vf { index: number; pci: string; netdev: string; mac: string; representor: string }
@@ -155,7 +157,7 @@ const containers = new Set<string>();
 
 /** A "container": a network namespace with IPv6 off (no router solicitations in packet counts). */
 export function container(name: string): string {
-  const ns = `dpuo-ctr-${name}`;
+  const ns = `${PREFIX}-ctr-${name}`;
   spawnSync('ip', ['netns', 'del', ns]);
   sh('ip', ['netns', 'add', ns]);
   sh('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);

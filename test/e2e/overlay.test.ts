@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import {
-  cni, cniAsync, container, dpuExec, firstIp, hostLocal, inNetns, linkJson, netConf, ping, removeContainers,
+  cni, cniAsync, container, dpuExec, firstIp, hostLocal, inNetns, linkJson, netConf, ping, PREFIX, removeContainers,
   requireBinary, sh, site, type Site, type Testbed, testbedDown, testbedUp,
 } from './helpers';
 
@@ -64,7 +64,7 @@ describe('VNI 100 across three DPUs', () => {
       results[s.name] = res;
       const iface = (res.interfaces as Array<Record<string, unknown>>)[0] as Record<string, unknown>;
       expect(iface).toMatchObject({ name: 'eth0', mac: s.vfs[0]?.mac, mtu: 1450, sandbox: ctr[s.name], pciID: s.vfs[0]?.pci });
-      const link = linkJson(`dpuo-ctr-${s.name}1`, 'eth0');
+      const link = linkJson(`${PREFIX}-ctr-${s.name}1`, 'eth0');
       expect(link?.mtu).toBe(1450);
       expect(link?.address).toBe(s.vfs[0]?.mac);
       expect(link?.flags).toContain('UP');
@@ -89,7 +89,7 @@ describe('VNI 100 across three DPUs', () => {
   });
 
   test('TCP works across the overlay (iperf3 for 2 seconds)', () => {
-    const server = spawnSync('ip', ['netns', 'exec', 'dpuo-ctr-b1', 'iperf3', '-s', '-1', '-D', '-p', '5201'], { encoding: 'utf8' });
+    const server = spawnSync('ip', ['netns', 'exec', `${PREFIX}-ctr-b1`, 'iperf3', '-s', '-1', '-D', '-p', '5201'], { encoding: 'utf8' });
     expect(server.status).toBe(0);
     spawnSync('sleep', ['0.3']);
     const r = inNetns(ctr.a as string, 'iperf3', ['-c', firstIp(results.b), '-t', '2', '-J']);
@@ -105,7 +105,7 @@ describe('VNI 100 across three DPUs', () => {
     for (const n of ['a', 'b', 'c']) {
       const hook = n === 'a' ? 'output' : 'input';
       const rules = `table arp dpuo_test {\n chain c {\n  type filter hook ${hook} priority 0; policy accept;\n  arp operation request arp daddr ip ${target} counter\n }\n}\n`;
-      const r = spawnSync('ip', ['netns', 'exec', `dpuo-ctr-${n}1`, 'nft', '-f', '-'], { input: rules, encoding: 'utf8' });
+      const r = spawnSync('ip', ['netns', 'exec', `${PREFIX}-ctr-${n}1`, 'nft', '-f', '-'], { input: rules, encoding: 'utf8' });
       expect(r.stderr).toBe('');
     }
     inNetns(ctr.a as string, 'ping', ['-c', '1', '-W', '2', target]);
@@ -153,7 +153,7 @@ describe('VNI 100 across three DPUs', () => {
     const vf = linkJson(C.hostNetns, C.vfs[0]?.netdev as string);
     expect(vf).toMatchObject({ ifname: 'ens1f0v0', address: C.vfs[0]?.mac, mtu: 1500 });
     expect(vf?.flags).not.toContain('UP');
-    expect(linkJson('dpuo-ctr-c1', 'eth0')).toBeUndefined();
+    expect(linkJson(`${PREFIX}-ctr-c1`, 'eth0')).toBeUndefined();
     expect(existsSync(ipFile)).toBe(false);
     expect(bridges('c')).not.toContain('br-vni100');
     expect(stateFiles(C, 'attachments')).toEqual([]);

@@ -9,12 +9,16 @@
 #   testbed.sh status                         human readable state (LSB exit codes)
 #   testbed.sh dpu-exec <site> <cmd...>       run cmd in the DPU's net+mount ns
 #
-# State dir: ${DPUO_TESTBED_DIR:-/run/dpuo-testbed}
+# State dir: ${DPUO_TESTBED_DIR:-/run/<prefix>-testbed}; netns names <prefix>-host-X,
+# <prefix>-dpu-X, <prefix>-underlay with prefix ${DPUO_TESTBED_PREFIX:-dpuo}
 set -euo pipefail
 
-STATE=${DPUO_TESTBED_DIR:-/run/dpuo-testbed}
+# Namespace name prefix: lets several testbeds (e.g. parallel developers) coexist.
+PREFIX=${DPUO_TESTBED_PREFIX:-dpuo}
+[[ $PREFIX =~ ^[a-z][a-z0-9]{0,7}$ ]] || { echo "DPUO_TESTBED_PREFIX must be 1-8 lowercase letters/digits" >&2; exit 1; }
+STATE=${DPUO_TESTBED_DIR:-/run/$PREFIX-testbed}
 STATE=${STATE%/}
-UNDERLAY_NS=dpuo-underlay
+UNDERLAY_NS=$PREFIX-underlay
 PF=ens1f0np0
 PF_PCI=0000:03:00.0
 OVS_SCHEMA=/usr/share/openvswitch/vswitch.ovsschema
@@ -35,7 +39,7 @@ usage: $PROG up [--sites a,b,c] [--vfs N]
        $PROG env
        $PROG status
        $PROG dpu-exec <site> <cmd...>
-state dir: \${DPUO_TESTBED_DIR:-/run/dpuo-testbed} (now: $STATE)
+state dir: \${DPUO_TESTBED_DIR:-/run/$PREFIX-testbed} (now: $STATE)
 EOF
 }
 
@@ -45,8 +49,8 @@ site_index() { # a..z -> 0..25
   printf -v c '%d' "'$c"
   echo $((c - 97))
 }
-host_ns() { echo "dpuo-host-$1"; }
-dpu_ns() { echo "dpuo-dpu-$1"; }
+host_ns() { echo "$PREFIX-host-$1"; }
+dpu_ns() { echo "$PREFIX-dpu-$1"; }
 mgmt_host_ip() { echo "192.0.2.$((4 * $1 + 1))"; }
 mgmt_dpu_ip() { echo "192.0.2.$((4 * $1 + 2))"; }
 vtep_ip() { echo "198.51.100.$(($1 + 1))"; }
@@ -176,7 +180,7 @@ cmd_down() {
 leftovers_present() {
   [[ -e $STATE/$MARKER ]] && return 0
   local ns
-  for ns in /run/netns/dpuo-host-? /run/netns/dpuo-dpu-? "/run/netns/$UNDERLAY_NS"; do
+  for ns in /run/netns/$PREFIX-host-? /run/netns/$PREFIX-dpu-? "/run/netns/$UNDERLAY_NS"; do
     [[ -e $ns ]] && return 0
   done
   return 1
@@ -196,7 +200,7 @@ do_down() {
   fi
   # namespaces (also leftovers of a run whose state dir is gone)
   local nss=()
-  for ns in /run/netns/dpuo-host-? /run/netns/dpuo-dpu-? "/run/netns/$UNDERLAY_NS"; do
+  for ns in /run/netns/$PREFIX-host-? /run/netns/$PREFIX-dpu-? "/run/netns/$UNDERLAY_NS"; do
     [[ -e $ns ]] && nss+=("${ns##*/}")
   done
   local p n
