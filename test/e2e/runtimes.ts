@@ -6,7 +6,7 @@
  * `ip netns exec` is not used: it remounts /sys, and runc then finds no cgroup mounts.
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { BINARY, CNI_PATH, PREFIX, ROOT, type Site, type Testbed } from './helpers';
 
@@ -106,7 +106,7 @@ function alive(pid: number): boolean {
 }
 
 /** The CNI plugins a runtime host offers: the packaged dpu-overlay and Debian's reference plugins. */
-function pluginDir(dir: string): string {
+export function pluginDir(dir: string): string {
   mkdirSync(dir, { recursive: true });
   symlinkSync(BINARY, join(dir, 'dpu-overlay'));
   for (const p of readdirSync(CNI_PATH)) symlinkSync(join(CNI_PATH, p), join(dir, p));
@@ -174,6 +174,15 @@ export class RuntimeHost {
       }
     }
     rmSync(this.dir, { recursive: true, force: true });
+    rmEmptyDir(dirname(this.dir));
+  }
+}
+
+export function rmEmptyDir(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // not empty or gone
   }
 }
 

@@ -11,6 +11,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,8 +22,9 @@ import (
 )
 
 func fail(err error) {
-	if e, ok := err.(*types.Error); ok {
-		out, _ := json.Marshal(e)
+	var e *types.Error
+	if errors.As(err, &e) {
+		out, _ := json.Marshal(map[string]interface{}{"code": e.Code, "msg": err.Error(), "details": e.Details})
 		fmt.Println(string(out))
 	} else {
 		out, _ := json.Marshal(map[string]interface{}{"code": 999, "msg": err.Error()})
