@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { BINARY, dpuExec, linkJson, PREFIX, requireBinary, site, type Site, type Testbed, testbedDown, testbedUp } from './helpers';
+import { BINARY, linkJson, PREFIX, requireBinary, site, type Site, type Testbed, testbedDown, testbedUp } from './helpers';
 import { type ConfList, forTestbed, IMAGE, ok, Podman, readShipped, run, RuntimeHost } from './runtimes';
 
 jest.setTimeout(180000);
