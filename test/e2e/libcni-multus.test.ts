@@ -75,10 +75,17 @@ function libcni(c: DriverCall): { status: number; json: Json | undefined; out: s
   return { status: r.status, json, out: r.stdout };
 }
 
-/** The NAD's config as this node's Multus would hand it to libcni, with the allocated VF injected (Multus does so for every plugin). */
-function nadList(inject: Json = {}, before: Json[] = []): ConfList {
+/** The NAD's config as this node's Multus hands it to libcni. */
+function nadList(before: Json[] = []): ConfList {
   const list = forTestbed(JSON.parse(nad.spec.config) as ConfList, tb, A, { range: ['10.100.0.10', '10.100.0.59'] });
-  return { ...list, plugins: [...before, ...list.plugins.map((p) => ({ ...p, ...inject }))] };
+  return { ...list, plugins: [...before, ...list.plugins] };
+}
+
+/** With the device plugin's VF injected the way Multus does (today: deviceID and pciBusID into every plugin). */
+function injected(how: 'both' | 'first' | 'pciBusID', pci: string): ConfList {
+  const list = nadList();
+  const extra = how === 'both' ? { deviceID: pci, pciBusID: pci } : how === 'first' ? { deviceID: pci } : { pciBusID: pci };
+  return { ...list, plugins: list.plugins.map((p, i) => (how === 'first' && i > 0 ? p : { ...p, ...extra })) };
 }
 
 function representorPort(pci: string): string {
@@ -92,14 +99,15 @@ test('the NAD names the resource the device plugin advertises, and its pfNames s
 });
 
 test.each([
-  ['deviceID', 2],
-  ['pciBusID', 4],
-])('Multus injects the allocated VF as top-level %s: that exact VF becomes net1 with runtimeConfig mac/ips; CHECK and DEL of the list', (key, index) => {
+  ['deviceID and pciBusID in every plugin (Multus today)', 'both', 2],
+  ['deviceID in the first plugin (older Multus)', 'first', 4],
+  ['pciBusID only', 'pciBusID', 1],
+] as const)('the allocated VF injected as %s: that exact VF becomes net1 with runtimeConfig mac/ips; CHECK and DEL of the list', (_how, key, index) => {
   const pci = devicePluginPool(A)[index] as string;
   const vf = A.vfs[index];
   const id = `${PREFIX}multus${key}0123456789abcdef`;
   const ns = container(`pod-${key.toLowerCase()}`);
-  const list = nadList({ [key]: pci });
+  const list = injected(key, pci);
   const capArgs = { mac: '0a:58:0a:64:00:2a', ips: [`10.100.0.${40 + index}/24`] };
   const add = libcni({ command: 'ADD', list, netns: ns, id, pod: `pod-${index}`, capArgs });
   const ifaces = add.json?.interfaces as Json[];
@@ -124,7 +132,7 @@ test('runtimeConfig.deviceID (CAP_ARGS), chained after loopback and before tunin
   const vf = A.vfs[3];
   const id = `${PREFIX}multuscapargs0123456789`;
   const ns = container('pod-capargs');
-  const list = nadList({}, [{ type: 'loopback' }]);
+  const list = nadList([{ type: 'loopback' }]);
   const capArgs = { deviceID: pci };
   const add = libcni({ command: 'ADD', list, netns: ns, id, pod: 'pod-capargs', capArgs });
   const ifaces = add.json?.interfaces as Json[];
@@ -142,7 +150,7 @@ test('runtimeConfig.deviceID (CAP_ARGS), chained after loopback and before tunin
 
 test('a deviceID that is already attached is refused with VfInUse (102), and nothing of the first pod is touched', () => {
   const pci = devicePluginPool(A)[5] as string;
-  const list = nadList({ deviceID: pci });
+  const list = injected('both', pci);
   const first = container('pod-first');
   libcni({ command: 'ADD', list, netns: first, id: `${PREFIX}first`, pod: 'first' });
   const second = container('pod-second');

@@ -75,15 +75,23 @@ export function ok(r: SpawnSyncReturns<string>, what: string): string {
 
 const ANCHOR_SCRIPT = `set -e
 d=$1; shift
+n=0
+# a writable overlay on an existing directory: what is written below it lands in $d
+overlay() {
+  n=$((n + 1))
+  mkdir -p "$d/overlay$n/upper" "$d/overlay$n/work"
+  mount -t overlay overlay -o "lowerdir=$1,upperdir=$d/overlay$n/upper,workdir=$d/overlay$n/work" "$1"
+}
 for pair in "$@"; do
   target=\${pair%%=*} source=\${pair#*=}
-  if [ "$target" = /var/lib ]; then
-    mkdir -p "$d/varlib-upper" "$d/varlib-work"
-    mount -t overlay overlay -o "lowerdir=/var/lib,upperdir=$d/varlib-upper,workdir=$d/varlib-work" /var/lib
-  else
-    [ -d "$target" ] || { echo "$target does not exist" >&2; exit 1; }
-    mount --bind "$source" "$target"
+  if [ "$source" = overlay ]; then overlay "$target"; continue; fi
+  if [ ! -d "$target" ]; then
+    parent=$(dirname "$target")
+    while [ ! -d "$parent" ]; do parent=$(dirname "$parent"); done
+    overlay "$parent"
+    mkdir -p "$target"
   fi
+  mount --bind "$source" "$target"
 done
 echo $$ >"$d/anchor.pid.tmp"
 mv "$d/anchor.pid.tmp" "$d/anchor.pid"
