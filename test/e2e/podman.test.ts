@@ -27,7 +27,7 @@ beforeAll(() => {
     const s = site(tb, name);
     const host = new RuntimeHost(s, `/tmp/${PREFIX}-runtimes/podman-${name}`);
     hosts.push(host);
-    host.start();
+    host.start(tb);
     host.writeConf(`${NET}.conflist`, forTestbed(shipped, tb, s, { range: ranges[name] as [string, string] }));
     podman[name] = new Podman(host);
     podman[name].importBusybox();

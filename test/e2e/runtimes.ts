@@ -76,11 +76,21 @@ export function ok(r: SpawnSyncReturns<string>, what: string): string {
 const ANCHOR_SCRIPT = `set -e
 d=$1; shift
 n=0
-# a writable overlay on an existing directory: what is written below it lands in $d
+# A writable overlay on an existing directory: what is written below it lands in $d. The paths in $KEEP
+# below it (shared with the host: /run/netns, the testbed's state) are carried over on top of it.
 overlay() {
   n=$((n + 1))
-  mkdir -p "$d/overlay$n/upper" "$d/overlay$n/work"
-  mount -t overlay overlay -o "lowerdir=$1,upperdir=$d/overlay$n/upper,workdir=$d/overlay$n/work" "$1"
+  o=$d/overlay$n
+  mkdir -p "$o/upper" "$o/work" "$o/keep"
+  k=0
+  for keep in $KEEP; do
+    case $keep in "$1"/*) k=$((k + 1)); mkdir -p "$o/keep/$k"; mount --rbind "$keep" "$o/keep/$k" ;; esac
+  done
+  mount -t overlay overlay -o "lowerdir=$1,upperdir=$o/upper,workdir=$o/work" "$1"
+  k=0
+  for keep in $KEEP; do
+    case $keep in "$1"/*) k=$((k + 1)); mount --move "$o/keep/$k" "$keep" ;; esac
+  done
 }
 for pair in "$@"; do
   target=\${pair%%=*} source=\${pair#*=}
@@ -135,12 +145,16 @@ export class RuntimeHost {
     this.binDir = pluginDir(join(dir, 'bin'));
   }
 
-  /** /etc/cni/net.d and /opt/cni/bin (fixed in ctr) are this host's; /var/lib (libcni's cache) an overlay. */
-  start(): this {
-    const binds = [`/etc/cni/net.d=${this.netDir}`, `/opt/cni/bin=${this.binDir}`, '/var/lib=overlay'];
+  /**
+   * /etc/cni/net.d and /opt/cni/bin (fixed in ctr) are this host's. /var/lib (libcni's cache /var/lib/cni) and
+   * /run (runc, containerd's shim sockets and FIFOs, libpod) are overlays, except /run/netns and the testbed.
+   */
+  start(tb: Testbed): this {
+    const binds = [`/etc/cni/net.d=${this.netDir}`, `/opt/cni/bin=${this.binDir}`, '/var/lib=overlay', '/run=overlay'];
+    const env = { ...process.env, KEEP: `/run/netns ${tb.stateDir}` };
     const log = join(this.dir, 'anchor.log');
     // the anchor must not hold our pipes open (spawnSync would wait for it)
-    ok(run('sh', ['-c', 'setsid -f "$@" </dev/null >"$0" 2>&1', log, 'unshare', '-m', '--propagation', 'private', 'sh', '-c', ANCHOR_SCRIPT, 'anchor', this.dir, ...binds]), 'anchor');
+    ok(run('sh', ['-c', 'setsid -f "$@" </dev/null >"$0" 2>&1', log, 'unshare', '-m', '--propagation', 'private', 'sh', '-c', ANCHOR_SCRIPT, 'anchor', this.dir, ...binds], { env }), 'anchor');
     const pidFile = join(this.dir, 'anchor.pid');
     for (let i = 0; i < 500 && !existsSync(pidFile); i++) spawnSync('sleep', ['0.01']);
     if (!existsSync(pidFile)) throw new Error(`mount namespace for ${this.site.name} did not come up: ${readFileSync(log, 'utf8')}`);
