@@ -25,7 +25,8 @@ beforeAll(() => {
   requireBinary();
   tb = testbedUp(6, 'a,b');
   A = site(tb, 'a');
-  host = new RuntimeHost(A, `/tmp/${PREFIX}-runtimes/containerd-a`).start(tb);
+  host = new RuntimeHost(A, `/tmp/${PREFIX}-runtimes/containerd-a`);
+  host.start(tb);
   listA = forTestbed(JSON.parse(readShipped('10-dpu-overlay.conflist')) as ConfList, tb, A, { range: ranges.a as [string, string] });
   host.writeConf('10-dpu-overlay.conflist', listA);
   const podman = new Podman(host);

@@ -338,9 +338,3 @@ export function buildLibcniDriver(): string {
   ok(run('go', ['build', '-o', out, join(__dirname, 'libcni-driver', 'main.go')], { env, timeout: 300000 }), 'go build libcni-driver');
   return out;
 }
-
-/** Links in the emulated host's netns. */
-export function hostLinks(s: Site): string[] {
-  const r = run('ip', ['-n', s.hostNetns, '-o', 'link', 'show']);
-  return r.stdout.split('\n').map((l) => l.split(': ')[1]?.split('@')[0] ?? '').filter(Boolean);
-}
