@@ -1,0 +1,137 @@
+/**
+ * The shipped configuration (cni-conf/): each file parses, the plugin's own schema accepts its dpu-overlay
+ * config, the Kubernetes objects fit together (no Kubernetes runs here: structure only), and every file is
+ * used by an end-to-end test that runs it under the runtime it is written for.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { NetConfSchema } from '../../src/config/schema';
+
+const DIR = join(__dirname, '..', '..', 'cni-conf');
+const E2E = join(__dirname, '..', 'e2e');
+const read = (f: string) => readFileSync(join(DIR, f), 'utf8');
+
+type Json = Record<string, unknown>;
+interface ConfList { cniVersion: string; name: string; plugins: Json[] }
+
+/** Which end-to-end suite runs each shipped file. */
+const CONSUMERS: Record<string, string> = {
+  '10-dpu-overlay.conflist': 'containerd.test.ts',
+  'podman-dpu-vni100.conflist': 'podman.test.ts',
+  'multus-network-attachment.yaml': 'libcni-multus.test.ts',
+  'sriov-device-plugin-config.yaml': 'libcni-multus.test.ts',
+  'daemonset.yaml': 'podman.test.ts',
+  Containerfile: 'podman.test.ts',
+};
+
+function dpuOverlayConf(list: ConfList): Json {
+  const plugin = list.plugins.find((p) => p.type === 'dpu-overlay');
+  if (!plugin) throw new Error(`${list.name}: no dpu-overlay plugin`);
+  return { ...plugin, cniVersion: list.cniVersion, name: list.name };
+}
+
+function expectValid(conf: Json): void {
+  const parsed = NetConfSchema.safeParse(conf);
+  expect(parsed.error?.issues ?? []).toEqual([]);
+}
+
+const nad = parse(read('multus-network-attachment.yaml')) as { apiVersion: string; kind: string; metadata: { name: string; annotations: Record<string, string> }; spec: { config: string } };
+const dpConfigMap = parse(read('sriov-device-plugin-config.yaml')) as { apiVersion: string; kind: string; metadata: { name: string; namespace: string }; data: Record<string, string> };
+const resource = (JSON.parse(dpConfigMap.data['config.json'] ?? '{}') as { resourceList: Array<{ resourcePrefix: string; resourceName: string; selectors: { pfNames: string[]; vendors: string[] } }> }).resourceList;
+
+test('every file in cni-conf/ is run by an end-to-end test under its runtime', () => {
+  expect(readdirSync(DIR).sort()).toEqual(Object.keys(CONSUMERS).sort());
+  for (const [file, suite] of Object.entries(CONSUMERS)) expect(readFileSync(join(E2E, suite), 'utf8')).toContain(`'${file}'`);
+});
+
+test.each([
+  ['10-dpu-overlay.conflist (containerd, CRI-O)'],
+  ['podman-dpu-vni100.conflist (Podman)'],
+])('%s: cniVersion 1.0.0 (Podman 4.3 rejects 1.1.0), dpu-overlay then tuning, a config the plugin accepts', (label) => {
+  const list = JSON.parse(read(label.split(' ')[0] as string)) as ConfList;
+  expect(list.cniVersion).toBe('1.0.0');
+  expect(list.plugins.map((p) => p.type)).toEqual(['dpu-overlay', 'tuning']);
+  expectValid(dpuOverlayConf(list));
+  expect(dpuOverlayConf(list).pf).toBe(resource[0]?.selectors.pfNames[0]);
+});
+
+test('the containerd/CRI-O conflist declares the capabilities libcni turns into runtimeConfig', () => {
+  const plugin = dpuOverlayConf(JSON.parse(read('10-dpu-overlay.conflist')) as ConfList);
+  expect(plugin.capabilities).toEqual({ mac: true, ips: true, deviceID: true });
+});
+
+describe('Multus NetworkAttachmentDefinition and SR-IOV device plugin config', () => {
+  test('kinds and apiVersions', () => {
+    expect(nad).toMatchObject({ apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition' });
+    expect(dpConfigMap).toMatchObject({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'sriovdp-config', namespace: 'kube-system' } });
+  });
+
+  test('the NAD asks for the resource the device plugin advertises', () => {
+    expect(resource).toHaveLength(1);
+    const r = resource[0] as (typeof resource)[number];
+    expect(nad.metadata.annotations['k8s.v1.cni.cncf.io/resourceName']).toBe(`${r.resourcePrefix}/${r.resourceName}`);
+    expect(r.selectors.vendors).toEqual(['15b3']);
+  });
+
+  test('the embedded CNI config is a valid conflist named like the NAD, taking its VF from the device plugin (deviceID), not from pf', () => {
+    const list = JSON.parse(nad.spec.config) as ConfList;
+    expect(list.name).toBe(nad.metadata.name);
+    expect(list.cniVersion).toBe('1.0.0');
+    const plugin = dpuOverlayConf(list);
+    expect(plugin.pf).toBeUndefined();
+    expect(plugin.capabilities).toMatchObject({ deviceID: true });
+    expectValid({ ...plugin, deviceID: '0000:03:00.2' });
+    expect(list.plugins.map((p) => p.type)).toEqual(['dpu-overlay', 'tuning']);
+  });
+});
+
+describe('DaemonSet and its image', () => {
+  const ds = parse(read('daemonset.yaml')) as {
+    apiVersion: string; kind: string;
+    spec: {
+      selector: { matchLabels: Record<string, string> };
+      template: {
+        metadata: { labels: Record<string, string> };
+        spec: {
+          containers: Array<{ image: string; command: string[]; args: string[]; volumeMounts: Array<{ name: string; mountPath: string }> }>;
+          volumes: Array<{ name: string; hostPath?: { path: string }; secret?: { secretName: string } }>;
+        };
+      };
+    };
+  };
+  const pod = ds.spec.template.spec;
+  const ctr = pod.containers[0];
+  const mountOf = (hostPath: string) => {
+    const vol = pod.volumes.find((v) => v.hostPath?.path === hostPath);
+    return ctr?.volumeMounts.find((m) => m.name === vol?.name)?.mountPath;
+  };
+
+  test('kind, apiVersion, selector matching the pod template', () => {
+    expect(ds).toMatchObject({ apiVersion: 'apps/v1', kind: 'DaemonSet' });
+    expect(ds.spec.template.metadata.labels).toMatchObject(ds.spec.selector.matchLabels);
+    expect(pod.containers).toHaveLength(1);
+  });
+
+  test('mounts the node\'s /opt/cni/bin and installs the binary there atomically (copy, then rename)', () => {
+    const bin = mountOf('/opt/cni/bin');
+    expect(bin).toBeDefined();
+    const script = ctr?.args.join(' ') ?? '';
+    expect(script).toContain(`mv -f ${bin}/.dpu-overlay.new ${bin}/dpu-overlay`);
+  });
+
+  test('installs the DPU key where the shipped configs look for it', () => {
+    const dir = mountOf('/etc/cni/dpu-overlay');
+    const dpu = dpuOverlayConf(JSON.parse(read('10-dpu-overlay.conflist')) as ConfList).dpu as { privateKeyFile: string; knownHostsFile: string };
+    expect(dpu.privateKeyFile).toBe('/etc/cni/dpu-overlay/id_ed25519');
+    expect(dpu.knownHostsFile).toBe('/etc/cni/dpu-overlay/known_hosts');
+    expect(ctr?.args.join(' ')).toContain(`chmod 0600 ${dir}/id_ed25519`);
+    expect(pod.volumes.find((v) => v.secret)?.secret?.secretName).toBe('dpu-overlay-ssh');
+  });
+
+  test('the Containerfile puts dist/dpu-overlay where the install command copies it from', () => {
+    const copy = /^COPY\s+(\S+)\s+(\S+)$/m.exec(read('Containerfile'));
+    expect(copy?.[1]).toBe('dist/dpu-overlay');
+    expect(ctr?.args.join(' ')).toContain(`cp ${copy?.[2]} `);
+  });
+});
