@@ -78,9 +78,9 @@ async function startReporting(procs: Processes, node: Node, argv: string[], wher
   return { node, started, pid };
 }
 
-/** `stress --cpu N` pinned to the host cores; the hogs are the children of the stress parent. */
+/** `stress --cpu N` pinned to the host cores (in the host's netns); the hogs are the children of the stress parent. */
 function startHogs(procs: Processes, m: Machine, seconds: number): Promise<Running> {
-  return startReporting(procs, m.node, ['stress', '--cpu', String(m.cores.length), '--timeout', `${Math.ceil(seconds)}s`, '--quiet'], { pin: true, root: true });
+  return startReporting(procs, m.node, ['stress', '--cpu', String(m.cores.length), '--timeout', `${Math.ceil(seconds)}s`, '--quiet'], { pin: true });
 }
 
 async function hogTicks(procs: Processes, h: Running): Promise<number> {

@@ -85,7 +85,7 @@ export function fig4Spec(r: Results): Record<string, unknown> {
         color: { field: 'mode', type: 'nominal', title: null, sort: Object.values(MODE_LABEL) },
       },
     })),
-    config: { legend: { orient: 'bottom' }, font: 'sans-serif' },
+    config: { legend: { orient: 'bottom', labelLimit: 0 }, font: 'sans-serif' },
   };
 }
 
