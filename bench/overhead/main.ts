@@ -9,15 +9,15 @@
  * Without --hosts it runs on the emulated testbed (brought up and torn down by the harness, prefix
  * DPUO_TESTBED_PREFIX). Progress goes to stderr; results.json, results.md and fig4.svg to --out.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { Cleanup } from './cleanup';
 import { EmulatedEnvironment, realEnvironment, type Environment } from './env';
 import { Processes } from './exec';
 import { measure, type Sample } from './measure';
 import { SETUP } from './modes';
 import { parseArgs, UsageRequest, USAGE, type Options } from './options';
-import { fig4Svg, markdownTable, type Results } from './report';
+import { fig4Svg, markdownTable, README_BEGIN, readmeWithResults, type Results } from './report';
 
 const t0 = Date.now();
 function log(line: string): void {
@@ -38,6 +38,9 @@ async function writeResults(o: Options, r: Results): Promise<void> {
   writeFileSync(join(o.out, 'results.json'), `${JSON.stringify(r, null, 2)}\n`);
   writeFileSync(join(o.out, 'results.md'), markdownTable(r));
   if (r.samples.length) writeFileSync(join(o.out, 'fig4.svg'), await fig4Svg(r));
+  if (o.readme) {
+    writeFileSync(o.readme, readmeWithResults(readFileSync(o.readme, 'utf8'), r, relative(dirname(o.readme), join(o.out, 'fig4.svg'))));
+  }
 }
 
 async function main(): Promise<number> {
@@ -51,6 +54,10 @@ async function main(): Promise<number> {
       return 0;
     }
     process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (o.readme && !readFileSync(o.readme, 'utf8').includes(README_BEGIN)) {
+    process.stderr.write(`${o.readme} has no results block (${README_BEGIN})\n`);
     return 2;
   }
   const procs = new Processes();
@@ -104,7 +111,7 @@ async function main(): Promise<number> {
     results.finishedAt = new Date().toISOString();
     await cleanup.runDownTo(0);
     await writeResults(o, results);
-    log(`wrote ${join(o.out, 'results.json')}, results.md and fig4.svg`);
+    log(`wrote ${join(o.out, 'results.json')}, results.md and fig4.svg${o.readme ? ` and the results block of ${o.readme}` : ''}`);
     process.stderr.write(markdownTable(results));
     process.stdout.write(`${JSON.stringify(results)}\n`);
     return 0;

@@ -90,8 +90,9 @@ async function setupHost(ctx: ModeContext, n: number): Promise<ModeSetup> {
 
 // ---------------------------------------------------------------- host-overlay
 
-function overlayIp(node: Node, i: number): string {
-  return `10.42.0.${node.name === 'a' ? 10 + i : 110 + i}`;
+/** container i's overlay address: .10+i on the client host, .110+i on the server host */
+function overlayIp(ctx: ModeContext, node: Node, i: number): string {
+  return `10.42.0.${node === ctx.env.nodes[0] ? 10 + i : 110 + i}`;
 }
 
 /** Is the kernel VXLAN device available on `node`? (probed in a scratch namespace) */
@@ -113,7 +114,7 @@ async function vethContainer(ctx: ModeContext, node: Node, i: number, checksumOf
   const hostSide = `ovhv${i}`;
   await onNode(ctx.procs, node, ['ip', 'link', 'add', hostSide, 'mtu', String(OVERLAY_MTU), 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', String(OVERLAY_MTU), 'netns', ns]);
   ctx.cleanup.push(`veth ${hostSide} on ${node.name}`, node.command(['ip', 'link', 'del', hostSide]));
-  await onNode(ctx.procs, node, ['ip', 'addr', 'add', `${overlayIp(node, i)}/24`, 'dev', 'eth0'], { netns: ns });
+  await onNode(ctx.procs, node, ['ip', 'addr', 'add', `${overlayIp(ctx, node, i)}/24`, 'dev', 'eth0'], { netns: ns });
   await onNode(ctx.procs, node, ['ip', 'link', 'set', 'eth0', 'up'], { netns: ns });
   await onNode(ctx.procs, node, ['ip', 'link', 'set', hostSide, 'up']);
   if (!checksumOffload) {
@@ -210,18 +211,18 @@ async function setupHostOverlay(ctx: ModeContext, n: number): Promise<ModeSetup>
   const [a, b] = ctx.env.nodes;
   for (const node of ctx.env.nodes) await ctx.env.underlayUp(node, ctx.cleanup);
   const kernel = ctx.hostOverlay === 'kernel' || (ctx.hostOverlay === 'auto' && (await kernelHasVxlan(ctx, a)));
-  const nss: Record<string, string[]> = {};
+  const nss: string[][] = []; // [client side, server side][pair]
   const processes: PlumbingProcess[] = [];
   for (const [node, peer] of [[a, b], [b, a]] as const) {
-    if (kernel) nss[node.name] = await kernelOverlay(ctx, node, peer, n);
+    if (kernel) nss.push(await kernelOverlay(ctx, node, peer, n));
     else {
       const o = await userspaceOvsOverlay(ctx, node, peer, n);
-      nss[node.name] = o.nss;
+      nss.push(o.nss);
       processes.push(...o.processes);
     }
   }
   return {
-    pairs: pairsOf(n, (i) => ({ client: { node: a, netns: nss.a?.[i] }, server: { node: b, netns: nss.b?.[i] }, serverIp: overlayIp(b, i) })),
+    pairs: pairsOf(n, (i) => ({ client: { node: a, netns: nss[0]?.[i] }, server: { node: b, netns: nss[1]?.[i] }, serverIp: overlayIp(ctx, b, i) })),
     realisation: kernel
       ? 'veth per container into a Linux bridge with a kernel VXLAN device on the host (as Docker overlay)'
       : `SUBSTITUTE (${ctx.hostOverlay === 'ovs' ? 'asked for with --host-overlay ovs' : 'this kernel has no vxlan device'}): ` +
@@ -235,9 +236,9 @@ async function setupHostOverlay(ctx: ModeContext, n: number): Promise<ModeSetup>
 
 async function setupDpu(ctx: ModeContext, n: number): Promise<ModeSetup> {
   const [a, b] = ctx.env.nodes;
-  const ips: Record<string, string[]> = { a: [], b: [] };
-  const nss: Record<string, string[]> = { a: [], b: [] };
-  for (const node of [a, b]) {
+  const ips: string[][] = [[], []]; // [client side, server side][pair]
+  const nss: string[][] = [[], []];
+  for (const [side, node] of [a, b].entries()) {
     for (let i = 0; i < n; i++) {
       const ns = await addContainer(ctx, node, i);
       const call = (command: string) => ctx.env.cni(node, { CNI_COMMAND: command, CNI_CONTAINERID: ns, CNI_NETNS: `/run/netns/${ns}`, CNI_IFNAME: 'eth0', CNI_ARGS: '' });
@@ -248,13 +249,13 @@ async function setupDpu(ctx: ModeContext, n: number): Promise<ModeSetup> {
       const result = JSON.parse(out.slice(out.indexOf('{'))) as { ips?: Array<{ address: string }> };
       const ip = result.ips?.[0]?.address.split('/')[0];
       if (!ip) throw new Error(`ADD of ${ns} returned no IP: ${out}`);
-      (ips[node.name] as string[]).push(ip);
-      (nss[node.name] as string[]).push(ns);
+      ips[side]?.push(ip);
+      nss[side]?.push(ns);
     }
   }
   await ctx.env.pinDpu(); // ovs-vswitchd threads created for the new ports
   return {
-    pairs: pairsOf(n, (i) => ({ client: { node: a, netns: nss.a?.[i] }, server: { node: b, netns: nss.b?.[i] }, serverIp: ips.b?.[i] as string })),
+    pairs: pairsOf(n, (i) => ({ client: { node: a, netns: nss[0]?.[i] }, server: { node: b, netns: nss[1]?.[i] }, serverIp: ips[1]?.[i] as string })),
     realisation: 'a VF per container (attached by the packaged dpu-overlay plugin); bridging and VXLAN by OVS on the DPU',
     processes: ctx.env.dpuDaemons().map((d) => ({ role: 'dpu', node: d.node, what: d.what, pid: d.pid })),
   };

@@ -13,11 +13,13 @@ export interface Options {
   dpuCores: number[];
   binary: string;
   hostOverlay: HostOverlayDatapath;
+  /** a README whose results block to rewrite with this run's table and chart */
+  readme?: string;
 }
 
 export const USAGE = `usage: npm run bench:overhead -- [--modes ${MODES.join(',')}] [--pairs 1,2,5,10,20] [--seconds N]
        [--out DIR] [--hosts CONFIG.json] [--host-cores LIST] [--dpu-cores LIST] [--binary PATH]
-       [--host-overlay auto|kernel|ovs]`;
+       [--host-overlay auto|kernel|ovs] [--readme README.md]`;
 
 function numbers(flag: string, v: string, min: number): number[] {
   const xs = v.split(',').map((x) => Number(x.trim()));
@@ -64,6 +66,7 @@ export function parseArgs(argv: string[], cpus: number): Options {
       case '--host-cores': o.hostCores = numbers(flag, value(), 0); break;
       case '--dpu-cores': o.dpuCores = numbers(flag, value(), 0); break;
       case '--binary': o.binary = resolve(value()); break;
+      case '--readme': o.readme = resolve(value()); break;
       case '--host-overlay': {
         const v = value();
         if (v !== 'auto' && v !== 'kernel' && v !== 'ovs') throw new Error('--host-overlay takes auto, kernel or ovs');

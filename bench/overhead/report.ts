@@ -112,3 +112,25 @@ export async function fig4Svg(r: Results): Promise<string> {
     view.finalize();
   }
 }
+
+export const README_BEGIN = '<!-- overhead-results:begin (written by npm run bench:overhead -- --readme README.md) -->';
+export const README_END = '<!-- overhead-results:end -->';
+
+/** Replaces the results block of a README with this run's command, table and chart (`chartPath` relative to the README). */
+export function readmeWithResults(readme: string, r: Results, chartPath: string): string {
+  const begin = readme.indexOf(README_BEGIN);
+  const end = readme.indexOf(README_END);
+  if (begin < 0 || end < begin) throw new Error(`the README has no results block (${README_BEGIN} ... ${README_END})`);
+  const block = [
+    README_BEGIN,
+    '',
+    `Made by \`${r.command}\` (${r.finishedAt.slice(0, 16).replace('T', ' ')} UTC):`,
+    '',
+    markdownTable(r).trimEnd(),
+    '',
+    `![Host overhead, four panels as the paper's Fig. 4](${chartPath})`,
+    '',
+    README_END,
+  ].join('\n');
+  return readme.slice(0, begin) + block + readme.slice(end + README_END.length);
+}

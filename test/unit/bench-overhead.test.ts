@@ -10,7 +10,7 @@ import { RealEnvironment, RealHostsConfig } from '../../bench/overhead/env';
 import { NetnsNode, Processes, shellQuote, SshNode } from '../../bench/overhead/exec';
 import type { Sample } from '../../bench/overhead/measure';
 import { parseArgs } from '../../bench/overhead/options';
-import { fig4Spec, markdownTable, type Results } from '../../bench/overhead/report';
+import { fig4Spec, markdownTable, README_BEGIN, README_END, readmeWithResults, type Results } from '../../bench/overhead/report';
 
 const STAT = (u0: number, u1: number, idle1: number) => `cpu  1 2 3 4 5 6 7 8 0 0
 cpu0 100 0 50 1000 0 0 0 0 0 0
@@ -169,6 +169,21 @@ describe('report', () => {
     for (const p of spec.concat) expect([p.encoding.x.field, p.encoding.color.field]).toEqual(['pairs', 'mode']);
     expect(spec.data.values).toHaveLength(2);
     expect(JSON.stringify(spec)).toContain('EMULATED');
+  });
+});
+
+describe('README results block', () => {
+  it('replaces only the block, with the command, the table and the chart', () => {
+    const readme = `# x\n\nbefore\n\n${README_BEGIN}\nold table\n${README_END}\n\nafter\n`;
+    const out = readmeWithResults(readme, { ...RESULTS, finishedAt: '2026-11-26T03:00:00.000Z' }, 'docs/overhead/fig4.svg');
+    expect(out.startsWith('# x\n\nbefore\n\n')).toBe(true);
+    expect(out.endsWith(`${README_END}\n\nafter\n`)).toBe(true);
+    expect(out).not.toContain('old table');
+    expect(out).toContain('Made by `npm run bench:overhead` (2026-11-26 03:00 UTC)');
+    expect(out).toContain('| host | 1 | 2.00 |');
+    expect(out).toContain('](docs/overhead/fig4.svg)');
+    expect(readmeWithResults(out, RESULTS, 'f.svg')).toContain('](f.svg)');
+    expect(() => readmeWithResults('# no block\n', RESULTS, 'f.svg')).toThrow(/no results block/);
   });
 });
 
