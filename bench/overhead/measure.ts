@@ -127,7 +127,7 @@ export async function measure(procs: Processes, env: Environment, mode: ModeName
   const machines = machinesOf(env);
   for (const pair of setup.pairs) await checkReachable(procs, pair);
 
-  const hogs = await Promise.all(machines.map((m) => startHogs(procs, m, seconds + 30)));
+  const hogs = await Promise.all(machines.map((m) => startHogs(procs, m, 2 * seconds + 60)));
   const servers: Running[] = [];
   try {
     for (const p of setup.pairs) servers.push(await startReporting(procs, p.server.node, ['iperf3', '-s', '-1', '-p', String(p.port)], { netns: p.server.netns, pin: true }));
