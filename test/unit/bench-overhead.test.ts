@@ -110,6 +110,33 @@ describe('nodes (the executor boundary)', () => {
   });
 });
 
+function runningState(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] === 'Z' ? 'gone or zombie' : 'running';
+  } catch {
+    return 'gone or zombie';
+  }
+}
+
+describe('processes', () => {
+  it('reports the first line at once, and abort kills the process group and refuses new processes', async () => {
+    const procs = new Processes();
+    const p = procs.start(['sh', '-c', 'sleep 30 & echo "$!"; wait']);
+    const grandchild = Number(await p.firstLine);
+    expect(grandchild).toBeGreaterThan(0);
+    const t0 = Date.now();
+    await procs.abort();
+    const r = await p.result;
+    expect(r.code).toBe(128); // killed by a signal
+    expect(Date.now() - t0).toBeLessThan(10000);
+    expect(procs.count).toBe(0);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(runningState(grandchild)).toBe('gone or zombie'); // the whole group went
+    expect(await procs.run(['true'])).toEqual({ code: 130, stdout: '', stderr: 'aborted' });
+  });
+});
+
 describe('command line', () => {
   it('defaults to the paper sweep on the emulated testbed', () => {
     const o = parseArgs([], 2);
