@@ -38,6 +38,11 @@ export interface Environment {
   underlayUp(node: Node, cleanup: Cleanup): Promise<void>;
   /** the packaged plugin on `node`, with `vfs` ADD/DEL-able and the network config of the dpu mode on stdin */
   cni(node: Node, env: Record<string, string>): CniCall;
+  /**
+   * After the plugin attached a VF (MAC `vfMac`) to `containerNs`: on the emulated testbed, steer each side's
+   * receive processing to where a real NIC's interrupts would put it (nothing to do on real hosts).
+   */
+  placeVfInterrupts(node: Node, containerNs: string, vfMac: string): Promise<void>;
   /** the DPU processes the harness pins (emulated) and checks the affinity of */
   dpuDaemons(): DaemonPid[];
   prepare(maxPairs: number, cleanup: Cleanup): Promise<void>;
@@ -71,9 +76,11 @@ export class EmulatedEnvironment implements Environment {
   readonly dpuCores: number[];
   readonly notes = [
     'Both emulated hosts (client and server side) share the host core(s): the host figures count both ends of every pair.',
-    'dpu mode: a packet OVS sends into a VF (a veth here) is received, up to the server\'s TCP stack, in a softirq on the core ' +
-      'that sent it, the DPU core; on real hardware the VF interrupts a host core. The emulation therefore understates the ' +
-      'host\'s receive-side interrupts and softirqs in the dpu mode.',
+    'dpu mode: a veth delivers a packet on the core that sent it, so the harness sets RPS to put receive processing ' +
+      'where real interrupts would: VF (container eth0) on the host core, representor on the DPU core. The ' +
+      'inter-processor interrupts this costs count as host interrupts, standing in for the VF\'s device interrupts.',
+    'The emulated DPU is OVS\'s userspace datapath on one shared core: the dpu mode\'s throughput is that core\'s, ' +
+      'not a BlueField eswitch\'s, and the per-Gbit figures of that mode are inflated by it.',
   ];
   private tb: Testbed | undefined;
   private readonly testbedSh = join(repoRoot(), 'test', 'e2e', 'testbed.sh');
@@ -159,6 +166,22 @@ export class EmulatedEnvironment implements Environment {
     return { argv: node.command([this.opts.binary], { env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', CNI_PATH: '/usr/lib/cni', ...env } }), input: JSON.stringify(conf) };
   }
 
+  /**
+   * A veth delivers a packet in a softirq on the core that sent it, so without this the container's TCP receive
+   * would run on the DPU core (OVS sends into the VF) and OVS's packet-socket receive on the host core. RPS moves
+   * them where a VF's and a representor's interrupts would: the VF's to the host core, the representor's to the
+   * DPU core (the inter-processor interrupts it costs count as interrupts, as a device IRQ would).
+   */
+  async placeVfInterrupts(node: Node, containerNs: string, vfMac: string): Promise<void> {
+    const s = this.testbed().sites.find((x) => x.name === node.name);
+    const vf = s?.vfs.find((v) => v.mac.toLowerCase() === vfMac.toLowerCase());
+    if (!s || !vf) throw new Error(`no VF with MAC ${vfMac} on host ${node.name}`);
+    const rps = (ns: string, dev: string, cores: number[]) =>
+      this.procs.check(['ip', 'netns', 'exec', ns, 'sh', '-c', 'echo "$1" >"/sys/class/net/$0/queues/rx-0/rps_cpus"', dev, cpuMask(cores)]);
+    await rps(containerNs, 'eth0', this.opts.hostCores);
+    await rps(s.dpuNetns, vf.representor, this.dpuCores);
+  }
+
   dpuDaemons(): DaemonPid[] {
     const tb = this.testbed();
     const daemons: DaemonPid[] = [];
@@ -242,6 +265,10 @@ export class RealEnvironment implements Environment {
     // real hosts are already wired
   }
 
+  async placeVfInterrupts(): Promise<void> {
+    // real VFs and representors interrupt their own CPUs
+  }
+
   cni(node: Node, env: Record<string, string>): CniCall {
     const h = this.host(node);
     return { argv: node.command(['sh', '-c', 'exec "$0" <"$1"', h.plugin, h.netconf], { env }) };
@@ -272,6 +299,11 @@ export async function realEnvironment(procs: Processes, file: string): Promise<R
     }),
   );
   return new RealEnvironment(procs, config, cores as [number[], number[]]);
+}
+
+/** [0, 2] -> "5" (the hex CPU mask of sysfs) */
+export function cpuMask(cores: number[]): string {
+  return cores.reduce((m, c) => m | (1n << BigInt(c)), 0n).toString(16);
 }
 
 function cpuCount(): number {

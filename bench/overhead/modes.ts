@@ -246,9 +246,11 @@ async function setupDpu(ctx: ModeContext, n: number): Promise<ModeSetup> {
       const del = call('DEL');
       ctx.cleanup.push(`CNI DEL of ${ns}`, del.argv, { input: del.input, check: true });
       const out = await ctx.procs.check(add.argv, add.input);
-      const result = JSON.parse(out.slice(out.indexOf('{'))) as { ips?: Array<{ address: string }> };
+      const result = JSON.parse(out.slice(out.indexOf('{'))) as { ips?: Array<{ address: string }>; interfaces?: Array<{ mac?: string }> };
       const ip = result.ips?.[0]?.address.split('/')[0];
-      if (!ip) throw new Error(`ADD of ${ns} returned no IP: ${out}`);
+      const mac = result.interfaces?.[0]?.mac;
+      if (!ip || !mac) throw new Error(`ADD of ${ns} returned no IP or MAC: ${out}`);
+      await ctx.env.placeVfInterrupts(node, ns, mac);
       ips[side]?.push(ip);
       nss[side]?.push(ns);
     }

@@ -6,7 +6,7 @@ import { Cleanup } from '../../bench/overhead/cleanup';
 import {
   coreDelta, parseCpuList, parseInterrupts, parsePerfContextSwitches, parseProcStat, parseSoftirqs, parseUtime, snapshotFrom,
 } from '../../bench/overhead/counters';
-import { RealEnvironment, RealHostsConfig } from '../../bench/overhead/env';
+import { cpuMask, RealEnvironment, RealHostsConfig } from '../../bench/overhead/env';
 import { NetnsNode, Processes, shellQuote, SshNode } from '../../bench/overhead/exec';
 import type { Sample } from '../../bench/overhead/measure';
 import { parseArgs } from '../../bench/overhead/options';
@@ -70,9 +70,12 @@ describe('procfs parsing', () => {
     expect(parseUtime('1234 (my (odd) prog) R 1 1234 1234 0 -1 4194560 100 0 0 0 4321 17 0 0 20 0 1 0')).toBe(4321);
   });
 
-  it('expands CPU lists', () => {
+  it('expands CPU lists and writes CPU masks', () => {
     expect(parseCpuList('0-2,5\n')).toEqual([0, 1, 2, 5]);
     expect(parseCpuList('1')).toEqual([1]);
+    expect(cpuMask([1])).toBe('2');
+    expect(cpuMask([0, 2, 3])).toBe('d');
+    expect(cpuMask([40])).toBe('10000000000');
   });
 });
 
