@@ -3,7 +3,7 @@ import type { Logger } from '../log';
 import type { DpuClient, PlugRequest, PlugResult, PortOwner, UnplugRequest } from './client';
 import {
   assertUuid, bridgeName, checkCommand, EXT, expectedTunnels, findOwnerPortsCommand, hwOffloadValue, isOwnedBy, mapOf, OFFLOADED_FLOWS_COMMAND,
-  type OvsSettings, type OvsTable, parseBridgeUsage, parseTables, plugCommands, removeBridgeIfUnchangedCommand, removePortsCommand, rows,
+  type OvsSettings, type OvsTable, parseBridgeUsage, parseTables, PLUG_OUTPUTS, plugBatchCommands, plugCommands, removeBridgeIfUnchangedCommand, removePortsCommand, rows,
   statusCommand, uuidOf, uuidSet,
 } from './ovs';
 import { type Argv, commandLine } from './quote';
@@ -39,7 +39,18 @@ export class OvsDpuClient implements DpuClient {
 
   async plug(req: PlugRequest): Promise<PlugResult> {
     const { commands, bridge } = plugCommands(this.s, req);
+    return this.plugResult(bridge, await this.run('plug', commands));
+  }
+
+  /** Several plugs in one transaction; if it fails, nothing was applied and each should be retried alone. */
+  async plugBatch(reqs: readonly PlugRequest[]): Promise<PlugResult[]> {
+    const { commands, bridges } = plugBatchCommands(this.s, reqs);
     const out = await this.run('plug', commands);
+    if (out.length !== reqs.length * PLUG_OUTPUTS) throw new CniError(ErrorCode.DpuCommandFailed, `DPU ${this.target}: plug: unexpected ovs-vsctl output`);
+    return bridges.map((bridge, k) => this.plugResult(bridge, out.slice(k * PLUG_OUTPUTS, (k + 1) * PLUG_OUTPUTS)));
+  }
+
+  private plugResult(bridge: string, out: Array<OvsTable | string>): PlugResult {
     const [, portUuid] = out.filter((o): o is string => typeof o === 'string');
     const before = hwOffloadValue(out.find((o) => typeof o !== 'string'));
     if (this.s.hwOffload === 'enable' && before !== 'true') {
@@ -120,6 +131,10 @@ export class OvsDpuClient implements DpuClient {
     if (this.s.hwOffload === 'require' && hwOffloadValue(ovsT) !== 'true') {
       throw new CniError(ErrorCode.HwOffloadRequired, `DPU ${this.target}: hwOffload is "require" but other_config:hw-offload is not true`);
     }
+  }
+
+  warm(): void {
+    this.transport.warm?.();
   }
 
   close(): void {
