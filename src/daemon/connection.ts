@@ -1,4 +1,5 @@
 import { statSync } from 'node:fs';
+import { ErrorCode } from '../cni/errors';
 import type { DpuConfig } from '../config/schema';
 import type { PlugRequest, PlugResult } from '../dpu/client';
 import { OvsDpuClient } from '../dpu/ovs-client';
@@ -70,10 +71,12 @@ export class DpuConnection implements DpuTransport {
       () => {
         this.backoffMs = MIN_BACKOFF_MS;
       },
-      (err: Error) => {
+      (err: Error & { code?: number }) => {
         this.ssh.close();
-        this.log.warn({ dpu: this.target, err: err.message, retryInMs: this.backoffMs }, 'DPU connection failed');
-        this.retryLater();
+        // Refused keys, pins and bad files need an operator; requests will report them. Only outages are retried.
+        const transient = err.code === ErrorCode.TryAgainLater;
+        this.log.warn({ dpu: this.target, err: err.message, retryInMs: transient ? this.backoffMs : undefined }, 'DPU connection failed');
+        if (transient) this.retryLater();
       },
     );
   }

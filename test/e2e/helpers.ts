@@ -84,6 +84,8 @@ export function netConf(tb: Testbed, s: Site, o: NetOptions = {}): Record<string
       localVtep: s.localVtep,
       remoteVteps: s.remoteVteps,
       timeoutMs: 5000,
+      // Direct SSH unless a test starts its own daemon: a daemon at the default path would sit in the root netns.
+      daemonSocket: '',
       ...o.dpu,
     },
     ...o.extra,
