@@ -11,6 +11,8 @@ import type { Logger } from '../log';
 export const MAX_CHANNELS = 8;
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 10000;
+/** Plugs per transaction; scripts/dpu-guard.sh accepts up to this many plus two commands per line. */
+export const MAX_BATCH = 64;
 
 function fileStamp(path: string | undefined): string {
   if (!path) return '';
@@ -139,7 +141,7 @@ export class DpuConnection implements DpuTransport {
   }
 
   private async flush(s: OvsSettings, q: { busy: boolean; queue: QueuedPlug[] }): Promise<void> {
-    const batch = q.queue.splice(0, 64);
+    const batch = q.queue.splice(0, MAX_BATCH);
     const client = this.client(s);
     this.log.info({ dpu: this.target, op: 'plug', requests: batch.length }, 'ovs-vsctl transaction');
     if (batch.length === 1) {
