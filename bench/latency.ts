@@ -1,7 +1,8 @@
 // ADD/DEL latency and scale of the packaged plugin on the emulated testbed, next to what an operator would
 // script (host-device + OpenSSH ovs-vsctl), cold (direct SSH) and warm (through the daemon).
-//   node scripts/run-ts.js bench/latency.ts [--quick] [--cycles N] [--bursts 1,2,5] [--out DIR]
-// Prints the JSON and a markdown table on stdout; writes DIR/latency.{json,md} (default docs/benchmarks).
+//   node scripts/run-ts.js bench/latency.ts [--quick] [--cycles N] [--bursts 1,2,5] [--out DIR] [--readme]
+// Prints the JSON and a markdown table on stdout; writes DIR/latency.{json,md} (default docs/benchmarks);
+// --readme also puts the table into README.md between the bench:latency markers.
 // Needs root; brings up its own testbed (DPUO_TESTBED_PREFIX, default dpuo) and takes it down.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,16 +15,18 @@ interface Options {
   cycles: number;
   bursts: number[];
   out: string;
+  readme: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, cycles: 50, bursts: [1, 2, 5, 10, 20, 40], out: join(ROOT, 'docs', 'benchmarks') };
+  const o: Options = { quick: false, cycles: 50, bursts: [1, 2, 5, 10, 20, 40], out: join(ROOT, 'docs', 'benchmarks'), readme: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') Object.assign(o, { quick: true, cycles: 8, bursts: [1, 5, 20] });
     else if (a === '--cycles') o.cycles = Number(argv[++i]);
     else if (a === '--bursts') o.bursts = String(argv[++i]).split(',').map(Number);
     else if (a === '--out') o.out = String(argv[++i]);
+    else if (a === '--readme') o.readme = true;
     else throw new Error(`unknown argument ${a}`);
   }
   if (!(o.cycles >= 1) || o.bursts.some((n) => !(n >= 1 && n <= 40))) throw new Error('--cycles >= 1, bursts between 1 and 40');
@@ -243,6 +246,19 @@ function stopDaemon(b: Bench): void {
 
 // ---- report ----
 
+const README_START = '<!-- bench:latency:start -->';
+const README_END = '<!-- bench:latency:end -->';
+
+function updateReadme(md: string): void {
+  const file = join(ROOT, 'README.md');
+  const text = readFileSync(file, 'utf8');
+  const start = text.indexOf(README_START);
+  const end = text.indexOf(README_END);
+  if (start === -1 || end < start) throw new Error(`README.md has no ${README_START} ... ${README_END} section`);
+  writeFileSync(file, `${text.slice(0, start + README_START.length)}\n${md}${text.slice(end)}`);
+  progress('README.md figures updated');
+}
+
 const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
 
 function markdown(r: Report): string {
@@ -303,7 +319,8 @@ function targets(r: Omit<Report, 'targets'>): Report['targets'] {
 }
 
 async function main(): Promise<void> {
-  const o = parseArgs(process.argv.slice(2));
+  const args = process.argv.slice(2);
+  const o = parseArgs(args);
   if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run npm run build first`);
   if (!existsSync(HOST_DEVICE)) throw new Error(`${HOST_DEVICE} is missing: install containernetworking-plugins (./install.sh)`);
   progress(`testbed ${PREFIX}: up`);
@@ -332,7 +349,7 @@ async function main(): Promise<void> {
     progress(`bursts: ${o.bursts.join(', ')} done`);
     const partial = {
       date: new Date().toISOString(),
-      command: `npm run bench${o.quick ? ' -- --quick' : ''}`,
+      command: ['npm run bench', ...(args.length ? ['--', ...args] : [])].join(' '),
       machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? '?', node: process.version },
       cycles: o.cycles,
       sequential,
@@ -346,6 +363,7 @@ async function main(): Promise<void> {
     mkdirSync(o.out, { recursive: true });
     writeFileSync(join(o.out, 'latency.json'), JSON.stringify(report, null, 2) + '\n');
     writeFileSync(join(o.out, 'latency.md'), md);
+    if (o.readme) updateReadme(md);
     process.stdout.write(JSON.stringify(report) + '\n\n' + md);
   } finally {
     stopDaemon(b);
