@@ -102,6 +102,7 @@ export class DaemonServer {
       id = typeof req.id === 'number' ? req.id : 0;
       const parsed = DpuConfigSchema.safeParse(req.dpu);
       if (!parsed.success) throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: dpu: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      this.log.debug({ op: req.op, dpu: `${parsed.data.user}@${parsed.data.host}:${parsed.data.port}` }, 'request');
       const result = await this.dispatch(req.op, parsed.data, Array.isArray(req.args) ? req.args : []);
       return { id, ok: true, result };
     } catch (err) {

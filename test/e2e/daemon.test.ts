@@ -48,6 +48,7 @@ function conf(o: { daemon?: boolean; dpu?: Record<string, unknown> } = {}): Reco
   return netConf(tb, A, { ipam: hostLocal(tb, A, '10.101.0.0/24', '10.101.0.10', '10.101.0.250'), dpu: { daemonSocket: o.daemon === false ? '' : socket, ...o.dpu } });
 }
 
+const requests = () => readJsonLines(daemonLog).filter((l) => l.msg === 'request').map((l) => l.op);
 const transactions = () => readJsonLines(daemonLog).filter((l) => l.msg === 'ovs-vsctl transaction');
 const containerPorts = () => dpuExec('a', 'ovs-vsctl', '--bare', '--columns=name', 'find', 'Port', 'external_ids:dpu-overlay.role=container').split('\n').filter(Boolean);
 const allocations = () => {
@@ -86,6 +87,7 @@ describe('dpu-overlay daemon', () => {
   test('ADD, CHECK and DEL through the daemon give the results of the direct path', () => {
     const ns = container('d1');
     const before = transactions().length;
+    const requestsBefore = requests().length;
     const viaDaemon = cni(A, conf(), { command: 'ADD', containerId: 'd1', netns: ns });
     expect(viaDaemon.status).toBe(0);
     expect(transactions().length).toBe(before + 1);
@@ -93,6 +95,7 @@ describe('dpu-overlay daemon', () => {
     expect(cni(A, { ...conf(), prevResult: viaDaemon.json }, { command: 'CHECK', containerId: 'd1', netns: ns }).status).toBe(0);
     expect(cni(A, conf(), { command: 'DEL', containerId: 'd1', netns: ns }).status).toBe(0);
     expect(containerPorts()).toEqual([]);
+    expect(requests().slice(requestsBefore)).toEqual(['plug', 'check', 'unplug']);
 
     const direct = cni(A, conf({ daemon: false }), { command: 'ADD', containerId: 'd1', netns: ns });
     expect(direct.status).toBe(0);
