@@ -139,7 +139,11 @@ export class SshTransport implements DpuTransport {
       },
     };
     // ssh2 is loaded on first use: commands that never reach the DPU do not pay for it.
-    this.connecting = import('ssh2').then(({ Client }) => new Promise<Client>((resolve, reject) => {
+    const attempt: Promise<Client> = import('ssh2').then(({ Client }) => new Promise<Client>((resolve, reject) => {
+      if (this.connecting !== attempt) {
+        reject(new CniError(ErrorCode.TryAgainLater, `DPU ${this.target}: the connection was closed before it was opened`));
+        return;
+      }
       const client = new Client();
       this.pending = client;
       client.once('ready', () => {
@@ -160,7 +164,8 @@ export class SshTransport implements DpuTransport {
       });
       client.connect(config);
     }));
-    return this.connecting;
+    this.connecting = attempt;
+    return attempt;
   }
 
   /** Resolves once authenticated (host key verified); rejects with the CniError exec would report. */
