@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { ErrorCode } from '../cni/errors';
 import type { DpuConfig } from '../config/schema';
-import type { PlugRequest, PlugResult } from '../dpu/client';
+import type { PlugRequest, PlugResult, UnplugRequest } from '../dpu/client';
 import { OvsDpuClient } from '../dpu/ovs-client';
 import type { OvsSettings } from '../dpu/ovs';
 import { type DpuTransport, type ExecResult, SshTransport } from '../dpu/ssh';
@@ -36,16 +36,33 @@ export function settingsKey(s: OvsSettings): string {
   return JSON.stringify([s.bridgePrefix, s.datapathType, s.localVtep, s.remoteVteps, s.hwOffload, s.timeoutMs]);
 }
 
-interface QueuedPlug {
-  req: PlugRequest;
-  resolve(r: PlugResult): void;
+interface Queued<Q, R> {
+  req: Q;
+  resolve(r: R): void;
   reject(err: unknown): void;
 }
 
+interface Queue<Q, R> {
+  busy: boolean;
+  items: Array<Queued<Q, R>>;
+}
+
+/** A request kind the daemon can merge: alone, or many in one ovs-vsctl transaction that applies all or nothing. */
+interface Batchable<Q, R> {
+  op: string;
+  one(client: OvsDpuClient, req: Q): Promise<R>;
+  many(client: OvsDpuClient, reqs: Q[]): Promise<R[]>;
+}
+
+export type UnplugByUuid = UnplugRequest & { portUuid: string };
+
+const PLUG: Batchable<PlugRequest, PlugResult> = { op: 'plug', one: (c, r) => c.plug(r), many: (c, rs) => c.plugBatch(rs) };
+const UNPLUG: Batchable<UnplugByUuid, void> = { op: 'unplug', one: (c, r) => c.unplug(r), many: (c, rs) => c.unplugBatch(rs) };
+
 /**
  * One authenticated SSH connection to one DPU identity, kept open and re-opened with backoff when it drops.
- * Remote commands share it (at most MAX_CHANNELS at once); plugs that queue up while one is in flight go
- * together in one ovs-vsctl transaction, retried one by one if that transaction fails.
+ * Remote commands share it (at most MAX_CHANNELS at once). Plugs (and unplugs by port UUID) that queue up
+ * while one is in flight go together in one ovs-vsctl transaction, retried one by one if it fails.
  */
 export class DpuConnection implements DpuTransport {
   readonly target: string;
@@ -56,7 +73,7 @@ export class DpuConnection implements DpuTransport {
   private backoffMs = MIN_BACKOFF_MS;
   private reconnectTimer?: NodeJS.Timeout;
   private closed = false;
-  private readonly plugQueues = new Map<string, { busy: boolean; queue: QueuedPlug[] }>();
+  private readonly queues = new Map<string, Queue<unknown, unknown>>();
 
   constructor(
     conf: DpuConfig,
@@ -125,38 +142,46 @@ export class DpuConnection implements DpuTransport {
     return new OvsDpuClient(this, s, this.log);
   }
 
-  /** Queues a plug; those that queue while another plug is in flight are sent as one transaction. */
   plug(s: OvsSettings, req: PlugRequest): Promise<PlugResult> {
-    const key = settingsKey(s);
-    let q = this.plugQueues.get(key);
-    if (!q) this.plugQueues.set(key, (q = { busy: false, queue: [] }));
-    const entry = q;
-    return new Promise<PlugResult>((resolve, reject) => {
-      entry.queue.push({ req, resolve, reject });
-      if (!entry.busy) {
-        entry.busy = true;
-        setImmediate(() => void this.flush(s, entry));
+    return this.enqueue(PLUG, s, req);
+  }
+
+  unplug(s: OvsSettings, req: UnplugByUuid): Promise<void> {
+    return this.enqueue(UNPLUG, s, req);
+  }
+
+  /** Sends at once if nothing of this kind is in flight; otherwise waits for the next transaction. */
+  private enqueue<Q, R>(kind: Batchable<Q, R>, s: OvsSettings, req: Q): Promise<R> {
+    const key = `${kind.op} ${settingsKey(s)}`;
+    let q = this.queues.get(key) as Queue<Q, R> | undefined;
+    if (!q) this.queues.set(key, (q = { busy: false, items: [] }) as Queue<unknown, unknown>);
+    const queue = q;
+    return new Promise<R>((resolve, reject) => {
+      queue.items.push({ req, resolve, reject });
+      if (!queue.busy) {
+        queue.busy = true;
+        setImmediate(() => void this.flush(kind, s, queue));
       }
     });
   }
 
-  private async flush(s: OvsSettings, q: { busy: boolean; queue: QueuedPlug[] }): Promise<void> {
-    const batch = q.queue.splice(0, MAX_BATCH);
+  private async flush<Q, R>(kind: Batchable<Q, R>, s: OvsSettings, q: Queue<Q, R>): Promise<void> {
+    const batch = q.items.splice(0, MAX_BATCH);
     const client = this.client(s);
-    this.log.info({ dpu: this.target, op: 'plug', requests: batch.length }, 'ovs-vsctl transaction');
+    this.log.info({ dpu: this.target, op: kind.op, requests: batch.length }, 'ovs-vsctl transaction');
     if (batch.length === 1) {
-      const [only] = batch as [QueuedPlug];
-      await client.plug(only.req).then(only.resolve, only.reject);
+      const [only] = batch as [Queued<Q, R>];
+      await kind.one(client, only.req).then(only.resolve, only.reject);
     } else {
       try {
-        const results = await client.plugBatch(batch.map((b) => b.req));
-        batch.forEach((b, k) => b.resolve(results[k] as PlugResult));
+        const results = await kind.many(client, batch.map((b) => b.req));
+        batch.forEach((b, k) => b.resolve(results[k] as R));
       } catch (err) {
-        this.log.warn({ dpu: this.target, requests: batch.length, err: (err as Error).message }, 'batched plug failed; retrying each request alone');
-        await Promise.all(batch.map((b) => client.plug(b.req).then(b.resolve, b.reject)));
+        this.log.warn({ dpu: this.target, op: kind.op, requests: batch.length, err: (err as Error).message }, 'batched transaction failed; retrying each request alone');
+        await Promise.all(batch.map((b) => kind.one(client, b.req).then(b.resolve, b.reject)));
       }
     }
-    if (q.queue.length > 0) await this.flush(s, q);
+    if (q.items.length > 0) await this.flush(kind, s, q);
     else q.busy = false;
   }
 

@@ -118,8 +118,10 @@ export class DaemonServer {
     switch (op) {
       case 'plug':
         return conn.plug(dpu, args[0] as PlugRequest);
-      case 'unplug':
-        return client.unplug(args[0] as UnplugRequest);
+      case 'unplug': {
+        const req = args[0] as UnplugRequest;
+        return req.portUuid ? conn.unplug(dpu, { ...req, portUuid: req.portUuid }) : client.unplug(req);
+      }
       case 'check':
         return client.check(args[0] as PlugRequest);
       case 'gc':

@@ -3,8 +3,8 @@ import type { Logger } from '../log';
 import type { DpuClient, PlugRequest, PlugResult, PortOwner, UnplugRequest } from './client';
 import {
   assertUuid, bridgeName, checkCommand, EXT, expectedTunnels, findOwnerPortsCommand, hwOffloadValue, isOwnedBy, mapOf, OFFLOADED_FLOWS_COMMAND,
-  type OvsSettings, type OvsTable, parseBridgeUsage, parseTables, PLUG_OUTPUTS, plugBatchCommands, plugCommands, removeBridgeIfUnchangedCommand, removePortsCommand, rows,
-  statusCommand, uuidOf, uuidSet,
+  type OvsSettings, type OvsTable, parseBridgeUsage, parseTables, PLUG_OUTPUTS, plugBatchCommands, plugCommands, removeBridgeIfUnchangedCommand, removePortsBatchCommand, removePortsCommand, rows,
+  statusCommand, UNPLUG_OUTPUTS, uuidOf, uuidSet,
 } from './ovs';
 import { type Argv, commandLine } from './quote';
 import type { DpuTransport } from './ssh';
@@ -83,6 +83,19 @@ export class OvsDpuClient implements DpuClient {
     }
     if (uuids.length === 0) return;
     await this.removeBridgeIfUnused(bridge, await this.run('unplug', [removePortsCommand(this.s, bridge, req.vni, uuids)]));
+  }
+
+  /**
+   * Several unplugs by port UUID in one transaction. Each request's usage tables show the bridge after its own
+   * removal, so only the last request leaving a bridge empty removes it. On failure nothing was applied.
+   */
+  async unplugBatch(reqs: ReadonlyArray<UnplugRequest & { portUuid: string }>): Promise<void[]> {
+    const items = reqs.map((r) => ({ bridge: bridgeName(this.s.bridgePrefix, r.vni), vni: r.vni, portUuid: r.portUuid }));
+    const out = await this.run('unplug', [removePortsBatchCommand(this.s, items)]);
+    if (out.length !== reqs.length * UNPLUG_OUTPUTS) throw new CniError(ErrorCode.DpuCommandFailed, `DPU ${this.target}: unplug: unexpected ovs-vsctl output`);
+    const done: void[] = [];
+    for (const [k, item] of items.entries()) done.push(await this.removeBridgeIfUnused(item.bridge, out.slice(k * UNPLUG_OUTPUTS, (k + 1) * UNPLUG_OUTPUTS)));
+    return done;
   }
 
   async check(req: PlugRequest): Promise<void> {

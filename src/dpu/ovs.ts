@@ -113,9 +113,21 @@ export function findOwnerPortsCommand(s: OvsSettings, filter: Partial<PortOwner>
   return vsctl(s, ['--columns=_uuid,name,external_ids', 'find', 'Port', ...where]);
 }
 
+function removePortsTxn(bridge: string, vni: number, portUuids: readonly string[]): string[][] {
+  return [...portUuids.map((u) => ['--if-exists', 'remove', 'Bridge', bridge, 'ports', u]), ...bridgeUsageQueries(bridge, vni)];
+}
+
 /** DEL/GC by port UUID: a no-op for a port meanwhile replaced. Also reads what is left on the bridge. */
-export function removePortsCommand(s: OvsSettings, bridge: string, vni: number, portUuids: string[]): Argv {
-  return vsctl(s, ...portUuids.map((u) => ['--if-exists', 'remove', 'Bridge', bridge, 'ports', u]), ...bridgeUsageQueries(bridge, vni));
+export function removePortsCommand(s: OvsSettings, bridge: string, vni: number, portUuids: readonly string[]): Argv {
+  return vsctl(s, ...removePortsTxn(bridge, vni, portUuids));
+}
+
+/** What a removal prints per request: the three bridge usage tables, as seen after that request's removal. */
+export const UNPLUG_OUTPUTS = 3;
+
+/** Several DELs by port UUID in one transaction (the daemon's batching); UNPLUG_OUTPUTS tables per request, in order. */
+export function removePortsBatchCommand(s: OvsSettings, reqs: ReadonlyArray<{ bridge: string; vni: number; portUuid: string }>): Argv {
+  return vsctl(s, ...reqs.flatMap((r) => removePortsTxn(r.bridge, r.vni, [r.portUuid])));
 }
 
 /** Deletes the bridge only if its ports are still exactly `ports` (OVSDB wait with timeout 0): a concurrent ADD wins. */

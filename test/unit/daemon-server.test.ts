@@ -34,8 +34,16 @@ let seq = 0;
 let sshd: Server;
 let port = 0;
 
+const table = (headings: string[], data: unknown[][]) => JSON.stringify({ data, headings });
+
 function answer(command: string): { out: string; err: string; code: number } {
   if (command.includes('name=pfbad')) return { out: '', err: 'ovs-vsctl: cannot create pfbad', code: 1 };
+  const removals = command.split(' remove Bridge ').length - 1;
+  if (removals > 0) {
+    // Another container stays on the bridge: no bridge removal follows.
+    const usage = [table(['_uuid', 'ports'], [[['uuid', uuid(900)], ['uuid', uuid(901)]]]), table(['_uuid'], []), table(['_uuid'], [])];
+    return { out: Array.from({ length: removals }, () => usage.map((l) => `${l}\n`).join('')).join(''), err: '', code: 0 };
+  }
   const plugs = command.split('--id=@p').length - 1;
   const lines: string[] = [];
   for (let k = 0; k < plugs; k++) lines.push(uuid(++seq), uuid(++seq), ovsConfig);
@@ -136,6 +144,17 @@ describe('DaemonServer', () => {
     });
   });
 
+  it('unplugs by port UUID arriving together also share a transaction', async () => {
+    await withDaemon('unplug', async (socket, records) => {
+      const clients = Array.from({ length: 6 }, () => new DaemonDpuClient(dpuConf(socket), silentLogger(), noDirect));
+      await Promise.all(clients.map((c, i) => c.unplug({ ...plugReq(`pf0vf${i}`), portUuid: uuid(100 + i) })));
+      const txns = records.filter((r) => r.msg === 'ovs-vsctl transaction' && r.op === 'unplug');
+      expect(txns.reduce((n, r) => n + Number(r.requests), 0)).toBe(6);
+      expect(txns.length).toBeLessThan(6);
+      for (const c of clients) c.close();
+    });
+  });
+
   it('a failing batch is retried request by request: only the bad request fails, with its own code', async () => {
     await withDaemon('retry', async (socket, records) => {
       const mk = () => new DaemonDpuClient(dpuConf(socket), silentLogger(), noDirect);
@@ -145,7 +164,7 @@ describe('DaemonServer', () => {
       const queued = [mk().plug(plugReq('pf0vf1')), mk().plug(plugReq('pfbad')), mk().plug(plugReq('pf0vf2'))].map((p) => p.then(() => 'ok', (e: { code?: number }) => e.code));
       await inFlight;
       expect(await Promise.all(queued)).toEqual(['ok', 112, 'ok']);
-      expect(records.some((r) => r.msg === 'batched plug failed; retrying each request alone')).toBe(true);
+      expect(records.some((r) => r.msg === 'batched transaction failed; retrying each request alone')).toBe(true);
     });
   });
 

@@ -125,6 +125,27 @@ describe('plug', () => {
   });
 });
 
+describe('unplugBatch (the daemon merging concurrent DELs)', () => {
+  const PORT2 = '33333333-3333-4333-8333-333333333333';
+  const tables = (ports: string[]) => [bridgeRow(ports), uuids(TUN), uuids(INTERNAL)].join('\n');
+
+  it('one transaction removing both ports; only the request that leaves the bridge empty removes it', async () => {
+    const t = new FakeTransport([ok(`${tables([TUN, INTERNAL, PORT2])}\n${tables([TUN, INTERNAL])}\n`), ok('[{"count":1},{"count":1}]\n')]);
+    await client(t).unplugBatch([{ ...req, portUuid: PORT }, { ...req, containerId: 'c2', portUuid: PORT2 }]);
+    expect(t.commands).toHaveLength(2);
+    const vsctl = t.argv(0)[0] as string[];
+    expect(vsctl.filter((w) => w === 'remove')).toHaveLength(2);
+    expect(vsctl).toContain(PORT);
+    expect(vsctl).toContain(PORT2);
+    expect((t.argv(1)[0] as string[])[0]).toBe('ovsdb-client');
+  });
+
+  it('output that does not split into the requests is code 112', async () => {
+    const t = new FakeTransport([ok(`${tables([TUN, INTERNAL])}\n`)]);
+    await expect(client(t).unplugBatch([{ ...req, portUuid: PORT }, { ...req, portUuid: PORT2 }])).rejects.toMatchObject({ code: 112 });
+  });
+});
+
 describe('unplug', () => {
   const usage = (ports: string[]) => ok([bridgeRow(ports), uuids(TUN), uuids(INTERNAL)].join('\n') + '\n');
 
