@@ -129,7 +129,7 @@ describe('dpu-overlay daemon', () => {
     expect(containerPorts()).toEqual([]);
   });
 
-  test('concurrent ADDs are batched: fewer ovs-vsctl transactions than requests', async () => {
+  test('concurrent ADDs, then DELs, are batched: fewer ovs-vsctl transactions than requests', async () => {
     const n = 16;
     const nets = Array.from({ length: n }, (_, i) => container(`b${i}`));
     const before = transactions().length;
@@ -139,9 +139,14 @@ describe('dpu-overlay daemon', () => {
     expect(plugs.reduce((sum, l) => sum + Number(l.requests), 0)).toBe(n);
     expect(plugs.length).toBeLessThan(n);
     expect(containerPorts()).toHaveLength(n);
+    const beforeDels = transactions().length;
     const dels = await Promise.all(nets.map((ns, i) => cniAsync(A, conf(), { command: 'DEL', containerId: `b${i}`, netns: ns })));
     expect(dels.map((r) => r.status)).toEqual(nets.map(() => 0));
+    const unplugs = transactions().slice(beforeDels).filter((l) => l.op === 'unplug');
+    expect(unplugs.reduce((sum, l) => sum + Number(l.requests), 0)).toBe(n);
+    expect(unplugs.length).toBeLessThan(n);
     expect(containerPorts()).toEqual([]);
+    expect(dpuExec('a', 'ovs-vsctl', 'list-br').split('\n')).not.toContain('br-vni100');
     expect(allocations()).toEqual([]);
   });
 
