@@ -122,7 +122,7 @@ function breakdown(runs: Run[], logFile: string): Record<string, number> {
     add('VF allocation and move', (s.hostLinks ?? 0) + (s.allocate ?? 0) + (s.moveVf ?? 0) + (s.returnVf ?? 0) + (s.configure ?? 0));
     add('IPAM', s.ipam ?? 0);
     add('DPU (connect + OVS transaction)', s.dpu ?? 0);
-    add('other (state files)', c.totalMs - Object.values(s).reduce((a, b) => a + b, 0));
+    add('other (config parse, logger, state files)', c.totalMs - Object.values(s).reduce((a, b) => a + b, 0));
   }
   return Object.fromEntries(Object.entries(cols).map(([k, v]) => [k, median(v)]));
 }
