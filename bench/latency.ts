@@ -109,7 +109,7 @@ function closingLines(logFile: string): Map<number, Closing> {
   return out;
 }
 
-/** Per-step medians; "process start and config" is what the wall clock saw beyond the plugin's own timer. */
+/** Per-step medians; "process start, module loading, exit" is what the wall clock saw beyond the plugin's own timer. */
 function breakdown(runs: Run[], logFile: string): Record<string, number> {
   const lines = closingLines(logFile);
   const cols: Record<string, number[]> = {};
@@ -117,7 +117,7 @@ function breakdown(runs: Run[], logFile: string): Record<string, number> {
   for (const r of runs) {
     const c = lines.get(r.pid);
     if (!c) continue;
-    add('process start and config', r.ms - c.totalMs);
+    add('process start, module loading, exit', r.ms - c.totalMs);
     const s = c.steps;
     add('VF allocation and move', (s.hostLinks ?? 0) + (s.allocate ?? 0) + (s.moveVf ?? 0) + (s.returnVf ?? 0) + (s.configure ?? 0));
     add('IPAM', s.ipam ?? 0);
