@@ -96,6 +96,7 @@ interface Closing {
   msg: string;
   steps: Record<string, number>;
   totalMs: number;
+  dpuConnectMs?: number;
 }
 
 function closingLines(logFile: string): Map<number, Closing> {
@@ -121,7 +122,8 @@ function breakdown(runs: Run[], logFile: string): Record<string, number> {
     const s = c.steps;
     add('VF allocation and move', (s.hostLinks ?? 0) + (s.allocate ?? 0) + (s.moveVf ?? 0) + (s.returnVf ?? 0) + (s.configure ?? 0));
     add('IPAM', s.ipam ?? 0);
-    add('DPU (connect + OVS transaction)', s.dpu ?? 0);
+    add('DPU step (rest of the connect + OVS transaction)', s.dpu ?? 0);
+    if (c.dpuConnectMs !== undefined) add('DPU connect (SSH handshake or daemon socket; overlaps the host steps)', c.dpuConnectMs);
     add('other (config parse, logger, state files)', c.totalMs - Object.values(s).reduce((a, b) => a + b, 0));
   }
   return Object.fromEntries(Object.entries(cols).map(([k, v]) => [k, median(v)]));

@@ -49,7 +49,7 @@ export async function withDpu<T>(ctx: Context, body: (dpu: () => DpuClient | und
   const dpu = () => client;
   try {
     const out = await body(dpu);
-    ctx.log.info({ steps: ctx.timer.steps, totalMs: ctx.timer.totalMs() }, `${ctx.req.env.command} done`);
+    ctx.log.info({ steps: ctx.timer.steps, totalMs: ctx.timer.totalMs(), dpuConnectMs: client?.connectMs }, `${ctx.req.env.command} done`);
     return out;
   } catch (err) {
     ctx.log.error({ steps: ctx.timer.steps, totalMs: ctx.timer.totalMs(), err: (err as Error).message, code: (err as { code?: number }).code, details: (err as { details?: string }).details || undefined }, `${ctx.req.env.command} failed`);

@@ -37,6 +37,8 @@ export interface DpuClient {
   status(): Promise<void>;
   /** Optional: start connecting now; errors are reported by the first request. */
   warm?(): void;
+  /** How long connecting took (SSH handshake, or the daemon's socket), for the closing log line. */
+  readonly connectMs?: number;
   close(): void;
 }
 

@@ -26,6 +26,7 @@ export class DaemonDpuClient implements DpuClient {
   private readonly pending = new Map<number, Pending>();
   private seq = 0;
   private closed = false;
+  private socketMs?: number;
 
   constructor(
     private readonly conf: DpuConfig,
@@ -42,8 +43,10 @@ export class DaemonDpuClient implements DpuClient {
 
   private open(): Promise<Socket | undefined> {
     this.socket ??= new Promise((resolve) => {
+      const t0 = performance.now();
       const sock = connect(this.conf.daemonSocket);
       sock.once('connect', () => {
+        this.socketMs = Math.round((performance.now() - t0) * 10) / 10;
         sock.removeAllListeners('error');
         this.attach(sock);
         resolve(sock);
@@ -139,6 +142,10 @@ export class DaemonDpuClient implements DpuClient {
 
   status(): Promise<void> {
     return this.call('status', [], (c) => c.status(), () => undefined);
+  }
+
+  get connectMs(): number | undefined {
+    return this.directClient ? this.directClient.connectMs : this.socketMs;
   }
 
   /** Opens the socket now; with no daemon there, starts the direct SSH handshake instead. */

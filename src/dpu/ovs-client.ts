@@ -150,6 +150,10 @@ export class OvsDpuClient implements DpuClient {
     this.transport.warm?.();
   }
 
+  get connectMs(): number | undefined {
+    return this.transport.connectMs;
+  }
+
   close(): void {
     this.transport.close();
   }

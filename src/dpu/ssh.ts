@@ -16,6 +16,8 @@ export interface DpuTransport {
   exec(command: string): Promise<ExecResult>;
   /** Starts connecting now, so the handshake overlaps other work; exec reports any failure. */
   warm?(): void;
+  /** How long the last connection took to open and authenticate, once it has. */
+  readonly connectMs?: number;
   close(): void;
 }
 
@@ -84,6 +86,7 @@ export class SshTransport implements DpuTransport {
   private client?: Client;
   private pending?: Client;
   private connecting?: Promise<Client>;
+  connectMs?: number;
 
   /** onDrop: the authenticated connection closed; the next exec reconnects. */
   constructor(
@@ -138,6 +141,7 @@ export class SshTransport implements DpuTransport {
         return expected.verify(key);
       },
     };
+    const t0 = performance.now();
     // ssh2 is loaded on first use: commands that never reach the DPU do not pay for it.
     const attempt: Promise<Client> = import('ssh2').then(({ Client }) => new Promise<Client>((resolve, reject) => {
       if (this.connecting !== attempt) {
@@ -148,6 +152,7 @@ export class SshTransport implements DpuTransport {
       this.pending = client;
       client.once('ready', () => {
         this.client = client;
+        this.connectMs = Math.round((performance.now() - t0) * 10) / 10;
         client.once('close', () => {
           if (this.client !== client) return;
           this.client = undefined;

@@ -26,7 +26,7 @@ test('bench --cycles 2 --bursts 1,2 writes the JSON and the markdown table', () 
     expect(report.bursts.warm.map((b: { n: number }) => b.n)).toEqual([1, 2]);
     expect(report.machine.cores).toBeGreaterThan(0);
     expect(report.peakRssKb).toBeGreaterThan(1000);
-    expect(Object.keys(report.breakdown.cold)).toContain('DPU (connect + OVS transaction)');
+    expect(Object.keys(report.breakdown.cold)).toContain('DPU step (rest of the connect + OVS transaction)');
     expect(report.targets.map((t: { ratio: number }) => Number.isFinite(t.ratio))).toEqual([true, true, true]);
     const md = readFileSync(join(out, 'latency.md'), 'utf8');
     expect(md).toContain('| dpu-overlay warm ADD |');

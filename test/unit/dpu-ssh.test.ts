@@ -232,7 +232,9 @@ describe('SshTransport against a local SSH server', () => {
     const t = transport({ hostKeyFingerprint: sshKeygenFingerprint(hostKey.pub) });
     const before = connectionsSeen;
     t.warm();
+    expect(t.connectMs).toBeUndefined();
     await t.ready();
+    expect(t.connectMs).toBeGreaterThan(0);
     expect(connectionsSeen).toBe(before + 1);
     expect((await t.exec('echo warm')).exitCode).toBe(0);
     expect(connectionsSeen).toBe(before + 1);
