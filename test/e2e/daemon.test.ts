@@ -4,10 +4,10 @@
  * daemon is absent or dies, with the same results and errors.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  BINARY, cni, cniAsync, type CniOutcome, container, dpuExec, hostLocal, netConf, readJsonLines, removeContainers, requireBinary, type Site, site, type Testbed,
+  BINARY, cni, cniAsync, type CniOutcome, container, dpuExec, hostLocal, netConf, readJsonLines, removeContainers, requireBinary, ROOT, sh, type Site, site, type Testbed,
   testbedDown, testbedUp,
 } from './helpers';
 
@@ -148,6 +148,28 @@ describe('dpu-overlay daemon', () => {
     expect(containerPorts()).toEqual([]);
     expect(dpuExec('a', 'ovs-vsctl', 'list-br').split('\n')).not.toContain('br-vni100');
     expect(allocations()).toEqual([]);
+  });
+
+  test('batched transactions pass the DPU forced-command guard (scripts/dpu-guard.sh of this tree)', async () => {
+    const key = join(tb.stateDir, 'daemon-guarded_ed25519');
+    rmSync(key, { force: true });
+    rmSync(`${key}.pub`, { force: true });
+    sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'daemon-guarded', '-f', key]);
+    const [type, blob] = readFileSync(`${key}.pub`, 'utf8').split(' ');
+    appendFileSync(join(tb.stateDir, 'authorized_keys'), `command="${join(ROOT, 'scripts', 'dpu-guard.sh')}",no-pty,no-port-forwarding ${type} ${blob} daemon-guarded\n`);
+    const guarded = conf({ dpu: { privateKeyFile: key } });
+    const n = 10;
+    const nets = Array.from({ length: n }, (_, i) => container(`g${i}`));
+    const before = transactions().length;
+    const adds = await Promise.all(nets.map((ns, i) => cniAsync(A, guarded, { command: 'ADD', containerId: `g${i}`, netns: ns })));
+    expect(adds.map((r) => [r.status, r.json?.msg])).toEqual(nets.map(() => [0, undefined]));
+    expect(containerPorts()).toHaveLength(n);
+    const dels = await Promise.all(nets.map((ns, i) => cniAsync(A, guarded, { command: 'DEL', containerId: `g${i}`, netns: ns })));
+    expect(dels.map((r) => r.status)).toEqual(nets.map(() => 0));
+    expect(containerPorts()).toEqual([]);
+    const merged = transactions().slice(before).filter((l) => Number(l.requests) > 1).map((l) => l.op);
+    expect(merged).toContain('plug');
+    expect(readJsonLines(daemonLog).filter((l) => l.msg === 'batched transaction failed; retrying each request alone')).toEqual([]);
   });
 
   test('the daemon killed mid-burst: every ADD still succeeds (direct fallback), nothing leaks; a new daemon replaces the stale socket', async () => {
