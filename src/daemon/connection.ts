@@ -11,7 +11,7 @@ import type { Logger } from '../log';
 export const MAX_CHANNELS = 8;
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 10000;
-/** Plugs per transaction; scripts/dpu-guard.sh accepts up to this many plus two commands per line. */
+/** Requests per transaction; for plugs, scripts/dpu-guard.sh accepts this many "ip link set" plus two commands per line. */
 export const MAX_BATCH = 64;
 
 function fileStamp(path: string | undefined): string {
