@@ -1,12 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { Server, utils } from 'ssh2';
 import type { DpuConfig } from '../../src/config/schema';
 import type { DpuClient, PlugRequest } from '../../src/dpu/client';
 import { DaemonDpuClient } from '../../src/dpu/daemon-client';
 import { fingerprint } from '../../src/dpu/ssh';
+import { DpuConnection } from '../../src/daemon/connection';
 import { DaemonServer } from '../../src/daemon/server';
 import { memoryLogger, silentLogger } from './helpers/logger';
 import { removeTmpDirs, tmpDir } from './helpers/tmp';
@@ -30,6 +31,7 @@ const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0
 /** A fake DPU sshd: answers plug transactions like ovs-vsctl (UUIDs, other_config) and fails any naming pfbad. */
 const commands: string[] = [];
 let connections = 0;
+const liveConnections = new Set<{ end(): void }>();
 let seq = 0;
 let sshd: Server;
 let port = 0;
@@ -55,6 +57,8 @@ beforeAll(async () => {
   if (allowed instanceof Error) throw allowed;
   sshd = new Server({ hostKeys: [readFileSync(hostKey.priv)] }, (conn) => {
     connections++;
+    liveConnections.add(conn);
+    conn.on('close', () => liveConnections.delete(conn));
     conn.on('authentication', (ctx) => (ctx.method === 'publickey' && ctx.key.data.equals(allowed.getPublicSSH()) ? ctx.accept() : ctx.reject(['publickey'])));
     conn.on('ready', () => {
       conn.on('session', (accept) => {
@@ -187,5 +191,50 @@ describe('DaemonServer', () => {
       await expect(c.status()).rejects.toMatchObject({ code: 7 });
       c.close();
     });
+  });
+});
+
+describe('DpuConnection reconnects', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it('keeps retrying with backoff while the DPU drops connections (code 11), and stops when closed', async () => {
+    let accepted = 0;
+    const flaky = createServer((sock) => {
+      accepted++;
+      sock.destroy();
+    });
+    await new Promise<void>((resolve) => flaky.listen(0, '127.0.0.1', resolve));
+    const c = new DpuConnection(dpuConf('/unused', { port: (flaky.address() as AddressInfo).port }), silentLogger());
+    c.keepWarm();
+    await sleep(1000);
+    expect(accepted).toBeGreaterThanOrEqual(2); // attempts at 0, 100, 300, 700 ms: backoff, not a busy loop
+    expect(accepted).toBeLessThanOrEqual(7);
+    c.close();
+    const after = accepted;
+    await sleep(1000);
+    expect(accepted).toBe(after);
+    await new Promise((r) => flaky.close(r));
+  });
+
+  it('does not retry in the background after a host key mismatch (an operator must act)', async () => {
+    const before = connections;
+    const c = new DpuConnection(dpuConf('/unused', { hostKeyFingerprint: `SHA256:${'B'.repeat(43)}` }), silentLogger());
+    c.keepWarm();
+    await sleep(800);
+    expect(connections - before).toBe(1);
+    c.close();
+  });
+
+  it('reopens the connection when the DPU side closes it', async () => {
+    const m = memoryLogger();
+    const c = new DpuConnection(dpuConf('/unused'), m.log);
+    const before = connections;
+    expect((await c.exec('true')).exitCode).toBe(0);
+    for (const conn of liveConnections) conn.end();
+    await sleep(500);
+    expect(m.records.some((r) => r.msg === 'DPU connection dropped; reconnecting')).toBe(true);
+    expect(connections - before).toBeGreaterThanOrEqual(2);
+    expect((await c.exec('true')).exitCode).toBe(0);
+    c.close();
   });
 });
