@@ -16,10 +16,13 @@ PROG=install.sh
 APT_PACKAGES=(openvswitch-switch openssh-server openssh-client iproute2 containernetworking-plugins
   iperf3 ethtool nftables iputils-ping util-linux procps
   podman runc containerd busybox-static golang-go golang-github-appc-cni-dev
-  stress sysstat linux-perf)
+  stress sysstat linux-perf time)
 # Reference plugins the example conflist (cni-conf/) chains; Debian installs them in /usr/lib/cni.
 REFERENCE_PLUGINS=(host-local tuning)
 REFERENCE_PLUGIN_DIR=/usr/lib/cni
+
+SYSTEMD_UNIT_DIR=/etc/systemd/system
+DAEMON_UNIT=dpu-overlay.service
 
 GUARD_DIR=/usr/local/libexec/dpu-overlay
 GUARD=$GUARD_DIR/dpu-guard
@@ -31,7 +34,7 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 
 usage() {
   cat <<EOF
-usage: $PROG [--no-apt] [--no-build] [--cni-bin-dir DIR]
+usage: $PROG [--no-apt] [--no-build] [--cni-bin-dir DIR] [--no-daemon-unit]
        $PROG --dpu [--authorize-key FILE.pub] [--authorized-keys FILE]
                    [--bridge-prefix P] [--representor-template T]
 
@@ -43,6 +46,8 @@ ${REFERENCE_PLUGINS[*]} from $REFERENCE_PLUGIN_DIR there if missing).
   --no-apt            do not install Debian packages
   --no-build          no npm ci / npm run build: install the existing dist/dpu-overlay
   --cni-bin-dir DIR   where the runtime looks for CNI plugins (default /opt/cni/bin)
+  --no-daemon-unit    do not write $SYSTEMD_UNIT_DIR/$DAEMON_UNIT (the warm DPU channel,
+                      "dpu-overlay daemon"; enabled and started only where systemd runs)
 
 DPU mode (--dpu, run on the BlueField Arm cores): installs the SSH forced-command guard
 (scripts/dpu-guard.sh) as $GUARD and prints the authorized_keys line
@@ -58,13 +63,14 @@ EOF
 }
 
 # ---------------------------------------------------------------- options
-MODE=host APT=1 BUILD=1 CNI_BIN_DIR=/opt/cni/bin
+MODE=host APT=1 BUILD=1 DAEMON_UNIT_WANTED=1 CNI_BIN_DIR=/opt/cni/bin
 AUTHORIZE_KEY= AUTHORIZED_KEYS= GUARD_ARGS=()
 while (($#)); do
   case $1 in
     --dpu) MODE=dpu ;;
     --no-apt) APT=0 ;;
     --no-build) BUILD=0 ;;
+    --no-daemon-unit) DAEMON_UNIT_WANTED=0 ;;
     --cni-bin-dir) (($# >= 2)) || die "--cni-bin-dir needs a directory"; CNI_BIN_DIR=$2; shift ;;
     --cni-bin-dir=*) CNI_BIN_DIR=${1#*=} ;;
     --authorize-key) (($# >= 2)) || die "--authorize-key needs a .pub file"; AUTHORIZE_KEY=$2; shift ;;
@@ -214,6 +220,55 @@ install_binary() {
   done
 }
 
+# The optional warm DPU channel: one long-lived "dpu-overlay daemon" per host. The plugin uses its socket
+# (dpu.daemonSocket, default /run/dpu-overlay/dpu.sock) when it answers and connects directly otherwise.
+daemon_unit() {
+  cat <<EOF
+[Unit]
+Description=dpu-overlay warm DPU channel (SSH connection and OVS transactions for the CNI plugin)
+Documentation=file://$REPO/README.md
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+ExecStart=$CNI_BIN_DIR/dpu-overlay daemon --socket /run/dpu-overlay/dpu.sock
+Restart=always
+RestartSec=1
+RuntimeDirectory=dpu-overlay
+RuntimeDirectoryMode=0700
+UMask=0077
+NoNewPrivileges=yes
+ProtectSystem=full
+PrivateTmp=yes
+
+[Install]
+WantedBy=multi-user.target
+EOF
+}
+
+install_daemon_unit() {
+  local dst=$SYSTEMD_UNIT_DIR/$DAEMON_UNIT tmp
+  install -d -m 0755 "$SYSTEMD_UNIT_DIR"
+  tmp=$(mktemp "$SYSTEMD_UNIT_DIR/.$DAEMON_UNIT.XXXXXX")
+  daemon_unit >"$tmp"
+  chmod 0644 "$tmp"
+  if [[ -f $dst ]] && cmp -s "$tmp" "$dst"; then
+    rm -f -- "$tmp"
+    msg "$dst is up to date"
+  else
+    mv -f -- "$tmp" "$dst"
+    msg "wrote $dst"
+  fi
+  if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl daemon-reload
+    systemctl enable "$DAEMON_UNIT" >/dev/null 2>&1 || msg "warning: systemctl enable $DAEMON_UNIT failed"
+    systemctl restart "$DAEMON_UNIT" || msg "warning: systemctl restart $DAEMON_UNIT failed: journalctl -u $DAEMON_UNIT"
+    SUMMARY+=("daemon: $DAEMON_UNIT enabled and (re)started")
+  else
+    SUMMARY+=("daemon: $dst written; systemd is not running here, so not enabled (the plugin connects directly)")
+  fi
+}
+
 host_main() {
   SUMMARY=()
   if ((APT)); then
@@ -230,6 +285,10 @@ host_main() {
   fi
   step "install into $CNI_BIN_DIR"
   install_binary
+  if ((DAEMON_UNIT_WANTED)); then
+    step "daemon unit"
+    install_daemon_unit
+  fi
 
   step "summary"
   local line

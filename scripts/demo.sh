@@ -23,7 +23,8 @@ conf() { # site, range start, range end
       cniVersion: "1.0.0", name: "demo-vni100", type: "dpu-overlay", vni: 100, pf: s.pf, mtu: 1450,
       sysfsRoot: s.sysfsRoot, stateDir: `${e.stateDir}/plugin-${name}`, logFile: `${e.stateDir}/plugin-${name}.log`,
       ipam: { type: "host-local", subnet: "10.100.0.0/24", rangeStart: start, rangeEnd: end, dataDir: `${e.stateDir}/ipam-${name}` },
-      dpu: { host: s.dpuHost, privateKeyFile: e.privateKeyFile, knownHostsFile: e.knownHostsFile, datapathType: "netdev", localVtep: s.localVtep, remoteVteps: s.remoteVteps },
+      // daemonSocket "": a host daemon (install.sh under systemd) sits in the root netns, not in the emulated host.
+      dpu: { host: s.dpuHost, privateKeyFile: e.privateKeyFile, knownHostsFile: e.knownHostsFile, datapathType: "netdev", localVtep: s.localVtep, remoteVteps: s.remoteVteps, daemonSocket: "" },
     }));' "$env_json" "$1" "$2" "$3"
 }
 cni() { # command site container

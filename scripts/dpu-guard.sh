@@ -171,11 +171,12 @@ sub vsctl_sub_ok {
   return 1 if $s eq 'set Open_vSwitch . other_config:hw-offload=true';
   # the representor's port
   return 1 if $n == 3 && $w[0] eq '--if-exists' && $w[1] eq 'del-port' && $w[2] =~ /^$REP\z/;
-  return 1 if $n >= 4 && $w[0] eq '--id=@i' && $w[1] eq 'create' && $w[2] eq 'Interface'
+  # (@i/@p carry a number when the daemon batches several ADDs in one transaction: @i0, @p0, @i1, ...)
+  return 1 if $n >= 4 && $w[0] =~ /^--id=\@i\d{0,3}\z/ && $w[1] eq 'create' && $w[2] eq 'Interface'
     && $w[3] =~ /^name=$REP\z/ && all_match(qr/(?:mtu_request=$UINT|$EXT)/, @w[4 .. $n - 1]);
-  return 1 if $n >= 5 && $w[0] eq '--id=@p' && $w[1] eq 'create' && $w[2] eq 'Port'
-    && $w[3] =~ /^name=$REP\z/ && $w[4] eq 'interfaces=@i' && all_match($EXT, @w[5 .. $n - 1]);
-  return 1 if $n == 5 && $w[0] eq 'add' && $w[1] eq 'Bridge' && $w[2] =~ /^$BRIDGE\z/ && $w[3] eq 'ports' && $w[4] eq '@p';
+  return 1 if $n >= 5 && $w[0] =~ /^--id=\@p(\d{0,3})\z/ && $w[4] eq "interfaces=\@i$1" && $w[1] eq 'create' && $w[2] eq 'Port'
+    && $w[3] =~ /^name=$REP\z/ && all_match($EXT, @w[5 .. $n - 1]);
+  return 1 if $n == 5 && $w[0] eq 'add' && $w[1] eq 'Bridge' && $w[2] =~ /^$BRIDGE\z/ && $w[3] eq 'ports' && $w[4] =~ /^\@p\d{0,3}\z/;
   return 1 if $n == 6 && $w[0] eq '--if-exists' && $w[1] eq 'remove' && $w[2] eq 'Bridge' && $w[3] =~ /^$BRIDGE\z/
     && $w[4] eq 'ports' && $w[5] =~ /^$UUID\z/;
   # read-only queries
@@ -269,7 +270,9 @@ refuse('no command: interactive sessions are not allowed with this key') unless 
 refuse('command line longer than 1 MiB') if length($line) > 1024 * 1024;
 
 my @commands = tokenise($line);
-refuse('more than 3 commands joined with &&') if @commands > 3;
+# One request is at most 3 commands; the daemon's batch of up to 64 ADDs is one "ip link set" per
+# representor, the optional wait-until and one ovs-vsctl.
+refuse('more than 66 commands joined with &&') if @commands > 66;
 for my $c (@commands) {
   my $why = check_command(@$c);
   refuse($why) if defined $why;

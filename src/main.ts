@@ -1,9 +1,22 @@
 import { CniError } from './cni/errors';
-import { dispatch, readStream } from './cni/skel';
-import { pluginHandlers } from './commands';
-import { sshDpuClient } from './dpu';
-import { ProcessRunner } from './host/runner';
+import { dispatch, type PluginHandlers, readStream } from './cni/skel';
 import { VERSION } from './version';
+
+/** The command modules (and zod, pino, ssh2 behind them) load on first use: VERSION and --version start without them. */
+function lazyHandlers(): PluginHandlers {
+  let loaded: Promise<PluginHandlers> | undefined;
+  const load = () =>
+    (loaded ??= Promise.all([import('./commands'), import('./dpu'), import('./host/runner')]).then(([{ pluginHandlers }, { dpuClientFor }, { ProcessRunner }]) =>
+      pluginHandlers({ runner: new ProcessRunner(), dpuClient: dpuClientFor }),
+    ));
+  return {
+    add: async (req) => (await load()).add(req),
+    del: async (req) => (await load()).del(req),
+    check: async (req) => (await load()).check(req),
+    gc: async (req) => (await load()).gc(req),
+    status: async (req) => (await load()).status(req),
+  };
+}
 
 async function main(): Promise<number> {
   const arg = process.argv[2];
@@ -11,9 +24,9 @@ async function main(): Promise<number> {
     process.stdout.write(`dpu-overlay ${VERSION}\n`);
     return 0;
   }
-  if (!process.env.CNI_COMMAND) process.stderr.write(`dpu-overlay ${VERSION}: CNI plugin, SR-IOV VF + VXLAN overlay on a BlueField DPU. Run by a container runtime with CNI_COMMAND set.\n`);
-  const handlers = pluginHandlers({ runner: new ProcessRunner(), dpuClient: sshDpuClient });
-  return dispatch(handlers, {
+  if (arg === 'daemon') return (await import('./daemon')).runDaemon(process.argv.slice(3));
+  if (!process.env.CNI_COMMAND) process.stderr.write(`dpu-overlay ${VERSION}: CNI plugin, SR-IOV VF + VXLAN overlay on a BlueField DPU. Run by a container runtime with CNI_COMMAND set (or: dpu-overlay daemon --help).\n`);
+  return dispatch(lazyHandlers(), {
     env: process.env,
     readStdin: () => readStream(process.stdin),
     writeStdout: (text) => process.stdout.write(text + '\n'),

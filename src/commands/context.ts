@@ -38,17 +38,18 @@ export function prepare(req: CniRequest, deps: Deps): Context {
   return { req, conf, log, timer, state, sysfs: new Sysfs(conf.sysfsRoot), links: new LinkOps(deps.runner), ipam: new IpamDelegate(deps.runner), deps };
 }
 
-/** Runs a command body with the DPU client opened lazily and closed at the end, and a closing log line with step timings. */
+/**
+ * Runs a command body with the DPU client, closed at the end, and a closing log line with step timings.
+ * The client starts connecting right away so the DPU handshake overlaps the host steps; a connection
+ * failure surfaces where the body first uses the DPU, as before.
+ */
 export async function withDpu<T>(ctx: Context, body: (dpu: () => DpuClient | undefined) => Promise<T>): Promise<T> {
-  let client: DpuClient | undefined;
-  const dpu = () => {
-    if (!ctx.conf.dpu) return undefined;
-    client ??= ctx.deps.dpuClient(ctx.conf.dpu, ctx.log);
-    return client;
-  };
+  const client = ctx.conf.dpu ? ctx.deps.dpuClient(ctx.conf.dpu, ctx.log) : undefined;
+  client?.warm?.();
+  const dpu = () => client;
   try {
     const out = await body(dpu);
-    ctx.log.info({ steps: ctx.timer.steps, totalMs: ctx.timer.totalMs() }, `${ctx.req.env.command} done`);
+    ctx.log.info({ steps: ctx.timer.steps, totalMs: ctx.timer.totalMs(), dpuConnectMs: client?.connectMs }, `${ctx.req.env.command} done`);
     return out;
   } catch (err) {
     ctx.log.error({ steps: ctx.timer.steps, totalMs: ctx.timer.totalMs(), err: (err as Error).message, code: (err as { code?: number }).code, details: (err as { details?: string }).details || undefined }, `${ctx.req.env.command} failed`);

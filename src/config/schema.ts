@@ -27,6 +27,7 @@ export const DEFAULTS = {
   stateDir: '/var/lib/cni/dpu-overlay',
   logLevel: 'info',
   logFile: '/var/log/dpu-overlay.log',
+  daemonLogFile: '/var/log/dpu-overlay-daemon.log',
   dpu: {
     port: 22,
     user: 'root',
@@ -35,6 +36,8 @@ export const DEFAULTS = {
     datapathType: 'system',
     representorTemplate: 'pf{pf}vf{vf}',
     hwOffload: 'enable',
+    /** The dpu-overlay daemon's socket; when nothing answers there the plugin connects to the DPU itself. */
+    daemonSocket: '/run/dpu-overlay/dpu.sock',
   },
 } as const;
 
@@ -53,6 +56,7 @@ export const DpuConfigSchema = z
     localVtep: ip,
     remoteVteps: z.array(ip).max(1024).default([]),
     hwOffload: z.enum(['require', 'enable', 'ignore']).default(DEFAULTS.dpu.hwOffload),
+    daemonSocket: z.union([absolutePath, z.literal('')], { error: 'must be an absolute path, or "" to always connect directly' }).default(DEFAULTS.dpu.daemonSocket),
   })
   .refine((d) => d.knownHostsFile !== undefined || d.hostKeyFingerprint !== undefined, {
     message: 'set knownHostsFile or hostKeyFingerprint: the DPU host key must be verified',

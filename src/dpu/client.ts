@@ -35,6 +35,10 @@ export interface DpuClient {
   /** Removes this network's ports whose owner is not in keep; returns how many went. */
   gc(network: string, vni: number, keep: ReadonlyArray<Pick<PortOwner, 'containerId' | 'ifname'>>): Promise<number>;
   status(): Promise<void>;
+  /** Optional: start connecting now; errors are reported by the first request. */
+  warm?(): void;
+  /** How long connecting took (SSH handshake, or the daemon's socket), for the closing log line. */
+  readonly connectMs?: number;
   close(): void;
 }
 

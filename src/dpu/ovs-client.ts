@@ -3,8 +3,8 @@ import type { Logger } from '../log';
 import type { DpuClient, PlugRequest, PlugResult, PortOwner, UnplugRequest } from './client';
 import {
   assertUuid, bridgeName, checkCommand, EXT, expectedTunnels, findOwnerPortsCommand, hwOffloadValue, isOwnedBy, mapOf, OFFLOADED_FLOWS_COMMAND,
-  type OvsSettings, type OvsTable, parseBridgeUsage, parseTables, plugCommands, removeBridgeIfUnchangedCommand, removePortsCommand, rows,
-  statusCommand, uuidOf, uuidSet,
+  type OvsSettings, type OvsTable, parseBridgeUsage, parseTables, PLUG_OUTPUTS, plugBatchCommands, plugCommands, removeBridgeIfUnchangedCommand, removePortsBatchCommand, removePortsCommand, rows,
+  statusCommand, UNPLUG_OUTPUTS, uuidOf, uuidSet,
 } from './ovs';
 import { type Argv, commandLine } from './quote';
 import type { DpuTransport } from './ssh';
@@ -39,7 +39,18 @@ export class OvsDpuClient implements DpuClient {
 
   async plug(req: PlugRequest): Promise<PlugResult> {
     const { commands, bridge } = plugCommands(this.s, req);
+    return this.plugResult(bridge, await this.run('plug', commands));
+  }
+
+  /** Several plugs in one transaction; if it fails, nothing was applied and each should be retried alone. */
+  async plugBatch(reqs: readonly PlugRequest[]): Promise<PlugResult[]> {
+    const { commands, bridges } = plugBatchCommands(this.s, reqs);
     const out = await this.run('plug', commands);
+    if (out.length !== reqs.length * PLUG_OUTPUTS) throw new CniError(ErrorCode.DpuCommandFailed, `DPU ${this.target}: plug: unexpected ovs-vsctl output`);
+    return bridges.map((bridge, k) => this.plugResult(bridge, out.slice(k * PLUG_OUTPUTS, (k + 1) * PLUG_OUTPUTS)));
+  }
+
+  private plugResult(bridge: string, out: Array<OvsTable | string>): PlugResult {
     const [, portUuid] = out.filter((o): o is string => typeof o === 'string');
     const before = hwOffloadValue(out.find((o) => typeof o !== 'string'));
     if (this.s.hwOffload === 'enable' && before !== 'true') {
@@ -72,6 +83,19 @@ export class OvsDpuClient implements DpuClient {
     }
     if (uuids.length === 0) return;
     await this.removeBridgeIfUnused(bridge, await this.run('unplug', [removePortsCommand(this.s, bridge, req.vni, uuids)]));
+  }
+
+  /**
+   * Several unplugs by port UUID in one transaction. Each request's usage tables show the bridge after its own
+   * removal, so only the last request leaving a bridge empty removes it. On failure nothing was applied.
+   */
+  async unplugBatch(reqs: ReadonlyArray<UnplugRequest & { portUuid: string }>): Promise<void[]> {
+    const items = reqs.map((r) => ({ bridge: bridgeName(this.s.bridgePrefix, r.vni), vni: r.vni, portUuid: r.portUuid }));
+    const out = await this.run('unplug', [removePortsBatchCommand(this.s, items)]);
+    if (out.length !== reqs.length * UNPLUG_OUTPUTS) throw new CniError(ErrorCode.DpuCommandFailed, `DPU ${this.target}: unplug: unexpected ovs-vsctl output`);
+    const done: void[] = [];
+    for (const [k, item] of items.entries()) done.push(await this.removeBridgeIfUnused(item.bridge, out.slice(k * UNPLUG_OUTPUTS, (k + 1) * UNPLUG_OUTPUTS)));
+    return done;
   }
 
   async check(req: PlugRequest): Promise<void> {
@@ -120,6 +144,14 @@ export class OvsDpuClient implements DpuClient {
     if (this.s.hwOffload === 'require' && hwOffloadValue(ovsT) !== 'true') {
       throw new CniError(ErrorCode.HwOffloadRequired, `DPU ${this.target}: hwOffload is "require" but other_config:hw-offload is not true`);
     }
+  }
+
+  warm(): void {
+    this.transport.warm?.();
+  }
+
+  get connectMs(): number | undefined {
+    return this.transport.connectMs;
   }
 
   close(): void {

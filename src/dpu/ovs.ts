@@ -56,27 +56,44 @@ function tunnelCommands(s: OvsSettings, bridge: string, vni: number): string[][]
   });
 }
 
+/** The part of an ADD's ovs-vsctl transaction for one request; tag keeps its @ids unique in a batch. */
+function plugTxn(s: OvsSettings, req: PlugRequest, bridge: string, tag = ''): string[][] {
+  const txn: string[][] = [
+    ['--may-exist', 'add-br', bridge],
+    ['set', 'Bridge', bridge, `datapath_type=${s.datapathType}`, ext(EXT.managed, 'true'), ext(EXT.vni, req.vni)],
+    ...tunnelCommands(s, bridge, req.vni),
+    ['--if-exists', 'del-port', req.representor],
+    [`--id=@i${tag}`, 'create', 'Interface', `name=${req.representor}`, `mtu_request=${req.mtu}`, ...ownerIds(req)],
+    [`--id=@p${tag}`, 'create', 'Port', `name=${req.representor}`, `interfaces=@i${tag}`, ...ownerIds(req)],
+    ['add', 'Bridge', bridge, 'ports', `@p${tag}`],
+    ['--columns=other_config', 'find', 'Open_vSwitch'],
+  ];
+  if (s.hwOffload === 'enable') txn.push(['set', 'Open_vSwitch', '.', 'other_config:hw-offload=true']);
+  return txn;
+}
+
+/** What a plug transaction prints per request: the Interface UUID, the Port UUID, the Open_vSwitch other_config table. */
+export const PLUG_OUTPUTS = 3;
+
+function representorsUp(s: OvsSettings, reqs: readonly PlugRequest[]): Argv[] {
+  const commands: Argv[] = reqs.map((r) => ['ip', 'link', 'set', 'dev', r.representor, 'mtu', String(r.mtu), 'up']);
+  if (s.hwOffload === 'require') commands.push(['ovs-vsctl', '--timeout=1', 'wait-until', 'Open_vSwitch', '.', 'other_config:hw-offload=true']);
+  return commands;
+}
+
 /**
  * ADD: bring the representor up, then one ovs-vsctl transaction that ensures the VNI bridge and its
  * tunnels and (re)creates the representor's port there. Prints the new Interface and Port UUIDs.
  */
 export function plugCommands(s: OvsSettings, req: PlugRequest): { commands: Argv[]; bridge: string } {
   const bridge = bridgeName(s.bridgePrefix, req.vni);
-  const txn: string[][] = [
-    ['--may-exist', 'add-br', bridge],
-    ['set', 'Bridge', bridge, `datapath_type=${s.datapathType}`, ext(EXT.managed, 'true'), ext(EXT.vni, req.vni)],
-    ...tunnelCommands(s, bridge, req.vni),
-    ['--if-exists', 'del-port', req.representor],
-    ['--id=@i', 'create', 'Interface', `name=${req.representor}`, `mtu_request=${req.mtu}`, ...ownerIds(req)],
-    ['--id=@p', 'create', 'Port', `name=${req.representor}`, 'interfaces=@i', ...ownerIds(req)],
-    ['add', 'Bridge', bridge, 'ports', '@p'],
-    ['--columns=other_config', 'find', 'Open_vSwitch'],
-  ];
-  if (s.hwOffload === 'enable') txn.push(['set', 'Open_vSwitch', '.', 'other_config:hw-offload=true']);
-  const commands: Argv[] = [['ip', 'link', 'set', 'dev', req.representor, 'mtu', String(req.mtu), 'up']];
-  if (s.hwOffload === 'require') commands.push(['ovs-vsctl', '--timeout=1', 'wait-until', 'Open_vSwitch', '.', 'other_config:hw-offload=true']);
-  commands.push(vsctl(s, ...txn));
-  return { commands, bridge };
+  return { commands: [...representorsUp(s, [req]), vsctl(s, ...plugTxn(s, req, bridge))], bridge };
+}
+
+/** Several ADDs in one ovs-vsctl transaction (the daemon's batching); prints PLUG_OUTPUTS lines per request, in order. */
+export function plugBatchCommands(s: OvsSettings, reqs: readonly PlugRequest[]): { commands: Argv[]; bridges: string[] } {
+  const bridges = reqs.map((r) => bridgeName(s.bridgePrefix, r.vni));
+  return { commands: [...representorsUp(s, reqs), vsctl(s, ...reqs.flatMap((r, k) => plugTxn(s, r, bridges[k] as string, String(k))))], bridges };
 }
 
 export function bridgeUsageQueries(bridge: string, vni: number): string[][] {
@@ -96,9 +113,21 @@ export function findOwnerPortsCommand(s: OvsSettings, filter: Partial<PortOwner>
   return vsctl(s, ['--columns=_uuid,name,external_ids', 'find', 'Port', ...where]);
 }
 
+function removePortsTxn(bridge: string, vni: number, portUuids: readonly string[]): string[][] {
+  return [...portUuids.map((u) => ['--if-exists', 'remove', 'Bridge', bridge, 'ports', u]), ...bridgeUsageQueries(bridge, vni)];
+}
+
 /** DEL/GC by port UUID: a no-op for a port meanwhile replaced. Also reads what is left on the bridge. */
-export function removePortsCommand(s: OvsSettings, bridge: string, vni: number, portUuids: string[]): Argv {
-  return vsctl(s, ...portUuids.map((u) => ['--if-exists', 'remove', 'Bridge', bridge, 'ports', u]), ...bridgeUsageQueries(bridge, vni));
+export function removePortsCommand(s: OvsSettings, bridge: string, vni: number, portUuids: readonly string[]): Argv {
+  return vsctl(s, ...removePortsTxn(bridge, vni, portUuids));
+}
+
+/** What a removal prints per request: the three bridge usage tables, as seen after that request's removal. */
+export const UNPLUG_OUTPUTS = 3;
+
+/** Several DELs by port UUID in one transaction (the daemon's batching); UNPLUG_OUTPUTS tables per request, in order. */
+export function removePortsBatchCommand(s: OvsSettings, reqs: ReadonlyArray<{ bridge: string; vni: number; portUuid: string }>): Argv {
+  return vsctl(s, ...reqs.flatMap((r) => removePortsTxn(r.bridge, r.vni, [r.portUuid])));
 }
 
 /** Deletes the bridge only if its ports are still exactly `ports` (OVSDB wait with timeout 0): a concurrent ADD wins. */

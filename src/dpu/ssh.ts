@@ -1,6 +1,6 @@
 import { createHash, createHmac } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { Client, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
+import type { Client, ConnectConfig, ServerHostKeyAlgorithm } from 'ssh2';
 import { CniError, ErrorCode } from '../cni/errors';
 import type { DpuConfig } from '../config/schema';
 
@@ -14,6 +14,10 @@ export interface ExecResult {
 export interface DpuTransport {
   readonly target: string;
   exec(command: string): Promise<ExecResult>;
+  /** Starts connecting now, so the handshake overlaps other work; exec reports any failure. */
+  warm?(): void;
+  /** How long the last connection took to open and authenticate, once it has. */
+  readonly connectMs?: number;
   close(): void;
 }
 
@@ -80,9 +84,15 @@ const PREFERRED_HOST_KEYS = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-n
 export class SshTransport implements DpuTransport {
   readonly target: string;
   private client?: Client;
+  private pending?: Client;
   private connecting?: Promise<Client>;
+  connectMs?: number;
 
-  constructor(private readonly s: SshSettings) {
+  /** onDrop: the authenticated connection closed; the next exec reconnects. */
+  constructor(
+    private readonly s: SshSettings,
+    private readonly onDrop?: () => void,
+  ) {
     this.target = `${s.user}@${s.host}:${s.port}`;
   }
 
@@ -131,10 +141,25 @@ export class SshTransport implements DpuTransport {
         return expected.verify(key);
       },
     };
-    this.connecting = new Promise<Client>((resolve, reject) => {
+    const t0 = performance.now();
+    // ssh2 is loaded on first use: commands that never reach the DPU do not pay for it.
+    const attempt: Promise<Client> = import('ssh2').then(({ Client }) => new Promise<Client>((resolve, reject) => {
+      if (this.connecting !== attempt) {
+        reject(new CniError(ErrorCode.TryAgainLater, `DPU ${this.target}: the connection was closed before it was opened`));
+        return;
+      }
       const client = new Client();
+      this.pending = client;
       client.once('ready', () => {
         this.client = client;
+        this.connectMs = Math.round((performance.now() - t0) * 10) / 10;
+        client.once('close', () => {
+          if (this.client !== client) return;
+          this.client = undefined;
+          this.pending = undefined;
+          this.connecting = undefined;
+          this.onDrop?.();
+        });
         resolve(client);
       });
       // on, not once: ssh2 can emit a second error (e.g. "Connection lost before handshake" after a timeout).
@@ -143,8 +168,23 @@ export class SshTransport implements DpuTransport {
         reject(this.connectError(err, offered, expected.describe, expected.verify));
       });
       client.connect(config);
-    });
-    return this.connecting;
+    }));
+    this.connecting = attempt;
+    return attempt;
+  }
+
+  /** Resolves once authenticated (host key verified); rejects with the CniError exec would report. */
+  async ready(): Promise<void> {
+    await this.connect();
+  }
+
+  warm(): void {
+    try {
+      // The rejection is kept in this.connecting and reported by exec; only the unhandled-rejection warning is silenced.
+      this.connect().catch(() => undefined);
+    } catch {
+      // Bad key or known_hosts file: exec throws the same error again.
+    }
   }
 
   private connectError(err: Error & { level?: string; code?: string }, offered: Buffer | undefined, describe: string, verify: (b: Buffer) => boolean): CniError {
@@ -197,7 +237,10 @@ export class SshTransport implements DpuTransport {
 
   close(): void {
     this.client?.end();
+    // A handshake still in progress would otherwise keep the process alive until readyTimeout.
+    if (this.pending && this.pending !== this.client) this.pending.destroy();
     this.client = undefined;
+    this.pending = undefined;
     this.connecting = undefined;
   }
 }

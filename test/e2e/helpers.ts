@@ -4,7 +4,8 @@ import { join } from 'node:path';
 
 export const ROOT = join(__dirname, '..', '..');
 export const BINARY = process.env.DPU_OVERLAY_BIN ?? join(ROOT, 'dist', 'dpu-overlay');
-export const TESTBED = join(__dirname, 'testbed.sh');
+// From ROOT, not __dirname: bench/ scripts bundle this file into build/run-ts/ (also two levels below ROOT).
+export const TESTBED = join(ROOT, 'test', 'e2e', 'testbed.sh');
 /** Testbed namespace prefix (DPUO_TESTBED_PREFIX), so parallel testbeds do not collide. */
 export const PREFIX = process.env.DPUO_TESTBED_PREFIX ?? 'dpuo';
 export const CNI_PATH = process.env.CNI_PATH_DIRS ?? '/usr/lib/cni';
@@ -83,6 +84,8 @@ export function netConf(tb: Testbed, s: Site, o: NetOptions = {}): Record<string
       localVtep: s.localVtep,
       remoteVteps: s.remoteVteps,
       timeoutMs: 5000,
+      // Direct SSH unless a test starts its own daemon: a daemon at the default path would sit in the root netns.
+      daemonSocket: '',
       ...o.dpu,
     },
     ...o.extra,

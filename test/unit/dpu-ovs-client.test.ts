@@ -51,6 +51,27 @@ function client(t: FakeTransport, settings: Partial<OvsSettings> = {}, log = sil
   return new OvsDpuClient(t, { ...s, ...settings }, log);
 }
 
+describe('plugBatch (the daemon merging concurrent ADDs)', () => {
+  const PORT2 = '33333333-3333-4333-8333-333333333333';
+  const req2: PlugRequest = { ...req, containerId: 'c2', representor: 'pf0vf1' };
+
+  it('one ip per representor, then one ovs-vsctl transaction with distinct @ids; results split per request', async () => {
+    const t = new FakeTransport([ok(`${IFACE}\n${PORT}\n${ovsConfig('true')}\n${OTHER}\n${PORT2}\n${ovsConfig('true')}\n`)]);
+    expect(await client(t).plugBatch([req, req2])).toEqual([{ bridge: 'br-vni5001', portUuid: PORT }, { bridge: 'br-vni5001', portUuid: PORT2 }]);
+    const ran = t.argv(0);
+    expect(ran.map((a) => a[0])).toEqual(['ip', 'ip', 'ovs-vsctl']);
+    const vsctl = ran[2] as string[];
+    expect(vsctl.filter((w) => w.startsWith('--id='))).toEqual(['--id=@i0', '--id=@p0', '--id=@i1', '--id=@p1']);
+    expect(vsctl).toContain('interfaces=@i1');
+    expect(vsctl.filter((w) => /^@p\d$/.test(w))).toEqual(['@p0', '@p1']);
+  });
+
+  it('output that does not split into the requests is code 112 (the daemon then retries each alone)', async () => {
+    const t = new FakeTransport([ok(`${IFACE}\n${PORT}\n${ovsConfig('true')}\n`)]);
+    await expect(client(t).plugBatch([req, req2])).rejects.toMatchObject({ code: 112 });
+  });
+});
+
 describe('plug', () => {
   it('sends ip + one ovs-vsctl transaction and returns the bridge and the new Port UUID', async () => {
     const t = new FakeTransport([ok(`${IFACE}\n${PORT}\n${ovsConfig('true')}\n`)]);
@@ -101,6 +122,27 @@ describe('plug', () => {
 
   it('the same stderr without hwOffload require stays code 112', async () => {
     await expect(client(new FakeTransport([{ exitCode: 142, stdout: '', stderr: 'ovs-vsctl: timeout expired' }])).plug(req)).rejects.toMatchObject({ code: 112 });
+  });
+});
+
+describe('unplugBatch (the daemon merging concurrent DELs)', () => {
+  const PORT2 = '33333333-3333-4333-8333-333333333333';
+  const tables = (ports: string[]) => [bridgeRow(ports), uuids(TUN), uuids(INTERNAL)].join('\n');
+
+  it('one transaction removing both ports; only the request that leaves the bridge empty removes it', async () => {
+    const t = new FakeTransport([ok(`${tables([TUN, INTERNAL, PORT2])}\n${tables([TUN, INTERNAL])}\n`), ok('[{"count":1},{"count":1}]\n')]);
+    await client(t).unplugBatch([{ ...req, portUuid: PORT }, { ...req, containerId: 'c2', portUuid: PORT2 }]);
+    expect(t.commands).toHaveLength(2);
+    const vsctl = t.argv(0)[0] as string[];
+    expect(vsctl.filter((w) => w === 'remove')).toHaveLength(2);
+    expect(vsctl).toContain(PORT);
+    expect(vsctl).toContain(PORT2);
+    expect((t.argv(1)[0] as string[])[0]).toBe('ovsdb-client');
+  });
+
+  it('output that does not split into the requests is code 112', async () => {
+    const t = new FakeTransport([ok(`${tables([TUN, INTERNAL])}\n`)]);
+    await expect(client(t).unplugBatch([{ ...req, portUuid: PORT }, { ...req, portUuid: PORT2 }])).rejects.toMatchObject({ code: 112 });
   });
 });
 

@@ -98,6 +98,7 @@ describe('SshTransport against a local SSH server', () => {
   chmodSync(strangerKey.priv, 0o600);
   const allowed = utils.parseKey(readFileSync(userKey.pub));
   const commands: string[] = [];
+  let connectionsSeen = 0;
   let server: Server;
   let port = 0;
   const transports: SshTransport[] = [];
@@ -105,6 +106,7 @@ describe('SshTransport against a local SSH server', () => {
   beforeAll(async () => {
     if (allowed instanceof Error) throw allowed;
     server = new Server({ hostKeys: [readFileSync(hostKey.priv)] }, (conn) => {
+      connectionsSeen++;
       conn.on('authentication', (ctx) => {
         if (ctx.method === 'publickey' && ctx.username === 'root' && ctx.key.algo === allowed.type && ctx.key.data.equals(allowed.getPublicSSH())) return ctx.accept();
         return ctx.reject(['publickey']);
@@ -224,6 +226,33 @@ describe('SshTransport against a local SSH server', () => {
     expect(Date.now() - started).toBeLessThan(3000);
     for (const s of sockets) s.destroy();
     await new Promise((r) => silent.close(r));
+  });
+
+  it('warm() connects ahead of exec: one handshake serves the command', async () => {
+    const t = transport({ hostKeyFingerprint: sshKeygenFingerprint(hostKey.pub) });
+    const before = connectionsSeen;
+    t.warm();
+    expect(t.connectMs).toBeUndefined();
+    await t.ready();
+    expect(t.connectMs).toBeGreaterThan(0);
+    expect(connectionsSeen).toBe(before + 1);
+    expect((await t.exec('echo warm')).exitCode).toBe(0);
+    expect(connectionsSeen).toBe(before + 1);
+  });
+
+  it('warm() then close() before ssh2 has loaded: no connection is left behind', async () => {
+    const t = transport({ hostKeyFingerprint: sshKeygenFingerprint(hostKey.pub) });
+    const before = connectionsSeen;
+    t.warm();
+    t.close();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(connectionsSeen).toBe(before);
+  });
+
+  it('warm() with a bad key file reports nothing itself; exec reports the same code 7', async () => {
+    const t = transport({ privateKeyFile: join(dir, 'missing-key'), hostKeyFingerprint: sshKeygenFingerprint(hostKey.pub) });
+    expect(() => t.warm()).not.toThrow();
+    await expect(t.exec('true')).rejects.toMatchObject({ code: 7 });
   });
 
   it('reconnects after close', async () => {

@@ -1,0 +1,194 @@
+import { statSync } from 'node:fs';
+import { ErrorCode } from '../cni/errors';
+import type { DpuConfig } from '../config/schema';
+import type { PlugRequest, PlugResult, UnplugRequest } from '../dpu/client';
+import { OvsDpuClient } from '../dpu/ovs-client';
+import type { OvsSettings } from '../dpu/ovs';
+import { type DpuTransport, type ExecResult, SshTransport } from '../dpu/ssh';
+import type { Logger } from '../log';
+
+/** sshd's default MaxSessions is 10: stay below it on one connection. */
+export const MAX_CHANNELS = 8;
+const MIN_BACKOFF_MS = 100;
+const MAX_BACKOFF_MS = 10000;
+/** Requests per transaction; for plugs, scripts/dpu-guard.sh accepts this many "ip link set" plus two commands per line. */
+export const MAX_BATCH = 64;
+
+function fileStamp(path: string | undefined): string {
+  if (!path) return '';
+  try {
+    const st = statSync(path);
+    return `${st.ino}:${st.size}:${st.mtimeMs}`;
+  } catch {
+    return 'missing';
+  }
+}
+
+/**
+ * Everything that decides who the DPU is and who we are to it. Key and known_hosts files are stamped,
+ * so an edited pin or key opens (and verifies) a new connection instead of reusing the old one.
+ */
+export function identityKey(d: DpuConfig): string {
+  return JSON.stringify([d.host, d.port, d.user, d.privateKeyFile, fileStamp(d.privateKeyFile), d.knownHostsFile ?? '', fileStamp(d.knownHostsFile), d.hostKeyFingerprint ?? '']);
+}
+
+export function settingsKey(s: OvsSettings): string {
+  return JSON.stringify([s.bridgePrefix, s.datapathType, s.localVtep, s.remoteVteps, s.hwOffload, s.timeoutMs]);
+}
+
+interface Queued<Q, R> {
+  req: Q;
+  resolve(r: R): void;
+  reject(err: unknown): void;
+}
+
+interface Queue<Q, R> {
+  busy: boolean;
+  items: Array<Queued<Q, R>>;
+}
+
+/** A request kind the daemon can merge: alone, or many in one ovs-vsctl transaction that applies all or nothing. */
+interface Batchable<Q, R> {
+  op: string;
+  one(client: OvsDpuClient, req: Q): Promise<R>;
+  many(client: OvsDpuClient, reqs: Q[]): Promise<R[]>;
+}
+
+export type UnplugByUuid = UnplugRequest & { portUuid: string };
+
+const PLUG: Batchable<PlugRequest, PlugResult> = { op: 'plug', one: (c, r) => c.plug(r), many: (c, rs) => c.plugBatch(rs) };
+const UNPLUG: Batchable<UnplugByUuid, void> = { op: 'unplug', one: (c, r) => c.unplug(r), many: (c, rs) => c.unplugBatch(rs) };
+
+/**
+ * One authenticated SSH connection to one DPU identity, kept open and re-opened with backoff when it drops.
+ * Remote commands share it (at most MAX_CHANNELS at once). Plugs (and unplugs by port UUID) that queue up
+ * while one is in flight go together in one ovs-vsctl transaction, retried one by one if it fails.
+ */
+export class DpuConnection implements DpuTransport {
+  readonly target: string;
+  lastUsed = Date.now();
+  private readonly ssh: SshTransport;
+  private channels = 0;
+  private readonly waiting: Array<() => void> = [];
+  private backoffMs = MIN_BACKOFF_MS;
+  private reconnectTimer?: NodeJS.Timeout;
+  private closed = false;
+  private readonly queues = new Map<string, Queue<unknown, unknown>>();
+
+  constructor(
+    conf: DpuConfig,
+    private readonly log: Logger,
+  ) {
+    this.ssh = new SshTransport(conf, () => this.dropped());
+    this.target = this.ssh.target;
+  }
+
+  /** Connects now and keeps retrying with backoff until it succeeds or the connection is closed. */
+  keepWarm(): void {
+    if (this.closed || this.reconnectTimer) return;
+    this.ssh.ready().then(
+      () => {
+        this.backoffMs = MIN_BACKOFF_MS;
+      },
+      (err: Error & { code?: number }) => {
+        this.ssh.close();
+        // Refused keys, pins and bad files need an operator; requests will report them. Only outages are retried.
+        const transient = err.code === ErrorCode.TryAgainLater;
+        this.log.warn({ dpu: this.target, err: err.message, retryInMs: transient ? this.backoffMs : undefined }, 'DPU connection failed');
+        if (transient) this.retryLater();
+      },
+    );
+  }
+
+  private retryLater(): void {
+    if (this.closed || this.reconnectTimer) return;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.keepWarm();
+    }, this.backoffMs);
+    this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs * 2);
+  }
+
+  private dropped(): void {
+    this.log.warn({ dpu: this.target }, 'DPU connection dropped; reconnecting');
+    this.retryLater();
+  }
+
+  private async channel(): Promise<() => void> {
+    if (this.channels >= MAX_CHANNELS) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.channels++;
+    return () => {
+      this.channels--;
+      this.waiting.shift()?.();
+    };
+  }
+
+  async exec(command: string): Promise<ExecResult> {
+    this.lastUsed = Date.now();
+    const release = await this.channel();
+    try {
+      return await this.ssh.exec(command);
+    } catch (err) {
+      // Transport failure (not a failed command): start over on a fresh connection.
+      this.ssh.close();
+      this.retryLater();
+      throw err;
+    } finally {
+      release();
+    }
+  }
+
+  client(s: OvsSettings): OvsDpuClient {
+    return new OvsDpuClient(this, s, this.log);
+  }
+
+  plug(s: OvsSettings, req: PlugRequest): Promise<PlugResult> {
+    return this.enqueue(PLUG, s, req);
+  }
+
+  unplug(s: OvsSettings, req: UnplugByUuid): Promise<void> {
+    return this.enqueue(UNPLUG, s, req);
+  }
+
+  /** Sends at once if nothing of this kind is in flight; otherwise waits for the next transaction. */
+  private enqueue<Q, R>(kind: Batchable<Q, R>, s: OvsSettings, req: Q): Promise<R> {
+    const key = `${kind.op} ${settingsKey(s)}`;
+    let q = this.queues.get(key) as Queue<Q, R> | undefined;
+    if (!q) this.queues.set(key, (q = { busy: false, items: [] }) as Queue<unknown, unknown>);
+    const queue = q;
+    return new Promise<R>((resolve, reject) => {
+      queue.items.push({ req, resolve, reject });
+      if (!queue.busy) {
+        queue.busy = true;
+        setImmediate(() => void this.flush(kind, s, queue));
+      }
+    });
+  }
+
+  private async flush<Q, R>(kind: Batchable<Q, R>, s: OvsSettings, q: Queue<Q, R>): Promise<void> {
+    const batch = q.items.splice(0, MAX_BATCH);
+    const client = this.client(s);
+    this.log.info({ dpu: this.target, op: kind.op, requests: batch.length }, 'ovs-vsctl transaction');
+    if (batch.length === 1) {
+      const [only] = batch as [Queued<Q, R>];
+      await kind.one(client, only.req).then(only.resolve, only.reject);
+    } else {
+      try {
+        const results = await kind.many(client, batch.map((b) => b.req));
+        batch.forEach((b, k) => b.resolve(results[k] as R));
+      } catch (err) {
+        this.log.warn({ dpu: this.target, op: kind.op, requests: batch.length, err: (err as Error).message }, 'batched transaction failed; retrying each request alone');
+        await Promise.all(batch.map((b) => kind.one(client, b.req).then(b.resolve, b.reject)));
+      }
+    }
+    if (q.items.length > 0) await this.flush(kind, s, q);
+    else q.busy = false;
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    this.ssh.close();
+  }
+}

@@ -1,0 +1,157 @@
+import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { CniError, ErrorCode } from '../cni/errors';
+import { type DpuConfig, DpuConfigSchema } from '../config/schema';
+import type { PlugRequest, PortOwner, UnplugRequest } from '../dpu/client';
+import type { Logger } from '../log';
+import { DpuConnection, identityKey } from './connection';
+import { type DaemonError, type DaemonRequest, type DaemonResponse, readLines } from './protocol';
+
+const IDLE_CLOSE_MS = 10 * 60 * 1000;
+
+/** The socket's directory must be ours alone: created 0700, or refused if anyone else can enter it. */
+function prepareSocketDir(socketPath: string): void {
+  const dir = dirname(socketPath);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = lstatSync(dir);
+  const uid = process.getuid?.() ?? 0;
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) {
+    throw new Error(`socket directory ${dir} must be a directory owned by uid ${uid} with mode 0700 (it is ${(st.mode & 0o777).toString(8)}, owner ${st.uid}); use a dedicated directory such as /run/dpu-overlay`);
+  }
+}
+
+/** Removes a socket file left by a daemon that died; refuses if a daemon still answers there. */
+function clearStaleSocket(socketPath: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = connect(socketPath);
+    probe.once('connect', () => {
+      probe.destroy();
+      reject(new Error(`another dpu-overlay daemon is serving ${socketPath}`));
+    });
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ECONNREFUSED') unlinkSync(socketPath);
+      resolve();
+    });
+  });
+}
+
+function errorOf(err: unknown): { error: DaemonError; internal: boolean } {
+  if (err instanceof CniError) return { error: { code: err.code, msg: err.message, ...(err.details ? { details: err.details } : {}) }, internal: false };
+  return { error: { code: ErrorCode.IoFailure, msg: `dpu-overlay daemon: ${err instanceof Error ? err.message : String(err)}` }, internal: true };
+}
+
+export class DaemonServer {
+  private readonly connections = new Map<string, DpuConnection>();
+  private server?: Server;
+  private readonly clients = new Set<Socket>();
+  private idleTimer?: NodeJS.Timeout;
+
+  constructor(
+    readonly socketPath: string,
+    private readonly log: Logger,
+  ) {}
+
+  async listen(): Promise<void> {
+    prepareSocketDir(this.socketPath);
+    await clearStaleSocket(this.socketPath);
+    const server = createServer((sock) => this.serve(sock));
+    const oldMask = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(this.socketPath, resolve);
+      });
+    } finally {
+      process.umask(oldMask);
+    }
+    chmodSync(this.socketPath, 0o600);
+    this.server = server;
+    this.idleTimer = setInterval(() => this.closeIdle(), 60000);
+    this.idleTimer.unref();
+    this.log.info({ socket: this.socketPath }, 'dpu-overlay daemon listening');
+  }
+
+  private serve(sock: Socket): void {
+    this.clients.add(sock);
+    sock.on('close', () => this.clients.delete(sock));
+    sock.on('error', () => undefined);
+    readLines(
+      sock,
+      (line) => void this.answer(line).then((res) => sock.writable && sock.write(JSON.stringify(res) + '\n')),
+      () => sock.destroy(),
+    );
+  }
+
+  private connectionFor(dpu: DpuConfig): DpuConnection {
+    const key = identityKey(dpu);
+    let c = this.connections.get(key);
+    if (!c) {
+      c = new DpuConnection(dpu, this.log);
+      this.connections.set(key, c);
+      this.log.info({ dpu: c.target, connections: this.connections.size }, 'new DPU identity');
+      c.keepWarm();
+    }
+    return c;
+  }
+
+  private async answer(line: string): Promise<DaemonResponse> {
+    let id = 0;
+    try {
+      const req = JSON.parse(line) as Partial<DaemonRequest>;
+      id = typeof req.id === 'number' ? req.id : 0;
+      const parsed = DpuConfigSchema.safeParse(req.dpu);
+      if (!parsed.success) throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: dpu: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      this.log.debug({ op: req.op, dpu: `${parsed.data.user}@${parsed.data.host}:${parsed.data.port}` }, 'request');
+      const result = await this.dispatch(req.op, parsed.data, Array.isArray(req.args) ? req.args : []);
+      return { id, ok: true, result };
+    } catch (err) {
+      const { error, internal } = errorOf(err);
+      if (internal) this.log.error({ err: error.msg }, 'daemon request failed');
+      return internal ? { id, ok: false, error, internal } : { id, ok: false, error };
+    }
+  }
+
+  private async dispatch(op: unknown, dpu: DpuConfig, args: unknown[]): Promise<unknown> {
+    const conn = this.connectionFor(dpu);
+    const client = conn.client(dpu);
+    switch (op) {
+      case 'plug':
+        return conn.plug(dpu, args[0] as PlugRequest);
+      case 'unplug': {
+        const req = args[0] as UnplugRequest;
+        return req.portUuid ? conn.unplug(dpu, { ...req, portUuid: req.portUuid }) : client.unplug(req);
+      }
+      case 'check':
+        return client.check(args[0] as PlugRequest);
+      case 'gc':
+        return client.gc(String(args[0]), Number(args[1]), (args[2] ?? []) as Array<Pick<PortOwner, 'containerId' | 'ifname'>>);
+      case 'status':
+        return client.status();
+      default:
+        throw new Error(`unknown op ${String(op)}`);
+    }
+  }
+
+  private closeIdle(): void {
+    for (const [key, c] of this.connections) {
+      if (Date.now() - c.lastUsed > IDLE_CLOSE_MS) {
+        c.close();
+        this.connections.delete(key);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.idleTimer);
+    for (const c of this.connections.values()) c.close();
+    this.connections.clear();
+    for (const sock of this.clients) sock.destroy();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    try {
+      unlinkSync(this.socketPath);
+    } catch {
+      // already gone
+    }
+  }
+}

@@ -1,0 +1,163 @@
+import { connect, type Socket } from 'node:net';
+import { CniError } from '../cni/errors';
+import type { DpuConfig } from '../config/schema';
+import { type DaemonOp, type DaemonResponse, readLines } from '../daemon/protocol';
+import type { Logger } from '../log';
+import type { DpuClient, PlugRequest, PlugResult, PortOwner, UnplugRequest } from './client';
+import { assertUuid } from './ovs';
+
+/** The daemon is absent, refused, or went away before answering: the request goes direct instead. */
+class DaemonUnavailable extends Error {}
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+}
+
+/**
+ * DpuClient through the dpu-overlay daemon's warm SSH connection, falling back to a direct client
+ * (same requests, same errors) whenever the daemon does not answer. Every DPU request is idempotent
+ * (ports are replaced or removed by UUID), so one the daemon may have applied before dying is safe to repeat.
+ */
+export class DaemonDpuClient implements DpuClient {
+  readonly target: string;
+  private socket?: Promise<Socket | undefined>;
+  private directClient?: DpuClient;
+  private readonly pending = new Map<number, Pending>();
+  private seq = 0;
+  private closed = false;
+  private socketMs?: number;
+
+  constructor(
+    private readonly conf: DpuConfig,
+    private readonly log: Logger,
+    private readonly makeDirect: () => DpuClient,
+  ) {
+    this.target = `${conf.user}@${conf.host}:${conf.port}`;
+  }
+
+  private direct(): DpuClient {
+    this.directClient ??= this.makeDirect();
+    return this.directClient;
+  }
+
+  private open(): Promise<Socket | undefined> {
+    this.socket ??= new Promise((resolve) => {
+      const t0 = performance.now();
+      const sock = connect(this.conf.daemonSocket);
+      sock.once('connect', () => {
+        this.socketMs = Math.round((performance.now() - t0) * 10) / 10;
+        sock.removeAllListeners('error');
+        this.attach(sock);
+        resolve(sock);
+      });
+      sock.once('error', (err: NodeJS.ErrnoException) => {
+        this.log.debug({ socket: this.conf.daemonSocket, err: err.code ?? err.message }, 'no dpu-overlay daemon; connecting to the DPU directly');
+        resolve(undefined);
+      });
+    });
+    return this.socket;
+  }
+
+  private attach(sock: Socket): void {
+    readLines(
+      sock,
+      (line) => this.settle(line),
+      () => sock.destroy(),
+    );
+    sock.on('error', () => undefined);
+    sock.on('close', () => {
+      this.socket = Promise.resolve(undefined);
+      for (const p of this.pending.values()) p.reject(new DaemonUnavailable('the daemon closed the connection'));
+      this.pending.clear();
+    });
+  }
+
+  private settle(line: string): void {
+    let res: DaemonResponse;
+    try {
+      res = JSON.parse(line) as DaemonResponse;
+    } catch {
+      return;
+    }
+    const p = this.pending.get(res.id);
+    if (!p) return;
+    this.pending.delete(res.id);
+    if (res.ok) p.resolve(res.result);
+    else if (res.internal) p.reject(new DaemonUnavailable(res.error.msg));
+    else p.reject(new CniError(res.error.code, res.error.msg, res.error.details ?? ''));
+  }
+
+  private request(sock: Socket, op: DaemonOp, args: unknown[]): Promise<unknown> {
+    const id = ++this.seq;
+    // The daemon answers within its own dpu.timeoutMs; past twice that it is presumed stuck.
+    const limitMs = 2 * this.conf.timeoutMs + 1000;
+    return new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new DaemonUnavailable(`no answer within ${limitMs} ms`));
+      }, limitMs);
+      const done = <T>(f: (v: T) => void) => (v: T) => {
+        clearTimeout(timer);
+        f(v);
+      };
+      this.pending.set(id, { resolve: done(resolve), reject: done(reject) });
+      sock.write(JSON.stringify({ id, op, dpu: this.conf, args }) + '\n');
+    });
+  }
+
+  private async call<T>(op: DaemonOp, args: unknown[], direct: (c: DpuClient) => Promise<T>, check: (v: unknown) => T): Promise<T> {
+    const sock = await this.open();
+    if (sock) {
+      try {
+        return check(await this.request(sock, op, args));
+      } catch (err) {
+        if (!(err instanceof DaemonUnavailable)) throw err;
+        this.log.warn({ socket: this.conf.daemonSocket, op, err: err.message }, 'dpu-overlay daemon did not answer; repeating the request over a direct SSH connection');
+        sock.destroy();
+      }
+    }
+    return direct(this.direct());
+  }
+
+  plug(req: PlugRequest): Promise<PlugResult> {
+    return this.call('plug', [req], (c) => c.plug(req), (v) => {
+      const r = v as Partial<PlugResult> | undefined;
+      if (typeof r?.bridge !== 'string') throw new DaemonUnavailable('malformed plug answer');
+      return { bridge: r.bridge, portUuid: assertUuid(r.portUuid, 'port') };
+    });
+  }
+
+  unplug(req: UnplugRequest): Promise<void> {
+    return this.call('unplug', [req], (c) => c.unplug(req), () => undefined);
+  }
+
+  check(req: PlugRequest): Promise<void> {
+    return this.call('check', [req], (c) => c.check(req), () => undefined);
+  }
+
+  gc(network: string, vni: number, keep: ReadonlyArray<Pick<PortOwner, 'containerId' | 'ifname'>>): Promise<number> {
+    return this.call('gc', [network, vni, keep], (c) => c.gc(network, vni, keep), (v) => (typeof v === 'number' ? v : 0));
+  }
+
+  status(): Promise<void> {
+    return this.call('status', [], (c) => c.status(), () => undefined);
+  }
+
+  get connectMs(): number | undefined {
+    return this.directClient ? this.directClient.connectMs : this.socketMs;
+  }
+
+  /** Opens the socket now; with no daemon there, starts the direct SSH handshake instead. */
+  warm(): void {
+    void this.open().then((sock) => {
+      if (!sock && !this.closed) this.direct().warm?.();
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    void this.socket?.then((s) => s?.destroy());
+    this.directClient?.close();
+  }
+}

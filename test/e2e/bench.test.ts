@@ -1,0 +1,38 @@
+/**
+ * Smoke test of npm run bench (bench/latency.ts): a tiny run on its own testbed must produce every
+ * figure the README table shows. The figures themselves are not asserted (timings are for the benchmark).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { requireBinary, ROOT } from './helpers';
+
+jest.setTimeout(300000);
+
+test('bench --cycles 2 --bursts 1,2 writes the JSON and the markdown table', () => {
+  requireBinary();
+  const out = mkdtempSync(join(tmpdir(), 'dpuo-bench-'));
+  try {
+    const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'run-ts.js'), join(ROOT, 'bench', 'latency.ts'), '--cycles', '2', '--bursts', '1,2', '--out', out], { encoding: 'utf8', timeout: 280000 });
+    expect(r.stderr).toContain('testbed');
+    expect(r.status).toBe(0);
+    const report = JSON.parse(readFileSync(join(out, 'latency.json'), 'utf8')) as Record<string, any>;
+    expect(Object.keys(report.sequential)).toEqual(['host-device', 'host-device + ssh', 'dpu-overlay cold', 'dpu-overlay warm']);
+    for (const v of Object.values(report.sequential) as Array<Record<string, { n: number; p50: number }>>) {
+      expect(v.add?.n).toBe(2);
+      expect(v.add?.p50).toBeGreaterThan(0);
+    }
+    expect(report.bursts.warm.map((b: { n: number }) => b.n)).toEqual([1, 2]);
+    expect(report.machine.cores).toBeGreaterThan(0);
+    expect(report.peakRssKb).toBeGreaterThan(1000);
+    expect(Object.keys(report.breakdown.cold)).toContain('DPU step (rest of the connect + OVS transaction)');
+    expect(report.targets.map((t: { ratio: number }) => Number.isFinite(t.ratio))).toEqual([true, true, true]);
+    const md = readFileSync(join(out, 'latency.md'), 'utf8');
+    expect(md).toContain('| dpu-overlay warm ADD |');
+    expect(md).toContain('Command: `npm run bench -- --cycles 2 --bursts 1,2');
+    expect(r.stdout).toContain(md);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,125 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CniError } from '../../src/cni/errors';
+import type { DpuConfig } from '../../src/config/schema';
+import type { DpuClient, PlugRequest } from '../../src/dpu/client';
+import { DaemonDpuClient } from '../../src/dpu/daemon-client';
+import type { DaemonRequest, DaemonResponse } from '../../src/daemon/protocol';
+import { FakeDpu } from './helpers/fake-dpu';
+import { silentLogger } from './helpers/logger';
+
+const PORT = '22222222-2222-4222-8222-222222222222';
+const req: PlugRequest = { network: 'ovl', vni: 5001, containerId: 'c1', ifname: 'net1', netns: '/run/netns/a', representor: 'pf0vf0', mtu: 1450 };
+
+let dir: string;
+let server: Server | undefined;
+const received: DaemonRequest[] = [];
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'dpuo-daemon-client-'));
+  received.length = 0;
+});
+
+afterEach(async () => {
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  server = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function conf(): DpuConfig {
+  return {
+    host: '192.0.2.10', port: 22, user: 'root', privateKeyFile: '/k', knownHostsFile: '/kh', timeoutMs: 1000, bridgePrefix: 'br-vni', datapathType: 'system',
+    representorTemplate: 'pf{pf}vf{vf}', localVtep: '192.0.2.1', remoteVteps: [], hwOffload: 'enable', daemonSocket: join(dir, 'dpu.sock'),
+  };
+}
+
+/** A daemon stand-in: answer(req, socket) returns the response, or undefined to say nothing. */
+async function daemon(answer: (r: DaemonRequest, sock: Socket) => Omit<DaemonResponse, 'id'> | undefined): Promise<void> {
+  const s = createServer((sock) => {
+    let buf = '';
+    sock.on('data', (d) => {
+      buf += d.toString();
+      for (let nl = buf.indexOf('\n'); nl !== -1; nl = buf.indexOf('\n')) {
+        const r = JSON.parse(buf.slice(0, nl)) as DaemonRequest;
+        buf = buf.slice(nl + 1);
+        received.push(r);
+        const res = answer(r, sock);
+        if (res) sock.write(JSON.stringify({ ...res, id: r.id }) + '\n');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => s.listen(conf().daemonSocket, resolve));
+  server = s;
+}
+
+function subject(): { c: DaemonDpuClient; direct: FakeDpu; made: () => number } {
+  const direct = new FakeDpu();
+  let made = 0;
+  const c = new DaemonDpuClient(conf(), silentLogger(), (): DpuClient => {
+    made++;
+    return direct;
+  });
+  return { c, direct, made: () => made };
+}
+
+describe('DaemonDpuClient', () => {
+  it('sends the request with the full DPU config and returns the daemon\'s result; no direct client', async () => {
+    await daemon(() => ({ ok: true, result: { bridge: 'br-vni5001', portUuid: PORT } }));
+    const { c, made } = subject();
+    expect(await c.plug(req)).toEqual({ bridge: 'br-vni5001', portUuid: PORT });
+    expect(received).toEqual([{ id: 1, op: 'plug', dpu: conf(), args: [req] }]);
+    expect(made()).toBe(0);
+    c.close();
+  });
+
+  it('a CNI error from the daemon keeps its code, message and details; not repeated directly', async () => {
+    await daemon(() => ({ ok: false, error: { code: 111, msg: 'DPU root@192.0.2.10:22 presented host key X', details: 'd' } }));
+    const { c, made } = subject();
+    const err = await c.plug(req).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CniError);
+    expect(err).toMatchObject({ code: 111, message: 'DPU root@192.0.2.10:22 presented host key X', details: 'd' });
+    expect(made()).toBe(0);
+    c.close();
+  });
+
+  it('no daemon at the socket: the direct client does the request', async () => {
+    const { c, direct } = subject();
+    expect(await c.plug(req)).toMatchObject({ bridge: 'br-vni5001' });
+    expect(direct.callsOf('plug')).toEqual([req]);
+    c.close();
+    expect(direct.closed).toBe(1);
+  });
+
+  it('the daemon closing the connection before answering: repeated directly, and later requests go direct', async () => {
+    await daemon((_r, sock) => {
+      sock.destroy();
+      return undefined;
+    });
+    const { c, direct } = subject();
+    expect(await c.plug(req)).toMatchObject({ bridge: 'br-vni5001' });
+    await c.unplug({ ...req, portUuid: PORT });
+    expect(direct.calls.map((x) => x.method)).toEqual(['plug', 'unplug']);
+    expect(received).toHaveLength(1);
+    c.close();
+  });
+
+  it('an internal daemon failure is repeated directly', async () => {
+    await daemon(() => ({ ok: false, error: { code: 5, msg: 'dpu-overlay daemon: boom' }, internal: true }));
+    const { c, direct } = subject();
+    await expect(c.status()).resolves.toBeUndefined();
+    expect(direct.callsOf('status')).toHaveLength(1);
+    c.close();
+  });
+
+  it('a daemon that never answers is given up on after 2 x timeoutMs + 1 s, then the request goes direct', async () => {
+    await daemon(() => undefined);
+    const { c, direct } = subject();
+    const t0 = Date.now();
+    await expect(c.gc('ovl', 5001, [])).resolves.toBe(0);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(2900);
+    expect(direct.callsOf('gc')).toHaveLength(1);
+    c.close();
+  });
+});
