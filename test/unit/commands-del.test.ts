@@ -86,6 +86,34 @@ describe('DEL', () => {
     expect((await b.run('DEL')).exitCode).toBe(0);
   });
 
+  it('DEL after an ADD killed between plugging the port and recording it unplugs by owner', async () => {
+    const { b, att } = await added();
+    const state = new StateStore(b.stateDir);
+    state.saveAttachment({ ...att, phase: 'adding', dpu: undefined }); // what the cache holds at fault point add:dpu-plugged
+    const out = await b.run('DEL');
+    expect(out.exitCode).toBe(0);
+    expect(b.dpu.callsOf('unplug')).toEqual([{ network: 'ovl', vni: 5001, containerId: 'c1', ifname: 'net1', representor: '', portUuid: undefined }]);
+    expect(b.dpu.ports.size).toBe(0);
+    expectVfHome(b);
+    expect(b.stateFiles()).toEqual([]);
+  });
+
+  it('DEL after a killed ADD keeps the record for a retry when the DPU is unreachable, and the retry finishes', async () => {
+    const { b, att } = await added();
+    const state = new StateStore(b.stateDir);
+    state.saveAttachment({ ...att, phase: 'adding', dpu: undefined });
+    b.dpu.failures.unplug = new CniError(11, 'unreachable');
+    const first = await b.run('DEL');
+    expect(first.exitCode).toBe(1);
+    expect(JSON.parse(first.writes[0] as string)).toMatchObject({ code: 11 });
+    expect(state.loadAttachment('c1', 'net1')).toMatchObject({ hostReleased: true });
+    expect(state.listAllocations()).toEqual([]);
+    delete b.dpu.failures.unplug;
+    expect((await b.run('DEL')).exitCode).toBe(0);
+    expect(b.dpu.ports.size).toBe(0);
+    expect(b.stateFiles()).toEqual([]);
+  });
+
   it('DEL with an empty CNI_NETNS uses the namespace recorded at ADD (same identity)', async () => {
     const { b } = await added();
     const out = await b.run('DEL', { netns: '' });
