@@ -1,10 +1,17 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
-export const ROOT = join(__dirname, '..', '..');
+/** The checkout: found upwards, so the helpers also work bundled by scripts/run-ts.js (npm run stress). */
+function repoRoot(from: string): string {
+  let dir = from;
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+
+export const ROOT = repoRoot(__dirname);
 export const BINARY = process.env.DPU_OVERLAY_BIN ?? join(ROOT, 'dist', 'dpu-overlay');
-export const TESTBED = join(__dirname, 'testbed.sh');
+export const TESTBED = join(ROOT, 'test', 'e2e', 'testbed.sh');
 /** Testbed namespace prefix (DPUO_TESTBED_PREFIX), so parallel testbeds do not collide. */
 export const PREFIX = process.env.DPUO_TESTBED_PREFIX ?? 'dpuo';
 export const CNI_PATH = process.env.CNI_PATH_DIRS ?? '/usr/lib/cni';
