@@ -53,15 +53,15 @@ describe('DEL', () => {
     expect(b.stateFiles()).toEqual([]);
   });
 
-  it('a second DEL succeeds and touches neither the VF nor IPAM', async () => {
+  it('a second DEL succeeds, leaves the VF alone and only repeats the (idempotent) IPAM DEL', async () => {
     const { b } = await added();
     await b.run('DEL');
     b.host.clearCalls();
     b.ipam.resetLog();
     const out = await b.run('DEL');
     expect(out).toMatchObject({ exitCode: 0, writes: [] });
-    expect(b.ipam.log()).toEqual([]);
-    expect(b.host.calls).toEqual([]);
+    expect(b.ipam.log()).toEqual([['DEL', 'c1', 'net1', NS, '-']]);
+    expect(b.host.calls.filter((c) => !c.file.endsWith('fake-ipam'))).toEqual([]);
     expectVfHome(b);
     // without a record, the DPU is asked to drop ports of this owner (by owner, not by UUID)
     expect(b.dpu.callsOf('unplug').at(-1)).toEqual({ network: 'ovl', vni: 5001, containerId: 'c1', ifname: 'net1', representor: '' });
@@ -77,7 +77,23 @@ describe('DEL', () => {
     const out = await b.run('DEL', { netns: '' });
     expect(out.exitCode).toBe(0);
     expect(state.listAllocations().sort()).toEqual([PF0_VFS[1]!.pci, PF0_VFS[2]!.pci]);
-    expect(b.host.calls).toEqual([]);
+    expect(b.host.calls.filter((c) => !c.file.endsWith('fake-ipam'))).toEqual([]);
+  });
+
+  it('DEL after the stateDir was lost releases the address through IPAM with the runtime\'s config', async () => {
+    const { b } = await added();
+    renameSync(b.stateDir, `${b.stateDir}.lost`);
+    const out = await b.run('DEL');
+    expect(out.exitCode).toBe(0);
+    expect(b.ipam.log()).toEqual([['DEL', 'c1', 'net1', NS, '-']]);
+    expect(JSON.parse(b.ipam.stdinOf('DEL'))).toEqual(b.config());
+    expect(b.dpu.callsOf('unplug').at(-1)).toMatchObject({ containerId: 'c1', ifname: 'net1', representor: '' });
+  });
+
+  it('DEL without cached state still succeeds when IPAM DEL fails', async () => {
+    const b = new Bed(nets.map((n) => n.path));
+    b.ipam.failNext('DEL');
+    expect((await b.run('DEL')).exitCode).toBe(0);
   });
 
   it('DEL without cache still succeeds when the DPU cannot be reached (GC will clean up)', async () => {
