@@ -4,7 +4,7 @@
  * Used by the jest e2e suite (short, seeded) and by `npm run stress` (full size, prints the summary table).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BINARY, CNI_PATH, type CniOutcome, dpuExec, PREFIX, sh, type Site, TESTBED, type Testbed } from '../e2e/helpers';
 
@@ -209,7 +209,9 @@ export function hostSnapshot(s: Site, dirs: string[]): string {
 
 export function listTree(dir: string): string[] {
   if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => !/(^|\/)(\.|lock$|last_reserved_ip)/.test(f)).sort();
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => !/(^|\/)(\.|lock$|last_reserved_ip)/.test(f) && statSync(join(dir, f)).isFile())
+    .sort();
 }
 
 export function diffLines(before: string, after: string): string {
