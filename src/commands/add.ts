@@ -7,7 +7,7 @@ import type { Attachment, VfAdminRecord } from '../host/state';
 import type { VfInfo } from '../host/sysfs';
 import { faultPoint } from '../util/fault';
 import { UndoStack } from '../util/undo';
-import { type Context, ipamCall, netnsIdentity, withDpu } from './context';
+import { type Context, hostNetnsIdentity, ipamCall, netnsIdentity, withDpu } from './context';
 import { releaseAttachment, returnVfToHost } from './release';
 
 function adminSettings(ctx: Context): VfAdminRecord | undefined {
@@ -65,6 +65,9 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
   const { conf, req, state, links, timer, log } = ctx;
   const { env } = req;
   requireVfSource(conf);
+  if (netnsIdentity(env.netns) === hostNetnsIdentity()) {
+    throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS ${env.netns} is the plugin's own (host) network namespace, not a container's`);
+  }
   state.ensure();
   const existing = state.loadAttachment(env.containerId, env.ifname);
   if (existing?.phase === 'ready') {

@@ -72,7 +72,7 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('stdin-garbage' as const), text: fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), fc.constantFrom('', ' ', 'null', '[]', '"x"', '1', '{', '{"cniVersion":', '\u0000{}', '{}}')) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('stdin-deep' as const), depth: fc.constantFrom(1000, 100000, 1000000), wrapped: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('stdin-huge' as const), mb: fc.constantFrom(2, 8, 17) }) },
-  { weight: 20, arbitrary: fc.record({ kind: fc.constant('env' as const), variable: fc.constantFrom('CNI_NETNS', 'CNI_IFNAME', 'CNI_CONTAINERID', 'CNI_COMMAND', 'CNI_PATH', 'CNI_ARGS'), how: fc.constantFrom('hostile', 'unset', 'special'), frag }) },
+  { weight: 20, arbitrary: fc.record({ kind: fc.constant('env' as const), variable: fc.constantFrom('CNI_NETNS', 'CNI_IFNAME', 'CNI_CONTAINERID', 'CNI_COMMAND', 'CNI_PATH', 'CNI_ARGS'), how: fc.constantFrom('hostile', 'unset', 'special', 'special2'), frag }) },
   { weight: 7, arbitrary: fc.record({ kind: fc.constant('benign' as const), how: fc.constantFrom('type' as const, 'extra-field' as const, 'cni-args' as const), frag }) },
 );
 
@@ -216,6 +216,14 @@ function envMutation(variable: string, how: string, f: string, marker: string, r
     CNI_PATH: '', // empty: "not set"
     CNI_ARGS: `MAC=${marker}`,
   };
+  const special2: Record<string, string> = {
+    CNI_NETNS: '/proc/self/ns/net', // the plugin's own (host) namespace
+    CNI_IFNAME: 'é'.repeat(8), // 8 characters, 16 bytes
+    CNI_CONTAINERID: '',
+    CNI_COMMAND: 'add',
+    CNI_PATH: '',
+    CNI_ARGS: `MAC=02:00:00:00:00:0g;K=${marker}`,
+  };
   const hostile: Record<string, string> = {
     CNI_NETNS: `/run/netns/${marker}${f}`,
     CNI_IFNAME: `e/${marker}${f}`.slice(0, 40),
@@ -224,7 +232,8 @@ function envMutation(variable: string, how: string, f: string, marker: string, r
     CNI_PATH: '\u0000unset',
     CNI_ARGS: `IgnoreUnknown=1;X${marker}=${f.replace(/[;=]/g, '')}`,
   };
-  return { [variable]: (how === 'special' ? special : hostile)[variable] as string };
+  const table = how === 'special' ? special : how === 'special2' ? special2 : hostile;
+  return { [variable]: table[variable] as string };
 }
 
 export interface FuzzOptions {

@@ -91,6 +91,16 @@ describe('ADD', () => {
     expect(att.result).toEqual(out.json);
   });
 
+  it('refuses the plugin\'s own network namespace as CNI_NETNS (code 4) before touching anything', async () => {
+    const b = bed();
+    const out = await b.run('ADD', { netns: '/proc/self/ns/net' });
+    expect(out.exitCode).toBe(1);
+    expect(JSON.parse(out.writes[0] as string)).toMatchObject({ code: 4, msg: expect.stringMatching(/own \(host\) network namespace/) });
+    expect(b.host.calls).toEqual([]);
+    expect(b.dpu.calls).toEqual([]);
+    expect(b.stateFiles()).toEqual([]);
+  });
+
   it('the next container gets the next VF (pf0vf1)', async () => {
     const b = bed();
     await b.run('ADD');
