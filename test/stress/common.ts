@@ -31,7 +31,15 @@ export function timed(t: Tally, what: string, ms: number): void {
   }
 }
 
+let reportViolation: ((scenario: string, msg: string) => void) | undefined;
+
+/** npm run stress prints each violation as it is found. */
+export function onViolation(fn: (scenario: string, msg: string) => void): void {
+  reportViolation = fn;
+}
+
 export function violation(t: Tally, msg: string): void {
+  reportViolation?.(t.scenario, msg);
   if (t.violations.length < 200) t.violations.push(msg);
 }
 

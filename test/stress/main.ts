@@ -2,14 +2,14 @@
  * npm run stress: hostile input, concurrency, crashes and faults, and security against the packaged binary
  * on the emulated testbed, at full size; prints one summary table (and JSON with --json=FILE).
  *
- *   node scripts/run-ts.js test/stress/main.ts [--seed=N] [--inputs=N] [--ops=N] [--only=fuzz,concurrency,faults,security] [--json=FILE]
+ *   node scripts/run-ts.js test/stress/main.ts [--seed=N] [--inputs=N] [--ops=N]  [--only=fuzz,concurrency,faults,security] [--json=FILE] [--keep]
  *
- * The seed (DPUO_STRESS_SEED or --seed) is printed first: rerun with it to get the same inputs and operations.
+ * --keep leaves the testbed up for inspection. The seed (DPUO_STRESS_SEED or --seed) is printed first: rerun with it to get the same inputs and operations.
  * Exit status 1 if any violation was found.
  */
 import { writeFileSync } from 'node:fs';
 import { removeContainers, requireBinary, site, testbedDown, testbedUp } from '../e2e/helpers';
-import { seedFrom, type Tally, teardownStressDir } from './common';
+import { onViolation, seedFrom, type Tally, teardownStressDir } from './common';
 import { concurrency } from './concurrency';
 import { faults } from './faults';
 import { fuzz } from './fuzz';
@@ -36,6 +36,7 @@ async function main(): Promise<number> {
   const only = (process.argv.find((a) => a.startsWith('--only='))?.slice(7) ?? 'fuzz,concurrency,faults,security').split(',');
   const log = (l: string) => process.stderr.write(`stress: ${l}\n`);
   log(`seed ${seed} (rerun with --seed=${seed})`);
+  onViolation((scenario, msg) => log(`VIOLATION [${scenario}] ${msg}`));
   const t0 = Date.now();
   const tb = testbedUp(flag('vfs', 32), 'a,b,c');
   const tallies: Tally[] = [];
@@ -46,11 +47,14 @@ async function main(): Promise<number> {
     if (only.includes('faults')) tallies.push(await faults(tb, { seed, progress: log }));
     if (only.includes('security')) tallies.push(await security(tb, { progress: log }));
   } finally {
-    removeContainers();
-    teardownStressDir(tb);
-    testbedDown();
+    if (process.argv.includes('--keep')) {
+      log(`--keep: testbed, containers and ${tb.stateDir} left up for inspection (test/e2e/testbed.sh down to remove)`);
+    } else {
+      removeContainers();
+      teardownStressDir(tb);
+      testbedDown();
+    }
   }
-  for (const t of tallies) for (const v of t.violations) process.stderr.write(`VIOLATION [${t.scenario}] ${v}\n`);
   process.stdout.write(`\ndpu-overlay stress, seed ${seed}, ${Math.round((Date.now() - t0) / 1000)} s\n${table(tallies)}\n`);
   const json = process.argv.find((a) => a.startsWith('--json='))?.slice(7);
   if (json) writeFileSync(json, JSON.stringify({ seed, tallies }, null, 2) + '\n');
