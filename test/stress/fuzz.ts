@@ -169,6 +169,7 @@ export function buildCase(id: number, m: Mutation, base: Record<string, unknown>
       delete c.conf;
       c.label = `nested ${m.depth}${m.wrapped ? ' in a field' : ''}`;
       if (m.wrapped) {
+        c.command = 'ADD';
         c.stdin = JSON.stringify({ ...base, [marker]: 0 }).replace(/}$/, `,"deep":${deep(m.depth)}}`);
         // an unknown field is ignored, but the config goes verbatim to the IPAM plugin, whose Go JSON decoder
         // stops at 10,000 levels: then the ADD fails as an IPAM failure and is rolled back

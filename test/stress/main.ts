@@ -40,9 +40,17 @@ async function main(): Promise<number> {
   const t0 = Date.now();
   const tb = testbedUp(flag('vfs', 32), 'a,b,c');
   const tallies: Tally[] = [];
+  const interrupted = () => {
+    log('interrupted: tearing the testbed down');
+    removeContainers();
+    teardownStressDir(tb);
+    testbedDown();
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
   try {
     const A = site(tb, 'a');
-    if (only.includes('fuzz')) tallies.push(await fuzz(tb, A, { seed, inputs: flag('inputs', 10000), width: flag('width', 3), progress: log }));
+    if (only.includes('fuzz')) tallies.push(await fuzz(tb, A, { seed, inputs: flag('inputs', 10000), width: flag('width', 4), progress: log }));
     if (only.includes('concurrency')) tallies.push(await concurrency(tb, { seed, operations: flag('ops', 400), width: flag('cwidth', 6), progress: log }));
     if (only.includes('faults')) tallies.push(await faults(tb, { seed, progress: log }));
     if (only.includes('security')) tallies.push(await security(tb, { progress: log }));
