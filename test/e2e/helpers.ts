@@ -117,7 +117,7 @@ export interface CniOutcome {
   ms: number;
 }
 
-function envFor(call: CniCall): Record<string, string> {
+export function envFor(call: CniCall): Record<string, string> {
   return {
     PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
     CNI_COMMAND: call.command,
@@ -130,7 +130,7 @@ function envFor(call: CniCall): Record<string, string> {
   };
 }
 
-function outcome(status: number | null, stdout: string, stderr: string, t0: number): CniOutcome {
+export function outcome(status: number | null, stdout: string, stderr: string, t0: number): CniOutcome {
   let json: Record<string, unknown> | undefined;
   try {
     json = stdout.trim() ? (JSON.parse(stdout) as Record<string, unknown>) : undefined;

@@ -6,7 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BINARY, CNI_PATH, type CniOutcome, dpuExec, PREFIX, sh, type Site, TESTBED, type Testbed } from '../e2e/helpers';
+import { BINARY, type CniOutcome, dpuExec, envFor, outcome, PREFIX, sh, type Site, TESTBED, type Testbed } from '../e2e/helpers';
 
 /** What one scenario found; `violations` must stay empty. */
 export interface Tally {
@@ -118,7 +118,11 @@ export function recordedCommands(log: string): string[] {
   return existsSync(log) ? readFileSync(log, 'utf8').split('\0').filter(Boolean) : [];
 }
 
+/** An env value meaning "leave this variable out" (NUL can be in no real environment value). */
+export const UNSET = '\u0000unset';
+
 export interface RunOptions {
+  /** Overrides of the CNI_* variables; UNSET removes one. */
   env?: Record<string, string>;
   /** Raw stdin instead of JSON.stringify(conf). */
   stdin?: string | Buffer;
@@ -131,17 +135,8 @@ export interface Outcome extends CniOutcome {
 
 /** The packaged plugin inside an emulated host's netns, asynchronously (scenarios run several at once). */
 export function runPlugin(s: Site, conf: unknown, call: { command: string; containerId?: string; netns?: string; ifname?: string; args?: string }, o: RunOptions = {}): Promise<Outcome> {
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
-    CNI_COMMAND: call.command,
-    CNI_CONTAINERID: call.containerId ?? '',
-    CNI_NETNS: call.netns ?? '',
-    CNI_IFNAME: call.ifname ?? 'eth0',
-    CNI_ARGS: call.args ?? '',
-    CNI_PATH,
-    ...o.env,
-  };
-  for (const [k, v] of Object.entries(env)) if (v === '\u0000unset') delete env[k];
+  const env = envFor({ ...call, env: o.env });
+  for (const [k, v] of Object.entries(env)) if (v === UNSET) delete env[k];
   const t0 = Date.now();
   return new Promise((resolve) => {
     const p = spawn('ip', ['netns', 'exec', s.hostNetns, BINARY], { env });
@@ -152,14 +147,7 @@ export function runPlugin(s: Site, conf: unknown, call: { command: string; conta
     p.stderr.on('data', (d: Buffer) => err.push(d));
     p.on('close', (code, signal) => {
       clearTimeout(timer);
-      const stdout = Buffer.concat(out).toString('utf8');
-      let json: Record<string, unknown> | undefined;
-      try {
-        json = stdout.trim() ? (JSON.parse(stdout) as Record<string, unknown>) : undefined;
-      } catch {
-        json = undefined;
-      }
-      resolve({ status: code ?? -1, signal, stdout, stderr: Buffer.concat(err).toString('utf8'), json, ms: Date.now() - t0 });
+      resolve({ ...outcome(code, Buffer.concat(out).toString('utf8'), Buffer.concat(err).toString('utf8'), t0), signal });
     });
     p.stdin.on('error', () => undefined); // the plugin may exit before reading a huge stdin
     p.stdin.end(o.stdin ?? JSON.stringify(conf));

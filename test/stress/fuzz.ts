@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { container, hostLocal, netConf, type Site, type Testbed } from '../e2e/helpers';
 import {
   diffLines, expectCniError, expectSuccess, forcedWrapper, hostSnapshot, newTally, type Outcome, ovsDump, ovsState, parallel, recordedCommands,
-  runPlugin, stressDir, type Tally, timed, violation,
+  runPlugin, stressDir, type Tally, timed, UNSET, violation,
 } from './common';
 
 const E = { version: 1, env: 4, decode: 6, config: 7 } as const;
@@ -209,7 +209,7 @@ export function buildCase(id: number, m: Mutation, base: Record<string, unknown>
 function envMutation(variable: string, how: string, f: string, marker: string, regularFile: string): Record<string, string> {
   if (how === 'unset') {
     if (variable === 'CNI_ARGS') return { CNI_ARGS: `${marker}` }; // optional: malformed instead
-    return { [variable]: '\u0000unset' };
+    return { [variable]: UNSET };
   }
   const special: Record<string, string> = {
     CNI_NETNS: regularFile,
@@ -232,7 +232,7 @@ function envMutation(variable: string, how: string, f: string, marker: string, r
     CNI_IFNAME: `e/${marker}${f}`.slice(0, 40),
     CNI_CONTAINERID: `-${marker}${f}`,
     CNI_COMMAND: `${marker}${f}`,
-    CNI_PATH: '\u0000unset',
+    CNI_PATH: UNSET,
     CNI_ARGS: `IgnoreUnknown=1;X${marker}=${f.replace(/[;=]/g, '')}`,
   };
   const table = how === 'special' ? special : how === 'special2' ? special2 : hostile;
