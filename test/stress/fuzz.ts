@@ -287,6 +287,14 @@ export async function fuzz(tb: Testbed, s: Site, o: FuzzOptions): Promise<Tally>
 
   const commands = recordedCommands(rec.log);
   const dump = [ovsDump(s.name), ...tb.sites.filter((x) => x.name !== s.name).map((x) => ovsDump(x.name))].join('\n');
+  // DPU commands name their container (external_ids): only inputs that are valid may have sent any
+  const valid = new Set(cases.filter((c) => c.expect === 'ok').map((c) => c.id));
+  for (const cmd of commands) {
+    for (const [, id] of cmd.matchAll(/fz-(\d+)\b/g)) {
+      const c = cases[Number(id)];
+      if (c && !valid.has(c.id)) violation(t, `input ${c.id} (${c.label}) was refused, but the DPU received a command for it: ${cmd.slice(0, 200)}`);
+    }
+  }
   for (const c of cases) {
     const hit = commands.find((cmd) => cmd.includes(c.marker));
     if (hit && c.expect !== 'ok') violation(t, `input ${c.id} (${c.label}): a DPU command carries its hostile value: ${hit.slice(0, 200)}`);
