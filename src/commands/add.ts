@@ -78,8 +78,10 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
     const undo = new UndoStack(log);
     try {
       const hostLinks = await timer.step('hostLinks', () => links.listLinks());
-      const { vf, link } = await timer.step('allocate', () => allocateVf(ctx, hostLinks));
+      const { vf, link: listed } = await timer.step('allocate', () => allocateVf(ctx, hostLinks));
       undo.push('free VF allocation', () => state.release(vf.pci, { containerId: env.containerId, ifname: env.ifname }));
+      // The listing predates the claim: a concurrent DEL may have been restoring this VF's MAC and MTU when it was taken.
+      const link = (await links.findLink(listed.name)) ?? listed;
       faultPoint('add:allocated');
       const tmpName = temporaryName();
       const att: Attachment = {
