@@ -115,7 +115,7 @@ async function runOp(t: Tally, tb: Testbed, slot: Slot, op: Op, i: number): Prom
     if (slot.attached) expectSuccess(t, what, out);
     else expectCniError(t, `${what} (not attached)`, out, 3);
   }
-  timed(t, `${op.kind} (concurrent)`, out.ms);
+  timed(t, i < 0 ? 'DEL (teardown, all at once)' : `${op.kind} (concurrent)`, out.ms);
 }
 
 function stateEntries(tb: Testbed, s: Site, sub: string): string[] {
