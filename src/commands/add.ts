@@ -5,8 +5,9 @@ import { representorName } from '../dpu/client';
 import { interfaceSetupLines, type LinkInfo, temporaryName } from '../host/netlink';
 import type { Attachment, VfAdminRecord } from '../host/state';
 import type { VfInfo } from '../host/sysfs';
+import { faultPoint } from '../util/fault';
 import { UndoStack } from '../util/undo';
-import { type Context, ipamCall, netnsIdentity, withDpu } from './context';
+import { type Context, hostNetnsIdentity, ipamCall, netnsIdentity, withDpu } from './context';
 import { releaseAttachment, returnVfToHost } from './release';
 
 function adminSettings(ctx: Context): VfAdminRecord | undefined {
@@ -64,6 +65,9 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
   const { conf, req, state, links, timer, log } = ctx;
   const { env } = req;
   requireVfSource(conf);
+  if (netnsIdentity(env.netns) === hostNetnsIdentity()) {
+    throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS ${env.netns} is the plugin's own (host) network namespace, not a container's`);
+  }
   state.ensure();
   const existing = state.loadAttachment(env.containerId, env.ifname);
   if (existing?.phase === 'ready') {
@@ -74,8 +78,11 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
     const undo = new UndoStack(log);
     try {
       const hostLinks = await timer.step('hostLinks', () => links.listLinks());
-      const { vf, link } = await timer.step('allocate', () => allocateVf(ctx, hostLinks));
+      const { vf, link: listed } = await timer.step('allocate', () => allocateVf(ctx, hostLinks));
       undo.push('free VF allocation', () => state.release(vf.pci, { containerId: env.containerId, ifname: env.ifname }));
+      // The listing predates the claim: a concurrent DEL may have been restoring this VF's MAC and MTU when it was taken.
+      const link = (await links.findLink(listed.name)) ?? listed;
+      faultPoint('add:allocated');
       const tmpName = temporaryName();
       const att: Attachment = {
         version: 1, phase: 'adding', network: conf.name, containerId: env.containerId, ifname: env.ifname,
@@ -85,6 +92,7 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
       };
       state.saveAttachment(att);
       undo.push('remove attachment record', () => state.removeAttachment(env.containerId, env.ifname));
+      faultPoint('add:recorded');
       log.debug({ vf: vf.pci, netdev: link.name }, 'allocated VF');
 
       const admin = adminSettings(ctx);
@@ -101,6 +109,7 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
       undo.push('return VF to host', async () => {
         await returnVfToHost(ctx, att, env.netns, [tmpName, env.ifname, link.name]);
       });
+      faultPoint('add:vf-moved');
 
       let ipamResult: CniResult | undefined;
       if (conf.ipam) {
@@ -108,11 +117,13 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
         // Before ADD: a plugin that exited 0 with a result we reject still holds the address.
         undo.push('release IPAM', () => ctx.ipam.del(call));
         ipamResult = await timer.step('ipam', () => ctx.ipam.add(call));
+        faultPoint('add:ipam-done');
       }
 
       await timer.step('configure', () =>
         links.batch(env.netns, interfaceSetupLines({ from: tmpName, ifname: env.ifname, mac: conf.resolvedMac, mtu: conf.mtu, ips: ipamResult?.ips ?? [], routes: ipamResult?.routes ?? [] })),
       );
+      faultPoint('add:configured');
 
       const client = dpu();
       if (client && conf.dpu) {
@@ -123,6 +134,7 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
         }));
         att.dpu = { target: client.target, bridge, representor, portUuid };
         undo.push('unplug representor', () => client.unplug({ ...plug, portUuid }));
+        faultPoint('add:dpu-plugged');
       }
 
       const iface: CniInterface = { name: env.ifname, mac: conf.resolvedMac ?? link.mac, mtu: conf.mtu, sandbox: env.netns, pciID: vf.pci };
@@ -130,6 +142,7 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
       att.phase = 'ready';
       att.result = result;
       state.saveAttachment(att);
+      faultPoint('add:ready');
       log.info({ vf: vf.pci, dpu: att.dpu }, 'attached');
       return result;
     } catch (err) {

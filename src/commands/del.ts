@@ -1,5 +1,6 @@
+import { existsSync } from 'node:fs';
 import type { Context } from './context';
-import { withDpu } from './context';
+import { ipamCall, withDpu } from './context';
 import { releaseAttachment } from './release';
 
 /**
@@ -19,6 +20,15 @@ export async function cmdDel(ctx: Context): Promise<void> {
     for (const pci of state.listAllocations()) {
       const owner = state.allocationOwner(pci);
       if (owner?.containerId === containerId && owner.ifname === ifname) state.release(pci, owner);
+    }
+    if (conf.ipam) {
+      // stateDir lost (host rebooted, disk wiped): the runtime's DEL carries the network config, so the address is still released.
+      const call = ipamCall({ rawConfig: req.rawConfig, containerId, ifname, cniPath: req.env.path, ipamType: conf.ipam.type }, netns && existsSync(netns) ? netns : '', req.env.argsRaw, req.cniVersion);
+      try {
+        await ctx.timer.step('ipam', () => ctx.ipam.del(call));
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'DEL without cached state: IPAM DEL failed');
+      }
     }
     const client = dpu();
     if (client) {

@@ -3,6 +3,7 @@ import { CniError, ErrorCode } from '../cni/errors';
 import type { DpuClient } from '../dpu/client';
 import { HOST_NETNS, temporaryName } from '../host/netlink';
 import type { Attachment } from '../host/state';
+import { faultPoint } from '../util/fault';
 import { type Context, hostNetnsIdentity, ipamCall, netnsIdentity } from './context';
 
 /**
@@ -56,23 +57,28 @@ export async function releaseHost(ctx: Context, att: Attachment, netnsHint: stri
   if (att.ipamType) {
     const call = ipamCall({ ...att, ipamType: att.ipamType, cniPath: ctx.req.env.path.length ? ctx.req.env.path : att.cniPath }, netns ?? '', ctx.req.env.argsRaw, ctx.req.cniVersion);
     await timer.step('ipam', () => ctx.ipam.del(call));
+    faultPoint('del:ipam-released');
   }
   await timer.step('returnVf', () => returnVfToHost(ctx, att, netns, [att.ifname, att.tmpName, att.vf.originalName]));
+  faultPoint('del:vf-returned');
   if (att.adminSaved) await timer.step('vfAdmin', () => links.setVfAdmin(att.vf.pfName, att.vf.index, att.adminSaved ?? {}));
   state.release(att.vf.pci, att);
 }
 
-/** Unplugs the representor on the DPU; the attachment record stays until this succeeds. */
+/**
+ * Unplugs the representor on the DPU; the attachment record stays until this succeeds.
+ * An ADD that died before recording its port (phase "adding") may still have plugged one: found by owner.
+ */
 export async function releaseDpu(ctx: Context, att: Attachment, dpu: DpuClient | undefined): Promise<void> {
-  if (!att.dpu || !dpu) return;
-  const req = { network: att.network, vni: att.vni, containerId: att.containerId, ifname: att.ifname, representor: att.dpu.representor, portUuid: att.dpu.portUuid };
+  if (!dpu || !(att.dpu || att.phase === 'adding')) return;
+  const req = { network: att.network, vni: att.vni, containerId: att.containerId, ifname: att.ifname, representor: att.dpu?.representor ?? '', portUuid: att.dpu?.portUuid };
   try {
     await ctx.timer.step('dpu', () => dpu.unplug(req));
   } catch (err) {
     // Unreachable or slow DPU: code 11 so the runtime retries. Auth, host key and command errors keep their own code.
     const code = err instanceof CniError ? err.code : ErrorCode.TryAgainLater;
     const msg = err instanceof Error ? err.message : String(err);
-    throw new CniError(code, `host side released, but unplugging ${att.dpu.representor} on DPU ${att.dpu.target} failed; retry DEL: ${msg}`);
+    throw new CniError(code, `host side released, but unplugging ${att.dpu?.representor ?? `the ports of ${att.containerId}/${att.ifname}`} on DPU ${att.dpu?.target ?? dpu.target} failed; retry DEL: ${msg}`);
   }
 }
 
@@ -81,12 +87,14 @@ export async function releaseAttachment(ctx: Context, att: Attachment, netnsHint
   const { state } = ctx;
   if (!att.hostReleased) {
     await releaseHost(ctx, att, netnsHint);
-    if (att.dpu) {
+    if (att.dpu || att.phase === 'adding') {
       att.hostReleased = true;
-      att.dpu.unplugPending = true;
+      if (att.dpu) att.dpu.unplugPending = true;
       state.saveAttachment(att);
+      faultPoint('del:host-released');
     }
   }
   await releaseDpu(ctx, att, dpu());
+  faultPoint('del:dpu-unplugged');
   state.removeAttachment(att.containerId, att.ifname);
 }

@@ -1,10 +1,16 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
-export const ROOT = join(__dirname, '..', '..');
+/** The checkout: found upwards, so the helpers also work bundled by scripts/run-ts.js (npm run stress). */
+function repoRoot(from: string): string {
+  let dir = from;
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+
+export const ROOT = repoRoot(__dirname);
 export const BINARY = process.env.DPU_OVERLAY_BIN ?? join(ROOT, 'dist', 'dpu-overlay');
-// From ROOT, not __dirname: bench/ scripts bundle this file into build/run-ts/ (also two levels below ROOT).
 export const TESTBED = join(ROOT, 'test', 'e2e', 'testbed.sh');
 /** Testbed namespace prefix (DPUO_TESTBED_PREFIX), so parallel testbeds do not collide. */
 export const PREFIX = process.env.DPUO_TESTBED_PREFIX ?? 'dpuo';
@@ -113,7 +119,7 @@ export interface CniOutcome {
   ms: number;
 }
 
-function envFor(call: CniCall): Record<string, string> {
+export function envFor(call: CniCall): Record<string, string> {
   return {
     PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
     CNI_COMMAND: call.command,
@@ -126,7 +132,7 @@ function envFor(call: CniCall): Record<string, string> {
   };
 }
 
-function outcome(status: number | null, stdout: string, stderr: string, t0: number): CniOutcome {
+export function outcome(status: number | null, stdout: string, stderr: string, t0: number): CniOutcome {
   let json: Record<string, unknown> | undefined;
   try {
     json = stdout.trim() ? (JSON.parse(stdout) as Record<string, unknown>) : undefined;

@@ -8,6 +8,8 @@
 #   testbed.sh env                            JSON description on stdout
 #   testbed.sh status                         human readable state (LSB exit codes)
 #   testbed.sh dpu-exec <site> <cmd...>       run cmd in the DPU's net+mount ns
+#   testbed.sh dpu-ctl <site> ACTION          fault injection: sshd-stop, sshd-start,
+#                                             vswitchd-restart, db-reset
 #
 # State dir: ${DPUO_TESTBED_DIR:-/run/<prefix>-testbed}; netns names <prefix>-host-X,
 # <prefix>-dpu-X, <prefix>-underlay with prefix ${DPUO_TESTBED_PREFIX:-dpuo}
@@ -39,6 +41,7 @@ usage: $PROG up [--sites a,b,c] [--vfs N]
        $PROG env
        $PROG status
        $PROG dpu-exec <site> <cmd...>
+       $PROG dpu-ctl <site> sshd-stop|sshd-start|vswitchd-restart|db-reset
 state dir: \${DPUO_TESTBED_DIR:-/run/$PREFIX-testbed} (now: $STATE)
 EOF
 }
@@ -322,30 +325,9 @@ EOF
     echo "anchor for DPU $site did not start" >&2
     return 1
   }
-  local apid
-  read -r apid <"$dir/anchor.pid"
-  nsx() { nsenter -t "$apid" -m -n -u -- "$@"; }
 
   # ---- OVS (default paths inside the mount ns = this DPU's run dir)
-  ovsdb-tool create "$dir/db/conf.db" "$OVS_SCHEMA"
-  nsx ovsdb-server "$dir/db/conf.db" --remote=punix:/var/run/openvswitch/db.sock \
-    --pidfile=/var/run/openvswitch/ovsdb-server.pid --detach --no-chdir \
-    --log-file="$dir/log/ovsdb-server.log" -vconsole:off \
-    </dev/null >/dev/null 2>>"$dir/log/ovsdb-server.log"
-  nsx ovs-vsctl --timeout=10 --no-wait -- init \
-    -- add-br br-phy -- set bridge br-phy datapath_type=netdev "other_config:hwaddr=\"$(p0_mac "$i")\"" \
-    -- add-port br-phy p0
-  nsx ovs-vswitchd unix:/var/run/openvswitch/db.sock \
-    --pidfile=/var/run/openvswitch/ovs-vswitchd.pid --detach --no-chdir \
-    --log-file="$dir/log/ovs-vswitchd.log" -vconsole:off \
-    </dev/null >/dev/null 2>>"$dir/log/ovs-vswitchd.log"
-  local w=500
-  until ip -n "$dns" link show br-phy >/dev/null 2>&1; do
-    ((w-- > 0)) || { echo "br-phy did not appear on DPU $site" >&2; return 1; }
-    sleep 0.01
-  done
-  ip -n "$dns" addr add "$(vtep_ip "$i")/24" dev br-phy
-  ip -n "$dns" link set br-phy up
+  ovs_fresh "$site"
 
   # ---- sshd
   ssh-keygen -q -t ed25519 -N '' -C "dpuo-dpu-$site" -f "$dir/ssh/ssh_host_ed25519_key"
@@ -374,12 +356,106 @@ EOF
     echo "SetEnv PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     [[ $SSHD_PENALTIES == yes ]] && echo "PerSourcePenalties no"
   } >"$dir/sshd_config"
-  nsx "$SSHD" -f "$dir/sshd_config" -E "$dir/log/sshd.log" </dev/null >/dev/null 2>>"$dir/log/sshd.log"
+  sshd_start "$site"
+}
+
+# ---- DPU daemons (setup_site and dpu-ctl); run in the site's anchor namespaces
+dpu_nsx() { # site cmd...
+  local apid
+  apid=$(pid_from_file "$STATE/dpu-$1/anchor.pid") || { echo "DPU $1: anchor process gone" >&2; return 1; }
+  shift
+  nsenter -t "$apid" -m -n -u -- "$@"
+}
+
+ovsdb_start() {
+  local site=$1 dir=$STATE/dpu-$1
+  dpu_nsx "$site" ovsdb-server "$dir/db/conf.db" --remote=punix:/var/run/openvswitch/db.sock \
+    --pidfile=/var/run/openvswitch/ovsdb-server.pid --detach --no-chdir \
+    --log-file="$dir/log/ovsdb-server.log" -vconsole:off \
+    </dev/null >/dev/null 2>>"$dir/log/ovsdb-server.log"
+}
+
+vswitchd_start() {
+  local site=$1 dir=$STATE/dpu-$1
+  dpu_nsx "$site" ovs-vswitchd unix:/var/run/openvswitch/db.sock \
+    --pidfile=/var/run/openvswitch/ovs-vswitchd.pid --detach --no-chdir \
+    --log-file="$dir/log/ovs-vswitchd.log" -vconsole:off \
+    </dev/null >/dev/null 2>>"$dir/log/ovs-vswitchd.log"
+}
+
+# stop the daemon of a pid file (TERM, then KILL after 2 s)
+daemon_stop() {
+  local f=$1 p n=200
+  p=$(pid_from_file "$f") || return 0
+  kill -TERM "$p" 2>/dev/null || true
+  while ((n-- > 0)); do
+    alive "$p" || return 0
+    sleep 0.01
+  done
+  kill -KILL "$p" 2>/dev/null || true
+}
+
+# a new OVS database with only the uplink bridge, both daemons (re)started, VTEP address on br-phy
+ovs_fresh() {
+  local site=$1 dir=$STATE/dpu-$1 i
+  i=$(site_index "$site")
+  daemon_stop "$dir/run/ovs-vswitchd.pid"
+  daemon_stop "$dir/run/ovsdb-server.pid"
+  rm -f -- "$dir/db/conf.db"
+  ovsdb-tool create "$dir/db/conf.db" "$OVS_SCHEMA"
+  ovsdb_start "$site"
+  dpu_nsx "$site" ovs-vsctl --timeout=10 --no-wait -- init \
+    -- add-br br-phy -- set bridge br-phy datapath_type=netdev "other_config:hwaddr=\"$(p0_mac "$i")\"" \
+    -- add-port br-phy p0
+  vswitchd_start "$site"
+  local w=500 dns
+  dns=$(dpu_ns "$site")
+  until ip -n "$dns" link show br-phy >/dev/null 2>&1; do
+    ((w-- > 0)) || { echo "br-phy did not appear on DPU $site" >&2; return 1; }
+    sleep 0.01
+  done
+  ip -n "$dns" addr replace "$(vtep_ip "$i")/24" dev br-phy
+  ip -n "$dns" link set br-phy up
+}
+
+sshd_start() {
+  local site=$1 dir=$STATE/dpu-$1
+  rm -f -- "$dir/sshd.pid"
+  dpu_nsx "$site" "$SSHD" -f "$dir/sshd_config" -E "$dir/log/sshd.log" </dev/null >/dev/null 2>>"$dir/log/sshd.log"
   wait_for_file "$dir/sshd.pid" 500 || {
     cat "$dir/log/sshd.log" >&2
     echo "sshd for DPU $site did not start" >&2
     return 1
   }
+}
+
+# fault injection for tests: stop/start the DPU's sshd, restart ovs-vswitchd, reset the OVS database
+cmd_dpu_ctl() {
+  (($# == 2)) || die "usage: $PROG dpu-ctl <site> sshd-stop|sshd-start|vswitchd-restart|db-reset"
+  local site=$1 action=$2 dir
+  read_config || die "testbed is not up; run: $PROG up"
+  [[ " ${SITES[*]} " == *" $site "* ]] || die "unknown site '$site' (sites: ${SITES[*]})"
+  anchor_pid "$site" >/dev/null || die "DPU $site is not running (anchor process gone); run: $PROG up"
+  dir=$STATE/dpu-$site
+  case $action in
+    sshd-stop) daemon_stop "$dir/sshd.pid" ;;
+    sshd-start) pid_from_file "$dir/sshd.pid" >/dev/null || sshd_start "$site" ;;
+    vswitchd-restart)
+      daemon_stop "$dir/run/ovs-vswitchd.pid"
+      vswitchd_start "$site"
+      # the userspace datapath recreates br-phy: give it its VTEP address back
+      local w=500 dns
+      dns=$(dpu_ns "$site")
+      until ip -n "$dns" link show br-phy >/dev/null 2>&1; do
+        ((w-- > 0)) || die "br-phy did not come back on DPU $site"
+        sleep 0.01
+      done
+      ip -n "$dns" addr replace "$(vtep_ip "$(site_index "$site")")/24" dev br-phy
+      ip -n "$dns" link set br-phy up
+      ;;
+    db-reset) ovs_fresh "$site" ;;
+    *) die "unknown dpu-ctl action '$action' (sshd-stop|sshd-start|vswitchd-restart|db-reset)" ;;
+  esac
 }
 
 cmd_up() {
@@ -579,6 +655,7 @@ case $cmd in
   env) cmd_env ;;
   status) cmd_status ;;
   dpu-exec) cmd_dpu_exec "$@" ;;
+  dpu-ctl) cmd_dpu_ctl "$@" ;;
   -h | --help | help) usage ;;
   *) usage; die "unknown command: $cmd" ;;
 esac

@@ -91,6 +91,27 @@ describe('ADD', () => {
     expect(att.result).toEqual(out.json);
   });
 
+  it('refuses the plugin\'s own network namespace as CNI_NETNS (code 4) before touching anything', async () => {
+    const b = bed();
+    const out = await b.run('ADD', { netns: '/proc/self/ns/net' });
+    expect(out.exitCode).toBe(1);
+    expect(JSON.parse(out.writes[0] as string)).toMatchObject({ code: 4, msg: expect.stringMatching(/own \(host\) network namespace/) });
+    expect(b.host.calls).toEqual([]);
+    expect(b.dpu.calls).toEqual([]);
+    expect(b.stateFiles()).toEqual([]);
+  });
+
+  it('records the VF as it is once claimed, not as an older listing showed it (a concurrent DEL was restoring it)', async () => {
+    const b = bed();
+    const stale = b.host.linkNames('host').map((name) => {
+      const l = b.host.link('host', name) as { name: string; mac: string; mtu: number };
+      return { ifname: l.name, address: l.mac, mtu: name === 'ens1f0v0' ? 1450 : l.mtu, flags: [] };
+    });
+    b.host.failWhen((c) => c.file === 'ip' && c.args.join(' ') === '-j link show', { exitCode: 0, stdout: JSON.stringify(stale), stderr: '' }, 1);
+    expect((await b.run('ADD')).exitCode).toBe(0);
+    expect(new StateStore(b.stateDir).loadAttachment('c1', 'net1')?.vf).toMatchObject({ originalName: 'ens1f0v0', originalMtu: 1500 });
+  });
+
   it('the next container gets the next VF (pf0vf1)', async () => {
     const b = bed();
     await b.run('ADD');

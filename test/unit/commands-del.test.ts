@@ -53,15 +53,15 @@ describe('DEL', () => {
     expect(b.stateFiles()).toEqual([]);
   });
 
-  it('a second DEL succeeds and touches neither the VF nor IPAM', async () => {
+  it('a second DEL succeeds, leaves the VF alone and only repeats the (idempotent) IPAM DEL', async () => {
     const { b } = await added();
     await b.run('DEL');
     b.host.clearCalls();
     b.ipam.resetLog();
     const out = await b.run('DEL');
     expect(out).toMatchObject({ exitCode: 0, writes: [] });
-    expect(b.ipam.log()).toEqual([]);
-    expect(b.host.calls).toEqual([]);
+    expect(b.ipam.log()).toEqual([['DEL', 'c1', 'net1', NS, '-']]);
+    expect(b.host.calls.filter((c) => !c.file.endsWith('fake-ipam'))).toEqual([]);
     expectVfHome(b);
     // without a record, the DPU is asked to drop ports of this owner (by owner, not by UUID)
     expect(b.dpu.callsOf('unplug').at(-1)).toEqual({ network: 'ovl', vni: 5001, containerId: 'c1', ifname: 'net1', representor: '' });
@@ -77,13 +77,57 @@ describe('DEL', () => {
     const out = await b.run('DEL', { netns: '' });
     expect(out.exitCode).toBe(0);
     expect(state.listAllocations().sort()).toEqual([PF0_VFS[1]!.pci, PF0_VFS[2]!.pci]);
-    expect(b.host.calls).toEqual([]);
+    expect(b.host.calls.filter((c) => !c.file.endsWith('fake-ipam'))).toEqual([]);
+  });
+
+  it('DEL after the stateDir was lost releases the address through IPAM with the runtime\'s config', async () => {
+    const { b } = await added();
+    renameSync(b.stateDir, `${b.stateDir}.lost`);
+    const out = await b.run('DEL');
+    expect(out.exitCode).toBe(0);
+    expect(b.ipam.log()).toEqual([['DEL', 'c1', 'net1', NS, '-']]);
+    expect(JSON.parse(b.ipam.stdinOf('DEL'))).toEqual(b.config());
+    expect(b.dpu.callsOf('unplug').at(-1)).toMatchObject({ containerId: 'c1', ifname: 'net1', representor: '' });
+  });
+
+  it('DEL without cached state still succeeds when IPAM DEL fails', async () => {
+    const b = new Bed(nets.map((n) => n.path));
+    b.ipam.failNext('DEL');
+    expect((await b.run('DEL')).exitCode).toBe(0);
   });
 
   it('DEL without cache still succeeds when the DPU cannot be reached (GC will clean up)', async () => {
     const b = new Bed(nets.map((n) => n.path));
     b.dpu.failures.unplug = new CniError(11, 'unreachable');
     expect((await b.run('DEL')).exitCode).toBe(0);
+  });
+
+  it('DEL after an ADD killed between plugging the port and recording it unplugs by owner', async () => {
+    const { b, att } = await added();
+    const state = new StateStore(b.stateDir);
+    state.saveAttachment({ ...att, phase: 'adding', dpu: undefined }); // what the cache holds at fault point add:dpu-plugged
+    const out = await b.run('DEL');
+    expect(out.exitCode).toBe(0);
+    expect(b.dpu.callsOf('unplug')).toEqual([{ network: 'ovl', vni: 5001, containerId: 'c1', ifname: 'net1', representor: '', portUuid: undefined }]);
+    expect(b.dpu.ports.size).toBe(0);
+    expectVfHome(b);
+    expect(b.stateFiles()).toEqual([]);
+  });
+
+  it('DEL after a killed ADD keeps the record for a retry when the DPU is unreachable, and the retry finishes', async () => {
+    const { b, att } = await added();
+    const state = new StateStore(b.stateDir);
+    state.saveAttachment({ ...att, phase: 'adding', dpu: undefined });
+    b.dpu.failures.unplug = new CniError(11, 'unreachable');
+    const first = await b.run('DEL');
+    expect(first.exitCode).toBe(1);
+    expect(JSON.parse(first.writes[0] as string)).toMatchObject({ code: 11 });
+    expect(state.loadAttachment('c1', 'net1')).toMatchObject({ hostReleased: true });
+    expect(state.listAllocations()).toEqual([]);
+    delete b.dpu.failures.unplug;
+    expect((await b.run('DEL')).exitCode).toBe(0);
+    expect(b.dpu.ports.size).toBe(0);
+    expect(b.stateFiles()).toEqual([]);
   });
 
   it('DEL with an empty CNI_NETNS uses the namespace recorded at ADD (same identity)', async () => {

@@ -1,0 +1,249 @@
+/**
+ * Shared pieces of the stress scenarios (fuzz, concurrency, faults, security): the testbed, seeded randomness,
+ * forced-command wrappers on the emulated DPUs, host and DPU snapshots, and the per-scenario tally.
+ * Used by the jest e2e suite (short, seeded) and by `npm run stress` (full size, prints the summary table).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BINARY, type CniOutcome, dpuExec, envFor, outcome, PREFIX, sh, type Site, TESTBED, type Testbed } from '../e2e/helpers';
+
+/** What one scenario found; `violations` must stay empty. */
+export interface Tally {
+  scenario: string;
+  inputs: number;
+  operations: number;
+  faults: number;
+  violations: string[];
+  slowestMs: number;
+  slowestOp: string;
+}
+
+export function newTally(scenario: string): Tally {
+  return { scenario, inputs: 0, operations: 0, faults: 0, violations: [], slowestMs: 0, slowestOp: '' };
+}
+
+export function timed(t: Tally, what: string, ms: number): void {
+  t.operations += 1;
+  if (ms > t.slowestMs) {
+    t.slowestMs = ms;
+    t.slowestOp = what;
+  }
+}
+
+let reportViolation: ((scenario: string, msg: string) => void) | undefined;
+
+/** npm run stress prints each violation as it is found. */
+export function onViolation(fn: (scenario: string, msg: string) => void): void {
+  reportViolation = fn;
+}
+
+export function violation(t: Tally, msg: string): void {
+  reportViolation?.(t.scenario, msg);
+  if (t.violations.length < 200) t.violations.push(msg);
+}
+
+/** mulberry32: small, fast, reproducible from a 32-bit seed. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function pick<T>(r: () => number, xs: readonly T[]): T {
+  return xs[Math.floor(r() * xs.length)] as T;
+}
+
+/** Everything a scenario creates lives under <testbed state>/stress and is removed by teardownStressDir. */
+export function stressDir(tb: Testbed): string {
+  const dir = join(tb.stateDir, 'stress');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+export function teardownStressDir(tb: Testbed): void {
+  rmSync(join(tb.stateDir, 'stress'), { recursive: true, force: true });
+}
+
+/** A fresh ed25519 key pair in the stress dir. */
+export function newKey(tb: Testbed, name: string): string {
+  const key = join(stressDir(tb), name);
+  rmSync(key, { force: true });
+  rmSync(`${key}.pub`, { force: true });
+  sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${PREFIX}-${name}`, '-f', key]);
+  return key;
+}
+
+/** Authorizes `key` on every emulated DPU with a forced command (sshd runs it with SSH_ORIGINAL_COMMAND set). */
+export function authorizeForced(tb: Testbed, key: string, command: string): void {
+  const [type, blob] = readFileSync(`${key}.pub`, 'utf8').trim().split(/\s+/);
+  const file = join(tb.stateDir, 'authorized_keys');
+  const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l && !l.includes(blob as string));
+  lines.push(`command="${command}",no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding ${type} ${blob} ${PREFIX}-stress`);
+  writeFileSync(file, lines.join('\n') + '\n');
+}
+
+function writeScript(path: string, body: string): string {
+  writeFileSync(path, body);
+  chmodSync(path, 0o755);
+  return path;
+}
+
+/**
+ * A recording forced command: appends each SSH_ORIGINAL_COMMAND (NUL-terminated) to a log, then runs it.
+ * `sleepSeconds` makes a slow DPU.
+ */
+export function forcedWrapper(tb: Testbed, name: string, sleepSeconds = 0): { key: string; log: string } {
+  const dir = stressDir(tb);
+  const log = join(dir, `${name}.commands`);
+  writeFileSync(log, '');
+  const script = writeScript(join(dir, `${name}.sh`), [
+    '#!/bin/sh',
+    `printf '%s\\0' "$SSH_ORIGINAL_COMMAND" >>'${log}'`,
+    sleepSeconds > 0 ? `sleep ${sleepSeconds}` : '',
+    'exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"',
+    '',
+  ].join('\n'));
+  const key = newKey(tb, `${name}_ed25519`);
+  authorizeForced(tb, key, script);
+  return { key, log };
+}
+
+export function recordedCommands(log: string): string[] {
+  return existsSync(log) ? readFileSync(log, 'utf8').split('\0').filter(Boolean) : [];
+}
+
+/** An env value meaning "leave this variable out" (NUL can be in no real environment value). */
+export const UNSET = '\u0000unset';
+
+export interface RunOptions {
+  /** Overrides of the CNI_* variables; UNSET removes one. */
+  env?: Record<string, string>;
+  /** Raw stdin instead of JSON.stringify(conf). */
+  stdin?: string | Buffer;
+  timeoutMs?: number;
+}
+
+export interface Outcome extends CniOutcome {
+  signal: NodeJS.Signals | null;
+}
+
+/** The packaged plugin inside an emulated host's netns, asynchronously (scenarios run several at once). */
+export function runPlugin(s: Site, conf: unknown, call: { command: string; containerId?: string; netns?: string; ifname?: string; args?: string }, o: RunOptions = {}): Promise<Outcome> {
+  const env = envFor({ ...call, env: o.env });
+  for (const [k, v] of Object.entries(env)) if (v === UNSET) delete env[k];
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const p = spawn('ip', ['netns', 'exec', s.hostNetns, BINARY], { env });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const timer = setTimeout(() => p.kill('SIGKILL'), o.timeoutMs ?? 60000);
+    p.stdout.on('data', (d: Buffer) => out.push(d));
+    p.stderr.on('data', (d: Buffer) => err.push(d));
+    p.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ ...outcome(code, Buffer.concat(out).toString('utf8'), Buffer.concat(err).toString('utf8'), t0), signal });
+    });
+    p.stdin.on('error', () => undefined); // the plugin may exit before reading a huge stdin
+    p.stdin.end(o.stdin ?? JSON.stringify(conf));
+  });
+}
+
+/** Runs `jobs` with at most `width` at once, in order of start. */
+export async function parallel<T>(width: number, jobs: Array<() => Promise<T>>): Promise<T[]> {
+  const results: T[] = new Array(jobs.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < jobs.length) {
+      const i = next++;
+      results[i] = await (jobs[i] as () => Promise<T>)();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, jobs.length) }, worker));
+  return results;
+}
+
+const STACK_TRACE = /\n\s+at [^\n]+\(|unexpected error|Error: [^\n]*\n\s+at /;
+
+/** Checks that an outcome is exactly one CNI error object with `code`, and no stack trace anywhere. */
+export function expectCniError(t: Tally, what: string, out: Outcome, code: number | readonly number[]): void {
+  const codes = typeof code === 'number' ? [code] : code;
+  const lines = out.stdout.split('\n').filter((l) => l !== '');
+  if (out.signal) return violation(t, `${what}: killed by ${out.signal} after ${out.ms} ms`);
+  if (lines.length !== 1 || !out.json) return violation(t, `${what}: stdout is not one JSON object: ${JSON.stringify(out.stdout.slice(0, 200))}`);
+  const keys = Object.keys(out.json).filter((k) => !['cniVersion', 'code', 'msg', 'details'].includes(k));
+  if (keys.length) violation(t, `${what}: error object has extra keys ${keys.join(',')}`);
+  if (!codes.includes(out.json.code as number)) violation(t, `${what}: code ${String(out.json.code)} (want ${codes.join('|')}): ${String(out.json.msg).slice(0, 200)}`);
+  if (typeof out.json.msg !== 'string' || out.json.msg === '') violation(t, `${what}: error without msg`);
+  if (out.status !== 1) violation(t, `${what}: exit status ${out.status} for an error`);
+  if (STACK_TRACE.test(out.stdout) || STACK_TRACE.test(out.stderr)) violation(t, `${what}: stack trace in output: ${out.stderr.slice(0, 300)}`);
+}
+
+export function expectSuccess(t: Tally, what: string, out: Outcome): boolean {
+  if (out.status === 0 && !out.signal) return true;
+  violation(t, `${what}: failed (${out.signal ?? out.status}): ${out.stdout.slice(0, 300)} ${out.stderr.slice(0, 300)}`);
+  return false;
+}
+
+// ---------------------------------------------------------------- host and DPU state
+
+interface IpLink { ifname: string; address?: string; mtu?: number; operstate?: string }
+
+/** The host netns links (name, MAC, MTU) and the plugin's and IPAM's state files: must be equal before and after. */
+export function hostSnapshot(s: Site, dirs: string[]): string {
+  const links = (JSON.parse(sh('ip', ['-n', s.hostNetns, '-j', 'link', 'show'])) as IpLink[])
+    .map((l) => `${l.ifname} ${l.address ?? ''} ${l.mtu ?? ''}`)
+    .sort();
+  const files = dirs.flatMap((d) => listTree(d).map((f) => `${d}/${f}`));
+  return [...links, ...files].join('\n');
+}
+
+export function listTree(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => !/(^|\/)(\.|lock$|last_reserved_ip)/.test(f) && statSync(join(dir, f)).isFile())
+    .sort();
+}
+
+export function diffLines(before: string, after: string): string {
+  const a = new Set(before.split('\n'));
+  const b = new Set(after.split('\n'));
+  return [...[...a].filter((x) => !b.has(x)).map((x) => `-${x}`), ...[...b].filter((x) => !a.has(x)).map((x) => `+${x}`)].join(' ').slice(0, 600);
+}
+
+export interface OvsPort { uuid: string; name: string; bridge: string; ids: Record<string, string> }
+
+/** Container ports (external_ids dpu-overlay.role=container) and bridges on one DPU. */
+export function ovsState(site: string): { bridges: string[]; ports: OvsPort[] } {
+  const bridges = dpuExec(site, 'ovs-vsctl', 'list-br').split('\n').filter(Boolean).sort();
+  const rows = JSON.parse(dpuExec(site, 'ovs-vsctl', '-f', 'json', '--columns=_uuid,name,external_ids', 'find', 'Port', 'external_ids:dpu-overlay.role=container')) as { data: unknown[][] };
+  const ports = rows.data.map((r) => {
+    const ids = Object.fromEntries(((r[2] as [string, Array<[string, string]>])[1] ?? []) as Array<[string, string]>);
+    const name = String(r[1]);
+    return { uuid: (r[0] as [string, string])[1], name, bridge: portBridge(site, name), ids };
+  });
+  return { bridges, ports };
+}
+
+function portBridge(site: string, port: string): string {
+  const r = spawnSync('bash', [TESTBED, 'dpu-exec', site, 'ovs-vsctl', 'port-to-br', port], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : '';
+}
+
+/** Every string anywhere in the DPU's OVS database, to look for hostile values. */
+export function ovsDump(site: string): string {
+  return dpuExec(site, 'ovsdb-client', 'dump');
+}
+
+export function seedFrom(argv: string[], env: NodeJS.ProcessEnv): number {
+  const flag = argv.find((a) => a.startsWith('--seed='));
+  const raw = flag ? flag.slice('--seed='.length) : env.DPUO_STRESS_SEED;
+  const n = raw === undefined || raw === '' ? Math.floor(Math.random() * 2 ** 31) : Number(raw);
+  if (!Number.isInteger(n)) throw new Error(`seed must be an integer, got ${raw}`);
+  return n;
+}

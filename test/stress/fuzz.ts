@@ -1,0 +1,327 @@
+/**
+ * Hostile input against the packaged binary (fast-check, seeded): mutated valid configs, wrong types,
+ * out-of-range numbers, hostile strings in every string field, huge and deeply nested stdin, broken env vars,
+ * unknown cniVersions. Each input runs inside an emulated host against the real DPU through a recording
+ * forced command. Checked: one CNI error object with the expected code and no stack trace; inputs that are
+ * legitimately valid succeed and are DEL-ed; afterwards the host is as before, no recorded DPU command and
+ * nothing in OVS carries a hostile value.
+ */
+import fc from 'fast-check';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { container, hostLocal, netConf, type Site, type Testbed } from '../e2e/helpers';
+import {
+  diffLines, expectCniError, expectSuccess, forcedWrapper, hostSnapshot, newTally, type Outcome, ovsDump, ovsState, parallel, recordedCommands,
+  runPlugin, stressDir, type Tally, timed, UNSET, violation,
+} from './common';
+
+const E = { version: 1, env: 4, decode: 6, config: 7 } as const;
+
+/** Fragments that make any value invalid for the plugin's name/path/address patterns. */
+const HOSTILE = [
+  '$(touch /tmp/pwned)', '`id`', '; reboot', '| nc 127.0.0.1 9', '&& rm -rf /', '\n--', "'\"", '\u0000', ' -- del-br br-phy',
+  '\u202e', 'é', '${IFS}', '>/etc/passwd', '\r\n', '%n%s', '../../etc/shadow', '*?[', '#', '\\', 'ovs-vsctl -- --all destroy Bridge',
+] as const;
+
+/** Config fields whose value is a string with a pattern; a hostile value there is code 7. */
+const STRING_FIELDS = [
+  'name', 'pf', 'mac', 'deviceID', 'pciBusID', 'spoofchk', 'trust', 'linkState', 'logLevel', 'ipam.type', 'dpu.host', 'dpu.user',
+  'dpu.bridgePrefix', 'dpu.representorTemplate', 'dpu.localVtep', 'dpu.remoteVteps.0', 'dpu.hostKeyFingerprint', 'dpu.datapathType',
+  'dpu.hwOffload', 'runtimeConfig.mac', 'runtimeConfig.deviceID', 'args.cni.mac',
+] as const;
+/** Path fields: a relative hostile value is code 7. */
+const PATH_FIELDS = ['sysfsRoot', 'stateDir', 'logFile', 'dpu.privateKeyFile', 'dpu.knownHostsFile'] as const;
+/** Absolute paths the plugin only reads: a hostile one is a missing file, code 7, after ADD's host steps are undone. */
+const READ_PATH_FIELDS = ['dpu.privateKeyFile', 'dpu.knownHostsFile'] as const;
+const NUMBER_FIELDS: Record<string, readonly number[]> = {
+  vni: [0, -1, 16777216, 1.5, 1e300, -1e300],
+  mtu: [0, 67, 65536, 1450.5],
+  pfIndex: [-1, 256, 0.5],
+  vlan: [-1, 4095, 1.5],
+  minTxRate: [-1, 0.1],
+  maxTxRate: [-5, 2.5],
+  'dpu.port': [0, 65536, -22, 22.5],
+  'dpu.timeoutMs': [0, 99, 600001, 1000.5],
+};
+const WRONG_TYPES: readonly unknown[] = [123, -1, 1.5, true, false, null, [], {}, ['x'], { $: 1 }, [[[]]]];
+const OBJECT_FIELDS = ['dpu', 'ipam', 'runtimeConfig', 'args', 'prevResult', 'dpu.remoteVteps'] as const;
+
+type Mutation =
+  | { kind: 'hostile-string'; field: string; pre: string; frag: string; post: string; long: number }
+  | { kind: 'relative-path'; field: string; frag: string }
+  | { kind: 'absolute-read-path'; field: string; frag: string }
+  | { kind: 'wrong-type'; field: string; value: unknown }
+  | { kind: 'number-range'; field: string; value: number }
+  | { kind: 'cni-version'; value: unknown }
+  | { kind: 'stdin-garbage'; text: string }
+  | { kind: 'stdin-deep'; depth: number; wrapped: boolean }
+  | { kind: 'stdin-huge'; mb: number }
+  | { kind: 'env'; variable: string; how: string; frag: string }
+  | { kind: 'benign'; how: 'type' | 'extra-field' | 'cni-args'; frag: string };
+
+const frag = fc.constantFrom(...HOSTILE);
+const text = fc.string({ unit: 'binary', maxLength: 12 });
+
+const mutation: fc.Arbitrary<Mutation> = fc.oneof(
+  { weight: 30, arbitrary: fc.record({ kind: fc.constant('hostile-string' as const), field: fc.constantFrom(...STRING_FIELDS), pre: text, frag, post: text, long: fc.constantFrom(0, 0, 0, 16, 300, 70000, 1000000) }) },
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant('relative-path' as const), field: fc.constantFrom(...PATH_FIELDS), frag }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('absolute-read-path' as const), field: fc.constantFrom(...READ_PATH_FIELDS), frag }) },
+  { weight: 12, arbitrary: fc.record({ kind: fc.constant('wrong-type' as const), field: fc.constantFrom(...STRING_FIELDS, ...PATH_FIELDS, ...Object.keys(NUMBER_FIELDS), ...OBJECT_FIELDS), value: fc.constantFrom(...WRONG_TYPES) }) },
+  { weight: 8, arbitrary: fc.constantFrom(...Object.keys(NUMBER_FIELDS)).chain((field) => fc.record({ kind: fc.constant('number-range' as const), field: fc.constant(field), value: fc.constantFrom(...(NUMBER_FIELDS[field] as number[])) })) },
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant('cni-version' as const), value: fc.oneof(text, fc.constantFrom<unknown>('9.9.9', '1.1.0 ', '1.1', 'v1.1.0', '', null, 1.1, ['1.1.0'], {}, '1.1.0$(id)', '0.2.0', '2.0.0')) }) },
+  { weight: 5, arbitrary: fc.record({ kind: fc.constant('stdin-garbage' as const), text: fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), fc.constantFrom('', ' ', 'null', '[]', '"x"', '1', '{', '{"cniVersion":', '\u0000{}', '{}}')) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('stdin-deep' as const), depth: fc.constantFrom(1000, 100000, 1000000), wrapped: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('stdin-huge' as const), mb: fc.constantFrom(2, 8, 17) }) },
+  { weight: 20, arbitrary: fc.record({ kind: fc.constant('env' as const), variable: fc.constantFrom('CNI_NETNS', 'CNI_IFNAME', 'CNI_CONTAINERID', 'CNI_COMMAND', 'CNI_PATH', 'CNI_ARGS'), how: fc.constantFrom('hostile', 'unset', 'special', 'special2'), frag }) },
+  { weight: 7, arbitrary: fc.record({ kind: fc.constant('benign' as const), how: fc.constantFrom('type' as const, 'extra-field' as const, 'cni-args' as const), frag }) },
+);
+
+export interface FuzzCase {
+  id: number;
+  label: string;
+  command: 'ADD' | 'DEL' | 'CHECK';
+  conf?: Record<string, unknown>;
+  stdin?: string;
+  env: Record<string, string>;
+  /** Codes accepted, or 'ok' for inputs that are valid and must succeed (then DEL-ed). */
+  expect: readonly number[] | 'ok';
+  marker: string;
+}
+
+/** An object where the schema wants an object with only optional keys, or an empty VTEP list, is still valid. */
+function stillValid(field: string, value: unknown): boolean {
+  const plainObject = typeof value === 'object' && value !== null && !Array.isArray(value);
+  return (['runtimeConfig', 'args', 'prevResult'].includes(field) && plainObject) || (field === 'dpu.remoteVteps' && Array.isArray(value) && value.length === 0);
+}
+
+function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let cur: Record<string, unknown> | unknown[] = obj;
+  for (const k of keys.slice(0, -1)) {
+    const next = (cur as Record<string, unknown>)[k];
+    if (typeof next !== 'object' || next === null) (cur as Record<string, unknown>)[k] = /^\d+$/.test(k) ? [] : {};
+    cur = (cur as Record<string, unknown>)[k] as Record<string, unknown>;
+  }
+  (cur as Record<string, unknown>)[keys.at(-1) as string] = value;
+}
+
+function deep(depth: number): string {
+  return '['.repeat(depth) + ']'.repeat(depth);
+}
+
+const NO_NUL = (s: string) => s.replace(/\0/g, '');
+
+/** Turns one generated mutation into a concrete input; `base` is a valid config, `marker` unique to the input. */
+export function buildCase(id: number, m: Mutation, base: Record<string, unknown>, cmd: 'ADD' | 'DEL' | 'CHECK', regularFile: string): FuzzCase {
+  const marker = `h6z${id}q`;
+  const conf = structuredClone(base);
+  const c: FuzzCase = { id, label: m.kind, command: cmd, conf, env: {}, expect: [E.config], marker };
+  switch (m.kind) {
+    case 'hostile-string': {
+      const long = 'A'.repeat(m.long);
+      setPath(conf, m.field, `${m.pre}${long}${marker}${m.frag}${m.post}`);
+      c.label = `hostile ${m.field}`;
+      break;
+    }
+    case 'relative-path':
+      setPath(conf, m.field, `${marker}/${m.frag}`);
+      c.label = `relative ${m.field}`;
+      break;
+    case 'absolute-read-path':
+      setPath(conf, m.field, `/nonexistent/${marker}${NO_NUL(m.frag).replace(/[\n\r]/g, '')}`);
+      c.command = 'ADD';
+      c.label = `missing ${m.field}`;
+      break;
+    case 'wrong-type':
+      // a number is the right type for a number field: give its text instead
+      setPath(conf, m.field, m.field in NUMBER_FIELDS && typeof m.value === 'number' ? String(m.value) : m.value);
+      c.label = `type ${m.field}=${JSON.stringify(m.value)}`;
+      if (stillValid(m.field, m.value)) c.expect = 'ok';
+      break;
+    case 'number-range':
+      setPath(conf, m.field, m.value);
+      c.label = `range ${m.field}=${m.value}`;
+      break;
+    case 'cni-version':
+      if (typeof m.value === 'string' && ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'].includes(m.value)) {
+        conf.cniVersion = `${m.value}-${marker}`;
+      } else {
+        conf.cniVersion = typeof m.value === 'string' && m.value.length > 3 ? `${m.value}${marker}` : m.value;
+      }
+      c.label = 'cniVersion';
+      c.expect = [E.version];
+      break;
+    case 'stdin-garbage': {
+      delete c.conf;
+      c.stdin = m.text;
+      c.label = 'garbage stdin';
+      let parsed: unknown;
+      let ok = true;
+      try {
+        parsed = JSON.parse(m.text);
+      } catch {
+        ok = false;
+      }
+      c.expect = !ok || typeof parsed !== 'object' || parsed === null || Array.isArray(parsed) ? [E.decode] : [E.version];
+      break;
+    }
+    case 'stdin-deep':
+      delete c.conf;
+      c.label = `nested ${m.depth}${m.wrapped ? ' in a field' : ''}`;
+      if (m.wrapped) {
+        c.command = 'ADD';
+        c.stdin = JSON.stringify({ ...base, [marker]: 0 }).replace(/}$/, `,"deep":${deep(m.depth)}}`);
+        // an unknown field is ignored, but the config goes verbatim to the IPAM plugin, whose Go JSON decoder
+        // stops at 10,000 levels: then the ADD fails as an IPAM failure and is rolled back
+        c.expect = m.depth <= 10000 ? 'ok' : [103];
+      } else {
+        c.stdin = deep(m.depth);
+        c.expect = [E.decode];
+      }
+      break;
+    case 'stdin-huge': {
+      delete c.conf;
+      c.label = `${m.mb} MB stdin`;
+      c.stdin = JSON.stringify({ ...base, padding: marker + 'x'.repeat(m.mb * 1024 * 1024) });
+      c.expect = m.mb > 16 ? [E.decode] : 'ok';
+      break;
+    }
+    case 'env':
+      c.command = 'ADD';
+      c.label = `env ${m.variable} ${m.how}`;
+      c.expect = [E.env];
+      c.env = envMutation(m.variable, m.how, NO_NUL(m.frag), marker, regularFile);
+      if (m.variable === 'CNI_ARGS' && m.how === 'hostile') c.expect = 'ok'; // unknown CNI_ARGS keys are ignored
+      break;
+    case 'benign':
+      c.command = 'ADD';
+      c.expect = 'ok';
+      c.label = `benign ${m.how}`;
+      if (m.how === 'type') conf.type = `${marker}${m.frag}`.slice(0, 64);
+      if (m.how === 'extra-field') conf[`x${marker}${m.frag}`] = { v: `${marker}${m.frag}`, a: [marker] };
+      if (m.how === 'cni-args') c.env = { CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAME=${marker}${NO_NUL(m.frag).replace(/[;=]/g, '')}` };
+      break;
+  }
+  if (c.expect === 'ok') c.command = 'ADD';
+  return c;
+}
+
+function envMutation(variable: string, how: string, f: string, marker: string, regularFile: string): Record<string, string> {
+  if (how === 'unset') {
+    if (variable === 'CNI_ARGS') return { CNI_ARGS: `${marker}` }; // optional: malformed instead
+    return { [variable]: UNSET };
+  }
+  const special: Record<string, string> = {
+    CNI_NETNS: regularFile,
+    CNI_IFNAME: `eth0123456789012${marker}`,
+    CNI_CONTAINERID: `a${'b'.repeat(300)}${marker}`,
+    CNI_COMMAND: `ADD ${marker}`,
+    CNI_PATH: '', // empty: "not set"
+    CNI_ARGS: `MAC=${marker}`,
+  };
+  const special2: Record<string, string> = {
+    CNI_NETNS: '/proc/self/ns/net', // the plugin's own (host) namespace
+    CNI_IFNAME: 'é'.repeat(8), // 8 characters, 16 bytes
+    CNI_CONTAINERID: '',
+    CNI_COMMAND: 'add',
+    CNI_PATH: '',
+    CNI_ARGS: `MAC=02:00:00:00:00:0g;K=${marker}`,
+  };
+  const hostile: Record<string, string> = {
+    CNI_NETNS: `/run/netns/${marker}${f}`,
+    CNI_IFNAME: `e/${marker}${f}`.slice(0, 40),
+    CNI_CONTAINERID: `-${marker}${f}`,
+    CNI_COMMAND: `${marker}${f}`,
+    CNI_PATH: UNSET,
+    CNI_ARGS: `IgnoreUnknown=1;X${marker}=${f.replace(/[;=]/g, '')}`,
+  };
+  const table = how === 'special' ? special : how === 'special2' ? special2 : hostile;
+  return { [variable]: table[variable] as string };
+}
+
+export interface FuzzOptions {
+  seed: number;
+  inputs: number;
+  width?: number;
+  /** Where progress lines go (stderr in npm run stress). */
+  progress?: (line: string) => void;
+}
+
+/** Generates and runs `inputs` hostile inputs on site `s`; returns the tally. */
+export async function fuzz(tb: Testbed, s: Site, o: FuzzOptions): Promise<Tally> {
+  const t = newTally('fuzz (hostile input)');
+  const width = o.width ?? 3;
+  const rec = forcedWrapper(tb, 'fuzz-record');
+  const ipam = hostLocal(tb, s, '10.120.0.0/24', '10.120.0.10', '10.120.0.250', 'fuzz');
+  const base = netConf(tb, s, { name: 'fuzz', vni: 4242, ipam, dpu: { privateKeyFile: rec.key } });
+  const regularFile = join(stressDir(tb), 'regular-file');
+  writeFileSync(regularFile, 'not a namespace\n');
+  const stateDirs = [base.stateDir as string, ipam.dataDir as string];
+  const netns = Array.from({ length: width }, (_, w) => container(`fz${w}`));
+  // one valid ADD and DEL first: the base config works, and the state directories exist before the snapshot
+  for (const command of ['ADD', 'DEL']) {
+    const warm = await runPlugin(s, base, { command, containerId: 'fz-warmup', netns: netns[0] });
+    if (!expectSuccess(t, `warm-up ${command}`, warm)) return t;
+  }
+  const before = hostSnapshot(s, stateDirs);
+  const ovsBefore = ovsState(s.name);
+  const muts = fc.sample(fc.tuple(mutation, fc.constantFrom('ADD' as const, 'ADD' as const, 'ADD' as const, 'DEL' as const, 'CHECK' as const)), { seed: o.seed, numRuns: o.inputs });
+  const cases = muts.map(([m, cmd], i) => buildCase(i, m, base, cmd, regularFile));
+  const labels = new Map<string, number>();
+  let done = 0;
+  const slot = new Map<number, number>();
+  await parallel(width, cases.map((c) => async () => {
+    const w = [...Array(width).keys()].find((k) => ![...slot.values()].includes(k)) ?? 0;
+    slot.set(c.id, w);
+    try {
+      await runCase(t, s, c, base, netns[w] as string);
+    } finally {
+      slot.delete(c.id);
+      const kind = c.label.split(' ')[0] as string;
+      labels.set(kind, (labels.get(kind) ?? 0) + 1);
+      done += 1;
+      if (o.progress && done % 500 === 0) o.progress(`fuzz: ${done}/${cases.length} inputs, ${t.violations.length} violations`);
+    }
+  }));
+  t.inputs = cases.length;
+
+  const commands = recordedCommands(rec.log);
+  const dump = [ovsDump(s.name), ...tb.sites.filter((x) => x.name !== s.name).map((x) => ovsDump(x.name))].join('\n');
+  // DPU commands name their container (external_ids): only inputs that are valid may have sent any
+  const valid = new Set(cases.filter((c) => c.expect === 'ok').map((c) => c.id));
+  for (const cmd of commands) {
+    for (const [, id] of cmd.matchAll(/fz-(\d+)\b/g)) {
+      const c = cases[Number(id)];
+      if (c && !valid.has(c.id)) violation(t, `input ${c.id} (${c.label}) was refused, but the DPU received a command for it: ${cmd.slice(0, 200)}`);
+    }
+  }
+  for (const c of cases) {
+    const hit = commands.find((cmd) => cmd.includes(c.marker));
+    if (hit && c.expect !== 'ok') violation(t, `input ${c.id} (${c.label}): a DPU command carries its hostile value: ${hit.slice(0, 200)}`);
+    if (hit && c.expect === 'ok') violation(t, `input ${c.id} (${c.label}): an ignored field reached the DPU: ${hit.slice(0, 200)}`);
+    if (dump.includes(c.marker)) violation(t, `input ${c.id} (${c.label}): its value is in the OVS database`);
+  }
+  const after = hostSnapshot(s, stateDirs);
+  if (after !== before) violation(t, `host state changed: ${diffLines(before, after)}`);
+  const ovsAfter = ovsState(s.name);
+  if (JSON.stringify(ovsAfter) !== JSON.stringify(ovsBefore)) violation(t, `OVS changed on DPU ${s.name}: bridges ${ovsAfter.bridges.join(',')}, ${ovsAfter.ports.length} container ports`);
+  o.progress?.(`fuzz: ${cases.length} inputs (${[...labels].map(([k, v]) => `${k}: ${v}`).join(', ')}); ${commands.length} DPU commands recorded`);
+  return t;
+}
+
+async function runCase(t: Tally, s: Site, c: FuzzCase, base: Record<string, unknown>, netns: string): Promise<void> {
+  const containerId = `fz-${c.id}`;
+  const call = { command: c.command, containerId, netns, ifname: 'eth0' };
+  const out: Outcome = await runPlugin(s, c.conf, call, { env: c.env, stdin: c.stdin, timeoutMs: 60000 });
+  timed(t, `${c.command} ${c.label}`, out.ms);
+  const what = `input ${c.id} (${c.label}, ${c.command})`;
+  if (c.expect === 'ok') {
+    if (!expectSuccess(t, what, out)) return;
+    // valid after all: undo it with a plain, valid DEL
+    const del = await runPlugin(s, base, { command: 'DEL', containerId, netns, ifname: 'eth0' });
+    timed(t, 'DEL (after a valid fuzz input)', del.ms);
+    expectSuccess(t, `${what}: DEL`, del);
+    return;
+  }
+  expectCniError(t, what, out, c.expect);
+}
