@@ -115,10 +115,15 @@ export class EmulatedEnvironment implements Environment {
     const work = this.workDir();
     cleanup.push(`work dir ${work}`, ['rm', '-rf', work]);
     await this.procs.check(['mkdir', '-p', work]);
-    cleanup.push('testbed', ['env', `DPUO_TESTBED_PREFIX=${this.prefix}`, 'bash', this.testbedSh, 'down'], { check: true });
-    await this.procs.check(['env', `DPUO_TESTBED_PREFIX=${this.prefix}`, 'bash', this.testbedSh, 'up', '--sites', 'a,b', '--vfs', String(Math.max(1, maxPairs))]);
-    this.tb = JSON.parse(await this.procs.check(['env', `DPUO_TESTBED_PREFIX=${this.prefix}`, 'bash', this.testbedSh, 'env'])) as Testbed;
+    cleanup.push('testbed', this.testbedCommand('down'), { check: true });
+    await this.procs.check(this.testbedCommand('up', '--sites', 'a,b', '--vfs', String(Math.max(1, maxPairs))));
+    this.tb = JSON.parse(await this.procs.check(this.testbedCommand('env'))) as Testbed;
     await this.pinDpu();
+  }
+
+  /** testbed.sh with the harness's own state dir inside the work dir, so teardown removes all of it */
+  private testbedCommand(...args: string[]): string[] {
+    return ['env', `DPUO_TESTBED_PREFIX=${this.prefix}`, `DPUO_TESTBED_DIR=${this.workDir()}/testbed`, 'bash', this.testbedSh, ...args];
   }
 
   /** plugin and IPAM state of the dpu mode, host-overlay OVS state */

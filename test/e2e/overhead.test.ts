@@ -83,8 +83,7 @@ function stillAlive(procs: string[]): string[] {
 
 function expectNothingLeft(procsSeenRunning: string[]): void {
   expect(ourNetns()).toEqual([]);
-  expect(existsSync(`/run/${PREFIX}-testbed`)).toBe(false);
-  expect(existsSync(`/run/${PREFIX}-overhead`)).toBe(false);
+  expect(existsSync(`/run/${PREFIX}-overhead`)).toBe(false); // work dir, with the harness's testbed state
   expect(stillAlive(procsSeenRunning)).toEqual([]);
 }
 
