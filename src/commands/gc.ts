@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { CniError, ErrorCode } from '../cni/errors';
 import { formatIssues } from '../config/load';
 import { type Context, withDpu } from './context';

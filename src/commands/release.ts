@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { CniError, ErrorCode } from '../cni/errors';
 import type { DpuClient } from '../dpu/client';
 import { HOST_NETNS, temporaryName } from '../host/netlink';
+import { CommandError } from '../host/runner';
 import type { Attachment } from '../host/state';
 import { faultPoint } from '../util/fault';
 import { type Context, hostNetnsIdentity, ipamCall, netnsIdentity } from './context';
@@ -20,19 +21,36 @@ export function usableNetns(att: Attachment, hint: string): string | undefined {
   return path;
 }
 
+/**
+ * Moves the first of candidates found in netns to the host under a temporary name, which it returns.
+ * The first candidate is almost always there, so it is tried without listing the namespace first;
+ * if that fails, the listing decides as before (and the same failure recurs if the name was there).
+ */
+async function moveOutOfContainer(ctx: Context, netns: string, candidates: string[]): Promise<string | undefined> {
+  const { links } = ctx;
+  const hostName = temporaryName();
+  const [likely] = candidates;
+  if (likely !== undefined) {
+    try {
+      await links.moveToNetns(likely, HOST_NETNS, hostName, netns);
+      return hostName;
+    } catch (err) {
+      if (!(err instanceof CommandError)) throw err;
+    }
+  }
+  const inNetns = new Set((await links.listLinks(netns)).map((l) => l.name));
+  const name = candidates.find((c) => inNetns.has(c));
+  if (!name) return undefined;
+  await links.moveToNetns(name, HOST_NETNS, hostName, netns);
+  return hostName;
+}
+
 /** Moves the VF back to the host namespace and restores its name, MAC and MTU. True if it was found. */
 export async function returnVfToHost(ctx: Context, att: Attachment, netns: string | undefined, candidates: string[]): Promise<boolean> {
   const { links, log } = ctx;
   const { vf } = att;
   let hostName: string | undefined;
-  if (netns) {
-    const inNetns = new Set((await links.listLinks(netns)).map((l) => l.name));
-    const name = candidates.find((c) => inNetns.has(c));
-    if (name) {
-      hostName = temporaryName();
-      await links.moveToNetns(name, HOST_NETNS, hostName, netns);
-    }
-  }
+  if (netns) hostName = await moveOutOfContainer(ctx, netns, candidates);
   if (!hostName) {
     // Gone from the container (its namespace died and the kernel gave the VF back): only a name that sysfs
     // attributes to this VF's PCI address is ours to touch in the host namespace.

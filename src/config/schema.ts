@@ -1,4 +1,7 @@
-import { z } from 'zod';
+import * as z from 'zod';
+
+// Each plugin process parses one config: compiling a parser for it (zod's JIT) costs more than it saves.
+z.config({ jitless: true });
 
 /**
  * The network configuration: the plugin's user interface. Every default lives here.

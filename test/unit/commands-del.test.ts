@@ -53,6 +53,23 @@ describe('DEL', () => {
     expect(b.stateFiles()).toEqual([]);
   });
 
+  it('moves the interface out without listing the container namespace first', async () => {
+    const { b } = await added();
+    expect((await b.run('DEL')).exitCode).toBe(0);
+    expect(b.host.ipCalls().filter((c) => c.ns === NS).map((c) => c.args.slice(0, 5).join(' '))).toEqual(['link set dev net1 netns']);
+    expectVfHome(b);
+  });
+
+  it('an interface still under its temporary name (interrupted ADD) is found through the listing and returned', async () => {
+    const { b, att } = await added();
+    b.host.link(NS, 'net1')!.name = att.tmpName;
+    b.host.namespaces.get(NS)!.set(att.tmpName, b.host.namespaces.get(NS)!.get('net1')!);
+    b.host.namespaces.get(NS)!.delete('net1');
+    expect((await b.run('DEL')).exitCode).toBe(0);
+    expect(b.host.ipCalls().filter((c) => c.ns === NS).map((c) => c.args.slice(0, 5).join(' '))).toEqual(['link set dev net1 netns', '-j link show', `link set dev ${att.tmpName} netns`]);
+    expectVfHome(b);
+  });
+
   it('a second DEL succeeds, leaves the VF alone and only repeats the (idempotent) IPAM DEL', async () => {
     const { b } = await added();
     await b.run('DEL');
