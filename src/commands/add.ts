@@ -77,14 +77,11 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
     if (existing) await timer.step('cleanupInterruptedAdd', () => releaseAttachment(ctx, existing, env.netns, dpu));
     const undo = new UndoStack(log);
     try {
-      // A VF's name, MAC and MTU change on the host only while its allocation is held (DEL and ADD's undo restore
-      // them before freeing it), so the listing is current for a VF that nobody held before it was taken.
-      const heldBeforeListing = new Set(state.listAllocations());
       const hostLinks = await timer.step('hostLinks', () => links.listLinks());
       const { vf, link: listed } = await timer.step('allocate', () => allocateVf(ctx, hostLinks));
       undo.push('free VF allocation', () => state.release(vf.pci, { containerId: env.containerId, ifname: env.ifname }));
-      // Held then: a concurrent DEL may have been restoring this VF's MAC and MTU while the listing was taken.
-      const link = heldBeforeListing.has(vf.pci) ? ((await links.findLink(listed.name)) ?? listed) : listed;
+      // The listing predates the claim: a concurrent DEL may have been restoring this VF's MAC and MTU when it was taken.
+      const link = (await links.findLink(listed.name)) ?? listed;
       faultPoint('add:allocated');
       const tmpName = temporaryName();
       const att: Attachment = {
