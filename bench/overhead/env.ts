@@ -165,7 +165,7 @@ export class EmulatedEnvironment implements Environment {
       ipam: { type: 'host-local', subnet: '10.43.0.0/24', rangeStart, rangeEnd, dataDir: join(this.workDir(), `ipam-${s.name}`) },
       dpu: {
         host: s.dpuHost, port: s.dpuPort, user: s.dpuUser, privateKeyFile: tb.privateKeyFile, knownHostsFile: tb.knownHostsFile,
-        datapathType: 'netdev', localVtep: s.localVtep, remoteVteps: s.remoteVteps, timeoutMs: 10000,
+        datapathType: 'netdev', localVtep: s.localVtep, remoteVteps: s.remoteVteps, timeoutMs: 10000, daemonSocket: '',
       },
     };
     return { argv: node.command([this.opts.binary], { env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', CNI_PATH: '/usr/lib/cni', ...env } }), input: JSON.stringify(conf) };

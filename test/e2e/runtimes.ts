@@ -58,6 +58,7 @@ export function forTestbed(shipped: ConfList, tb: Testbed, s: Site, a: SiteAddre
         localVtep: s.localVtep,
         remoteVteps: s.remoteVteps,
         datapathType: 'netdev',
+        daemonSocket: '', // a host daemon (install.sh under systemd) sits in the root netns, which cannot reach emulated DPUs
       },
     };
   });
