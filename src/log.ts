@@ -1,6 +1,7 @@
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pino, { type Logger } from 'pino';
+import { elapsedMs } from './util/time';
 
 export type { Logger };
 
@@ -40,11 +41,11 @@ export class StepTimer {
     try {
       return await fn();
     } finally {
-      this.steps[name] = Math.round((performance.now() - t0) * 10) / 10;
+      this.steps[name] = elapsedMs(t0);
     }
   }
 
   totalMs(): number {
-    return Math.round((performance.now() - this.started) * 10) / 10;
+    return elapsedMs(this.started);
   }
 }

@@ -73,8 +73,8 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
   if (existing?.phase === 'ready') {
     throw new CniError(ErrorCode.VfInUse, `container ${env.containerId} already has ${env.ifname} attached (VF ${existing.vf.pci}); DEL it first`);
   }
-  return withDpu(ctx, async (dpu) => {
-    if (existing) await timer.step('cleanupInterruptedAdd', () => releaseAttachment(ctx, existing, env.netns, dpu));
+  return withDpu(ctx, async (client) => {
+    if (existing) await timer.step('cleanupInterruptedAdd', () => releaseAttachment(ctx, existing, env.netns, client));
     const undo = new UndoStack(log);
     try {
       const hostLinks = await timer.step('hostLinks', () => links.listLinks());
@@ -125,7 +125,6 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
       );
       faultPoint('add:configured');
 
-      const client = dpu();
       if (client && conf.dpu) {
         const representor = representorName(conf.dpu.representorTemplate, vf.pfIndex, vf.index);
         const plug = { network: conf.name, vni: conf.vni, containerId: env.containerId, ifname: env.ifname, netns: env.netns, representor, mtu: conf.mtu };

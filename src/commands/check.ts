@@ -20,7 +20,7 @@ export async function cmdCheck(ctx: Context): Promise<void> {
   if (index < 0) throw fail(`prevResult has no interface ${ifname} in sandbox ${netns}`);
   const expected = interfaces[index] as CniInterface;
 
-  await withDpu(ctx, async (dpu) => {
+  await withDpu(ctx, async (client) => {
     const link = await timer.step('link', () => links.findLink(ifname, netns));
     if (!link) throw fail(`interface ${ifname} is missing from ${netns}`);
     if (expected.mac && link.mac !== expected.mac.toLowerCase()) throw fail(`interface ${ifname} has MAC ${link.mac}, expected ${expected.mac}`);
@@ -42,7 +42,6 @@ export async function cmdCheck(ctx: Context): Promise<void> {
     if (att.ipamType) {
       await timer.step('ipam', () => ctx.ipam.check(ipamCall({ ...att, ipamType: att.ipamType as string }, netns, req.env.argsRaw, req.cniVersion)));
     }
-    const client = dpu();
     if (client && att.dpu && conf.dpu) {
       const plug = { network: att.network, vni: att.vni, containerId, ifname, netns, representor: att.dpu.representor, mtu: att.mtu };
       await timer.step('dpu', () => client.check(plug));

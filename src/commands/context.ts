@@ -43,12 +43,11 @@ export function prepare(req: CniRequest, deps: Deps): Context {
  * The client starts connecting right away so the DPU handshake overlaps the host steps; a connection
  * failure surfaces where the body first uses the DPU, as before.
  */
-export async function withDpu<T>(ctx: Context, body: (dpu: () => DpuClient | undefined) => Promise<T>): Promise<T> {
+export async function withDpu<T>(ctx: Context, body: (client: DpuClient | undefined) => Promise<T>): Promise<T> {
   const client = ctx.conf.dpu ? ctx.deps.dpuClient(ctx.conf.dpu, ctx.log) : undefined;
   client?.warm?.();
-  const dpu = () => client;
   try {
-    const out = await body(dpu);
+    const out = await body(client);
     ctx.log.info({ steps: ctx.timer.steps, totalMs: ctx.timer.totalMs(), dpuConnectMs: client?.connectMs }, `${ctx.req.env.command} done`);
     return out;
   } catch (err) {

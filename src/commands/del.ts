@@ -11,10 +11,10 @@ export async function cmdDel(ctx: Context): Promise<void> {
   const { req, state, log, conf } = ctx;
   const { containerId, ifname, netns } = req.env;
   state.ensure();
-  await withDpu(ctx, async (dpu) => {
+  await withDpu(ctx, async (client) => {
     const att = state.loadAttachment(containerId, ifname);
     if (att) {
-      await releaseAttachment(ctx, att, netns, dpu);
+      await releaseAttachment(ctx, att, netns, client);
       return;
     }
     for (const pci of state.listAllocations()) {
@@ -30,7 +30,6 @@ export async function cmdDel(ctx: Context): Promise<void> {
         log.warn({ err: (err as Error).message }, 'DEL without cached state: IPAM DEL failed');
       }
     }
-    const client = dpu();
     if (client) {
       try {
         await ctx.timer.step('dpu', () => client.unplug({ network: conf.name, vni: conf.vni, containerId, ifname, representor: '' }));

@@ -20,11 +20,11 @@ export async function cmdGc(ctx: Context): Promise<void> {
   const valid = new Set(keep.map((k) => `${k.containerId}/${k.ifname}`));
   const isValid = (o: { containerId: string; ifname: string }) => valid.has(`${o.containerId}/${o.ifname}`);
   state.ensure();
-  await withDpu(ctx, async (dpu) => {
+  await withDpu(ctx, async (client) => {
     const failures: string[] = [];
     for (const att of state.listAttachments().filter((a) => a.network === conf.name && !isValid(a))) {
       try {
-        await releaseAttachment(ctx, att, '', dpu);
+        await releaseAttachment(ctx, att, '', client);
         log.info({ containerId: att.containerId, ifname: att.ifname, vf: att.vf.pci }, 'GC released stale attachment');
       } catch (err) {
         failures.push(`${att.containerId}/${att.ifname}: ${(err as Error).message}`);
@@ -35,7 +35,6 @@ export async function cmdGc(ctx: Context): Promise<void> {
       const orphan = !owner || (owner.network === conf.name && !isValid(owner) && !state.loadAttachment(owner.containerId, owner.ifname));
       if (orphan) state.release(pci);
     }
-    const client = dpu();
     if (client) {
       const removed = await ctx.timer.step('dpu', () => client.gc(conf.name, conf.vni, keep));
       if (removed) log.info({ removed }, 'GC removed stale DPU ports');

@@ -101,7 +101,7 @@ export async function releaseDpu(ctx: Context, att: Attachment, dpu: DpuClient |
 }
 
 /** DEL/GC of one cached attachment. Host first (always completes), then the DPU; a DPU failure keeps the record for a retry. */
-export async function releaseAttachment(ctx: Context, att: Attachment, netnsHint: string, dpu: () => DpuClient | undefined = () => undefined): Promise<void> {
+export async function releaseAttachment(ctx: Context, att: Attachment, netnsHint: string, dpu?: DpuClient): Promise<void> {
   const { state } = ctx;
   if (!att.hostReleased) {
     await releaseHost(ctx, att, netnsHint);
@@ -112,7 +112,7 @@ export async function releaseAttachment(ctx: Context, att: Attachment, netnsHint
       faultPoint('del:host-released');
     }
   }
-  await releaseDpu(ctx, att, dpu());
+  await releaseDpu(ctx, att, dpu);
   faultPoint('del:dpu-unplugged');
   state.removeAttachment(att.containerId, att.ifname);
 }

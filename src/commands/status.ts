@@ -19,8 +19,7 @@ export async function cmdStatus(ctx: Context): Promise<void> {
       throw unavailable((err as Error).message);
     }
   }
-  await withDpu(ctx, async (dpu) => {
-    const client = dpu();
+  await withDpu(ctx, async (client) => {
     if (!client) return;
     try {
       await ctx.timer.step('dpu', () => client.status());

@@ -2,8 +2,9 @@ import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { CniError, ErrorCode } from '../cni/errors';
+import { formatIssues } from '../config/load';
 import { type DpuConfig, DpuConfigSchema } from '../config/schema';
-import type { PlugRequest, PortOwner, UnplugRequest } from '../dpu/client';
+import { dpuTarget, type PlugRequest, type PortOwner, type UnplugRequest } from '../dpu/client';
 import type { Logger } from '../log';
 import { DpuConnection, identityKey } from './connection';
 import { type DaemonError, type DaemonRequest, type DaemonResponse, readLines } from './protocol';
@@ -101,8 +102,8 @@ export class DaemonServer {
       const req = JSON.parse(line) as Partial<DaemonRequest>;
       id = typeof req.id === 'number' ? req.id : 0;
       const parsed = DpuConfigSchema.safeParse(req.dpu);
-      if (!parsed.success) throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: dpu: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-      this.log.debug({ op: req.op, dpu: `${parsed.data.user}@${parsed.data.host}:${parsed.data.port}` }, 'request');
+      if (!parsed.success) throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: dpu: ${formatIssues(parsed.error)}`);
+      this.log.debug({ op: req.op, dpu: dpuTarget(parsed.data) }, 'request');
       const result = await this.dispatch(req.op, parsed.data, Array.isArray(req.args) ? req.args : []);
       return { id, ok: true, result };
     } catch (err) {

@@ -45,3 +45,8 @@ export interface DpuClient {
 export function representorName(template: string, pfIndex: number, vfIndex: number): string {
   return template.replaceAll('{pf}', String(pfIndex)).replaceAll('{vf}', String(vfIndex));
 }
+
+/** How logs and errors name a DPU: the SSH login it is reached by. */
+export function dpuTarget(d: { user: string; host: string; port: number }): string {
+  return `${d.user}@${d.host}:${d.port}`;
+}

@@ -3,8 +3,9 @@ import { CniError } from '../cni/errors';
 import type { DpuConfig } from '../config/schema';
 import { type DaemonOp, type DaemonResponse, readLines } from '../daemon/protocol';
 import type { Logger } from '../log';
-import type { DpuClient, PlugRequest, PlugResult, PortOwner, UnplugRequest } from './client';
+import { type DpuClient, dpuTarget, type PlugRequest, type PlugResult, type PortOwner, type UnplugRequest } from './client';
 import { assertUuid } from './ovs';
+import { elapsedMs } from '../util/time';
 
 /** The daemon is absent, refused, or went away before answering: the request goes direct instead. */
 class DaemonUnavailable extends Error {}
@@ -33,7 +34,7 @@ export class DaemonDpuClient implements DpuClient {
     private readonly log: Logger,
     private readonly makeDirect: () => DpuClient,
   ) {
-    this.target = `${conf.user}@${conf.host}:${conf.port}`;
+    this.target = dpuTarget(conf);
   }
 
   private direct(): DpuClient {
@@ -46,7 +47,7 @@ export class DaemonDpuClient implements DpuClient {
       const t0 = performance.now();
       const sock = connect(this.conf.daemonSocket);
       sock.once('connect', () => {
-        this.socketMs = Math.round((performance.now() - t0) * 10) / 10;
+        this.socketMs = elapsedMs(t0);
         sock.removeAllListeners('error');
         this.attach(sock);
         resolve(sock);

@@ -93,9 +93,8 @@ export class OvsDpuClient implements DpuClient {
     const items = reqs.map((r) => ({ bridge: bridgeName(this.s.bridgePrefix, r.vni), vni: r.vni, portUuid: r.portUuid }));
     const out = await this.run('unplug', [removePortsBatchCommand(this.s, items)]);
     if (out.length !== reqs.length * UNPLUG_OUTPUTS) throw new CniError(ErrorCode.DpuCommandFailed, `DPU ${this.target}: unplug: unexpected ovs-vsctl output`);
-    const done: void[] = [];
-    for (const [k, item] of items.entries()) done.push(await this.removeBridgeIfUnused(item.bridge, out.slice(k * UNPLUG_OUTPUTS, (k + 1) * UNPLUG_OUTPUTS)));
-    return done;
+    for (const [k, item] of items.entries()) await this.removeBridgeIfUnused(item.bridge, out.slice(k * UNPLUG_OUTPUTS, (k + 1) * UNPLUG_OUTPUTS));
+    return items.map(() => undefined);
   }
 
   async check(req: PlugRequest): Promise<void> {

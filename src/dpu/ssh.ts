@@ -3,6 +3,8 @@ import { readFileSync, statSync } from 'node:fs';
 import type { Client, ConnectConfig, ServerHostKeyAlgorithm } from 'ssh2';
 import { CniError, ErrorCode } from '../cni/errors';
 import type { DpuConfig } from '../config/schema';
+import { elapsedMs } from '../util/time';
+import { dpuTarget } from './client';
 
 export interface ExecResult {
   exitCode: number;
@@ -93,7 +95,7 @@ export class SshTransport implements DpuTransport {
     private readonly s: SshSettings,
     private readonly onDrop?: () => void,
   ) {
-    this.target = `${s.user}@${s.host}:${s.port}`;
+    this.target = dpuTarget(s);
   }
 
   private expectedKeys(): { verify: (blob: Buffer) => boolean; types: string[]; describe: string } {
@@ -152,7 +154,7 @@ export class SshTransport implements DpuTransport {
       this.pending = client;
       client.once('ready', () => {
         this.client = client;
-        this.connectMs = Math.round((performance.now() - t0) * 10) / 10;
+        this.connectMs = elapsedMs(t0);
         client.once('close', () => {
           if (this.client !== client) return;
           this.client = undefined;
