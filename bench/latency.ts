@@ -8,7 +8,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { BINARY, CNI_PATH, container, hostLocal, netConf, PREFIX, removeContainers, ROOT, type Site, site, type Testbed, testbedDown, testbedUp } from '../test/e2e/helpers';
+import { BINARY, CNI_PATH, container, envFor, hostLocal, netConf, type NetnsRun, PREFIX, removeContainers, ROOT, runInNetns, type Site, site, type Testbed, testbedDown, testbedUp } from '../test/e2e/helpers';
 
 interface Options {
   quick: boolean;
@@ -36,31 +36,10 @@ function parseArgs(argv: string[]): Options {
 const HOST_DEVICE = join(CNI_PATH.split(':')[0] as string, 'host-device');
 const progress = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 
-interface Run {
-  ms: number;
-  status: number;
-  pid: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command inside a network namespace with stdin and env, timing it from spawn to exit. */
-function runIn(netns: string, file: string, args: string[], env: Record<string, string>, input = ''): Promise<Run> {
-  return new Promise((resolve) => {
-    const t0 = process.hrtime.bigint();
-    const p = spawn('ip', ['netns', 'exec', netns, file, ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env } });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('close', (code) => resolve({ ms: Number(process.hrtime.bigint() - t0) / 1e6, status: code ?? -1, pid: p.pid ?? 0, stdout, stderr }));
-    p.stdin.on('error', () => undefined);
-    p.stdin.end(input);
-  });
-}
+type Run = NetnsRun;
 
 function cniEnv(command: string, containerId: string, netns: string): Record<string, string> {
-  return { CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_ARGS: '', CNI_PATH };
+  return envFor({ command, containerId, netns });
 }
 
 async function must(what: string, r: Promise<Run>): Promise<Run> {
@@ -166,18 +145,18 @@ function opsAddPort(vf: number, b: Bench): string {
 }
 
 async function plugin(b: Bench, command: string, id: string, netns: string, warm: boolean): Promise<Run> {
-  return must(`dpu-overlay ${command} ${id}`, runIn(b.s.hostNetns, BINARY, [], cniEnv(command, id, netns), JSON.stringify(pluginConf(b, warm))));
+  return must(`dpu-overlay ${command} ${id}`, runInNetns(b.s.hostNetns, BINARY, [], cniEnv(command, id, netns), JSON.stringify(pluginConf(b, warm))));
 }
 
 async function hostDevice(b: Bench, command: string, id: string, netns: string, vf: number): Promise<Run> {
-  return must(`host-device ${command}`, runIn(b.s.hostNetns, HOST_DEVICE, [], cniEnv(command, id, netns), hostDeviceConf(b, vf)));
+  return must(`host-device ${command}`, runInNetns(b.s.hostNetns, HOST_DEVICE, [], cniEnv(command, id, netns), hostDeviceConf(b, vf)));
 }
 
 async function hostDeviceSsh(b: Bench, command: string, id: string, netns: string, vf: number): Promise<Run> {
   const t0 = process.hrtime.bigint();
   const hd = await hostDevice(b, command, id, netns, vf);
   const remote = command === 'ADD' ? opsAddPort(vf, b) : `ovs-vsctl --if-exists del-port br-bench ${b.s.vfs[vf]?.representor}`;
-  await must('ssh ovs-vsctl', runIn(b.s.hostNetns, 'ssh', [...sshArgs(b), remote], {}));
+  await must('ssh ovs-vsctl', runInNetns(b.s.hostNetns, 'ssh', [...sshArgs(b), remote], {}));
   return { ...hd, ms: Number(process.hrtime.bigint() - t0) / 1e6 };
 }
 
@@ -229,7 +208,7 @@ function version(file: string, n: number): Stats {
 /** Peak RSS (KiB) of one ADD of the plugin, from GNU time inside the host namespace. */
 async function peakRssKb(b: Bench, netns: string): Promise<number> {
   const out = join(b.tb.stateDir, 'bench-rss.txt');
-  await must('ADD under /usr/bin/time', runIn(b.s.hostNetns, '/usr/bin/time', ['-f', '%M', '-o', out, BINARY], cniEnv('ADD', 'rss', netns), JSON.stringify(pluginConf(b, false))));
+  await must('ADD under /usr/bin/time', runInNetns(b.s.hostNetns, '/usr/bin/time', ['-f', '%M', '-o', out, BINARY], cniEnv('ADD', 'rss', netns), JSON.stringify(pluginConf(b, false))));
   await plugin(b, 'DEL', 'rss', netns, false);
   return Number(readFileSync(out, 'utf8').trim().split('\n').pop());
 }

@@ -132,34 +132,56 @@ export function envFor(call: CniCall): Record<string, string> {
   };
 }
 
-export function outcome(status: number | null, stdout: string, stderr: string, t0: number): CniOutcome {
+/** A finished plugin run with its stdout parsed (undefined if it is not one JSON value) and whole milliseconds. */
+export function outcome(r: { status: number | null; stdout: string; stderr: string; ms: number }): CniOutcome {
   let json: Record<string, unknown> | undefined;
   try {
-    json = stdout.trim() ? (JSON.parse(stdout) as Record<string, unknown>) : undefined;
+    json = r.stdout.trim() ? (JSON.parse(r.stdout) as Record<string, unknown>) : undefined;
   } catch {
     json = undefined;
   }
-  return { status: status ?? -1, stdout, stderr, json, ms: Date.now() - t0 };
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, json, ms: Math.round(r.ms) };
+}
+
+export interface NetnsRun {
+  status: number;
+  signal: NodeJS.Signals | null;
+  pid: number;
+  stdout: string;
+  stderr: string;
+  /** From spawn to exit, as a runtime sees it. */
+  ms: number;
+}
+
+/** Runs file inside a network namespace with env (PATH defaulted) and stdin; SIGKILLed after timeoutMs. */
+export function runInNetns(netns: string, file: string, args: string[], env: Record<string, string>, input: string | Buffer = '', timeoutMs = 60000): Promise<NetnsRun> {
+  return new Promise((resolve) => {
+    const t0 = process.hrtime.bigint();
+    const p = spawn('ip', ['netns', 'exec', netns, file, ...args], { env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env } });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.stdout.on('data', (d: Buffer) => out.push(d));
+    p.stderr.on('data', (d: Buffer) => err.push(d));
+    p.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      resolve({ status: code ?? -1, signal, pid: p.pid ?? 0, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), ms });
+    });
+    p.stdin.on('error', () => undefined); // the program may exit before reading all of stdin
+    p.stdin.end(input);
+  });
 }
 
 /** Runs the packaged plugin on an emulated host (inside its network namespace), as a runtime would. */
 export function cni(s: Site, conf: Record<string, unknown>, call: CniCall): CniOutcome {
   const t0 = Date.now();
   const r = spawnSync('ip', ['netns', 'exec', s.hostNetns, BINARY], { input: JSON.stringify(conf), env: envFor(call), encoding: 'utf8', timeout: 60000 });
-  return outcome(r.status, r.stdout, r.stderr, t0);
+  return outcome({ status: r.status, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - t0 });
 }
 
-export function cniAsync(s: Site, conf: Record<string, unknown>, call: CniCall): Promise<CniOutcome> {
-  const t0 = Date.now();
-  return new Promise((resolve) => {
-    const p = spawn('ip', ['netns', 'exec', s.hostNetns, BINARY], { env: envFor(call) });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('close', (code) => resolve(outcome(code, stdout, stderr, t0)));
-    p.stdin.end(JSON.stringify(conf));
-  });
+export async function cniAsync(s: Site, conf: Record<string, unknown>, call: CniCall): Promise<CniOutcome> {
+  return outcome(await runInNetns(s.hostNetns, BINARY, [], envFor(call), JSON.stringify(conf)));
 }
 
 const containers = new Set<string>();

@@ -3,10 +3,10 @@
  * forced-command wrappers on the emulated DPUs, host and DPU snapshots, and the per-scenario tally.
  * Used by the jest e2e suite (short, seeded) and by `npm run stress` (full size, prints the summary table).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BINARY, type CniOutcome, dpuExec, envFor, outcome, PREFIX, sh, type Site, TESTBED, type Testbed } from '../e2e/helpers';
+import { BINARY, type CniOutcome, dpuExec, envFor, outcome, PREFIX, runInNetns, sh, type Site, TESTBED, type Testbed } from '../e2e/helpers';
 
 /** What one scenario found; `violations` must stay empty. */
 export interface Tally {
@@ -137,21 +137,7 @@ export interface Outcome extends CniOutcome {
 export function runPlugin(s: Site, conf: unknown, call: { command: string; containerId?: string; netns?: string; ifname?: string; args?: string }, o: RunOptions = {}): Promise<Outcome> {
   const env = envFor({ ...call, env: o.env });
   for (const [k, v] of Object.entries(env)) if (v === UNSET) delete env[k];
-  const t0 = Date.now();
-  return new Promise((resolve) => {
-    const p = spawn('ip', ['netns', 'exec', s.hostNetns, BINARY], { env });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const timer = setTimeout(() => p.kill('SIGKILL'), o.timeoutMs ?? 60000);
-    p.stdout.on('data', (d: Buffer) => out.push(d));
-    p.stderr.on('data', (d: Buffer) => err.push(d));
-    p.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ ...outcome(code, Buffer.concat(out).toString('utf8'), Buffer.concat(err).toString('utf8'), t0), signal });
-    });
-    p.stdin.on('error', () => undefined); // the plugin may exit before reading a huge stdin
-    p.stdin.end(o.stdin ?? JSON.stringify(conf));
-  });
+  return runInNetns(s.hostNetns, BINARY, [], env, o.stdin ?? JSON.stringify(conf), o.timeoutMs).then((r) => ({ ...outcome(r), signal: r.signal }));
 }
 
 /** Runs `jobs` with at most `width` at once, in order of start. */
