@@ -1,14 +1,36 @@
 /**
  * Shared pieces of the stress scenarios (fuzz, concurrency, faults, security): the testbed, seeded randomness,
- * forced-command wrappers on the emulated DPUs, host and DPU snapshots, and the per-scenario tally.
+ * forced-command wrappers on the emulated DPUs, host and DPU snapshots, the per-scenario tally with one row
+ * per input shape, and the violation file.
  * Used by the jest e2e suite (short, seeded) and by `npm run stress` (full size, prints the summary table).
+ *
+ * Adding a probe (a self-contained check group) is one line. Write
+ *
+ *   async function probeDecoyVeth(tb: Testbed, t: Tally): Promise<void> {
+ *     const out = await runPlugin(site(tb, 'a'), conf, { command: 'ADD', containerId: 'decoy-1', netns });
+ *     timed(t, 'ADD (decoy veth)', out.ms);   // one operation; tracks the slowest
+ *     t.faults += 1;                           // plain counters: inputs, operations, faults
+ *     expectCniError(t, 'decoy veth', out, 7); // or expectSuccess(t, what, out), or violation(t, msg)
+ *   }
+ *
+ * and add `['decoy veth', probeDecoyVeth],` to SECURITY_PROBES (security.ts) or FAULT_PROBES (faults.ts).
+ * runProbes gives each entry its own Tally, printed as its own row under the scenario; a probe that throws is
+ * a violation of that row and the next probe still runs. A new fuzz input shape is a new Mutation kind in
+ * fuzz.ts (union member, arbitrary, buildCase branch); every kind gets its own row by itself.
+ *
+ * Violations: violation(t, msg, evidence) also counts in every enclosing tally (so a scenario's `violations`
+ * lists its rows' too) and, under npm run stress, appends one JSON line to the violation file (see
+ * recordViolationsTo). expectCniError and expectSuccess attach the plugin run (env, stdin, start, duration,
+ * timeouts, load, exit, stdout, stderr and the replay tag given to runPlugin), so a flake can be diagnosed and
+ * replayed (`npm run stress -- --replay=FILE`).
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { BINARY, type CniOutcome, dpuExec, envFor, outcome, PREFIX, runInNetns, sh, type Site, TESTBED, type Testbed } from '../e2e/helpers';
 
-/** What one scenario found; `violations` must stay empty. */
+/** What one scenario, or one shape row of it, found; `violations` must stay empty. */
 export interface Tally {
   scenario: string;
   inputs: number;
@@ -17,10 +39,48 @@ export interface Tally {
   violations: string[];
   slowestMs: number;
   slowestOp: string;
+  /** One row per input shape (probe group, mutation kind), in order of first use. */
+  shapes: Tally[];
 }
 
+/** A self-contained check group; see the top of this file. */
+export type Probe = (tb: Testbed, t: Tally) => Promise<void>;
+
+const parents = new WeakMap<Tally, Tally>();
+
 export function newTally(scenario: string): Tally {
-  return { scenario, inputs: 0, operations: 0, faults: 0, violations: [], slowestMs: 0, slowestOp: '' };
+  return { scenario, inputs: 0, operations: 0, faults: 0, violations: [], slowestMs: 0, slowestOp: '', shapes: [] };
+}
+
+/** The row of `t` for one input shape, created on first use. */
+export function shape(t: Tally, name: string): Tally {
+  const found = t.shapes.find((x) => x.scenario === name);
+  if (found) return found;
+  const row = newTally(name);
+  parents.set(row, t);
+  t.shapes.push(row);
+  return row;
+}
+
+/** `t` with its shape rows added in (violations already are: violation() records them in every enclosing tally). */
+export function rollup(t: Tally): Tally {
+  const rows = t.shapes.map(rollup);
+  const slowest = rows.reduce((a, b) => (b.slowestMs > a.slowestMs ? b : a), t);
+  const sum = (k: 'inputs' | 'operations' | 'faults') => rows.reduce((n, r) => n + r[k], t[k]);
+  return { ...t, inputs: sum('inputs'), operations: sum('operations'), faults: sum('faults'), slowestMs: slowest.slowestMs, slowestOp: slowest.slowestOp, shapes: rows };
+}
+
+/** Runs each probe on its own row of `t`; a probe that throws is a violation of its row. */
+export async function runProbes(tb: Testbed, t: Tally, probes: ReadonlyArray<readonly [string, Probe]>, progress?: (line: string) => void): Promise<void> {
+  for (const [name, probe] of probes) {
+    const row = shape(t, name);
+    try {
+      await probe(tb, row);
+    } catch (err) {
+      violation(row, `${name}: the probe threw: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    }
+    progress?.(`${t.scenario}: ${name}: ${row.violations.length} violations`);
+  }
 }
 
 export function timed(t: Tally, what: string, ms: number): void {
@@ -31,16 +91,68 @@ export function timed(t: Tally, what: string, ms: number): void {
   }
 }
 
+/** Everything known about one plugin run, written whole into a violation record. */
+export interface RunRecord {
+  hostNetns: string;
+  binary: string;
+  env: Record<string, string>;
+  stdin: string;
+  startedAt: string;
+  ms: number;
+  /** The harness kills the run (SIGKILL) after this long. */
+  killAfterMs: number;
+  /** loadavg (1 min) at start and end. */
+  load: [number, number];
+  status: number;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** What the caller passed to runPlugin to find the input again (scenario, seed, index, expectation, ...). */
+  tag?: Record<string, unknown>;
+}
+
+/** Extra facts for a violation record; `run` is attached by expectCniError/expectSuccess. */
+export interface Evidence {
+  run?: RunRecord;
+  [key: string]: unknown;
+}
+
 let reportViolation: ((scenario: string, msg: string) => void) | undefined;
+let violationFile: { path: string; seed: number; count: number } | undefined;
 
 /** npm run stress prints each violation as it is found. */
 export function onViolation(fn: (scenario: string, msg: string) => void): void {
   reportViolation = fn;
 }
 
-export function violation(t: Tally, msg: string): void {
-  reportViolation?.(t.scenario, msg);
-  if (t.violations.length < 200) t.violations.push(msg);
+/** From now on every violation is appended, whole, as one JSON line to `path` (created on the first one). */
+export function recordViolationsTo(path: string, seed: number): void {
+  violationFile = { path, seed, count: 0 };
+}
+
+export function violationsRecorded(): { path: string; count: number } | undefined {
+  return violationFile && { path: violationFile.path, count: violationFile.count };
+}
+
+/** stdin of more than 1 MiB goes to a file beside the violation file, so each record stays one readable line. */
+const INLINE_STDIN = 1024 * 1024;
+
+function writeRecord(scenario: string, row: string, msg: string, ev: Evidence): void {
+  if (!violationFile) return;
+  violationFile.count += 1;
+  const run = ev.run && ev.run.stdin.length > INLINE_STDIN ? { ...ev.run, stdin: undefined, stdinFile: `${violationFile.path}.${violationFile.count}.stdin` } : ev.run;
+  if (run && 'stdinFile' in run) writeFileSync(run.stdinFile, ev.run?.stdin ?? '');
+  const record = { at: new Date().toISOString(), seed: violationFile.seed, scenario, row, msg, ...ev, run };
+  appendFileSync(violationFile.path, JSON.stringify(record) + '\n');
+}
+
+export function violation(t: Tally, msg: string, ev: Evidence = {}): void {
+  const chain: Tally[] = [];
+  for (let x: Tally | undefined = t; x; x = parents.get(x)) chain.push(x);
+  const root = chain.at(-1) as Tally;
+  reportViolation?.(chain.map((x) => x.scenario).reverse().join(': '), msg);
+  writeRecord(root.scenario, t.scenario, msg, ev);
+  for (const x of chain) if (x.violations.length < 200) x.violations.push(msg);
 }
 
 /** mulberry32: small, fast, reproducible from a 32-bit seed. */
@@ -125,29 +237,45 @@ export interface RunOptions {
   /** Overrides of the CNI_* variables; UNSET removes one. */
   env?: Record<string, string>;
   /** Raw stdin instead of JSON.stringify(conf). */
-  stdin?: string | Buffer;
+  stdin?: string;
+  /** The harness kills the plugin after this long (default 60 s). */
   timeoutMs?: number;
+  /** Kept in the run record: what a violation file reader needs to find this input again. */
+  tag?: Record<string, unknown>;
 }
 
 export interface Outcome extends CniOutcome {
   signal: NodeJS.Signals | null;
+  run: RunRecord;
 }
 
 /** The packaged plugin inside an emulated host's netns, asynchronously (scenarios run several at once). */
-export function runPlugin(s: Site, conf: unknown, call: { command: string; containerId?: string; netns?: string; ifname?: string; args?: string }, o: RunOptions = {}): Promise<Outcome> {
+export async function runPlugin(s: Site, conf: unknown, call: { command: string; containerId?: string; netns?: string; ifname?: string; args?: string }, o: RunOptions = {}): Promise<Outcome> {
   const env = envFor({ ...call, env: o.env });
   for (const [k, v] of Object.entries(env)) if (v === UNSET) delete env[k];
-  return runInNetns(s.hostNetns, BINARY, [], env, o.stdin ?? JSON.stringify(conf), o.timeoutMs).then((r) => ({ ...outcome(r), signal: r.signal }));
+  return runRecorded(s.hostNetns, env, o.stdin ?? JSON.stringify(conf), o.timeoutMs ?? 60000, o.tag);
 }
 
-/** Runs `jobs` with at most `width` at once, in order of start. */
-export async function parallel<T>(width: number, jobs: Array<() => Promise<T>>): Promise<T[]> {
+/** Runs the plugin with exactly this environment and stdin (also what --replay does with a recorded run). */
+export async function runRecorded(hostNetns: string, env: Record<string, string>, stdin: string, killAfterMs: number, tag?: Record<string, unknown>): Promise<Outcome> {
+  const startedAt = new Date().toISOString();
+  const load0 = loadavg()[0] as number;
+  const r = await runInNetns(hostNetns, BINARY, [], env, stdin, killAfterMs);
+  const run: RunRecord = {
+    hostNetns, binary: BINARY, env, stdin, startedAt, ms: Math.round(r.ms), killAfterMs, load: [load0, loadavg()[0] as number],
+    status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, ...(tag ? { tag } : {}),
+  };
+  return { ...outcome(r), signal: r.signal, run };
+}
+
+/** Runs `jobs` with at most `width` at once, in order of start; each job is told its worker (0..width-1), which runs one job at a time. */
+export async function parallel<T>(width: number, jobs: Array<(worker: number) => Promise<T>>): Promise<T[]> {
   const results: T[] = new Array(jobs.length);
   let next = 0;
-  const worker = async () => {
+  const worker = async (_: unknown, w: number) => {
     while (next < jobs.length) {
       const i = next++;
-      results[i] = await (jobs[i] as () => Promise<T>)();
+      results[i] = await (jobs[i] as (worker: number) => Promise<T>)(w);
     }
   };
   await Promise.all(Array.from({ length: Math.min(width, jobs.length) }, worker));
@@ -159,20 +287,22 @@ const STACK_TRACE = /\n\s+at [^\n]+\(|unexpected error|Error: [^\n]*\n\s+at /;
 /** Checks that an outcome is exactly one CNI error object with `code`, and no stack trace anywhere. */
 export function expectCniError(t: Tally, what: string, out: Outcome, code: number | readonly number[]): void {
   const codes = typeof code === 'number' ? [code] : code;
+  const ev: Evidence = { expected: { codes }, run: out.run };
+  const bad = (msg: string) => violation(t, msg, ev);
   const lines = out.stdout.split('\n').filter((l) => l !== '');
-  if (out.signal) return violation(t, `${what}: killed by ${out.signal} after ${out.ms} ms`);
-  if (lines.length !== 1 || !out.json) return violation(t, `${what}: stdout is not one JSON object: ${JSON.stringify(out.stdout.slice(0, 200))}`);
+  if (out.signal) return bad(`${what}: killed by ${out.signal} after ${out.ms} ms`);
+  if (lines.length !== 1 || !out.json) return bad(`${what}: stdout is not one JSON object: ${JSON.stringify(out.stdout.slice(0, 200))}`);
   const keys = Object.keys(out.json).filter((k) => !['cniVersion', 'code', 'msg', 'details'].includes(k));
-  if (keys.length) violation(t, `${what}: error object has extra keys ${keys.join(',')}`);
-  if (!codes.includes(out.json.code as number)) violation(t, `${what}: code ${String(out.json.code)} (want ${codes.join('|')}): ${String(out.json.msg).slice(0, 200)}`);
-  if (typeof out.json.msg !== 'string' || out.json.msg === '') violation(t, `${what}: error without msg`);
-  if (out.status !== 1) violation(t, `${what}: exit status ${out.status} for an error`);
-  if (STACK_TRACE.test(out.stdout) || STACK_TRACE.test(out.stderr)) violation(t, `${what}: stack trace in output: ${out.stderr.slice(0, 300)}`);
+  if (keys.length) bad(`${what}: error object has extra keys ${keys.join(',')}`);
+  if (!codes.includes(out.json.code as number)) bad(`${what}: code ${String(out.json.code)} (want ${codes.join('|')}): ${String(out.json.msg).slice(0, 200)}`);
+  if (typeof out.json.msg !== 'string' || out.json.msg === '') bad(`${what}: error without msg`);
+  if (out.status !== 1) bad(`${what}: exit status ${out.status} for an error`);
+  if (STACK_TRACE.test(out.stdout) || STACK_TRACE.test(out.stderr)) bad(`${what}: stack trace in output: ${out.stderr.slice(0, 300)}`);
 }
 
 export function expectSuccess(t: Tally, what: string, out: Outcome): boolean {
   if (out.status === 0 && !out.signal) return true;
-  violation(t, `${what}: failed (${out.signal ?? out.status}): ${out.stdout.slice(0, 300)} ${out.stderr.slice(0, 300)}`);
+  violation(t, `${what}: failed (${out.signal ?? out.status}): ${out.stdout.slice(0, 300)} ${out.stderr.slice(0, 300)}`, { expected: 'success', run: out.run });
   return false;
 }
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { FAULT_ENV, FAULT_POINTS } from '../../src/util/fault';
 import { container, firstIp, hostLocal, linkJson, netConf, nsName, ping, sh, type Site, site, TESTBED, type Testbed } from '../e2e/helpers';
 import {
-  expectCniError, expectSuccess, forcedWrapper, listTree, newTally, type Outcome, ovsState, runPlugin, type Tally, timed, violation,
+  expectCniError, expectSuccess, forcedWrapper, listTree, newTally, type Outcome, ovsState, type Probe, runPlugin, runProbes, type Tally, timed, violation,
 } from './common';
 
 const NET = { name: 'flt', vni: 3000 };
@@ -250,32 +250,32 @@ async function slowDpu(bed: Bed): Promise<void> {
   expectClean(bed, B, tag);
 }
 
-export async function faults(tb: Testbed, o: FaultOptions): Promise<Tally> {
-  const t = newTally('crashes and faults');
-  const B = site(tb, 'b');
-  const C = site(tb, 'c');
-  const ranges: Record<string, [string, string]> = { b: ['10.140.0.10', '10.140.0.99'], c: ['10.140.0.100', '10.140.0.199'] };
-  const bed: Bed = {
-    tb, t, B, C,
+const RANGES: Record<string, [string, string]> = { b: ['10.140.0.10', '10.140.0.99'], c: ['10.140.0.100', '10.140.0.199'] };
+
+function bed(tb: Testbed, t: Tally): Bed {
+  return {
+    tb, t, B: site(tb, 'b'), C: site(tb, 'c'),
     conf: (s, dpu = {}) => {
-      const [start, end] = ranges[s.name] as [string, string];
+      const [start, end] = RANGES[s.name] as [string, string];
       return netConf(tb, s, { name: NET.name, vni: NET.vni, ipam: hostLocal(tb, s, '10.140.0.0/24', start, end, NET.name), dpu });
     },
   };
-  const steps: Array<[string, (b: Bed) => Promise<void>]> = [
-    ['SIGKILL at each fault point', killAtEachPoint],
-    ['DPU sshd down', sshdDown],
-    ['ovs-vswitchd restarted', vswitchdRestart],
-    ['OVS database reset', dbReset],
-    ['netns deleted before DEL', netnsDeleted],
-    ['stateDir lost', stateLost],
-    ['slow DPU', slowDpu],
-  ];
+}
+
+/** One row each in the summary; a new probe is one more entry (see the top of common.ts). Deterministic: no seed. */
+export const FAULT_PROBES: ReadonlyArray<readonly [string, Probe]> = [
+  ['SIGKILL at each fault point', (tb, t) => killAtEachPoint(bed(tb, t))],
+  ['DPU sshd down', (tb, t) => sshdDown(bed(tb, t))],
+  ['ovs-vswitchd restarted', (tb, t) => vswitchdRestart(bed(tb, t))],
+  ['OVS database reset', (tb, t) => dbReset(bed(tb, t))],
+  ['netns deleted before DEL', (tb, t) => netnsDeleted(bed(tb, t))],
+  ['stateDir lost', (tb, t) => stateLost(bed(tb, t))],
+  ['slow DPU', (tb, t) => slowDpu(bed(tb, t))],
+];
+
+export async function faults(tb: Testbed, o: FaultOptions): Promise<Tally> {
+  const t = newTally('crashes and faults');
   void o.seed; // the fault scenarios are deterministic
-  for (const [name, fn] of steps) {
-    const before = t.violations.length;
-    await fn(bed);
-    o.progress?.(`faults: ${name}: ${t.violations.length - before} violations`);
-  }
+  await runProbes(tb, t, FAULT_PROBES, o.progress);
   return t;
 }

@@ -5,6 +5,10 @@
  * forced command. Checked: one CNI error object with the expected code and no stack trace; inputs that are
  * legitimately valid succeed and are DEL-ed; afterwards the host is as before, no recorded DPU command and
  * nothing in OVS carries a hostile value.
+ *
+ * The inputs are a pure function of (seed, inputs) (fuzzCases): no other scenario, outcome or timing changes
+ * them, so `--only=fuzz` and a full run at one seed try the same inputs, and `--index=N` or `--replay=FILE`
+ * reruns one. The summary has one row per mutation kind.
  */
 import fc from 'fast-check';
 import { writeFileSync } from 'node:fs';
@@ -12,7 +16,7 @@ import { join } from 'node:path';
 import { container, hostLocal, netConf, type Site, type Testbed } from '../e2e/helpers';
 import {
   diffLines, expectCniError, expectSuccess, forcedWrapper, hostSnapshot, newTally, type Outcome, ovsDump, ovsState, parallel, recordedCommands,
-  runPlugin, stressDir, type Tally, timed, UNSET, violation,
+  runPlugin, runRecorded, type RunRecord, shape, stressDir, type Tally, timed, UNSET, violation,
 } from './common';
 
 const E = { version: 1, env: 4, decode: 6, config: 7 } as const;
@@ -78,6 +82,8 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
 
 export interface FuzzCase {
   id: number;
+  /** The mutation kind: the input's row in the summary. */
+  kind: Mutation['kind'];
   label: string;
   command: 'ADD' | 'DEL' | 'CHECK';
   conf?: Record<string, unknown>;
@@ -86,6 +92,8 @@ export interface FuzzCase {
   /** Codes accepted, or 'ok' for inputs that are valid and must succeed (then DEL-ed). */
   expect: readonly number[] | 'ok';
   marker: string;
+  /** Set when replaying a violation record: run exactly this. */
+  recorded?: RunRecord;
 }
 
 /** An object where the schema wants an object with only optional keys, or an empty VTEP list, is still valid. */
@@ -115,7 +123,7 @@ const NO_NUL = (s: string) => s.replace(/\0/g, '');
 export function buildCase(id: number, m: Mutation, base: Record<string, unknown>, cmd: 'ADD' | 'DEL' | 'CHECK', regularFile: string): FuzzCase {
   const marker = `h6z${id}q`;
   const conf = structuredClone(base);
-  const c: FuzzCase = { id, label: m.kind, command: cmd, conf, env: {}, expect: [E.config], marker };
+  const c: FuzzCase = { id, kind: m.kind, label: m.kind, command: cmd, conf, env: {}, expect: [E.config], marker };
   switch (m.kind) {
     case 'hostile-string': {
       const long = 'A'.repeat(m.long);
@@ -243,8 +251,35 @@ export interface FuzzOptions {
   seed: number;
   inputs: number;
   width?: number;
+  /** Run only these of the `inputs` generated inputs (--index). */
+  only?: readonly number[];
+  /** Run exactly these recorded runs instead (--replay): same env, same stdin. */
+  replay?: readonly RunRecord[];
   /** Where progress lines go (stderr in npm run stress). */
   progress?: (line: string) => void;
+}
+
+/**
+ * DPU timeout in the fuzz config: fuzz is about input handling, and a loaded machine can take seconds for an
+ * SSH handshake; 5 s (the e2e default) turned valid inputs into "DPU timed out" failures under load.
+ */
+export const FUZZ_DPU_TIMEOUT_MS = 30000;
+/** The harness kills one input after this long: well above the plugin's own limits (IPAM 60 s, DPU above). */
+export const FUZZ_KILL_AFTER_MS = 240000;
+
+/** The fuzz inputs for one seed: depends on nothing else (not on outcomes, timing or other scenarios). */
+export function fuzzCases(seed: number, inputs: number, base: Record<string, unknown>, regularFile: string): FuzzCase[] {
+  const muts = fc.sample(fc.tuple(mutation, fc.constantFrom('ADD' as const, 'ADD' as const, 'ADD' as const, 'DEL' as const, 'CHECK' as const)), { seed, numRuns: inputs });
+  return muts.map(([m, cmd], i) => buildCase(i, m, base, cmd, regularFile));
+}
+
+/** The tag runPlugin keeps in each run record: enough to find the input again and judge a replay. */
+type FuzzTag = { scenario: 'fuzz'; seed: number; inputs: number; index: number; kind: string; label: string; expect: FuzzCase['expect']; width: number; alongside: number[] };
+
+/** A recorded fuzz run back as a case: its exact env and stdin. */
+export function caseFromRecord(run: RunRecord): FuzzCase {
+  const tag = run.tag as unknown as FuzzTag;
+  return { id: tag.index, kind: tag.kind as Mutation['kind'], label: tag.label, command: (run.env.CNI_COMMAND ?? 'ADD') as FuzzCase['command'], stdin: run.stdin, env: run.env, expect: tag.expect, marker: `h6z${tag.index}q`, recorded: run };
 }
 
 /** Generates and runs `inputs` hostile inputs on site `s`; returns the tally. */
@@ -253,11 +288,11 @@ export async function fuzz(tb: Testbed, s: Site, o: FuzzOptions): Promise<Tally>
   const width = o.width ?? 3;
   const rec = forcedWrapper(tb, 'fuzz-record');
   const ipam = hostLocal(tb, s, '10.120.0.0/24', '10.120.0.10', '10.120.0.250', 'fuzz');
-  const base = netConf(tb, s, { name: 'fuzz', vni: 4242, ipam, dpu: { privateKeyFile: rec.key } });
+  const base = netConf(tb, s, { name: 'fuzz', vni: 4242, ipam, dpu: { privateKeyFile: rec.key, timeoutMs: FUZZ_DPU_TIMEOUT_MS } });
   const regularFile = join(stressDir(tb), 'regular-file');
   writeFileSync(regularFile, 'not a namespace\n');
   const stateDirs = [base.stateDir as string, ipam.dataDir as string];
-  const netns = Array.from({ length: width }, (_, w) => container(`fz${w}`));
+  const netns = Array.from({ length: Math.max(width, ...(o.replay ?? []).map((r) => Number((r.tag as { width?: number } | undefined)?.width ?? 0))) }, (_, w) => container(`fz${w}`));
   // one valid ADD and DEL first: the base config works, and the state directories exist before the snapshot
   for (const command of ['ADD', 'DEL']) {
     const warm = await runPlugin(s, base, { command, containerId: 'fz-warmup', netns: netns[0] });
@@ -265,60 +300,60 @@ export async function fuzz(tb: Testbed, s: Site, o: FuzzOptions): Promise<Tally>
   }
   const before = hostSnapshot(s, stateDirs);
   const ovsBefore = ovsState(s.name);
-  const muts = fc.sample(fc.tuple(mutation, fc.constantFrom('ADD' as const, 'ADD' as const, 'ADD' as const, 'DEL' as const, 'CHECK' as const)), { seed: o.seed, numRuns: o.inputs });
-  const cases = muts.map(([m, cmd], i) => buildCase(i, m, base, cmd, regularFile));
-  const labels = new Map<string, number>();
+  const generated = o.replay ? o.replay.map(caseFromRecord) : fuzzCases(o.seed, o.inputs, base, regularFile);
+  const cases = o.only ? generated.filter((c) => o.only?.includes(c.id)) : generated;
+  const byId = new Map(cases.map((c) => [c.id, c]));
+  const inFlight = new Set<number>();
   let done = 0;
-  const slot = new Map<number, number>();
-  await parallel(width, cases.map((c) => async () => {
-    const w = [...Array(width).keys()].find((k) => ![...slot.values()].includes(k)) ?? 0;
-    slot.set(c.id, w);
+  await parallel(width, cases.map((c) => async (w: number) => {
+    const tag: FuzzTag = { scenario: 'fuzz', seed: o.seed, inputs: o.inputs, index: c.id, kind: c.kind, label: c.label, expect: c.expect, width, alongside: [...inFlight] };
+    inFlight.add(c.id);
     try {
-      await runCase(t, s, c, base, netns[w] as string);
+      await runCase(shape(t, c.kind), s, c, base, netns[w] as string, tag);
     } finally {
-      slot.delete(c.id);
-      const kind = c.label.split(' ')[0] as string;
-      labels.set(kind, (labels.get(kind) ?? 0) + 1);
+      inFlight.delete(c.id);
       done += 1;
       if (o.progress && done % 500 === 0) o.progress(`fuzz: ${done}/${cases.length} inputs, ${t.violations.length} violations`);
     }
   }));
-  t.inputs = cases.length;
 
   const commands = recordedCommands(rec.log);
   const dump = [ovsDump(s.name), ...tb.sites.filter((x) => x.name !== s.name).map((x) => ovsDump(x.name))].join('\n');
   // DPU commands name their container (external_ids): only inputs that are valid may have sent any
-  const valid = new Set(cases.filter((c) => c.expect === 'ok').map((c) => c.id));
   for (const cmd of commands) {
     for (const [, id] of cmd.matchAll(/fz-(\d+)\b/g)) {
-      const c = cases[Number(id)];
-      if (c && !valid.has(c.id)) violation(t, `input ${c.id} (${c.label}) was refused, but the DPU received a command for it: ${cmd.slice(0, 200)}`);
+      const c = byId.get(Number(id));
+      if (c && c.expect !== 'ok') violation(shape(t, c.kind), `input ${c.id} (${c.label}) was refused, but the DPU received a command for it: ${cmd.slice(0, 200)}`, { dpuCommand: cmd, input: c.id });
     }
   }
   for (const c of cases) {
+    const row = shape(t, c.kind);
     const hit = commands.find((cmd) => cmd.includes(c.marker));
-    if (hit && c.expect !== 'ok') violation(t, `input ${c.id} (${c.label}): a DPU command carries its hostile value: ${hit.slice(0, 200)}`);
-    if (hit && c.expect === 'ok') violation(t, `input ${c.id} (${c.label}): an ignored field reached the DPU: ${hit.slice(0, 200)}`);
-    if (dump.includes(c.marker)) violation(t, `input ${c.id} (${c.label}): its value is in the OVS database`);
+    if (hit && c.expect !== 'ok') violation(row, `input ${c.id} (${c.label}): a DPU command carries its hostile value: ${hit.slice(0, 200)}`, { dpuCommand: hit, input: c.id });
+    if (hit && c.expect === 'ok') violation(row, `input ${c.id} (${c.label}): an ignored field reached the DPU: ${hit.slice(0, 200)}`, { dpuCommand: hit, input: c.id });
+    if (dump.includes(c.marker)) violation(row, `input ${c.id} (${c.label}): its value is in the OVS database`, { input: c.id });
   }
   const after = hostSnapshot(s, stateDirs);
-  if (after !== before) violation(t, `host state changed: ${diffLines(before, after)}`);
+  if (after !== before) violation(t, `host state changed: ${diffLines(before, after)}`, { hostBefore: before, hostAfter: after });
   const ovsAfter = ovsState(s.name);
-  if (JSON.stringify(ovsAfter) !== JSON.stringify(ovsBefore)) violation(t, `OVS changed on DPU ${s.name}: bridges ${ovsAfter.bridges.join(',')}, ${ovsAfter.ports.length} container ports`);
-  o.progress?.(`fuzz: ${cases.length} inputs (${[...labels].map(([k, v]) => `${k}: ${v}`).join(', ')}); ${commands.length} DPU commands recorded`);
+  if (JSON.stringify(ovsAfter) !== JSON.stringify(ovsBefore)) violation(t, `OVS changed on DPU ${s.name}: bridges ${ovsAfter.bridges.join(',')}, ${ovsAfter.ports.length} container ports`, { ovsBefore, ovsAfter });
+  o.progress?.(`fuzz: ${cases.length} inputs (${t.shapes.map((r) => `${r.scenario}: ${r.inputs}`).join(', ')}); ${commands.length} DPU commands recorded`);
   return t;
 }
 
-async function runCase(t: Tally, s: Site, c: FuzzCase, base: Record<string, unknown>, netns: string): Promise<void> {
+async function runCase(t: Tally, s: Site, c: FuzzCase, base: Record<string, unknown>, netns: string, tag: FuzzTag): Promise<void> {
+  t.inputs += 1;
   const containerId = `fz-${c.id}`;
   const call = { command: c.command, containerId, netns, ifname: 'eth0' };
-  const out: Outcome = await runPlugin(s, c.conf, call, { env: c.env, stdin: c.stdin, timeoutMs: 60000 });
+  const out: Outcome = c.recorded
+    ? await runRecorded(c.recorded.hostNetns, c.recorded.env, c.recorded.stdin, c.recorded.killAfterMs, tag)
+    : await runPlugin(s, c.conf, call, { env: c.env, stdin: c.stdin, timeoutMs: FUZZ_KILL_AFTER_MS, tag });
   timed(t, `${c.command} ${c.label}`, out.ms);
   const what = `input ${c.id} (${c.label}, ${c.command})`;
   if (c.expect === 'ok') {
     if (!expectSuccess(t, what, out)) return;
-    // valid after all: undo it with a plain, valid DEL
-    const del = await runPlugin(s, base, { command: 'DEL', containerId, netns, ifname: 'eth0' });
+    // valid after all: undo it with a plain, valid DEL (in the namespace the input named)
+    const del = await runPlugin(s, base, { command: 'DEL', containerId, netns: c.recorded?.env.CNI_NETNS ?? netns, ifname: 'eth0' }, { timeoutMs: FUZZ_KILL_AFTER_MS, tag: { ...tag, cleanup: 'DEL' } });
     timed(t, 'DEL (after a valid fuzz input)', del.ms);
     expectSuccess(t, `${what}: DEL`, del);
     return;

@@ -3,39 +3,75 @@
  * on the emulated testbed, at full size; prints one summary table (and JSON with --json=FILE).
  *
  *   node scripts/run-ts.js test/stress/main.ts [--seed=N] [--inputs=N] [--ops=N]  [--only=fuzz,concurrency,faults,security] [--json=FILE] [--keep]
+ *     [--violations=FILE] [--only=fuzz --index=N,M] [--replay=FILE[:LINE]]
  *
  * --keep leaves the testbed up for inspection. The seed (DPUO_STRESS_SEED or --seed) is printed first: rerun with it to get the same inputs and operations.
+ * Every violation is appended, whole (input, timing, timeouts, plugin output, replay tag), as one JSON line to the
+ * violation file named in the summary. --replay reruns the recorded fuzz runs of such a file (or only its line LINE,
+ * from 1) with exactly their env and stdin; --index reruns generated fuzz inputs by number. Run both with the same
+ * DPUO_TESTBED_PREFIX as the recording (the inputs name the testbed's paths).
  * Exit status 1 if any violation was found.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { removeContainers, requireBinary, site, testbedDown, testbedUp } from '../e2e/helpers';
-import { onViolation, seedFrom, type Tally, teardownStressDir } from './common';
+import { onViolation, recordViolationsTo, rollup, type RunRecord, seedFrom, type Tally, teardownStressDir, violationsRecorded } from './common';
 import { concurrency } from './concurrency';
 import { faults } from './faults';
 import { fuzz } from './fuzz';
 import { security } from './security';
 
 function flag(name: string, fallback: number): number {
-  const f = process.argv.find((a) => a.startsWith(`--${name}=`));
-  return f ? Number(f.slice(name.length + 3)) : fallback;
+  const f = arg(name);
+  return f ? Number(f) : fallback;
 }
 
+function arg(name: string): string | undefined {
+  return process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+}
+
+/** One row per scenario (its shapes added in), then its shape rows indented under it. */
 function table(tallies: Tally[]): string {
   const head = ['scenario', 'inputs', 'operations', 'faults', 'violations', 'slowest (ms)', 'slowest operation'];
-  const rows = tallies.map((t) => [t.scenario, String(t.inputs), String(t.operations), String(t.faults), String(t.violations.length), String(t.slowestMs), t.slowestOp.slice(0, 48)]);
-  const slowest = tallies.reduce((a, b) => (b.slowestMs > a.slowestMs ? b : a));
-  rows.push(['total', ...[0, 1, 2, 3].map((i) => String(tallies.reduce((n, t) => n + [t.inputs, t.operations, t.faults, t.violations.length][i]!, 0))), String(slowest.slowestMs), slowest.slowestOp.slice(0, 48)]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const cells = (t: Tally, name: string) => [name, String(t.inputs), String(t.operations), String(t.faults), String(t.violations.length), String(t.slowestMs), t.slowestOp.slice(0, 48)];
+  const rolled = tallies.map(rollup);
+  const rows = rolled.flatMap((t) => [cells(t, t.scenario), ...t.shapes.map((r) => cells(r, `  ${r.scenario}`))]);
+  const slowest = rolled.reduce((a, b) => (b.slowestMs > a.slowestMs ? b : a));
+  const total = ['total', ...[0, 1, 2, 3].map((i) => String(rolled.reduce((n, t) => n + [t.inputs, t.operations, t.faults, t.violations.length][i]!, 0))), String(slowest.slowestMs), slowest.slowestOp.slice(0, 48)];
+  const widths = head.map((h, i) => Math.max(h.length, ...[...rows, total].map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => (i === 0 || i === 6 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(0, -1).map(line), widths.map((w) => '-'.repeat(w)).join('  '), line(rows.at(-1)!)].join('\n');
+  const rule = widths.map((w) => '-'.repeat(w)).join('  ');
+  return [line(head), rule, ...rows.map(line), rule, line(total)].join('\n');
+}
+
+/** The fuzz runs of a violation file (all, or line LINE of FILE:LINE), deduplicated by input. */
+function recordedRuns(spec: string): { seed: number; inputs: number; runs: RunRecord[] } {
+  const m = /^(.*?)(?::(\d+))?$/.exec(spec) as RegExpExecArray;
+  const lines = readFileSync(m[1] as string, 'utf8').split('\n').filter(Boolean);
+  const picked = m[2] ? [lines[Number(m[2]) - 1] ?? ''] : lines;
+  const runs = new Map<number, RunRecord>();
+  for (const l of picked) {
+    const r = JSON.parse(l) as { run?: RunRecord & { stdinFile?: string } };
+    const tag = r.run?.tag as { scenario?: string; index?: number; cleanup?: string } | undefined;
+    if (!r.run || tag?.scenario !== 'fuzz' || tag.cleanup || tag.index === undefined) continue;
+    runs.set(tag.index, { ...r.run, stdin: r.run.stdinFile ? readFileSync(r.run.stdinFile, 'utf8') : r.run.stdin });
+  }
+  const first = [...runs.values()][0]?.tag as { seed: number; inputs: number } | undefined;
+  if (!first) throw new Error(`${spec}: no replayable fuzz run in it; the other scenarios replay as a whole: --seed=<its seed> --only=<scenario>`);
+  return { seed: first.seed, inputs: first.inputs, runs: [...runs.values()] };
 }
 
 async function main(): Promise<number> {
   requireBinary();
-  const seed = seedFrom(process.argv, process.env);
-  const only = (process.argv.find((a) => a.startsWith('--only='))?.slice(7) ?? 'fuzz,concurrency,faults,security').split(',');
+  const replay = arg('replay') ? recordedRuns(arg('replay') as string) : undefined;
+  const seed = replay?.seed ?? seedFrom(process.argv, process.env);
+  const only = replay ? ['fuzz'] : (arg('only') ?? 'fuzz,concurrency,faults,security').split(',');
+  const index = arg('index')?.split(',').map(Number);
   const log = (l: string) => process.stderr.write(`stress: ${l}\n`);
-  log(`seed ${seed} (rerun with --seed=${seed})`);
+  log(replay ? `replaying ${replay.runs.length} recorded fuzz run(s) of seed ${seed}` : `seed ${seed} (rerun with --seed=${seed})`);
+  const violationFile = arg('violations') ?? join(tmpdir(), `dpu-overlay-stress-${seed}-${new Date().toISOString().replace(/[:.]/g, '')}.jsonl`);
+  recordViolationsTo(violationFile, seed);
   onViolation((scenario, msg) => log(`VIOLATION [${scenario}] ${msg}`));
   const t0 = Date.now();
   const tb = testbedUp(flag('vfs', 32), 'a,b,c');
@@ -50,7 +86,8 @@ async function main(): Promise<number> {
   process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
   try {
     const A = site(tb, 'a');
-    if (only.includes('fuzz')) tallies.push(await fuzz(tb, A, { seed, inputs: flag('inputs', 10000), width: flag('width', 4), progress: log }));
+    const inputs = replay?.inputs ?? flag('inputs', 10000);
+    if (only.includes('fuzz')) tallies.push(await fuzz(tb, A, { seed, inputs, width: flag('width', 4), only: index, replay: replay?.runs, progress: log }));
     if (only.includes('concurrency')) tallies.push(await concurrency(tb, { seed, operations: flag('ops', 400), width: flag('cwidth', 6), progress: log }));
     if (only.includes('faults')) tallies.push(await faults(tb, { seed, progress: log }));
     if (only.includes('security')) tallies.push(await security(tb, { progress: log }));
@@ -63,9 +100,11 @@ async function main(): Promise<number> {
       testbedDown();
     }
   }
-  process.stdout.write(`\ndpu-overlay stress, seed ${seed}, ${Math.round((Date.now() - t0) / 1000)} s\n${table(tallies)}\n`);
-  const json = process.argv.find((a) => a.startsWith('--json='))?.slice(7);
-  if (json) writeFileSync(json, JSON.stringify({ seed, tallies }, null, 2) + '\n');
+  const recorded = violationsRecorded();
+  const where = recorded?.count ? `violations written to ${recorded.path} (replay the fuzz ones with --replay=${recorded.path})` : 'no violations';
+  process.stdout.write(`\ndpu-overlay stress, seed ${seed}, ${Math.round((Date.now() - t0) / 1000)} s\n${table(tallies)}\n${where}\n`);
+  const json = arg('json');
+  if (json) writeFileSync(json, JSON.stringify({ seed, violationFile: recorded?.count ? recorded.path : null, tallies: tallies.map(rollup) }, null, 2) + '\n');
   return tallies.some((t) => t.violations.length > 0) ? 1 : 0;
 }
 

@@ -8,8 +8,8 @@ import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync, wri
 import { join } from 'node:path';
 import { container, dpuExec, hostLocal, netConf, PREFIX, ROOT, sh, type Site, site, type Testbed } from '../e2e/helpers';
 import {
-  diffLines, expectCniError, expectSuccess, forcedWrapper, hostSnapshot, newKey, newTally, type Outcome, recordedCommands, runPlugin, stressDir,
-  type Tally, timed, violation,
+  diffLines, expectCniError, expectSuccess, forcedWrapper, hostSnapshot, newKey, newTally, type Outcome, type Probe, recordedCommands, runPlugin,
+  runProbes, stressDir, type Tally, timed, violation,
 } from './common';
 
 const GUARD_DIR = '/usr/local/libexec/dpu-overlay';
@@ -159,24 +159,25 @@ async function guard(c: Ctx): Promise<void> {
   }
 }
 
-export async function security(tb: Testbed, o: SecurityOptions): Promise<Tally> {
-  const t = newTally('security');
+function ctx(tb: Testbed, t: Tally): Ctx {
   const A = site(tb, 'a');
-  const c: Ctx = {
+  return {
     tb, t, A,
     conf: (dpu = {}, extra = {}) => netConf(tb, A, { name: 'sec', vni: 5000, ipam: hostLocal(tb, A, '10.150.0.0/24', '10.150.0.10', '10.150.0.99', 'sec'), dpu, extra }),
   };
-  const steps: Array<[string, (x: Ctx) => Promise<void>]> = [
-    ['host key pinning', hostKeyPinning],
-    ['private key modes', privateKeyModes],
-    ['stateDir and log modes', stateAndLogModes],
-    ['forced-command guard', guard],
-    ['no key material in logs', async (x) => logsHoldNoKeys(x)],
-  ];
-  for (const [name, fn] of steps) {
-    const before = t.violations.length;
-    await fn(c);
-    o.progress?.(`security: ${name}: ${t.violations.length - before} violations`);
-  }
+}
+
+/** One row each in the summary; a new probe is one more entry (see the top of common.ts). */
+export const SECURITY_PROBES: ReadonlyArray<readonly [string, Probe]> = [
+  ['host key pinning', (tb, t) => hostKeyPinning(ctx(tb, t))],
+  ['private key modes', (tb, t) => privateKeyModes(ctx(tb, t))],
+  ['stateDir and log modes', (tb, t) => stateAndLogModes(ctx(tb, t))],
+  ['forced-command guard', (tb, t) => guard(ctx(tb, t))],
+  ['no key material in logs', async (tb, t) => logsHoldNoKeys(ctx(tb, t))],
+];
+
+export async function security(tb: Testbed, o: SecurityOptions): Promise<Tally> {
+  const t = newTally('security');
+  await runProbes(tb, t, SECURITY_PROBES, o.progress);
   return t;
 }
