@@ -1,10 +1,13 @@
 /**
  * The stress scenarios (test/stress/*) at CI size, seeded: hostile input, concurrency, crashes and faults,
  * security. `npm run stress` runs them at full size and prints the summary table.
- * DPUO_STRESS_SEED picks the seed (default fixed, so CI is reproducible); it is printed either way.
+ * DPUO_STRESS_SEED picks the seed (default fixed, so CI is reproducible); it is printed either way. Violations
+ * are also written whole to a JSONL file (path printed), replayable with `npm run stress -- --replay=FILE`.
  */
 import { removeContainers, requireBinary, site, type Testbed, testbedDown, testbedUp } from './helpers';
-import { teardownStressDir, type Tally } from '../stress/common';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { recordViolationsTo, rollup, teardownStressDir, type Tally } from '../stress/common';
 import { concurrency } from '../stress/concurrency';
 import { faults } from '../stress/faults';
 import { fuzz } from '../stress/fuzz';
@@ -13,11 +16,13 @@ import { security } from '../stress/security';
 jest.setTimeout(600000);
 
 const seed = Number(process.env.DPUO_STRESS_SEED ?? 20261126);
+const violationFile = join(tmpdir(), `dpu-overlay-stress-e2e-${seed}-${process.pid}.jsonl`);
 let tb: Testbed;
 
 beforeAll(() => {
   requireBinary();
-  process.stderr.write(`stress suite: seed ${seed} (DPUO_STRESS_SEED=${seed} to reproduce)\n`);
+  process.stderr.write(`stress suite: seed ${seed} (DPUO_STRESS_SEED=${seed} to reproduce); violations, if any, in ${violationFile}\n`);
+  recordViolationsTo(violationFile, seed);
   tb = testbedUp(8, 'a,b,c');
 });
 
@@ -27,28 +32,31 @@ afterAll(() => {
   testbedDown();
 });
 
-function report(t: Tally): void {
-  process.stderr.write(`${t.scenario}: ${t.inputs} inputs, ${t.operations} operations, ${t.faults} faults, ${t.violations.length} violations, slowest ${t.slowestMs} ms (${t.slowestOp})\n`);
+function report(tally: Tally): void {
+  const t = rollup(tally);
+  const rows = t.shapes.map((r) => `${r.scenario} ${r.inputs || r.operations}${r.violations.length ? ` (${r.violations.length} violations)` : ''}`).join(', ');
+  process.stderr.write(`${t.scenario}: ${t.inputs} inputs, ${t.operations} operations, ${t.faults} faults, ${t.violations.length} violations, slowest ${t.slowestMs} ms (${t.slowestOp}); ${rows}\n`);
 }
 
 test('hostile input: 300 generated inputs end in the right CNI error, change nothing and reach neither shell nor OVS', async () => {
   const t = await fuzz(tb, site(tb, 'a'), { seed, inputs: 300, width: 3 });
   report(t);
-  expect(t.inputs).toBe(300);
+  expect(rollup(t).inputs).toBe(300);
   expect(t.violations).toEqual([]);
 });
 
 test('concurrency: 150 seeded parallel ADD/DEL/CHECK keep VFs, cache and OVS consistent and containers reachable', async () => {
   const t = await concurrency(tb, { seed, operations: 150, width: 6, pings: 6 });
   report(t);
-  expect(t.operations).toBeGreaterThanOrEqual(150);
+  expect(rollup(t).operations).toBeGreaterThanOrEqual(150);
   expect(t.violations).toEqual([]);
 });
 
 test('crashes and faults: SIGKILL at every step, DPU and OVS faults, lost netns and state, slow DPU; all recovered', async () => {
   const t = await faults(tb, { seed });
   report(t);
-  expect(t.faults).toBeGreaterThanOrEqual(17);
+  expect(rollup(t).faults).toBeGreaterThanOrEqual(17);
+  expect(t.shapes.length).toBeGreaterThanOrEqual(7);
   expect(t.violations).toEqual([]);
 });
 
