@@ -15,7 +15,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { removeContainers, requireBinary, site, testbedDown, testbedUp } from '../e2e/helpers';
+import { spawnSync } from 'node:child_process';
+import { PREFIX, removeContainers, requireBinary, site, testbedDown, testbedUp } from '../e2e/helpers';
 import { onViolation, recordViolationsTo, rollup, type RunRecord, seedFrom, type Tally, teardownStressDir, violationsRecorded } from './common';
 import { concurrency } from './concurrency';
 import { faults } from './faults';
@@ -62,8 +63,21 @@ function recordedRuns(spec: string): { seed: number; inputs: number; runs: RunRe
   return { seed: first.seed, inputs: first.inputs, runs: [...runs.values()] };
 }
 
+/**
+ * `testbed.sh up` silently tears down a testbed with the same prefix: another run's (an e2e suite, a second
+ * stress) would lose its namespaces and DPUs mid-operation and report violations that no rerun shows.
+ */
+function refuseSharedTestbed(): void {
+  const names = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.split(' ')[0] ?? '');
+  const taken = names.filter((n) => n.startsWith(`${PREFIX}-`));
+  if (taken.length) {
+    throw new Error(`a testbed with prefix ${PREFIX} is already up (${taken.length} namespaces, e.g. ${taken[0]}): another run is using it, or a killed run left it. Use another DPUO_TESTBED_PREFIX, or remove it with DPUO_TESTBED_PREFIX=${PREFIX} bash test/e2e/testbed.sh down`);
+  }
+}
+
 async function main(): Promise<number> {
   requireBinary();
+  refuseSharedTestbed();
   const replay = arg('replay') ? recordedRuns(arg('replay') as string) : undefined;
   const seed = replay?.seed ?? seedFrom(process.argv, process.env);
   const only = replay ? ['fuzz'] : (arg('only') ?? 'fuzz,concurrency,faults,security').split(',');
