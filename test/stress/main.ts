@@ -90,14 +90,18 @@ async function main(): Promise<number> {
   const t0 = Date.now();
   const tb = testbedUp(flag('vfs', 32), 'a,b,c');
   const tallies: Tally[] = [];
+  // `timeout` signals the whole process group and run-ts.js forwards too: a second signal must not kill the teardown
+  let tearingDown = false;
   const interrupted = () => {
+    if (tearingDown) return;
+    tearingDown = true;
     log('interrupted: tearing the testbed down');
     removeContainers();
     teardownStressDir(tb);
     testbedDown();
     process.exit(130);
   };
-  process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
+  process.on('SIGINT', interrupted).on('SIGTERM', interrupted);
   try {
     const A = site(tb, 'a');
     const inputs = replay?.inputs ?? flag('inputs', 10000);
