@@ -251,7 +251,7 @@ export interface FuzzOptions {
   seed: number;
   inputs: number;
   width?: number;
-  /** Run only these of the `inputs` generated inputs (--index). */
+  /** Run only these of the `inputs` generated inputs (--index; with `replay`, in addition to it). */
   only?: readonly number[];
   /** Run exactly these recorded runs instead (--replay): same env, same stdin. */
   replay?: readonly RunRecord[];
@@ -300,8 +300,9 @@ export async function fuzz(tb: Testbed, s: Site, o: FuzzOptions): Promise<Tally>
   }
   const before = hostSnapshot(s, stateDirs);
   const ovsBefore = ovsState(s.name);
-  const generated = o.replay ? o.replay.map(caseFromRecord) : fuzzCases(o.seed, o.inputs, base, regularFile);
-  const cases = o.only ? generated.filter((c) => o.only?.includes(c.id)) : generated;
+  const replayed = (o.replay ?? []).map(caseFromRecord);
+  const generated = o.only || !o.replay ? fuzzCases(o.seed, o.inputs, base, regularFile).filter((c) => !o.only || o.only.includes(c.id)) : [];
+  const cases = [...replayed, ...generated.filter((c) => !replayed.some((r) => r.id === c.id))];
   const byId = new Map(cases.map((c) => [c.id, c]));
   const inFlight = new Set<number>();
   const retries = { n: 0 };

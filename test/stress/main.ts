@@ -46,21 +46,29 @@ function table(tallies: Tally[]): string {
   return [line(head), rule, ...rows.map(line), rule, line(total)].join('\n');
 }
 
-/** The fuzz runs of a violation file (all, or line LINE of FILE:LINE), deduplicated by input. */
-function recordedRuns(spec: string): { seed: number; inputs: number; runs: RunRecord[] } {
+/**
+ * The fuzz runs of a violation file (all, or line LINE of FILE:LINE), one per input: recorded runs are rerun
+ * verbatim; a failed clean-up DEL names its input, which is generated again from seed and index.
+ */
+function recordedRuns(spec: string): { seed: number; inputs: number; runs: RunRecord[]; indices: number[] } {
   const m = /^(.*?)(?::(\d+))?$/.exec(spec) as RegExpExecArray;
   const lines = readFileSync(m[1] as string, 'utf8').split('\n').filter(Boolean);
   const picked = m[2] ? [lines[Number(m[2]) - 1] ?? ''] : lines;
   const runs = new Map<number, RunRecord>();
+  const indices = new Set<number>();
+  let seed: number | undefined;
+  let inputs = 0;
   for (const l of picked) {
     const r = JSON.parse(l) as { run?: RunRecord & { stdinFile?: string } };
-    const tag = r.run?.tag as { scenario?: string; index?: number; cleanup?: string } | undefined;
-    if (!r.run || tag?.scenario !== 'fuzz' || tag.cleanup || tag.index === undefined) continue;
-    runs.set(tag.index, { ...r.run, stdin: r.run.stdinFile ? readFileSync(r.run.stdinFile, 'utf8') : r.run.stdin });
+    const tag = r.run?.tag as { scenario?: string; seed: number; inputs: number; index?: number; cleanup?: string } | undefined;
+    if (!r.run || tag?.scenario !== 'fuzz' || tag.index === undefined) continue;
+    seed = tag.seed;
+    inputs = tag.inputs;
+    if (tag.cleanup) indices.add(tag.index);
+    else runs.set(tag.index, { ...r.run, stdin: r.run.stdinFile ? readFileSync(r.run.stdinFile, 'utf8') : r.run.stdin });
   }
-  const first = [...runs.values()][0]?.tag as { seed: number; inputs: number } | undefined;
-  if (!first) throw new Error(`${spec}: no replayable fuzz run in it; the other scenarios replay as a whole: --seed=<its seed> --only=<scenario>`);
-  return { seed: first.seed, inputs: first.inputs, runs: [...runs.values()] };
+  if (seed === undefined) throw new Error(`${spec}: no replayable fuzz run in it; the other scenarios replay as a whole: --seed=<its seed> --only=<scenario>`);
+  return { seed, inputs, runs: [...runs.values()], indices: [...indices].filter((i) => !runs.has(i)) };
 }
 
 /**
@@ -81,9 +89,9 @@ async function main(): Promise<number> {
   const replay = arg('replay') ? recordedRuns(arg('replay') as string) : undefined;
   const seed = replay?.seed ?? seedFrom(process.argv, process.env);
   const only = replay ? ['fuzz'] : (arg('only') ?? 'fuzz,concurrency,faults,security').split(',');
-  const index = arg('index')?.split(',').map(Number);
+  const index = [...(arg('index')?.split(',').map(Number) ?? []), ...(replay?.indices ?? [])];
   const log = (l: string) => process.stderr.write(`stress: ${l}\n`);
-  log(replay ? `replaying ${replay.runs.length} recorded fuzz run(s) of seed ${seed}` : `seed ${seed} (rerun with --seed=${seed})`);
+  log(replay ? `replaying ${replay.runs.length} recorded fuzz run(s) and ${replay.indices.length} regenerated input(s) of seed ${seed}` : `seed ${seed} (rerun with --seed=${seed})`);
   const violationFile = arg('violations') ?? join(tmpdir(), `dpu-overlay-stress-${seed}-${new Date().toISOString().replace(/[:.]/g, '')}.jsonl`);
   recordViolationsTo(violationFile, seed);
   onViolation((scenario, msg) => log(`VIOLATION [${scenario}] ${msg}`));
@@ -105,7 +113,7 @@ async function main(): Promise<number> {
   try {
     const A = site(tb, 'a');
     const inputs = replay?.inputs ?? flag('inputs', 10000);
-    if (only.includes('fuzz')) tallies.push(await fuzz(tb, A, { seed, inputs, width: flag('width', 4), only: index, replay: replay?.runs, progress: log }));
+    if (only.includes('fuzz')) tallies.push(await fuzz(tb, A, { seed, inputs, width: flag('width', 4), only: index.length ? index : undefined, replay: replay?.runs, progress: log }));
     if (only.includes('concurrency')) tallies.push(await concurrency(tb, { seed, operations: flag('ops', 400), width: flag('cwidth', 6), progress: log }));
     if (only.includes('faults')) tallies.push(await faults(tb, { seed, progress: log }));
     if (only.includes('security')) tallies.push(await security(tb, { progress: log }));
