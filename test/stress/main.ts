@@ -8,7 +8,8 @@
  * --keep leaves the testbed up for inspection. The seed (DPUO_STRESS_SEED or --seed) is printed first: rerun with it to get the same inputs and operations.
  * Every violation is appended, whole (input, timing, timeouts, plugin output, replay tag), as one JSON line to the
  * violation file named in the summary. --replay reruns the recorded fuzz runs of such a file (or only its line LINE,
- * from 1) with exactly their env and stdin; --index reruns generated fuzz inputs by number. Run both with the same
+ * from 1) with exactly their env and stdin, one at a time (recorded runs can name the same container netns);
+ * --index reruns generated fuzz inputs by number. Run both with the same
  * DPUO_TESTBED_PREFIX as the recording (the inputs name the testbed's paths).
  * Exit status 1 if any violation was found.
  */
@@ -113,7 +114,7 @@ async function main(): Promise<number> {
   try {
     const A = site(tb, 'a');
     const inputs = replay?.inputs ?? flag('inputs', 10000);
-    if (only.includes('fuzz')) tallies.push(await fuzz(tb, A, { seed, inputs, width: flag('width', 4), only: index.length ? index : undefined, replay: replay?.runs, progress: log }));
+    if (only.includes('fuzz')) tallies.push(await fuzz(tb, A, { seed, inputs, width: replay ? 1 : flag('width', 4), only: index.length ? index : undefined, replay: replay?.runs, progress: log }));
     if (only.includes('concurrency')) tallies.push(await concurrency(tb, { seed, operations: flag('ops', 400), width: flag('cwidth', 6), progress: log }));
     if (only.includes('faults')) tallies.push(await faults(tb, { seed, progress: log }));
     if (only.includes('security')) tallies.push(await security(tb, { progress: log }));
