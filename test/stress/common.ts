@@ -101,6 +101,8 @@ export interface RunRecord {
   ms: number;
   /** The harness kills the run (SIGKILL) after this long. */
   killAfterMs: number;
+  /** The config's dpu.timeoutMs (SSH handshake and each DPU command), if stdin has one. */
+  dpuTimeoutMs?: number;
   /** loadavg (1 min) at start and end. */
   load: [number, number];
   status: number;
@@ -256,13 +258,18 @@ export async function runPlugin(s: Site, conf: unknown, call: { command: string;
   return runRecorded(s.hostNetns, env, o.stdin ?? JSON.stringify(conf), o.timeoutMs ?? 60000, o.tag);
 }
 
+function dpuTimeout(stdin: string): number | undefined {
+  const m = /"timeoutMs":(\d+)/.exec(stdin.slice(0, 64 * 1024));
+  return m ? Number(m[1]) : undefined;
+}
+
 /** Runs the plugin with exactly this environment and stdin (also what --replay does with a recorded run). */
 export async function runRecorded(hostNetns: string, env: Record<string, string>, stdin: string, killAfterMs: number, tag?: Record<string, unknown>): Promise<Outcome> {
   const startedAt = new Date().toISOString();
   const load0 = loadavg()[0] as number;
   const r = await runInNetns(hostNetns, BINARY, [], env, stdin, killAfterMs);
   const run: RunRecord = {
-    hostNetns, binary: BINARY, env, stdin, startedAt, ms: Math.round(r.ms), killAfterMs, load: [load0, loadavg()[0] as number],
+    hostNetns, binary: BINARY, env, stdin, startedAt, ms: Math.round(r.ms), killAfterMs, dpuTimeoutMs: dpuTimeout(stdin), load: [load0, loadavg()[0] as number],
     status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, ...(tag ? { tag } : {}),
   };
   return { ...outcome(r), signal: r.signal, run };
