@@ -10,6 +10,8 @@ export interface CniRequest {
   rawConfig: string;
   config: Record<string, unknown>;
   cniVersion: string;
+  /** The plugin's whole environment, handed on to delegated plugins (with CNI_* overridden) as pkg/invoke does. */
+  rawEnv: Record<string, string | undefined>;
 }
 
 export interface PluginHandlers {
@@ -46,7 +48,7 @@ async function runCommand(command: CniCommand, handlers: PluginHandlers, io: Ske
   const cniVersion = requireSupportedVersion(config.cniVersion);
   requireVersionForCommand(command, cniVersion);
   const env = parseEnv(io.env);
-  const req: CniRequest = { env, rawConfig, config, cniVersion };
+  const req: CniRequest = { env, rawConfig, config, cniVersion, rawEnv: io.env };
   switch (command) {
     case 'ADD':
       return JSON.stringify(convertResult(await handlers.add(req), cniVersion));

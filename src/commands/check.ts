@@ -13,7 +13,8 @@ export async function cmdCheck(ctx: Context): Promise<void> {
   const prev = conf.prevResult;
   if (!prev) throw new CniError(ErrorCode.InvalidNetworkConfig, 'invalid network config: prevResult: CHECK needs the result of ADD in prevResult');
   const att = state.loadAttachment(containerId, ifname);
-  if (!att || att.phase !== 'ready') throw new CniError(ErrorCode.UnknownContainer, `no attachment of ${ifname} in container ${containerId} on network ${conf.name} (was ADD run, or was ${conf.stateDir} lost?)`);
+  // Not code 3: that tells the runtime nothing needs cleaning up, while a VF and an address may still be held.
+  if (!att || att.phase !== 'ready') throw fail(`no ${att ? 'completed ' : ''}attachment of ${ifname} in container ${containerId} on network ${conf.name} in ${conf.stateDir} (interrupted ADD, or stateDir lost?); DEL and ADD it again`);
 
   const interfaces = (prev.interfaces ?? []) as CniInterface[];
   const index = interfaces.findIndex((i) => i.name === ifname && (i.sandbox === undefined || i.sandbox === netns));
@@ -24,14 +25,18 @@ export async function cmdCheck(ctx: Context): Promise<void> {
     const link = await timer.step('link', () => links.findLink(ifname, netns));
     if (!link) throw fail(`interface ${ifname} is missing from ${netns}`);
     if (expected.mac && link.mac !== expected.mac.toLowerCase()) throw fail(`interface ${ifname} has MAC ${link.mac}, expected ${expected.mac}`);
-    if (link.mtu !== att.mtu) throw fail(`interface ${ifname} has MTU ${link.mtu}, expected ${att.mtu}`);
+    // prevResult is the chain's final result: a later plugin (tuning) may have changed the MTU; without an mtu there, nothing to hold it to.
+    if (expected.mtu !== undefined && link.mtu !== expected.mtu) throw fail(`interface ${ifname} has MTU ${link.mtu}, expected ${expected.mtu}`);
     if (!link.up) throw fail(`interface ${ifname} is down`);
 
     const ours = ((prev.ips ?? []) as CniIpConfig[]).filter((ip) => ip.interface === index);
     const present = new Set(await links.addresses(ifname, netns));
     for (const ip of ours) if (!present.has(ip.address)) throw fail(`address ${ip.address} is missing from ${ifname}`);
+    // Ours (from ADD) that the final result still lists: a later plugin may have dropped one on purpose.
+    const listed = new Set(((prev.routes ?? []) as CniRoute[]).map((r) => `${r.dst} ${r.gw ?? ''}`));
+    const ourRoutes = ((att.result?.routes ?? []) as CniRoute[]).filter((r) => listed.has(`${r.dst} ${r.gw ?? ''}`));
     for (const family of ['-4', '-6'] as const) {
-      const wanted = ((att.result?.routes ?? []) as CniRoute[]).filter((r) => (family === '-6') === r.dst.includes(':'));
+      const wanted = ourRoutes.filter((r) => (family === '-6') === r.dst.includes(':'));
       if (wanted.length === 0) continue;
       const table = new Set((await links.routes(ifname, netns, family)).map((r) => r.dst));
       for (const r of wanted) {
@@ -39,8 +44,10 @@ export async function cmdCheck(ctx: Context): Promise<void> {
         if (!table.has(dst) && !table.has(r.dst.replace(/\/(32|128)$/, ''))) throw fail(`route to ${r.dst} is missing in ${netns}`);
       }
     }
-    if (att.ipamType) {
-      await timer.step('ipam', () => ctx.ipam.check(ipamCall({ ...att, ipamType: att.ipamType as string }, netns, req.env.argsRaw, req.cniVersion)));
+    if (conf.ipam) {
+      // The runtime's CHECK config: IPAM plugins such as static verify the prevResult in it.
+      const call = ipamCall({ containerId, ifname, rawConfig: req.rawConfig, cniPath: req.env.path, ipamType: conf.ipam.type }, netns, req.env.argsRaw, req.cniVersion);
+      await timer.step('ipam', () => ctx.ipam.check(call));
     }
     if (client && att.dpu && conf.dpu) {
       const plug = { network: att.network, vni: att.vni, containerId, ifname, netns, representor: att.dpu.representor, mtu: att.mtu };

@@ -15,6 +15,8 @@ export interface Deps {
   runner: CommandRunner;
   dpuClient(conf: DpuConfig, log: Logger): DpuClient;
   logger?(conf: NetConf, bindings: Record<string, unknown>): Logger;
+  /** Where delegated plugins' stderr goes (default: ours, which the runtime collects). */
+  stderr?(text: string): void;
 }
 
 export interface Context {
@@ -35,7 +37,7 @@ export function prepare(req: CniRequest, deps: Deps): Context {
   const bindings = { command: req.env.command, containerId: req.env.containerId || undefined, ifname: req.env.ifname || undefined, network: conf.name };
   const log = deps.logger ? deps.logger(conf, bindings) : createLogger(conf, bindings);
   const state = new StateStore(conf.stateDir);
-  return { req, conf, log, timer, state, sysfs: new Sysfs(conf.sysfsRoot), links: new LinkOps(deps.runner), ipam: new IpamDelegate(deps.runner), deps };
+  return { req, conf, log, timer, state, sysfs: new Sysfs(conf.sysfsRoot), links: new LinkOps(deps.runner), ipam: new IpamDelegate(deps.runner, { env: req.rawEnv, stderr: deps.stderr ?? ((text) => void process.stderr.write(text)) }), deps };
 }
 
 /**
@@ -60,6 +62,15 @@ export async function withDpu<T>(ctx: Context, body: (client: DpuClient | undefi
 
 export function ipamCall(att: Pick<Attachment, 'rawConfig' | 'containerId' | 'ifname' | 'cniPath'> & { ipamType: string }, netns: string, cniArgs: string, cniVersion: string): IpamCall {
   return { type: att.ipamType, cniPath: att.cniPath, rawConfig: att.rawConfig, containerId: att.containerId, netns, ifname: att.ifname, cniArgs, cniVersion };
+}
+
+/**
+ * The network config an IPAM DEL of att gets: the runtime's DEL config (with its prevResult) when this is
+ * a DEL naming the IPAM plugin ADD used; otherwise (GC, an ADD replacing an interrupted one, an IPAM type
+ * changed since ADD) the config recorded at ADD, the only one that names what holds the address.
+ */
+export function delegatedDelConfig(ctx: Context, att: Pick<Attachment, 'rawConfig' | 'ipamType'>): string {
+  return ctx.req.env.command === 'DEL' && ctx.conf.ipam?.type === att.ipamType ? ctx.req.rawConfig : att.rawConfig;
 }
 
 /** dev:inode of a namespace file, to recognise the same namespace later (and never act on our own). */

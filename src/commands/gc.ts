@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import { CniError, ErrorCode } from '../cni/errors';
 import { formatIssues } from '../config/load';
-import { type Context, withDpu } from './context';
+import { type Context, ipamCall, withDpu } from './context';
 import { releaseAttachment } from './release';
 
 const ValidAttachments = z.array(z.looseObject({ containerID: z.string().max(256), ifname: z.string().max(64) })).max(100000);
@@ -39,6 +39,21 @@ export async function cmdGc(ctx: Context): Promise<void> {
       const removed = await ctx.timer.step('dpu', () => client.gc(conf.name, conf.vni, keep));
       if (removed) log.info({ removed }, 'GC removed stale DPU ports');
     }
-    if (failures.length) throw new CniError(ErrorCode.TryAgainLater, `GC could not release ${failures.length} attachment(s): ${failures.join('; ')}`);
+    let ipamError: unknown;
+    if (conf.ipam) {
+      // SPEC: a plugin MUST pass GC on to its delegates; the runtime's config carries the valid-attachments list.
+      const call = ipamCall({ containerId: '', ifname: '', rawConfig: req.rawConfig, cniPath: req.env.path, ipamType: conf.ipam.type }, '', req.env.argsRaw, req.cniVersion);
+      try {
+        const asked = await ctx.timer.step('ipam', () => ctx.ipam.gc(call));
+        if (!asked) log.debug({ ipam: conf.ipam.type }, 'IPAM plugin speaks no CNI version with GC; not asked');
+      } catch (err) {
+        ipamError = err;
+      }
+    }
+    if (failures.length) {
+      if (ipamError) failures.push(`IPAM: ${(ipamError as Error).message}`);
+      throw new CniError(ErrorCode.TryAgainLater, `GC could not release ${failures.length} attachment(s): ${failures.join('; ')}`);
+    }
+    if (ipamError) throw ipamError;
   });
 }

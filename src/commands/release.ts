@@ -5,7 +5,7 @@ import { HOST_NETNS, temporaryName } from '../host/netlink';
 import { CommandError } from '../host/runner';
 import type { Attachment } from '../host/state';
 import { faultPoint } from '../util/fault';
-import { type Context, hostNetnsIdentity, ipamCall, netnsIdentity } from './context';
+import { type Context, delegatedDelConfig, hostNetnsIdentity, ipamCall, netnsIdentity } from './context';
 
 /**
  * The namespace DEL may enter: the runtime's CNI_NETNS if it gave one, else the one recorded at ADD
@@ -73,7 +73,7 @@ export async function releaseHost(ctx: Context, att: Attachment, netnsHint: stri
   const { timer, links, state } = ctx;
   const netns = usableNetns(att, netnsHint);
   if (att.ipamType) {
-    const call = ipamCall({ ...att, ipamType: att.ipamType, cniPath: ctx.req.env.path.length ? ctx.req.env.path : att.cniPath }, netns ?? '', ctx.req.env.argsRaw, ctx.req.cniVersion);
+    const call = ipamCall({ ...att, rawConfig: delegatedDelConfig(ctx, att), ipamType: att.ipamType, cniPath: ctx.req.env.path.length ? ctx.req.env.path : att.cniPath }, netns ?? '', ctx.req.env.argsRaw, ctx.req.cniVersion);
     await timer.step('ipam', () => ctx.ipam.del(call));
     faultPoint('del:ipam-released');
   }

@@ -1,25 +1,49 @@
 import { accessSync, constants } from 'node:fs';
 import { CniError, ErrorCode } from '../cni/errors';
-import { type Context, withDpu } from './context';
+import { type Context, ipamCall, withDpu } from './context';
+
+const unavailable = (why: string) => new CniError(ErrorCode.PluginNotAvailable, why);
+
+/** A pool with no VF that ADD could take: each is allocated or has no netdev in the host namespace. */
+async function requireFreeVf(ctx: Context, pf: string): Promise<void> {
+  const { conf, state } = ctx;
+  const vfs = ctx.sysfs.listVfs(pf, conf.pfIndex);
+  const taken = new Set(state.listAllocations());
+  const inHost = new Set((await ctx.timer.step('hostLinks', () => ctx.links.listLinks())).map((l) => l.name));
+  const free = vfs.filter((vf) => !taken.has(vf.pci) && vf.netdev !== undefined && inHost.has(vf.netdev));
+  if (free.length > 0) return;
+  const allocated = vfs.filter((vf) => taken.has(vf.pci)).length;
+  throw unavailable(`no free VF on PF ${pf}: of its ${vfs.length} VFs ${allocated} are allocated (${state.allocationsDir}) and ${vfs.length - allocated} have no netdev in the host namespace; ADD would fail until DEL or GC frees one, or raise sriov_numvfs`);
+}
 
 /** STATUS (CNI 1.1): can this node serve ADD? Code 50 with the reason if not. */
 export async function cmdStatus(ctx: Context): Promise<void> {
-  const { conf, state } = ctx;
-  const unavailable = (why: string) => new CniError(ErrorCode.PluginNotAvailable, why);
+  const { conf, state, req } = ctx;
   try {
     state.ensure();
     accessSync(conf.stateDir, constants.W_OK);
   } catch (err) {
     throw unavailable(`stateDir ${conf.stateDir} is not writable: ${(err as Error).message}`);
   }
-  if (conf.pf) {
+  // A network-wide deviceID names one VF for every ADD; a pool is only checked when ADD picks from the PF.
+  if (conf.pf && !conf.resolvedDeviceId) {
     try {
-      ctx.sysfs.listVfs(conf.pf, conf.pfIndex);
+      await requireFreeVf(ctx, conf.pf);
     } catch (err) {
-      throw unavailable((err as Error).message);
+      throw err instanceof CniError && err.code === ErrorCode.PluginNotAvailable ? err : unavailable((err as Error).message);
     }
   }
   await withDpu(ctx, async (client) => {
+    if (conf.ipam) {
+      // SPEC: a plugin that delegates ADD work must ask the delegate's STATUS and report its error as its own.
+      const call = ipamCall({ containerId: '', ifname: '', rawConfig: req.rawConfig, cniPath: req.env.path, ipamType: conf.ipam.type }, '', req.env.argsRaw, req.cniVersion);
+      try {
+        await ctx.timer.step('ipam', () => ctx.ipam.status(call));
+      } catch (err) {
+        const code = (err as { code?: number }).code;
+        throw code === ErrorCode.PluginNotAvailable || code === ErrorCode.PluginNotAvailableLimitedConnectivity ? err : unavailable((err as Error).message);
+      }
+    }
     if (!client) return;
     try {
       await ctx.timer.step('dpu', () => client.status());

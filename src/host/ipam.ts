@@ -18,7 +18,19 @@ export interface IpamCall {
   cniVersion: string;
 }
 
+/** What a delegated call needs besides the call itself: the runtime's environment and where the plugin's stderr goes. */
+export interface DelegationIo {
+  /** The plugin's own environment; the delegate gets it with CNI_* overridden (pkg/invoke passes os.Environ() the same way). */
+  env: Record<string, string | undefined>;
+  stderr(text: string): void;
+}
+
+type Command = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS';
+
 const IPAM_TIMEOUT_MS = 60000;
+/** GC and STATUS exist from CNI 1.1.0 on: a plugin that speaks no such version does not know them. */
+const GC_STATUS_MINIMUM = '1.1.0';
+const DEFAULT_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
 
 export function findPlugin(type: string, cniPath: string[]): string {
   for (const dir of cniPath) {
@@ -73,7 +85,10 @@ function withVersion(rawConfig: string, version: string): string {
 
 /** Runs the IPAM plugin named in the config, the way libcni's invoke.Delegate* does. */
 export class IpamDelegate {
-  constructor(private readonly runner: CommandRunner) {}
+  constructor(
+    private readonly runner: CommandRunner,
+    private readonly io: DelegationIo = { env: process.env, stderr: (text) => void process.stderr.write(text) },
+  ) {}
 
   /**
    * Runs the plugin; if it refuses the config's cniVersion (code 1, e.g. Debian's 1.0.0 plugins under a
@@ -97,46 +112,68 @@ export class IpamDelegate {
     throw this.pluginError(call.type, command, first.stdout, first.stderr);
   }
 
-  private async commonVersion(plugin: string, call: IpamCall, minimum: string): Promise<{ version?: string; answer: string }> {
+  private async commonVersion(plugin: string, call: IpamCall, minimum: string): Promise<{ version?: string; answer: string; answered: boolean }> {
     const r = await this.exec(plugin, 'VERSION', call, JSON.stringify({ cniVersion: '0.3.0' }));
     const answer = `exit ${r.exitCode}: ${r.stdout.trim()} ${r.stderr.trim()}`;
-    let theirs: string[] = [];
+    let theirs: unknown;
     try {
-      theirs = (JSON.parse(r.stdout) as { supportedVersions?: string[] }).supportedVersions ?? [];
+      theirs = (JSON.parse(r.stdout) as { supportedVersions?: unknown }).supportedVersions;
     } catch {
-      return { answer };
+      // fall through
     }
-    const version = theirs
-      .filter((v) => isSupportedVersion(v) && compareVersions(v, call.cniVersion) <= 0 && compareVersions(v, minimum) >= 0)
+    if (r.exitCode !== 0 || !Array.isArray(theirs)) return { answer, answered: false };
+    const version = (theirs as unknown[])
+      .filter((v): v is string => isSupportedVersion(v) && compareVersions(v, call.cniVersion) <= 0 && compareVersions(v, minimum) >= 0)
       .sort(compareVersions)
       .pop();
-    return { version, answer };
+    return { version, answer, answered: true };
   }
 
-  private exec(plugin: string, command: string, call: IpamCall, input: string) {
-    const env: Record<string, string> = {
-      PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
-      CNI_COMMAND: command,
-      CNI_CONTAINERID: call.containerId,
-      CNI_NETNS: call.netns,
-      CNI_IFNAME: call.ifname,
-      CNI_ARGS: call.cniArgs,
-      CNI_PATH: call.cniPath.join(':'),
-    };
-    return this.runner.run(plugin, [], { input, env, timeoutMs: IPAM_TIMEOUT_MS });
+  private async exec(plugin: string, command: string, call: IpamCall, input: string) {
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(this.io.env)) if (v !== undefined) env[k] = v;
+    env.PATH ??= DEFAULT_PATH;
+    env.CNI_COMMAND = command;
+    env.CNI_PATH = call.cniPath.join(':');
+    // GC and STATUS concern the network, not one attachment: the runtime's own (unset) values stay.
+    if (command !== 'GC' && command !== 'STATUS') {
+      Object.assign(env, { CNI_CONTAINERID: call.containerId, CNI_NETNS: call.netns, CNI_IFNAME: call.ifname, CNI_ARGS: call.cniArgs });
+    }
+    const r = await this.runner.run(plugin, [], { input, env, timeoutMs: IPAM_TIMEOUT_MS });
+    // The runtime collects plugin stderr for its logs; the delegate's diagnostics belong there too.
+    if (r.stderr) this.io.stderr(r.stderr.endsWith('\n') ? r.stderr : `${r.stderr}\n`);
+    return r;
   }
 
-  private pluginError(type: string, command: string, stdout: string, stderr: string): CniError {
+  private pluginError(type: string, command: Command, stdout: string, stderr: string): CniError {
+    // STATUS answers keep 50/51 (not available, limited connectivity); elsewhere only 11 (try again) keeps its code.
+    const kept: readonly number[] = command === 'STATUS' ? [ErrorCode.PluginNotAvailable, ErrorCode.PluginNotAvailableLimitedConnectivity] : [ErrorCode.TryAgainLater];
+    const fallback = command === 'STATUS' ? ErrorCode.PluginNotAvailable : ErrorCode.IpamFailure;
     try {
       const e = JSON.parse(stdout) as { code?: number; msg?: string; details?: string };
       if (typeof e.msg === 'string') {
-        const code = typeof e.code === 'number' && e.code === ErrorCode.TryAgainLater ? e.code : ErrorCode.IpamFailure;
+        const code = typeof e.code === 'number' && kept.includes(e.code) ? e.code : fallback;
         return new CniError(code, `IPAM plugin "${type}" ${command} failed: ${e.msg}`, e.details ?? '');
       }
     } catch {
       // not a CNI error object
     }
-    return new CniError(ErrorCode.IpamFailure, `IPAM plugin "${type}" ${command} failed: ${(stderr || stdout).trim().slice(0, 500)}`);
+    return new CniError(fallback, `IPAM plugin "${type}" ${command} failed: ${(stderr || stdout).trim().slice(0, 500)}`);
+  }
+
+  /**
+   * GC and STATUS go only to a plugin that speaks a CNI version that has them (>= 1.1.0), in the newest
+   * version both speak; older plugins (Debian 12's host-local and static speak up to 1.0.0) answer
+   * "unknown CNI_COMMAND" and are not asked. Returns whether the plugin was asked.
+   */
+  private async invokeNetworkWide(command: 'GC' | 'STATUS', call: IpamCall): Promise<boolean> {
+    const plugin = findPlugin(call.type, call.cniPath);
+    const { version, answer, answered } = await this.commonVersion(plugin, call, GC_STATUS_MINIMUM);
+    if (!answered) throw new CniError(ErrorCode.IpamFailure, `IPAM plugin "${call.type}" does not answer VERSION with its supportedVersions (${answer.slice(0, 300)}); is it a CNI plugin?`);
+    if (!version) return false;
+    const r = await this.exec(plugin, command, call, version === call.cniVersion ? call.rawConfig : withVersion(call.rawConfig, version));
+    if (r.exitCode !== 0) throw this.pluginError(call.type, command, r.stdout, r.stderr);
+    return true;
   }
 
   async add(call: IpamCall): Promise<CniResult> {
@@ -156,5 +193,15 @@ export class IpamDelegate {
 
   async check(call: IpamCall): Promise<void> {
     await this.invoke('CHECK', call);
+  }
+
+  /** GC with the runtime's config (its cni.dev/valid-attachments included). False if the plugin has no GC. */
+  gc(call: IpamCall): Promise<boolean> {
+    return this.invokeNetworkWide('GC', call);
+  }
+
+  /** STATUS: throws the plugin's error (50/51 kept, anything else 50). False if the plugin has no STATUS. */
+  status(call: IpamCall): Promise<boolean> {
+    return this.invokeNetworkWide('STATUS', call);
   }
 }

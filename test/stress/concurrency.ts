@@ -113,7 +113,7 @@ async function runOp(t: Tally, tb: Testbed, slot: Slot, op: Op, i: number): Prom
     const prevResult = slot.attached?.result ?? { cniVersion: '1.1.0', interfaces: [{ name: 'eth0', sandbox: slot.netns }] };
     out = await runPlugin(slot.site, { ...c, prevResult }, call);
     if (slot.attached) expectSuccess(t, what, out);
-    else expectCniError(t, `${what} (not attached)`, out, 3);
+    else expectCniError(t, `${what} (not attached)`, out, 120);
   }
   timed(t, i < 0 ? 'DEL (teardown, all at once)' : `${op.kind} (concurrent)`, out.ms);
 }

@@ -212,7 +212,7 @@ async function stateLost(bed: Bed): Promise<void> {
   rmSync(join(tb.stateDir, `plugin-${B.name}`), { recursive: true, force: true });
   t.faults += 1;
   const fresh = container('lost1');
-  expectCniError(t, `${tag}: CHECK reports the lost state`, await op(bed, B, 'CHECK', 'lost-1', fresh, { conf: { ...bed.conf(B), prevResult: a1.json } }), 3);
+  expectCniError(t, `${tag}: CHECK reports the lost state (120: the runtime must still DEL)`, await op(bed, B, 'CHECK', 'lost-1', fresh, { conf: { ...bed.conf(B), prevResult: a1.json } }), 120);
   // GC removes the DPU ports nobody lists any more; the runtime's DELs release the addresses
   expectSuccess(t, `${tag}: GC`, await gc(bed, B));
   if (ovsState(B.name).ports.length) violation(t, `${tag}: GC left container ports on the DPU`);

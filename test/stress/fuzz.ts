@@ -61,7 +61,14 @@ type Mutation =
   | { kind: 'stdin-deep'; depth: number; wrapped: boolean }
   | { kind: 'stdin-huge'; mb: number }
   | { kind: 'env'; variable: string; how: string; frag: string }
-  | { kind: 'benign'; how: 'type' | 'extra-field' | 'cni-args'; frag: string };
+  | { kind: 'benign'; how: 'type' | 'extra-field' | 'cni-args'; frag: string }
+  | { kind: 'gc-list'; value: unknown };
+
+/** Malformed cni.dev/valid-attachments only: a well-formed list would make GC release the other inputs' attachments. */
+const BAD_GC_LISTS = (frag: string): unknown[] => [
+  frag, 1, {}, null, [null], [frag], [{}], [{ containerID: frag }], [{ ifname: 'eth0' }], [{ containerID: 1, ifname: 'eth0' }],
+  [{ containerID: 'x'.repeat(257) + frag, ifname: 'eth0' }], [{ containerID: 'c', ifname: frag.repeat(65) }], [{ containerID: 'c', ifname: ['eth0'] }],
+];
 
 const frag = fc.constantFrom(...HOSTILE);
 const text = fc.string({ unit: 'binary', maxLength: 12 });
@@ -76,16 +83,19 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('stdin-garbage' as const), text: fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), fc.constantFrom('', ' ', 'null', '[]', '"x"', '1', '{', '{"cniVersion":', '\u0000{}', '{}}')) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('stdin-deep' as const), depth: fc.constantFrom(1000, 100000, 1000000), wrapped: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('stdin-huge' as const), mb: fc.constantFrom(2, 8, 17) }) },
+  { weight: 4, arbitrary: frag.chain((f) => fc.record({ kind: fc.constant('gc-list' as const), value: fc.constantFrom(...BAD_GC_LISTS(f)) })) },
   { weight: 20, arbitrary: fc.record({ kind: fc.constant('env' as const), variable: fc.constantFrom('CNI_NETNS', 'CNI_IFNAME', 'CNI_CONTAINERID', 'CNI_COMMAND', 'CNI_PATH', 'CNI_ARGS'), how: fc.constantFrom('hostile', 'unset', 'special', 'special2'), frag }) },
   { weight: 7, arbitrary: fc.record({ kind: fc.constant('benign' as const), how: fc.constantFrom('type' as const, 'extra-field' as const, 'cni-args' as const), frag }) },
 );
+
+type Command = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC';
 
 export interface FuzzCase {
   id: number;
   /** The mutation kind: the input's row in the summary. */
   kind: Mutation['kind'];
   label: string;
-  command: 'ADD' | 'DEL' | 'CHECK';
+  command: Command;
   conf?: Record<string, unknown>;
   stdin?: string;
   env: Record<string, string>;
@@ -120,7 +130,7 @@ function deep(depth: number): string {
 const NO_NUL = (s: string) => s.replace(/\0/g, '');
 
 /** Turns one generated mutation into a concrete input; `base` is a valid config, `marker` unique to the input. */
-export function buildCase(id: number, m: Mutation, base: Record<string, unknown>, cmd: 'ADD' | 'DEL' | 'CHECK', regularFile: string): FuzzCase {
+export function buildCase(id: number, m: Mutation, base: Record<string, unknown>, cmd: Command, regularFile: string): FuzzCase {
   const marker = `h6z${id}q`;
   const conf = structuredClone(base);
   const c: FuzzCase = { id, kind: m.kind, label: m.kind, command: cmd, conf, env: {}, expect: [E.config], marker };
@@ -194,6 +204,11 @@ export function buildCase(id: number, m: Mutation, base: Record<string, unknown>
       c.expect = m.mb > 16 ? [E.decode] : 'ok';
       break;
     }
+    case 'gc-list':
+      c.command = 'GC';
+      c.label = 'gc-list malformed';
+      conf['cni.dev/valid-attachments'] = m.value;
+      break;
     case 'env':
       c.command = 'ADD';
       c.label = `env ${m.variable} ${m.how}`;
@@ -269,7 +284,7 @@ export const FUZZ_KILL_AFTER_MS = 240000;
 
 /** The fuzz inputs for one seed: depends on nothing else (not on outcomes, timing or other scenarios). */
 export function fuzzCases(seed: number, inputs: number, base: Record<string, unknown>, regularFile: string): FuzzCase[] {
-  const muts = fc.sample(fc.tuple(mutation, fc.constantFrom('ADD' as const, 'ADD' as const, 'ADD' as const, 'DEL' as const, 'CHECK' as const)), { seed, numRuns: inputs });
+  const muts = fc.sample(fc.tuple(mutation, fc.constantFrom<Command>('ADD', 'ADD', 'ADD', 'DEL', 'CHECK', 'STATUS')), { seed, numRuns: inputs });
   return muts.map(([m, cmd], i) => buildCase(i, m, base, cmd, regularFile));
 }
 

@@ -68,9 +68,54 @@ describe('CHECK', () => {
     expect((await b.run('CHECK')).json?.code).toBe(7);
   });
 
-  it('unknown container: code 3', async () => {
+  it('no record of the attachment: code 120 (not 3, which would tell the runtime that DEL is not needed)', async () => {
     const { b, prevResult } = await added();
-    expect((await b.run('CHECK', { containerId: 'nope', config: b.config({ prevResult }) })).json?.code).toBe(3);
+    const out = await b.run('CHECK', { containerId: 'nope', config: b.config({ prevResult }) });
+    expect(out.json?.code).toBe(120);
+    expect(out.json?.msg).toMatch(/DEL/);
+  });
+
+  it('the IPAM plugin gets the runtime CHECK config with prevResult, its CNI_PATH, and the rest of the environment', async () => {
+    const { b, prevResult } = await added();
+    const config = b.config({ prevResult });
+    expect((await b.run('CHECK', { config, env: { CNI_PATH: `/nonexistent:${b.cniPath}`, HTTP_PROXY: 'http://proxy:3128' } })).exitCode).toBe(0);
+    expect(JSON.parse(b.ipam.stdinOf('CHECK'))).toEqual(config);
+    expect(b.ipam.envOf('CHECK')).toMatchObject({ CNI_COMMAND: 'CHECK', CNI_PATH: `/nonexistent:${b.cniPath}`, HTTP_PROXY: 'http://proxy:3128', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1', CNI_NETNS: NS });
+  });
+
+  it("the IPAM plugin's stderr passes through", async () => {
+    const { b, check } = await added();
+    b.ipam.failNext('CHECK', '{"code":999,"msg":"Required prevResult missing"}');
+    expect((await check()).json?.code).toBe(103);
+    expect(b.stderr.join('')).toContain('fake ipam: CHECK failed');
+  });
+
+  it('a later plugin (tuning) changed the MTU and said so in the final result: passes', async () => {
+    const { b, prevResult } = await added();
+    b.host.link(NS, 'net1')!.mtu = 9000;
+    const interfaces = (prevResult.interfaces as Array<Record<string, unknown>>).map((i) => ({ ...i, mtu: 9000 }));
+    expect((await b.run('CHECK', { config: b.config({ prevResult: { ...prevResult, interfaces } }) })).exitCode).toBe(0);
+  });
+
+  it('a later plugin changed the MTU and the final result has no mtu (CNI < 1.1 results): passes', async () => {
+    const { b, prevResult } = await added('1.0.0');
+    b.host.link(NS, 'net1')!.mtu = 9000;
+    expect((await b.run('CHECK', { config: b.config({ cniVersion: '1.0.0', prevResult }) })).exitCode).toBe(0);
+  });
+
+  it('a later plugin changed the MAC and updated the final result: passes', async () => {
+    const { b, prevResult } = await added();
+    b.host.link(NS, 'net1')!.mac = '02:aa:bb:cc:dd:ee';
+    const interfaces = (prevResult.interfaces as Array<Record<string, unknown>>).map((i) => ({ ...i, mac: '02:aa:bb:cc:dd:ee' }));
+    expect((await b.run('CHECK', { config: b.config({ prevResult: { ...prevResult, interfaces } }) })).exitCode).toBe(0);
+  });
+
+  it('a route a later plugin removed from the final result is not required', async () => {
+    const { b, prevResult } = await added();
+    const l = b.host.link(NS, 'net1')!;
+    l.routes = l.routes.filter((r) => r.dst !== '172.16.0.0/12');
+    const routes = (prevResult.routes as Array<{ dst: string }>).filter((r) => r.dst !== '172.16.0.0/12');
+    expect((await b.run('CHECK', { config: b.config({ prevResult: { ...prevResult, routes } }) })).exitCode).toBe(0);
   });
 
   it('prevResult without our interface: code 120', async () => {

@@ -53,6 +53,21 @@ describe('DEL', () => {
     expect(b.stateFiles()).toEqual([]);
   });
 
+  it("the IPAM plugin gets the runtime's DEL config (prevResult included) and environment, not the one recorded at ADD", async () => {
+    const { b } = await added((bed) => bed.config({ ipam: { type: bed.ipam.type, ranges: [[{ subnet: '10.1.0.0/24' }]] } }));
+    const prevResult = { cniVersion: '1.1.0', interfaces: [{ name: 'net1', sandbox: NS }], ips: [{ address: '10.1.0.5/24', interface: 0 }] };
+    const delConfig = b.config({ ipam: { type: b.ipam.type, ranges: [[{ subnet: '10.1.0.0/24' }]] }, prevResult });
+    expect((await b.run('DEL', { config: delConfig, env: { CNI_PATH: `/nonexistent:${b.cniPath}`, CONTAINER_RUNTIME: 'crio' } })).exitCode).toBe(0);
+    expect(JSON.parse(b.ipam.stdinOf('DEL'))).toEqual(delConfig);
+    expect(b.ipam.envOf('DEL')).toMatchObject({ CNI_COMMAND: 'DEL', CNI_PATH: `/nonexistent:${b.cniPath}`, CONTAINER_RUNTIME: 'crio' });
+  });
+
+  it('a DEL config naming another IPAM plugin than ADD used: the recorded ADD config releases the address', async () => {
+    const { b } = await added();
+    expect((await b.run('DEL', { config: b.config({ ipam: undefined }) })).exitCode).toBe(0);
+    expect(JSON.parse(b.ipam.stdinOf('DEL'))).toEqual(b.config());
+  });
+
   it('moves the interface out without listing the container namespace first', async () => {
     const { b } = await added();
     expect((await b.run('DEL')).exitCode).toBe(0);

@@ -35,8 +35,8 @@ describe('GC', () => {
     expect(out).toMatchObject({ exitCode: 0, writes: [] });
     expect(ids(state)).toEqual(['c1/net1']);
     expect(state.listAllocations()).toEqual([PF0_VFS[1]!.pci]);
-    // IPAM DEL for the two stale ones, in their recorded namespaces
-    expect(b.ipam.log().map((l) => `${l[0]} ${l[1]} ${l[3]}`).sort()).toEqual([`DEL c0 ${nets[0]!.path}`, `DEL c2 ${nets[2]!.path}`]);
+    // IPAM DEL for the two stale ones, in their recorded namespaces, then GC passed on to the IPAM plugin
+    expect(b.ipam.log().map((l) => `${l[0]} ${l[1]} ${l[3]}`)).toEqual([`DEL c0 ${nets[0]!.path}`, `DEL c2 ${nets[2]!.path}`, 'GC - -']);
     // their VFs are back on the host, c1's is still in its container
     expect(b.host.link('host', 'ens1f0v0')).toMatchObject({ mac: vfMac(0, 0), mtu: 1500 });
     expect(b.host.link('host', 'ens1f0v2')).toMatchObject({ mac: vfMac(0, 2), mtu: 1500 });
@@ -114,6 +114,33 @@ describe('GC', () => {
     expect(state.listAllocations()).toEqual([PF0_VFS[1]!.pci]);
   });
 
+  it("passes GC on to the IPAM plugin with the runtime's config (valid-attachments included) and environment", async () => {
+    const { b } = await threeAttached();
+    const config = b.config({ 'cni.dev/valid-attachments': [{ containerID: 'c1', ifname: 'net1' }] });
+    expect((await b.run('GC', { env: { ...gcEnv, NO_PROXY: '10.0.0.0/8' }, config })).exitCode).toBe(0);
+    expect(JSON.parse(b.ipam.stdinOf('GC'))).toEqual(config);
+    const env = b.ipam.envOf('GC');
+    expect(env).toMatchObject({ CNI_COMMAND: 'GC', CNI_PATH: b.cniPath, NO_PROXY: '10.0.0.0/8' });
+    expect(env.CNI_CONTAINERID).toBeUndefined();
+  });
+
+  it('an IPAM plugin without GC (speaks up to 1.0.0) is not asked; GC succeeds', async () => {
+    const { b, state } = await threeAttached();
+    b.ipam.setVersions(['0.3.1', '0.4.0', '1.0.0']);
+    expect((await b.run('GC', { env: gcEnv })).exitCode).toBe(0);
+    expect(b.ipam.commands()).toEqual(['DEL', 'DEL', 'DEL']);
+    expect(ids(state)).toEqual([]);
+  });
+
+  it("the IPAM plugin's GC failing fails GC (code 103) after everything else was collected", async () => {
+    const { b, state } = await threeAttached();
+    b.ipam.failNext('GC', '{"code":5,"msg":"cannot open store"}');
+    const out = await b.run('GC', { env: gcEnv });
+    expect(out.json).toMatchObject({ code: 103, msg: expect.stringContaining('cannot open store') });
+    expect(ids(state)).toEqual([]);
+    expect(b.stderr.join('')).toContain('fake ipam: GC failed');
+  });
+
   it('GC with cniVersion 1.0.0 is code 1', async () => {
     const b = new Bed(nets.map((n) => n.path));
     expect((await b.run('GC', { env: gcEnv, config: b.config({ cniVersion: '1.0.0' }) })).json?.code).toBe(1);
@@ -161,6 +188,54 @@ describe('STATUS', () => {
     const b = new Bed(nets.map((n) => n.path));
     expect((await b.run('STATUS', { env: statusEnv, config: b.config({ dpu: undefined }) })).exitCode).toBe(0);
     expect(b.dpuClientsMade).toBe(0);
+  });
+
+  it("asks the IPAM plugin's STATUS with the runtime's config", async () => {
+    const b = new Bed(nets.map((n) => n.path));
+    const config = b.config();
+    expect((await b.run('STATUS', { env: statusEnv, config })).exitCode).toBe(0);
+    expect(b.ipam.commands()).toEqual(['STATUS']);
+    expect(JSON.parse(b.ipam.stdinOf('STATUS'))).toEqual(config);
+  });
+
+  it.each<[string, string, number]>([
+    ['50 stays 50', '{"code":50,"msg":"address pool exhausted"}', 50],
+    ['51 stays 51', '{"code":51,"msg":"store degraded"}', 51],
+    ['another code becomes 50', '{"code":11,"msg":"store locked"}', 50],
+  ])("the IPAM plugin's STATUS error is ours: %s", async (_n, answer, code) => {
+    const b = new Bed(nets.map((n) => n.path));
+    b.ipam.failNext('STATUS', answer);
+    const out = await b.run('STATUS', { env: statusEnv });
+    expect(out.json?.code).toBe(code);
+    expect(out.json?.msg).toContain(JSON.parse(answer).msg);
+  });
+
+  it('an IPAM plugin without STATUS (speaks up to 1.0.0) is not asked', async () => {
+    const b = new Bed(nets.map((n) => n.path));
+    b.ipam.setVersions(['0.3.1', '0.4.0', '1.0.0']);
+    expect((await b.run('STATUS', { env: statusEnv })).exitCode).toBe(0);
+    expect(b.ipam.commands()).toEqual([]);
+  });
+
+  it('an IPAM plugin missing from CNI_PATH: code 50 naming it', async () => {
+    const b = new Bed(nets.map((n) => n.path));
+    const out = await b.run('STATUS', { env: statusEnv, config: b.config({ ipam: { type: 'dhcp' } }) });
+    expect(out.json?.code).toBe(50);
+    expect(out.json?.msg).toContain('"dhcp" not found');
+  });
+
+  it('no VF left on the PF: code 50 naming the PF and the allocations', async () => {
+    const b = new Bed(nets.map((n) => n.path));
+    const state = new StateStore(b.stateDir);
+    state.ensure();
+    for (const [i, vf] of PF0_VFS.entries()) if (i < 3) state.tryAllocate(vf.pci, { containerId: `c${i}`, ifname: 'net1', network: 'ovl' });
+    expect((await b.run('STATUS', { env: statusEnv })).exitCode).toBe(0);
+    b.host.namespaces.get('host')?.delete(PF0_VFS[3]!.netdev as string); // the last one taken by something else
+    const out = await b.run('STATUS', { env: statusEnv });
+    expect(out.json?.code).toBe(50);
+    expect(out.json?.msg).toContain('no free VF on PF ens1f0');
+    expect(out.json?.msg).toContain(state.allocationsDir);
+    expect(out.json?.msg).toMatch(/3 are allocated/);
   });
 
   it('STATUS with cniVersion 1.0.0 is code 1', async () => {

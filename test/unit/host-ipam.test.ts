@@ -54,17 +54,19 @@ describe('findPlugin', () => {
 });
 
 describe('IpamDelegate', () => {
-  it('runs the plugin with the CNI environment and the raw config on stdin', async () => {
+  it('runs the plugin with the runtime environment, CNI_* of this call overriding it, and the raw config on stdin', async () => {
     const { a, b } = binDirs();
     const r = new ScriptedRunner([ok('{"cniVersion":"1.1.0","ips":[{"address":"10.1.0.5/24"}]}')]);
     const c = call([a, b]);
-    expect(await new IpamDelegate(r).add(c)).toEqual({ cniVersion: '1.1.0', ips: [{ address: '10.1.0.5/24' }] });
+    const runtimeEnv = { PATH: '/opt/bin', HOME: '/root', CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'other', CNI_NETNS: '/x', CNI_IFNAME: 'eth9', CNI_ARGS: 'A=B', CNI_PATH: '/elsewhere', UNSET: undefined };
+    expect(await new IpamDelegate(r, { env: runtimeEnv, stderr: () => undefined }).add(c)).toEqual({ cniVersion: '1.1.0', ips: [{ address: '10.1.0.5/24' }] });
     expect(r.calls).toHaveLength(1);
     expect(r.calls[0]?.file).toBe(join(b, 'host-local'));
     expect(r.calls[0]?.args).toEqual([]);
     expect(r.calls[0]?.opts.input).toBe(c.rawConfig);
     expect(r.calls[0]?.opts.env).toEqual({
-      PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+      PATH: '/opt/bin',
+      HOME: '/root',
       CNI_COMMAND: 'ADD',
       CNI_CONTAINERID: 'c1',
       CNI_NETNS: '/run/netns/a',
@@ -72,6 +74,23 @@ describe('IpamDelegate', () => {
       CNI_ARGS: 'K8S_POD_NAME=web',
       CNI_PATH: `${a}:${b}`,
     });
+  });
+
+  it('without PATH in the environment, a default one', async () => {
+    const { b } = binDirs();
+    const r = new ScriptedRunner([ok()]);
+    await new IpamDelegate(r, { env: {}, stderr: () => undefined }).del(call([b]));
+    expect(r.calls[0]?.opts.env?.PATH).toBe('/usr/sbin:/usr/bin:/sbin:/bin');
+  });
+
+  it("the plugin's stderr passes through, on success and failure", async () => {
+    const { b } = binDirs();
+    const seen: string[] = [];
+    const r = new ScriptedRunner([{ exitCode: 0, stdout: '', stderr: 'warning: lease renewed' }, fail('boom\n')]);
+    const d = new IpamDelegate(r, { env: {}, stderr: (t) => void seen.push(t) });
+    await d.del(call([b]));
+    await expect(d.del(call([b]))).rejects.toMatchObject({ code: 103 });
+    expect(seen).toEqual(['warning: lease renewed\n', 'boom\n']);
   });
 
   it('reads an older result (0.3.1 with IP version) into the 1.1.0 shape', async () => {
@@ -122,6 +141,51 @@ describe('IpamDelegate', () => {
     const { b } = binDirs();
     const r = new ScriptedRunner([fail('', 1, '{"code":1,"msg":"incompatible"}'), ok('{"supportedVersions":["0.1.0","0.2.0"]}')]);
     await expect(new IpamDelegate(r).del(call([b]))).rejects.toMatchObject({ code: 1 });
+  });
+});
+
+describe('IpamDelegate GC and STATUS', () => {
+  const v11 = ok('{"cniVersion":"1.1.0","supportedVersions":["0.4.0","1.0.0","1.1.0"]}');
+  const debian = ok('{"cniVersion":"1.0.0","supportedVersions":["0.1.0","0.2.0","0.3.0","0.3.1","0.4.0","1.0.0"]}');
+  const gcConfig = JSON.stringify({ cniVersion: '1.1.0', name: 'ovl', ipam: { type: 'host-local' }, 'cni.dev/valid-attachments': [{ containerID: 'c1', ifname: 'net1' }] });
+  const gcCall = (cniPath: string[]) => call(cniPath, { rawConfig: gcConfig, containerId: '', netns: '', ifname: '' });
+  const quiet = { env: { PATH: '/bin', CNI_COMMAND: 'GC', CNI_PATH: '/x' }, stderr: () => undefined };
+
+  it.each(['gc', 'status'] as const)('%s: asks VERSION, then forwards the runtime config with only CNI_COMMAND and CNI_PATH set', async (method) => {
+    const { b } = binDirs();
+    const r = new ScriptedRunner([v11, ok()]);
+    expect(await new IpamDelegate(r, quiet)[method](gcCall([b]))).toBe(true);
+    expect(r.calls.map((c) => c.opts.env?.CNI_COMMAND)).toEqual(['VERSION', method.toUpperCase()]);
+    expect(r.calls[1]?.opts.input).toBe(gcConfig);
+    expect(r.calls[1]?.opts.env).toEqual({ PATH: '/bin', CNI_COMMAND: method.toUpperCase(), CNI_PATH: b });
+  });
+
+  it.each(['gc', 'status'] as const)('%s: a plugin speaking no version >= 1.1.0 (Debian 12 host-local, static) is not asked', async (method) => {
+    const { b } = binDirs();
+    const r = new ScriptedRunner([debian]);
+    expect(await new IpamDelegate(r, quiet)[method](gcCall([b]))).toBe(false);
+    expect(r.calls).toHaveLength(1);
+  });
+
+  it('STATUS keeps the plugin code 50/51 and turns any other failure into 50', async () => {
+    const { b } = binDirs();
+    const d = (answer: ReturnType<typeof fail>) => new IpamDelegate(new ScriptedRunner([v11, answer]), quiet).status(gcCall([b]));
+    await expect(d(fail('', 1, '{"code":51,"msg":"degraded"}'))).rejects.toMatchObject({ code: 51, message: expect.stringMatching(/STATUS failed: degraded/) });
+    await expect(d(fail('', 1, '{"code":50,"msg":"no addresses left"}'))).rejects.toMatchObject({ code: 50 });
+    await expect(d(fail('', 1, '{"code":7,"msg":"bad range"}'))).rejects.toMatchObject({ code: 50, message: expect.stringMatching(/bad range/) });
+    await expect(d(fail('segfault'))).rejects.toMatchObject({ code: 50 });
+  });
+
+  it('GC failing is code 103 (11 kept)', async () => {
+    const { b } = binDirs();
+    const d = (answer: ReturnType<typeof fail>) => new IpamDelegate(new ScriptedRunner([v11, answer]), quiet).gc(gcCall([b]));
+    await expect(d(fail('', 1, '{"code":7,"msg":"bad"}'))).rejects.toMatchObject({ code: 103 });
+    await expect(d(fail('', 1, '{"code":11,"msg":"locked"}'))).rejects.toMatchObject({ code: 11 });
+  });
+
+  it('a plugin whose VERSION answer is not a CNI version object: code 103 saying so', async () => {
+    const { b } = binDirs();
+    await expect(new IpamDelegate(new ScriptedRunner([ok('hello')]), quiet).gc(gcCall([b]))).rejects.toMatchObject({ code: 103, message: expect.stringMatching(/VERSION/) });
   });
 });
 

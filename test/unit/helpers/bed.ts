@@ -32,6 +32,8 @@ export class Bed {
   readonly ipam: FakeIpam;
   readonly handlers: PluginHandlers;
   dpuClientsMade = 0;
+  /** What delegated plugins wrote to stderr (passed through to the plugin's stderr in production). */
+  readonly stderr: string[] = [];
 
   constructor(readonly netnsPaths: string[]) {
     buildSysfs(this.sysfsRoot, [
@@ -54,6 +56,7 @@ export class Bed {
         return this.dpu;
       },
       logger: () => silentLogger(),
+      stderr: (text) => void this.stderr.push(text),
     });
   }
 
