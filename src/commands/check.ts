@@ -1,6 +1,6 @@
 import { CniError, ErrorCode } from '../cni/errors';
 import type { CniInterface, CniIpConfig, CniRoute } from '../cni/types';
-import { type Context, ipamCall, withDpu } from './context';
+import { type Context, ipamCall, loadRecord, withDpu } from './context';
 
 function fail(msg: string): CniError {
   return new CniError(ErrorCode.CheckFailed, msg);
@@ -12,7 +12,8 @@ export async function cmdCheck(ctx: Context): Promise<void> {
   const { containerId, ifname, netns } = req.env;
   const prev = conf.prevResult;
   if (!prev) throw new CniError(ErrorCode.InvalidNetworkConfig, 'invalid network config: prevResult: CHECK needs the result of ADD in prevResult');
-  const att = state.loadAttachment(containerId, ifname);
+  state.ensure();
+  const att = loadRecord(ctx, containerId, ifname);
   if (!att || att.phase !== 'ready') throw new CniError(ErrorCode.UnknownContainer, `no attachment of ${ifname} in container ${containerId} on network ${conf.name} (was ADD run, or was ${conf.stateDir} lost?)`);
 
   const interfaces = (prev.interfaces ?? []) as CniInterface[];
