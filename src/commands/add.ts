@@ -29,13 +29,14 @@ async function reclaimStale(ctx: Context, pci: string, client: DpuClient | undef
   let att: Attachment | undefined;
   try {
     owner = state.readAllocation(pci);
-    if (!owner || claimIsLive(owner)) return false;
+    if (!owner) return false;
     att = state.loadAttachment(owner.containerId, owner.ifname);
   } catch (err) {
     if (err instanceof InvalidRecordError) return false;
     throw err;
   }
   if (!att) {
+    if (claimIsLive(owner)) return false; // an ADD between its claim and its record
     state.release(pci, owner); // a claim whose ADD died before recording anything
   } else {
     if (att.network !== ctx.conf.name || att.vf.pci !== pci || isInFlight(att) || usableNetns(att, '') !== undefined) return false;

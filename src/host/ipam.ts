@@ -2,7 +2,9 @@ import { accessSync, constants } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { CniError, ErrorCode } from '../cni/errors';
+import { jsonDepth, MAX_JSON_DEPTH } from '../cni/skel';
 import type { CniResult } from '../cni/types';
+import { IPAM_TYPE } from '../config/schema';
 import { compareVersions, convertResult, isSupportedVersion, parseResult } from '../cni/version';
 import type { CommandRunner } from './runner';
 
@@ -21,7 +23,10 @@ export interface IpamCall {
 const IPAM_TIMEOUT_MS = 60000;
 
 export function findPlugin(type: string, cniPath: string[]): string {
+  // A type is a file name, never a path: however it got here (config, a record), it only selects within CNI_PATH.
+  if (!IPAM_TYPE.test(type)) throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: ipam.type ${JSON.stringify(type.slice(0, 80))} must be the file name of an IPAM plugin in CNI_PATH`);
   for (const dir of cniPath) {
+    if (!dir.startsWith('/')) continue;
     const candidate = join(dir, type);
     try {
       accessSync(candidate, constants.X_OK);
@@ -141,6 +146,7 @@ export class IpamDelegate {
 
   async add(call: IpamCall): Promise<CniResult> {
     const out = await this.invoke('ADD', call);
+    if (jsonDepth(out) > MAX_JSON_DEPTH) throw new CniError(ErrorCode.IpamFailure, `IPAM plugin "${call.type}" printed a result nested deeper than ${MAX_JSON_DEPTH} levels`);
     let raw: unknown;
     try {
       raw = JSON.parse(out);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { CniError } from '../../src/cni/errors';
 import { HOST_NETNS } from '../../src/host/netlink';
 import { type Attachment, StateStore } from '../../src/host/state';
-import { DEAD_OWNER, deadClaim } from './helpers/dead-owner';
+import { DEAD_OWNER } from './helpers/dead-owner';
 import { Bed, PF0_VFS, PF1_VFS, vfMac } from './helpers/bed';
 import { createNetns, type TestNetns } from './helpers/netns';
 import { removeTmpDirs } from './helpers/tmp';
