@@ -192,6 +192,44 @@ async function inFlightAdd(c: Ctx, base: string, stateDir: string, ns: string): 
   expectSuccess(t, 'state tampering: DEL of the in-flight ADD', await runPlugin(c.A, conf, { command: 'DEL', containerId: 'inflight-1', netns: ns }, env));
 }
 
+/**
+ * Stale claims heal: containers fill the pool, one's namespace dies without DEL (its VF comes back to the
+ * host, as the kernel returns physical devices; emulated by moving the veth back before deleting the
+ * namespace), and the next ADD reclaims that VF. With every namespace alive, ADD is code 100.
+ */
+async function staleClaimHeals(c: Ctx): Promise<void> {
+  const { t, tb, A } = c;
+  const stateDir = join(stressDir(tb), 'heal-state');
+  rmSync(stateDir, { recursive: true, force: true });
+  const conf = c.conf({}, { stateDir });
+  const held: Array<{ id: string; ns: string }> = [];
+  for (let i = 0; i <= A.vfs.length; i++) {
+    const h = { id: `heal-${i}`, ns: container(`heal${i}`) };
+    const out = await op(c, 'ADD', h.id, h.ns, conf);
+    if (out.status === 0) held.push(h);
+    else {
+      expectCniError(t, 'stale claims: ADD with every VF held by a live container', out, 100);
+      break;
+    }
+  }
+  const victim = held[1];
+  if (!victim || held.length !== A.vfs.length) return violation(t, `stale claims: ${held.length} of ${A.vfs.length} VFs attached`);
+  const record = JSON.parse(readFileSync(join(stateDir, 'attachments', `${victim.id}:eth0`), 'utf8')) as { vf: { originalName: string } };
+  const name = victim.ns.replace('/run/netns/', '');
+  sh('ip', ['-n', name, 'link', 'set', 'eth0', 'netns', A.hostNetns, 'name', record.vf.originalName]);
+  sh('ip', ['netns', 'del', name]);
+  const late = { id: 'heal-late', ns: container('heallate') };
+  t.faults += 1;
+  if (expectSuccess(t, 'stale claims: ADD reclaims the VF of a dead namespace', await op(c, 'ADD', late.id, late.ns, conf))) held.push(late);
+  for (const h of held) {
+    if (h === victim) continue;
+    const links = sh('ip', ['-n', h.ns.replace('/run/netns/', ''), '-o', 'link', 'show']);
+    if (!/ eth0[:@]/.test(links)) violation(t, `stale claims: ${h.id} lost its interface`);
+    expectSuccess(t, `stale claims: DEL ${h.id}`, await op(c, 'DEL', h.id, h.ns, conf));
+  }
+  if (listTree(stateDir).length) violation(t, `stale claims: files left: ${listTree(stateDir).join(' ')}`);
+}
+
 /** The base64 body lines of every private key the stress run made or used. */
 function keyMaterial(tb: Testbed): string[] {
   const keys = [tb.privateKeyFile, ...readdirSync(stressDir(tb)).filter((f) => f.endsWith('_ed25519') || f.startsWith('loose_') || f === 'not_the_dpu_host_key').map((f) => join(stressDir(tb), f))];
@@ -272,6 +310,7 @@ export async function security(tb: Testbed, o: SecurityOptions): Promise<Tally> 
     ['private key modes', privateKeyModes],
     ['stateDir and log modes', stateAndLogModes],
     ['state tampering', stateTampering],
+    ['stale claims heal', staleClaimHeals],
     ['forced-command guard', guard],
     ['no key material in logs', async (x) => logsHoldNoKeys(x)],
   ];
