@@ -117,6 +117,7 @@ async function stateTampering(c: Ctx): Promise<void> {
     t.faults += 1;
     const out = await op(c, 'ADD', 'tamper-0', ns, c.conf({}, { stateDir: dir }));
     expectCniError(t, `state tampering: stateDir ${label}`, out, 7);
+    if (out.status === 0) await op(c, 'DEL', 'tamper-0', ns, c.conf({}, { stateDir: dir })); // accepted: undo it so later probes run
     if (out.json && !/stateDir: .*chmod 700/.test(String(out.json.msg))) violation(t, `state tampering: stateDir ${label}: message does not say what to fix: ${String(out.json.msg)}`);
   }
 
