@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, constants, fstatSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { elapsedMs } from './util/time';
@@ -14,16 +14,33 @@ export interface LogSettings {
 export function createLogger(settings: LogSettings, bindings: Record<string, unknown> = {}): Logger {
   const streams: pino.StreamEntry[] = [{ level: 'warn', stream: pino.destination({ dest: 2, sync: true }) }];
   if (settings.logFile && settings.logLevel !== 'silent') {
-    try {
-      mkdirSync(dirname(settings.logFile), { recursive: true, mode: 0o700 });
-      closeSync(openSync(settings.logFile, 'a', 0o600));
-      streams.push({ level: settings.logLevel as pino.Level, stream: pino.destination({ dest: settings.logFile, sync: true, mkdir: false }) });
-    } catch (err) {
-      process.stderr.write(`dpu-overlay: cannot open logFile ${settings.logFile}: ${(err as Error).message}\n`);
-    }
+    const fd = openLogFile(settings.logFile);
+    if (fd !== undefined) streams.push({ level: settings.logLevel as pino.Level, stream: pino.destination({ dest: fd, sync: true }) });
   }
   const level = settings.logLevel === 'silent' ? 'warn' : lowerOf(settings.logLevel, 'warn');
   return pino({ level, base: { pid: process.pid, ...bindings }, redact: { paths: ['privateKey', '*.privateKey', 'passphrase'], remove: true } }, pino.multistream(streams));
+}
+
+const LOG_OPEN_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/**
+ * Opens logFile for appending without following a symlink (root would append to whatever it points at)
+ * and only if it is a regular file (a FIFO would block). Logging must never break the command: on any
+ * problem the reason goes to stderr and the plugin logs there only.
+ */
+function openLogFile(path: string): number | undefined {
+  let fd: number | undefined;
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    fd = openSync(path, LOG_OPEN_FLAGS, 0o600);
+    if (!fstatSync(fd).isFile()) throw new Error('not a regular file');
+    return fd;
+  } catch (err) {
+    if (fd !== undefined) closeSync(fd);
+    const why = (err as NodeJS.ErrnoException).code === 'ELOOP' ? 'it is a symbolic link (not followed)' : (err as Error).message;
+    process.stderr.write(`dpu-overlay: not logging to logFile ${path}: ${why}; logging warnings to stderr only\n`);
+    return undefined;
+  }
 }
 
 function lowerOf(a: string, b: string): string {

@@ -31,7 +31,31 @@ export interface SkelIo {
 
 export const MAX_STDIN_BYTES = 16 * 1024 * 1024;
 
+/** Deeper JSON than any network config needs; bounded so no later step can overflow the stack on it. */
+export const MAX_JSON_DEPTH = 64;
+
+/** The deepest nesting of arrays and objects in JSON text (strings skipped), stopping once past limit. */
+export function jsonDepth(text: string, limit = MAX_JSON_DEPTH): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max && (max = depth) > limit) return max;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return max;
+}
+
 function decodeConfig(raw: string): Record<string, unknown> {
+  if (jsonDepth(raw) > MAX_JSON_DEPTH) {
+    throw new CniError(ErrorCode.DecodingFailure, `network config on stdin nests arrays/objects deeper than ${MAX_JSON_DEPTH} levels; no network config needs that (check prevResult and runtimeConfig)`);
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw);

@@ -3,12 +3,14 @@ import type { CniInterface, CniResult } from '../cni/types';
 import { requireVfSource } from '../config/load';
 import { representorName } from '../dpu/client';
 import { interfaceSetupLines, type LinkInfo, temporaryName } from '../host/netlink';
-import type { Attachment, VfAdminRecord } from '../host/state';
+import { type AllocationOwner, type Attachment, claimIsLive, InvalidRecordError, isInFlight, type VfAdminRecord } from '../host/state';
+import { selfIdentity } from '../host/owner';
+import type { DpuClient } from '../dpu/client';
 import type { VfInfo } from '../host/sysfs';
 import { faultPoint } from '../util/fault';
 import { UndoStack } from '../util/undo';
-import { type Context, hostNetnsIdentity, ipamCall, netnsIdentity, withDpu } from './context';
-import { releaseAttachment, returnVfToHost } from './release';
+import { type Context, hostNetnsIdentity, ipamCall, loadRecord, netnsIdentity, refuseInFlight, withDpu } from './context';
+import { releaseAttachment, returnVfToHost, usableNetns } from './release';
 
 function adminSettings(ctx: Context): VfAdminRecord | undefined {
   const { vlan, vlanQoS, spoofchk, trust, linkState, minTxRate, maxTxRate } = ctx.conf;
@@ -16,8 +18,41 @@ function adminSettings(ctx: Context): VfAdminRecord | undefined {
   return Object.values(s).some((v) => v !== undefined) ? s : undefined;
 }
 
+/**
+ * A claim a new ADD may take over when the pool is exhausted: its container's namespace is gone and the
+ * VF is back in the host namespace (the kernel returns physical devices when a namespace dies), and no
+ * live process is still adding it. The stale attachment is released first, like GC would.
+ */
+async function reclaimStale(ctx: Context, pci: string, client: DpuClient | undefined): Promise<boolean> {
+  const { state, log } = ctx;
+  let owner: AllocationOwner | undefined;
+  let att: Attachment | undefined;
+  try {
+    owner = state.readAllocation(pci);
+    if (!owner) return false;
+    att = state.loadAttachment(owner.containerId, owner.ifname);
+  } catch (err) {
+    if (err instanceof InvalidRecordError) return false;
+    throw err;
+  }
+  if (!att) {
+    if (claimIsLive(owner)) return false; // an ADD between its claim and its record
+    state.release(pci, owner); // a claim whose ADD died before recording anything
+  } else {
+    if (att.network !== ctx.conf.name || att.vf.pci !== pci || isInFlight(att) || usableNetns(att, '') !== undefined) return false;
+    try {
+      await releaseAttachment(ctx, att, '', client);
+    } catch (err) {
+      // The host side (IPs, VF, claim) is released before the DPU; a failed unplug stays for DEL/GC to retry.
+      log.warn({ vf: pci, containerId: att.containerId, err: (err as Error).message }, 'reclaiming a stale claim: DPU port left for GC');
+    }
+  }
+  log.info({ vf: pci, containerId: owner.containerId, ifname: owner.ifname }, 'reclaimed the VF of a container whose namespace is gone');
+  return true;
+}
+
 /** The requested VF, or the first VF of the PF that is free and present in the host namespace, claimed atomically. */
-function allocateVf(ctx: Context, hostLinks: LinkInfo[]): { vf: VfInfo; link: LinkInfo } {
+async function allocateVf(ctx: Context, hostLinks: LinkInfo[], client: DpuClient | undefined): Promise<{ vf: VfInfo; link: LinkInfo }> {
   const { conf, state, req } = ctx;
   const owner = { containerId: req.env.containerId, ifname: req.env.ifname, network: conf.name };
   const present = new Map(hostLinks.map((l) => [l.name, l]));
@@ -27,7 +62,7 @@ function allocateVf(ctx: Context, hostLinks: LinkInfo[]): { vf: VfInfo; link: Li
       throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: deviceID: VF ${vf.pci} belongs to PF ${vf.pfName}, not to pf ${conf.pf}`);
     }
     const link = vf.netdev ? present.get(vf.netdev) : undefined;
-    if (!state.tryAllocate(vf.pci, owner)) {
+    if (!state.tryAllocate(vf.pci, owner) && !(link && (await reclaimStale(ctx, vf.pci, client)) && state.tryAllocate(vf.pci, owner))) {
       const holder = state.allocationOwner(vf.pci);
       throw new CniError(ErrorCode.VfInUse, `VF ${vf.pci} is already in use by container ${holder?.containerId ?? '?'} (${holder?.ifname ?? '?'})`);
     }
@@ -39,11 +74,13 @@ function allocateVf(ctx: Context, hostLinks: LinkInfo[]): { vf: VfInfo; link: Li
   }
   const vfs = ctx.sysfs.listVfs(conf.pf as string, conf.pfIndex);
   const taken = new Set(state.listAllocations());
-  for (const vf of vfs) {
+  const inHost = vfs.flatMap((vf) => {
     const link = vf.netdev ? present.get(vf.netdev) : undefined;
-    if (!link || taken.has(vf.pci)) continue;
-    if (state.tryAllocate(vf.pci, owner)) return { vf, link };
-  }
+    return link ? [{ vf, link }] : [];
+  });
+  for (const c of inHost) if (!taken.has(c.vf.pci) && state.tryAllocate(c.vf.pci, owner)) return c;
+  // Exhausted: a claim of a container that died without DEL holds a VF that is back in the host namespace.
+  for (const c of inHost) if (taken.has(c.vf.pci) && (await reclaimStale(ctx, c.vf.pci, client)) && state.tryAllocate(c.vf.pci, owner)) return c;
   throw new CniError(ErrorCode.NoFreeVf, `no free VF on PF ${conf.pf}: all ${vfs.length} VFs are allocated or not in the host namespace (see ${state.allocationsDir})`);
 }
 
@@ -69,28 +106,32 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
     throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS ${env.netns} is the plugin's own (host) network namespace, not a container's`);
   }
   state.ensure();
-  const existing = state.loadAttachment(env.containerId, env.ifname);
+  const existing = loadRecord(ctx, env.containerId, env.ifname);
   if (existing?.phase === 'ready') {
     throw new CniError(ErrorCode.VfInUse, `container ${env.containerId} already has ${env.ifname} attached (VF ${existing.vf.pci}); DEL it first`);
   }
+  if (existing) refuseInFlight(existing, 'ADD');
   return withDpu(ctx, async (client) => {
     if (existing) await timer.step('cleanupInterruptedAdd', () => releaseAttachment(ctx, existing, env.netns, client));
     const undo = new UndoStack(log);
     try {
       const hostLinks = await timer.step('hostLinks', () => links.listLinks());
-      const { vf, link: listed } = await timer.step('allocate', () => allocateVf(ctx, hostLinks));
+      const { vf, link: listed } = await timer.step('allocate', () => allocateVf(ctx, hostLinks, client));
       undo.push('free VF allocation', () => state.release(vf.pci, { containerId: env.containerId, ifname: env.ifname }));
       // The listing predates the claim: a concurrent DEL may have been restoring this VF's MAC and MTU when it was taken.
-      const link = (await links.findLink(listed.name)) ?? listed;
+      // (A reclaimed VF was also renamed back to its original name.)
+      const link = (await links.findLink(ctx.sysfs.netdevOf(vf.pci) ?? listed.name)) ?? listed;
       faultPoint('add:allocated');
       const tmpName = temporaryName();
       const att: Attachment = {
         version: 1, phase: 'adding', network: conf.name, containerId: env.containerId, ifname: env.ifname,
-        netns: env.netns, netnsId: netnsIdentity(env.netns), vni: conf.vni,
+        netns: env.netns, netnsId: netnsIdentity(env.netns), owner: selfIdentity(), vni: conf.vni,
         vf: { pci: vf.pci, index: vf.index, pfName: vf.pfName, pfPci: vf.pfPci, pfIndex: vf.pfIndex, originalName: link.name, originalMac: link.mac, originalMtu: link.mtu },
-        tmpName, mac: conf.resolvedMac, mtu: conf.mtu, rawConfig: req.rawConfig, ipamType: conf.ipam?.type, cniPath: env.path,
+        tmpName, mac: conf.resolvedMac, mtu: conf.mtu, rawConfig: req.rawConfig, ipamType: conf.ipam?.type, cniPath: env.path.filter((p) => p.startsWith('/')),
       };
-      state.saveAttachment(att);
+      if (!state.createAttachment(att)) {
+        throw new CniError(ErrorCode.TryAgainLater, `another ADD of ${env.ifname} in container ${env.containerId} started meanwhile; try again later`);
+      }
       undo.push('remove attachment record', () => state.removeAttachment(env.containerId, env.ifname));
       faultPoint('add:recorded');
       log.debug({ vf: vf.pci, netdev: link.name }, 'allocated VF');

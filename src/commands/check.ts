@@ -1,6 +1,6 @@
 import { CniError, ErrorCode } from '../cni/errors';
 import type { CniInterface, CniIpConfig, CniRoute } from '../cni/types';
-import { type Context, ipamCall, withDpu } from './context';
+import { type Context, ipamCall, loadRecord, withDpu } from './context';
 
 function fail(msg: string): CniError {
   return new CniError(ErrorCode.CheckFailed, msg);
@@ -12,7 +12,8 @@ export async function cmdCheck(ctx: Context): Promise<void> {
   const { containerId, ifname, netns } = req.env;
   const prev = conf.prevResult;
   if (!prev) throw new CniError(ErrorCode.InvalidNetworkConfig, 'invalid network config: prevResult: CHECK needs the result of ADD in prevResult');
-  const att = state.loadAttachment(containerId, ifname);
+  state.ensure();
+  const att = loadRecord(ctx, containerId, ifname);
   // Not code 3: that tells the runtime nothing needs cleaning up, while a VF and an address may still be held.
   if (!att || att.phase !== 'ready') throw fail(`no ${att ? 'completed ' : ''}attachment of ${ifname} in container ${containerId} on network ${conf.name} in ${conf.stateDir} (interrupted ADD, or stateDir lost?); DEL and ADD it again`);
 

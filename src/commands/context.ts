@@ -6,7 +6,8 @@ import { loadNetConf, type NetConf } from '../config/load';
 import { IpamDelegate, type IpamCall } from '../host/ipam';
 import { LinkOps } from '../host/netlink';
 import type { CommandRunner } from '../host/runner';
-import { StateStore, type Attachment } from '../host/state';
+import { type Attachment, InvalidRecordError, isInFlight, StateStore } from '../host/state';
+import { CniError, ErrorCode } from '../cni/errors';
 import { Sysfs } from '../host/sysfs';
 import { createLogger, type Logger, StepTimer } from '../log';
 
@@ -85,4 +86,21 @@ export function netnsIdentity(path: string): string | undefined {
 
 export function hostNetnsIdentity(): string | undefined {
   return netnsIdentity('/proc/self/ns/net');
+}
+
+/** The record of containerId/ifname; an invalid one is a CNI error naming the file and the problem, never acted on. */
+export function loadRecord(ctx: Context, containerId: string, ifname: string): Attachment | undefined {
+  try {
+    return ctx.state.loadAttachment(containerId, ifname);
+  } catch (err) {
+    if (err instanceof InvalidRecordError) throw new CniError(ErrorCode.IoFailure, err.message);
+    throw err;
+  }
+}
+
+/** Code 11 (try again later): the runtime retries, and by then the running ADD has finished or failed. */
+export function refuseInFlight(att: Attachment, what: string): void {
+  if (isInFlight(att)) {
+    throw new CniError(ErrorCode.TryAgainLater, `${what}: an ADD of ${att.ifname} in container ${att.containerId} is still running (pid ${att.owner?.pid}); try again later`);
+  }
 }

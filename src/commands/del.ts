@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { Context } from './context';
-import { ipamCall, withDpu } from './context';
+import { ipamCall, loadRecord, refuseInFlight, withDpu } from './context';
+import { claimIsLive } from '../host/state';
 import { releaseAttachment } from './release';
 
 /**
@@ -11,15 +12,16 @@ export async function cmdDel(ctx: Context): Promise<void> {
   const { req, state, log, conf } = ctx;
   const { containerId, ifname, netns } = req.env;
   state.ensure();
+  const att = loadRecord(ctx, containerId, ifname);
+  if (att) refuseInFlight(att, 'DEL');
   await withDpu(ctx, async (client) => {
-    const att = state.loadAttachment(containerId, ifname);
     if (att) {
       await releaseAttachment(ctx, att, netns, client);
       return;
     }
     for (const pci of state.listAllocations()) {
       const owner = state.allocationOwner(pci);
-      if (owner?.containerId === containerId && owner.ifname === ifname) state.release(pci, owner);
+      if (owner?.containerId === containerId && owner.ifname === ifname && !claimIsLive(owner)) state.release(pci, owner);
     }
     if (conf.ipam) {
       // stateDir lost (host rebooted, disk wiped): the runtime's DEL carries the network config, so the address is still released.

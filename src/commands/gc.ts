@@ -2,7 +2,18 @@ import * as z from 'zod';
 import { CniError, ErrorCode } from '../cni/errors';
 import { formatIssues } from '../config/load';
 import { type Context, ipamCall, withDpu } from './context';
+import { type AllocationOwner, claimIsLive, InvalidRecordError, isInFlight, type StateStore } from '../host/state';
 import { releaseAttachment } from './release';
+
+/** True if owner has a record, valid or not: its VF is then released with the record, or not at all. */
+function hasRecord(state: StateStore, owner: AllocationOwner): boolean {
+  try {
+    return state.loadAttachment(owner.containerId, owner.ifname) !== undefined;
+  } catch (err) {
+    if (err instanceof InvalidRecordError) return true;
+    throw err;
+  }
+}
 
 const ValidAttachments = z.array(z.looseObject({ containerID: z.string().max(256), ifname: z.string().max(64) })).max(100000);
 
@@ -22,7 +33,15 @@ export async function cmdGc(ctx: Context): Promise<void> {
   state.ensure();
   await withDpu(ctx, async (client) => {
     const failures: string[] = [];
-    for (const att of state.listAttachments().filter((a) => a.network === conf.name && !isValid(a))) {
+    const { records, invalid } = state.scanAttachments();
+    // An invalid record is skipped, not released: it may be planted, and what it names is not trusted;
+    // keeping its VF claimed loses nothing, releasing on its word could free what a live container holds.
+    for (const bad of invalid) log.warn({ file: bad.file, problem: bad.problem }, 'GC skipped an invalid state record');
+    for (const att of records.filter((a) => a.network === conf.name && !isValid(a))) {
+      if (isInFlight(att)) {
+        log.info({ containerId: att.containerId, ifname: att.ifname }, 'GC skipped an ADD still in progress');
+        continue;
+      }
       try {
         await releaseAttachment(ctx, att, '', client);
         log.info({ containerId: att.containerId, ifname: att.ifname, vf: att.vf.pci }, 'GC released stale attachment');
@@ -31,9 +50,17 @@ export async function cmdGc(ctx: Context): Promise<void> {
       }
     }
     for (const pci of state.listAllocations()) {
-      const owner = state.allocationOwner(pci);
-      const orphan = !owner || (owner.network === conf.name && !isValid(owner) && !state.loadAttachment(owner.containerId, owner.ifname));
-      if (orphan) state.release(pci);
+      let owner;
+      try {
+        owner = state.readAllocation(pci);
+      } catch (err) {
+        if (!(err instanceof InvalidRecordError)) throw err;
+        log.warn({ file: err.file, problem: err.problem }, 'GC skipped an invalid allocation record');
+        continue;
+      }
+      if (owner && (owner.network !== conf.name || isValid(owner) || claimIsLive(owner))) continue;
+      if (owner && hasRecord(state, owner)) continue;
+      state.release(pci);
     }
     if (client) {
       const removed = await ctx.timer.step('dpu', () => client.gc(conf.name, conf.vni, keep));

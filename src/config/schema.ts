@@ -11,8 +11,8 @@ z.config({ jitless: true });
 export const NETDEV_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
 export const PCI_ADDRESS = /^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$/;
 export const MAC_ADDRESS = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
-const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-const ABSOLUTE_PATH = /^\/[^\0\n\r]*$/;
+export const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+export const ABSOLUTE_PATH = /^\/[^\0\n\r]*$/;
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
 const SHA256_FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}=?$/;
 const OVS_NAME_PREFIX = /^[A-Za-z][A-Za-z0-9_-]{0,6}$/;
@@ -20,9 +20,9 @@ const OVS_NAME_PREFIX = /^[A-Za-z][A-Za-z0-9_-]{0,6}$/;
 const REPRESENTOR_TEMPLATE = /^[A-Za-z0-9_-]*(\{pf\}|\{vf\})[A-Za-z0-9_{}-]*$/;
 
 const ip = z.union([z.ipv4(), z.ipv6()]);
-const absolutePath = z.string().max(4096).regex(ABSOLUTE_PATH, 'must be an absolute path');
-const mac = z.string().regex(MAC_ADDRESS, 'must be a MAC address like 02:00:00:00:00:01');
-const pciAddress = z.string().regex(PCI_ADDRESS, 'must be a PCI address like 0000:03:00.2');
+export const absolutePath = z.string().max(4096).regex(ABSOLUTE_PATH, 'must be an absolute path');
+export const mac = z.string().regex(MAC_ADDRESS, 'must be a MAC address like 02:00:00:00:00:01');
+export const pciAddress = z.string().regex(PCI_ADDRESS, 'must be a PCI address like 0000:03:00.2');
 
 export const DEFAULTS = {
   mtu: 1450,
@@ -80,8 +80,12 @@ const PrevResultSchema = z.looseObject({
   dns: z.looseObject({}).optional(),
 });
 
+/** A plain file name: never a path, so a delegated plugin is always looked up in CNI_PATH. */
+export const IPAM_TYPE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+export const ipamType = z.string().regex(IPAM_TYPE, 'must be the file name of an IPAM plugin in CNI_PATH');
+
 const IpamSchema = z.looseObject({
-  type: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be the file name of an IPAM plugin in CNI_PATH'),
+  type: ipamType,
 });
 
 export const NetConfSchema = z.object({

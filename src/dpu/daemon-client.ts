@@ -1,4 +1,7 @@
+import { lstatSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { untrustedDirReason } from '../host/secure-fs';
 import { CniError } from '../cni/errors';
 import type { DpuConfig } from '../config/schema';
 import { type DaemonOp, type DaemonResponse, readLines } from '../daemon/protocol';
@@ -6,6 +9,24 @@ import type { Logger } from '../log';
 import { type DpuClient, dpuTarget, type PlugRequest, type PlugResult, type PortOwner, type UnplugRequest } from './client';
 import { assertUuid } from './ovs';
 import { elapsedMs } from '../util/time';
+
+const NO_SOCKET = 'does not exist';
+
+/**
+ * Why the daemon socket cannot be trusted, or undefined: whoever can replace it (or its directory) could
+ * answer in the daemon's place, so both must be ours and writable by no one else.
+ */
+function untrustedSocketReason(path: string, expectedUid: number): string | undefined {
+  try {
+    const sock = lstatSync(path);
+    if (!sock.isSocket()) return 'is not a socket';
+    if (sock.uid !== expectedUid) return `is owned by uid ${sock.uid}, not ${expectedUid}`;
+    const dirWhy = untrustedDirReason(dirname(path), expectedUid);
+    return dirWhy ? `its directory ${dirname(path)} ${dirWhy}` : undefined;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? NO_SOCKET : (err as Error).message;
+  }
+}
 
 /** The daemon is absent, refused, or went away before answering: the request goes direct instead. */
 class DaemonUnavailable extends Error {}
@@ -33,6 +54,7 @@ export class DaemonDpuClient implements DpuClient {
     private readonly conf: DpuConfig,
     private readonly log: Logger,
     private readonly makeDirect: () => DpuClient,
+    private readonly expectedUid = process.getuid?.() ?? 0,
   ) {
     this.target = dpuTarget(conf);
   }
@@ -44,6 +66,13 @@ export class DaemonDpuClient implements DpuClient {
 
   private open(): Promise<Socket | undefined> {
     this.socket ??= new Promise((resolve) => {
+      const untrusted = untrustedSocketReason(this.conf.daemonSocket, this.expectedUid);
+      if (untrusted) {
+        if (untrusted !== NO_SOCKET) this.log.warn({ socket: this.conf.daemonSocket, problem: untrusted }, 'not trusting the dpu-overlay daemon socket; connecting to the DPU directly (fix: chown root: and chmod 700 its directory)');
+        else this.log.debug({ socket: this.conf.daemonSocket }, 'no dpu-overlay daemon; connecting to the DPU directly');
+        resolve(undefined);
+        return;
+      }
       const t0 = performance.now();
       const sock = connect(this.conf.daemonSocket);
       sock.once('connect', () => {

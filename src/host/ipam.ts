@@ -2,7 +2,9 @@ import { accessSync, constants } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { CniError, ErrorCode } from '../cni/errors';
+import { jsonDepth, MAX_JSON_DEPTH } from '../cni/skel';
 import type { CniResult } from '../cni/types';
+import { IPAM_TYPE } from '../config/schema';
 import { compareVersions, convertResult, isSupportedVersion, parseResult } from '../cni/version';
 import type { CommandRunner } from './runner';
 
@@ -33,7 +35,10 @@ const GC_STATUS_MINIMUM = '1.1.0';
 const DEFAULT_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
 
 export function findPlugin(type: string, cniPath: string[]): string {
+  // A type is a file name, never a path: however it got here (config, a record), it only selects within CNI_PATH.
+  if (!IPAM_TYPE.test(type)) throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: ipam.type ${JSON.stringify(type.slice(0, 80))} must be the file name of an IPAM plugin in CNI_PATH`);
   for (const dir of cniPath) {
+    if (!dir.startsWith('/')) continue;
     const candidate = join(dir, type);
     try {
       accessSync(candidate, constants.X_OK);
@@ -178,6 +183,7 @@ export class IpamDelegate {
 
   async add(call: IpamCall): Promise<CniResult> {
     const out = await this.invoke('ADD', call);
+    if (jsonDepth(out) > MAX_JSON_DEPTH) throw new CniError(ErrorCode.IpamFailure, `IPAM plugin "${call.type}" printed a result nested deeper than ${MAX_JSON_DEPTH} levels`);
     let raw: unknown;
     try {
       raw = JSON.parse(out);

@@ -1,7 +1,14 @@
-import { linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, constants, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CniError, ErrorCode } from '../cni/errors';
 import type { CniResult } from '../cni/types';
+import { formatIssues } from '../config/load';
+import { isAlive, type ProcessIdentity, selfIdentity } from './owner';
+import { AllocationOwnerSchema, AttachmentSchema, InvalidRecordError, parseRecord } from './records';
+import { untrustedDirReason, writeExclusive, writeReplacing } from './secure-fs';
+
+export { InvalidRecordError } from './records';
 
 /** The VF as the host had it before ADD, so DEL can put it back. */
 export interface VfRecord {
@@ -46,6 +53,8 @@ export interface Attachment {
   netns: string;
   /** dev:inode of the netns at ADD, to recognise it on a DEL without CNI_NETNS. */
   netnsId?: string;
+  /** The ADD process while phase is "adding": only an ADD whose process is gone may be cleaned up. */
+  owner?: ProcessIdentity;
   vni: number;
   vf: VfRecord;
   tmpName: string;
@@ -66,10 +75,15 @@ export interface AllocationOwner {
   containerId: string;
   ifname: string;
   network: string;
+  /** The claiming process (ADD), so a claim whose ADD still runs is never taken for an orphan. */
+  pid?: number;
+  startTime?: number;
 }
 
 const PRIVATE_DIR = 0o700;
-const PRIVATE_FILE = 0o600;
+const READ_NOFOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW;
+/** NAME_MAX: longer keys (container IDs may have 256 characters) are stored under a hash. */
+const NAME_MAX = 255;
 
 /** ":" can be in neither a container ID nor an ifname, so two attachments never share a key. */
 export function attachmentKey(containerId: string, ifname: string): string {
@@ -77,24 +91,85 @@ export function attachmentKey(containerId: string, ifname: string): string {
 }
 
 /**
- * State under stateDir (kept across reboots, unlike /tmp):
+ * The file name of an attachment: the readable key when it fits, else "h-" + sha256 of the key.
+ * Plain keys always contain ":" and hashed names never do, so the two cannot collide; the record
+ * inside holds the full IDs and is compared exactly on load.
+ */
+export function attachmentFileName(containerId: string, ifname: string): string {
+  const key = attachmentKey(containerId, ifname);
+  return Buffer.byteLength(key) <= NAME_MAX ? key : `h-${createHash('sha256').update(key).digest('hex')}`;
+}
+
+/** An ADD still running (its process alive): neither a second ADD, DEL, GC nor a reclaim may touch it. */
+export function isInFlight(att: Pick<Attachment, 'phase' | 'owner'>): boolean {
+  return att.phase === 'adding' && isAlive(att.owner);
+}
+
+export function claimIsLive(owner: AllocationOwner): boolean {
+  return owner.pid !== undefined && owner.startTime !== undefined && isAlive({ pid: owner.pid, startTime: owner.startTime });
+}
+
+/** Reads a regular file without following a symlink; undefined when it does not exist. */
+function readPrivate(path: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, READ_NOFOLLOW);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    throw new InvalidRecordError(path, code === 'ELOOP' ? 'is a symbolic link' : (err as Error).message);
+  }
+  try {
+    return readFileSync(fd, 'utf8');
+  } catch (err) {
+    throw new InvalidRecordError(path, (err as Error).message);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export interface StateOptions {
+  /** The uid that must own stateDir (the plugin runs as root); tests inject their own. */
+  expectedUid?: number;
+}
+
+/**
+ * State under stateDir (kept across reboots, unlike /tmp), root's alone (0700, checked on every use):
  *   allocations/<vf-pci>   created with O_EXCL: the create is the lock, so no lock can be left stuck;
- *   attachments/<containerID>-<ifname>   JSON cache of one attachment.
+ *   attachments/<containerID>:<ifname> (or h-<sha256>)   JSON record of one attachment.
+ * Every record is validated on read; an invalid one raises InvalidRecordError and is never acted on.
  */
 export class StateStore {
   readonly allocationsDir: string;
   readonly attachmentsDir: string;
+  private readonly expectedUid: number;
 
-  constructor(readonly dir: string) {
+  constructor(
+    readonly dir: string,
+    opts: StateOptions = {},
+  ) {
     this.allocationsDir = join(dir, 'allocations');
     this.attachmentsDir = join(dir, 'attachments');
+    this.expectedUid = opts.expectedUid ?? process.getuid?.() ?? 0;
   }
 
+  /** Creates stateDir 0700 if needed and refuses one that someone else owns or can write. */
   ensure(): void {
+    const dirs = [this.dir, this.allocationsDir, this.attachmentsDir];
     try {
-      for (const d of [this.dir, this.allocationsDir, this.attachmentsDir]) mkdirSync(d, { recursive: true, mode: PRIVATE_DIR });
+      for (const d of dirs) mkdirSync(d, { recursive: true, mode: PRIVATE_DIR });
     } catch (err) {
       throw new CniError(ErrorCode.IoFailure, `cannot create stateDir ${this.dir}: ${(err as Error).message}`);
+    }
+    for (const d of dirs) {
+      const why = untrustedDirReason(d, this.expectedUid);
+      if (why) {
+        const who = this.expectedUid === 0 ? 'root:' : String(this.expectedUid);
+        throw new CniError(
+          ErrorCode.InvalidNetworkConfig,
+          `invalid network config: stateDir: ${d} ${why}; whoever can write there can make this plugin run programs and move interfaces as root. Fix: chown -R ${who} ${this.dir}; chmod 700 ${dirs.join(' ')}`,
+        );
+      }
     }
   }
 
@@ -105,25 +180,36 @@ export class StateStore {
    */
   tryAllocate(pci: string, owner: AllocationOwner): boolean {
     const path = join(this.allocationsDir, pci);
-    const tmp = join(this.allocationsDir, `.${pci}.${process.pid}`);
+    const me = selfIdentity();
+    const record: AllocationOwner & { time: string } = { containerId: owner.containerId, ifname: owner.ifname, network: owner.network, pid: me.pid, startTime: me.startTime, time: new Date().toISOString() };
     try {
-      writeFileSync(tmp, JSON.stringify({ ...owner, pid: process.pid, time: new Date().toISOString() }), { mode: PRIVATE_FILE });
-      linkSync(tmp, path);
+      writeExclusive(this.allocationsDir, path, JSON.stringify(record));
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new CniError(ErrorCode.IoFailure, `cannot write ${path}: ${(err as Error).message}`);
-      const current = this.allocationOwner(pci);
+      const current = this.allocationOwnerOrInvalid(pci);
       return current !== undefined && current.containerId === owner.containerId && current.ifname === owner.ifname;
-    } finally {
-      rmSync(tmp, { force: true });
     }
   }
 
+  /** The validated claim on pci; undefined if none. Throws InvalidRecordError for a bad one. */
+  readAllocation(pci: string): AllocationOwner | undefined {
+    const path = join(this.allocationsDir, pci);
+    const text = readPrivate(path);
+    return text === undefined ? undefined : parseRecord<AllocationOwner>(AllocationOwnerSchema, text, path);
+  }
+
+  /** The claim on pci, or undefined when there is none or it is invalid (invalid ones are never ours). */
   allocationOwner(pci: string): AllocationOwner | undefined {
+    return this.allocationOwnerOrInvalid(pci);
+  }
+
+  private allocationOwnerOrInvalid(pci: string): AllocationOwner | undefined {
     try {
-      return JSON.parse(readFileSync(join(this.allocationsDir, pci), 'utf8')) as AllocationOwner;
-    } catch {
-      return undefined;
+      return this.readAllocation(pci);
+    } catch (err) {
+      if (err instanceof InvalidRecordError) return undefined;
+      throw err;
     }
   }
 
@@ -135,52 +221,87 @@ export class StateStore {
     }
   }
 
-  /** Frees a VF if the given owner (or nobody recorded) holds it. */
+  /** Frees a VF if the given owner (or, without one, anybody) holds it. An invalid claim is left alone. */
   release(pci: string, owner?: Pick<AllocationOwner, 'containerId' | 'ifname'>): void {
-    const current = this.allocationOwner(pci);
+    let current: AllocationOwner | undefined;
+    try {
+      current = this.readAllocation(pci);
+    } catch (err) {
+      if (err instanceof InvalidRecordError) return;
+      throw err;
+    }
     if (owner && current && (current.containerId !== owner.containerId || current.ifname !== owner.ifname)) return;
     rmSync(join(this.allocationsDir, pci), { force: true });
   }
 
   private attachmentPath(containerId: string, ifname: string): string {
-    return join(this.attachmentsDir, attachmentKey(containerId, ifname));
+    return join(this.attachmentsDir, attachmentFileName(containerId, ifname));
+  }
+
+  private serialize(a: Attachment): string {
+    const parsed = AttachmentSchema.safeParse(a);
+    if (!parsed.success) {
+      throw new CniError(ErrorCode.IoFailure, `refusing to record attachment ${a.containerId}/${a.ifname}: ${formatIssues(parsed.error)}`);
+    }
+    return JSON.stringify(a, null, 1);
+  }
+
+  /** Creates the record of a new ADD; false if one exists already (another ADD got there first). */
+  createAttachment(a: Attachment): boolean {
+    try {
+      writeExclusive(this.attachmentsDir, this.attachmentPath(a.containerId, a.ifname), this.serialize(a));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw err;
+    }
   }
 
   saveAttachment(a: Attachment): void {
-    const path = this.attachmentPath(a.containerId, a.ifname);
-    const tmp = join(this.attachmentsDir, `.${attachmentKey(a.containerId, a.ifname)}.tmp${process.pid}`);
-    writeFileSync(tmp, JSON.stringify(a, null, 1), { mode: PRIVATE_FILE });
-    renameSync(tmp, path);
+    writeReplacing(this.attachmentsDir, this.attachmentPath(a.containerId, a.ifname), this.serialize(a));
   }
 
+  /** The validated record; undefined if none. Throws InvalidRecordError for a bad one (or one for other IDs). */
   loadAttachment(containerId: string, ifname: string): Attachment | undefined {
-    try {
-      return JSON.parse(readFileSync(this.attachmentPath(containerId, ifname), 'utf8')) as Attachment;
-    } catch {
-      return undefined;
-    }
+    const path = this.attachmentPath(containerId, ifname);
+    const text = readPrivate(path);
+    if (text === undefined) return undefined;
+    const att = parseRecord<Attachment>(AttachmentSchema, text, path);
+    if (att.containerId !== containerId || att.ifname !== ifname) throw new InvalidRecordError(path, `it holds ${att.containerId}/${att.ifname}`);
+    return att;
   }
 
   removeAttachment(containerId: string, ifname: string): void {
     rmSync(this.attachmentPath(containerId, ifname), { force: true });
   }
 
-  listAttachments(): Attachment[] {
+  /** Every record, valid ones parsed and invalid ones reported. */
+  scanAttachments(): { records: Attachment[]; invalid: InvalidRecordError[] } {
+    const out = { records: [] as Attachment[], invalid: [] as InvalidRecordError[] };
     let names: string[];
     try {
       names = readdirSync(this.attachmentsDir);
     } catch {
-      return [];
+      return out;
     }
-    const out: Attachment[] = [];
     for (const name of names) {
       if (name.startsWith('.')) continue; // in-flight temporary files (keys start with a letter or digit)
+      const path = join(this.attachmentsDir, name);
       try {
-        out.push(JSON.parse(readFileSync(join(this.attachmentsDir, name), 'utf8')) as Attachment);
-      } catch {
-        // unreadable entries are left for an operator; GC never guesses
+        const text = readPrivate(path);
+        if (text === undefined) continue;
+        const att = parseRecord<Attachment>(AttachmentSchema, text, path);
+        if (attachmentFileName(att.containerId, att.ifname) !== name) throw new InvalidRecordError(path, `it holds ${att.containerId}/${att.ifname}, whose record has another name`);
+        out.records.push(att);
+      } catch (err) {
+        if (!(err instanceof InvalidRecordError)) throw err;
+        out.invalid.push(err);
       }
     }
     return out;
+  }
+
+  listAttachments(): Attachment[] {
+    return this.scanAttachments().records;
   }
 }

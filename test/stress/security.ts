@@ -4,12 +4,12 @@
  * (install.sh --dpu) refusing everything but the plugin's own operations.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { container, dpuExec, hostLocal, netConf, PREFIX, ROOT, sh, type Site, site, type Testbed } from '../e2e/helpers';
 import {
-  diffLines, expectCniError, expectSuccess, forcedWrapper, hostSnapshot, newKey, newTally, type Outcome, type Probe, recordedCommands, runPlugin,
-  runProbes, stressDir, type Tally, timed, violation,
+  diffLines, expectCniError, expectSuccess, forcedWrapper, hostSnapshot, listTree, newKey, newTally, type Outcome, type Probe, recordedCommands,
+  runPlugin, runProbes, stressDir, type Tally, timed, violation,
 } from './common';
 
 const GUARD_DIR = '/usr/local/libexec/dpu-overlay';
@@ -89,6 +89,146 @@ async function stateAndLogModes(c: Ctx): Promise<void> {
     else if (mode(path) !== m) violation(t, `modes: ${path} has mode ${mode(path).toString(8)}, want ${m.toString(8)}`);
   }
   expectSuccess(t, 'modes: DEL', await op(c, 'DEL', 'modes-1', ns, conf));
+}
+
+/**
+ * State tampering (self-contained): a stateDir someone else owns or can write, planted records naming
+ * hostile IPAM types, paths and netdevs, a symlinked logFile, 256-character container IDs, and an ADD
+ * still in flight (slow IPAM) met by a second ADD and a GC. None may run a planted program, follow a
+ * planted link, or tear down the live ADD; every refusal is one CNI error with a clear code.
+ */
+async function stateTampering(c: Ctx): Promise<void> {
+  const { t, tb } = c;
+  const base = join(stressDir(tb), 'tamper');
+  rmSync(base, { recursive: true, force: true });
+  mkdirSync(base, { recursive: true, mode: 0o700 });
+  const ns = container('tamper');
+  const stateDir = join(base, 'state');
+  const conf = c.conf({}, { stateDir });
+
+  for (const [label, prepare] of [
+    ['owned by nobody', (d: string) => chownSync(d, 65534, 65534)],
+    ['mode 0777', (d: string) => chmodSync(d, 0o777)],
+    ['attachments/ mode 0722', (d: string) => chmodSync(join(d, 'attachments'), 0o722)],
+  ] as const) {
+    const dir = join(base, `bad-${label.replace(/\W+/g, '-')}`);
+    for (const d of [dir, join(dir, 'allocations'), join(dir, 'attachments')]) mkdirSync(d, { recursive: true, mode: 0o700 });
+    prepare(dir);
+    t.faults += 1;
+    const out = await op(c, 'ADD', 'tamper-0', ns, c.conf({}, { stateDir: dir }));
+    expectCniError(t, `state tampering: stateDir ${label}`, out, 7);
+    if (out.status === 0) await op(c, 'DEL', 'tamper-0', ns, c.conf({}, { stateDir: dir })); // accepted: undo it so later probes run
+    if (out.json && !/stateDir: .*chmod 700/.test(String(out.json.msg))) violation(t, `state tampering: stateDir ${label}: message does not say what to fix: ${String(out.json.msg)}`);
+  }
+
+  const add = await op(c, 'ADD', 'tamper-1', ns, conf);
+  if (!expectSuccess(t, 'state tampering: ADD', add)) return;
+  const attachments = join(stateDir, 'attachments');
+  const [recordName] = readdirSync(attachments);
+  const recordFile = join(attachments, recordName as string);
+  const original = readFileSync(recordFile, 'utf8');
+  const marker = join(base, 'planted-ran');
+  const planted = join(base, 'x');
+  writeFileSync(planted, `#!/bin/sh\ntouch ${marker}\n`, { mode: 0o755 });
+  const record = JSON.parse(original) as Record<string, unknown> & { vf: Record<string, unknown> };
+  for (const [label, patch] of [
+    ['ipamType ../../x', { ipamType: `../../../../..${planted}` }],
+    ['ipamType absolute', { ipamType: planted }],
+    ['cniPath relative', { cniPath: ['.', 'bin'] }],
+    ['netdev name with a command', { vf: { ...record.vf, originalName: 'x; reboot' } }],
+    ['PCI address with a path', { vf: { ...record.vf, pci: '../../../etc' } }],
+    ['tmpName not ours', { tmpName: 'eth0' }],
+    ['not JSON', undefined],
+  ] as const) {
+    writeFileSync(recordFile, patch ? JSON.stringify({ ...record, ...patch }) : '{"ipamType":');
+    t.faults += 1;
+    expectCniError(t, `state tampering: planted record (${label}): DEL`, await op(c, 'DEL', 'tamper-1', ns, conf), 5);
+    const gc = await op(c, 'GC', '', '', { ...conf, 'cni.dev/valid-attachments': [] });
+    expectSuccess(t, `state tampering: planted record (${label}): GC skips it`, gc);
+    if (!existsSync(recordFile)) violation(t, `state tampering: planted record (${label}): GC removed it instead of leaving it for an operator`);
+    if (existsSync(marker)) violation(t, `state tampering: planted record (${label}): the planted program ran`);
+  }
+  writeFileSync(recordFile, original);
+  expectSuccess(t, 'state tampering: DEL after restoring the record', await op(c, 'DEL', 'tamper-1', ns, conf));
+
+  const target = join(base, 'not-a-log');
+  writeFileSync(target, 'untouched\n');
+  const logLink = join(base, 'log-link');
+  symlinkSync(target, logLink);
+  const logged = c.conf({}, { stateDir, logFile: logLink, logLevel: 'debug' });
+  expectSuccess(t, 'state tampering: ADD with a symlinked logFile', await op(c, 'ADD', 'tamper-2', ns, logged));
+  expectSuccess(t, 'state tampering: DEL with a symlinked logFile', await op(c, 'DEL', 'tamper-2', ns, logged));
+  if (readFileSync(target, 'utf8') !== 'untouched\n') violation(t, 'state tampering: a symlinked logFile was followed');
+
+  for (const id of ['L'.repeat(256), `${'l'.repeat(237)}-x`, 'm'.repeat(250)]) {
+    expectSuccess(t, `state tampering: ADD with a ${id.length}-character container ID`, await op(c, 'ADD', id, ns, conf));
+    expectSuccess(t, `state tampering: DEL with a ${id.length}-character container ID`, await op(c, 'DEL', id, ns, conf));
+  }
+  if (listTree(stateDir).length) violation(t, `state tampering: long IDs left files: ${listTree(stateDir).join(' ')}`);
+
+  await inFlightAdd(c, base, stateDir, ns);
+}
+
+/** A slow IPAM (waits for a gate file) holds an ADD in flight while a second ADD and a GC arrive. */
+async function inFlightAdd(c: Ctx, base: string, stateDir: string, ns: string): Promise<void> {
+  const { t } = c;
+  const bin = join(base, 'cni-bin');
+  mkdirSync(bin, { recursive: true });
+  const gate = join(base, 'gate');
+  const result = JSON.stringify({ cniVersion: '1.1.0', ips: [{ address: '10.150.1.7/24' }] });
+  writeFileSync(join(bin, 'slow-ipam'), `#!/bin/sh\ncat >/dev/null\n[ "$CNI_COMMAND" = ADD ] || exit 0\nwhile [ ! -e ${gate} ]; do sleep 0.05; done\necho '${result}'\n`, { mode: 0o755 });
+  const conf = { ...c.conf({}, { stateDir }), ipam: { type: 'slow-ipam' } };
+  const env = { env: { CNI_PATH: bin } };
+  const first = runPlugin(c.A, conf, { command: 'ADD', containerId: 'inflight-1', netns: ns }, env);
+  const attachments = join(stateDir, 'attachments');
+  for (let i = 0; i < 600 && !readdirSync(attachments).some((f) => f.startsWith('inflight-1')); i++) await new Promise((r) => setTimeout(r, 50));
+  t.faults += 1;
+  expectCniError(t, 'state tampering: second ADD during an in-flight ADD', await runPlugin(c.A, conf, { command: 'ADD', containerId: 'inflight-1', netns: ns }, env), 11);
+  expectSuccess(t, 'state tampering: GC during an in-flight ADD', await runPlugin(c.A, { ...conf, 'cni.dev/valid-attachments': [] }, { command: 'GC' }, env));
+  writeFileSync(gate, '');
+  const done = await first;
+  if (!expectSuccess(t, 'state tampering: the in-flight ADD completes', done)) return;
+  const allocations = readdirSync(join(stateDir, 'allocations')).filter((f) => !f.startsWith('.'));
+  if (allocations.length !== 1) violation(t, `state tampering: after the in-flight ADD ${allocations.length} allocation files, want 1`);
+  expectSuccess(t, 'state tampering: DEL of the in-flight ADD', await runPlugin(c.A, conf, { command: 'DEL', containerId: 'inflight-1', netns: ns }, env));
+}
+
+/**
+ * Stale claims heal: containers fill the pool, one's namespace dies without DEL (its VF comes back to the
+ * host, as the kernel returns physical devices; emulated by moving the veth back before deleting the
+ * namespace), and the next ADD reclaims that VF. With every namespace alive, ADD is code 100.
+ */
+async function staleClaimHeals(c: Ctx): Promise<void> {
+  const { t, tb, A } = c;
+  const stateDir = join(stressDir(tb), 'heal-state');
+  rmSync(stateDir, { recursive: true, force: true });
+  const conf = c.conf({}, { stateDir });
+  const held: Array<{ id: string; ns: string }> = [];
+  for (let i = 0; i <= A.vfs.length; i++) {
+    const h = { id: `heal-${i}`, ns: container(`heal${i}`) };
+    const out = await op(c, 'ADD', h.id, h.ns, conf);
+    if (out.status === 0) held.push(h);
+    else {
+      expectCniError(t, 'stale claims: ADD with every VF held by a live container', out, 100);
+      break;
+    }
+  }
+  const victim = held[1];
+  if (!victim || held.length !== A.vfs.length) return violation(t, `stale claims: ${held.length} of ${A.vfs.length} VFs attached`);
+  const record = JSON.parse(readFileSync(join(stateDir, 'attachments', `${victim.id}:eth0`), 'utf8')) as { vf: { originalName: string } };
+  const name = victim.ns.replace('/run/netns/', '');
+  sh('ip', ['-n', name, 'link', 'set', 'eth0', 'netns', A.hostNetns, 'name', record.vf.originalName]);
+  sh('ip', ['netns', 'del', name]);
+  const late = { id: 'heal-late', ns: container('heallate') };
+  t.faults += 1;
+  if (expectSuccess(t, 'stale claims: ADD reclaims the VF of a dead namespace', await op(c, 'ADD', late.id, late.ns, conf))) held.push(late);
+  for (const h of held) {
+    if (h === victim) continue;
+    const links = sh('ip', ['-n', h.ns.replace('/run/netns/', ''), '-o', 'link', 'show']);
+    if (!/ eth0[:@]/.test(links)) violation(t, `stale claims: ${h.id} lost its interface`);
+    expectSuccess(t, `stale claims: DEL ${h.id}`, await op(c, 'DEL', h.id, h.ns, conf));
+  }
+  if (listTree(stateDir).length) violation(t, `stale claims: files left: ${listTree(stateDir).join(' ')}`);
 }
 
 /** The base64 body lines of every private key the stress run made or used. */
@@ -172,6 +312,8 @@ export const SECURITY_PROBES: ReadonlyArray<readonly [string, Probe]> = [
   ['host key pinning', (tb, t) => hostKeyPinning(ctx(tb, t))],
   ['private key modes', (tb, t) => privateKeyModes(ctx(tb, t))],
   ['stateDir and log modes', (tb, t) => stateAndLogModes(ctx(tb, t))],
+  ['state tampering', (tb, t) => stateTampering(ctx(tb, t))],
+  ['stale claims heal', (tb, t) => staleClaimHeals(ctx(tb, t))],
   ['forced-command guard', (tb, t) => guard(ctx(tb, t))],
   ['no key material in logs', async (tb, t) => logsHoldNoKeys(ctx(tb, t))],
 ];

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { CniError } from '../../src/cni/errors';
 import { HOST_NETNS } from '../../src/host/netlink';
 import { type Attachment, StateStore } from '../../src/host/state';
+import { DEAD_OWNER } from './helpers/dead-owner';
 import { Bed, PF0_VFS, PF1_VFS, vfMac } from './helpers/bed';
 import { createNetns, type TestNetns } from './helpers/netns';
 import { removeTmpDirs } from './helpers/tmp';
@@ -423,7 +424,7 @@ describe('ADD', () => {
     const state = new StateStore(b.stateDir);
     const att = state.loadAttachment('c1', 'net1') as Attachment;
     const file = join(state.attachmentsDir, readdirSync(state.attachmentsDir)[0] as string);
-    writeFileSync(file, JSON.stringify({ ...att, phase: 'adding' }));
+    writeFileSync(file, JSON.stringify({ ...att, phase: 'adding', owner: DEAD_OWNER }));
     b.ipam.resetLog();
     const out = await b.run('ADD');
     expect(out.exitCode).toBe(0);

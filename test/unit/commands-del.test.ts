@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { CniError } from '../../src/cni/errors';
 import { HOST_NETNS } from '../../src/host/netlink';
 import { type Attachment, StateStore } from '../../src/host/state';
+import { DEAD_OWNER, deadClaim } from './helpers/dead-owner';
 import { Bed, PF0_VFS, vfMac } from './helpers/bed';
 import { createNetns, type TestNetns } from './helpers/netns';
 import { removeTmpDirs } from './helpers/tmp';
@@ -103,9 +104,9 @@ describe('DEL', () => {
     const b = new Bed(nets.map((n) => n.path));
     const state = new StateStore(b.stateDir);
     state.ensure();
-    state.tryAllocate(PF0_VFS[0]!.pci, { containerId: 'c1', ifname: 'net1', network: 'ovl' }); // ADD killed before its record
-    state.tryAllocate(PF0_VFS[1]!.pci, { containerId: 'c2', ifname: 'net1', network: 'ovl' });
-    state.tryAllocate(PF0_VFS[2]!.pci, { containerId: 'c1', ifname: 'net2', network: 'ovl' });
+    deadClaim(state, PF0_VFS[0]!.pci, { containerId: 'c1', ifname: 'net1', network: 'ovl' }); // ADD killed before its record
+    deadClaim(state, PF0_VFS[1]!.pci, { containerId: 'c2', ifname: 'net1', network: 'ovl' });
+    deadClaim(state, PF0_VFS[2]!.pci, { containerId: 'c1', ifname: 'net2', network: 'ovl' });
     const out = await b.run('DEL', { netns: '' });
     expect(out.exitCode).toBe(0);
     expect(state.listAllocations().sort()).toEqual([PF0_VFS[1]!.pci, PF0_VFS[2]!.pci]);
@@ -137,7 +138,7 @@ describe('DEL', () => {
   it('DEL after an ADD killed between plugging the port and recording it unplugs by owner', async () => {
     const { b, att } = await added();
     const state = new StateStore(b.stateDir);
-    state.saveAttachment({ ...att, phase: 'adding', dpu: undefined }); // what the cache holds at fault point add:dpu-plugged
+    state.saveAttachment({ ...att, phase: 'adding', owner: DEAD_OWNER, dpu: undefined }); // what the cache holds at fault point add:dpu-plugged
     const out = await b.run('DEL');
     expect(out.exitCode).toBe(0);
     expect(b.dpu.callsOf('unplug')).toEqual([{ network: 'ovl', vni: 5001, containerId: 'c1', ifname: 'net1', representor: '', portUuid: undefined }]);
@@ -149,7 +150,7 @@ describe('DEL', () => {
   it('DEL after a killed ADD keeps the record for a retry when the DPU is unreachable, and the retry finishes', async () => {
     const { b, att } = await added();
     const state = new StateStore(b.stateDir);
-    state.saveAttachment({ ...att, phase: 'adding', dpu: undefined });
+    state.saveAttachment({ ...att, phase: 'adding', owner: DEAD_OWNER, dpu: undefined });
     b.dpu.failures.unplug = new CniError(11, 'unreachable');
     const first = await b.run('DEL');
     expect(first.exitCode).toBe(1);

@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CniError } from '../../src/cni/errors';
 import { StateStore } from '../../src/host/state';
+import { deadClaim } from './helpers/dead-owner';
 import { Bed, PF0_VFS, vfMac } from './helpers/bed';
 import { createNetns, type TestNetns } from './helpers/netns';
 import { removeTmpDirs, tmpDir } from './helpers/tmp';
@@ -77,16 +78,17 @@ describe('GC', () => {
     expect(b.dpu.callsOf('gc')).toEqual([{ network: 'ovl', vni: 5001, keep: [] }]);
   });
 
-  it('frees orphan allocations of this network (no record, not valid) and unreadable ones, but not valid ones', async () => {
+  it('frees orphan allocations of this network (no record, not valid, claimant gone), but not valid, live or unreadable ones', async () => {
     const b = new Bed(nets.map((n) => n.path));
     const state = new StateStore(b.stateDir);
     state.ensure();
-    state.tryAllocate(PF0_VFS[0]!.pci, { containerId: 'dead', ifname: 'net1', network: 'ovl' });
-    state.tryAllocate(PF0_VFS[1]!.pci, { containerId: 'live', ifname: 'net1', network: 'ovl' }); // ADD in progress
-    writeFileSync(join(state.allocationsDir, PF0_VFS[2]!.pci), 'garbage');
+    deadClaim(state, PF0_VFS[0]!.pci, { containerId: 'dead', ifname: 'net1', network: 'ovl' });
+    deadClaim(state, PF0_VFS[1]!.pci, { containerId: 'live', ifname: 'net1', network: 'ovl' }); // listed as valid
+    writeFileSync(join(state.allocationsDir, PF0_VFS[2]!.pci), 'garbage'); // never acted on: an operator decides
+    state.tryAllocate(PF0_VFS[3]!.pci, { containerId: 'adding', ifname: 'net1', network: 'ovl' }); // claimed by a running ADD (this process)
     const out = await b.run('GC', { env: gcEnv, config: b.config({ 'cni.dev/valid-attachments': [{ containerID: 'live', ifname: 'net1' }] }) });
     expect(out.exitCode).toBe(0);
-    expect(state.listAllocations()).toEqual([PF0_VFS[1]!.pci]);
+    expect(state.listAllocations().sort()).toEqual([PF0_VFS[1]!.pci, PF0_VFS[2]!.pci, PF0_VFS[3]!.pci]);
   });
 
   it('an invalid attachment list is code 7', async () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -120,6 +120,39 @@ describe('DaemonDpuClient', () => {
     await expect(c.gc('ovl', 5001, [])).resolves.toBe(0);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(2900);
     expect(direct.callsOf('gc')).toHaveLength(1);
+    c.close();
+  });
+});
+
+describe('DaemonDpuClient trusts only a root-owned socket in a private directory', () => {
+  const answering = () => daemon(() => ({ ok: true, result: { bridge: 'br-vni5001', portUuid: PORT } }));
+
+  it('a socket directory writable by others: the daemon is ignored and the request goes direct', async () => {
+    await answering();
+    chmodSync(dir, 0o777);
+    const { c, direct, made } = subject();
+    expect(await c.plug(req)).toMatchObject({ bridge: 'br-vni5001' });
+    expect(received).toEqual([]);
+    expect(made()).toBe(1);
+    expect(direct.callsOf('plug')).toEqual([req]);
+    c.close();
+  });
+
+  it('a socket owned by another uid than expected: ignored, direct', async () => {
+    await answering();
+    const direct = new FakeDpu();
+    const c = new DaemonDpuClient(conf(), silentLogger(), () => direct, 4242);
+    await c.plug(req);
+    expect(received).toEqual([]);
+    expect(direct.callsOf('plug')).toEqual([req]);
+    c.close();
+  });
+
+  it('a regular file in place of the socket: ignored, direct', async () => {
+    writeFileSync(conf().daemonSocket, '');
+    const { c, direct } = subject();
+    await c.plug(req);
+    expect(direct.callsOf('plug')).toEqual([req]);
     c.close();
   });
 });

@@ -3,7 +3,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildSync } from 'esbuild';
 import { CniError } from '../../src/cni/errors';
-import { type Attachment, StateStore } from '../../src/host/state';
+import { type Attachment, InvalidRecordError, StateStore } from '../../src/host/state';
 import { removeTmpDirs, tmpDir } from './helpers/tmp';
 
 afterAll(removeTmpDirs);
@@ -218,7 +218,7 @@ describe('release', () => {
 describe('attachments', () => {
   it('save / load round-trip', () => {
     const s = fresh();
-    const a = attachment('c1', 'net1', { dpu: { target: 'root@dpu:22', bridge: 'br-vni5001', representor: 'pf0vf0', portUuid: 'u' }, adminSaved: { vlan: 0 } });
+    const a = attachment('c1', 'net1', { dpu: { target: 'root@dpu:22', bridge: 'br-vni5001', representor: 'pf0vf0', portUuid: '00000000-0000-4000-8000-000000000001' }, adminSaved: { vlan: 0 } });
     s.saveAttachment(a);
     expect(s.loadAttachment('c1', 'net1')).toEqual(a);
     expect(s.loadAttachment('c1', 'net2')).toBeUndefined();
@@ -253,12 +253,13 @@ describe('attachments', () => {
     expect(s.listAttachments().map((a) => a.containerId)).toEqual(['c1']);
   });
 
-  it('loading a corrupt record gives undefined, not an exception', () => {
+  it('loading a corrupt record is an InvalidRecordError naming the file, never a guess', () => {
     const s = fresh();
     s.saveAttachment(attachment('c1', 'net1'));
     const [name] = readdirSync(s.attachmentsDir);
     writeFileSync(join(s.attachmentsDir, name as string), '{');
-    expect(s.loadAttachment('c1', 'net1')).toBeUndefined();
+    expect(() => s.loadAttachment('c1', 'net1')).toThrow(InvalidRecordError);
+    expect(() => s.loadAttachment('c1', 'net1')).toThrow(name as string);
   });
 
   it('list and load on a missing stateDir are empty', () => {

@@ -1,0 +1,106 @@
+import * as z from 'zod';
+import { formatIssues } from '../config/load';
+import { absolutePath, ipamType, mac, NETDEV_NAME, NETWORK_NAME, pciAddress } from '../config/schema';
+
+/**
+ * The records under stateDir, re-validated on every read with the config's own rules: root acts on
+ * them later (runs the IPAM plugin they name, moves the netdevs they name), so a planted or corrupted
+ * record must be refused, never interpreted.
+ */
+
+const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const containerId = z.string().max(256).regex(CONTAINER_ID, 'must be a CNI container ID');
+const ifname = z
+  .string()
+  .min(1)
+  .refine((n) => Buffer.byteLength(n) <= 15 && n !== '.' && n !== '..' && !/[/:\s\0]/.test(n), 'must be an interface name (at most 15 bytes, no "/", ":" or whitespace)');
+const netdev = z.string().regex(NETDEV_NAME, 'must be a network interface name');
+const network = z.string().max(253).regex(NETWORK_NAME, 'must be a network name');
+const u32 = z.number().int().min(0).max(0xffffffff);
+
+const ProcessIdentitySchema = z.object({ pid: z.number().int().min(1).max(0x3fffffff), startTime: z.number().int().min(0) });
+
+const VfRecordSchema = z.object({
+  pci: pciAddress,
+  index: z.number().int().min(0).max(65535),
+  pfName: netdev,
+  pfPci: pciAddress,
+  pfIndex: z.number().int().min(0).max(255),
+  originalName: netdev,
+  originalMac: mac,
+  originalMtu: z.number().int().min(0).max(65535),
+});
+
+const VfAdminSchema = z.object({
+  mac: mac.optional(),
+  vlan: z.number().int().min(0).max(4094).optional(),
+  vlanQoS: z.number().int().min(0).max(7).optional(),
+  spoofchk: z.enum(['on', 'off']).optional(),
+  trust: z.enum(['on', 'off']).optional(),
+  linkState: z.enum(['auto', 'enable', 'disable']).optional(),
+  minTxRate: u32.optional(),
+  maxTxRate: u32.optional(),
+});
+
+const DpuRecordSchema = z.object({
+  target: z.string().max(400).regex(/^[^\0\n\r]+$/, 'must be a DPU address'),
+  bridge: z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,14}$/, 'must be an OVS bridge name'),
+  representor: z.string().regex(/^[A-Za-z0-9_-]{0,15}$/, 'must be a representor name'),
+  portUuid: z.uuid().optional(),
+  unplugPending: z.boolean().optional(),
+});
+
+export const AttachmentSchema = z.object({
+  version: z.literal(1),
+  phase: z.enum(['adding', 'ready']),
+  network,
+  containerId,
+  ifname,
+  netns: absolutePath,
+  netnsId: z.string().regex(/^\d+:\d+$/, 'must be DEV:INODE').optional(),
+  owner: ProcessIdentitySchema.optional(),
+  vni: z.number().int().min(1).max(16777215),
+  vf: VfRecordSchema,
+  tmpName: z.string().regex(/^dpuo[0-9a-f]{8}$/, 'must be a temporary name made by the plugin (dpuo + 8 hex digits)'),
+  mac: mac.optional(),
+  mtu: z.number().int().min(68).max(65535),
+  adminSaved: VfAdminSchema.optional(),
+  rawConfig: z.string().max(16 * 1024 * 1024),
+  ipamType: ipamType.optional(),
+  cniPath: z.array(absolutePath).max(256),
+  dpu: DpuRecordSchema.optional(),
+  hostReleased: z.boolean().optional(),
+  result: z.looseObject({ cniVersion: z.string().max(32) }).optional(),
+});
+
+export const AllocationOwnerSchema = z.object({
+  containerId,
+  ifname,
+  network,
+  pid: z.number().int().min(1).optional(),
+  startTime: z.number().int().min(0).optional(),
+  time: z.string().max(64).optional(),
+});
+
+/** A record under stateDir that is unreadable or breaks the rules; it is reported, never acted on. */
+export class InvalidRecordError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problem: string,
+  ) {
+    super(`state record ${file} is invalid (${problem}); it was not acted on: inspect it, fix or remove it (and free what it held by hand)`);
+    this.name = 'InvalidRecordError';
+  }
+}
+
+export function parseRecord<T>(schema: z.ZodType, text: string, file: string): T {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new InvalidRecordError(file, `not JSON: ${(err as Error).message}`);
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) throw new InvalidRecordError(file, formatIssues(parsed.error));
+  return parsed.data as T;
+}
