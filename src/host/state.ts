@@ -13,6 +13,8 @@ export interface VfRecord {
   originalName: string;
   originalMac: string;
   originalMtu: number;
+  /** The VF netdev's ifindex: in the host before the move, then in the container once configured (identity of emulated VFs). */
+  ifindex?: number;
 }
 
 /** VF admin settings (set through the PF) as they were before ADD. */
