@@ -62,7 +62,8 @@ const UNICODE_SPACE = /[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u
 
 /**
  * What both the kernel (dev_valid_name) and libcni accept: 1-15 bytes, not "." or "..", no "/", ":", NUL or
- * whitespace. The kernel's isspace() also takes byte 0xa0, which some UTF-8 characters contain.
+ * whitespace. The kernel's isspace() also takes byte 0xa0, which some UTF-8 characters contain; "%" makes
+ * the kernel pick a name from a template instead.
  * Quotes, "#", "\\" and "@" are legal and must work.
  */
 export function validateIfname(name: string): void {
@@ -72,6 +73,8 @@ export function validateIfname(name: string): void {
     : bytes.length > 15 ? 'is longer than 15 bytes'
     : name === '.' || name === '..' ? 'must not be "." or ".."'
     : /[/:\0]/.test(name) || UNICODE_SPACE.test(name) || bytes.includes(0xa0) ? 'must not contain "/", ":", NUL or whitespace'
+    // The kernel takes a name with "%" as a template ("net%d" becomes net0): the interface would not be called this.
+    : name.includes('%') ? 'must not contain "%" (the kernel reads it as a name template such as net%d)'
     : undefined;
   if (problem) throw new CniError(ErrorCode.InvalidEnvironment, `CNI_IFNAME ${JSON.stringify(name.slice(0, 40))} ${problem}`);
 }

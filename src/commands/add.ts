@@ -87,7 +87,7 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
       const att: Attachment = {
         version: 1, phase: 'adding', network: conf.name, containerId: env.containerId, ifname: env.ifname,
         netns: env.netns, netnsId: netnsIdentity(env.netns), vni: conf.vni,
-        vf: { pci: vf.pci, index: vf.index, pfName: vf.pfName, pfPci: vf.pfPci, pfIndex: vf.pfIndex, originalName: link.name, originalMac: link.mac, originalMtu: link.mtu, ifindex: link.ifindex },
+        vf: { pci: vf.pci, index: vf.index, pfName: vf.pfName, pfPci: vf.pfPci, pfIndex: vf.pfIndex, originalName: link.name, originalMac: link.mac, originalMtu: link.mtu },
         tmpName, mac: conf.resolvedMac, mtu: conf.mtu, rawConfig: req.rawConfig, ipamType: conf.ipam?.type, cniPath: env.path,
       };
       state.saveAttachment(att);
@@ -107,7 +107,7 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
 
       await timer.step('moveVf', () => links.moveToNetns(link.name, env.netns, tmpName));
       undo.push('return VF to host', async () => {
-        await returnVfToHost(ctx, att, env.netns);
+        await returnVfToHost(ctx, att, env.netns, [tmpName, env.ifname]);
       });
       faultPoint('add:vf-moved');
 
@@ -138,7 +138,8 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
 
       const setup = interfaceSetupLines({ from: tmpName, ifname: env.ifname, mac: conf.resolvedMac, mtu: conf.mtu, ips: ipamResult?.ips ?? [], routes: ipamResult?.routes ?? [] });
       const shown = await timer.step('configure', () => links.batch(env.netns, [...setup, ['link', 'show', 'dev', env.ifname]], ['-d', '-j']));
-      att.vf.ifindex = parseLinkDevices(shown).find((l) => l.name === env.ifname)?.ifindex ?? att.vf.ifindex;
+      const configured = parseLinkDevices(shown).find((l) => l.name === env.ifname);
+      if (configured?.peer) att.vf.emulated = { ifindex: configured.ifindex, peer: configured.peer };
       faultPoint('add:configured');
 
       const iface: CniInterface = { name: env.ifname, mac: conf.resolvedMac ?? link.mac, mtu: conf.mtu, sandbox: env.netns, pciID: vf.pci };

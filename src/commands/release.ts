@@ -34,11 +34,15 @@ function isNetns(path: string): boolean {
 /**
  * Moves the VF out of the container to the host under a temporary name, which it returns. The VF is the
  * netdev that is this VF by device identity (see Sysfs.isNetdevOfVf), whatever it is called now: a
- * container may have renamed it and given its name to a decoy.
+ * container may have renamed it and given its name to a decoy. Only an ADD rolling itself back, before it
+ * could record an emulated VF's identity, names the link it has just moved in (rollbackNames).
  */
-async function moveOutOfContainer(ctx: Context, att: Attachment, netns: string): Promise<string | undefined> {
+async function moveOutOfContainer(ctx: Context, att: Attachment, netns: string, rollbackNames: readonly string[] = []): Promise<string | undefined> {
   const { links, sysfs } = ctx;
-  const vfLink = (await links.listLinkDevices(netns)).find((l) => sysfs.isNetdevOfVf(l, att.vf));
+  const inNetns = await links.listLinkDevices(netns);
+  const vfLink =
+    inNetns.find((l) => sysfs.isNetdevOfVf(l, att.vf)) ??
+    (att.vf.emulated ? undefined : inNetns.find((l) => rollbackNames.includes(l.name) && l.parentBus === undefined && l.parentDev === undefined));
   if (!vfLink) return undefined;
   const hostName = temporaryName();
   await links.moveToNetns(vfLink.name, HOST_NETNS, hostName, netns);
@@ -46,11 +50,11 @@ async function moveOutOfContainer(ctx: Context, att: Attachment, netns: string):
 }
 
 /** Moves the VF back to the host namespace and restores its name, MAC and MTU. True if it was found. */
-export async function returnVfToHost(ctx: Context, att: Attachment, netns: string | undefined): Promise<boolean> {
+export async function returnVfToHost(ctx: Context, att: Attachment, netns: string | undefined, rollbackNames: readonly string[] = []): Promise<boolean> {
   const { links, log } = ctx;
   const { vf } = att;
   let hostName: string | undefined;
-  if (netns) hostName = await moveOutOfContainer(ctx, att, netns);
+  if (netns) hostName = await moveOutOfContainer(ctx, att, netns, rollbackNames);
   if (!hostName) {
     // Gone from the container (its namespace died and the kernel gave the VF back): only a name that sysfs
     // attributes to this VF's PCI address is ours to touch in the host namespace.

@@ -23,6 +23,8 @@ export interface LinkDevice {
   ifindex: number;
   parentBus?: string;
   parentDev?: string;
+  /** A veth's peer, when it is in another namespace: that namespace's id as seen from this one, and its ifindex. */
+  peer?: { netnsId: number; ifindex: number };
 }
 
 interface IpJsonLink {
@@ -30,6 +32,8 @@ interface IpJsonLink {
   ifname: string;
   parentbus?: string;
   parentdev?: string;
+  link_index?: number;
+  link_netnsid?: number;
   address?: string;
   mtu: number;
   flags?: string[];
@@ -64,7 +68,10 @@ function parseJson<T>(text: string, what: string): T {
 
 /** `ip -d -j link show` output (of the one show command in a batch). */
 export function parseLinkDevices(text: string): LinkDevice[] {
-  return parseJson<IpJsonLink[]>(text.trim(), 'links').map((l) => ({ name: l.ifname, ifindex: l.ifindex, parentBus: l.parentbus, parentDev: l.parentdev }));
+  return parseJson<IpJsonLink[]>(text.trim(), 'links').map((l) => ({
+    name: l.ifname, ifindex: l.ifindex, parentBus: l.parentbus, parentDev: l.parentdev,
+    peer: l.link_netnsid !== undefined && l.link_index !== undefined ? { netnsId: l.link_netnsid, ifindex: l.link_index } : undefined,
+  }));
 }
 
 function ipFamilyFlag(address: string): string {

@@ -37,14 +37,16 @@ export class Sysfs {
   }
 
   /**
-   * Whether a netdev, in any namespace, is the VF with this PCI address: never by name, which a container
-   * can change. The kernel reports a real VF netdev's parent device (its PCI function); a netdev with no
-   * parent is not a VF, except under an emulated tree (sysfsRoot other than /sys), whose VFs are parentless
-   * veths: there the ifindex recorded at ADD identifies it.
+   * Whether a netdev in the container is the VF with this PCI address: never by name, which a container can
+   * change. The kernel reports a real VF netdev's parent device (its PCI function); a netdev with no parent is
+   * not a VF, except under an emulated tree (sysfsRoot other than /sys), whose VFs are parentless veths: there
+   * the link must be the one ADD saw, same ifindex and same peer (the representor, in a namespace the
+   * container cannot reach, so a decoy cannot have it).
    */
-  isNetdevOfVf(link: LinkDevice, vf: { pci: string; ifindex?: number }): boolean {
+  isNetdevOfVf(link: LinkDevice, vf: { pci: string; emulated?: { ifindex: number; peer: { netnsId: number; ifindex: number } } }): boolean {
     if (link.parentBus !== undefined || link.parentDev !== undefined) return link.parentBus === 'pci' && link.parentDev === vf.pci;
-    return resolve(this.root) !== '/sys' && vf.ifindex !== undefined && link.ifindex === vf.ifindex;
+    const seen = vf.emulated;
+    return resolve(this.root) !== '/sys' && seen !== undefined && link.ifindex === seen.ifindex && link.peer?.netnsId === seen.peer.netnsId && link.peer.ifindex === seen.peer.ifindex;
   }
 
   netdevOf(pci: string): string | undefined {

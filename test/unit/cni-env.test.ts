@@ -99,6 +99,8 @@ describe('CNI_IFNAME', () => {
     ['U+2003', 'a\u2003b'],
     ['U+3000', 'a\u3000'],
     ['byte 0xa0 in UTF-8 (kernel isspace)', 'a\u0120'],
+    ['"%" (a kernel name template)', 'net%d'],
+    ['"%" alone', '%'],
     ['"."', '.'],
     ['".."', '..'],
     ['empty', ''],

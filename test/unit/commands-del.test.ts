@@ -84,10 +84,13 @@ describe('DEL', () => {
 
   it('a decoy alone (the VF is gone from the container) is never moved to the host or renamed', async () => {
     const { b } = await added();
+    const vf = b.host.link(NS, 'net1')!;
     b.host.namespaces.get(NS)!.delete('net1');
-    b.host.addLink(NS, { name: 'net1', mac: vfMac(0, 0) });
+    // even with the VF's ifindex (a container can pick one once the VF is gone); its peer is in its own namespace
+    b.host.addLink(NS, { name: 'net1', mac: vfMac(0, 0), ifindex: vf.ifindex });
+    b.host.addLink(NS, { name: 'net1p', mac: vfMac(0, 3), ifindex: 77 });
     expect((await b.run('DEL')).exitCode).toBe(0);
-    expect(b.host.linkNames(NS)).toEqual(['net1']);
+    expect(b.host.linkNames(NS)).toEqual(['net1', 'net1p']);
     expect(b.host.link('host', 'ens1f0v0')).toBeUndefined();
     expect(b.host.batches('host')).toEqual([]);
   });

@@ -18,6 +18,8 @@ export interface FakeLink {
   /** A real VF's parent device as `ip -d` shows it; emulated VFs (veths) have none. */
   parentbus?: string;
   parentdev?: string;
+  /** An emulated VF's veth peer (the representor) in another namespace: `ip -d` shows link_netnsid and link_index. */
+  peer?: { netnsId: number; ifindex: number };
 }
 
 export interface Call {
@@ -156,6 +158,7 @@ export class FakeHost implements CommandRunner {
     const out: Record<string, unknown> = { ifindex: l.ifindex, ifname: l.name, address: l.mac, mtu: l.mtu, flags: l.up ? ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'] : ['BROADCAST', 'MULTICAST'] };
     if (l.vfinfo) out.vfinfo_list = l.vfinfo;
     if (l.parentbus) Object.assign(out, { parentbus: l.parentbus, parentdev: l.parentdev });
+    if (l.peer) Object.assign(out, { link_netnsid: l.peer.netnsId, link_index: l.peer.ifindex });
     return out;
   }
 
