@@ -139,7 +139,10 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
       const setup = interfaceSetupLines({ from: tmpName, ifname: env.ifname, mac: conf.resolvedMac, mtu: conf.mtu, ips: ipamResult?.ips ?? [], routes: ipamResult?.routes ?? [] });
       const shown = await timer.step('configure', () => links.batch(env.netns, [...setup, ['link', 'show', 'dev', env.ifname]], ['-d', '-j']));
       const configured = parseLinkDevices(shown).find((l) => l.name === env.ifname);
-      if (configured?.peer) att.vf.emulated = { ifindex: configured.ifindex, peer: configured.peer };
+      if (configured?.peer) {
+        att.vf.emulated = { ifindex: configured.ifindex, peer: configured.peer };
+        state.saveAttachment(att);
+      }
       faultPoint('add:configured');
 
       const iface: CniInterface = { name: env.ifname, mac: conf.resolvedMac ?? link.mac, mtu: conf.mtu, sandbox: env.netns, pciID: vf.pci };

@@ -34,8 +34,9 @@ function isNetns(path: string): boolean {
 /**
  * Moves the VF out of the container to the host under a temporary name, which it returns. The VF is the
  * netdev that is this VF by device identity (see Sysfs.isNetdevOfVf), whatever it is called now: a
- * container may have renamed it and given its name to a decoy. Only an ADD rolling itself back, before it
- * could record an emulated VF's identity, names the link it has just moved in (rollbackNames).
+ * container may have renamed it and given its name to a decoy. Before ADD has recorded an emulated VF's
+ * identity (it does so when it configures the link), a parentless link under one of rollbackNames is taken:
+ * the random temporary name, and for an ADD rolling itself back also the ifname its batch may have set.
  */
 async function moveOutOfContainer(ctx: Context, att: Attachment, netns: string, rollbackNames: readonly string[] = []): Promise<string | undefined> {
   const { links, sysfs } = ctx;
@@ -81,7 +82,7 @@ export async function releaseHost(ctx: Context, att: Attachment, netnsHint: stri
     await timer.step('ipam', () => ctx.ipam.del(call));
     faultPoint('del:ipam-released');
   }
-  await timer.step('returnVf', () => returnVfToHost(ctx, att, netns));
+  await timer.step('returnVf', () => returnVfToHost(ctx, att, netns, [att.tmpName]));
   faultPoint('del:vf-returned');
   if (att.adminSaved) await timer.step('vfAdmin', () => links.setVfAdmin(att.vf.pfName, att.vf.index, att.adminSaved ?? {}));
   state.release(att.vf.pci, att);

@@ -170,7 +170,8 @@ describe('neighbours learn the new MAC of a reused address', () => {
     expect(cni(A, staticConf(A, `${ip}/24`), { command: 'DEL', containerId: 'ctr-reuse1', netns: first }).status).toBe(0);
     const newMac = '02:12:34:56:78:9a';
     const second = container('reuse2');
-    const add2 = cni(A, staticConf(A, `${ip}/24`), { command: 'ADD', containerId: 'ctr-reuse2', netns: second, args: `MAC=${newMac}` });
+    const add2 = cni(A, staticConf(A, `${ip}/24`), { command: 'ADD', containerId: 'ctr-reuse2', netns: second, args: `IgnoreUnknown=1;MAC=${newMac}` });
+    if (add2.status !== 0) throw new Error(`ADD with a new MAC failed: ${add2.stdout}`);
     expect(add2.status).toBe(0);
     expect(firstIp(add2.json)).toBe(ip);
     // The announcement is sent on link up, within ADD; give it the overlay's transit, no traffic from b meanwhile.

@@ -95,6 +95,20 @@ describe('DEL', () => {
     expect(b.host.batches('host')).toEqual([]);
   });
 
+  it('an ADD killed before it configured the link (no identity recorded): the VF under its temporary name comes back, a decoy under the ifname does not', async () => {
+    const { b, att } = await added();
+    const vf = b.host.link(NS, 'net1')!;
+    b.host.namespaces.get(NS)!.delete('net1');
+    vf.name = att.tmpName;
+    b.host.namespaces.get(NS)!.set(att.tmpName, vf);
+    b.host.addLink(NS, { name: 'net1', mac: vfMac(0, 0) });
+    const { emulated: _, ...vfRecord } = att.vf;
+    new StateStore(b.stateDir).saveAttachment({ ...att, phase: 'adding', vf: vfRecord });
+    expect((await b.run('DEL')).exitCode).toBe(0);
+    expect(b.host.link('host', 'ens1f0v0')).toBe(vf);
+    expect(b.host.linkNames(NS)).toEqual(['net1']);
+  });
+
   it('a netdev with a parent device is the VF only if that parent is the VF\'s PCI function, whatever its ifindex', async () => {
     const { b } = await added();
     const vf = b.host.link(NS, 'net1')!;
