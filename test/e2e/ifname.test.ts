@@ -36,7 +36,8 @@ function hostVf(s: Site, n: number) {
 }
 
 function staticConf(s: Site, address: string) {
-  return netConf(tb, s, { ipam: { type: 'static', addresses: [{ address }] } });
+  // a generous DPU timeout: these tests are about names and identity, not latency on a loaded machine
+  return netConf(tb, s, { ipam: { type: 'static', addresses: [{ address }] }, dpu: { timeoutMs: 30000 } });
 }
 
 describe('ip -batch reads back every name the encoder gives it', () => {
