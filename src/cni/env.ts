@@ -3,7 +3,7 @@ import { CniError, ErrorCode } from './errors';
 import type { CniCommand } from './types';
 
 const COMMANDS: readonly CniCommand[] = ['ADD', 'DEL', 'CHECK', 'VERSION', 'GC', 'STATUS'];
-const NSFS_MAGIC = 0x6e736673;
+export const NSFS_MAGIC = 0x6e736673;
 
 export interface CniEnv {
   command: CniCommand;
@@ -57,13 +57,24 @@ export function validateContainerId(id: string): void {
   }
 }
 
-/** SPEC: at most 15 bytes, not "." or "..", no "/", ":" or whitespace. */
+/** Go's unicode.IsSpace, which libcni applies to every rune of CNI_IFNAME. */
+const UNICODE_SPACE = /[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/;
+
+/**
+ * What both the kernel (dev_valid_name) and libcni accept: 1-15 bytes, not "." or "..", no "/", ":", NUL or
+ * whitespace. The kernel's isspace() also takes byte 0xa0, which some UTF-8 characters contain; "%" makes
+ * the kernel pick a name from a template instead.
+ * Quotes, "#", "\\" and "@" are legal and must work.
+ */
 export function validateIfname(name: string): void {
+  const bytes = Buffer.from(name);
   const problem =
     name.length === 0 ? 'is empty'
-    : Buffer.byteLength(name) > 15 ? 'is longer than 15 bytes'
+    : bytes.length > 15 ? 'is longer than 15 bytes'
     : name === '.' || name === '..' ? 'must not be "." or ".."'
-    : /[/:\s\0]/.test(name) ? 'must not contain "/", ":", NUL or whitespace'
+    : /[/:\0]/.test(name) || UNICODE_SPACE.test(name) || bytes.includes(0xa0) ? 'must not contain "/", ":", NUL or whitespace'
+    // The kernel takes a name with "%" as a template ("net%d" becomes net0): the interface would not be called this.
+    : name.includes('%') ? 'must not contain "%" (the kernel reads it as a name template such as net%d)'
     : undefined;
   if (problem) throw new CniError(ErrorCode.InvalidEnvironment, `CNI_IFNAME ${JSON.stringify(name.slice(0, 40))} ${problem}`);
 }

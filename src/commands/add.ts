@@ -2,7 +2,7 @@ import { CniError, ErrorCode } from '../cni/errors';
 import type { CniInterface, CniResult } from '../cni/types';
 import { requireVfSource } from '../config/load';
 import { representorName } from '../dpu/client';
-import { interfaceSetupLines, type LinkInfo, temporaryName } from '../host/netlink';
+import { interfaceSetupLines, type LinkInfo, parseLinkDevices, temporaryName } from '../host/netlink';
 import { type AllocationOwner, type Attachment, claimIsLive, InvalidRecordError, isInFlight, type VfAdminRecord } from '../host/state';
 import { selfIdentity } from '../host/owner';
 import type { DpuClient } from '../dpu/client';
@@ -148,24 +148,24 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
 
       await timer.step('moveVf', () => links.moveToNetns(link.name, env.netns, tmpName));
       undo.push('return VF to host', async () => {
-        await returnVfToHost(ctx, att, env.netns, [tmpName, env.ifname, link.name]);
+        await returnVfToHost(ctx, att, env.netns, [tmpName, env.ifname]);
       });
       faultPoint('add:vf-moved');
 
+      // Alongside IPAM, which does not touch the link: announcements need no extra wait.
+      const announce = timer.step('announce', () => links.announceOnUp(env.netns, tmpName));
       let ipamResult: CniResult | undefined;
       if (conf.ipam) {
         const call = ipamCall({ ...att, ipamType: conf.ipam.type }, env.netns, env.argsRaw, req.cniVersion);
         // Before ADD: a plugin that exited 0 with a result we reject still holds the address.
         undo.push('release IPAM', () => ctx.ipam.del(call));
-        ipamResult = await timer.step('ipam', () => ctx.ipam.add(call));
+        ipamResult = await timer.step('ipam', () => ctx.ipam.add(call)).finally(() => announce.catch(() => undefined));
         faultPoint('add:ipam-done');
       }
+      const announceProblem = await announce;
+      if (announceProblem) log.warn({ problem: announceProblem }, 'could not enable arp_notify/ndisc_notify: neighbours may keep a stale MAC for this address');
 
-      await timer.step('configure', () =>
-        links.batch(env.netns, interfaceSetupLines({ from: tmpName, ifname: env.ifname, mac: conf.resolvedMac, mtu: conf.mtu, ips: ipamResult?.ips ?? [], routes: ipamResult?.routes ?? [] })),
-      );
-      faultPoint('add:configured');
-
+      // The representor joins the overlay before the link comes up, so the link-up announcement reaches peers.
       if (client && conf.dpu) {
         const representor = representorName(conf.dpu.representorTemplate, vf.pfIndex, vf.index);
         const plug = { network: conf.name, vni: conf.vni, containerId: env.containerId, ifname: env.ifname, netns: env.netns, representor, mtu: conf.mtu };
@@ -176,6 +176,15 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
         undo.push('unplug representor', () => client.unplug({ ...plug, portUuid }));
         faultPoint('add:dpu-plugged');
       }
+
+      const setup = interfaceSetupLines({ from: tmpName, ifname: env.ifname, mac: conf.resolvedMac, mtu: conf.mtu, ips: ipamResult?.ips ?? [], routes: ipamResult?.routes ?? [] });
+      const shown = await timer.step('configure', () => links.batch(env.netns, [...setup, ['link', 'show', 'dev', env.ifname]], ['-d', '-j']));
+      const configured = parseLinkDevices(shown).find((l) => l.name === env.ifname);
+      if (configured?.peer) {
+        att.vf.emulated = { ifindex: configured.ifindex, peer: configured.peer };
+        state.saveAttachment(att);
+      }
+      faultPoint('add:configured');
 
       const iface: CniInterface = { name: env.ifname, mac: conf.resolvedMac ?? link.mac, mtu: conf.mtu, sandbox: env.netns, pciID: vf.pci };
       const result = buildResult(ctx, iface, ipamResult);

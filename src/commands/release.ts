@@ -1,56 +1,61 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statfsSync } from 'node:fs';
+import { NSFS_MAGIC } from '../cni/env';
 import { CniError, ErrorCode } from '../cni/errors';
 import type { DpuClient } from '../dpu/client';
 import { HOST_NETNS, temporaryName } from '../host/netlink';
-import { CommandError } from '../host/runner';
 import type { Attachment } from '../host/state';
 import { faultPoint } from '../util/fault';
 import { type Context, delegatedDelConfig, hostNetnsIdentity, ipamCall, netnsIdentity } from './context';
 
 /**
- * The namespace DEL may enter: the runtime's CNI_NETNS if it gave one, else the one recorded at ADD
- * if that path still names the same namespace (a /proc/PID path may by now be another process).
- * Never our own namespace.
+ * The namespace DEL may enter: the runtime's CNI_NETNS only if it is the namespace recorded at ADD (same
+ * dev:inode), else the recorded path if it still names that namespace (a /proc/PID path may by now be
+ * another process). A hint naming anything else (another container, a plain file) is ignored. Never our own.
  */
 export function usableNetns(att: Attachment, hint: string): string | undefined {
-  const path = hint || att.netns;
-  if (!path || !existsSync(path)) return undefined;
-  const id = netnsIdentity(path);
-  if (!id || id === hostNetnsIdentity()) return undefined;
-  if (!hint && att.netnsId && id !== att.netnsId) return undefined;
-  return path;
+  const host = hostNetnsIdentity();
+  const matches = (path: string | undefined): path is string => {
+    if (!path || !existsSync(path)) return false;
+    const id = netnsIdentity(path);
+    return id !== undefined && id !== host && (att.netnsId ? id === att.netnsId : isNetns(path));
+  };
+  if (matches(hint)) return hint;
+  return matches(att.netns) ? att.netns : undefined;
+}
+
+function isNetns(path: string): boolean {
+  try {
+    return statfsSync(path).type === NSFS_MAGIC;
+  } catch {
+    return false;
+  }
 }
 
 /**
- * Moves the first of candidates found in netns to the host under a temporary name, which it returns.
- * The first candidate is almost always there, so it is tried without listing the namespace first;
- * if that fails, the listing decides as before (and the same failure recurs if the name was there).
+ * Moves the VF out of the container to the host under a temporary name, which it returns. The VF is the
+ * netdev that is this VF by device identity (see Sysfs.isNetdevOfVf), whatever it is called now: a
+ * container may have renamed it and given its name to a decoy. Before ADD has recorded an emulated VF's
+ * identity (it does so when it configures the link), a parentless link under one of rollbackNames is taken:
+ * the random temporary name, and for an ADD rolling itself back also the ifname its batch may have set.
  */
-async function moveOutOfContainer(ctx: Context, netns: string, candidates: string[]): Promise<string | undefined> {
-  const { links } = ctx;
+async function moveOutOfContainer(ctx: Context, att: Attachment, netns: string, rollbackNames: readonly string[] = []): Promise<string | undefined> {
+  const { links, sysfs } = ctx;
+  const inNetns = await links.listLinkDevices(netns);
+  const vfLink =
+    inNetns.find((l) => sysfs.isNetdevOfVf(l, att.vf)) ??
+    (att.vf.emulated ? undefined : inNetns.find((l) => rollbackNames.includes(l.name) && l.parentBus === undefined && l.parentDev === undefined));
+  if (!vfLink) return undefined;
   const hostName = temporaryName();
-  const [likely] = candidates;
-  if (likely !== undefined) {
-    try {
-      await links.moveToNetns(likely, HOST_NETNS, hostName, netns);
-      return hostName;
-    } catch (err) {
-      if (!(err instanceof CommandError)) throw err;
-    }
-  }
-  const inNetns = new Set((await links.listLinks(netns)).map((l) => l.name));
-  const name = candidates.find((c) => inNetns.has(c));
-  if (!name) return undefined;
-  await links.moveToNetns(name, HOST_NETNS, hostName, netns);
+  await links.moveToNetns(vfLink.name, HOST_NETNS, hostName, netns);
   return hostName;
 }
 
 /** Moves the VF back to the host namespace and restores its name, MAC and MTU. True if it was found. */
-export async function returnVfToHost(ctx: Context, att: Attachment, netns: string | undefined, candidates: string[]): Promise<boolean> {
+export async function returnVfToHost(ctx: Context, att: Attachment, netns: string | undefined, rollbackNames: readonly string[] = []): Promise<boolean> {
   const { links, log } = ctx;
   const { vf } = att;
   let hostName: string | undefined;
-  if (netns) hostName = await moveOutOfContainer(ctx, netns, candidates);
+  if (netns) hostName = await moveOutOfContainer(ctx, att, netns, rollbackNames);
   if (!hostName) {
     // Gone from the container (its namespace died and the kernel gave the VF back): only a name that sysfs
     // attributes to this VF's PCI address is ours to touch in the host namespace.
@@ -61,10 +66,10 @@ export async function returnVfToHost(ctx: Context, att: Attachment, netns: strin
     log.warn({ vf: vf.pci, netns }, 'VF not found in the container or the host namespace; nothing to return');
     return false;
   }
-  const lines = [`link set dev ${hostName} down`];
-  if (hostName !== vf.originalName) lines.push(`link set dev ${hostName} name ${vf.originalName}`);
-  lines.push(`link set dev ${vf.originalName} address ${vf.originalMac} mtu ${vf.originalMtu}`);
-  await links.batch(undefined, lines);
+  const cmds = [['link', 'set', 'dev', hostName, 'down']];
+  if (hostName !== vf.originalName) cmds.push(['link', 'set', 'dev', hostName, 'name', vf.originalName]);
+  cmds.push(['link', 'set', 'dev', vf.originalName, 'address', vf.originalMac, 'mtu', String(vf.originalMtu)]);
+  await links.batch(undefined, cmds);
   return true;
 }
 
@@ -77,7 +82,7 @@ export async function releaseHost(ctx: Context, att: Attachment, netnsHint: stri
     await timer.step('ipam', () => ctx.ipam.del(call));
     faultPoint('del:ipam-released');
   }
-  await timer.step('returnVf', () => returnVfToHost(ctx, att, netns, [att.ifname, att.tmpName, att.vf.originalName]));
+  await timer.step('returnVf', () => returnVfToHost(ctx, att, netns, [att.tmpName]));
   faultPoint('del:vf-returned');
   if (att.adminSaved) await timer.step('vfAdmin', () => links.setVfAdmin(att.vf.pfName, att.vf.index, att.adminSaved ?? {}));
   state.release(att.vf.pci, att);

@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { CniError, ErrorCode } from '../cni/errors';
 import type { CniIpConfig, CniRoute } from '../cni/types';
+import { encodeBatchLine } from './ip-batch';
 import { type CommandRunner, CommandError, runChecked } from './runner';
 import type { VfAdminRecord } from './state';
 
 export interface LinkInfo {
   name: string;
+  ifindex: number;
   mac: string;
   mtu: number;
   up: boolean;
@@ -15,8 +17,23 @@ export interface AddressInfo {
   address: string;
 }
 
+/** A link and the device it belongs to, as the kernel reports it (`ip -d`): a VF's parent is its PCI function. */
+export interface LinkDevice {
+  name: string;
+  ifindex: number;
+  parentBus?: string;
+  parentDev?: string;
+  /** A veth's peer, when it is in another namespace: that namespace's id as seen from this one, and its ifindex. */
+  peer?: { netnsId: number; ifindex: number };
+}
+
 interface IpJsonLink {
+  ifindex: number;
   ifname: string;
+  parentbus?: string;
+  parentdev?: string;
+  link_index?: number;
+  link_netnsid?: number;
   address?: string;
   mtu: number;
   flags?: string[];
@@ -49,6 +66,14 @@ function parseJson<T>(text: string, what: string): T {
   }
 }
 
+/** `ip -d -j link show` output (of the one show command in a batch). */
+export function parseLinkDevices(text: string): LinkDevice[] {
+  return parseJson<IpJsonLink[]>(text.trim(), 'links').map((l) => ({
+    name: l.ifname, ifindex: l.ifindex, parentBus: l.parentbus, parentDev: l.parentdev,
+    peer: l.link_netnsid !== undefined && l.link_index !== undefined ? { netnsId: l.link_netnsid, ifindex: l.link_index } : undefined,
+  }));
+}
+
 function ipFamilyFlag(address: string): string {
   return address.includes(':') ? '-6' : '-4';
 }
@@ -64,7 +89,12 @@ export class LinkOps {
 
   async listLinks(netns?: string): Promise<LinkInfo[]> {
     const r = await this.ip(netns, ['-j', 'link', 'show']);
-    return parseJson<IpJsonLink[]>(r.stdout, 'links').map((l) => ({ name: l.ifname, mac: (l.address ?? '').toLowerCase(), mtu: l.mtu, up: (l.flags ?? []).includes('UP') }));
+    return parseJson<IpJsonLink[]>(r.stdout, 'links').map((l) => ({ name: l.ifname, ifindex: l.ifindex, mac: (l.address ?? '').toLowerCase(), mtu: l.mtu, up: (l.flags ?? []).includes('UP') }));
+  }
+
+  async listLinkDevices(netns?: string): Promise<LinkDevice[]> {
+    const r = await this.ip(netns, ['-d', '-j', 'link', 'show']);
+    return parseLinkDevices(r.stdout);
   }
 
   async findLink(name: string, netns?: string): Promise<LinkInfo | undefined> {
@@ -76,15 +106,37 @@ export class LinkOps {
     await this.ip(fromNetns, ['link', 'set', 'dev', name, 'netns', netns, 'name', newName]);
   }
 
-  /** Runs several ip commands in one process; stops at the first failure. */
-  async batch(netns: string | undefined, lines: string[]): Promise<void> {
-    if (lines.length === 0) return;
+  /**
+   * Runs several ip commands (argv each) with global options, in one `ip -batch` process when every word can
+   * be encoded for iproute2's batch reader, else one process per command. Stops at the first failure.
+   * Returns what the commands printed.
+   */
+  async batch(netns: string | undefined, cmds: readonly string[][], globalOpts: readonly string[] = []): Promise<string> {
+    if (cmds.length === 0) return '';
+    const lines = cmds.map(encodeBatchLine);
     try {
-      await this.ip(netns, ['-batch', '-'], lines.join('\n') + '\n');
+      if (lines.every((l): l is string => l !== undefined)) {
+        return (await this.ip(netns, [...globalOpts, '-batch', '-'], lines.join('\n') + '\n')).stdout;
+      }
+      let out = '';
+      for (const argv of cmds) out += (await this.ip(netns, [...globalOpts, ...argv])).stdout;
+      return out;
     } catch (err) {
       if (err instanceof CommandError) throw new CniError(ErrorCode.IoFailure, `configuring the interface failed: ${err.result.stderr.trim()}`);
       throw err;
     }
+  }
+
+  /**
+   * Makes the kernel announce the interface's addresses when it comes up or changes MAC (gratuitous ARP,
+   * unsolicited NA), so peers drop neighbour entries of an earlier holder of the address. One process
+   * writes both sysctls; the ifname is a path component here, never shell text. Survives a rename.
+   */
+  async announceOnUp(netns: string, ifname: string): Promise<string | undefined> {
+    const files = [`/proc/sys/net/ipv4/conf/${ifname}/arp_notify`, `/proc/sys/net/ipv6/conf/${ifname}/ndisc_notify`];
+    const r = await this.runner.run('nsenter', [`--net=${netns}`, 'tee', ...files], { input: '1\n' });
+    // IPv6 may be disabled in the container: then only its file fails.
+    return r.exitCode === 0 ? undefined : r.stderr.trim() || `tee exited ${r.exitCode}`;
   }
 
   async addresses(ifname: string, netns: string): Promise<string[]> {
@@ -134,18 +186,24 @@ export class LinkOps {
   }
 }
 
-/** ip -batch lines that give an interface its name, MAC, MTU, addresses and routes (like ipam.ConfigureIface). */
-export function interfaceSetupLines(p: { from: string; ifname: string; mac?: string; mtu: number; ips: CniIpConfig[]; routes: CniRoute[] }): string[] {
-  const lines: string[] = [];
-  if (p.from !== p.ifname) lines.push(`link set dev ${p.from} name ${p.ifname}`);
-  if (p.mac) lines.push(`link set dev ${p.ifname} address ${p.mac}`);
-  lines.push(`link set dev ${p.ifname} mtu ${p.mtu}`, `link set dev ${p.ifname} up`);
-  for (const ip of p.ips) lines.push(`addr add ${ip.address} dev ${p.ifname}${ip.address.includes(':') ? ' nodad' : ''}`);
+/**
+ * ip commands that give an interface its name, MAC, MTU, addresses and routes (like ipam.ConfigureIface).
+ * Addresses go on before the link comes up so that the announcement on link up (arp_notify, ndisc_notify)
+ * carries them; routes need the link up.
+ */
+export function interfaceSetupLines(p: { from: string; ifname: string; mac?: string; mtu: number; ips: CniIpConfig[]; routes: CniRoute[] }): string[][] {
+  const dev = p.ifname;
+  const cmds: string[][] = [];
+  if (p.from !== dev) cmds.push(['link', 'set', 'dev', p.from, 'name', dev]);
+  if (p.mac) cmds.push(['link', 'set', 'dev', dev, 'address', p.mac]);
+  cmds.push(['link', 'set', 'dev', dev, 'mtu', String(p.mtu)]);
+  for (const ip of p.ips) cmds.push(['addr', 'add', ip.address, 'dev', dev, ...(ip.address.includes(':') ? ['nodad'] : [])]);
+  cmds.push(['link', 'set', 'dev', dev, 'up']);
   const gateways = new Map<string, string>();
   for (const ip of p.ips) if (ip.gateway && !gateways.has(ipFamilyFlag(ip.address))) gateways.set(ipFamilyFlag(ip.address), ip.gateway);
   for (const r of p.routes) {
     const gw = r.gw ?? gateways.get(ipFamilyFlag(r.dst));
-    lines.push(`route add ${r.dst}${gw ? ` via ${gw}` : ''} dev ${p.ifname}`);
+    cmds.push(['route', 'add', r.dst, ...(gw ? ['via', gw] : []), 'dev', dev]);
   }
-  return lines;
+  return cmds;
 }

@@ -20,6 +20,11 @@ export interface VfRecord {
   originalName: string;
   originalMac: string;
   originalMtu: number;
+  /**
+   * Identity of an emulated VF (a veth, which has no parent device) in the container, as ADD saw it there:
+   * its ifindex and its peer (the representor, in a namespace the container cannot reach).
+   */
+  emulated?: { ifindex: number; peer: { netnsId: number; ifindex: number } };
 }
 
 /** VF admin settings (set through the PF) as they were before ADD. */

@@ -1,6 +1,7 @@
 import { readdirSync, readlinkSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { CniError, ErrorCode } from '../cni/errors';
+import type { LinkDevice } from './netlink';
 
 /** One SR-IOV virtual function as sysfs describes it. */
 export interface VfInfo {
@@ -33,6 +34,19 @@ export class Sysfs {
 
   private devicePath(pci: string): string {
     return join(this.root, 'bus/pci/devices', pci);
+  }
+
+  /**
+   * Whether a netdev in the container is the VF with this PCI address: never by name, which a container can
+   * change. The kernel reports a real VF netdev's parent device (its PCI function); a netdev with no parent is
+   * not a VF, except under an emulated tree (sysfsRoot other than /sys), whose VFs are parentless veths: there
+   * the link must be the one ADD saw, same ifindex and same peer (the representor, in a namespace the
+   * container cannot reach, so a decoy cannot have it).
+   */
+  isNetdevOfVf(link: LinkDevice, vf: { pci: string; emulated?: { ifindex: number; peer: { netnsId: number; ifindex: number } } }): boolean {
+    if (link.parentBus !== undefined || link.parentDev !== undefined) return link.parentBus === 'pci' && link.parentDev === vf.pci;
+    const seen = vf.emulated;
+    return resolve(this.root) !== '/sys' && seen !== undefined && link.ifindex === seen.ifindex && link.peer?.netnsId === seen.peer.netnsId && link.peer.ifindex === seen.peer.ifindex;
   }
 
   netdevOf(pci: string): string | undefined {

@@ -13,7 +13,7 @@
 import fc from 'fast-check';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { container, hostLocal, netConf, type Site, type Testbed } from '../e2e/helpers';
+import { CNI_PATH, container, hostLocal, netConf, type Site, type Testbed } from '../e2e/helpers';
 import {
   diffLines, expectCniError, expectSuccess, forcedWrapper, hostSnapshot, newTally, type Outcome, ovsDump, ovsState, parallel, recordedCommands,
   runPlugin, runRecorded, type RunRecord, shape, stressDir, type Tally, timed, UNSET, violation,
@@ -26,6 +26,13 @@ const HOSTILE = [
   '$(touch /tmp/pwned)', '`id`', '; reboot', '| nc 127.0.0.1 9', '&& rm -rf /', '\n--', "'\"", '\u0000', ' -- del-br br-phy',
   '\u202e', 'é', '${IFS}', '>/etc/passwd', '\r\n', '%n%s', '../../etc/shadow', '*?[', '#', '\\', 'ovs-vsctl -- --all destroy Bridge',
 ] as const;
+
+/**
+ * Characters iproute2's batch reader treats specially (quotes, comment, continuation) and "@" (ip's
+ * NAME@LINK syntax): legal in ifnames and CNI_ARGS values, so they must work there; refused elsewhere.
+ */
+const ODD = ['"', "'", '#', '\\', '@', '"x""netns"1', "'x'", 'e#x', 'x\\', `q'"#\\@`, '#\\', "'x' netns 1"] as const;
+const ODD_ENV = ['CNI_IFNAME', 'CNI_IFNAME', 'CNI_CONTAINERID', 'CNI_NETNS', 'CNI_ARGS', 'CNI_PATH'] as const;
 
 /** Config fields whose value is a string with a pattern; a hostile value there is code 7. */
 const STRING_FIELDS = [
@@ -61,6 +68,7 @@ type Mutation =
   | { kind: 'stdin-deep'; depth: number; wrapped: boolean }
   | { kind: 'stdin-huge'; mb: number }
   | { kind: 'env'; variable: string; how: string; frag: string }
+  | { kind: 'odd-env'; variable: string; odd: string; pre: string }
   | { kind: 'benign'; how: 'type' | 'extra-field' | 'cni-args'; frag: string }
   | { kind: 'gc-list'; value: unknown };
 
@@ -85,6 +93,7 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('stdin-huge' as const), mb: fc.constantFrom(2, 8, 17) }) },
   { weight: 4, arbitrary: frag.chain((f) => fc.record({ kind: fc.constant('gc-list' as const), value: fc.constantFrom(...BAD_GC_LISTS(f)) })) },
   { weight: 20, arbitrary: fc.record({ kind: fc.constant('env' as const), variable: fc.constantFrom('CNI_NETNS', 'CNI_IFNAME', 'CNI_CONTAINERID', 'CNI_COMMAND', 'CNI_PATH', 'CNI_ARGS'), how: fc.constantFrom('hostile', 'unset', 'special', 'special2'), frag }) },
+  { weight: 10, arbitrary: fc.record({ kind: fc.constant('odd-env' as const), variable: fc.constantFrom(...ODD_ENV), odd: fc.constantFrom(...ODD), pre: fc.constantFrom('', 'n', 'net', '"', 'eth0') }) },
   { weight: 7, arbitrary: fc.record({ kind: fc.constant('benign' as const), how: fc.constantFrom('type' as const, 'extra-field' as const, 'cni-args' as const), frag }) },
 );
 
@@ -99,6 +108,8 @@ export interface FuzzCase {
   conf?: Record<string, unknown>;
   stdin?: string;
   env: Record<string, string>;
+  /** CNI_IFNAME for the input and for the DEL that undoes a valid one (default eth0). */
+  ifname?: string;
   /** Codes accepted, or 'ok' for inputs that are valid and must succeed (then DEL-ed). */
   expect: readonly number[] | 'ok';
   marker: string;
@@ -215,6 +226,26 @@ export function buildCase(id: number, m: Mutation, base: Record<string, unknown>
       c.expect = [E.env];
       c.env = envMutation(m.variable, m.how, NO_NUL(m.frag), marker, regularFile);
       if (m.variable === 'CNI_ARGS' && m.how === 'hostile') c.expect = 'ok'; // unknown CNI_ARGS keys are ignored
+      break;
+    case 'odd-env':
+      c.command = 'ADD';
+      c.label = `odd ${m.variable}`;
+      if (m.variable === 'CNI_IFNAME') {
+        // the kernel's and libcni's rules: such names must be created as given and DEL-ed cleanly
+        const name = `${m.pre}${m.odd}`.slice(0, 15);
+        c.ifname = name;
+        c.env = { CNI_IFNAME: name };
+        c.expect = /[/:\s]/.test(name) || name === '.' || name === '..' ? [E.env] : 'ok';
+      } else if (m.variable === 'CNI_ARGS') {
+        c.env = { CNI_ARGS: `IgnoreUnknown=1;X${marker}=${m.pre}${m.odd}` };
+        c.expect = 'ok';
+      } else if (m.variable === 'CNI_PATH') {
+        c.env = { CNI_PATH: `/nonexistent/${marker}${m.odd}:${CNI_PATH}` };
+        c.expect = 'ok';
+      } else {
+        c.env = { [m.variable]: m.variable === 'CNI_NETNS' ? `/run/netns/${marker}${m.odd}` : `${marker}${m.odd}` };
+        c.expect = [E.env];
+      }
       break;
     case 'benign':
       c.command = 'ADD';
@@ -370,13 +401,14 @@ const TRIES = 3;
 async function runCase(t: Tally, s: Site, c: FuzzCase, base: Record<string, unknown>, netns: string, tag: FuzzTag, retries: { n: number }): Promise<void> {
   t.inputs += 1;
   const containerId = `fz-${c.id}`;
-  const call = { command: c.command, containerId, netns, ifname: 'eth0' };
+  const ifname = c.ifname ?? 'eth0';
+  const call = { command: c.command, containerId, netns, ifname };
   const input = (attempt: number): Promise<Outcome> => c.recorded
     ? runRecorded(c.recorded.hostNetns, c.recorded.env, c.recorded.stdin, c.recorded.killAfterMs, { ...tag, attempt })
     : runPlugin(s, c.conf, call, { env: c.env, stdin: c.stdin, timeoutMs: FUZZ_KILL_AFTER_MS, tag: { ...tag, attempt } });
   // valid after all: undone with a plain, valid DEL (in the namespace the input named)
   const del = async (attempt: number): Promise<Outcome> => {
-    const out = await runPlugin(s, base, { command: 'DEL', containerId, netns: c.recorded?.env.CNI_NETNS ?? netns, ifname: 'eth0' }, { timeoutMs: FUZZ_KILL_AFTER_MS, tag: { ...tag, cleanup: 'DEL', attempt } });
+    const out = await runPlugin(s, base, { command: 'DEL', containerId, netns: c.recorded?.env.CNI_NETNS ?? netns, ifname: c.recorded?.env.CNI_IFNAME ?? ifname }, { timeoutMs: FUZZ_KILL_AFTER_MS, tag: { ...tag, cleanup: 'DEL', attempt } });
     timed(t, 'DEL (after a valid fuzz input)', out.ms);
     return out;
   };

@@ -299,6 +299,56 @@ async function guard(c: Ctx): Promise<void> {
   }
 }
 
+/** Links in a namespace (by /run/netns path) as `ip -j link` shows them. */
+function nsLinks(ns: string): Array<{ ifname: string; address: string }> {
+  const r = spawnSync('ip', ['-n', ns.replace('/run/netns/', ''), '-j', 'link', 'show'], { encoding: 'utf8' });
+  return r.status === 0 ? (JSON.parse(r.stdout) as Array<{ ifname: string; address: string }>) : [];
+}
+
+/** DEL of one container with CNI_NETNS pointing at another's: the other keeps its VF, ours comes back. */
+async function netnsHintOfAnotherContainer(c: Ctx): Promise<void> {
+  const { t } = c;
+  const conf = c.conf();
+  const mine = container('hint-mine');
+  const theirs = container('hint-theirs');
+  if (!expectSuccess(t, 'netns hint: ADD mine', await op(c, 'ADD', 'hint-mine', mine, conf))) return;
+  if (!expectSuccess(t, 'netns hint: ADD theirs', await op(c, 'ADD', 'hint-theirs', theirs, conf))) return;
+  const theirVf = nsLinks(theirs).find((l) => l.ifname === 'eth0');
+  t.faults += 1;
+  expectSuccess(t, 'netns hint: DEL mine with CNI_NETNS of theirs', await op(c, 'DEL', 'hint-mine', theirs, conf));
+  const after = nsLinks(theirs).find((l) => l.ifname === 'eth0');
+  if (!after || after.address !== theirVf?.address) violation(t, `netns hint: DEL of another container pulled its VF (eth0 now ${JSON.stringify(after)})`);
+  if (nsLinks(mine).some((l) => l.ifname !== 'lo')) violation(t, 'netns hint: our VF stayed in our container');
+  expectSuccess(t, 'netns hint: DEL theirs', await op(c, 'DEL', 'hint-theirs', theirs, conf));
+}
+
+/**
+ * A container with NET_ADMIN renames its VF (renamedVf) and/or plants a veth called eth0 (decoy): DEL must
+ * bring back the real VF when it is there and never move the decoy to the host or give it the VF's name.
+ */
+async function vfIdentityProbe(c: Ctx, label: string, rename: boolean, decoy: boolean): Promise<void> {
+  const { t, A } = c;
+  const conf = c.conf();
+  const id = `ident-${label}`;
+  const ns = container(id);
+  if (!expectSuccess(t, `${label}: ADD`, await op(c, 'ADD', id, ns, conf))) return;
+  const name = ns.replace('/run/netns/', '');
+  if (rename) sh('ip', ['-n', name, 'link', 'set', 'dev', 'eth0', 'name', 'renamed0']);
+  if (decoy) {
+    if (!rename) sh('ip', ['-n', name, 'link', 'set', 'dev', 'eth0', 'name', 'renamed0']);
+    sh('ip', ['-n', name, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'decoy-peer']);
+  }
+  const hostBefore = new Set(nsLinks(`/run/netns/${A.hostNetns}`).map((l) => l.ifname));
+  t.faults += 1;
+  expectSuccess(t, `${label}: DEL`, await op(c, 'DEL', id, ns, conf));
+  const left = nsLinks(ns).map((l) => l.ifname).sort();
+  const want = decoy ? ['decoy-peer', 'eth0', 'lo'] : ['lo'];
+  if (JSON.stringify(left) !== JSON.stringify(want)) violation(t, `${label}: container holds ${left.join(',')} after DEL, want ${want.join(',')}`);
+  const arrived = nsLinks(`/run/netns/${A.hostNetns}`).filter((l) => !hostBefore.has(l.ifname));
+  if (arrived.length !== 1) violation(t, `${label}: ${arrived.length} links arrived on the host (${arrived.map((l) => l.ifname).join(',')}), want the VF alone`);
+}
+
+
 function ctx(tb: Testbed, t: Tally): Ctx {
   const A = site(tb, 'a');
   return {
@@ -316,6 +366,9 @@ export const SECURITY_PROBES: ReadonlyArray<readonly [string, Probe]> = [
   ['stale claims heal', (tb, t) => staleClaimHeals(ctx(tb, t))],
   ['forced-command guard', (tb, t) => guard(ctx(tb, t))],
   ['no key material in logs', async (tb, t) => logsHoldNoKeys(ctx(tb, t))],
+  ['DEL ignores a netns hint of another container', (tb, t) => netnsHintOfAnotherContainer(ctx(tb, t))],
+  ['DEL returns a renamed VF', (tb, t) => vfIdentityProbe(ctx(tb, t), 'renamed-vf', true, false)],
+  ['DEL leaves a decoy veth called eth0', (tb, t) => vfIdentityProbe(ctx(tb, t), 'decoy-veth', false, true)],
 ];
 
 export async function security(tb: Testbed, o: SecurityOptions): Promise<Tally> {

@@ -78,7 +78,7 @@ describe('required variables per command', () => {
 });
 
 describe('CNI_IFNAME', () => {
-  it.each(['eth0', 'net1', 'a', 'abcdefghijklmno', 'eth0.100', 'veth-x_y', '..a', '...'])('accepts %j', (n) => {
+  it.each(['eth0', 'net1', 'a', 'abcdefghijklmno', 'eth0.100', 'veth-x_y', '..a', '...', '"x""netns"1', "'a'", 'e#x', 'a\\', '\\', 'a@b', '@', '#', '"', "x'\"#\\@", 'net\u0001', 'é', '\ufeff'])('accepts %j (legal for the kernel and libcni)', (n) => {
     expect(() => validateIfname(n)).not.toThrow();
     expect(parseEnv({ ...full, CNI_COMMAND: 'ADD', CNI_IFNAME: n }).ifname).toBe(n);
   });
@@ -91,6 +91,16 @@ describe('CNI_IFNAME', () => {
     ['a tab', 'eth\t0'],
     ['a newline', 'eth0\n'],
     ['NUL', 'eth\u00000'],
+    ['a vertical tab', 'a\vb'],
+    ['a form feed', 'a\fb'],
+    ['a carriage return', 'a\rb'],
+    ['U+0085 (libcni: unicode.IsSpace)', 'a\u0085b'],
+    ['U+00A0', 'a\u00a0b'],
+    ['U+2003', 'a\u2003b'],
+    ['U+3000', 'a\u3000'],
+    ['byte 0xa0 in UTF-8 (kernel isspace)', 'a\u0120'],
+    ['"%" (a kernel name template)', 'net%d'],
+    ['"%" alone', '%'],
     ['"."', '.'],
     ['".."', '..'],
     ['empty', ''],

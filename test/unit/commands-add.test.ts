@@ -58,8 +58,10 @@ describe('ADD', () => {
     expect([from, target]).toEqual(['ens1f0v0', NS]);
     expect(tmp).toMatch(TMP_NAME);
     expect(b.host.batches(NS)).toEqual([
-      [`link set dev ${tmp} name net1`, 'link set dev net1 mtu 1450', 'link set dev net1 up', 'addr add 10.1.0.5/24 dev net1', 'route add 0.0.0.0/0 via 10.1.0.1 dev net1'],
+      [`link set dev ${tmp} name net1`, 'link set dev net1 mtu 1450', 'addr add 10.1.0.5/24 dev net1', 'link set dev net1 up', 'route add 0.0.0.0/0 via 10.1.0.1 dev net1', 'link show dev net1'],
     ]);
+    // announcements on link up were enabled before it, under the temporary name (they follow the rename)
+    expect(b.host.sysctls.get(NS)).toEqual([`/proc/sys/net/ipv4/conf/${tmp}/arp_notify=1`, `/proc/sys/net/ipv6/conf/${tmp}/ndisc_notify=1`]);
     expect(b.host.link(NS, 'net1')).toMatchObject({ mac: vfMac(0, 0), mtu: 1450, up: true, addrs: ['10.1.0.5/24'] });
     expect(b.host.link('host', 'ens1f0v0')).toBeUndefined();
 
@@ -250,7 +252,7 @@ describe('ADD', () => {
     const b = bed();
     b.ipam.setResult({ cniVersion: '1.0.0', ips: [{ address: '10.1.0.5/24', gateway: '10.1.0.1' }, { address: 'fd00::5/64', gateway: 'fd00::1' }], routes: [{ dst: '::/0' }, { dst: '192.168.0.0/16', gw: '10.1.0.254' }] });
     expect((await b.run('ADD')).exitCode).toBe(0);
-    expect(b.host.batches(NS)[0]?.slice(3)).toEqual(['addr add 10.1.0.5/24 dev net1', 'addr add fd00::5/64 dev net1 nodad', 'route add ::/0 via fd00::1 dev net1', 'route add 192.168.0.0/16 via 10.1.0.254 dev net1']);
+    expect(b.host.batches(NS)[0]?.slice(2)).toEqual(['addr add 10.1.0.5/24 dev net1', 'addr add fd00::5/64 dev net1 nodad', 'link set dev net1 up', 'route add ::/0 via fd00::1 dev net1', 'route add 192.168.0.0/16 via 10.1.0.254 dev net1', 'link show dev net1']);
   });
 
   it('without ipam: no IPAM run, no addresses', async () => {
@@ -260,7 +262,7 @@ describe('ADD', () => {
     expect(out.json?.ips).toBeUndefined();
     expect(b.ipam.log()).toEqual([]);
     const [tmp] = b.host.batches(NS)[0] ?? [];
-    expect(b.host.batches(NS)[0]).toEqual([tmp, 'link set dev net1 mtu 1450', 'link set dev net1 up']);
+    expect(b.host.batches(NS)[0]).toEqual([tmp, 'link set dev net1 mtu 1450', 'link set dev net1 up', 'link show dev net1']);
   });
 
   it('without dpu: host side only, no DPU client is made', async () => {
@@ -371,7 +373,7 @@ describe('ADD', () => {
       expectNothingLeft(b);
     });
 
-    it('the ip batch fails: IPAM DEL is called, VF returned, state cleared, DPU untouched', async () => {
+    it('the ip batch fails: IPAM DEL is called, VF returned, DPU port removed, state cleared', async () => {
       const b = bed();
       b.host.failWhen((c) => c.file === 'nsenter' && c.args.includes('-batch'), { exitCode: 1, stdout: '', stderr: 'RTNETLINK answers: Invalid argument\nCommand failed -:4' }, 1);
       const out = await b.run('ADD');
@@ -379,7 +381,9 @@ describe('ADD', () => {
       expect(out.json?.msg).toContain('Invalid argument');
       expect(b.ipam.commands()).toEqual(['ADD', 'DEL']);
       expect(b.ipam.log()[1]).toEqual(['DEL', 'c1', 'net1', NS, '-']);
-      expect(b.dpu.callsOf('plug')).toEqual([]);
+      // the representor is plugged before the link comes up (so its announcement crosses the overlay) and unplugged again
+      expect(b.dpu.callsOf('plug')).toHaveLength(1);
+      expect(b.dpu.callsOf('unplug')).toHaveLength(1);
       expectNothingLeft(b);
     });
 

@@ -69,21 +69,71 @@ describe('DEL', () => {
     expect(JSON.parse(b.ipam.stdinOf('DEL'))).toEqual(b.config());
   });
 
-  it('moves the interface out without listing the container namespace first', async () => {
+  it('finds the VF by device identity in one listing, then moves it out', async () => {
     const { b } = await added();
     expect((await b.run('DEL')).exitCode).toBe(0);
-    expect(b.host.ipCalls().filter((c) => c.ns === NS).map((c) => c.args.slice(0, 5).join(' '))).toEqual(['link set dev net1 netns']);
+    expect(b.host.ipCalls().filter((c) => c.ns === NS).map((c) => c.args.slice(0, 5).join(' '))).toEqual(['-d -j link show', 'link set dev net1 netns']);
     expectVfHome(b);
   });
 
-  it('an interface still under its temporary name (interrupted ADD) is found through the listing and returned', async () => {
+  it('an interface still under its temporary name (interrupted ADD) is found and returned', async () => {
     const { b, att } = await added();
     b.host.link(NS, 'net1')!.name = att.tmpName;
     b.host.namespaces.get(NS)!.set(att.tmpName, b.host.namespaces.get(NS)!.get('net1')!);
     b.host.namespaces.get(NS)!.delete('net1');
     expect((await b.run('DEL')).exitCode).toBe(0);
-    expect(b.host.ipCalls().filter((c) => c.ns === NS).map((c) => c.args.slice(0, 5).join(' '))).toEqual(['link set dev net1 netns', '-j link show', `link set dev ${att.tmpName} netns`]);
+    expect(b.host.ipCalls().filter((c) => c.ns === NS).map((c) => c.args.slice(0, 5).join(' '))).toEqual(['-d -j link show', `link set dev ${att.tmpName} netns`]);
     expectVfHome(b);
+  });
+
+  it('a container that renamed its VF and gave the ifname to a decoy: the VF comes back, the decoy stays', async () => {
+    const { b } = await added();
+    const vf = b.host.link(NS, 'net1')!;
+    b.host.namespaces.get(NS)!.delete('net1');
+    vf.name = 'hidden';
+    b.host.namespaces.get(NS)!.set('hidden', vf);
+    b.host.addLink(NS, { name: 'net1', mac: vfMac(0, 0) });
+    expect((await b.run('DEL')).exitCode).toBe(0);
+    expect(b.host.link('host', 'ens1f0v0')).toBe(vf);
+    expect(b.host.linkNames(NS)).toEqual(['net1']);
+  });
+
+  it('a decoy alone (the VF is gone from the container) is never moved to the host or renamed', async () => {
+    const { b } = await added();
+    const vf = b.host.link(NS, 'net1')!;
+    b.host.namespaces.get(NS)!.delete('net1');
+    // even with the VF's ifindex (a container can pick one once the VF is gone); its peer is in its own namespace
+    b.host.addLink(NS, { name: 'net1', mac: vfMac(0, 0), ifindex: vf.ifindex });
+    b.host.addLink(NS, { name: 'net1p', mac: vfMac(0, 3), ifindex: 77 });
+    expect((await b.run('DEL')).exitCode).toBe(0);
+    expect(b.host.linkNames(NS)).toEqual(['net1', 'net1p']);
+    expect(b.host.link('host', 'ens1f0v0')).toBeUndefined();
+    expect(b.host.batches('host')).toEqual([]);
+  });
+
+  it('an ADD killed before it configured the link (no identity recorded): the VF under its temporary name comes back, a decoy under the ifname does not', async () => {
+    const { b, att } = await added();
+    const vf = b.host.link(NS, 'net1')!;
+    b.host.namespaces.get(NS)!.delete('net1');
+    vf.name = att.tmpName;
+    b.host.namespaces.get(NS)!.set(att.tmpName, vf);
+    b.host.addLink(NS, { name: 'net1', mac: vfMac(0, 0) });
+    const { emulated: _, ...vfRecord } = att.vf;
+    new StateStore(b.stateDir).saveAttachment({ ...att, phase: 'adding', vf: vfRecord });
+    expect((await b.run('DEL')).exitCode).toBe(0);
+    expect(b.host.link('host', 'ens1f0v0')).toBe(vf);
+    expect(b.host.linkNames(NS)).toEqual(['net1']);
+  });
+
+  it('a netdev with a parent device is the VF only if that parent is the VF\'s PCI function, whatever its ifindex', async () => {
+    const { b } = await added();
+    const vf = b.host.link(NS, 'net1')!;
+    vf.ifindex = 999; // real VFs are identified by their parent, not by the ifindex recorded at ADD
+    Object.assign(vf, { parentbus: 'pci', parentdev: PF0_VFS[0]!.pci });
+    b.host.addLink(NS, { name: 'fake', mac: vfMac(0, 1), parentbus: 'pci', parentdev: '0000:00:00.0', ifindex: 5 });
+    expect((await b.run('DEL')).exitCode).toBe(0);
+    expect(b.host.link('host', 'ens1f0v0')).toBe(vf);
+    expect(b.host.linkNames(NS)).toEqual(['fake']);
   });
 
   it('a second DEL succeeds, leaves the VF alone and only repeats the (idempotent) IPAM DEL', async () => {
@@ -185,14 +235,33 @@ describe('DEL', () => {
     expect(state.listAllocations()).toEqual([]);
   });
 
-  it('never treats the host namespace as the container: CNI_NETNS = our own namespace is ignored', async () => {
+  it('never treats the host namespace as the container: CNI_NETNS = our own namespace is ignored for the recorded one', async () => {
     const { b } = await added();
     const out = await b.run('DEL', { netns: '/proc/self/ns/net' });
     expect(out.exitCode).toBe(0);
-    expect(b.host.calls.filter((c) => c.file === 'nsenter')).toEqual([]);
-    // the VF is still in the (fake) container namespace, so nothing on the host was renamed
-    expect(b.host.batches('host')).toEqual([]);
-    expect(b.host.link('host', 'ens1f0v0')).toBeUndefined();
+    expect(b.host.calls.filter((c) => c.file === 'nsenter').every((c) => c.args[0] === `--net=${NS}`)).toBe(true);
+    expectVfHome(b);
+  });
+
+  it('CNI_NETNS naming another container\'s namespace is ignored: its VF stays, ours comes back', async () => {
+    const { b } = await added();
+    const other = nets[1]!.path;
+    const theirs = b.host.addLink(other, { name: 'net1', mac: vfMac(0, 1) });
+    const out = await b.run('DEL', { netns: other });
+    expect(out.exitCode).toBe(0);
+    expect(b.host.calls.filter((c) => c.file === 'nsenter').map((c) => c.args[0])).not.toContain(`--net=${other}`);
+    expect(b.host.link(other, 'net1')).toBe(theirs);
+    expect(b.ipam.log()[0]?.[3]).toBe(NS);
+    expectVfHome(b);
+  });
+
+  it.each(['/etc/passwd', '/proc/self/status', '/nonexistent', '/'])('CNI_NETNS=%s (not the recorded namespace) uses the recorded one and succeeds', async (hint) => {
+    const { b } = await added();
+    const out = await b.run('DEL', { netns: hint });
+    expect(out).toMatchObject({ exitCode: 0, writes: [] });
+    expect(b.ipam.log()[0]?.[3]).toBe(NS);
+    expectVfHome(b);
+    expect(b.stateFiles()).toEqual([]);
   });
 
   it('namespace gone and the kernel gave the VF back under another name: found through sysfs and restored', async () => {

@@ -11,9 +11,9 @@ describe('LinkOps', () => {
   it('listLinks parses ip -j link show (MAC lower-cased, UP flag)', async () => {
     const r = new ScriptedRunner([ok(links)]);
     expect(await new LinkOps(r).listLinks()).toEqual([
-      { name: 'lo', mac: '00:00:00:00:00:00', mtu: 65536, up: true },
-      { name: 'ens1f0v0', mac: '02:ab:cd:00:00:01', mtu: 1500, up: false },
-      { name: 'tun0', mac: '', mtu: 1400, up: true },
+      { name: 'lo', ifindex: 1, mac: '00:00:00:00:00:00', mtu: 65536, up: true },
+      { name: 'ens1f0v0', ifindex: 7, mac: '02:ab:cd:00:00:01', mtu: 1500, up: false },
+      { name: 'tun0', ifindex: 8, mac: '', mtu: 1400, up: true },
     ]);
     expect(r.calls.map((c) => [c.file, c.args])).toEqual([['ip', ['-j', 'link', 'show']]]);
   });
@@ -43,17 +43,40 @@ describe('LinkOps', () => {
     ]);
   });
 
-  it('batch sends all lines on stdin to one ip -batch -; nothing for no lines', async () => {
+  it('batch sends all commands, encoded, on stdin to one ip -batch -; nothing for no commands', async () => {
     const r = new ScriptedRunner([ok()]);
-    await new LinkOps(r).batch('/run/netns/a', ['link set dev a up', 'addr add 10.0.0.1/24 dev a']);
+    await new LinkOps(r).batch('/run/netns/a', [['link', 'set', 'dev', 'a', 'up'], ['addr', 'add', '10.0.0.1/24', 'dev', 'a']]);
     await new LinkOps(r).batch('/run/netns/a', []);
     expect(r.calls).toHaveLength(1);
     expect(r.calls[0]).toMatchObject({ file: 'nsenter', args: ['--net=/run/netns/a', 'ip', '-batch', '-'], opts: { input: 'link set dev a up\naddr add 10.0.0.1/24 dev a\n' } });
   });
 
+  it('names iproute2 reads specially in a batch are quoted so they read back exactly', async () => {
+    const r = new ScriptedRunner([ok()]);
+    await new LinkOps(r).batch(undefined, [['link', 'set', 'dev', 'x', 'name', '"x""netns"1'], ['link', 'set', 'dev', 'a\\', 'up']], ['-d', '-j']);
+    expect(r.calls[0]).toMatchObject({ file: 'ip', args: ['-d', '-j', '-batch', '-'], opts: { input: `link set dev x name '"x""netns"1'\nlink set dev "a\\" up\n` } });
+  });
+
+  it('a word no batch token can carry ("#", both quotes after a leading quote) runs the commands one by one via argv', async () => {
+    const r = new ScriptedRunner([ok(), ok('[{"ifindex":4}]')]);
+    const out = await new LinkOps(r).batch('/run/netns/a', [['link', 'set', 'dev', 'dpuo1', 'name', 'e#x'], ['link', 'show', 'dev', 'e#x']], ['-j']);
+    expect(out).toBe('[{"ifindex":4}]');
+    expect(r.calls.map((c) => [c.file, c.args, c.opts?.input])).toEqual([
+      ['nsenter', ['--net=/run/netns/a', 'ip', '-j', 'link', 'set', 'dev', 'dpuo1', 'name', 'e#x'], undefined],
+      ['nsenter', ['--net=/run/netns/a', 'ip', '-j', 'link', 'show', 'dev', 'e#x'], undefined],
+    ]);
+  });
+
   it('a failing batch is code 5 with iproute2 stderr', async () => {
     const r = new ScriptedRunner([fail('RTNETLINK answers: File exists\nCommand failed -:2\n')]);
-    await expect(new LinkOps(r).batch(undefined, ['x', 'y'])).rejects.toMatchObject({ code: 5, message: 'configuring the interface failed: RTNETLINK answers: File exists\nCommand failed -:2' });
+    await expect(new LinkOps(r).batch(undefined, [['x'], ['y']])).rejects.toMatchObject({ code: 5, message: 'configuring the interface failed: RTNETLINK answers: File exists\nCommand failed -:2' });
+  });
+
+  it('announceOnUp writes arp_notify and ndisc_notify in the namespace with one tee; a failure is reported, not thrown', async () => {
+    const r = new ScriptedRunner([ok('1\n'), fail('tee: /proc/sys/net/ipv6/conf/x/ndisc_notify: No such file or directory')]);
+    expect(await new LinkOps(r).announceOnUp('/run/netns/a', 'e#"x')).toBeUndefined();
+    expect(await new LinkOps(r).announceOnUp('/run/netns/a', 'x')).toMatch(/ndisc_notify/);
+    expect(r.calls[0]).toMatchObject({ file: 'nsenter', args: ['--net=/run/netns/a', 'tee', '/proc/sys/net/ipv4/conf/e#"x/arp_notify', '/proc/sys/net/ipv6/conf/e#"x/ndisc_notify'], opts: { input: '1\n' } });
   });
 
   it('addresses: global ones only, as CIDR', async () => {
@@ -105,7 +128,7 @@ describe('LinkOps', () => {
 });
 
 describe('interfaceSetupLines', () => {
-  it('rename, MAC, MTU, up, addresses, routes via the family gateway', () => {
+  it('rename, MAC, MTU, addresses, then up (announcing them), then routes via the family gateway', () => {
     expect(
       interfaceSetupLines({
         from: 'dpuo01',
@@ -116,25 +139,25 @@ describe('interfaceSetupLines', () => {
         routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0' }, { dst: '192.168.0.0/16', gw: '10.2.0.254' }],
       }),
     ).toEqual([
-      'link set dev dpuo01 name net1',
-      'link set dev net1 address 02:00:00:00:00:01',
-      'link set dev net1 mtu 1450',
-      'link set dev net1 up',
-      'addr add 10.1.0.5/24 dev net1',
-      'addr add fd00::5/64 dev net1 nodad',
-      'addr add 10.2.0.5/24 dev net1',
-      'route add 0.0.0.0/0 via 10.1.0.1 dev net1',
-      'route add ::/0 via fd00::1 dev net1',
-      'route add 192.168.0.0/16 via 10.2.0.254 dev net1',
+      ['link', 'set', 'dev', 'dpuo01', 'name', 'net1'],
+      ['link', 'set', 'dev', 'net1', 'address', '02:00:00:00:00:01'],
+      ['link', 'set', 'dev', 'net1', 'mtu', '1450'],
+      ['addr', 'add', '10.1.0.5/24', 'dev', 'net1'],
+      ['addr', 'add', 'fd00::5/64', 'dev', 'net1', 'nodad'],
+      ['addr', 'add', '10.2.0.5/24', 'dev', 'net1'],
+      ['link', 'set', 'dev', 'net1', 'up'],
+      ['route', 'add', '0.0.0.0/0', 'via', '10.1.0.1', 'dev', 'net1'],
+      ['route', 'add', '::/0', 'via', 'fd00::1', 'dev', 'net1'],
+      ['route', 'add', '192.168.0.0/16', 'via', '10.2.0.254', 'dev', 'net1'],
     ]);
   });
 
   it('no rename when the name is already right; no MAC line without a MAC; a route without any gateway is on-link', () => {
     expect(interfaceSetupLines({ from: 'net1', ifname: 'net1', mtu: 9000, ips: [{ address: '10.0.0.2/24' }], routes: [{ dst: '10.9.0.0/16' }] })).toEqual([
-      'link set dev net1 mtu 9000',
-      'link set dev net1 up',
-      'addr add 10.0.0.2/24 dev net1',
-      'route add 10.9.0.0/16 dev net1',
+      ['link', 'set', 'dev', 'net1', 'mtu', '9000'],
+      ['addr', 'add', '10.0.0.2/24', 'dev', 'net1'],
+      ['link', 'set', 'dev', 'net1', 'up'],
+      ['route', 'add', '10.9.0.0/16', 'dev', 'net1'],
     ]);
   });
 });

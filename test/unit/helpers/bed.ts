@@ -47,8 +47,9 @@ export class Bed {
     this.host.addLink('host', { name: 'lo', mac: '00:00:00:00:00:00', mtu: 65536, up: true });
     this.host.addLink('host', { ...PF0, up: true, vfinfo: PF0_VFS.map((_, i) => ({ vf: i, address: '00:00:00:00:00:00', spoofchk: true, trust: false, link_state: 'auto', rate: { max_tx: 0, min_tx: 0 } })) });
     this.host.addLink('host', { ...PF1, up: true });
-    PF0_VFS.forEach((vf, i) => this.host.addLink('host', { name: vf.netdev as string, mac: vfMac(0, i), mtu: 1500 }));
-    PF1_VFS.forEach((vf, i) => this.host.addLink('host', { name: vf.netdev as string, mac: vfMac(1, i), mtu: 1500 }));
+    // emulated VFs: veths whose peer (the representor) is in the DPU's namespace
+    PF0_VFS.forEach((vf, i) => this.host.addLink('host', { name: vf.netdev as string, mac: vfMac(0, i), mtu: 1500, peer: { netnsId: 0, ifindex: 100 + i } }));
+    PF1_VFS.forEach((vf, i) => this.host.addLink('host', { name: vf.netdev as string, mac: vfMac(1, i), mtu: 1500, peer: { netnsId: 0, ifindex: 200 + i } }));
     this.handlers = pluginHandlers({
       runner: this.host,
       dpuClient: (_conf: DpuConfig) => {

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { HOST_NETNS } from '../../../src/host/netlink';
 import type { CommandRunner, RunOptions, RunResult } from '../../../src/host/runner';
+import { iproute2BatchCommands } from './iproute2-batch';
 
 /** A netdev as the fake kernel keeps it. */
 export interface FakeLink {
@@ -12,6 +13,13 @@ export interface FakeLink {
   routes: Array<{ dst: string; gateway?: string }>;
   /** For PFs: per-VF admin settings as `ip -j link show dev PF` reports them in vfinfo_list. */
   vfinfo?: Array<Record<string, unknown>>;
+  /** Kept across moves and renames, like the kernel's (unless the test says otherwise). */
+  ifindex: number;
+  /** A real VF's parent device as `ip -d` shows it; emulated VFs (veths) have none. */
+  parentbus?: string;
+  parentdev?: string;
+  /** An emulated VF's veth peer (the representor) in another namespace: `ip -d` shows link_netnsid and link_index. */
+  peer?: { netnsId: number; ifindex: number };
 }
 
 export interface Call {
@@ -62,6 +70,9 @@ export class FakeHost implements CommandRunner {
   readonly calls: Call[] = [];
   readonly namespaces = new Map<string, Map<string, FakeLink>>([['host', new Map()]]);
   private readonly rules: Rule[] = [];
+  private nextIfindex = 10;
+  /** Sysctl files written in each namespace (through nsenter tee). */
+  readonly sysctls = new Map<string, string[]>();
 
   constructor(private readonly execDirs: string[] = []) {}
 
@@ -70,7 +81,7 @@ export class FakeHost implements CommandRunner {
   }
 
   addLink(ns: string, link: Partial<FakeLink> & { name: string; mac: string }): FakeLink {
-    const full: FakeLink = { mtu: 1500, up: false, addrs: [], routes: [], ...link };
+    const full: FakeLink = { mtu: 1500, up: false, addrs: [], routes: [], ifindex: this.nextIfindex++, ...link };
     this.ns(ns).set(link.name, full);
     return full;
   }
@@ -97,11 +108,11 @@ export class FakeHost implements CommandRunner {
     });
   }
 
-  /** Lines of every `ip -batch -` run in ns. */
+  /** Commands (as words joined by spaces) of every `ip -batch -` run in ns, as iproute2 reads them. */
   batches(ns: string): string[][] {
     return this.ipCalls()
-      .filter((c) => c.ns === ns && c.args.join(' ') === '-batch -')
-      .map((c) => (c.input ?? '').split('\n').filter((l) => l !== ''));
+      .filter((c) => c.ns === ns && c.args.slice(-2).join(' ') === '-batch -')
+      .map((c) => iproute2BatchCommands(c.input ?? '').map((argv) => argv.join(' ')));
   }
 
   clearCalls(): void {
@@ -130,6 +141,11 @@ export class FakeHost implements CommandRunner {
     if (file === 'ip') return this.ip('host', call.args, opts.input);
     if (file === 'nsenter') {
       const m = /^--net=(.+)$/.exec(call.args[0] ?? '');
+      if (m && call.args[1] === 'tee' && this.namespaces.has(this.nsKey(m[1] as string))) {
+        const key = this.nsKey(m[1] as string);
+        this.sysctls.set(key, [...(this.sysctls.get(key) ?? []), ...call.args.slice(2).map((f) => `${f}=${(opts.input ?? '').trim()}`)]);
+        return ok(opts.input);
+      }
       if (!m || call.args[1] !== 'ip') throw new Error(`FakeHost: unexpected nsenter ${call.args.join(' ')}`);
       const key = this.nsKey(m[1] as string);
       if (!this.namespaces.has(key)) return err(`nsenter: cannot open ${m[1]}: No such file or directory`);
@@ -139,8 +155,10 @@ export class FakeHost implements CommandRunner {
   }
 
   private linkJson(l: FakeLink): Record<string, unknown> {
-    const out: Record<string, unknown> = { ifname: l.name, address: l.mac, mtu: l.mtu, flags: l.up ? ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'] : ['BROADCAST', 'MULTICAST'] };
+    const out: Record<string, unknown> = { ifindex: l.ifindex, ifname: l.name, address: l.mac, mtu: l.mtu, flags: l.up ? ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'] : ['BROADCAST', 'MULTICAST'] };
     if (l.vfinfo) out.vfinfo_list = l.vfinfo;
+    if (l.parentbus) Object.assign(out, { parentbus: l.parentbus, parentdev: l.parentdev });
+    if (l.peer) Object.assign(out, { link_netnsid: l.peer.netnsId, link_index: l.peer.ifindex });
     return out;
   }
 
@@ -148,7 +166,7 @@ export class FakeHost implements CommandRunner {
     const links = this.ns(nsKey);
     const line = args.join(' ');
     let m: RegExpExecArray | null;
-    if (line === '-j link show') return ok(JSON.stringify([...links.values()].map((l) => this.linkJson(l))));
+    if (line === '-j link show' || line === '-d -j link show') return ok(JSON.stringify([...links.values()].map((l) => this.linkJson(l))));
     if ((m = /^-j link show dev (\S+)$/.exec(line))) {
       const l = links.get(m[1] as string);
       return l ? ok(JSON.stringify([this.linkJson(l)])) : err(`Device "${m[1]}" does not exist.`);
@@ -183,19 +201,35 @@ export class FakeHost implements CommandRunner {
       if (!pf) return err(`Cannot find device "${m[1]}"`);
       return ok();
     }
-    if (line === '-batch -') {
-      const lines = (input ?? '').split('\n').filter((l) => l !== '');
-      for (let i = 0; i < lines.length; i++) {
-        const problem = this.batchLine(links, lines[i] as string);
-        if (problem) return err(`${problem}\nCommand failed -:${i + 1}`);
+    if (line === '-batch -' || line === '-d -j -batch -') {
+      let out = '';
+      const cmds = iproute2BatchCommands(input ?? '');
+      for (let i = 0; i < cmds.length; i++) {
+        const r = this.command(links, cmds[i] as string[]);
+        if (typeof r !== 'string') return err(`${r.problem}\nCommand failed -:${i + 1}`);
+        out += r;
       }
-      return ok();
+      return ok(out);
+    }
+    const argv = args[0] === '-d' && args[1] === '-j' ? args.slice(2) : args;
+    if (['link', 'addr', 'route'].includes(argv[0] ?? '')) {
+      const r = this.command(links, argv);
+      return typeof r === 'string' ? ok(r) : err(r.problem);
     }
     throw new Error(`FakeHost: unexpected ip ${line}`);
   }
 
-  private batchLine(links: Map<string, FakeLink>, line: string): string | undefined {
-    const t = line.split(' ');
+  /** One ip command of a batch (or of the argv fallback): its output, or what went wrong. */
+  private command(links: Map<string, FakeLink>, t: string[]): string | { problem: string } {
+    if (t.length === 4 && t[0] === 'link' && t[1] === 'show' && t[2] === 'dev') {
+      const l = links.get(t[3] as string);
+      return l ? JSON.stringify([this.linkJson(l)]) : { problem: `Device "${t[3]}" does not exist.` };
+    }
+    const problem = this.batchLine(links, t);
+    return problem ? { problem } : '';
+  }
+
+  private batchLine(links: Map<string, FakeLink>, t: string[]): string | undefined {
     if (t[0] === 'link' && t[1] === 'set' && t[2] === 'dev') {
       const l = links.get(t[3] as string);
       if (!l) return `Cannot find device "${t[3]}"`;
@@ -214,21 +248,21 @@ export class FakeHost implements CommandRunner {
       }
       return undefined;
     }
-    let m: RegExpExecArray | null;
-    if ((m = /^addr add (\S+) dev (\S+)( nodad)?$/.exec(line))) {
-      const l = links.get(m[2] as string);
-      if (!l) return `Cannot find device "${m[2]}"`;
-      if (l.addrs.includes(m[1] as string)) return 'RTNETLINK answers: File exists';
-      l.addrs.push(m[1] as string);
+    if (t[0] === 'addr' && t[1] === 'add' && t[3] === 'dev' && (t.length === 5 || (t.length === 6 && t[5] === 'nodad'))) {
+      const l = links.get(t[4] as string);
+      if (!l) return `Cannot find device "${t[4]}"`;
+      if (l.addrs.includes(t[2] as string)) return 'RTNETLINK answers: File exists';
+      l.addrs.push(t[2] as string);
       return undefined;
     }
-    if ((m = /^route add (\S+)(?: via (\S+))? dev (\S+)$/.exec(line))) {
-      const l = links.get(m[3] as string);
-      if (!l) return `Cannot find device "${m[3]}"`;
-      const dst = m[1] === '0.0.0.0/0' || m[1] === '::/0' ? 'default' : (m[1] as string);
-      l.routes.push(m[2] ? { dst, gateway: m[2] } : { dst });
+    if (t[0] === 'route' && t[1] === 'add' && t[t.length - 2] === 'dev' && (t.length === 5 || (t.length === 7 && t[3] === 'via'))) {
+      const l = links.get(t[t.length - 1] as string);
+      if (!l) return `Cannot find device "${t[t.length - 1]}"`;
+      if (!l.up) return 'RTNETLINK answers: Network is down';
+      const dst = t[2] === '0.0.0.0/0' || t[2] === '::/0' ? 'default' : (t[2] as string);
+      l.routes.push(t.length === 7 ? { dst, gateway: t[4] as string } : { dst });
       return undefined;
     }
-    return `unknown batch line: ${line}`;
+    return `unknown batch line: ${t.join(' ')}`;
   }
 }
