@@ -159,11 +159,8 @@ export class DpuConnection implements DpuTransport {
           return await this.ssh.exec(command);
         } catch (err) {
           // A failed command, an oversized output or one timeout ends only its own channel; the connection
-          // stays for the others. A failed connect is kept by the transport until it is reset here.
-          if (!this.ssh.connected) {
-            this.ssh.close();
-            this.retryLater();
-          }
+          // stays for the others. Without a connection, keep trying in the background.
+          if (!this.ssh.connected) this.retryLater();
           // Every DPU request is idempotent: one whose connection died under it is repeated on a fresh one.
           if (!(err instanceof DpuChannelLost) || attempt >= LOST_CHANNEL_ATTEMPTS || this.closed) throw err;
           this.log.warn({ dpu: this.target, attempt }, 'DPU connection lost mid-command; repeating it on a new connection');

@@ -171,13 +171,16 @@ export class SshTransport implements DpuTransport {
       client.once('ready', () => {
         this.client = client;
         this.connectMs = elapsedMs(t0);
-        client.once('close', () => {
+        // 'end' comes first when the DPU closes: no new command may start on this client from then on.
+        const drop = () => {
           if (this.client !== client) return;
           this.client = undefined;
           this.pending = undefined;
           this.connecting = undefined;
           this.onDrop?.();
-        });
+        };
+        client.once('end', drop);
+        client.once('close', drop);
         resolve(client);
       });
       // on, not once: ssh2 can emit a second error (e.g. "Connection lost before handshake" after a timeout).
@@ -229,7 +232,15 @@ export class SshTransport implements DpuTransport {
    */
   async exec(command: string): Promise<ExecResult> {
     const deadline = Date.now() + this.s.timeoutMs;
-    const client = await this.withTimeout(this.connect(), this.s.timeoutMs, 'connecting', () => this.close());
+    const attempt = this.connect();
+    let client: Client;
+    try {
+      client = await this.withTimeout(attempt, this.s.timeoutMs, 'connecting', () => this.close());
+    } catch (err) {
+      // Reported now; the next exec tries a new connection instead of repeating this failure.
+      if (this.connecting === attempt) this.close();
+      throw err;
+    }
     const remaining = Math.max(1, deadline - Date.now());
     let channel: ClientChannel | undefined;
     return this.withTimeout(
