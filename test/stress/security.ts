@@ -11,6 +11,7 @@ import {
   diffLines, expectCniError, expectSuccess, forcedWrapper, hostSnapshot, newKey, newTally, type Outcome, recordedCommands, runPlugin, stressDir,
   type Tally, timed, violation,
 } from './common';
+import { oversize } from './oversize';
 
 const GUARD_DIR = '/usr/local/libexec/dpu-overlay';
 
@@ -172,6 +173,7 @@ export async function security(tb: Testbed, o: SecurityOptions): Promise<Tally> 
     ['stateDir and log modes', stateAndLogModes],
     ['forced-command guard', guard],
     ['no key material in logs', async (x) => logsHoldNoKeys(x)],
+    ['oversized DPU commands and output', (x) => oversize(x.tb, x.t, x.A)],
   ];
   for (const [name, fn] of steps) {
     const before = t.violations.length;
