@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BINARY, container, hostLocal, netConf, readJsonLines, ROOT, type Site, type Testbed } from '../e2e/helpers';
+import { BINARY, container, dpuExec, hostLocal, netConf, readJsonLines, ROOT, type Site, type Testbed } from '../e2e/helpers';
 import { authorizeForced, diffLines, expectCniError, expectSuccess, hostSnapshot, newKey, type Outcome, ovsState, runPlugin, stressDir, type Tally, timed, violation } from './common';
 
 const LIMIT_MS = 600000;
@@ -22,10 +22,19 @@ async function op(t: Tally, A: Site, what: string, c: Record<string, unknown>, c
   return out;
 }
 
+function tunnelPorts(A: Site): string[] {
+  return dpuExec(A.name, 'ovs-vsctl', '--bare', '--columns=name', 'find', 'Port', 'external_ids:dpu-overlay.role=tunnel').split('\n').filter(Boolean);
+}
+
+/** Bridges, container ports and tunnel ports on the DPU. */
+function dpuState(A: Site): string {
+  return JSON.stringify([ovsState(A.name), tunnelPorts(A).sort()]);
+}
+
 function unchanged(t: Tally, what: string, A: Site, before: { host: string; ovs: string }, dirs: string[]): void {
   const host = hostSnapshot(A, dirs);
   if (host !== before.host) violation(t, `${what}: host state changed: ${diffLines(before.host, host)}`);
-  const ovs = JSON.stringify(ovsState(A.name));
+  const ovs = dpuState(A);
   if (ovs !== before.ovs) violation(t, `${what}: OVS on DPU ${A.name} changed: ${ovs.slice(0, 300)}`);
 }
 
@@ -33,10 +42,10 @@ async function manyRemotes(t: Tally, tb: Testbed, A: Site, key: string, dirs: st
   const remoteVteps = Array.from({ length: 1024 }, (_, i) => `10.${200 + (i >> 8)}.${i & 255}.1`);
   const c = conf(tb, A, { privateKeyFile: key, remoteVteps });
   const ns = container('big');
-  const before = { host: hostSnapshot(A, dirs), ovs: JSON.stringify(ovsState(A.name)) };
+  const before = { host: hostSnapshot(A, dirs), ovs: dpuState(A) };
   t.inputs += 1;
   if (expectSuccess(t, 'oversize: ADD with 1024 remoteVteps through the guard', await op(t, A, '1024 remotes', c, 'ADD', 'big-1', ns))) {
-    const tunnels = ovsState(A.name).ports.filter((p) => p.ids['dpu-overlay.role'] === 'tunnel' && p.ids['dpu-overlay.vni'] === '5100').length;
+    const tunnels = tunnelPorts(A).length;
     if (tunnels !== 1024) violation(t, `oversize: ADD with 1024 remoteVteps made ${tunnels} tunnels`);
   }
   expectSuccess(t, 'oversize: DEL with 1024 remoteVteps through the guard', await op(t, A, '1024 remotes', c, 'DEL', 'big-1', ns));
@@ -66,7 +75,7 @@ async function daemonBurst(t: Tally, tb: Testbed, A: Site, key: string, dirs: st
   const c = conf(tb, A, { privateKeyFile: key, remoteVteps, daemonSocket: socket });
   const n = Math.min(64, A.vfs.length);
   const nets = Array.from({ length: n }, (_, i) => container(`big${i}`));
-  const before = { host: hostSnapshot(A, dirs), ovs: JSON.stringify(ovsState(A.name)) };
+  const before = { host: hostSnapshot(A, dirs), ovs: dpuState(A) };
   const daemon = await startDaemon(A, socket, log);
   try {
     t.inputs += n;
@@ -98,7 +107,7 @@ async function floodingDpu(t: Tally, tb: Testbed, A: Site, dirs: string[]): Prom
   authorizeForced(tb, key, script);
   const c = conf(tb, A, { privateKeyFile: key, timeoutMs: 60000 });
   const ns = container('flood');
-  const before = { host: hostSnapshot(A, dirs), ovs: JSON.stringify(ovsState(A.name)) };
+  const before = { host: hostSnapshot(A, dirs), ovs: dpuState(A) };
   t.inputs += 1;
   t.faults += 1;
   const out = await op(t, A, 'flooding DPU', c, 'ADD', 'flood-1', ns);
