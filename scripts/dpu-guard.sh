@@ -5,7 +5,10 @@
 # authorized_keys of the DPU's root:
 #   command="/usr/local/libexec/dpu-overlay/dpu-guard",no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding ssh-ed25519 AAAA... dpu-overlay
 #
-# sshd puts what the client asked for in $SSH_ORIGINAL_COMMAND. The plugin sends commands
+# sshd puts what the client asked for in $SSH_ORIGINAL_COMMAND. The plugin asks for "sh -s" and
+# sends its command line on stdin (a long line would not fit in one SSH packet or one execve
+# argument); the guard then reads that line (at most 1 MiB) instead. A command line directly in
+# $SSH_ORIGINAL_COMMAND is accepted too. The line is commands
 # joined with " && ", each an argv whose words are POSIX single-quoted when needed
 # (src/dpu/quote.ts). This guard tokenises that string itself (no shell, no eval), accepts
 # only the command shapes the plugin produces (src/dpu/ovs.ts), and runs them one by one
@@ -265,9 +268,26 @@ sub bridge_uuid_ok {
 }
 
 # ---------------------------------------------------------------- main
+my $MAX_LINE = 1024 * 1024;
 my $line = $ENV{SSH_ORIGINAL_COMMAND};
 refuse('no command: interactive sessions are not allowed with this key') unless defined $line && $line ne '';
-refuse('command line longer than 1 MiB') if length($line) > 1024 * 1024;
+if ($line eq 'sh -s') {
+  # The plugin's way to send long lines: the command line comes on stdin, one line ended by a newline,
+  # checked exactly like SSH_ORIGINAL_COMMAND. Nothing runs before all of it is read and checked.
+  binmode(STDIN);
+  my $input = '';
+  while (length($input) <= $MAX_LINE + 1) {
+    my $n = sysread(STDIN, $input, 65536, length $input);
+    refuse("cannot read the command line from stdin: $!") unless defined $n;
+    last if $n == 0;
+  }
+  refuse('command line on stdin longer than 1 MiB') if length($input) > $MAX_LINE + 1;
+  refuse('command line on stdin does not end with a newline') unless $input =~ s/\n\z//;
+  refuse('empty command line on stdin') if $input eq '';
+  $line = $input;
+  open(STDIN, '<', '/dev/null');
+}
+refuse('command line longer than 1 MiB') if length($line) > $MAX_LINE;
 
 my @commands = tokenise($line);
 # One request is at most 3 commands; the daemon's batch of up to 64 ADDs is one "ip link set" per

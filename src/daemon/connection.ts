@@ -4,7 +4,9 @@ import type { DpuConfig } from '../config/schema';
 import type { PlugRequest, PlugResult, UnplugRequest } from '../dpu/client';
 import { OvsDpuClient } from '../dpu/ovs-client';
 import type { OvsSettings } from '../dpu/ovs';
-import { type DpuTransport, type ExecResult, SshTransport } from '../dpu/ssh';
+import { DpuChannelLost, type DpuTransport, type ExecResult, SshTransport } from '../dpu/ssh';
+import { plugCommands, removePortsBatchCommand } from '../dpu/ovs';
+import { commandLine } from '../dpu/quote';
 import type { Logger } from '../log';
 
 /** sshd's default MaxSessions is 10: stay below it on one connection. */
@@ -13,6 +15,12 @@ const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 10000;
 /** Requests per transaction; for plugs, scripts/dpu-guard.sh accepts this many "ip link set" plus two commands per line. */
 export const MAX_BATCH = 64;
+/**
+ * Command-line bytes per transaction: well inside the guard's 1 MiB input limit and the DPU's execve limit
+ * (ARG_MAX, 2 MiB by default). A single request larger than this (1024 remoteVteps) still goes, alone.
+ */
+export const MAX_BATCH_BYTES = 512 * 1024;
+const LOST_CHANNEL_ATTEMPTS = 3;
 
 function fileStamp(path: string | undefined): string {
   if (!path) return '';
@@ -52,12 +60,31 @@ interface Batchable<Q, R> {
   op: string;
   one(client: OvsDpuClient, req: Q): Promise<R>;
   many(client: OvsDpuClient, reqs: Q[]): Promise<R[]>;
+  /** About what the request adds to a batched command line. */
+  bytes(s: OvsSettings, req: Q): number;
 }
 
 export type UnplugByUuid = UnplugRequest & { portUuid: string };
 
-const PLUG: Batchable<PlugRequest, PlugResult> = { op: 'plug', one: (c, r) => c.plug(r), many: (c, rs) => c.plugBatch(rs) };
-const UNPLUG: Batchable<UnplugByUuid, void> = { op: 'unplug', one: (c, r) => c.unplug(r), many: (c, rs) => c.unplugBatch(rs) };
+const PLUG: Batchable<PlugRequest, PlugResult> = {
+  op: 'plug', one: (c, r) => c.plug(r), many: (c, rs) => c.plugBatch(rs), bytes: (s, r) => commandLine(plugCommands(s, r).commands).length,
+};
+const UNPLUG: Batchable<UnplugByUuid, void> = {
+  op: 'unplug', one: (c, r) => c.unplug(r), many: (c, rs) => c.unplugBatch(rs),
+  bytes: (s, r) => commandLine([removePortsBatchCommand(s, [{ bridge: s.bridgePrefix, vni: r.vni, portUuid: r.portUuid }])]).length,
+};
+
+/** The longest prefix of items within MAX_BATCH requests and MAX_BATCH_BYTES, and at least one. */
+export function takeBatch<T>(items: T[], bytes: (item: T) => number): T[] {
+  let total = 0;
+  let n = 0;
+  while (n < items.length && n < MAX_BATCH) {
+    total += bytes(items[n] as T);
+    if (n > 0 && total > MAX_BATCH_BYTES) break;
+    n++;
+  }
+  return items.splice(0, n);
+}
 
 /**
  * One authenticated SSH connection to one DPU identity, kept open and re-opened with backoff when it drops.
@@ -127,12 +154,18 @@ export class DpuConnection implements DpuTransport {
     this.lastUsed = Date.now();
     const release = await this.channel();
     try {
-      return await this.ssh.exec(command);
-    } catch (err) {
-      // Transport failure (not a failed command): start over on a fresh connection.
-      this.ssh.close();
-      this.retryLater();
-      throw err;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.ssh.exec(command);
+        } catch (err) {
+          // A failed command, an oversized output or one timeout ends only its own channel; the connection
+          // stays for the others. Without a connection, keep trying in the background.
+          if (!this.ssh.connected) this.retryLater();
+          // Every DPU request is idempotent: one whose connection died under it is repeated on a fresh one.
+          if (!(err instanceof DpuChannelLost) || attempt >= LOST_CHANNEL_ATTEMPTS || this.closed) throw err;
+          this.log.warn({ dpu: this.target, attempt }, 'DPU connection lost mid-command; repeating it on a new connection');
+        }
+      }
     } finally {
       release();
     }
@@ -166,7 +199,7 @@ export class DpuConnection implements DpuTransport {
   }
 
   private async flush<Q, R>(kind: Batchable<Q, R>, s: OvsSettings, q: Queue<Q, R>): Promise<void> {
-    const batch = q.items.splice(0, MAX_BATCH);
+    const batch = takeBatch(q.items, (item) => kind.bytes(s, item.req));
     const client = this.client(s);
     this.log.info({ dpu: this.target, op: kind.op, requests: batch.length }, 'ovs-vsctl transaction');
     if (batch.length === 1) {

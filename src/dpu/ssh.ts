@@ -1,10 +1,11 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import type { Client, ConnectConfig, ServerHostKeyAlgorithm } from 'ssh2';
+import type { Client, ClientChannel, ConnectConfig, ServerHostKeyAlgorithm } from 'ssh2';
 import { CniError, ErrorCode } from '../cni/errors';
 import type { DpuConfig } from '../config/schema';
 import { elapsedMs } from '../util/time';
 import { dpuTarget } from './client';
+import { knownKeysFor, KnownHostsLineError } from './known-hosts';
 
 export interface ExecResult {
   exitCode: number;
@@ -23,48 +24,57 @@ export interface DpuTransport {
   close(): void;
 }
 
+/** What the plugin asks sshd to run; the command line follows on stdin (scripts/dpu-guard.sh reads it from there). */
+export const REMOTE_COMMAND = 'sh -s';
+
+/** stdout plus stderr of one remote command; more than this is a misbehaving DPU, not ovs-vsctl output. */
+export const MAX_OUTPUT_BYTES = 4 * 1024 * 1024;
+
+/** The channel closed without an exit status: the connection (or sshd) went away mid-command. Safe to repeat. */
+export class DpuChannelLost extends CniError {
+  constructor(target: string) {
+    super(ErrorCode.TryAgainLater, `DPU ${target}: the SSH channel closed before the command reported an exit status (connection lost?)`);
+  }
+}
+
+/** Exit status and output of a remote command, aborting the channel once output passes MAX_OUTPUT_BYTES. */
+export function collectOutput(stream: ClientChannel, target: string): Promise<ExecResult> {
+  return new Promise((resolve, reject) => {
+    const out: Buffer[] = [];
+    const errOut: Buffer[] = [];
+    let bytes = 0;
+    let exitCode: number | undefined;
+    let overflow = false;
+    const take = (into: Buffer[]) => (d: Buffer) => {
+      if (overflow) return;
+      bytes += d.length;
+      if (bytes > MAX_OUTPUT_BYTES) {
+        overflow = true;
+        out.length = 0;
+        errOut.length = 0;
+        stream.close();
+        reject(new CniError(ErrorCode.DpuCommandFailed, `DPU ${target}: the remote command wrote more than ${MAX_OUTPUT_BYTES} bytes (stdout and stderr); aborted. ovs-vsctl never prints this much: check what runs on the DPU for this key`));
+        return;
+      }
+      into.push(d);
+    };
+    stream.on('data', take(out));
+    stream.stderr.on('data', take(errOut));
+    stream.on('exit', (code: number | null) => {
+      exitCode = code ?? -1;
+    });
+    stream.on('close', () => {
+      if (overflow) return;
+      if (exitCode === undefined) reject(new DpuChannelLost(target));
+      else resolve({ exitCode, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errOut).toString('utf8') });
+    });
+  });
+}
+
 export type SshSettings = Pick<DpuConfig, 'host' | 'port' | 'user' | 'privateKeyFile' | 'knownHostsFile' | 'hostKeyFingerprint' | 'timeoutMs'>;
 
 export function fingerprint(keyBlob: Buffer): string {
   return `SHA256:${createHash('sha256').update(keyBlob).digest('base64').replace(/=+$/, '')}`;
-}
-
-interface KnownKey {
-  type: string;
-  blob: Buffer;
-}
-
-function hostPatterns(host: string, port: number): string[] {
-  return port === 22 ? [host, `[${host}]:22`] : [`[${host}]:${port}`];
-}
-
-function matchesHost(field: string, candidates: string[]): boolean {
-  if (field.startsWith('|1|')) {
-    const [, , salt, hash] = field.split('|');
-    if (!salt || !hash) return false;
-    return candidates.some((c) => createHmac('sha1', Buffer.from(salt, 'base64')).update(c).digest('base64') === hash);
-  }
-  return field.split(',').some((p) => candidates.includes(p));
-}
-
-/** Keys listed for host:port in an OpenSSH known_hosts file (plain or hashed names; keys @revoked for it excluded). */
-export function knownKeysFor(content: string, host: string, port: number): KnownKey[] {
-  const candidates = hostPatterns(host, port);
-  const keys: KnownKey[] = [];
-  const revoked: Buffer[] = [];
-  for (const raw of content.split('\n')) {
-    const line = raw.trim();
-    if (!line || line.startsWith('#')) continue;
-    if (line.startsWith('@')) {
-      // Like OpenSSH, a key marked @revoked for this host is refused even if listed elsewhere.
-      const [marker, hosts, , b64] = line.split(/\s+/);
-      if (marker === '@revoked' && hosts && b64 && matchesHost(hosts, candidates)) revoked.push(Buffer.from(b64, 'base64'));
-      continue;
-    }
-    const [hosts, type, b64] = line.split(/\s+/);
-    if (hosts && type && b64 && matchesHost(hosts, candidates)) keys.push({ type, blob: Buffer.from(b64, 'base64') });
-  }
-  return keys.filter((k) => !revoked.some((r) => r.equals(k.blob)));
 }
 
 function readPrivateKey(path: string): Buffer {
@@ -110,7 +120,13 @@ export class SshTransport implements DpuTransport {
     } catch (err) {
       throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: dpu.knownHostsFile: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? ''}`);
     }
-    const keys = knownKeysFor(content, this.s.host, this.s.port);
+    let keys;
+    try {
+      keys = knownKeysFor(content, this.s.host, this.s.port);
+    } catch (err) {
+      if (!(err instanceof KnownHostsLineError)) throw err;
+      throw new CniError(ErrorCode.DpuHostKeyMismatch, `${file}: ${err.message}; nothing was sent to ${this.s.host}. Fix or remove that line (see sshd(8) SSH_KNOWN_HOSTS FILE FORMAT)`);
+    }
     if (keys.length === 0) {
       throw new CniError(ErrorCode.DpuHostKeyMismatch, `no host key for ${this.s.host} (port ${this.s.port}) in ${file}; add it, e.g. ssh-keyscan -t ed25519 ${this.s.host} >> ${file}`);
     }
@@ -155,13 +171,16 @@ export class SshTransport implements DpuTransport {
       client.once('ready', () => {
         this.client = client;
         this.connectMs = elapsedMs(t0);
-        client.once('close', () => {
+        // 'end' comes first when the DPU closes: no new command may start on this client from then on.
+        const drop = () => {
           if (this.client !== client) return;
           this.client = undefined;
           this.pending = undefined;
           this.connecting = undefined;
           this.onDrop?.();
-        });
+        };
+        client.once('end', drop);
+        client.once('close', drop);
         resolve(client);
       });
       // on, not once: ssh2 can emit a second error (e.g. "Connection lost before handshake" after a timeout).
@@ -202,35 +221,49 @@ export class SshTransport implements DpuTransport {
     return new CniError(ErrorCode.TryAgainLater, `cannot reach DPU ${this.target}: ${err.message} (is the DPU up and its sshd running?)`);
   }
 
+  /** Whether an authenticated connection is open (a failed exec did not take it down). */
+  get connected(): boolean {
+    return this.client !== undefined;
+  }
+
+  /**
+   * Runs the command line through REMOTE_COMMAND with the line on stdin: a line in the SSH exec request
+   * itself is bounded by sshd's packet size and by the DPU's execve limit for one argument.
+   */
   async exec(command: string): Promise<ExecResult> {
     const deadline = Date.now() + this.s.timeoutMs;
-    const client = await this.withTimeout(this.connect(), this.s.timeoutMs, 'connecting');
+    const attempt = this.connect();
+    let client: Client;
+    try {
+      client = await this.withTimeout(attempt, this.s.timeoutMs, 'connecting', () => this.close());
+    } catch (err) {
+      // Reported now; the next exec tries a new connection instead of repeating this failure.
+      if (this.connecting === attempt) this.close();
+      throw err;
+    }
     const remaining = Math.max(1, deadline - Date.now());
+    let channel: ClientChannel | undefined;
     return this.withTimeout(
       new Promise<ExecResult>((resolve, reject) => {
-        client.exec(command, (err, stream) => {
+        client.exec(REMOTE_COMMAND, (err, stream) => {
           if (err) return reject(new CniError(ErrorCode.TryAgainLater, `DPU ${this.target}: cannot start remote command: ${err.message}`));
-          const out: Buffer[] = [];
-          const errOut: Buffer[] = [];
-          let exitCode = -1;
-          stream.on('data', (d: Buffer) => out.push(d));
-          stream.stderr.on('data', (d: Buffer) => errOut.push(d));
-          stream.on('exit', (code: number | null) => {
-            exitCode = code ?? -1;
-          });
-          stream.on('close', () => resolve({ exitCode, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errOut).toString('utf8') }));
+          channel = stream;
+          collectOutput(stream, this.target).then(resolve, reject);
+          stream.end(`${command}\n`);
         });
       }),
       remaining,
       'running a command',
+      () => channel?.close(),
     );
   }
 
-  private withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  /** On timeout, abort only what timed out: other commands may share the connection. */
+  private withTimeout<T>(p: Promise<T>, ms: number, what: string, abort: () => void): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        this.close();
+        abort();
         reject(new CniError(ErrorCode.TryAgainLater, `DPU ${this.target} timed out after ${ms} ms while ${what} (dpu.timeoutMs)`));
       }, ms);
     });

@@ -59,7 +59,7 @@ const withoutIps = (r: CniOutcome) => ({ ...r.json, ips: undefined, interfaces: 
 
 beforeAll(() => {
   requireBinary();
-  tb = testbedUp(24, 'a,b');
+  tb = testbedUp(64, 'a,b');
   A = site(tb, 'a');
   socketDir = join(tb.stateDir, 'daemon');
   socket = join(socketDir, 'dpu.sock');
@@ -171,6 +171,35 @@ describe('dpu-overlay daemon', () => {
     expect(merged).toContain('plug');
     expect(readJsonLines(daemonLog).filter((l) => l.msg === 'batched transaction failed; retrying each request alone')).toEqual([]);
   });
+
+  test('a burst of 64 ADDs with 10 remoteVteps each, then 64 DELs, through the guard: all succeed, batched, nothing left behind', async () => {
+    const key = join(tb.stateDir, 'daemon-burst_ed25519');
+    rmSync(key, { force: true });
+    rmSync(`${key}.pub`, { force: true });
+    sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'daemon-burst', '-f', key]);
+    const [type, blob] = readFileSync(`${key}.pub`, 'utf8').split(' ');
+    appendFileSync(join(tb.stateDir, 'authorized_keys'), `command="${join(ROOT, 'scripts', 'dpu-guard.sh')}",no-pty,no-port-forwarding ${type} ${blob} daemon-burst\n`);
+    const remoteVteps = [...A.remoteVteps, ...Array.from({ length: 10 - A.remoteVteps.length }, (_, i) => `10.210.0.${i + 1}`)];
+    const burst = conf({ dpu: { privateKeyFile: key, remoteVteps, timeoutMs: 60000 } });
+    const n = 64;
+    const nets = Array.from({ length: n }, (_, i) => container(`m${i}`));
+    const before = transactions().length;
+    // 64 plugin processes at once on a small, shared machine: a generous kill limit (no timing is asserted)
+    const limit = 600000;
+    const adds = await Promise.all(nets.map((ns, i) => cniAsync(A, burst, { command: 'ADD', containerId: `m${i}`, netns: ns }, limit)));
+    expect(adds.map((r) => [r.status, r.json?.msg])).toEqual(nets.map(() => [0, undefined]));
+    expect(containerPorts()).toHaveLength(n);
+    const plugs = transactions().slice(before).filter((l) => l.op === 'plug');
+    expect(plugs.reduce((sum, l) => sum + Number(l.requests), 0)).toBe(n);
+    expect(plugs.length).toBeLessThan(n);
+    const dels = await Promise.all(nets.map((ns, i) => cniAsync(A, burst, { command: 'DEL', containerId: `m${i}`, netns: ns }, limit)));
+    expect(dels.map((r) => [r.status, r.json?.msg])).toEqual(nets.map(() => [0, undefined]));
+    expect(containerPorts()).toEqual([]);
+    expect(dpuExec('a', 'ovs-vsctl', 'list-br').split('\n')).not.toContain('br-vni100');
+    expect(allocations()).toEqual([]);
+    const log = readJsonLines(daemonLog);
+    expect(log.filter((l) => l.msg === 'batched transaction failed; retrying each request alone' || l.msg === 'DPU connection dropped; reconnecting')).toEqual([]);
+  }, 1500000);
 
   test('the daemon killed mid-burst: every ADD still succeeds (direct fallback), nothing leaks; a new daemon replaces the stale socket', async () => {
     const n = 16;

@@ -50,6 +50,34 @@ test('ADD, CHECK and DEL work through the guard', () => {
   expect(dpuExec('a', 'ovs-vsctl', 'list-br')).not.toContain('br-vni100');
 });
 
+/** The schema's maximum: 1024 remote VTEPs, so one ADD's ovs-vsctl transaction is about 300 KB. */
+const manyRemotes = Array.from({ length: 1024 }, (_, i) => `10.${200 + (i >> 8)}.${i & 255}.1`);
+const tunnelPorts = () => dpuExec('a', 'ovs-vsctl', '--bare', '--columns=name', 'find', 'Port', 'external_ids:dpu-overlay.role=tunnel').split('\n').filter(Boolean);
+
+test('ADD, CHECK and DEL with 1024 remoteVteps through the guard (longer than one SSH packet or execve argument); nothing left behind', () => {
+  const conf = netConf(tb, A, { ipam: hostLocal(tb, A, '10.102.0.0/24', '10.102.0.10', '10.102.0.20', 'many'), dpu: { privateKeyFile: key, remoteVteps: manyRemotes, timeoutMs: 120000 } });
+  const ns = container('many');
+  const add = cni(A, conf, { command: 'ADD', containerId: 'many', netns: ns });
+  expect([add.status, add.json?.msg]).toEqual([0, undefined]);
+  expect(tunnelPorts()).toHaveLength(1024);
+  expect(dpuExec('a', 'ovs-vsctl', 'list-ports', 'br-vni100').split('\n')).toContain('pf0vf0');
+  expect(cni(A, { ...conf, prevResult: add.json }, { command: 'CHECK', containerId: 'many', netns: ns }).status).toBe(0);
+  expect(cni(A, conf, { command: 'DEL', containerId: 'many', netns: ns }).status).toBe(0);
+  expect(dpuExec('a', 'ovs-vsctl', 'list-br')).not.toContain('br-vni100');
+  expect(tunnelPorts()).toEqual([]);
+});
+
+test.each([
+  ['a second line after the command on stdin', 'ovs-appctl dpctl/dump-flows type=offloaded\ntouch /tmp/x\n'],
+  ['a command line on stdin without its newline', 'ovs-appctl dpctl/dump-flows type=offloaded'],
+  ['a command line on stdin over 1 MiB', `ovs-appctl dpctl/dump-flows type=offloaded${' x'.repeat(600 * 1024)}\n`],
+  ['a shell command on stdin', 'sh\n'],
+])('the guard reads "sh -s" input with the same rules: refuses %s', (_what, input) => {
+  const r = spawnSync('ip', ['netns', 'exec', A.hostNetns, 'ssh', '-i', key, '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${tb.knownHostsFile}`, '-o', 'StrictHostKeyChecking=yes', `root@${A.dpuHost}`, 'sh -s'], { input, encoding: 'utf8', timeout: 20000 });
+  expect(r.status).toBe(126);
+  expect(r.stderr).toMatch(/refused/);
+});
+
 test.each([
   ['a shell', 'sh'],
   ['reading secrets', 'cat /etc/shadow'],

@@ -180,8 +180,8 @@ export function cni(s: Site, conf: Record<string, unknown>, call: CniCall): CniO
   return outcome({ status: r.status, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - t0 });
 }
 
-export async function cniAsync(s: Site, conf: Record<string, unknown>, call: CniCall): Promise<CniOutcome> {
-  return outcome(await runInNetns(s.hostNetns, BINARY, [], envFor(call), JSON.stringify(conf)));
+export async function cniAsync(s: Site, conf: Record<string, unknown>, call: CniCall, timeoutMs?: number): Promise<CniOutcome> {
+  return outcome(await runInNetns(s.hostNetns, BINARY, [], envFor(call), JSON.stringify(conf), timeoutMs));
 }
 
 const containers = new Set<string>();

@@ -209,18 +209,22 @@ function writeScript(path: string, body: string): string {
 }
 
 /**
- * A recording forced command: appends each SSH_ORIGINAL_COMMAND (NUL-terminated) to a log, then runs it.
+ * A recording forced command: appends each command line (NUL-terminated) to a log, then runs it.
  * `sleepSeconds` makes a slow DPU.
  */
 export function forcedWrapper(tb: Testbed, name: string, sleepSeconds = 0): { key: string; log: string } {
   const dir = stressDir(tb);
   const log = join(dir, `${name}.commands`);
   writeFileSync(log, '');
+  // The plugin asks for "sh -s" and sends its command line on stdin: record that line (printf is a builtin,
+  // so a line longer than one execve argument still passes).
   const script = writeScript(join(dir, `${name}.sh`), [
     '#!/bin/sh',
-    `printf '%s\\0' "$SSH_ORIGINAL_COMMAND" >>'${log}'`,
+    'line=$SSH_ORIGINAL_COMMAND',
+    'if [ "$line" = "sh -s" ]; then line=$(cat); fi',
+    `printf '%s\\0' "$line" >>'${log}'`,
     sleepSeconds > 0 ? `sleep ${sleepSeconds}` : '',
-    'exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"',
+    `printf '%s\\n' "$line" | /bin/sh -s`,
     '',
   ].join('\n'));
   const key = newKey(tb, `${name}_ed25519`);

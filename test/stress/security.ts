@@ -11,6 +11,7 @@ import {
   diffLines, expectCniError, expectSuccess, forcedWrapper, hostSnapshot, listTree, newKey, newTally, type Outcome, type Probe, recordedCommands,
   runPlugin, runProbes, stressDir, type Tally, timed, violation,
 } from './common';
+import { oversize } from './oversize';
 
 const GUARD_DIR = '/usr/local/libexec/dpu-overlay';
 
@@ -369,6 +370,7 @@ export const SECURITY_PROBES: ReadonlyArray<readonly [string, Probe]> = [
   ['DEL ignores a netns hint of another container', (tb, t) => netnsHintOfAnotherContainer(ctx(tb, t))],
   ['DEL returns a renamed VF', (tb, t) => vfIdentityProbe(ctx(tb, t), 'renamed-vf', true, false)],
   ['DEL leaves a decoy veth called eth0', (tb, t) => vfIdentityProbe(ctx(tb, t), 'decoy-veth', false, true)],
+  ['oversized DPU commands and output', (tb, t) => oversize(tb, t, site(tb, 'a'))],
 ];
 
 export async function security(tb: Testbed, o: SecurityOptions): Promise<Tally> {

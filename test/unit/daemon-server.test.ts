@@ -6,8 +6,8 @@ import { Server, utils } from 'ssh2';
 import type { DpuConfig } from '../../src/config/schema';
 import type { DpuClient, PlugRequest } from '../../src/dpu/client';
 import { DaemonDpuClient } from '../../src/dpu/daemon-client';
-import { fingerprint } from '../../src/dpu/ssh';
-import { DpuConnection } from '../../src/daemon/connection';
+import { fingerprint, REMOTE_COMMAND } from '../../src/dpu/ssh';
+import { DpuConnection, MAX_BATCH, MAX_BATCH_BYTES, takeBatch } from '../../src/daemon/connection';
 import { DaemonServer } from '../../src/daemon/server';
 import { memoryLogger, silentLogger } from './helpers/logger';
 import { removeTmpDirs, tmpDir } from './helpers/tmp';
@@ -33,6 +33,7 @@ const commands: string[] = [];
 let connections = 0;
 const liveConnections = new Set<{ end(): void }>();
 let seq = 0;
+let dropped = 0;
 let sshd: Server;
 let port = 0;
 
@@ -63,16 +64,30 @@ beforeAll(async () => {
     conn.on('ready', () => {
       conn.on('session', (accept) => {
         accept().once('exec', (acc, _rej, info) => {
-          commands.push(info.command);
-          const a = answer(info.command);
           const stream = acc();
-          // A little latency, so that requests arriving meanwhile queue up as on a real DPU.
-          setTimeout(() => {
-            stream.write(a.out);
-            stream.stderr.write(a.err);
-            stream.exit(a.code);
-            stream.end();
-          }, 30);
+          const input: Buffer[] = [];
+          stream.on('data', (d: Buffer) => input.push(d));
+          stream.on('error', () => undefined);
+          stream.once('end', () => {
+            const command = info.command === REMOTE_COMMAND ? Buffer.concat(input).toString().replace(/\n$/, '') : `unexpected exec request: ${info.command}`;
+            commands.push(command);
+            if (command === 'drop-connection' && dropped++ === 0) return conn.end();
+            if (command === 'flood') {
+              const pump = () => {
+                while (stream.writable && stream.write(Buffer.alloc(65536, 'x')));
+                if (stream.writable) stream.once('drain', pump);
+              };
+              return pump();
+            }
+            const a = answer(command);
+            // A little latency, so that requests arriving meanwhile queue up as on a real DPU.
+            setTimeout(() => {
+              stream.write(a.out);
+              stream.stderr.write(a.err);
+              stream.exit(a.code);
+              stream.end();
+            }, command === 'slow' ? 300 : 30);
+          });
         });
       });
     });
@@ -236,5 +251,46 @@ describe('DpuConnection reconnects', () => {
     expect(connections - before).toBeGreaterThanOrEqual(2);
     expect((await c.exec('true')).exitCode).toBe(0);
     c.close();
+  });
+});
+
+describe('DpuConnection shares one connection safely', () => {
+  it('an oversized output fails only its own request (112); the others in flight finish on the same connection', async () => {
+    const c = new DpuConnection(dpuConf('/unused'), silentLogger());
+    expect((await c.exec('true')).exitCode).toBe(0);
+    const before = connections;
+    const [flood, ...others] = await Promise.allSettled([c.exec('flood'), c.exec('slow'), c.exec('slow'), c.exec('true')]);
+    expect(flood).toMatchObject({ status: 'rejected', reason: { code: 112 } });
+    expect(others.map((o) => o.status === 'fulfilled' && o.value.exitCode)).toEqual([0, 0, 0]);
+    expect(connections).toBe(before);
+    c.close();
+  });
+
+  it('the connection dying mid-command: every command in flight is repeated on a new connection', async () => {
+    const m = memoryLogger();
+    const c = new DpuConnection(dpuConf('/unused'), m.log);
+    expect((await c.exec('true')).exitCode).toBe(0);
+    dropped = 0;
+    const before = connections;
+    const results = await Promise.all([c.exec('slow'), c.exec('slow'), c.exec('drop-connection')]);
+    expect(results.map((r) => r.exitCode)).toEqual([0, 0, 0]);
+    expect(connections).toBeGreaterThan(before);
+    expect(m.records.some((r) => r.msg === 'DPU connection lost mid-command; repeating it on a new connection')).toBe(true);
+    c.close();
+  });
+});
+
+describe('takeBatch', () => {
+  const KiB = 1024;
+  it.each<[string, number[], number]>([
+    ['small requests: up to MAX_BATCH', Array.from({ length: 100 }, () => 100), MAX_BATCH],
+    ['stops before the batch would pass MAX_BATCH_BYTES', Array.from({ length: 10 }, () => 100 * KiB), Math.floor(MAX_BATCH_BYTES / (100 * KiB))],
+    ['one request larger than MAX_BATCH_BYTES goes alone', [MAX_BATCH_BYTES * 2, 10, 10], 1],
+    ['a large request after small ones waits for the next batch', [10, 10, MAX_BATCH_BYTES], 2],
+    ['nothing queued', [], 0],
+  ])('%s', (_name, sizes, n) => {
+    const items = sizes.map((bytes, i) => ({ i, bytes }));
+    expect(takeBatch(items, (x) => x.bytes).map((x) => x.i)).toEqual(sizes.slice(0, n).map((_, i) => i));
+    expect(items).toHaveLength(sizes.length - n);
   });
 });

@@ -226,3 +226,18 @@ describe('parsing ovs-vsctl -f json output', () => {
     expect(isOwnedBy(ids, { containerId: 'c1', ifname: 'net2', network: 'ovl' })).toBe(false);
   });
 });
+
+describe('command sizes at the schema maxima', () => {
+  // The longest IPv6 text form, 1024 of them (dpu.remoteVteps max), and the longest names the schema allows.
+  const longest = (i: number) => `ffff:ffff:ffff:ffff:ffff:ffff:255.${(i >> 8) & 255}.${i & 255}.255`;
+  const max: OvsSettings = { ...s, remoteVteps: Array.from({ length: 1024 }, (_, i) => longest(i)), localVtep: longest(9999) };
+  const req = (k: number): PlugRequest => ({ network: 'n'.repeat(253), vni: 16777215, containerId: `${'c'.repeat(250)}${k}`, ifname: 'i'.repeat(15), netns: `/${'p'.repeat(4095)}`, representor: `pf255vf${k}`, mtu: 65535 });
+
+  it('one ADD fits the guard (1 MiB of stdin) and the DPU execve limit (2 MiB of argv, 128 KiB per word)', () => {
+    const { commands } = plugCommands(max, req(1));
+    expect(commandLine(commands).length).toBeLessThan(1024 * 1024);
+    const vsctl = commands.at(-1) as readonly string[];
+    expect(vsctl.reduce((n, w) => n + w.length + 1, 0)).toBeLessThan(2 * 1024 * 1024);
+    expect(Math.max(...vsctl.map((w) => w.length))).toBeLessThan(128 * 1024);
+  });
+});

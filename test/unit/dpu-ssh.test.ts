@@ -1,11 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { Server, utils } from 'ssh2';
+import { Server, type ServerChannel, utils } from 'ssh2';
 import { CniError } from '../../src/cni/errors';
-import { fingerprint, knownKeysFor, type SshSettings, SshTransport } from '../../src/dpu/ssh';
+import { DpuChannelLost, fingerprint, MAX_OUTPUT_BYTES, REMOTE_COMMAND, type SshSettings, SshTransport } from '../../src/dpu/ssh';
 import { removeTmpDirs, tmpDir } from './helpers/tmp';
 
 const dir = tmpDir('ssh-test-');
@@ -33,62 +32,16 @@ describe('fingerprint', () => {
   });
 });
 
-describe('knownKeysFor', () => {
-  const a = keygen('kh-a', 'ed25519');
-  const b = keygen('kh-b', 'ecdsa');
-  const c = keygen('kh-c', 'ed25519');
-  const hashed = (name: string) => {
-    const salt = randomBytes(20);
-    return `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update(name).digest('base64')}`;
+/** A hostile DPU: output without end, as fast as the channel window allows. */
+function flood(stream: ServerChannel): void {
+  const chunk = Buffer.alloc(64 * 1024, 'x');
+  const pump = () => {
+    while (stream.writable && stream.write(chunk));
+    if (stream.writable) stream.once('drain', pump);
   };
-  const b64 = (k: { line: string }) => k.line.split(' ')[1];
-  const blobs = (content: string, host: string, port: number) => knownKeysFor(content, host, port).map((k) => k.blob.toString('base64'));
-
-  it('plain host entries, also in comma lists, port 22', () => {
-    const content = [`dpu1 ${a.keyType} ${b64(a)} comment`, `other,dpu1,10.0.0.1 ${b.keyType} ${b64(b)}`, `dpu2 ${c.keyType} ${b64(c)}`].join('\n');
-    expect(blobs(content, 'dpu1', 22)).toEqual([b64(a), b64(b)]);
-    expect(knownKeysFor(content, 'dpu1', 22).map((k) => k.type)).toEqual(['ssh-ed25519', 'ecdsa-sha2-nistp256']);
-    expect(blobs(content, '10.0.0.1', 22)).toEqual([b64(b)]);
-    expect(blobs(content, 'dpu', 22)).toEqual([]);
-  });
-
-  it('non-standard ports need [host]:port; a plain entry does not match them', () => {
-    const content = [`dpu1 ${a.keyType} ${b64(a)}`, `[dpu1]:2222 ${b.keyType} ${b64(b)}`, `[dpu1]:22 ${c.keyType} ${b64(c)}`].join('\n');
-    expect(blobs(content, 'dpu1', 2222)).toEqual([b64(b)]);
-    expect(blobs(content, 'dpu1', 22)).toEqual([b64(a), b64(c)]);
-    expect(blobs(content, 'dpu1', 2200)).toEqual([]);
-  });
-
-  it('hashed entries (|1|salt|HMAC-SHA1(host)), including [host]:port', () => {
-    const content = [`${hashed('dpu1')} ${a.keyType} ${b64(a)}`, `${hashed('[dpu1]:2222')} ${b.keyType} ${b64(b)}`, `${hashed('dpu2')} ${c.keyType} ${b64(c)}`].join('\n');
-    expect(blobs(content, 'dpu1', 22)).toEqual([b64(a)]);
-    expect(blobs(content, 'dpu1', 2222)).toEqual([b64(b)]);
-    expect(blobs(content, 'dpu2', 22)).toEqual([b64(c)]);
-    expect(blobs(content, 'dpu3', 22)).toEqual([]);
-  });
-
-  it('ssh-keygen -H hashed file is understood', () => {
-    const f = join(dir, 'kh-hashed');
-    writeFileSync(f, `dpu9 ${a.keyType} ${b64(a)}\n[dpu9]:2022 ${b.keyType} ${b64(b)}\n`);
-    execFileSync('ssh-keygen', ['-q', '-H', '-f', f], { stdio: 'ignore' });
-    const content = readFileSync(f, 'utf8');
-    expect(content).not.toContain('dpu9');
-    expect(blobs(content, 'dpu9', 22)).toEqual([b64(a)]);
-    expect(blobs(content, 'dpu9', 2022)).toEqual([b64(b)]);
-  });
-
-  it('a key marked @revoked for this host is never returned, even when also listed plainly', () => {
-    const content = [`dpu1 ${a.keyType} ${b64(a)}`, `dpu1 ${c.keyType} ${b64(c)}`, `@revoked dpu1,dpu2 ${a.keyType} ${b64(a)}`, `@revoked ${hashed('dpu1')} ${c.keyType} ${b64(c)}`, `dpu3 ${a.keyType} ${b64(a)}`].join('\n');
-    expect(blobs(content, 'dpu1', 22)).toEqual([]);
-    // a revocation for other hosts does not affect this one
-    expect(blobs(content, 'dpu3', 22)).toEqual([b64(a)]);
-  });
-
-  it('skips @revoked and @cert-authority lines, comments, blank and malformed lines', () => {
-    const content = ['# dpu1 ssh-ed25519 AAAA', '', `@revoked dpu1 ${a.keyType} ${b64(a)}`, `@cert-authority dpu1 ${b.keyType} ${b64(b)}`, 'dpu1 ssh-ed25519', `   dpu1 ${c.keyType} ${b64(c)}   `, '|1|onlysalt ssh-ed25519 AAAA'].join('\n');
-    expect(blobs(content, 'dpu1', 22)).toEqual([b64(c)]);
-  });
-});
+  stream.on('error', () => undefined);
+  pump();
+}
 
 describe('SshTransport against a local SSH server', () => {
   const hostKey = keygen('dpu-host', 'ed25519');
@@ -114,12 +67,21 @@ describe('SshTransport against a local SSH server', () => {
       conn.on('ready', () => {
         conn.on('session', (accept) => {
           accept().once('exec', (acc, _rej, info) => {
-            commands.push(info.command);
             const stream = acc();
-            stream.write(`ran: ${info.command}\n`);
-            stream.stderr.write('warning\n');
-            stream.exit(info.command.startsWith('fail') ? 3 : 0);
-            stream.end();
+            // like sh -s: the command line arrives on stdin
+            const input: Buffer[] = [];
+            stream.on('data', (d: Buffer) => input.push(d));
+            stream.once('end', () => {
+              const command = info.command === REMOTE_COMMAND ? Buffer.concat(input).toString().replace(/\n$/, '') : `unexpected exec request: ${info.command}`;
+              commands.push(command);
+              if (command === 'flood') return flood(stream);
+              if (command === 'vanish') return stream.close();
+              if (command === 'hang') return;
+              stream.write(`ran: ${command.length > 100 ? `${command.length} bytes` : command}\n`);
+              stream.stderr.write('warning\n');
+              stream.exit(command.startsWith('fail') ? 3 : 0);
+              stream.end();
+            });
           });
         });
       });
@@ -260,5 +222,41 @@ describe('SshTransport against a local SSH server', () => {
     expect((await t.exec('one')).exitCode).toBe(0);
     t.close();
     expect((await t.exec('two')).stdout).toBe('ran: two\n');
+  });
+
+  it('sends the command line on stdin, so a line of megabytes is not limited by the exec request', async () => {
+    const t = transport({ hostKeyFingerprint: sshKeygenFingerprint(hostKey.pub) });
+    const long = `ovs-vsctl ${'-- set Interface vx00000000 type=vxlan '.repeat(30000)}`;
+    expect(long.length).toBeGreaterThan(1024 * 1024);
+    expect(await t.exec(long)).toEqual({ exitCode: 0, stdout: `ran: ${long.length} bytes\n`, stderr: 'warning\n' });
+    expect(commands.at(-1)).toBe(long);
+  });
+
+  it('output past MAX_OUTPUT_BYTES aborts the channel with code 112 naming the cap; the connection serves the next command', async () => {
+    const t = transport({ hostKeyFingerprint: sshKeygenFingerprint(hostKey.pub) });
+    const before = connectionsSeen;
+    const err = await failure(t.exec('flood'));
+    expect(err.code).toBe(112);
+    expect(err.message).toContain(`more than ${MAX_OUTPUT_BYTES} bytes`);
+    expect(t.connected).toBe(true);
+    expect((await t.exec('after flood')).stdout).toBe('ran: after flood\n');
+    expect(connectionsSeen).toBe(before + 1);
+  });
+
+  it('a channel closed without an exit status is DpuChannelLost (code 11), not a command failure', async () => {
+    const err = await failure(transport({ hostKeyFingerprint: sshKeygenFingerprint(hostKey.pub) }).exec('vanish'));
+    expect(err).toBeInstanceOf(DpuChannelLost);
+    expect(err.code).toBe(11);
+  });
+
+  it('a command that times out ends its own channel only: commands sharing the connection finish', async () => {
+    const t = transport({ hostKeyFingerprint: sshKeygenFingerprint(hostKey.pub), timeoutMs: 1500 });
+    await t.ready();
+    const hung = t.exec('hang');
+    const others = await Promise.all([t.exec('one'), t.exec('two')]);
+    expect(others.map((r) => r.stdout)).toEqual(['ran: one\n', 'ran: two\n']);
+    expect((await failure(hung)).code).toBe(11);
+    expect(t.connected).toBe(true);
+    expect((await t.exec('three')).stdout).toBe('ran: three\n');
   });
 });
