@@ -5,7 +5,7 @@ z.config({ jitless: true });
 
 /**
  * The network configuration: the plugin's user interface. Every default lives here.
- * Unknown top-level fields are dropped (the spec asks plugins to ignore them).
+ * Unknown fields (top level and in dpu) are dropped: the spec lets a plugin ignore or refuse them.
  */
 
 export const NETDEV_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
