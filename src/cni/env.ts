@@ -66,16 +66,20 @@ const UNICODE_SPACE = /[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u
  * the kernel pick a name from a template instead.
  * Quotes, "#", "\\" and "@" are legal and must work.
  */
-export function validateIfname(name: string): void {
+/** What is wrong with an interface name, by the kernel's and libcni's rules; undefined if nothing. */
+export function ifnameProblem(name: string): string | undefined {
   const bytes = Buffer.from(name);
-  const problem =
-    name.length === 0 ? 'is empty'
+  return name.length === 0 ? 'is empty'
     : bytes.length > 15 ? 'is longer than 15 bytes'
     : name === '.' || name === '..' ? 'must not be "." or ".."'
     : /[/:\0]/.test(name) || UNICODE_SPACE.test(name) || bytes.includes(0xa0) ? 'must not contain "/", ":", NUL or whitespace'
     // The kernel takes a name with "%" as a template ("net%d" becomes net0): the interface would not be called this.
     : name.includes('%') ? 'must not contain "%" (the kernel reads it as a name template such as net%d)'
     : undefined;
+}
+
+export function validateIfname(name: string): void {
+  const problem = ifnameProblem(name);
   if (problem) throw new CniError(ErrorCode.InvalidEnvironment, `CNI_IFNAME ${JSON.stringify(name.slice(0, 40))} ${problem}`);
 }
 

@@ -181,7 +181,7 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
       const shown = await timer.step('configure', () => links.batch(env.netns, [...setup, ['link', 'show', 'dev', env.ifname]], ['-d', '-j']));
       const configured = parseLinkDevices(shown).find((l) => l.name === env.ifname);
       if (configured?.peer) {
-        att.vf.emulated = { ifindex: configured.ifindex, peer: configured.peer };
+        att.vf.linkIdentity = { ifindex: configured.ifindex, peer: configured.peer };
         state.saveAttachment(att);
       }
       faultPoint('add:configured');

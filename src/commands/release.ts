@@ -34,7 +34,7 @@ function isNetns(path: string): boolean {
 /**
  * Moves the VF out of the container to the host under a temporary name, which it returns. The VF is the
  * netdev that is this VF by device identity (see Sysfs.isNetdevOfVf), whatever it is called now: a
- * container may have renamed it and given its name to a decoy. Before ADD has recorded an emulated VF's
+ * container may have renamed it and given its name to a decoy. Before ADD has recorded a parentless VF's
  * identity (it does so when it configures the link), a parentless link under one of rollbackNames is taken:
  * the random temporary name, and for an ADD rolling itself back also the ifname its batch may have set.
  */
@@ -43,7 +43,7 @@ async function moveOutOfContainer(ctx: Context, att: Attachment, netns: string, 
   const inNetns = await links.listLinkDevices(netns);
   const vfLink =
     inNetns.find((l) => sysfs.isNetdevOfVf(l, att.vf)) ??
-    (att.vf.emulated ? undefined : inNetns.find((l) => rollbackNames.includes(l.name) && l.parentBus === undefined && l.parentDev === undefined));
+    (att.vf.linkIdentity ? undefined : inNetns.find((l) => rollbackNames.includes(l.name) && l.parentBus === undefined && l.parentDev === undefined));
   if (!vfLink) return undefined;
   const hostName = temporaryName();
   await links.moveToNetns(vfLink.name, HOST_NETNS, hostName, netns);

@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { ifnameProblem } from '../cni/env';
 import { formatIssues } from '../config/load';
 import { absolutePath, ipamType, mac, NETDEV_NAME, NETWORK_NAME, pciAddress } from '../config/schema';
 
@@ -10,10 +11,7 @@ import { absolutePath, ipamType, mac, NETDEV_NAME, NETWORK_NAME, pciAddress } fr
 
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const containerId = z.string().max(256).regex(CONTAINER_ID, 'must be a CNI container ID');
-const ifname = z
-  .string()
-  .min(1)
-  .refine((n) => Buffer.byteLength(n) <= 15 && n !== '.' && n !== '..' && !/[/:\s\0]/.test(n), 'must be an interface name (at most 15 bytes, no "/", ":" or whitespace)');
+const ifname = z.string().refine((n) => ifnameProblem(n) === undefined, 'must be an interface name as CNI_IFNAME allows');
 const netdev = z.string().regex(NETDEV_NAME, 'must be a network interface name');
 const network = z.string().max(253).regex(NETWORK_NAME, 'must be a network name');
 const u32 = z.number().int().min(0).max(0xffffffff);
@@ -29,6 +27,7 @@ const VfRecordSchema = z.object({
   originalName: netdev,
   originalMac: mac,
   originalMtu: z.number().int().min(0).max(65535),
+  linkIdentity: z.object({ ifindex: u32, peer: z.object({ netnsId: z.number().int().min(-1).max(0x7fffffff), ifindex: u32 }) }).optional(),
 });
 
 const VfAdminSchema = z.object({

@@ -21,10 +21,10 @@ export interface VfRecord {
   originalMac: string;
   originalMtu: number;
   /**
-   * Identity of an emulated VF (a veth, which has no parent device) in the container, as ADD saw it there:
-   * its ifindex and its peer (the representor, in a namespace the container cannot reach).
+   * Identity of a VF netdev that has no parent device (the emulated testbed's VFs are veths) in the container,
+   * as ADD saw it there: its ifindex and its peer (the representor, in a namespace the container cannot reach).
    */
-  emulated?: { ifindex: number; peer: { netnsId: number; ifindex: number } };
+  linkIdentity?: { ifindex: number; peer: { netnsId: number; ifindex: number } };
 }
 
 /** VF admin settings (set through the PF) as they were before ADD. */

@@ -1,7 +1,8 @@
 import { readdirSync, readlinkSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, join } from 'node:path';
 import { CniError, ErrorCode } from '../cni/errors';
 import type { LinkDevice } from './netlink';
+import type { VfRecord } from './state';
 
 /** One SR-IOV virtual function as sysfs describes it. */
 export interface VfInfo {
@@ -38,15 +39,14 @@ export class Sysfs {
 
   /**
    * Whether a netdev in the container is the VF with this PCI address: never by name, which a container can
-   * change. The kernel reports a real VF netdev's parent device (its PCI function); a netdev with no parent is
-   * not a VF, except under an emulated tree (sysfsRoot other than /sys), whose VFs are parentless veths: there
-   * the link must be the one ADD saw, same ifindex and same peer (the representor, in a namespace the
-   * container cannot reach, so a decoy cannot have it).
+   * change. The kernel reports a VF netdev's parent device (its PCI function). A netdev without one is the VF
+   * only if ADD saw the VF without one too and recorded its link identity (ifindex and veth peer: the
+   * representor, in a namespace the container cannot reach, so a decoy cannot have it).
    */
-  isNetdevOfVf(link: LinkDevice, vf: { pci: string; emulated?: { ifindex: number; peer: { netnsId: number; ifindex: number } } }): boolean {
+  isNetdevOfVf(link: LinkDevice, vf: Pick<VfRecord, 'pci' | 'linkIdentity'>): boolean {
     if (link.parentBus !== undefined || link.parentDev !== undefined) return link.parentBus === 'pci' && link.parentDev === vf.pci;
-    const seen = vf.emulated;
-    return resolve(this.root) !== '/sys' && seen !== undefined && link.ifindex === seen.ifindex && link.peer?.netnsId === seen.peer.netnsId && link.peer.ifindex === seen.peer.ifindex;
+    const seen = vf.linkIdentity;
+    return seen !== undefined && link.ifindex === seen.ifindex && link.peer?.netnsId === seen.peer.netnsId && link.peer.ifindex === seen.peer.ifindex;
   }
 
   netdevOf(pci: string): string | undefined {

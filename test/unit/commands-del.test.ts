@@ -118,7 +118,7 @@ describe('DEL', () => {
     vf.name = att.tmpName;
     b.host.namespaces.get(NS)!.set(att.tmpName, vf);
     b.host.addLink(NS, { name: 'net1', mac: vfMac(0, 0) });
-    const { emulated: _, ...vfRecord } = att.vf;
+    const { linkIdentity: _, ...vfRecord } = att.vf;
     new StateStore(b.stateDir).saveAttachment({ ...att, phase: 'adding', vf: vfRecord });
     expect((await b.run('DEL')).exitCode).toBe(0);
     expect(b.host.link('host', 'ens1f0v0')).toBe(vf);
