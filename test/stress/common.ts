@@ -279,6 +279,22 @@ export async function runRecorded(hostNetns: string, env: Record<string, string>
   return { ...outcome(r), signal: r.signal, run };
 }
 
+/** CNI's "try again later": a DPU that does not answer within dpu.timeoutMs, which a loaded machine can cause. */
+export const TRY_AGAIN = 11;
+
+/**
+ * Reruns `run` while it answers code 11, at most `tries` times in all, as a runtime would; `before` runs before
+ * each retry (a DEL after a failed ADD). Only scenarios that do not inject DPU faults themselves use it.
+ */
+export async function retryTryAgain(run: () => Promise<Outcome>, before?: () => Promise<unknown>, tries = 3): Promise<Outcome> {
+  let out = await run();
+  for (let k = 1; k < tries && out.json?.code === TRY_AGAIN; k++) {
+    await before?.();
+    out = await run();
+  }
+  return out;
+}
+
 /** Runs `jobs` with at most `width` at once, in order of start; each job is told its worker (0..width-1), which runs one job at a time. */
 export async function parallel<T>(width: number, jobs: Array<(worker: number) => Promise<T>>): Promise<T[]> {
   const results: T[] = new Array(jobs.length);

@@ -8,7 +8,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { container, firstIp, hostLocal, linkJson, netConf, nsName, ping, type Site, type Testbed } from '../e2e/helpers';
-import { expectCniError, expectSuccess, listTree, newTally, ovsState, type Outcome, pick, rng, runPlugin, type Tally, timed, violation } from './common';
+import { expectCniError, expectSuccess, listTree, newTally, ovsState, type Outcome, pick, retryTryAgain, rng, runPlugin, type Tally, timed, violation } from './common';
 
 interface Network { name: string; vni: number; subnet: string; third: number }
 const NETWORKS: readonly Network[] = [
@@ -32,7 +32,9 @@ export interface ConcurrencyOptions {
 
 function conf(tb: Testbed, s: Site, n: Network): Record<string, unknown> {
   const base = 70 * (s.name.charCodeAt(0) - 97);
-  return netConf(tb, s, { name: n.name, vni: n.vni, ipam: hostLocal(tb, s, `${n.subnet}.0.0/16`, `${n.subnet}.${base}.1`, `${n.subnet}.${base + 69}.250`, n.name) });
+  // 30 s for the DPU, and code 11 retried (runOp): on a loaded machine (load 100 seen) SSH handshakes outlast 5 s, and a
+  // DEL answered "host side released ... retry DEL" left the model saying "attached" while the VF was free again
+  return netConf(tb, s, { name: n.name, vni: n.vni, ipam: hostLocal(tb, s, `${n.subnet}.0.0/16`, `${n.subnet}.${base}.1`, `${n.subnet}.${base + 69}.250`, n.name), dpu: { timeoutMs: 30000 } });
 }
 
 export async function concurrency(tb: Testbed, o: ConcurrencyOptions): Promise<Tally> {
@@ -97,8 +99,9 @@ async function runOp(t: Tally, tb: Testbed, slot: Slot, op: Op, i: number): Prom
   const call = { command: op.kind, containerId: slot.id, netns: slot.netns };
   const what = `op ${i} ${op.kind} ${slot.id}`;
   let out: Outcome;
+  const del = () => retryTryAgain(() => runPlugin(slot.site, c, { ...call, command: 'DEL' }));
   if (op.kind === 'ADD') {
-    out = await runPlugin(slot.site, c, call);
+    out = slot.attached ? await runPlugin(slot.site, c, call) : await retryTryAgain(() => runPlugin(slot.site, c, call), del);
     if (slot.attached) {
       expectCniError(t, `${what} (already attached)`, out, 102);
     } else if (out.status === 0) {
@@ -107,11 +110,11 @@ async function runOp(t: Tally, tb: Testbed, slot: Slot, op: Op, i: number): Prom
       expectCniError(t, `${what}`, out, 100); // all VFs of the host in use
     }
   } else if (op.kind === 'DEL') {
-    out = await runPlugin(slot.site, c, call);
+    out = await del();
     if (expectSuccess(t, what, out)) slot.attached = undefined;
   } else {
     const prevResult = slot.attached?.result ?? { cniVersion: '1.1.0', interfaces: [{ name: 'eth0', sandbox: slot.netns }] };
-    out = await runPlugin(slot.site, { ...c, prevResult }, call);
+    out = await retryTryAgain(() => runPlugin(slot.site, { ...c, prevResult }, call));
     if (slot.attached) expectSuccess(t, what, out);
     else expectCniError(t, `${what} (not attached)`, out, 120);
   }

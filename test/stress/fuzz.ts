@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { CNI_PATH, container, hostLocal, netConf, type Site, type Testbed } from '../e2e/helpers';
 import {
   diffLines, expectCniError, expectSuccess, forcedWrapper, hostSnapshot, newTally, type Outcome, ovsDump, ovsState, parallel, recordedCommands,
-  runPlugin, runRecorded, type RunRecord, shape, stressDir, type Tally, timed, UNSET, violation,
+  runPlugin, runRecorded, type RunRecord, shape, stressDir, type Tally, timed, TRY_AGAIN, UNSET, violation,
 } from './common';
 
 const E = { version: 1, env: 4, decode: 6, config: 7 } as const;
@@ -395,7 +395,6 @@ export async function fuzz(tb: Testbed, s: Site, o: FuzzOptions): Promise<Tally>
  * A runtime retries it (after a DEL, for an ADD), so the harness does too, a bounded number of times; only a
  * valid input still refused after that is a violation.
  */
-const TRY_AGAIN = 11;
 const TRIES = 3;
 
 async function runCase(t: Tally, s: Site, c: FuzzCase, base: Record<string, unknown>, netns: string, tag: FuzzTag, retries: { n: number }): Promise<void> {
