@@ -119,7 +119,7 @@ describe('DEL', () => {
     b.host.namespaces.get(NS)!.set(att.tmpName, vf);
     b.host.addLink(NS, { name: 'net1', mac: vfMac(0, 0) });
     const { linkIdentity: _, ...vfRecord } = att.vf;
-    new StateStore(b.stateDir).saveAttachment({ ...att, phase: 'adding', vf: vfRecord });
+    new StateStore(b.stateDir).saveAttachment({ ...att, phase: 'adding', owner: DEAD_OWNER, vf: vfRecord });
     expect((await b.run('DEL')).exitCode).toBe(0);
     expect(b.host.link('host', 'ens1f0v0')).toBe(vf);
     expect(b.host.linkNames(NS)).toEqual(['net1']);

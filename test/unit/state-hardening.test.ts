@@ -105,7 +105,7 @@ describe('records are validated on read and never acted on when invalid', () => 
     expect(gc.exitCode).toBe(0);
     expect(existsSync(file)).toBe(true);
     expect(new StateStore(b.stateDir).listAllocations()).toEqual([att.vf.pci]);
-    expect(b.ipam.commands()).toEqual([]);
+    expect(b.ipam.commands()).not.toContain('DEL'); // GC itself is forwarded to the IPAM plugin; the record's IPAM release is not run
     const del = await b.run('DEL');
     expect(del.json).toMatchObject({ code: 5 });
     expect(String(del.json?.msg)).toContain(field);
@@ -212,7 +212,7 @@ describe('an ADD in flight is never treated as an interrupted one', () => {
     expect(String(again.json?.msg)).toMatch(/still running \(pid \d+\); try again later/);
     expect((await b.run('DEL')).json).toMatchObject({ code: 11 });
     expect((await b.run('GC', { env: gcEnv, config: gcConfig(b) })).exitCode).toBe(0);
-    expect(b.ipam.commands()).toEqual([]);
+    expect(b.ipam.commands()).not.toContain('DEL'); // GC itself is forwarded to the IPAM plugin; nothing is released
     expect(b.host.calls.filter((c) => c.file === 'ip' || c.file === 'nsenter')).toEqual([]);
     expect(new StateStore(b.stateDir).listAllocations()).toEqual([att.vf.pci]);
   });
