@@ -50,7 +50,7 @@ ${REFERENCE_PLUGINS[*]} from $REFERENCE_PLUGIN_DIR there if missing).
                       "dpu-overlay daemon"; enabled and started only where systemd runs)
 
 DPU mode (--dpu, run on the BlueField Arm cores): installs the SSH forced-command guard
-(scripts/dpu-guard.sh) as $GUARD and prints the authorized_keys line
+(guard/dpu-guard.sh) as $GUARD and prints the authorized_keys line
 that restricts the plugin's key to the commands the plugin sends.
   --authorize-key FILE.pub   also put that line, for this public key, in root's authorized_keys
                              (an existing unrestricted entry for the same key is replaced)
@@ -346,7 +346,7 @@ authorize_key() {
 }
 
 dpu_main() {
-  local src=$REPO/scripts/dpu-guard.sh
+  local src=$REPO/guard/dpu-guard.sh
   [[ -r $src ]] || die "$src is missing"
   [[ -x /usr/bin/perl || -x /bin/perl ]] ||
     msg "warning: perl not found; the guard needs it to check commands (apt-get install perl-base)"

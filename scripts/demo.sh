@@ -8,7 +8,7 @@ keep=false
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (it creates network namespaces)" >&2; exit 1; }
 [ -x dist/dpu-overlay ] || npm run build
 bin=$PWD/dist/dpu-overlay
-tb=test/e2e/testbed.sh
+tb=test/testkit/testbed.sh
 
 bash $tb up --sites a,b --vfs 4 >&2
 env_json=$(bash $tb env)

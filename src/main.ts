@@ -6,7 +6,7 @@ import { VERSION } from './version';
 function lazyHandlers(): PluginHandlers {
   let loaded: Promise<PluginHandlers> | undefined;
   const load = () =>
-    (loaded ??= Promise.all([import('./commands'), import('./dpu'), import('./host/runner')]).then(([{ pluginHandlers }, { dpuClientFor }, { ProcessRunner }]) =>
+    (loaded ??= Promise.all([import('./plugin'), import('./plugin/dpu-client'), import('./kernel/exec')]).then(([{ pluginHandlers }, { dpuClientFor }, { ProcessRunner }]) =>
       pluginHandlers({ runner: new ProcessRunner(), dpuClient: dpuClientFor }),
     ));
   return {

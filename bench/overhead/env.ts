@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import type { Testbed } from '../../test/e2e/helpers';
+import type { Testbed } from '../../test/testkit/testbed';
 import type { Cleanup } from './cleanup';
 import { NetnsNode, SshNode, type Node, type Processes } from './exec';
 
@@ -83,7 +83,7 @@ export class EmulatedEnvironment implements Environment {
       'not a BlueField eswitch\'s, and the per-Gbit figures of that mode are inflated by it.',
   ];
   private tb: Testbed | undefined;
-  private readonly testbedSh = join(repoRoot(), 'test', 'e2e', 'testbed.sh');
+  private readonly testbedSh = join(repoRoot(), 'test', 'testkit', 'testbed.sh');
 
   constructor(
     private readonly procs: Processes,

@@ -1,9 +1,9 @@
 import { statfsSync } from 'node:fs';
+import { NSFS_MAGIC } from '../kernel/netns';
 import { CniError, ErrorCode } from './errors';
 import type { CniCommand } from './types';
 
 const COMMANDS: readonly CniCommand[] = ['ADD', 'DEL', 'CHECK', 'VERSION', 'GC', 'STATUS'];
-export const NSFS_MAGIC = 0x6e736673;
 
 export interface CniEnv {
   command: CniCommand;

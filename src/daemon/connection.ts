@@ -1,11 +1,11 @@
 import { statSync } from 'node:fs';
 import { ErrorCode } from '../cni/errors';
 import type { DpuConfig } from '../config/schema';
-import type { PlugRequest, PlugResult, UnplugRequest } from '../dpu/client';
-import { OvsDpuClient } from '../dpu/ovs-client';
-import type { OvsSettings } from '../dpu/ovs';
+import type { PlugRequest, PlugResult, UnplugRequest } from '../dpu/api';
+import { OvsDpuClient } from '../dpu/ovs/client';
+import type { OvsSettings } from '../dpu/ovs/commands';
 import { DpuChannelLost, type DpuTransport, type ExecResult, SshTransport } from '../dpu/ssh';
-import { plugCommands, removePortsBatchCommand } from '../dpu/ovs';
+import { plugCommands, removePortsBatchCommand } from '../dpu/ovs/commands';
 import { commandLine } from '../dpu/quote';
 import type { Logger } from '../log';
 
@@ -13,7 +13,7 @@ import type { Logger } from '../log';
 export const MAX_CHANNELS = 8;
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 10000;
-/** Requests per transaction; for plugs, scripts/dpu-guard.sh accepts this many "ip link set" plus two commands per line. */
+/** Requests per transaction; for plugs, guard/dpu-guard.sh accepts this many "ip link set" plus two commands per line. */
 export const MAX_BATCH = 64;
 /**
  * Command-line bytes per transaction: well inside the guard's 1 MiB input limit and the DPU's execve limit

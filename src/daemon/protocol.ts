@@ -1,18 +1,22 @@
 import type { Socket } from 'node:net';
 import type { DpuConfig } from '../config/schema';
+import type { DpuClient } from '../dpu/api';
 
 /**
  * Plugin <-> daemon wire format: one JSON object per line over the daemon's unix socket.
  * A request names the DPU fully (identity and OVS settings): the daemon serves it on the
  * connection for exactly that identity, never another.
  */
-export type DaemonOp = 'plug' | 'unplug' | 'check' | 'gc' | 'status';
+/** The operations the daemon serves: DpuClient methods, with arguments and answers typed by that API. */
+export const DAEMON_OPS = ['plug', 'unplug', 'check', 'gc', 'status'] as const satisfies ReadonlyArray<keyof DpuClient>;
+export type DaemonOp = (typeof DAEMON_OPS)[number];
+export type OpArgs<K extends DaemonOp> = Parameters<DpuClient[K]>;
+export type OpResult<K extends DaemonOp> = Awaited<ReturnType<DpuClient[K]>>;
 
-export interface DaemonRequest {
-  id: number;
-  op: DaemonOp;
-  dpu: DpuConfig;
-  args: unknown[];
+export type DaemonRequest = { [K in DaemonOp]: { id: number; op: K; dpu: DpuConfig; args: OpArgs<K> } }[DaemonOp];
+
+export function isDaemonOp(op: unknown): op is DaemonOp {
+  return (DAEMON_OPS as readonly unknown[]).includes(op);
 }
 
 export interface DaemonError {

@@ -4,10 +4,10 @@ import { dirname } from 'node:path';
 import { CniError, ErrorCode } from '../cni/errors';
 import { formatIssues } from '../config/load';
 import { type DpuConfig, DpuConfigSchema } from '../config/schema';
-import { dpuTarget, type PlugRequest, type PortOwner, type UnplugRequest } from '../dpu/client';
+import { dpuTarget } from '../dpu/api';
 import type { Logger } from '../log';
 import { DpuConnection, identityKey } from './connection';
-import { type DaemonError, type DaemonRequest, type DaemonResponse, readLines } from './protocol';
+import { type DaemonError, type DaemonOp, type DaemonRequest, type DaemonResponse, isDaemonOp, type OpArgs, type OpResult, readLines } from './protocol';
 
 const IDLE_CLOSE_MS = 10 * 60 * 1000;
 
@@ -41,6 +41,16 @@ function errorOf(err: unknown): { error: DaemonError; internal: boolean } {
   if (err instanceof CniError) return { error: { code: err.code, msg: err.message, ...(err.details ? { details: err.details } : {}) }, internal: false };
   return { error: { code: ErrorCode.IoFailure, msg: `dpu-overlay daemon: ${err instanceof Error ? err.message : String(err)}` }, internal: true };
 }
+
+
+/** How the daemon serves each operation: plugs and unplugs by UUID are batched per DPU connection, the rest go to its client. */
+const SERVE: { [K in DaemonOp]: (conn: DpuConnection, dpu: DpuConfig, ...args: OpArgs<K>) => Promise<OpResult<K>> } = {
+  plug: (conn, dpu, req) => conn.plug(dpu, req),
+  unplug: (conn, dpu, req) => (req.portUuid ? conn.unplug(dpu, { ...req, portUuid: req.portUuid }) : conn.client(dpu).unplug(req)),
+  check: (conn, dpu, req) => conn.client(dpu).check(req),
+  gc: (conn, dpu, network, vni, keep) => conn.client(dpu).gc(network, vni, keep ?? []),
+  status: (conn, dpu) => conn.client(dpu).status(),
+};
 
 export class DaemonServer {
   private readonly connections = new Map<string, DpuConnection>();
@@ -114,24 +124,10 @@ export class DaemonServer {
   }
 
   private async dispatch(op: unknown, dpu: DpuConfig, args: unknown[]): Promise<unknown> {
+    if (!isDaemonOp(op)) throw new Error(`unknown op ${String(op)}`);
     const conn = this.connectionFor(dpu);
-    const client = conn.client(dpu);
-    switch (op) {
-      case 'plug':
-        return conn.plug(dpu, args[0] as PlugRequest);
-      case 'unplug': {
-        const req = args[0] as UnplugRequest;
-        return req.portUuid ? conn.unplug(dpu, { ...req, portUuid: req.portUuid }) : client.unplug(req);
-      }
-      case 'check':
-        return client.check(args[0] as PlugRequest);
-      case 'gc':
-        return client.gc(String(args[0]), Number(args[1]), (args[2] ?? []) as Array<Pick<PortOwner, 'containerId' | 'ifname'>>);
-      case 'status':
-        return client.status();
-      default:
-        throw new Error(`unknown op ${String(op)}`);
-    }
+    const serve = SERVE[op] as (conn: DpuConnection, dpu: DpuConfig, ...args: unknown[]) => Promise<unknown>;
+    return serve(conn, dpu, ...args);
   }
 
   private closeIdle(): void {

@@ -4,7 +4,7 @@ import type { Client, ClientChannel, ConnectConfig, ServerHostKeyAlgorithm } fro
 import { CniError, ErrorCode } from '../cni/errors';
 import type { DpuConfig } from '../config/schema';
 import { elapsedMs } from '../util/time';
-import { dpuTarget } from './client';
+import { dpuTarget } from './api';
 import { knownKeysFor, KnownHostsLineError } from './known-hosts';
 
 export interface ExecResult {
@@ -24,7 +24,7 @@ export interface DpuTransport {
   close(): void;
 }
 
-/** What the plugin asks sshd to run; the command line follows on stdin (scripts/dpu-guard.sh reads it from there). */
+/** What the plugin asks sshd to run; the command line follows on stdin (guard/dpu-guard.sh reads it from there). */
 export const REMOTE_COMMAND = 'sh -s';
 
 /** stdout plus stderr of one remote command; more than this is a misbehaving DPU, not ovs-vsctl output. */

@@ -6,7 +6,7 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cni, container, hostLocal, linkJson, netConf, nsName, PREFIX, removeContainers, requireBinary, site, type Site, type Testbed, testbedDown, testbedUp } from './helpers';
+import { cni, container, hostLocal, linkJson, netConf, nsName, PREFIX, removeContainers, requireBinary, site, type Site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
 import { buildLibcniDriver, type ConfList, type Json, pluginDir, rmEmptyDir, run } from './runtimes';
 
 jest.setTimeout(180000);

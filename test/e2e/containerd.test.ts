@@ -6,7 +6,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cni, container, dpuExec, firstIp, PREFIX, removeContainers, requireBinary, site, type Site, type Testbed, testbedDown, testbedUp } from './helpers';
+import { cni, container, dpuExec, firstIp, PREFIX, removeContainers, requireBinary, site, type Site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
 import { type ConfList, Containerd, forTestbed, IMAGE, type Json, ok, Podman, readShipped, RuntimeHost } from './runtimes';
 
 jest.setTimeout(180000);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import {
   BINARY, cni, cniAsync, type CniOutcome, container, dpuExec, hostLocal, netConf, readJsonLines, removeContainers, requireBinary, ROOT, sh, type Site, site, type Testbed,
   testbedDown, testbedUp,
-} from './helpers';
+} from '../testkit/testbed';
 
 jest.setTimeout(180000);
 
@@ -150,13 +150,13 @@ describe('dpu-overlay daemon', () => {
     expect(allocations()).toEqual([]);
   });
 
-  test('batched transactions pass the DPU forced-command guard (scripts/dpu-guard.sh of this tree)', async () => {
+  test('batched transactions pass the DPU forced-command guard (guard/dpu-guard.sh of this tree)', async () => {
     const key = join(tb.stateDir, 'daemon-guarded_ed25519');
     rmSync(key, { force: true });
     rmSync(`${key}.pub`, { force: true });
     sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'daemon-guarded', '-f', key]);
     const [type, blob] = readFileSync(`${key}.pub`, 'utf8').split(' ');
-    appendFileSync(join(tb.stateDir, 'authorized_keys'), `command="${join(ROOT, 'scripts', 'dpu-guard.sh')}",no-pty,no-port-forwarding ${type} ${blob} daemon-guarded\n`);
+    appendFileSync(join(tb.stateDir, 'authorized_keys'), `command="${join(ROOT, 'guard', 'dpu-guard.sh')}",no-pty,no-port-forwarding ${type} ${blob} daemon-guarded\n`);
     const guarded = conf({ dpu: { privateKeyFile: key } });
     const n = 10;
     const nets = Array.from({ length: n }, (_, i) => container(`g${i}`));
@@ -178,7 +178,7 @@ describe('dpu-overlay daemon', () => {
     rmSync(`${key}.pub`, { force: true });
     sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'daemon-burst', '-f', key]);
     const [type, blob] = readFileSync(`${key}.pub`, 'utf8').split(' ');
-    appendFileSync(join(tb.stateDir, 'authorized_keys'), `command="${join(ROOT, 'scripts', 'dpu-guard.sh')}",no-pty,no-port-forwarding ${type} ${blob} daemon-burst\n`);
+    appendFileSync(join(tb.stateDir, 'authorized_keys'), `command="${join(ROOT, 'guard', 'dpu-guard.sh')}",no-pty,no-port-forwarding ${type} ${blob} daemon-burst\n`);
     const remoteVteps = [...A.remoteVteps, ...Array.from({ length: 10 - A.remoteVteps.length }, (_, i) => `10.210.0.${i + 1}`)];
     const burst = conf({ dpu: { privateKeyFile: key, remoteVteps, timeoutMs: 60000 } });
     const n = 64;

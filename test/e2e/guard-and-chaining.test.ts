@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { cni, container, dpuExec, hostLocal, netConf, PREFIX, removeContainers, requireBinary, ROOT, sh, site, type Site, type Testbed, testbedDown, testbedUp } from './helpers';
+import { cni, container, dpuExec, hostLocal, netConf, PREFIX, removeContainers, requireBinary, ROOT, sh, site, type Site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
 
 jest.setTimeout(120000);
 

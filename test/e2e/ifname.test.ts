@@ -3,11 +3,11 @@
  * and in names, and neighbours learning a reused address's new MAC. Packaged binary, two emulated sites.
  */
 import { spawnSync } from 'node:child_process';
-import { encodeBatchLine } from '../../src/host/ip-batch';
+import { encodeBatchLine } from '../../src/kernel/iproute2-batch';
 import {
   cni, container, firstIp, inNetns, linkJson, netConf, nsName, ping, PREFIX, removeContainers, requireBinary, sh, site, type Site, type Testbed, testbedDown,
   testbedUp,
-} from './helpers';
+} from '../testkit/testbed';
 
 jest.setTimeout(180000);
 

@@ -9,7 +9,7 @@
 import { readdirSync, readFileSync, readlinkSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parse } from 'yaml';
-import { container, dpuExec, inNetns, linkJson, PREFIX, removeContainers, requireBinary, site, type Site, type Testbed, testbedDown, testbedUp } from './helpers';
+import { container, dpuExec, inNetns, linkJson, PREFIX, removeContainers, requireBinary, site, type Site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
 import { buildLibcniDriver, type ConfList, forTestbed, type Json, pluginDir, readShipped, rmEmptyDir, run } from './runtimes';
 
 jest.setTimeout(180000);

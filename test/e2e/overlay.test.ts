@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import {
   cni, cniAsync, container, dpuExec, firstIp, hostLocal, inNetns, linkJson, netConf, ping, PREFIX, removeContainers,
-  requireBinary, sh, site, type Site, type Testbed, testbedDown, testbedUp,
-} from './helpers';
+  requireBinary, sh, site, type Site, type Testbed, TESTBED, testbedDown, testbedUp,
+} from '../testkit/testbed';
 
 jest.setTimeout(120000);
 
@@ -37,7 +37,7 @@ function vni100(s: Site, extra: Parameters<typeof netConf>[2] = {}) {
 }
 
 function ports(siteName: string, bridge: string): string[] {
-  const r = spawnSync('bash', [join(__dirname, 'testbed.sh'), 'dpu-exec', siteName, 'ovs-vsctl', 'list-ports', bridge], { encoding: 'utf8' });
+  const r = spawnSync('bash', [TESTBED, 'dpu-exec', siteName, 'ovs-vsctl', 'list-ports', bridge], { encoding: 'utf8' });
   return r.status === 0 ? r.stdout.split('\n').filter(Boolean) : [];
 }
 

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { BINARY, linkJson, PREFIX, requireBinary, site, type Site, type Testbed, testbedDown, testbedUp } from './helpers';
+import { BINARY, linkJson, PREFIX, requireBinary, site, type Site, type Testbed, TESTBED, testbedDown, testbedUp } from '../testkit/testbed';
 import { type ConfList, forTestbed, IMAGE, ok, Podman, readShipped, run, RuntimeHost } from './runtimes';
 
 jest.setTimeout(180000);
@@ -52,7 +52,7 @@ function eth0(name: string, ctr: string): string {
 }
 
 function dpuPorts(siteName: string): string {
-  const r = run('bash', [join(__dirname, 'testbed.sh'), 'dpu-exec', siteName, 'ovs-vsctl', '--columns=name,external_ids', 'find', 'Port', `external_ids:dpu-overlay.network=${NET}`]);
+  const r = run('bash', [TESTBED, 'dpu-exec', siteName, 'ovs-vsctl', '--columns=name,external_ids', 'find', 'Port', `external_ids:dpu-overlay.network=${NET}`]);
   return r.stdout;
 }
 

@@ -8,7 +8,7 @@
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { BINARY, CNI_PATH, PREFIX, ROOT, type Site, type Testbed } from './helpers';
+import { BINARY, CNI_PATH, PREFIX, ROOT, type Site, type Testbed } from '../testkit/testbed';
 
 export const CNI_CONF = join(ROOT, 'cni-conf');
 export const IMAGE = `localhost/${PREFIX}-busybox:latest`;

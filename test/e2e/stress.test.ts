@@ -4,7 +4,7 @@
  * DPUO_STRESS_SEED picks the seed (default fixed, so CI is reproducible); it is printed either way. Violations
  * are also written whole to a JSONL file (path printed), replayable with `npm run stress -- --replay=FILE`.
  */
-import { removeContainers, requireBinary, site, type Testbed, testbedDown, testbedUp } from './helpers';
+import { removeContainers, requireBinary, site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { recordViolationsTo, rollup, teardownStressDir, type Tally } from '../stress/common';

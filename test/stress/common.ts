@@ -28,7 +28,7 @@ import { spawnSync } from 'node:child_process';
 import { appendFileSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { BINARY, type CniOutcome, dpuExec, envFor, outcome, PREFIX, runInNetns, sh, type Site, TESTBED, type Testbed } from '../e2e/helpers';
+import { BINARY, type CniOutcome, dpuExec, envFor, outcome, PREFIX, runInNetns, sh, type Site, TESTBED, type Testbed } from '../testkit/testbed';
 
 /** What one scenario, or one shape row of it, found; `violations` must stay empty. */
 export interface Tally {

@@ -7,7 +7,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { container, firstIp, hostLocal, linkJson, netConf, nsName, ping, type Site, type Testbed } from '../e2e/helpers';
+import { container, firstIp, hostLocal, linkJson, netConf, nsName, ping, type Site, type Testbed } from '../testkit/testbed';
 import { expectCniError, expectSuccess, listTree, newTally, ovsState, type Outcome, pick, retryTryAgain, rng, runPlugin, type Tally, timed, violation } from './common';
 
 interface Network { name: string; vni: number; subnet: string; third: number }

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FAULT_ENV, FAULT_POINTS } from '../../src/util/fault';
-import { container, firstIp, hostLocal, linkJson, netConf, nsName, ping, sh, type Site, site, TESTBED, type Testbed } from '../e2e/helpers';
+import { container, firstIp, hostLocal, linkJson, netConf, nsName, ping, sh, type Site, site, TESTBED, type Testbed } from '../testkit/testbed';
 import {
   expectCniError, expectSuccess, forcedWrapper, listTree, newTally, type Outcome, ovsState, type Probe, runPlugin, runProbes, type Tally, timed, violation,
 } from './common';

@@ -13,7 +13,7 @@
 import fc from 'fast-check';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CNI_PATH, container, hostLocal, netConf, type Site, type Testbed } from '../e2e/helpers';
+import { CNI_PATH, container, hostLocal, netConf, type Site, type Testbed } from '../testkit/testbed';
 import { MAX_JSON_DEPTH } from '../../src/cni/skel';
 import {
   diffLines, expectCniError, expectSuccess, forcedWrapper, hostSnapshot, newTally, type Outcome, ovsDump, ovsState, parallel, recordedCommands,

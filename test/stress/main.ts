@@ -17,7 +17,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { PREFIX, removeContainers, requireBinary, site, testbedDown, testbedUp } from '../e2e/helpers';
+import { PREFIX, removeContainers, requireBinary, site, testbedDown, testbedUp } from '../testkit/testbed';
 import { onViolation, recordViolationsTo, rollup, type RunRecord, seedFrom, type Tally, teardownStressDir, violationsRecorded } from './common';
 import { concurrency } from './concurrency';
 import { faults } from './faults';
@@ -80,7 +80,7 @@ function refuseSharedTestbed(): void {
   const names = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.split(' ')[0] ?? '');
   const taken = names.filter((n) => n.startsWith(`${PREFIX}-`));
   if (taken.length) {
-    throw new Error(`a testbed with prefix ${PREFIX} is already up (${taken.length} namespaces, e.g. ${taken[0]}): another run is using it, or a killed run left it. Use another DPUO_TESTBED_PREFIX, or remove it with DPUO_TESTBED_PREFIX=${PREFIX} bash test/e2e/testbed.sh down`);
+    throw new Error(`a testbed with prefix ${PREFIX} is already up (${taken.length} namespaces, e.g. ${taken[0]}): another run is using it, or a killed run left it. Use another DPUO_TESTBED_PREFIX, or remove it with DPUO_TESTBED_PREFIX=${PREFIX} bash test/testkit/testbed.sh down`);
   }
 }
 
@@ -120,7 +120,7 @@ async function main(): Promise<number> {
     if (only.includes('security')) tallies.push(await security(tb, { progress: log }));
   } finally {
     if (process.argv.includes('--keep')) {
-      log(`--keep: testbed, containers and ${tb.stateDir} left up for inspection (test/e2e/testbed.sh down to remove)`);
+      log(`--keep: testbed, containers and ${tb.stateDir} left up for inspection (test/testkit/testbed.sh down to remove)`);
     } else {
       removeContainers();
       teardownStressDir(tb);

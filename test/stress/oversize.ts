@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BINARY, container, dpuExec, hostLocal, netConf, readJsonLines, ROOT, type Site, type Testbed } from '../e2e/helpers';
+import { BINARY, container, dpuExec, hostLocal, netConf, readJsonLines, ROOT, type Site, type Testbed } from '../testkit/testbed';
 import { authorizeForced, diffLines, expectCniError, expectSuccess, hostSnapshot, newKey, type Outcome, ovsState, runPlugin, stressDir, type Tally, timed, violation } from './common';
 
 const LIMIT_MS = 600000;
@@ -119,7 +119,7 @@ async function floodingDpu(t: Tally, tb: Testbed, A: Site, dirs: string[]): Prom
 /** Runs the oversize probes on site A; adds to tally t. */
 export async function oversize(tb: Testbed, t: Tally, A: Site): Promise<void> {
   const key = newKey(tb, 'oversize_ed25519');
-  authorizeForced(tb, key, join(ROOT, 'scripts', 'dpu-guard.sh'));
+  authorizeForced(tb, key, join(ROOT, 'guard', 'dpu-guard.sh'));
   const dirs = [join(tb.stateDir, `plugin-${A.name}`), join(tb.stateDir, `ipam-${A.name}-big`)];
   await manyRemotes(t, tb, A, key, dirs);
   await daemonBurst(t, tb, A, key, dirs);

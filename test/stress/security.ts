@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { container, dpuExec, hostLocal, netConf, PREFIX, ROOT, sh, type Site, site, type Testbed } from '../e2e/helpers';
+import { container, dpuExec, hostLocal, netConf, PREFIX, ROOT, sh, type Site, site, type Testbed } from '../testkit/testbed';
 import {
   diffLines, expectCniError, expectSuccess, forcedWrapper, hostSnapshot, listTree, newKey, newTally, type Outcome, type Probe, recordedCommands,
   runPlugin, runProbes, stressDir, type Tally, timed, violation,

@@ -1,8 +1,8 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CniError } from '../../src/cni/errors';
-import { HOST_NETNS } from '../../src/host/netlink';
-import { type Attachment, StateStore } from '../../src/host/state';
+import { HOST_NETNS } from '../../src/kernel/iproute2';
+import { type Attachment, StateStore } from '../../src/store/attachments';
 import { DEAD_OWNER } from './helpers/dead-owner';
 import { Bed, PF0_VFS, PF1_VFS, vfMac } from './helpers/bed';
 import { createNetns, type TestNetns } from './helpers/netns';

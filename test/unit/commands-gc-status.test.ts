@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CniError } from '../../src/cni/errors';
-import { StateStore } from '../../src/host/state';
+import { StateStore } from '../../src/store/attachments';
 import { deadClaim } from './helpers/dead-owner';
 import { Bed, PF0_VFS, vfMac } from './helpers/bed';
 import { createNetns, type TestNetns } from './helpers/netns';

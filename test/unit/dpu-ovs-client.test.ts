@@ -1,7 +1,7 @@
 import { CniError } from '../../src/cni/errors';
-import type { PlugRequest } from '../../src/dpu/client';
-import { type OvsSettings, tunnelPortName } from '../../src/dpu/ovs';
-import { OvsDpuClient } from '../../src/dpu/ovs-client';
+import type { PlugRequest } from '../../src/dpu/api';
+import { type OvsSettings, tunnelPortName } from '../../src/dpu/ovs/commands';
+import { OvsDpuClient } from '../../src/dpu/ovs/client';
 import type { DpuTransport, ExecResult } from '../../src/dpu/ssh';
 import { argvAsRunBySh } from './helpers/argv-echo';
 import { memoryLogger, silentLogger } from './helpers/logger';

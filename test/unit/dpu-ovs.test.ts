@@ -1,10 +1,8 @@
 import { createHash } from 'node:crypto';
-import type { PlugRequest } from '../../src/dpu/client';
-import { representorName } from '../../src/dpu/client';
-import {
-  bridgeName, bridgeUsageQueries, checkCommand, EXT, expectedTunnels, findOwnerPortsCommand, hwOffloadValue, isOwnedBy, mapOf, type OvsSettings,
-  parseBridgeUsage, parseTables, plugCommands, removeBridgeIfUnchangedCommand, removePortsCommand, rows, statusCommand, tunnelPortName, uuidOf, uuidSet,
-} from '../../src/dpu/ovs';
+import type { PlugRequest } from '../../src/dpu/api';
+import { representorName } from '../../src/dpu/api';
+import { bridgeName, bridgeUsageQueries, checkCommand, EXT, expectedTunnels, findOwnerPortsCommand, isOwnedBy, type OvsSettings, plugCommands, removeBridgeIfUnchangedCommand, removePortsCommand, statusCommand, tunnelPortName } from '../../src/dpu/ovs/commands';
+import { hwOffloadValue, mapOf, parseBridgeUsage, parseTables, rows, uuidOf, uuidSet } from '../../src/dpu/ovs/parse';
 import { commandLine } from '../../src/dpu/quote';
 import { argvAsRunBySh } from './helpers/argv-echo';
 import { removeTmpDirs } from './helpers/tmp';

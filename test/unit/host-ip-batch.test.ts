@@ -1,4 +1,4 @@
-import { encodeBatchLine, encodeBatchWord } from '../../src/host/ip-batch';
+import { encodeBatchLine, encodeBatchWord } from '../../src/kernel/iproute2-batch';
 import { iproute2BatchCommands, makeargs } from './helpers/iproute2-batch';
 
 const PRINTABLE = Array.from({ length: 0x7e - 0x21 + 1 }, (_, i) => String.fromCharCode(0x21 + i));

@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CniError } from '../../src/cni/errors';
-import { findPlugin, type IpamCall, IpamDelegate, validateIpamResult } from '../../src/host/ipam';
+import { findPlugin, type IpamCall, IpamDelegate, validateIpamResult } from '../../src/cni/invoke';
 import { fail, ok, ScriptedRunner } from './helpers/scripted-runner';
 import { removeTmpDirs, tmpDir } from './helpers/tmp';
 

@@ -1,4 +1,4 @@
-import { HOST_NETNS, interfaceSetupLines, LinkOps, temporaryName } from '../../src/host/netlink';
+import { HOST_NETNS, interfaceSetupLines, LinkOps, temporaryName } from '../../src/kernel/iproute2';
 import { fail, ok, ScriptedRunner } from './helpers/scripted-runner';
 
 const links = JSON.stringify([

@@ -1,4 +1,4 @@
-import { CommandError, ProcessRunner, runChecked } from '../../src/host/runner';
+import { CommandError, ProcessRunner, runChecked } from '../../src/kernel/exec';
 import { fail, ok, ScriptedRunner } from './helpers/scripted-runner';
 
 const sh = (script: string, opts: Parameters<ProcessRunner['run']>[2] = {}) => new ProcessRunner().run('/bin/sh', ['-c', script], opts);

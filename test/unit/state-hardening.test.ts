@@ -1,8 +1,8 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CniError } from '../../src/cni/errors';
-import { selfIdentity } from '../../src/host/owner';
-import { type Attachment, attachmentFileName, StateStore } from '../../src/host/state';
+import { selfIdentity } from '../../src/kernel/process';
+import { type Attachment, attachmentFileName, StateStore } from '../../src/store/attachments';
 import { createLogger } from '../../src/log';
 import { Bed, PF0_VFS } from './helpers/bed';
 import { DEAD_OWNER } from './helpers/dead-owner';

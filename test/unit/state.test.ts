@@ -3,7 +3,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildSync } from 'esbuild';
 import { CniError } from '../../src/cni/errors';
-import { type Attachment, InvalidRecordError, StateStore } from '../../src/host/state';
+import { type Attachment, InvalidRecordError, StateStore } from '../../src/store/attachments';
 import { removeTmpDirs, tmpDir } from './helpers/tmp';
 
 afterAll(removeTmpDirs);
@@ -132,7 +132,7 @@ describe('tryAllocate across processes', () => {
   /** The real state.ts, bundled to plain JS for child processes. */
   function bundleStateModule(): string {
     const out = join(tmpDir(), 'state.js');
-    buildSync({ entryPoints: [join(__dirname, '../../src/host/state.ts')], bundle: true, platform: 'node', format: 'cjs', outfile: out, logLevel: 'silent' });
+    buildSync({ entryPoints: [join(__dirname, '../../src/store/attachments.ts')], bundle: true, platform: 'node', format: 'cjs', outfile: out, logLevel: 'silent' });
     return out;
   }
 

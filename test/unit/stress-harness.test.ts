@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expectCniError, expectSuccess, newTally, type Outcome, recordViolationsTo, rollup, type RunRecord, runProbes, shape, timed, violation } from '../stress/common';
 import { caseFromRecord, fuzzCases } from '../stress/fuzz';
-import type { Testbed } from '../e2e/helpers';
+import type { Testbed } from '../testkit/testbed';
 
 const BASE = { cniVersion: '1.1.0', name: 'fuzz', type: 'dpu-overlay', vni: 4242, pf: 'pf0', dpu: { host: '192.0.2.1', timeoutMs: 30000 }, ipam: { type: 'host-local' } };
 

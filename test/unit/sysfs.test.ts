@@ -1,6 +1,6 @@
 import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { Sysfs } from '../../src/host/sysfs';
+import { Sysfs } from '../../src/kernel/sysfs';
 import { buildSysfs, type FakeVf } from './helpers/sysfs-tree';
 import { removeTmpDirs, tmpDir } from './helpers/tmp';
 import { errorOf } from './helpers/errors';

@@ -1,7 +1,7 @@
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PluginHandlers } from '../../../src/cni/skel';
-import { pluginHandlers } from '../../../src/commands';
+import { pluginHandlers } from '../../../src/plugin';
 import type { DpuConfig } from '../../../src/config/schema';
 import { type CniOutcome, runCni } from './cni';
 import { FakeDpu } from './fake-dpu';

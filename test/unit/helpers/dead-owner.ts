@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AllocationOwner, StateStore } from '../../../src/host/state';
+import type { AllocationOwner, StateStore } from '../../../src/store/attachments';
 
 /** A process identity no running process has: what the records of a killed ADD look like (pid 1 never has this start time). */
 export const DEAD_OWNER = { pid: 1, startTime: Number.MAX_SAFE_INTEGER };

@@ -1,4 +1,4 @@
-import type { DpuClient, PlugRequest, PlugResult, PortOwner, UnplugRequest } from '../../../src/dpu/client';
+import type { DpuClient, PlugRequest, PlugResult, PortOwner, UnplugRequest } from '../../../src/dpu/api';
 
 type Method = 'plug' | 'unplug' | 'check' | 'gc' | 'status';
 

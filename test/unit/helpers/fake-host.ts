@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { HOST_NETNS } from '../../../src/host/netlink';
-import type { CommandRunner, RunOptions, RunResult } from '../../../src/host/runner';
+import { HOST_NETNS } from '../../../src/kernel/iproute2';
+import type { CommandRunner, RunOptions, RunResult } from '../../../src/kernel/exec';
 import { iproute2BatchCommands } from './iproute2-batch';
 
 /** A netdev as the fake kernel keeps it. */

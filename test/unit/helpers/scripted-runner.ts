@@ -1,4 +1,4 @@
-import type { CommandRunner, RunOptions, RunResult } from '../../../src/host/runner';
+import type { CommandRunner, RunOptions, RunResult } from '../../../src/kernel/exec';
 
 export interface RecordedCall {
   file: string;

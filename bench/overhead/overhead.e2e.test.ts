@@ -7,8 +7,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Results } from '../../bench/overhead/report';
-import { PREFIX, requireBinary, ROOT } from './helpers';
+import type { Results } from './report';
+import { PREFIX, requireBinary, ROOT } from '../../test/testkit/testbed';
 
 jest.setTimeout(300000);
 

@@ -1,8 +1,8 @@
 import * as z from 'zod';
 import { CniError, ErrorCode } from '../cni/errors';
 import { formatIssues } from '../config/load';
-import { type Context, ipamCall, withDpu } from './context';
-import { type AllocationOwner, claimIsLive, InvalidRecordError, isInFlight, type StateStore } from '../host/state';
+import { type Context, ipamCall, withDpu } from './lifecycle';
+import { type AllocationOwner, claimIsLive, InvalidRecordError, isInFlight, type StateStore } from '../store/attachments';
 import { releaseAttachment } from './release';
 
 /** True if owner has a record, valid or not: its VF is then released with the record, or not at all. */

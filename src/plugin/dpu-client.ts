@@ -1,10 +1,11 @@
 import type { DpuConfig } from '../config/schema';
 import type { Logger } from '../log';
-import type { DpuClient } from './client';
-import { DaemonDpuClient } from './daemon-client';
-import { OvsDpuClient } from './ovs-client';
-import { SshTransport } from './ssh';
+import type { DpuClient } from '../dpu/api';
+import { DaemonDpuClient } from '../daemon/client';
+import { OvsDpuClient } from '../dpu/ovs/client';
+import { SshTransport } from '../dpu/ssh';
 
+/** The plugin picks how it reaches the DPU: dpu/ knows nothing of the daemon. */
 export function sshDpuClient(conf: DpuConfig, log: Logger): DpuClient {
   return new OvsDpuClient(new SshTransport(conf), conf, log);
 }

@@ -2,15 +2,15 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Cleanup } from '../../bench/overhead/cleanup';
+import { Cleanup } from './cleanup';
 import {
   coreDelta, parseCpuList, parseInterrupts, parsePerfContextSwitches, parseProcStat, parseSoftirqs, parseUtime, snapshotFrom,
-} from '../../bench/overhead/counters';
-import { cpuMask, RealEnvironment, RealHostsConfig } from '../../bench/overhead/env';
-import { NetnsNode, Processes, shellQuote, SshNode } from '../../bench/overhead/exec';
-import type { Sample } from '../../bench/overhead/measure';
-import { parseArgs } from '../../bench/overhead/options';
-import { fig4Spec, markdownTable, README_BEGIN, README_END, readmeWithResults, type Results } from '../../bench/overhead/report';
+} from './counters';
+import { cpuMask, RealEnvironment, RealHostsConfig } from './env';
+import { NetnsNode, Processes, shellQuote, SshNode } from './exec';
+import type { Sample } from './measure';
+import { parseArgs } from './options';
+import { fig4Spec, markdownTable, README_BEGIN, README_END, readmeWithResults, type Results } from './report';
 
 const STAT = (u0: number, u1: number, idle1: number) => `cpu  1 2 3 4 5 6 7 8 0 0
 cpu0 100 0 50 1000 0 0 0 0 0 0

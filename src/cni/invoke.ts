@@ -1,12 +1,12 @@
 import { accessSync, constants } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { CniError, ErrorCode } from '../cni/errors';
-import { jsonDepth, MAX_JSON_DEPTH } from '../cni/skel';
-import type { CniResult } from '../cni/types';
+import { CniError, ErrorCode } from './errors';
+import { jsonDepth, MAX_JSON_DEPTH } from './skel';
+import type { CniResult } from './types';
 import { IPAM_TYPE } from '../config/schema';
-import { compareVersions, convertResult, isSupportedVersion, parseResult } from '../cni/version';
-import type { CommandRunner } from './runner';
+import { compareVersions, convertResult, isSupportedVersion, parseResult } from './version';
+import type { CommandRunner } from '../kernel/exec';
 
 export interface IpamCall {
   type: string;

@@ -1,7 +1,89 @@
 import * as z from 'zod';
+import type { CniResult } from '../cni/types';
+import type { ProcessIdentity } from '../kernel/process';
 import { ifnameProblem } from '../cni/env';
 import { formatIssues } from '../config/load';
 import { absolutePath, ipamType, mac, NETDEV_NAME, NETWORK_NAME, pciAddress } from '../config/schema';
+
+/** The VF as the host had it before ADD, so DEL can put it back. */
+export interface VfRecord {
+  pci: string;
+  index: number;
+  pfName: string;
+  pfPci: string;
+  pfIndex: number;
+  originalName: string;
+  originalMac: string;
+  originalMtu: number;
+  /**
+   * Identity of a VF netdev that has no parent device (the emulated testbed's VFs are veths) in the container,
+   * as ADD saw it there: its ifindex and its peer (the representor, in a namespace the container cannot reach).
+   */
+  linkIdentity?: { ifindex: number; peer: { netnsId: number; ifindex: number } };
+}
+
+/** VF admin settings (set through the PF) as they were before ADD. */
+export interface VfAdminRecord {
+  mac?: string;
+  vlan?: number;
+  vlanQoS?: number;
+  spoofchk?: 'on' | 'off';
+  trust?: 'on' | 'off';
+  linkState?: 'auto' | 'enable' | 'disable';
+  minTxRate?: number;
+  maxTxRate?: number;
+}
+
+export interface DpuRecord {
+  target: string;
+  bridge: string;
+  representor: string;
+  portUuid?: string;
+  /** True while the DPU still holds a port that a DEL could not remove yet. */
+  unplugPending?: boolean;
+}
+
+/** Everything DEL, CHECK and GC need, even after the network config file changed. */
+export interface Attachment {
+  version: 1;
+  phase: 'adding' | 'ready';
+  network: string;
+  containerId: string;
+  ifname: string;
+  netns: string;
+  /** dev:inode of the netns at ADD, to recognise it on a DEL without CNI_NETNS. */
+  netnsId?: string;
+  /** The ADD process while phase is "adding": only an ADD whose process is gone may be cleaned up. */
+  owner?: ProcessIdentity;
+  vni: number;
+  vf: VfRecord;
+  tmpName: string;
+  mac?: string;
+  mtu: number;
+  adminSaved?: VfAdminRecord;
+  /** The network config of ADD, replayed to the IPAM plugin on DEL. */
+  rawConfig: string;
+  ipamType?: string;
+  cniPath: string[];
+  dpu?: DpuRecord;
+  /** Set once DEL has given the VF, IPs and allocation back; only the DPU part may be left. */
+  hostReleased?: boolean;
+  result?: CniResult;
+}
+
+export interface AllocationOwner {
+  containerId: string;
+  ifname: string;
+  network: string;
+  /** The claiming process (ADD), so a claim whose ADD still runs is never taken for an orphan. */
+  pid?: number;
+  startTime?: number;
+}
+
+/** ":" can be in neither a container ID nor an ifname, so two attachments never share a key. */
+export function attachmentKey(containerId: string, ifname: string): string {
+  return `${containerId}:${ifname}`;
+}
 
 /**
  * The records under stateDir, re-validated on every read with the config's own rules: root acts on

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { CniError, ErrorCode } from '../cni/errors';
 import type { CniIpConfig, CniRoute } from '../cni/types';
-import { encodeBatchLine } from './ip-batch';
-import { type CommandRunner, CommandError, runChecked } from './runner';
-import type { VfAdminRecord } from './state';
+import { encodeBatchLine } from './iproute2-batch';
+import { type CommandRunner, CommandError, runChecked } from './exec';
+import type { VfAdminRecord } from '../store/attachments';
 
 export interface LinkInfo {
   name: string;

@@ -1,7 +1,7 @@
 import type { PluginHandlers } from '../cni/skel';
 import { cmdAdd } from './add';
 import { cmdCheck } from './check';
-import { type Deps, prepare } from './context';
+import { type Deps, prepare } from './lifecycle';
 import { cmdDel } from './del';
 import { cmdGc } from './gc';
 import { cmdStatus } from './status';

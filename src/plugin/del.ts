@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
-import type { Context } from './context';
-import { ipamCall, loadRecord, refuseInFlight, withDpu } from './context';
-import { claimIsLive } from '../host/state';
+import type { Context } from './lifecycle';
+import { ipamCall, loadRecord, refuseInFlight, withDpu } from './lifecycle';
+import { claimIsLive } from '../store/attachments';
 import { releaseAttachment } from './release';
 
 /**

@@ -1,13 +1,13 @@
 import { lstatSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import { untrustedDirReason } from '../host/secure-fs';
+import { untrustedDirReason } from '../util/secure-fs';
 import { CniError } from '../cni/errors';
 import type { DpuConfig } from '../config/schema';
-import { type DaemonOp, type DaemonResponse, readLines } from '../daemon/protocol';
+import { type DaemonOp, type DaemonRequest, type DaemonResponse, type OpArgs, type OpResult, readLines } from './protocol';
 import type { Logger } from '../log';
-import { type DpuClient, dpuTarget, type PlugRequest, type PlugResult, type PortOwner, type UnplugRequest } from './client';
-import { assertUuid } from './ovs';
+import { type DpuClient, dpuTarget, type PlugRequest, type PlugResult, type PortOwner, type UnplugRequest } from '../dpu/api';
+import { assertUuid } from '../dpu/ovs/parse';
 import { elapsedMs } from '../util/time';
 
 const NO_SOCKET = 'does not exist';
@@ -118,7 +118,7 @@ export class DaemonDpuClient implements DpuClient {
     else p.reject(new CniError(res.error.code, res.error.msg, res.error.details ?? ''));
   }
 
-  private request(sock: Socket, op: DaemonOp, args: unknown[]): Promise<unknown> {
+  private request<K extends DaemonOp>(sock: Socket, op: K, args: OpArgs<K>): Promise<unknown> {
     const id = ++this.seq;
     // The daemon answers within its own dpu.timeoutMs; past twice that it is presumed stuck.
     const limitMs = 2 * this.conf.timeoutMs + 1000;
@@ -132,11 +132,13 @@ export class DaemonDpuClient implements DpuClient {
         f(v);
       };
       this.pending.set(id, { resolve: done(resolve), reject: done(reject) });
-      sock.write(JSON.stringify({ id, op, dpu: this.conf, args }) + '\n');
+      const req = { id, op, dpu: this.conf, args } as DaemonRequest;
+      sock.write(JSON.stringify(req) + '\n');
     });
   }
 
-  private async call<T>(op: DaemonOp, args: unknown[], direct: (c: DpuClient) => Promise<T>, check: (v: unknown) => T): Promise<T> {
+  /** One operation through the daemon; repeated over a direct SSH connection when the daemon does not answer. */
+  private async call<K extends DaemonOp>(op: K, args: OpArgs<K>, check: (v: unknown) => OpResult<K>): Promise<OpResult<K>> {
     const sock = await this.open();
     if (sock) {
       try {
@@ -147,11 +149,12 @@ export class DaemonDpuClient implements DpuClient {
         sock.destroy();
       }
     }
-    return direct(this.direct());
+    const direct = this.direct();
+    return (direct[op] as (...a: OpArgs<K>) => Promise<OpResult<K>>).apply(direct, args);
   }
 
   plug(req: PlugRequest): Promise<PlugResult> {
-    return this.call('plug', [req], (c) => c.plug(req), (v) => {
+    return this.call('plug', [req], (v) => {
       const r = v as Partial<PlugResult> | undefined;
       if (typeof r?.bridge !== 'string') throw new DaemonUnavailable('malformed plug answer');
       return { bridge: r.bridge, portUuid: assertUuid(r.portUuid, 'port') };
@@ -159,19 +162,19 @@ export class DaemonDpuClient implements DpuClient {
   }
 
   unplug(req: UnplugRequest): Promise<void> {
-    return this.call('unplug', [req], (c) => c.unplug(req), () => undefined);
+    return this.call('unplug', [req], () => undefined);
   }
 
   check(req: PlugRequest): Promise<void> {
-    return this.call('check', [req], (c) => c.check(req), () => undefined);
+    return this.call('check', [req], () => undefined);
   }
 
   gc(network: string, vni: number, keep: ReadonlyArray<Pick<PortOwner, 'containerId' | 'ifname'>>): Promise<number> {
-    return this.call('gc', [network, vni, keep], (c) => c.gc(network, vni, keep), (v) => (typeof v === 'number' ? v : 0));
+    return this.call('gc', [network, vni, keep], (v) => (typeof v === 'number' ? v : 0));
   }
 
   status(): Promise<void> {
-    return this.call('status', [], (c) => c.status(), () => undefined);
+    return this.call('status', [], () => undefined);
   }
 
   get connectMs(): number | undefined {

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { requireBinary, ROOT } from './helpers';
+import { requireBinary, ROOT } from '../test/testkit/testbed';
 
 jest.setTimeout(300000);
 

@@ -11,7 +11,7 @@
 # $SSH_ORIGINAL_COMMAND is accepted too. The line is commands
 # joined with " && ", each an argv whose words are POSIX single-quoted when needed
 # (src/dpu/quote.ts). This guard tokenises that string itself (no shell, no eval), accepts
-# only the command shapes the plugin produces (src/dpu/ovs.ts), and runs them one by one
+# only the command shapes the plugin produces (src/dpu/ovs/commands.ts), and runs them one by one
 # with execvp semantics, stopping at the first failure like "&&" does. Anything else is
 # refused with a message on stderr and exit status 126.
 #
@@ -155,7 +155,7 @@ sub all_match {
   return 1;
 }
 
-# One ovs-vsctl subcommand (the words between "--" separators): the shapes of src/dpu/ovs.ts.
+# One ovs-vsctl subcommand (the words between "--" separators): the shapes of src/dpu/ovs/commands.ts.
 sub vsctl_sub_ok {
   my @w = @_;
   my $s = join(' ', @w);

@@ -1,8 +1,8 @@
 import { readdirSync, readlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { CniError, ErrorCode } from '../cni/errors';
-import type { LinkDevice } from './netlink';
-import type { VfRecord } from './state';
+import type { LinkDevice } from './iproute2';
+import type { VfRecord } from '../store/attachments';
 
 /** One SR-IOV virtual function as sysfs describes it. */
 export interface VfInfo {

@@ -1,6 +1,6 @@
 import { accessSync, constants } from 'node:fs';
 import { CniError, ErrorCode } from '../cni/errors';
-import { type Context, ipamCall, withDpu } from './context';
+import { type Context, ipamCall, withDpu } from './lifecycle';
 
 const unavailable = (why: string) => new CniError(ErrorCode.PluginNotAvailable, why);
 

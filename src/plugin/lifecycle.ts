@@ -1,14 +1,13 @@
-import { statSync } from 'node:fs';
 import type { CniRequest } from '../cni/skel';
-import type { DpuClient } from '../dpu/client';
+import type { DpuClient } from '../dpu/api';
 import type { DpuConfig } from '../config/schema';
 import { loadNetConf, type NetConf } from '../config/load';
-import { IpamDelegate, type IpamCall } from '../host/ipam';
-import { LinkOps } from '../host/netlink';
-import type { CommandRunner } from '../host/runner';
-import { type Attachment, InvalidRecordError, isInFlight, StateStore } from '../host/state';
+import { IpamDelegate, type IpamCall } from '../cni/invoke';
+import { LinkOps } from '../kernel/iproute2';
+import type { CommandRunner } from '../kernel/exec';
+import { type Attachment, InvalidRecordError, isInFlight, StateStore } from '../store/attachments';
 import { CniError, ErrorCode } from '../cni/errors';
-import { Sysfs } from '../host/sysfs';
+import { Sysfs } from '../kernel/sysfs';
 import { createLogger, type Logger, StepTimer } from '../log';
 
 /** The plugin's boundaries; tests substitute recording implementations. */
@@ -72,20 +71,6 @@ export function ipamCall(att: Pick<Attachment, 'rawConfig' | 'containerId' | 'if
  */
 export function delegatedDelConfig(ctx: Context, att: Pick<Attachment, 'rawConfig' | 'ipamType'>): string {
   return ctx.req.env.command === 'DEL' && ctx.conf.ipam?.type === att.ipamType ? ctx.req.rawConfig : att.rawConfig;
-}
-
-/** dev:inode of a namespace file, to recognise the same namespace later (and never act on our own). */
-export function netnsIdentity(path: string): string | undefined {
-  try {
-    const st = statSync(path);
-    return `${st.dev}:${st.ino}`;
-  } catch {
-    return undefined;
-  }
-}
-
-export function hostNetnsIdentity(): string | undefined {
-  return netnsIdentity('/proc/self/ns/net');
 }
 
 /** The record of containerId/ifname; an invalid one is a CNI error naming the file and the problem, never acted on. */

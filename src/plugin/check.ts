@@ -1,6 +1,6 @@
 import { CniError, ErrorCode } from '../cni/errors';
 import type { CniInterface, CniIpConfig, CniRoute } from '../cni/types';
-import { type Context, ipamCall, loadRecord, withDpu } from './context';
+import { type Context, ipamCall, loadRecord, withDpu } from './lifecycle';
 
 function fail(msg: string): CniError {
   return new CniError(ErrorCode.CheckFailed, msg);

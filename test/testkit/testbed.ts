@@ -11,7 +11,7 @@ function repoRoot(from: string): string {
 
 export const ROOT = repoRoot(__dirname);
 export const BINARY = process.env.DPU_OVERLAY_BIN ?? join(ROOT, 'dist', 'dpu-overlay');
-export const TESTBED = join(ROOT, 'test', 'e2e', 'testbed.sh');
+export const TESTBED = join(ROOT, 'test', 'testkit', 'testbed.sh');
 /** Testbed namespace prefix (DPUO_TESTBED_PREFIX), so parallel testbeds do not collide. */
 export const PREFIX = process.env.DPUO_TESTBED_PREFIX ?? 'dpuo';
 export const CNI_PATH = process.env.CNI_PATH_DIRS ?? '/usr/lib/cni';

@@ -1,15 +1,15 @@
-import { CniError, ErrorCode } from '../cni/errors';
-import type { Logger } from '../log';
-import type { DpuClient, PlugRequest, PlugResult, PortOwner, UnplugRequest } from './client';
+import { CniError, ErrorCode } from '../../cni/errors';
+import type { Logger } from '../../log';
+import type { DpuClient, PlugRequest, PlugResult, PortOwner, UnplugRequest } from '../api';
 import {
-  assertUuid, bridgeName, checkCommand, EXT, expectedTunnels, findOwnerPortsCommand, hwOffloadValue, isOwnedBy, mapOf, OFFLOADED_FLOWS_COMMAND,
-  type OvsSettings, type OvsTable, parseBridgeUsage, parseTables, PLUG_OUTPUTS, plugBatchCommands, plugCommands, removeBridgeIfUnchangedCommand, removePortsBatchCommand, removePortsCommand, rows,
-  statusCommand, UNPLUG_OUTPUTS, uuidOf, uuidSet,
-} from './ovs';
-import { type Argv, commandLine } from './quote';
-import type { DpuTransport } from './ssh';
+  bridgeName, checkCommand, EXT, expectedTunnels, findOwnerPortsCommand, isOwnedBy, OFFLOADED_FLOWS_COMMAND, type OvsSettings, PLUG_OUTPUTS,
+  plugBatchCommands, plugCommands, removeBridgeIfUnchangedCommand, removePortsBatchCommand, removePortsCommand, statusCommand, UNPLUG_OUTPUTS,
+} from './commands';
+import { assertUuid, hwOffloadValue, mapOf, type OvsTable, parseBridgeUsage, parseTables, rows, uuidOf, uuidSet } from './parse';
+import { type Argv, commandLine } from '../quote';
+import type { DpuTransport } from '../ssh';
 
-/** DpuClient over one DPU transport: every request is one ovs-vsctl transaction (see ovs.ts). */
+/** DpuClient over one DPU transport: every request is one ovs-vsctl transaction (see commands.ts). */
 export class OvsDpuClient implements DpuClient {
   readonly target: string;
 

@@ -1,16 +1,18 @@
 import { CniError, ErrorCode } from '../cni/errors';
 import type { CniInterface, CniResult } from '../cni/types';
 import { requireVfSource } from '../config/load';
-import { representorName } from '../dpu/client';
-import { interfaceSetupLines, type LinkInfo, parseLinkDevices, temporaryName } from '../host/netlink';
-import { type AllocationOwner, type Attachment, claimIsLive, InvalidRecordError, isInFlight, type VfAdminRecord } from '../host/state';
-import { selfIdentity } from '../host/owner';
-import type { DpuClient } from '../dpu/client';
-import type { VfInfo } from '../host/sysfs';
+import { representorName } from '../dpu/api';
+import { interfaceSetupLines, type LinkInfo, parseLinkDevices, temporaryName } from '../kernel/iproute2';
+import { type AllocationOwner, type Attachment, claimIsLive, InvalidRecordError, isInFlight, type VfAdminRecord } from '../store/attachments';
+import { selfIdentity } from '../kernel/process';
+import type { DpuClient } from '../dpu/api';
+import type { VfInfo } from '../kernel/sysfs';
 import { faultPoint } from '../util/fault';
 import { UndoStack } from '../util/undo';
-import { type Context, hostNetnsIdentity, ipamCall, loadRecord, netnsIdentity, refuseInFlight, withDpu } from './context';
-import { releaseAttachment, returnVfToHost, usableNetns } from './release';
+import { hostNetnsIdentity, netnsIdentity } from '../kernel/netns';
+import { returnVfToHost, usableNetns } from '../kernel/vf';
+import { type Context, ipamCall, loadRecord, refuseInFlight, withDpu } from './lifecycle';
+import { releaseAttachment } from './release';
 
 function adminSettings(ctx: Context): VfAdminRecord | undefined {
   const { vlan, vlanQoS, spoofchk, trust, linkState, minTxRate, maxTxRate } = ctx.conf;
@@ -148,7 +150,7 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
 
       await timer.step('moveVf', () => links.moveToNetns(link.name, env.netns, tmpName));
       undo.push('return VF to host', async () => {
-        await returnVfToHost(ctx, att, env.netns, [tmpName, env.ifname]);
+        await returnVfToHost(ctx, att.vf, env.netns, [tmpName, env.ifname]);
       });
       faultPoint('add:vf-moved');
 

@@ -1,0 +1,55 @@
+import { CniError, ErrorCode } from '../cni/errors';
+import type { DpuClient } from '../dpu/api';
+import { returnVfToHost, usableNetns } from '../kernel/vf';
+import type { Attachment } from '../store/attachments';
+import { faultPoint } from '../util/fault';
+import { type Context, delegatedDelConfig, ipamCall } from './lifecycle';
+
+/** Gives back everything on the host: IPs, the VF (name, MAC, MTU, admin settings), the allocation. */
+export async function releaseHost(ctx: Context, att: Attachment, netnsHint: string): Promise<void> {
+  const { timer, links, state } = ctx;
+  const netns = usableNetns(att, netnsHint);
+  if (att.ipamType) {
+    const call = ipamCall({ ...att, rawConfig: delegatedDelConfig(ctx, att), ipamType: att.ipamType, cniPath: ctx.req.env.path.length ? ctx.req.env.path : att.cniPath }, netns ?? '', ctx.req.env.argsRaw, ctx.req.cniVersion);
+    await timer.step('ipam', () => ctx.ipam.del(call));
+    faultPoint('del:ipam-released');
+  }
+  await timer.step('returnVf', () => returnVfToHost(ctx, att.vf, netns, [att.tmpName]));
+  faultPoint('del:vf-returned');
+  if (att.adminSaved) await timer.step('vfAdmin', () => links.setVfAdmin(att.vf.pfName, att.vf.index, att.adminSaved ?? {}));
+  state.release(att.vf.pci, att);
+}
+
+/**
+ * Unplugs the representor on the DPU; the attachment record stays until this succeeds.
+ * An ADD that died before recording its port (phase "adding") may still have plugged one: found by owner.
+ */
+export async function releaseDpu(ctx: Context, att: Attachment, dpu: DpuClient | undefined): Promise<void> {
+  if (!dpu || !(att.dpu || att.phase === 'adding')) return;
+  const req = { network: att.network, vni: att.vni, containerId: att.containerId, ifname: att.ifname, representor: att.dpu?.representor ?? '', portUuid: att.dpu?.portUuid };
+  try {
+    await ctx.timer.step('dpu', () => dpu.unplug(req));
+  } catch (err) {
+    // Unreachable or slow DPU: code 11 so the runtime retries. Auth, host key and command errors keep their own code.
+    const code = err instanceof CniError ? err.code : ErrorCode.TryAgainLater;
+    const msg = err instanceof Error ? err.message : String(err);
+    throw new CniError(code, `host side released, but unplugging ${att.dpu?.representor ?? `the ports of ${att.containerId}/${att.ifname}`} on DPU ${att.dpu?.target ?? dpu.target} failed; retry DEL: ${msg}`);
+  }
+}
+
+/** DEL/GC of one cached attachment. Host first (always completes), then the DPU; a DPU failure keeps the record for a retry. */
+export async function releaseAttachment(ctx: Context, att: Attachment, netnsHint: string, dpu?: DpuClient): Promise<void> {
+  const { state } = ctx;
+  if (!att.hostReleased) {
+    await releaseHost(ctx, att, netnsHint);
+    if (att.dpu || att.phase === 'adding') {
+      att.hostReleased = true;
+      if (att.dpu) att.dpu.unplugPending = true;
+      state.saveAttachment(att);
+      faultPoint('del:host-released');
+    }
+  }
+  await releaseDpu(ctx, att, dpu);
+  faultPoint('del:dpu-unplugged');
+  state.removeAttachment(att.containerId, att.ifname);
+}

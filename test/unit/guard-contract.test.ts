@@ -1,0 +1,82 @@
+/**
+ * Contract between the plugin's DPU command grammar (src/dpu/ovs/commands.ts) and the forced command that
+ * enforces it on the DPU (guard/dpu-guard.sh): every command the builders produce, for ordinary and edge-case
+ * inputs, is accepted by the guard's --dry-run and read back as exactly the argv that was built. A change to
+ * either side that the other does not follow fails here, without a DPU or root.
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import type { PlugRequest } from '../../src/dpu/api';
+import {
+  checkCommand, findOwnerPortsCommand, OFFLOADED_FLOWS_COMMAND, type OvsSettings, plugBatchCommands, plugCommands, removeBridgeIfUnchangedCommand,
+  removePortsBatchCommand, removePortsCommand, statusCommand,
+} from '../../src/dpu/ovs/commands';
+import { type Argv, commandLine } from '../../src/dpu/quote';
+import { REMOTE_COMMAND } from '../../src/dpu/ssh';
+
+const GUARD = join(__dirname, '..', '..', 'guard', 'dpu-guard.sh');
+const UUID = ['0f6a1a55-3f2d-4c43-9d8e-1b2c3d4e5f60', 'a1b2c3d4-e5f6-4711-8899-aabbccddeeff'] as const;
+
+/** Runs the guard as sshd would (the line on stdin of REMOTE_COMMAND) and returns the argv it would run. */
+function throughGuard(commands: readonly Argv[], guardArgs: string[] = []): { status: number | null; stderr: string; argv: string[][] } {
+  const r = spawnSync('sh', [GUARD, '--dry-run', ...guardArgs], {
+    input: commandLine(commands) + '\n',
+    env: { PATH: process.env.PATH, SSH_ORIGINAL_COMMAND: REMOTE_COMMAND },
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const argv = r.stdout.split('\n').filter(Boolean).map((line) => [...line.matchAll(/\[((?:\\.|[^\\\]])*)\]/g)].map((m) => (m[1] as string).replace(/\\(.)/g, '$1')));
+  return { status: r.status, stderr: r.stderr, argv };
+}
+
+function expectAccepted(commands: readonly Argv[], guardArgs: string[] = []): void {
+  const out = throughGuard(commands, guardArgs);
+  expect(out.stderr).toBe('');
+  expect(out.status).toBe(0);
+  expect(out.argv).toEqual(commands.map((c) => [...c]));
+}
+
+const base: OvsSettings = { bridgePrefix: 'br-vni', datapathType: 'system', localVtep: '198.51.100.1', remoteVteps: ['198.51.100.2', '2001:db8::3'], hwOffload: 'enable', timeoutMs: 10000 };
+const custom: OvsSettings = { ...base, bridgePrefix: 'ovl_x-1', datapathType: 'netdev', remoteVteps: [], hwOffload: 'require', timeoutMs: 100 };
+const CUSTOM_GUARD = ['--bridge-prefix', 'ovl_x-1', '--representor-template', 'c1pf{pf}vf{vf}'];
+
+/** Owners the runtime and a pod author control: odd but valid ifnames and the longest container IDs. */
+const owners: Array<Pick<PlugRequest, 'containerId' | 'ifname' | 'netns' | 'network'>> = [
+  { containerId: 'c0ffee', ifname: 'eth0', netns: '/run/netns/c0ffee', network: 'net-a' },
+  { containerId: 'x'.repeat(256), ifname: '"x""netns"1', netns: `/proc/4194304/ns/net`, network: 'n.' + 'y'.repeat(251) },
+  { containerId: 'A_b.c-9', ifname: `q'"#\\@`, netns: '/var/run/netns/a b "c" #d \\e', network: '0' },
+  { containerId: '1', ifname: 'e#x', netns: '/run/netns/\u00e9\u202e', network: 'net_1' },
+];
+
+describe('every DPU command the plugin builds passes the guard unchanged', () => {
+  it.each(owners.map((o, i) => [i, o] as const))('plug, one request (owner %i)', (_i, o) => {
+    expectAccepted(plugCommands(base, { ...o, vni: 100, representor: 'pf0vf3', mtu: 1450 }).commands);
+    expectAccepted(plugCommands(custom, { ...o, vni: 16777215, representor: 'c1pf1vf127', mtu: 9000 }).commands, CUSTOM_GUARD);
+  });
+
+  it('plug, a daemon batch of 64 with the longest IPv6 remotes', () => {
+    const s: OvsSettings = { ...base, remoteVteps: Array.from({ length: 10 }, (_, i) => `ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.${i}`) };
+    const reqs = Array.from({ length: 64 }, (_, i) => ({ ...(owners[i % owners.length] as (typeof owners)[number]), vni: 1 + i, representor: `pf${i % 2}vf${i}`, mtu: 1450 }));
+    expectAccepted(plugBatchCommands(s, reqs).commands);
+  });
+
+  it.each(owners.map((o, i) => [i, o] as const))('find, check, remove and status (owner %i)', (_i, o) => {
+    expectAccepted([findOwnerPortsCommand(base, { network: o.network, containerId: o.containerId, ifname: o.ifname, vni: 7 })]);
+    expectAccepted([findOwnerPortsCommand(base, { network: o.network })]);
+    expectAccepted([checkCommand(base, 'br-vni7', 7, 'pf0vf0')]);
+    expectAccepted([removePortsCommand(base, 'br-vni7', 7, [...UUID])]);
+    expectAccepted([removePortsBatchCommand(base, UUID.map((u, k) => ({ bridge: `br-vni${k}`, vni: k + 1, portUuid: u })))]);
+    expectAccepted([statusCommand(base)]);
+    expectAccepted([OFFLOADED_FLOWS_COMMAND]);
+  });
+
+  it('the bridge removal transaction (the guard looks the bridge up by UUID; in a dry run it does not)', () => {
+    expectAccepted([removeBridgeIfUnchangedCommand(UUID[0], [UUID[1]])]);
+    expectAccepted([removeBridgeIfUnchangedCommand(UUID[0], [])]);
+  });
+
+  it('a representor or bridge outside the configured names is refused', () => {
+    expect(throughGuard(plugCommands(custom, { ...(owners[0] as (typeof owners)[number]), vni: 5, representor: 'c1pf0vf1', mtu: 1450 }).commands).status).toBe(126);
+    expect(throughGuard(plugCommands(base, { ...(owners[0] as (typeof owners)[number]), vni: 5, representor: 'eth0', mtu: 1450 }).commands).status).toBe(126);
+  });
+});
