@@ -177,7 +177,7 @@ async function inFlightAdd(c: Ctx, base: string, stateDir: string, ns: string): 
   mkdirSync(bin, { recursive: true });
   const gate = join(base, 'gate');
   const result = JSON.stringify({ cniVersion: '1.1.0', ips: [{ address: '10.150.1.7/24' }] });
-  writeFileSync(join(bin, 'slow-ipam'), `#!/bin/sh\ncat >/dev/null\n[ "$CNI_COMMAND" = ADD ] || exit 0\nwhile [ ! -e ${gate} ]; do sleep 0.05; done\necho '${result}'\n`, { mode: 0o755 });
+  writeFileSync(join(bin, 'slow-ipam'), `#!/bin/sh\ncat >/dev/null\n[ "$CNI_COMMAND" = VERSION ] && { echo '{"cniVersion":"1.1.0","supportedVersions":["0.4.0","1.0.0","1.1.0"]}'; exit 0; }\n[ "$CNI_COMMAND" = ADD ] || exit 0\nwhile [ ! -e ${gate} ]; do sleep 0.05; done\necho '${result}'\n`, { mode: 0o755 });
   const conf = { ...c.conf({}, { stateDir }), ipam: { type: 'slow-ipam' } };
   const env = { env: { CNI_PATH: bin } };
   const first = runPlugin(c.A, conf, { command: 'ADD', containerId: 'inflight-1', netns: ns }, env);
