@@ -11,7 +11,11 @@ export function commandLine(commands: readonly Argv[]): string {
   return commands.map((argv) => argv.map(shellQuote).join(' ')).join(' && ');
 }
 
-/** An OVSDB string atom as ovs-vsctl parses it (a JSON string literal). */
+/**
+ * An OVSDB string atom as ovs-vsctl parses it (a JSON string literal). DEL and the C1 controls are escaped too
+ * (JSON leaves them raw): legal in an interface name, they would otherwise reach the DPU as control characters,
+ * which the guard refuses.
+ */
 export function ovsString(value: string): string {
-  return JSON.stringify(value);
+  return JSON.stringify(value).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

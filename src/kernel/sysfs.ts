@@ -40,13 +40,15 @@ export class Sysfs {
   /**
    * Whether a netdev in the container is the VF with this PCI address: never by name, which a container can
    * change. The kernel reports a VF netdev's parent device (its PCI function). A netdev without one is the VF
-   * only if ADD saw the VF without one too and recorded its link identity (ifindex and veth peer: the
-   * representor, in a namespace the container cannot reach, so a decoy cannot have it).
+   * only if ADD saw the VF without one too (the emulated testbed's veths; kernels before 5.17 report no parent)
+   * and recorded its link identity: its ifindex, which no other link in that namespace can hold while the VF is
+   * there, and a veth's peer (the representor, in a namespace the container cannot reach).
    */
   isNetdevOfVf(link: LinkDevice, vf: Pick<VfRecord, 'pci' | 'linkIdentity'>): boolean {
     if (link.parentBus !== undefined || link.parentDev !== undefined) return link.parentBus === 'pci' && link.parentDev === vf.pci;
     const seen = vf.linkIdentity;
-    return seen !== undefined && link.ifindex === seen.ifindex && link.peer?.netnsId === seen.peer.netnsId && link.peer.ifindex === seen.peer.ifindex;
+    if (seen === undefined || link.ifindex !== seen.ifindex) return false;
+    return seen.peer === undefined ? link.peer === undefined : link.peer?.netnsId === seen.peer.netnsId && link.peer.ifindex === seen.peer.ifindex;
   }
 
   netdevOf(pci: string): string | undefined {

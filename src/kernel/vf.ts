@@ -54,7 +54,8 @@ export async function returnVfToHost(h: VfHost, vf: VfRecord, netns: string | un
     // Gone from the container (its namespace died and the kernel gave the VF back): only a name that sysfs
     // attributes to this VF's PCI address is ours to touch in the host namespace.
     const inHost = new Set((await h.links.listLinks()).map((l) => l.name));
-    hostName = [h.sysfs.netdevOf(vf.pci), vf.originalName].find((n): n is string => n !== undefined && inHost.has(n));
+    const name = h.sysfs.netdevOf(vf.pci);
+    hostName = name !== undefined && inHost.has(name) ? name : undefined;
   }
   if (!hostName) {
     h.log.warn({ vf: vf.pci, netns }, 'VF not found in the container or the host namespace; nothing to return');

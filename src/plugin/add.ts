@@ -182,8 +182,10 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
       const setup = interfaceSetupLines({ from: tmpName, ifname: env.ifname, mac: conf.resolvedMac, mtu: conf.mtu, ips: ipamResult?.ips ?? [], routes: ipamResult?.routes ?? [] });
       const shown = await timer.step('configure', () => links.batch(env.netns, [...setup, ['link', 'show', 'dev', env.ifname]], ['-d', '-j']));
       const configured = parseLinkDevices(shown).find((l) => l.name === env.ifname);
-      if (configured?.peer) {
-        att.vf.linkIdentity = { ifindex: configured.ifindex, peer: configured.peer };
+      // Without a parent device (the emulated testbed's veths, or a kernel that does not report one) DEL can only
+      // recognise the VF by what ADD saw here.
+      if (configured && configured.parentBus === undefined && configured.parentDev === undefined) {
+        att.vf.linkIdentity = { ifindex: configured.ifindex, ...(configured.peer ? { peer: configured.peer } : {}) };
         state.saveAttachment(att);
       }
       faultPoint('add:configured');

@@ -19,7 +19,7 @@ export interface VfRecord {
    * Identity of a VF netdev that has no parent device (the emulated testbed's VFs are veths) in the container,
    * as ADD saw it there: its ifindex and its peer (the representor, in a namespace the container cannot reach).
    */
-  linkIdentity?: { ifindex: number; peer: { netnsId: number; ifindex: number } };
+  linkIdentity?: { ifindex: number; peer?: { netnsId: number; ifindex: number } };
 }
 
 /** VF admin settings (set through the PF) as they were before ADD. */
@@ -109,7 +109,7 @@ const VfRecordSchema = z.object({
   originalName: netdev,
   originalMac: mac,
   originalMtu: z.number().int().min(0).max(65535),
-  linkIdentity: z.object({ ifindex: u32, peer: z.object({ netnsId: z.number().int().min(-1).max(0x7fffffff), ifindex: u32 }) }).optional(),
+  linkIdentity: z.object({ ifindex: u32, peer: z.object({ netnsId: z.number().int().min(-1).max(0x7fffffff), ifindex: u32 }).optional() }).optional(),
 });
 
 const VfAdminSchema = z.object({

@@ -46,6 +46,8 @@ const owners: Array<Pick<PlugRequest, 'containerId' | 'ifname' | 'netns' | 'netw
   { containerId: 'x'.repeat(256), ifname: '"x""netns"1', netns: `/proc/4194304/ns/net`, network: 'n.' + 'y'.repeat(251) },
   { containerId: 'A_b.c-9', ifname: `q'"#\\@`, netns: '/var/run/netns/a b "c" #d \\e', network: '0' },
   { containerId: '1', ifname: 'e#x', netns: '/run/netns/\u00e9\u202e', network: 'net_1' },
+  // DEL and C1 controls are legal in ifnames; JSON leaves them raw, ovsString escapes them for the guard
+  { containerId: 'del', ifname: 'a\x7f\u009f', netns: '/run/netns/\x7f', network: 'n' },
 ];
 
 describe('every DPU command the plugin builds passes the guard unchanged', () => {

@@ -130,3 +130,29 @@ describe('netdevOf / pfPciOf', () => {
     expect(errorOf(() => sysfs.pfPciOf('nope')).code).toBe(101);
   });
 });
+
+describe('isNetdevOfVf: which netdev in a container is the VF', () => {
+  const sysfs = new Sysfs('/sys');
+  const pci = '0000:03:00.2';
+  it('a netdev with a parent device is the VF exactly when that parent is its PCI function', () => {
+    expect(sysfs.isNetdevOfVf({ name: 'x', ifindex: 9, parentBus: 'pci', parentDev: pci }, { pci })).toBe(true);
+    expect(sysfs.isNetdevOfVf({ name: 'eth0', ifindex: 9, parentBus: 'pci', parentDev: '0000:03:00.3' }, { pci })).toBe(false);
+    expect(sysfs.isNetdevOfVf({ name: 'eth0', ifindex: 9, parentBus: 'platform', parentDev: pci }, { pci })).toBe(false);
+  });
+  it('a parentless netdev is never the VF unless ADD recorded a link identity, whatever /sys is', () => {
+    expect(sysfs.isNetdevOfVf({ name: 'eth0', ifindex: 9 }, { pci })).toBe(false);
+    expect(new Sysfs('/tmp/emulated').isNetdevOfVf({ name: 'eth0', ifindex: 9, peer: { netnsId: 0, ifindex: 4 } }, { pci })).toBe(false);
+  });
+  it('a kernel that reports no parent device: the ifindex ADD saw, and no veth peer', () => {
+    const vf = { pci, linkIdentity: { ifindex: 9 } };
+    expect(sysfs.isNetdevOfVf({ name: 'renamed', ifindex: 9 }, vf)).toBe(true);
+    expect(sysfs.isNetdevOfVf({ name: 'eth0', ifindex: 10 }, vf)).toBe(false);
+    expect(sysfs.isNetdevOfVf({ name: 'eth0', ifindex: 9, peer: { netnsId: 0, ifindex: 4 } }, vf)).toBe(false);
+  });
+  it('an emulated VF (veth): the ifindex and the peer ADD saw', () => {
+    const vf = { pci, linkIdentity: { ifindex: 9, peer: { netnsId: 1, ifindex: 4 } } };
+    expect(sysfs.isNetdevOfVf({ name: 'x', ifindex: 9, peer: { netnsId: 1, ifindex: 4 } }, vf)).toBe(true);
+    expect(sysfs.isNetdevOfVf({ name: 'eth0', ifindex: 9, peer: { netnsId: 0, ifindex: 4 } }, vf)).toBe(false);
+    expect(sysfs.isNetdevOfVf({ name: 'eth0', ifindex: 9 }, vf)).toBe(false);
+  });
+});

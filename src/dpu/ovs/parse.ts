@@ -9,11 +9,29 @@ export interface OvsTable {
   data: OvsAtom[][];
 }
 
+function unexpected(why: string): CniError {
+  return new CniError(ErrorCode.DpuCommandFailed, `unexpected ovs-vsctl output: ${why}`);
+}
+
+/** The DPU's answer is checked for shape here, so nothing past this point meets a table that is not one. */
+function parseTable(line: string): OvsTable {
+  let t: unknown;
+  try {
+    t = JSON.parse(line);
+  } catch {
+    throw unexpected('a line starting with "{" is not JSON');
+  }
+  const { headings, data } = (t ?? {}) as Partial<Record<'headings' | 'data', unknown>>;
+  if (!Array.isArray(headings) || !headings.every((h) => typeof h === 'string')) throw unexpected('a table without string headings');
+  if (!Array.isArray(data) || !data.every((row) => Array.isArray(row) && row.length === headings.length)) throw unexpected('a table whose rows do not match its headings');
+  return { headings, data } as OvsTable;
+}
+
 export function parseTables(stdout: string): Array<OvsTable | string> {
   return stdout
     .split('\n')
     .filter((l) => l.trim() !== '')
-    .map((line) => (line.startsWith('{') ? (JSON.parse(line) as OvsTable) : line.trim()));
+    .map((line) => (line.startsWith('{') ? parseTable(line) : line.trim()));
 }
 
 export function rows(table: OvsTable | string | undefined): Array<Record<string, OvsAtom>> {
@@ -28,13 +46,13 @@ export function uuidOf(atom: OvsAtom | undefined): string | undefined {
 export function uuidSet(atom: OvsAtom | undefined): string[] {
   if (!Array.isArray(atom)) return [];
   if (atom[0] === 'uuid') return [atom[1] as string];
-  if (atom[0] === 'set') return (atom[1] as OvsAtom[]).map(uuidOf).filter((u): u is string => u !== undefined);
+  if (atom[0] === 'set' && Array.isArray(atom[1])) return (atom[1] as OvsAtom[]).map(uuidOf).filter((u): u is string => u !== undefined);
   return [];
 }
 
 export function mapOf(atom: OvsAtom | undefined): Record<string, string> {
-  if (!Array.isArray(atom) || atom[0] !== 'map') return {};
-  return Object.fromEntries((atom[1] as Array<[OvsAtom, OvsAtom]>).map(([k, v]) => [String(k), String(v)]));
+  if (!Array.isArray(atom) || atom[0] !== 'map' || !Array.isArray(atom[1])) return {};
+  return Object.fromEntries((atom[1] as unknown[]).filter((kv): kv is [OvsAtom, OvsAtom] => Array.isArray(kv) && kv.length === 2).map(([k, v]) => [String(k), String(v)]));
 }
 
 export interface BridgeUsage {
