@@ -88,6 +88,17 @@ const IpamSchema = z.looseObject({
   type: ipamType,
 });
 
+/** VF admin settings (set through the PF): the same rules for the config and for the values saved to restore. */
+export const VF_ADMIN_FIELDS = {
+  vlan: z.number().int().min(0).max(4094).optional(),
+  vlanQoS: z.number().int().min(0).max(7).optional(),
+  spoofchk: z.enum(['on', 'off']).optional(),
+  trust: z.enum(['on', 'off']).optional(),
+  linkState: z.enum(['auto', 'enable', 'disable']).optional(),
+  minTxRate: z.number().int().min(0).optional(),
+  maxTxRate: z.number().int().min(0).optional(),
+};
+
 export const NetConfSchema = z.object({
   cniVersion: z.string(),
   name: z.string().max(253).regex(NETWORK_NAME, 'must start with a letter or digit and contain only letters, digits, "_", "." and "-"'),
@@ -99,13 +110,7 @@ export const NetConfSchema = z.object({
   pciBusID: pciAddress.optional(),
   mtu: z.number().int().min(68).max(65535).default(DEFAULTS.mtu),
   mac: mac.optional(),
-  vlan: z.number().int().min(0).max(4094).optional(),
-  vlanQoS: z.number().int().min(0).max(7).optional(),
-  spoofchk: z.enum(['on', 'off']).optional(),
-  trust: z.enum(['on', 'off']).optional(),
-  linkState: z.enum(['auto', 'enable', 'disable']).optional(),
-  minTxRate: z.number().int().min(0).optional(),
-  maxTxRate: z.number().int().min(0).optional(),
+  ...VF_ADMIN_FIELDS,
   sysfsRoot: absolutePath.default(DEFAULTS.sysfsRoot),
   stateDir: absolutePath.default(DEFAULTS.stateDir),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default(DEFAULTS.logLevel),

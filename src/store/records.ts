@@ -3,7 +3,7 @@ import type { CniResult } from '../cni/types';
 import type { ProcessIdentity } from '../kernel/process';
 import { ifnameProblem } from '../cni/env';
 import { formatIssues } from '../config/load';
-import { absolutePath, ipamType, mac, NETDEV_NAME, NETWORK_NAME, pciAddress } from '../config/schema';
+import { absolutePath, ipamType, mac, NETDEV_NAME, NETWORK_NAME, pciAddress, VF_ADMIN_FIELDS } from '../config/schema';
 
 /** The VF as the host had it before ADD, so DEL can put it back. */
 export interface VfRecord {
@@ -112,16 +112,7 @@ const VfRecordSchema = z.object({
   linkIdentity: z.object({ ifindex: u32, peer: z.object({ netnsId: z.number().int().min(-1).max(0x7fffffff), ifindex: u32 }).optional() }).optional(),
 });
 
-const VfAdminSchema = z.object({
-  mac: mac.optional(),
-  vlan: z.number().int().min(0).max(4094).optional(),
-  vlanQoS: z.number().int().min(0).max(7).optional(),
-  spoofchk: z.enum(['on', 'off']).optional(),
-  trust: z.enum(['on', 'off']).optional(),
-  linkState: z.enum(['auto', 'enable', 'disable']).optional(),
-  minTxRate: u32.optional(),
-  maxTxRate: u32.optional(),
-});
+const VfAdminSchema = z.object({ mac: mac.optional(), ...VF_ADMIN_FIELDS });
 
 const DpuRecordSchema = z.object({
   target: z.string().max(400).regex(/^[^\0\n\r]+$/, 'must be a DPU address'),
