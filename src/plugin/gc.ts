@@ -18,7 +18,9 @@ function hasRecord(state: StateStore, owner: AllocationOwner): boolean {
 const ValidAttachments = z.array(z.looseObject({ containerID: z.string().max(256), ifname: z.string().max(64) })).max(100000);
 
 function validAttachments(config: Record<string, unknown>): Array<{ containerId: string; ifname: string }> {
-  const raw = config['cni.dev/valid-attachments'] ?? config['cni.dev/attachments'] ?? [];
+  // A key that is present but null is malformed, not missing: read as "keep nothing" it would release the whole network.
+  const key = ['cni.dev/valid-attachments', 'cni.dev/attachments'].find((k) => k in config);
+  const raw = key === undefined ? [] : config[key];
   const parsed = ValidAttachments.safeParse(raw);
   if (!parsed.success) throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: cni.dev/valid-attachments: ${formatIssues(parsed.error)}`);
   return parsed.data.map((a) => ({ containerId: a.containerID, ifname: a.ifname }));

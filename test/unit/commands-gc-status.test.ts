@@ -93,7 +93,8 @@ describe('GC', () => {
 
   it('an invalid attachment list is code 7', async () => {
     const b = new Bed(nets.map((n) => n.path));
-    for (const bad of ['c1', [{ containerID: 1, ifname: 'net1' }], [{ ifname: 'net1' }]]) {
+    // null is malformed, not missing: taken for "keep nothing" it released the whole network (found by npm run stress)
+    for (const bad of ['c1', [{ containerID: 1, ifname: 'net1' }], [{ ifname: 'net1' }], null]) {
       const out = await b.run('GC', { env: gcEnv, config: b.config({ 'cni.dev/valid-attachments': bad }) });
       expect(out.json).toMatchObject({ code: 7 });
       expect(out.json?.msg).toContain('cni.dev/valid-attachments');
