@@ -83,13 +83,18 @@ function startHogs(procs: Processes, m: Machine, seconds: number): Promise<Runni
   return startReporting(procs, m.node, ['stress', '--cpu', String(m.cores.length), '--timeout', `${Math.ceil(seconds)}s`, '--quiet'], { pin: true });
 }
 
+// Threads and children come and go between the glob and the read; only the process itself must exist.
+const TOLERANT_TASK_STATUS = 'test -d /proc/"$0" || exit 1; for f in /proc/"$0"/task/*/status; do cat "$f" 2>/dev/null; done; exit 0';
+const TOLERANT_CHILDREN = 'test -d /proc/"$0" || exit 1; cat /proc/"$0"/task/*/children 2>/dev/null; exit 0';
+const TOLERANT_CHILD_STATS = 'test -d /proc/"$0" || exit 1; for c in $(cat /proc/"$0"/task/*/children 2>/dev/null); do cat /proc/"$c"/stat 2>/dev/null; done; exit 0';
+
 async function hogTicks(procs: Processes, h: Running): Promise<number> {
-  const out = await onNode(procs, h.node, ['sh', '-c', 'for c in $(cat /proc/"$0"/task/*/children); do cat /proc/"$c"/stat; done', String(h.pid)], { root: true });
+  const out = await onNode(procs, h.node, ['sh', '-c', TOLERANT_CHILD_STATS, String(h.pid)], { root: true });
   return out.replace(/\r/g, '').split('\n').filter(Boolean).reduce((s, line) => s + parseUtime(line), 0);
 }
 
 async function affinityOf(procs: Processes, p: PlumbingProcess): Promise<Affinity> {
-  const out = await onNode(procs, p.node, ['sh', '-c', 'cat /proc/"$0"/task/*/status', String(p.pid)], { root: true });
+  const out = await onNode(procs, p.node, ['sh', '-c', TOLERANT_TASK_STATUS, String(p.pid)], { root: true });
   const cpus = new Set<number>();
   for (const m of out.matchAll(/^Cpus_allowed_list:\s*(\S+)/gm)) for (const c of parseCpuList(m[1] as string)) cpus.add(c);
   return { role: p.role, node: p.node.name, what: p.what, pid: p.pid, cpus: [...cpus].sort((x, y) => x - y) };
@@ -196,7 +201,7 @@ async function affinities(procs: Processes, setup: ModeSetup, hogs: Running[], s
   add('iperf3 server', servers);
   add('iperf3 client', clients);
   for (const h of hogs) {
-    const children = await onNode(procs, h.node, ['sh', '-c', 'cat /proc/"$0"/task/*/children', String(h.pid)], { root: true });
+    const children = await onNode(procs, h.node, ['sh', '-c', TOLERANT_CHILDREN, String(h.pid)], { root: true });
     for (const c of children.trim().split(/\s+/).filter(Boolean)) list.push({ role: 'host', node: h.node, what: 'stress hog', pid: Number(c) });
   }
   return Promise.all(list.map((p) => affinityOf(procs, p)));
