@@ -41,6 +41,8 @@ export interface WatchState {
   /** Set while re-plugging: why and how many. */
   recovering?: { reason: string; count: number };
   busy?: boolean;
+  /** user@host:port, for messages. */
+  target?: string;
 }
 
 export interface RecoveryPlan {
@@ -61,12 +63,15 @@ function hasPort(att: Attachment, probe: DpuProbe): boolean {
 }
 
 /** Decides, from the last known identity and a fresh probe, which records of this DPU need work. Pure. */
-export function planRecovery(known: DpuIdentity | undefined, probe: DpuProbe, records: readonly Attachment[]): RecoveryPlan {
+export function planRecovery(known: DpuIdentity | undefined, probe: DpuProbe, records: readonly Attachment[], all = false): RecoveryPlan {
   const ready = records.filter((a) => a.phase === 'ready' && !a.hostReleased && a.dpu);
   const finish = records.filter((a) => a.hostReleased && a.dpu?.unplugPending);
   let reason: string | undefined;
   let replug: Attachment[];
-  if (known && known.bootId !== probe.bootId) {
+  if (all) {
+    reason = 'every ready attachment was asked for (dpu-overlay replug --all)';
+    replug = ready;
+  } else if (known && known.bootId !== probe.bootId) {
     reason = `the DPU rebooted (boot id ${known.bootId} -> ${probe.bootId})`;
     replug = ready;
   } else if (known && known.dbUuid !== probe.dbUuid) {
@@ -94,6 +99,8 @@ export interface RecoveryOptions {
   pollMs: number;
   linkFor(dpu: DpuConfig): RecoveryLink;
   expectedUid?: number;
+  /** Re-plug every ready attachment, not only those whose port is missing (dpu-overlay replug --all). */
+  replugAll?: boolean;
 }
 
 interface Group {
@@ -129,9 +136,17 @@ export class DpuRecovery {
   /** Why STATUS must say the DPU is not available (code 50), or undefined. */
   problem(dpu: DpuConfig): string | undefined {
     const w = this.watches.get(identityKey(dpu));
-    if (w?.down) return `DPU ${dpuTarget(dpu)} is not available: it has not answered the dpu-overlay daemon's probe since ${w.down.since.toISOString()}: ${w.down.error}`;
-    if (w?.recovering) return `DPU ${dpuTarget(dpu)} is not available yet: the dpu-overlay daemon is re-plugging ${w.recovering.count} attachment(s) because ${w.recovering.reason}`;
-    return undefined;
+    return w && (w.down || w.recovering) ? this.describe(dpuTarget(dpu), w) : undefined;
+  }
+
+  /** Every DPU that is down or still being recovered, as STATUS would word it. */
+  problems(): string[] {
+    return [...this.watches.values()].flatMap((w) => (w.target && (w.down || w.recovering) ? [this.describe(w.target, w)] : []));
+  }
+
+  private describe(target: string, w: WatchState): string {
+    if (w.down) return `DPU ${target} is not available: it has not answered the dpu-overlay daemon's probe since ${w.down.since.toISOString()}: ${w.down.error}`;
+    return `DPU ${target} is not available yet: the dpu-overlay daemon is re-plugging ${w.recovering?.count ?? 0} attachment(s) because ${w.recovering?.reason ?? '?'}`;
   }
 
   private warnOnce(key: string, fields: Record<string, unknown>, msg: string): void {
@@ -188,6 +203,7 @@ export class DpuRecovery {
 
   private async watch(g: Group, w: WatchState): Promise<void> {
     const target = dpuTarget(g.dpu);
+    w.target = target;
     const link = this.o.linkFor(g.dpu);
     let probe: DpuProbe;
     try {
@@ -199,7 +215,7 @@ export class DpuRecovery {
       return;
     }
     if (w.down) this.log.info({ dpu: target, downSince: w.down.since.toISOString() }, 'DPU answers again');
-    const plan = planRecovery(w.identity, probe, g.records.map((r) => r.att));
+    const plan = planRecovery(w.identity, probe, g.records.map((r) => r.att), this.o.replugAll);
     if (plan.replug.length || plan.finish.length) {
       w.recovering = { reason: plan.reason ?? 'DELs made while it was unreachable are pending', count: plan.replug.length };
       const t0 = performance.now();

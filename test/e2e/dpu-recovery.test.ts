@@ -126,4 +126,41 @@ describe('DPU database reset under running containers', () => {
     expect(containerPorts()).toEqual([]);
     expect(records()).toEqual([]);
   });
+
+  test('without the daemon: the pings stay down after a database reset until the operator runs dpu-overlay replug', async () => {
+    const p = daemon;
+    daemon = undefined;
+    if (p && p.exitCode === null) {
+      await new Promise<void>((resolve) => {
+        p.once('exit', () => resolve());
+        p.kill('SIGTERM');
+      });
+    }
+    const direct = () => netConf(tb, A, { ipam: hostLocal(tb, A, '10.102.0.0/24', '10.102.0.10', '10.102.0.99') });
+    const a1 = container('sa1');
+    const b1 = container('sb1');
+    const addA1 = cni(A, direct(), { command: 'ADD', containerId: 'sa1', netns: a1 });
+    const addB1 = cni(B, confB(), { command: 'ADD', containerId: 'sb1', netns: b1 });
+    for (const r of [addA1, addB1]) expect([r.status, r.json?.msg]).toEqual([0, undefined]);
+    const ipB1 = firstIp(addB1.json);
+    expect(ping(a1, ipB1)).toBe(true);
+
+    expect(dpuCtl('db-reset').status).toBe(0);
+    expect(containerPorts()).toEqual([]);
+    expect(ping(a1, ipB1, 3)).toBe(false);
+
+    const replugLog = join(tb.stateDir, 'replug.log');
+    rmSync(replugLog, { force: true });
+    const r = spawnSync('ip', ['netns', 'exec', A.hostNetns, BINARY, 'replug', '--state-dir', join(tb.stateDir, 'plugin-a'), '--log-file', replugLog], { encoding: 'utf8', timeout: 60000 });
+    expect(r.status).toBe(0);
+    expect(r.stderr).not.toMatch(/dpu-overlay replug:/); // (the fresh database's hw-offload warning may be there)
+    expect(r.stdout).toMatch(/1 DPU\(s\) checked, 0 with problems/);
+    expect(readJsonLines(replugLog).filter((l) => l.msg === 're-plugged attachment').map((l) => l.containerId)).toEqual(['sa1']);
+    await until('pings from a1 to b1', () => ping(a1, ipB1, 1));
+    expect(cni(A, { ...direct(), prevResult: addA1.json }, { command: 'CHECK', containerId: 'sa1', netns: a1 }).status).toBe(0);
+
+    expect(cni(A, direct(), { command: 'DEL', containerId: 'sa1', netns: a1 }).status).toBe(0);
+    expect(cni(B, confB(), { command: 'DEL', containerId: 'sb1', netns: b1 }).status).toBe(0);
+    expect(containerPorts()).toEqual([]);
+  });
 });

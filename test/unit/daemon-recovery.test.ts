@@ -71,6 +71,12 @@ describe('planRecovery', () => {
     expect(planRecovery(undefined, probe(BOOT, DB2, [[1, 'a']]), [a, b]).replug).toEqual([b]);
   });
 
+  it('replug --all: every ready attachment, ports present or not', () => {
+    const plan = planRecovery(undefined, probe(BOOT, DB, [[1, 'a'], [2, 'bb']]), all, true);
+    expect(plan.replug).toEqual([a, b]);
+    expect(plan.finish).toEqual([deleted]);
+  });
+
   it('a record without a port UUID (older plugin) matches its port by owner', () => {
     const old = record('a', undefined);
     expect(planRecovery(undefined, probe(BOOT, DB, [[7, 'a']]), [old]).replug).toEqual([]);
