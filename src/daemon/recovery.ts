@@ -6,7 +6,7 @@ import { dpuTarget, type PlugRequest, type PlugResult, type UnplugRequest } from
 import type { OvsSettings } from '../dpu/ovs/commands';
 import type { DpuProbe } from '../dpu/ovs/client';
 import type { Logger } from '../log';
-import { type Attachment, StateStore } from '../store/attachments';
+import { type Attachment, attachmentKey, StateStore } from '../store/attachments';
 import { untrustedDirReason } from '../util/secure-fs';
 import { elapsedMs } from '../util/time';
 import { identityKey } from './connection';
@@ -41,6 +41,8 @@ export interface WatchState {
   /** Set while re-plugging: why and how many. */
   recovering?: { reason: string; count: number };
   busy?: boolean;
+  /** Attachments (by key) whose last re-plug failed or was left to a DEL/GC holding the lock: tried again. */
+  retry?: Set<string>;
   /** user@host:port, for messages. */
   target?: string;
 }
@@ -63,7 +65,7 @@ function hasPort(att: Attachment, probe: DpuProbe): boolean {
 }
 
 /** Decides, from the last known identity and a fresh probe, which records of this DPU need work. Pure. */
-export function planRecovery(known: DpuIdentity | undefined, probe: DpuProbe, records: readonly Attachment[], all = false): RecoveryPlan {
+export function planRecovery(known: DpuIdentity | undefined, probe: DpuProbe, records: readonly Attachment[], all = false, retry: ReadonlySet<string> = new Set()): RecoveryPlan {
   const ready = records.filter((a) => a.phase === 'ready' && !a.hostReleased && a.dpu);
   const finish = records.filter((a) => a.hostReleased && a.dpu?.unplugPending);
   let reason: string | undefined;
@@ -78,8 +80,8 @@ export function planRecovery(known: DpuIdentity | undefined, probe: DpuProbe, re
     reason = `its OVS database was created again (Open_vSwitch ${known.dbUuid} -> ${probe.dbUuid})`;
     replug = ready;
   } else {
-    replug = ready.filter((a) => !hasPort(a, probe));
-    if (replug.length) reason = `${replug.length} port(s) missing from the DPU`;
+    replug = ready.filter((a) => !hasPort(a, probe) || retry.has(attachmentKey(a.containerId, a.ifname)));
+    if (replug.length) reason = `${replug.length} port(s) missing from the DPU or not re-plugged yet`;
   }
   return { reason, replug, finish };
 }
@@ -125,8 +127,10 @@ export class DpuRecovery {
   }
 
   start(): void {
-    this.timer = setInterval(() => void this.tick(), this.o.pollMs);
-    void this.tick();
+    const tick = () =>
+      void this.tick().catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'DPU recovery poll failed'));
+    this.timer = setInterval(tick, this.o.pollMs);
+    tick();
   }
 
   stop(): void {
@@ -215,15 +219,18 @@ export class DpuRecovery {
       return;
     }
     if (w.down) this.log.info({ dpu: target, downSince: w.down.since.toISOString() }, 'DPU answers again');
-    const plan = planRecovery(w.identity, probe, g.records.map((r) => r.att), this.o.replugAll);
+    const plan = planRecovery(w.identity, probe, g.records.map((r) => r.att), this.o.replugAll, w.retry);
+    // Identity is taken now: what fails below is retried by key, not by re-plugging everything again.
+    const changed = w.identity?.bootId !== probe.bootId || w.identity.dbUuid !== probe.dbUuid;
+    w.identity = { bootId: probe.bootId, dbUuid: probe.dbUuid };
+    if (changed) this.log.info({ dpu: target, bootId: probe.bootId, dbUuid: probe.dbUuid, attachments: g.records.length }, 'watching DPU identity');
     if (plan.replug.length || plan.finish.length) {
       w.recovering = { reason: plan.reason ?? 'DELs made while it was unreachable are pending', count: plan.replug.length };
       const t0 = performance.now();
       const byAtt = new Map(g.records.map((r) => [r.att, r]));
-      const results = await Promise.all([
-        ...plan.replug.map((a) => this.replug(link, byAtt.get(a) as Group['records'][number])),
-        ...plan.finish.map((a) => this.finishDel(link, byAtt.get(a) as Group['records'][number], probe)),
-      ]);
+      const replugged = await Promise.all(plan.replug.map((a) => this.replug(link, byAtt.get(a) as Group['records'][number])));
+      w.retry = new Set(plan.replug.filter((_a, k) => replugged[k] !== 'replugged').map((a) => attachmentKey(a.containerId, a.ifname)));
+      const results = [...replugged, ...(await Promise.all(plan.finish.map((a) => this.finishDel(link, byAtt.get(a) as Group['records'][number], probe))))];
       const failed = results.filter((r) => r === 'failed').length;
       this.log.info({ dpu: target, reason: plan.reason, replugged: results.filter((r) => r === 'replugged').length, delsFinished: results.filter((r) => r === 'finished').length, skipped: results.filter((r) => r === 'skipped').length, failed, ms: elapsedMs(t0) }, 'DPU recovery pass');
       // A failed or skipped attachment is tried again at the next poll: its port is still missing then.
@@ -234,18 +241,15 @@ export class DpuRecovery {
     }
     w.down = undefined;
     w.recovering = undefined;
-    if (w.identity?.bootId !== probe.bootId || w.identity.dbUuid !== probe.dbUuid) {
-      this.log.info({ dpu: target, bootId: probe.bootId, dbUuid: probe.dbUuid, attachments: g.records.length }, 'watching DPU identity');
-    }
-    w.identity = { bootId: probe.bootId, dbUuid: probe.dbUuid };
   }
 
   /** Plugs att again under its lock, as it is recorded then; records the new port UUID. */
   private async replug(link: RecoveryLink, r: Group['records'][number]): Promise<'replugged' | 'skipped' | 'failed'> {
     const { att: seen, state } = r;
-    const unlock = state.tryLock(seen.containerId, seen.ifname);
-    if (!unlock) return 'skipped'; // DEL or GC is on it: theirs to finish
+    let unlock: (() => void) | undefined;
     try {
+      unlock = state.tryLock(seen.containerId, seen.ifname);
+      if (!unlock) return 'skipped'; // DEL or GC is on it: retried at the next poll
       const att = state.loadAttachment(seen.containerId, seen.ifname);
       if (!att?.dpu || att.phase !== 'ready' || att.hostReleased || att.dpu.portUuid !== seen.dpu?.portUuid) return 'skipped';
       const req: PlugRequest = { network: att.network, vni: att.vni, containerId: att.containerId, ifname: att.ifname, netns: att.netns, representor: att.dpu.representor, mtu: att.mtu };
@@ -258,7 +262,7 @@ export class DpuRecovery {
       this.log.error({ containerId: seen.containerId, ifname: seen.ifname, err: (err as Error).message, code: err instanceof CniError ? err.code : undefined }, 're-plugging failed');
       return 'failed';
     } finally {
-      unlock();
+      unlock?.();
     }
   }
 
@@ -268,9 +272,10 @@ export class DpuRecovery {
    */
   private async finishDel(link: RecoveryLink, r: Group['records'][number], probe: DpuProbe): Promise<'finished' | 'skipped' | 'failed'> {
     const { att: seen, state } = r;
-    const unlock = state.tryLock(seen.containerId, seen.ifname);
-    if (!unlock) return 'skipped';
+    let unlock: (() => void) | undefined;
     try {
+      unlock = state.tryLock(seen.containerId, seen.ifname);
+      if (!unlock) return 'skipped';
       const att = state.loadAttachment(seen.containerId, seen.ifname);
       if (!att?.dpu?.unplugPending || !att.hostReleased) return 'skipped';
       if (hasPort(att, probe)) {
@@ -283,7 +288,7 @@ export class DpuRecovery {
       this.log.error({ containerId: seen.containerId, ifname: seen.ifname, err: (err as Error).message }, 'finishing an interrupted DEL failed');
       return 'failed';
     } finally {
-      unlock();
+      unlock?.();
     }
   }
 }

@@ -64,7 +64,7 @@ describe('planRecovery', () => {
   it('plugs missing (a port removed, or one now owned by someone else): only those', () => {
     const plan = planRecovery({ bootId: BOOT, dbUuid: DB }, probe(BOOT, DB, [[1, 'a'], [2, 'other']]), [a, b]);
     expect(plan.replug).toEqual([b]);
-    expect(plan.reason).toBe('1 port(s) missing from the DPU');
+    expect(plan.reason).toBe('1 port(s) missing from the DPU or not re-plugged yet');
   });
 
   it('first answer after the daemon starts (no identity known): ports missing are re-plugged', () => {
@@ -218,6 +218,23 @@ describe('DpuRecovery', () => {
     link.plug = plug;
     await recovery.tick();
     expect(link.plugs.map((p) => p.containerId)).toEqual(['a']);
+    expect(recovery.problem(DPU)).toBeUndefined();
+  });
+
+  it('after a reboot, only the re-plug that failed is tried again at the next poll, not every attachment', async () => {
+    state.saveAttachment(record('a', 1));
+    state.saveAttachment(record('bb', 2));
+    link.answer = probe(BOOT, DB, [[1, 'a'], [2, 'bb']]);
+    await recovery.tick();
+    link.answer = probe(BOOT2, DB, [[1, 'a'], [2, 'bb']]); // rebooted, database kept: ports still listed
+    const plug = link.plug.bind(link);
+    link.plug = (s, req) => (req.containerId === 'bb' ? Promise.reject(new Error('representor pf0vf2 is not there yet')) : plug(s, req));
+    await recovery.tick();
+    expect(link.plugs.map((p) => p.containerId)).toEqual(['a']);
+    link.plug = plug;
+    link.answer = probe(BOOT2, DB, [...link.portsOf(state.listAttachments().filter((r) => r.containerId === 'a')), [2, 'bb']]);
+    await recovery.tick();
+    expect(link.plugs.map((p) => p.containerId)).toEqual(['a', 'bb']);
     expect(recovery.problem(DPU)).toBeUndefined();
   });
 
