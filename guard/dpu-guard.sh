@@ -186,6 +186,8 @@ sub vsctl_sub_ok {
   if ($n >= 3 && $w[0] =~ /^--columns=/ && $w[1] eq 'find') {
     my ($cols, $table, @cond) = ($w[0], $w[2], @w[3 .. $n - 1]);
     return 1 if $table eq 'Open_vSwitch' && $cols eq '--columns=other_config' && !@cond;
+    # the daemon's recovery probe: the database's identity
+    return 1 if $table eq 'Open_vSwitch' && $cols eq '--columns=_uuid' && !@cond;
     return 1 if $table eq 'Bridge' && $cols =~ /^--columns=_uuid,ports(?:,datapath_type)?\z/
       && @cond == 1 && $cond[0] =~ /^name=$BRIDGE\z/;
     return 1 if $table eq 'Port' && $cols eq '--columns=_uuid' && @cond == 1 && $cond[0] =~ /^name=$BRIDGE\z/;
@@ -236,6 +238,11 @@ sub check_command {
       return undef;
     }
     return 'only the plugin\'s bridge-removal transaction is allowed for ovsdb-client';
+  }
+  if ($prog eq 'cat') {
+    # the daemon's recovery probe: has the DPU rebooted?
+    return undef if @a == 2 && $a[1] eq '/proc/sys/kernel/random/boot_id';
+    return 'only "cat /proc/sys/kernel/random/boot_id" is allowed';
   }
   if ($prog eq 'ovs-appctl') {
     return undef if $s eq 'ovs-appctl dpctl/dump-flows type=offloaded';

@@ -25,7 +25,8 @@ async function main(): Promise<number> {
     return 0;
   }
   if (arg === 'daemon') return (await import('./daemon')).runDaemon(process.argv.slice(3));
-  if (!process.env.CNI_COMMAND) process.stderr.write(`dpu-overlay ${VERSION}: CNI plugin, SR-IOV VF + VXLAN overlay on a BlueField DPU. Run by a container runtime with CNI_COMMAND set (or: dpu-overlay daemon --help).\n`);
+  if (arg === 'replug') return (await import('./daemon/replug')).runReplug(process.argv.slice(3));
+  if (!process.env.CNI_COMMAND) process.stderr.write(`dpu-overlay ${VERSION}: CNI plugin, SR-IOV VF + VXLAN overlay on a BlueField DPU. Run by a container runtime with CNI_COMMAND set (or: dpu-overlay daemon --help, dpu-overlay replug --help).\n`);
   return dispatch(lazyHandlers(), {
     env: process.env,
     readStdin: () => readStream(process.stdin),

@@ -31,6 +31,8 @@ export const DEFAULTS = {
   logLevel: 'info',
   logFile: '/var/log/dpu-overlay.log',
   daemonLogFile: '/var/log/dpu-overlay-daemon.log',
+  /** How often the daemon probes each DPU with attachments for a reboot, a new OVS database or lost ports. */
+  daemonPollMs: 2000,
   dpu: {
     port: 22,
     user: 'root',

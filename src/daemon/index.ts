@@ -3,22 +3,28 @@ import { createLogger } from '../log';
 import { VERSION } from '../version';
 import { DaemonServer } from './server';
 
-const USAGE = `usage: dpu-overlay daemon [--socket PATH] [--log-file PATH] [--log-level LEVEL]
+const USAGE = `usage: dpu-overlay daemon [--socket PATH] [--log-file PATH] [--log-level LEVEL] [--state-dir DIR]... [--poll-interval-ms N]
 Keeps one authenticated SSH connection per DPU and serves the dpu-overlay plugin on a unix socket
 (root only). Network configs reach it through dpu.daemonSocket (default ${DEFAULTS.dpu.daemonSocket}).
-  --socket PATH      default ${DEFAULTS.dpu.daemonSocket} (its directory is created 0700)
-  --log-file PATH    default ${DEFAULTS.daemonLogFile}
-  --log-level LEVEL  trace|debug|info|warn|error (default ${DEFAULTS.logLevel})
+It also watches every DPU that the attachment records under --state-dir name, and re-plugs their
+ports after a DPU reboot or an OVS database reset.
+  --socket PATH           default ${DEFAULTS.dpu.daemonSocket} (its directory is created 0700)
+  --log-file PATH         default ${DEFAULTS.daemonLogFile}
+  --log-level LEVEL       trace|debug|info|warn|error (default ${DEFAULTS.logLevel})
+  --state-dir DIR         the plugin's stateDir; repeat for networks with their own (default ${DEFAULTS.stateDir})
+  --poll-interval-ms N    probe each DPU every N ms, 200..60000, or 0: no recovery (default ${DEFAULTS.daemonPollMs})
 `;
 
 export interface DaemonOptions {
   socket: string;
   logFile: string;
   logLevel: string;
+  stateDirs: string[];
+  pollMs: number;
 }
 
 export function parseDaemonArgs(argv: readonly string[]): DaemonOptions | 'help' {
-  const o: DaemonOptions = { socket: DEFAULTS.dpu.daemonSocket, logFile: DEFAULTS.daemonLogFile, logLevel: DEFAULTS.logLevel };
+  const o: DaemonOptions = { socket: DEFAULTS.dpu.daemonSocket, logFile: DEFAULTS.daemonLogFile, logLevel: DEFAULTS.logLevel, stateDirs: [], pollMs: DEFAULTS.daemonPollMs };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     if (flag === '--help' || flag === '-h') return 'help';
@@ -27,9 +33,14 @@ export function parseDaemonArgs(argv: readonly string[]): DaemonOptions | 'help'
     if (flag === '--socket') o.socket = value;
     else if (flag === '--log-file') o.logFile = value;
     else if (flag === '--log-level') o.logLevel = value;
+    else if (flag === '--state-dir') o.stateDirs.push(value);
+    else if (flag === '--poll-interval-ms') o.pollMs = Number(value);
     else throw new Error(`unknown option ${flag}\n${USAGE}`);
   }
   if (!o.socket.startsWith('/')) throw new Error(`--socket must be an absolute path`);
+  for (const d of o.stateDirs) if (!d.startsWith('/')) throw new Error(`--state-dir must be an absolute path (got ${d})`);
+  if (!Number.isInteger(o.pollMs) || (o.pollMs !== 0 && (o.pollMs < 200 || o.pollMs > 60000))) throw new Error(`--poll-interval-ms must be 0 or an integer from 200 to 60000`);
+  if (o.stateDirs.length === 0) o.stateDirs.push(DEFAULTS.stateDir);
   return o;
 }
 
@@ -47,14 +58,14 @@ export async function runDaemon(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const log = createLogger({ logFile: options.logFile, logLevel: options.logLevel }, { daemon: true });
-  const server = new DaemonServer(options.socket, log);
+  const server = new DaemonServer(options.socket, log, { stateDirs: options.stateDirs, pollMs: options.pollMs });
   try {
     await server.listen();
   } catch (err) {
     log.error({ err: (err as Error).message }, 'dpu-overlay daemon cannot start');
     return 1;
   }
-  log.info({ version: VERSION, pid: process.pid }, 'dpu-overlay daemon started');
+  log.info({ version: VERSION, pid: process.pid, stateDirs: options.stateDirs, pollMs: options.pollMs || undefined }, 'dpu-overlay daemon started');
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);

@@ -7,6 +7,7 @@ import { type DpuConfig, DpuConfigSchema } from '../config/schema';
 import { dpuTarget } from '../dpu/api';
 import type { Logger } from '../log';
 import { DpuConnection, identityKey } from './connection';
+import { DpuRecovery, type RecoveryLink } from './recovery';
 import { type DaemonError, type DaemonOp, type DaemonRequest, type DaemonResponse, isDaemonOp, type OpArgs, type OpResult, readLines } from './protocol';
 
 const IDLE_CLOSE_MS = 10 * 60 * 1000;
@@ -43,7 +44,10 @@ function errorOf(err: unknown): { error: DaemonError; internal: boolean } {
 }
 
 
-/** How the daemon serves each operation: plugs and unplugs by UUID are batched per DPU connection, the rest go to its client. */
+/**
+ * How the daemon serves each operation: plugs and unplugs by UUID are batched per DPU connection, the rest go to
+ * its client. STATUS is code 50 while recovery knows the DPU is down or is re-plugging its attachments.
+ */
 const SERVE: { [K in DaemonOp]: (conn: DpuConnection, dpu: DpuConfig, ...args: OpArgs<K>) => Promise<OpResult<K>> } = {
   plug: (conn, dpu, req) => conn.plug(dpu, req),
   unplug: (conn, dpu, req) => (req.portUuid ? conn.unplug(dpu, { ...req, portUuid: req.portUuid }) : conn.client(dpu).unplug(req)),
@@ -52,16 +56,39 @@ const SERVE: { [K in DaemonOp]: (conn: DpuConnection, dpu: DpuConfig, ...args: O
   status: (conn, dpu) => conn.client(dpu).status(),
 };
 
+export interface DaemonServerOptions {
+  /** stateDirs whose attachment records recovery watches; none: no recovery. */
+  stateDirs?: readonly string[];
+  pollMs?: number;
+}
+
 export class DaemonServer {
   private readonly connections = new Map<string, DpuConnection>();
   private server?: Server;
   private readonly clients = new Set<Socket>();
   private idleTimer?: NodeJS.Timeout;
+  private readonly recovery?: DpuRecovery;
 
   constructor(
     readonly socketPath: string,
     private readonly log: Logger,
-  ) {}
+    opts: DaemonServerOptions = {},
+  ) {
+    if (opts.stateDirs?.length && opts.pollMs) {
+      this.recovery = new DpuRecovery({ stateDirs: opts.stateDirs, pollMs: opts.pollMs, linkFor: (dpu) => this.recoveryLink(dpu) }, log);
+    }
+  }
+
+  private recoveryLink(dpu: DpuConfig): RecoveryLink {
+    const conn = this.connectionFor(dpu);
+    // The probe must fail fast on a DPU whose ovsdb is gone: ovs-vsctl waits its whole --timeout for the database.
+    const probeSettings = { ...dpu, timeoutMs: Math.min(dpu.timeoutMs, 2000) };
+    return {
+      probe: () => conn.client(probeSettings).probe(),
+      plug: (s, req) => conn.plug(s, req),
+      unplug: (s, req) => (req.portUuid ? conn.unplug(s, { ...req, portUuid: req.portUuid }) : conn.client(s).unplug(req)),
+    };
+  }
 
   async listen(): Promise<void> {
     prepareSocketDir(this.socketPath);
@@ -81,6 +108,7 @@ export class DaemonServer {
     this.idleTimer = setInterval(() => this.closeIdle(), 60000);
     this.idleTimer.unref();
     this.log.info({ socket: this.socketPath }, 'dpu-overlay daemon listening');
+    this.recovery?.start();
   }
 
   private serve(sock: Socket): void {
@@ -125,6 +153,10 @@ export class DaemonServer {
 
   private async dispatch(op: unknown, dpu: DpuConfig, args: unknown[]): Promise<unknown> {
     if (!isDaemonOp(op)) throw new Error(`unknown op ${String(op)}`);
+    if (op === 'status') {
+      const problem = this.recovery?.problem(dpu);
+      if (problem) throw new CniError(ErrorCode.PluginNotAvailable, problem);
+    }
     const conn = this.connectionFor(dpu);
     const serve = SERVE[op] as (conn: DpuConnection, dpu: DpuConfig, ...args: unknown[]) => Promise<unknown>;
     return serve(conn, dpu, ...args);
@@ -141,6 +173,7 @@ export class DaemonServer {
 
   async close(): Promise<void> {
     clearInterval(this.idleTimer);
+    this.recovery?.stop();
     for (const c of this.connections.values()) c.close();
     this.connections.clear();
     for (const sock of this.clients) sock.destroy();

@@ -174,7 +174,7 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
         const { bridge, portUuid } = await timer.step('dpu', () => client.plug(plug).catch((err: unknown) => {
           throw err instanceof CniError ? new CniError(err.code, `binding representor ${representor} on the DPU failed: ${err.message}`, err.details) : err;
         }));
-        att.dpu = { target: client.target, bridge, representor, portUuid };
+        att.dpu = { target: client.target, bridge, representor, portUuid, config: conf.dpu };
         undo.push('unplug representor', () => client.unplug({ ...plug, portUuid }));
         faultPoint('add:dpu-plugged');
       }

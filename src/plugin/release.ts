@@ -1,9 +1,9 @@
 import { CniError, ErrorCode } from '../cni/errors';
 import type { DpuClient } from '../dpu/api';
 import { returnVfToHost, usableNetns } from '../kernel/vf';
-import type { Attachment } from '../store/attachments';
+import { type Attachment, isInFlight } from '../store/attachments';
 import { faultPoint } from '../util/fault';
-import { type Context, delegatedDelConfig, ipamCall } from './lifecycle';
+import { type Context, delegatedDelConfig, ipamCall, loadRecord } from './lifecycle';
 
 /** Gives back everything on the host: IPs, the VF (name, MAC, MTU, admin settings), the allocation. */
 export async function releaseHost(ctx: Context, att: Attachment, netnsHint: string): Promise<void> {
@@ -37,8 +37,44 @@ export async function releaseDpu(ctx: Context, att: Attachment, dpu: DpuClient |
   }
 }
 
-/** DEL/GC of one cached attachment. Host first (always completes), then the DPU; a DPU failure keeps the record for a retry. */
-export async function releaseAttachment(ctx: Context, att: Attachment, netnsHint: string, dpu?: DpuClient): Promise<void> {
+const LOCK_POLL_MS = 25;
+
+/**
+ * The attachment's lock, waiting while the dpu-overlay daemon re-plugs it (one DPU transaction); code 11 if it
+ * is held longer. Without it a DEL could remove the port ADD made while the daemon plugs a new one for a record
+ * DEL is deleting, and the new port would outlive the container.
+ */
+async function lockAttachment(ctx: Context, att: Attachment): Promise<() => void> {
+  const limitMs = 2 * (ctx.conf.dpu?.timeoutMs ?? 10000) + 1000;
+  const deadline = Date.now() + limitMs;
+  for (;;) {
+    const unlock = ctx.state.tryLock(att.containerId, att.ifname);
+    if (unlock) return unlock;
+    if (Date.now() >= deadline) {
+      const holder = ctx.state.lockHolder(att.containerId, att.ifname);
+      throw new CniError(ErrorCode.TryAgainLater, `${att.containerId}/${att.ifname} is being changed on the DPU by pid ${holder?.pid ?? '?'} (the dpu-overlay daemon re-plugging it, or another DEL/GC) for more than ${limitMs} ms; try again later`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
+  }
+}
+
+/**
+ * DEL/GC of one cached attachment, under its lock. Host first (always completes), then the DPU; a DPU failure
+ * keeps the record for a retry. The record is read again under the lock: the daemon may have re-plugged it
+ * (new port UUID) or finished its DEL meanwhile.
+ */
+export async function releaseAttachment(ctx: Context, stale: Attachment, netnsHint: string, dpu?: DpuClient): Promise<void> {
+  const unlock = await lockAttachment(ctx, stale);
+  try {
+    const att = loadRecord(ctx, stale.containerId, stale.ifname);
+    // Gone: released meanwhile. In flight: a new ADD of the same name started after that.
+    if (att && !isInFlight(att)) await releaseLocked(ctx, att, netnsHint, dpu);
+  } finally {
+    unlock();
+  }
+}
+
+async function releaseLocked(ctx: Context, att: Attachment, netnsHint: string, dpu: DpuClient | undefined): Promise<void> {
   const { state } = ctx;
   if (!att.hostReleased) {
     await releaseHost(ctx, att, netnsHint);

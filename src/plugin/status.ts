@@ -48,7 +48,8 @@ export async function cmdStatus(ctx: Context): Promise<void> {
     try {
       await ctx.timer.step('dpu', () => client.status());
     } catch (err) {
-      throw unavailable(`DPU ${client.target} is not usable: ${(err as Error).message}`);
+      // The daemon's own code 50 already names the DPU and what failed.
+      throw err instanceof CniError && err.code === ErrorCode.PluginNotAvailable ? err : unavailable(`DPU ${client.target} is not usable: ${(err as Error).message}`);
     }
   });
 }

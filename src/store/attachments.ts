@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CniError, ErrorCode } from '../cni/errors';
 import { formatIssues } from '../config/load';
-import { isAlive, selfIdentity } from '../kernel/process';
+import { isAlive, type ProcessIdentity, selfIdentity } from '../kernel/process';
 import { type AllocationOwner, AllocationOwnerSchema, type Attachment, AttachmentSchema, attachmentKey, InvalidRecordError, parseRecord } from './records';
 import { untrustedDirReason, writeExclusive, writeReplacing } from '../util/secure-fs';
 
@@ -54,6 +55,15 @@ function readPrivate(path: string): string | undefined {
   }
 }
 
+function lockHolder(text: string): ProcessIdentity | undefined {
+  try {
+    const o = JSON.parse(text) as Partial<ProcessIdentity>;
+    return typeof o.pid === 'number' && typeof o.startTime === 'number' ? { pid: o.pid, startTime: o.startTime } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface StateOptions {
   /** The uid that must own stateDir (the plugin runs as root); tests inject their own. */
   expectedUid?: number;
@@ -62,12 +72,15 @@ export interface StateOptions {
 /**
  * State under stateDir (kept across reboots, unlike /tmp), root's alone (0700, checked on every use):
  *   allocations/<vf-pci>   created with O_EXCL: the create is the lock, so no lock can be left stuck;
- *   attachments/<containerID>:<ifname> (or h-<sha256>)   JSON record of one attachment.
+ *   attachments/<containerID>:<ifname> (or h-<sha256>)   JSON record of one attachment;
+ *   locks/<same name>   held (O_EXCL, with the holder's pid and start time) while DEL, GC or the daemon's re-plug
+ *                       changes that attachment on the DPU; a lock whose process is gone is taken over.
  * Every record is validated on read; an invalid one raises InvalidRecordError and is never acted on.
  */
 export class StateStore {
   readonly allocationsDir: string;
   readonly attachmentsDir: string;
+  readonly locksDir: string;
   private readonly expectedUid: number;
 
   constructor(
@@ -76,6 +89,7 @@ export class StateStore {
   ) {
     this.allocationsDir = join(dir, 'allocations');
     this.attachmentsDir = join(dir, 'attachments');
+    this.locksDir = join(dir, 'locks');
     this.expectedUid = opts.expectedUid ?? process.getuid?.() ?? 0;
   }
 
@@ -225,6 +239,57 @@ export class StateStore {
       }
     }
     return out;
+  }
+
+  /**
+   * Takes the lock of one attachment; the release function, or undefined while a live process holds it.
+   * A lock left by a process that died is set aside by rename (only one taker can win it) and taken.
+   */
+  tryLock(containerId: string, ifname: string): (() => void) | undefined {
+    try {
+      mkdirSync(this.locksDir, { recursive: true, mode: PRIVATE_DIR });
+    } catch (err) {
+      throw new CniError(ErrorCode.IoFailure, `cannot create ${this.locksDir}: ${(err as Error).message}`);
+    }
+    const path = join(this.locksDir, attachmentFileName(containerId, ifname));
+    const mine = JSON.stringify(selfIdentity());
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        writeExclusive(this.locksDir, path, mine);
+        return () => {
+          if (readPrivate(path) === mine) rmSync(path, { force: true });
+        };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new CniError(ErrorCode.IoFailure, `cannot write ${path}: ${(err as Error).message}`);
+      }
+      const held = readPrivate(path);
+      if (held === undefined) continue;
+      if (isAlive(lockHolder(held))) return undefined;
+      const aside = join(this.locksDir, `.stale-${randomBytes(8).toString('hex')}`);
+      try {
+        renameSync(path, aside);
+      } catch {
+        continue; // another taker moved it first
+      }
+      if (readFileSync(aside, 'utf8') !== held) {
+        // a live lock taken between our read and the rename: put it back
+        try {
+          linkSync(aside, path);
+        } catch {
+          // its holder's release found nothing to remove
+        }
+        rmSync(aside, { force: true });
+        return undefined;
+      }
+      rmSync(aside, { force: true });
+    }
+    return undefined;
+  }
+
+  /** Who holds the lock of an attachment (for messages); undefined if nobody. */
+  lockHolder(containerId: string, ifname: string): ProcessIdentity | undefined {
+    const held = readPrivate(join(this.locksDir, attachmentFileName(containerId, ifname)));
+    return held === undefined ? undefined : lockHolder(held);
   }
 
   listAttachments(): Attachment[] {

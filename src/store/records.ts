@@ -3,7 +3,7 @@ import type { CniResult } from '../cni/types';
 import type { ProcessIdentity } from '../kernel/process';
 import { ifnameProblem } from '../cni/env';
 import { formatIssues } from '../config/load';
-import { absolutePath, ipamType, mac, NETDEV_NAME, NETWORK_NAME, pciAddress, VF_ADMIN_FIELDS } from '../config/schema';
+import { absolutePath, type DpuConfig, DpuConfigSchema, ipamType, mac, NETDEV_NAME, NETWORK_NAME, pciAddress, VF_ADMIN_FIELDS } from '../config/schema';
 
 /** The VF as the host had it before ADD, so DEL can put it back. */
 export interface VfRecord {
@@ -41,6 +41,8 @@ export interface DpuRecord {
   portUuid?: string;
   /** True while the DPU still holds a port that a DEL could not remove yet. */
   unplugPending?: boolean;
+  /** The DPU settings ADD used: how the dpu-overlay daemon reaches the DPU again to re-plug the port. */
+  config?: DpuConfig;
 }
 
 /** Everything DEL, CHECK and GC need, even after the network config file changed. */
@@ -120,6 +122,7 @@ const DpuRecordSchema = z.object({
   representor: z.string().regex(/^[A-Za-z0-9_-]{0,15}$/, 'must be a representor name'),
   portUuid: z.uuid().optional(),
   unplugPending: z.boolean().optional(),
+  config: DpuConfigSchema.optional(),
 });
 
 export const AttachmentSchema = z.object({

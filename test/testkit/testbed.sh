@@ -9,7 +9,8 @@
 #   testbed.sh status                         human readable state (LSB exit codes)
 #   testbed.sh dpu-exec <site> <cmd...>       run cmd in the DPU's net+mount ns
 #   testbed.sh dpu-ctl <site> ACTION          fault injection: sshd-stop, sshd-start,
-#                                             vswitchd-restart, db-reset
+#                                             vswitchd-restart, db-reset,
+#                                             ovs-stop (ovs-vswitchd and ovsdb-server)
 #
 # State dir: ${DPUO_TESTBED_DIR:-/run/<prefix>-testbed}; netns names <prefix>-host-X,
 # <prefix>-dpu-X, <prefix>-underlay with prefix ${DPUO_TESTBED_PREFIX:-dpuo}
@@ -41,7 +42,7 @@ usage: $PROG up [--sites a,b,c] [--vfs N]
        $PROG env
        $PROG status
        $PROG dpu-exec <site> <cmd...>
-       $PROG dpu-ctl <site> sshd-stop|sshd-start|vswitchd-restart|db-reset
+       $PROG dpu-ctl <site> sshd-stop|sshd-start|vswitchd-restart|db-reset|ovs-stop
 state dir: \${DPUO_TESTBED_DIR:-/run/$PREFIX-testbed} (now: $STATE)
 EOF
 }
@@ -431,7 +432,7 @@ sshd_start() {
 
 # fault injection for tests: stop/start the DPU's sshd, restart ovs-vswitchd, reset the OVS database
 cmd_dpu_ctl() {
-  (($# == 2)) || die "usage: $PROG dpu-ctl <site> sshd-stop|sshd-start|vswitchd-restart|db-reset"
+  (($# == 2)) || die "usage: $PROG dpu-ctl <site> sshd-stop|sshd-start|vswitchd-restart|db-reset|ovs-stop"
   local site=$1 action=$2 dir
   read_config || die "testbed is not up; run: $PROG up"
   [[ " ${SITES[*]} " == *" $site "* ]] || die "unknown site '$site' (sites: ${SITES[*]})"
@@ -454,7 +455,11 @@ cmd_dpu_ctl() {
       ip -n "$dns" link set br-phy up
       ;;
     db-reset) ovs_fresh "$site" ;;
-    *) die "unknown dpu-ctl action '$action' (sshd-stop|sshd-start|vswitchd-restart|db-reset)" ;;
+    ovs-stop)
+      daemon_stop "$dir/run/ovs-vswitchd.pid"
+      daemon_stop "$dir/run/ovsdb-server.pid"
+      ;;
+    *) die "unknown dpu-ctl action '$action' (sshd-stop|sshd-start|vswitchd-restart|db-reset|ovs-stop)" ;;
   esac
 }
 

@@ -1,4 +1,6 @@
-import { renameSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { processStartTime } from '../../src/kernel/process';
 import { join } from 'node:path';
 import { CniError } from '../../src/cni/errors';
 import { HOST_NETNS } from '../../src/kernel/iproute2';
@@ -373,5 +375,53 @@ describe('DEL', () => {
     expect(out.exitCode).toBe(0);
     expectVfHome(b);
     expect(b.dpu.callsOf('unplug')).toEqual([expect.objectContaining({ vni: 5001, representor: 'pf0vf0' })]);
+  });
+
+  describe('the attachment lock (shared with the daemon re-plugging after a DPU reset)', () => {
+    async function holdLock(b: Bed): Promise<{ release(): Promise<void> }> {
+      const holder = spawn('sleep', ['30']);
+      const pid = holder.pid as number;
+      let startTime: number | undefined;
+      for (let i = 0; i < 100 && startTime === undefined; i++) {
+        startTime = processStartTime(pid);
+        if (startTime === undefined) await new Promise((r) => setTimeout(r, 10));
+      }
+      mkdirSync(join(b.stateDir, 'locks'), { recursive: true, mode: 0o700 });
+      writeFileSync(join(b.stateDir, 'locks', 'c1:net1'), JSON.stringify({ pid, startTime }), { mode: 0o600, flag: 'wx' });
+      return { release: () => new Promise<void>((resolve) => { holder.once('exit', () => resolve()); holder.kill(); }) };
+    }
+
+    it('DEL waits while a live process holds the lock, then releases the record as it is then (the re-plugged port UUID)', async () => {
+      const { b, att } = await added();
+      const lock = await holdLock(b);
+      const del = b.run('DEL');
+      await new Promise((r) => setTimeout(r, 200));
+      expect(b.ipam.log()).toEqual([]); // nothing released yet
+      // what the daemon's re-plug does under the lock after a database wipe: a new port, recorded
+      b.dpu.ports.delete(att.dpu!.portUuid!);
+      const replugged = await b.dpu.plug({ network: 'ovl', vni: 5001, containerId: 'c1', ifname: 'net1', netns: NS, representor: 'pf0vf0', mtu: 1450 });
+      const state = new StateStore(b.stateDir);
+      state.saveAttachment({ ...att, dpu: { ...att.dpu!, portUuid: replugged.portUuid } });
+      await lock.release();
+      expect((await del).exitCode).toBe(0);
+      expect(b.dpu.callsOf('unplug').map((c) => (c as { portUuid?: string }).portUuid)).toEqual([replugged.portUuid]);
+      expect(b.dpu.ports.size).toBe(0);
+      expect(b.stateFiles()).toEqual([]);
+    });
+
+    it('a lock held past 2 x dpu.timeoutMs + 1 s: code 11 naming the holder, nothing released', async () => {
+      const config = (bed: Bed) => bed.config({ dpu: { ...(bed.config().dpu as Record<string, unknown>), timeoutMs: 100 } });
+      const { b } = await added(config);
+      const lock = await holdLock(b);
+      try {
+        const out = await b.run('DEL', { config: config(b) });
+        expect(out.exitCode).toBe(1);
+        expect(out.json).toMatchObject({ code: 11, msg: expect.stringMatching(/^c1\/net1 is being changed on the DPU by pid \d+ .*try again later$/) });
+        expect(b.ipam.log()).toEqual([]);
+        expect(new StateStore(b.stateDir).loadAttachment('c1', 'net1')?.hostReleased).toBeUndefined();
+      } finally {
+        await lock.release();
+      }
+    });
   });
 });

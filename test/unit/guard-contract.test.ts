@@ -8,8 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { PlugRequest } from '../../src/dpu/api';
 import {
-  checkCommand, findOwnerPortsCommand, OFFLOADED_FLOWS_COMMAND, type OvsSettings, plugBatchCommands, plugCommands, removeBridgeIfUnchangedCommand,
-  removePortsBatchCommand, removePortsCommand, statusCommand,
+  BOOT_ID_COMMAND, checkCommand, findOwnerPortsCommand, OFFLOADED_FLOWS_COMMAND, type OvsSettings, plugBatchCommands, plugCommands, removeBridgeIfUnchangedCommand,
+  probeCommands, removePortsBatchCommand, removePortsCommand, statusCommand,
 } from '../../src/dpu/ovs/commands';
 import { type Argv, commandLine } from '../../src/dpu/quote';
 import { REMOTE_COMMAND } from '../../src/dpu/ssh';
@@ -80,5 +80,25 @@ describe('every DPU command the plugin builds passes the guard unchanged', () =>
   it('a representor or bridge outside the configured names is refused', () => {
     expect(throughGuard(plugCommands(custom, { ...(owners[0] as (typeof owners)[number]), vni: 5, representor: 'c1pf0vf1', mtu: 1450 }).commands).status).toBe(126);
     expect(throughGuard(plugCommands(base, { ...(owners[0] as (typeof owners)[number]), vni: 5, representor: 'eth0', mtu: 1450 }).commands).status).toBe(126);
+  });
+
+  it("the daemon's recovery probe: boot id, database identity and container ports", () => {
+    expectAccepted(probeCommands(base));
+    expectAccepted(probeCommands(custom), CUSTOM_GUARD);
+  });
+
+  it.each([
+    ['another file', [['cat', '/etc/shadow']]],
+    ['the boot id and another file', [['cat', '/proc/sys/kernel/random/boot_id', '/etc/shadow']]],
+    ['a path that leaves /proc', [['cat', '/proc/sys/kernel/random/../../../../etc/shadow']]],
+    ['cat of stdin', [['cat']]],
+    ['an option', [['cat', '-v', '/proc/sys/kernel/random/boot_id']]],
+    ['the database row with a condition', [['ovs-vsctl', '--timeout=1', '-f', 'json', '--', '--columns=_uuid', 'find', 'Open_vSwitch', 'external_ids:x=1']]],
+    ['other columns of the database row', [['ovs-vsctl', '--timeout=1', '-f', 'json', '--', '--columns=_uuid,external_ids', 'find', 'Open_vSwitch']]],
+    ['a write after the probe', [BOOT_ID_COMMAND, ['ovs-vsctl', '--timeout=1', '-f', 'json', '--', '--columns=_uuid', 'find', 'Open_vSwitch', '--', 'set', 'Open_vSwitch', '.', 'external_ids:x=1']]],
+  ] as Array<[string, Argv[]]>)('probe-like commands beyond the probe are refused: %s', (_name, commands) => {
+    const out = throughGuard(commands);
+    expect(out.status).toBe(126);
+    expect(out.argv).toEqual([]);
   });
 });

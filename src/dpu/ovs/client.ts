@@ -3,11 +3,20 @@ import type { Logger } from '../../log';
 import type { DpuClient, PlugRequest, PlugResult, PortOwner, UnplugRequest } from '../api';
 import {
   bridgeName, checkCommand, EXT, expectedTunnels, findOwnerPortsCommand, isOwnedBy, OFFLOADED_FLOWS_COMMAND, type OvsSettings, PLUG_OUTPUTS,
-  plugBatchCommands, plugCommands, removeBridgeIfUnchangedCommand, removePortsBatchCommand, removePortsCommand, statusCommand, UNPLUG_OUTPUTS,
+  plugBatchCommands, plugCommands, probeCommands, removeBridgeIfUnchangedCommand, removePortsBatchCommand, removePortsCommand, statusCommand, UNPLUG_OUTPUTS,
 } from './commands';
 import { assertUuid, hwOffloadValue, mapOf, type OvsTable, parseBridgeUsage, parseTables, rows, uuidOf, uuidSet } from './parse';
 import { type Argv, commandLine } from '../quote';
 import type { DpuTransport } from '../ssh';
+
+/** What the daemon's recovery probe sees on a DPU. */
+export interface DpuProbe {
+  bootId: string;
+  /** The Open_vSwitch row's UUID: new when the database was created again. */
+  dbUuid: string;
+  /** Container ports by port UUID, with their owner. */
+  ports: Map<string, PortOwner>;
+}
 
 /** DpuClient over one DPU transport: every request is one ovs-vsctl transaction (see commands.ts). */
 export class OvsDpuClient implements DpuClient {
@@ -143,6 +152,20 @@ export class OvsDpuClient implements DpuClient {
     if (this.s.hwOffload === 'require' && hwOffloadValue(ovsT) !== 'true') {
       throw new CniError(ErrorCode.HwOffloadRequired, `DPU ${this.target}: hwOffload is "require" but other_config:hw-offload is not true`);
     }
+  }
+
+  /** One round trip: boot id, database identity and container ports (the daemon's recovery watch). */
+  async probe(): Promise<DpuProbe> {
+    const [bootId, ovsT, portT] = await this.run('probe', probeCommands(this.s));
+    const dbUuid = uuidOf(rows(ovsT)[0]?._uuid);
+    if (typeof bootId !== 'string' || !/^[0-9a-f-]{36}$/.test(bootId) || !dbUuid) throw new CniError(ErrorCode.DpuCommandFailed, `DPU ${this.target}: probe: unexpected output`);
+    const ports = new Map<string, PortOwner>();
+    for (const r of rows(portT)) {
+      const ids = mapOf(r.external_ids);
+      const uuid = uuidOf(r._uuid);
+      if (uuid) ports.set(uuid, { network: ids[EXT.network] ?? '', containerId: ids[EXT.container] ?? '', ifname: ids[EXT.ifname] ?? '' });
+    }
+    return { bootId, dbUuid, ports };
   }
 
   warm(): void {

@@ -154,6 +154,17 @@ export function statusCommand(s: OvsSettings): Argv {
   return vsctl(s, ['--columns=other_config', 'find', 'Open_vSwitch']);
 }
 
+/** The kernel's boot id: it changes when the DPU reboots. */
+export const BOOT_ID_COMMAND: Argv = ['cat', '/proc/sys/kernel/random/boot_id'];
+
+/**
+ * The daemon's recovery probe: boot id, the Open_vSwitch row's UUID (kept across ovs-vswitchd and ovsdb-server
+ * restarts, new when the database is created again) and every container port, in one round trip.
+ */
+export function probeCommands(s: Pick<OvsSettings, 'timeoutMs'>): Argv[] {
+  return [BOOT_ID_COMMAND, vsctl(s, ['--columns=_uuid', 'find', 'Open_vSwitch'], ['--columns=_uuid,name,external_ids', 'find', 'Port', ext(EXT.role, 'container')])];
+}
+
 export const OFFLOADED_FLOWS_COMMAND: Argv = ['ovs-appctl', 'dpctl/dump-flows', 'type=offloaded'];
 
 /** The per-VNI tunnels a bridge must have, by port name. */
