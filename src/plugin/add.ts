@@ -135,14 +135,18 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
       log.debug({ vf: vf.pci, netdev: link.name }, 'allocated VF');
 
       const representor = conf.dpu ? representorName(conf.dpu.representorTemplate, vf.pfIndex, vf.index) : '';
-      let facts: DpuFacts | undefined;
-      if (client && conf.dpu) {
-        const vfFunction = wantsDpuFunction(ctx, client);
-        const dpuConf = conf.dpu;
-        facts = await timer.step('dpuFacts', () => client.facts({ representor, pfIndex: vf.pfIndex, vfIndex: vf.index, ...(vfFunction ? { vfFunction } : {}) }));
-        checkUnderlayMtu({ mtu: conf.mtu, localVtep: dpuConf.localVtep, encap: 'vxlan', uplink: facts.uplink, target: client.target });
-      }
-      await applyVfSettings(ctx, att, vf, client, facts, undo);
+      // Asked now, awaited where first needed: unless VF settings go to the DPU (they must precede the move), the
+      // question overlaps the SSH handshake, the move and IPAM instead of adding a round trip in front of them.
+      const vfFunction = wantsDpuFunction(ctx, client);
+      const factsAsked = client && conf.dpu ? timer.step('dpuFacts', () => client.facts({ representor, pfIndex: vf.pfIndex, vfIndex: vf.index, ...(vfFunction ? { vfFunction } : {}) })) : undefined;
+      factsAsked?.catch(() => undefined); // a failure is reported where it is awaited
+      const dpuFacts = async (): Promise<DpuFacts | undefined> => {
+        if (!factsAsked || !client || !conf.dpu) return undefined;
+        const facts = await factsAsked;
+        checkUnderlayMtu({ mtu: conf.mtu, localVtep: conf.dpu.localVtep, encap: 'vxlan', uplink: facts.uplink, target: client.target });
+        return facts;
+      };
+      await applyVfSettings(ctx, att, vf, client, vfFunction ? await dpuFacts() : undefined, undo);
 
       await timer.step('moveVf', () => links.moveToNetns(link.name, env.netns, tmpName));
       undo.push('return VF to host', async () => {
@@ -165,6 +169,7 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
 
       // The representor joins the overlay before the link comes up, so the link-up announcement reaches peers.
       if (client && conf.dpu) {
+        await dpuFacts();
         const plug = { network: conf.name, vni: conf.vni, containerId: env.containerId, ifname: env.ifname, netns: env.netns, representor, mtu: conf.mtu };
         const { bridge, portUuid } = await timer.step('dpu', () => client.plug(plug).catch((err: unknown) => {
           throw err instanceof CniError ? new CniError(err.code, `binding representor ${representor} on the DPU failed: ${err.message}`, err.details) : err;

@@ -19,49 +19,61 @@ DEV=pci/0000:03:00.0
 mkdir -p "$state"
 
 fail() { echo "devlink: $*" >&2; exit 1; }
-get() { # rep attr default
-  if [[ -f $state/$1.$2 ]]; then cat "$state/$1.$2"; else echo "$3"; fi
+# No command substitutions below: `devlink -j port show` on a DPU with 200 VFs must not fork hundreds of times.
+get() { # var rep attr default: sets var
+  local -n _out=$1
+  _out=$4
+  [[ ! -f $state/$2.$3 ]] || read -r _out <"$state/$2.$3"
 }
-vf_of_handle() { # pci/0000:03:00.0/<N+1> -> N
-  [[ $1 =~ ^$DEV/([0-9]+)$ ]] || return 1
+vf_of_handle() { # var handle: sets var to N for pci/0000:03:00.0/<N+1>
+  local -n _vf=$1
+  [[ $2 =~ ^$DEV/([0-9]+)$ ]] || return 1
   local idx=${BASH_REMATCH[1]}
   ((idx >= 1 && idx <= vfs)) || return 1
-  echo $((idx - 1))
+  _vf=$((idx - 1))
 }
 
-port_json() { # handle
-  local h=$1 n
+out=""
+port_json() { # handle: appends to out
+  local h=$1 n mac st
   case $h in
-    "$DEV/65535") printf '"%s":{"type":"eth","netdev":"p0","flavour":"physical","port":0,"splittable":false}' "$h" ;;
-    "$DEV/0") printf '"%s":{"type":"eth","netdev":"pf0hpf","flavour":"pcipf","controller":1,"pfnum":0,"external":true,"splittable":false,"function":{"hw_addr":"02:00:03:00:00:00"}}' "$h" ;;
+    "$DEV/65535") out+="\"$h\":{\"type\":\"eth\",\"netdev\":\"p0\",\"flavour\":\"physical\",\"port\":0,\"splittable\":false}" ;;
+    "$DEV/0") out+="\"$h\":{\"type\":\"eth\",\"netdev\":\"pf0hpf\",\"flavour\":\"pcipf\",\"controller\":1,\"pfnum\":0,\"external\":true,\"splittable\":false,\"function\":{\"hw_addr\":\"02:00:03:00:00:00\"}}" ;;
     *)
-      n=$(vf_of_handle "$h") || return 1
-      printf '"%s":{"type":"eth","netdev":"pf0vf%d","flavour":"pcivf","controller":1,"pfnum":0,"vfnum":%d,"external":true,"splittable":false,"function":{"hw_addr":"%s","state":"%s","opstate":"attached"}}' \
-        "$h" "$n" "$n" "$(get "pf0vf$n" hw_addr 00:00:00:00:00:00)" "$(get "pf0vf$n" state active)"
+      vf_of_handle n "$h" || return 1
+      get mac "pf0vf$n" hw_addr 00:00:00:00:00:00
+      get st "pf0vf$n" state active
+      out+="\"$h\":{\"type\":\"eth\",\"netdev\":\"pf0vf$n\",\"flavour\":\"pcivf\",\"controller\":1,\"pfnum\":0,\"vfnum\":$n,\"external\":true,\"splittable\":false,\"function\":{\"hw_addr\":\"$mac\",\"state\":\"$st\",\"opstate\":\"attached\"}}"
       ;;
   esac
 }
 
 port_show() {
-  local out="" n
+  local n
   if (($# == 1)); then
-    out=$(port_json "$1") || fail "port $1 not found"
+    port_json "$1" || fail "port $1 not found"
   else
-    out="$(port_json "$DEV/65535"),$(port_json "$DEV/0")"
-    for ((n = 0; n < vfs; n++)); do out+=",$(port_json "$DEV/$((n + 1))")"; done
+    port_json "$DEV/65535"
+    out+=","
+    port_json "$DEV/0"
+    for ((n = 0; n < vfs; n++)); do
+      out+=","
+      port_json "$DEV/$((n + 1))"
+    done
   fi
   printf '{"port":{%s}}\n' "$out"
 }
 
 rate_show() {
-  local out="" n h sep="" share max
+  local n h sep="" share max
   for ((n = 0; n < vfs; n++)); do
     h=$DEV/$((n + 1))
     out+="$sep\"$h\":{\"type\":\"leaf\""
-    share=$(get "pf0vf$n" tx_share 0) max=$(get "pf0vf$n" tx_max 0)
+    get share "pf0vf$n" tx_share 0
+    get max "pf0vf$n" tx_max 0
     # iproute2 leaves a zero rate out
-    ((share)) && out+=",\"tx_share\":$share"
-    ((max)) && out+=",\"tx_max\":$max"
+    ((share == 0)) || out+=",\"tx_share\":$share"
+    ((max == 0)) || out+=",\"tx_max\":$max"
     out+="}"
     sep=,
   done
@@ -70,7 +82,7 @@ rate_show() {
 
 function_set() {
   local n
-  n=$(vf_of_handle "$1") || fail "port $1 has no settable function"
+  vf_of_handle n "$1" || fail "port $1 has no settable function"
   shift
   while (($#)); do
     case $1 in
@@ -93,7 +105,7 @@ function_set() {
 
 rate_set() {
   local n
-  n=$(vf_of_handle "$1") || fail "rate object $1 not found"
+  vf_of_handle n "$1" || fail "rate object $1 not found"
   shift
   while (($#)); do
     [[ $1 == tx_share || $1 == tx_max ]] || fail "unsupported rate attribute $1"
