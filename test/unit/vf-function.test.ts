@@ -7,6 +7,7 @@ import {
   parseDevlinkPort, parseDevlinkRate, parseSmartnicConfig, parseUplink, restoreValues, splitJsonDocuments, vfFunctionMismatch, vfFunctionSetCommands,
 } from '../../src/dpu/vf-function';
 import { StateStore } from '../../src/store/attachments';
+import { AttachmentSchema, parseRecord } from '../../src/store/records';
 import { argvAsRunBySh } from './helpers/argv-echo';
 import { Bed, PF0_VFS, vfMac } from './helpers/bed';
 import { silentLogger } from './helpers/logger';
@@ -68,6 +69,21 @@ describe('DPU-side VF settings (dpu.vfSettings)', () => {
     expectNothingLeft(b);
   });
 
+  it('a DEL that cannot restore the VF function gives the host side back, keeps the record (code 11) and a retry finishes', async () => {
+    const b = devlinkBed();
+    expect((await b.run('ADD', { config: b.config({ mac: '02:aa:00:00:00:01' }) })).exitCode).toBe(0);
+    b.dpu.failures.setVfFunction = new CniError(11, 'DPU unreachable');
+    const del = await b.run('DEL');
+    expect(del.json).toMatchObject({ code: 11 });
+    expect(del.json?.msg).toMatch(/host side released, but restoring the VF function or unplugging pf0vf0/);
+    expect(new StateStore(b.stateDir).loadAttachment('c1', 'net1')).toMatchObject({ hostReleased: true, vfFunction: { applied: { mac: '02:aa:00:00:00:01' } } });
+    expect(b.dpu.ports.size).toBe(1);
+    delete b.dpu.failures.setVfFunction;
+    expect((await b.run('DEL')).exitCode).toBe(0);
+    expect(b.dpu.vfFunction?.values.mac).toBe('00:00:00:00:00:00');
+    expectNothingLeft(b);
+  });
+
   it('a failed plug after the VF function was set restores it (rollback)', async () => {
     const b = devlinkBed();
     b.dpu.failures.plug = new CniError(11, 'DPU unreachable');
@@ -110,6 +126,25 @@ describe('DPU-side VF settings (dpu.vfSettings)', () => {
     const out = await b.run('ADD', { config: b.config({ dpu: { ...(b.config().dpu as object), vfSettings: 'arm' } }) });
     expect(out.json).toMatchObject({ code: 7 });
     expect(out.json?.msg).toMatch(/dpu.vfSettings/);
+  });
+});
+
+describe('a recorded VF function is re-validated like the rest of the record', () => {
+  it('a planted handle, MAC or target kind is refused, never sent to the DPU', async () => {
+    const b = devlinkBed();
+    expect((await b.run('ADD', { config: b.config({ mac: '02:aa:00:00:00:01' }) })).exitCode).toBe(0);
+    const good = new StateStore(b.stateDir).loadAttachment('c1', 'net1');
+    const planted = (vfFunction: unknown) => JSON.stringify({ ...good, vfFunction });
+    expect(() => parseRecord(AttachmentSchema, planted(good?.vfFunction), 'f')).not.toThrow();
+    for (const bad of [
+      { ...good?.vfFunction, target: { path: 'devlink', handle: 'pci/0000:03:00.0/1 && reboot' } },
+      { ...good?.vfFunction, target: { path: 'devlink', handle: 'pci/0000:03:00.0/65535/x' } },
+      { ...good?.vfFunction, target: { path: 'sysfs', file: '/etc/shadow' } },
+      { ...good?.vfFunction, saved: { mac: '02:aa:00:00:00:01\nx' } },
+      { ...good?.vfFunction, applied: { maxTxRate: -1 } },
+    ]) {
+      expect(() => parseRecord(AttachmentSchema, planted(bad), 'f')).toThrow(/invalid|must/i);
+    }
   });
 });
 
