@@ -11,7 +11,7 @@
 # $SSH_ORIGINAL_COMMAND is accepted too. The line is commands
 # joined with " && ", each an argv whose words are POSIX single-quoted when needed
 # (src/dpu/quote.ts). This guard tokenises that string itself (no shell, no eval), accepts
-# only the command shapes the plugin produces (src/dpu/ovs/commands.ts), and runs them one by one
+# only the command shapes the plugin produces (src/dpu/ovs/commands.ts, src/dpu/vf-function.ts), and runs them one by one
 # with execvp semantics, stopping at the first failure like "&&" does. Anything else is
 # refused with a message on stderr and exit status 126.
 #
@@ -76,6 +76,10 @@ my $REP = qr/$REP_RE/;
 my $JSTR = qr/"(?:[^"\\\x00-\x1f]|\\["\\\/bfnrt]|\\u[0-9A-Fa-f]{4})*"/;
 my $EXTKEY = qr/dpu-overlay\.(?:managed|role|vni|network|container|ifname|netns|remote)/;
 my $EXT = qr/external_ids:$EXTKEY=$JSTR/;
+# DPU-mode VF settings: a devlink port handle, a unicast (or all-zero: "unset") MAC, a smart_nic VF directory.
+my $DL_HANDLE = qr/pci\/[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]\/(?:0|[1-9][0-9]{0,8})/;
+my $UMAC = qr/[0-9a-f][02468ace](?::[0-9a-f]{2}){5}/;
+my $SMARTNIC = qr/\/sys\/class\/net\/p[0-9]{1,3}\/smart_nic\/vf[0-9]{1,5}/;
 
 sub printable {
   my $s = shift;
@@ -212,9 +216,10 @@ sub check_command {
   my $s = join(' ', @a);
   my $prog = $a[0];
   if ($prog eq 'ip') {
+    return undef if @a == 6 && $a[1] eq '-j' && $a[2] eq 'addr' && $a[3] eq 'show' && $a[4] eq 'to' && $a[5] =~ /^$IP\z/;
     return undef if @a == 8 && $a[1] eq 'link' && $a[2] eq 'set' && $a[3] eq 'dev' && $a[4] =~ /^$REP\z/
       && $a[5] eq 'mtu' && $a[6] =~ /^$UINT\z/ && $a[6] >= 68 && $a[6] <= 65535 && $a[7] eq 'up';
-    return 'only "ip link set dev <representor> mtu <68..65535> up" is allowed';
+    return 'only "ip link set dev <representor> mtu <68..65535> up" and "ip -j addr show to <address>" are allowed';
   }
   if ($prog eq 'ovs-vsctl') {
     return undef if $s eq 'ovs-vsctl --timeout=1 wait-until Open_vSwitch . other_config:hw-offload=true';
@@ -239,10 +244,42 @@ sub check_command {
     }
     return 'only the plugin\'s bridge-removal transaction is allowed for ovsdb-client';
   }
+  if ($prog eq 'devlink') {
+    return undef if $s eq 'devlink -j port show' || $s eq 'devlink -j port function rate show';
+    # the representor's port function (the handle is looked up before anything runs: see devlink_handle_ok)
+    if (@a >= 7 && @a <= 9 && $a[1] eq 'port' && $a[2] eq 'function' && $a[3] eq 'set' && $a[4] =~ /^$DL_HANDLE\z/ && @a % 2 == 1) {
+      my %seen;
+      for (my $k = 5; $k < @a; $k += 2) {
+        my ($key, $v) = @a[$k, $k + 1];
+        return 'devlink port function set: only hw_addr <unicast MAC> and state active|inactive, each once'
+          unless !$seen{$key}++ && (($key eq 'hw_addr' && $v =~ /^$UMAC\z/) || ($key eq 'state' && $v =~ /^(?:active|inactive)\z/));
+      }
+      return undef;
+    }
+    if (@a >= 8 && @a <= 10 && $a[1] eq 'port' && $a[2] eq 'function' && $a[3] eq 'rate' && $a[4] eq 'set' && $a[5] =~ /^$DL_HANDLE\z/ && @a % 2 == 0) {
+      my %seen;
+      for (my $k = 6; $k < @a; $k += 2) {
+        my ($key, $v) = @a[$k, $k + 1];
+        return 'devlink port function rate set: only tx_share and tx_max <Mbit/s>mbit, each once'
+          unless !$seen{$key}++ && $key =~ /^tx_(?:share|max)\z/ && $v =~ /^${UINT}mbit\z/;
+      }
+      return undef;
+    }
+    return 'only "devlink -j port show", "devlink -j port function rate show" and setting a representor\'s port function (hw_addr, state, tx_share, tx_max) are allowed';
+  }
   if ($prog eq 'cat') {
-    # the daemon's recovery probe: has the DPU rebooted?
+    # the daemon's recovery probe (has the DPU rebooted?) and the older BSP's VF function settings
     return undef if @a == 2 && $a[1] eq '/proc/sys/kernel/random/boot_id';
-    return 'only "cat /proc/sys/kernel/random/boot_id" is allowed';
+    return undef if @a == 2 && $a[1] =~ /^$SMARTNIC\/config\z/;
+    return 'only "cat /proc/sys/kernel/random/boot_id" and "cat /sys/class/net/p<N>/smart_nic/vf<M>/config" are allowed';
+  }
+  if ($prog eq 'dpu-guard') {
+    # the guard writes these sysfs files itself (no shell here to redirect into them)
+    return undef if @a == 4 && $a[1] eq 'smartnic-write' && (
+      ($a[2] =~ /^$SMARTNIC\/mac\z/ && $a[3] =~ /^$UMAC\z/)
+      || ($a[2] =~ /^$SMARTNIC\/vport_state\z/ && $a[3] =~ /^(?:Up|Down|Follow)\z/)
+      || ($a[2] =~ /^$SMARTNIC\/(?:max|min)_tx_rate\z/ && $a[3] =~ /^$UINT\z/));
+    return 'only "dpu-guard smartnic-write /sys/class/net/p<N>/smart_nic/vf<M>/{mac,vport_state,max_tx_rate,min_tx_rate} <value>" is allowed';
   }
   if ($prog eq 'ovs-appctl') {
     return undef if $s eq 'ovs-appctl dpctl/dump-flows type=offloaded';
@@ -272,6 +309,32 @@ sub bridge_uuid_ok {
   return 1 if $out eq '';   # no such bridge: the transaction is a no-op
   $out =~ s/^"(.*)"\z/$1/;
   return $out =~ /^$BRIDGE\z/;
+}
+
+# A port function may be set only on a VF representor of this DPU named like the configured template:
+# devlink's own answer for the handle must say so (flavour pcivf, netdev matching --representor-template).
+sub devlink_handle_ok {
+  my $handle = shift;
+  return 1 if $dry_run;
+  my $pid = open(my $fh, '-|');
+  refuse("cannot fork: $!") unless defined $pid;
+  if ($pid == 0) {
+    open(STDERR, '>', '/dev/null');
+    no warnings 'exec';
+    exec { 'devlink' } 'devlink', '-j', 'port', 'show', $handle;
+    exit 127;
+  }
+  my $out = do { local $/; <$fh> };
+  close $fh;
+  return 0 if $? != 0 || !defined $out;
+  return $out =~ /"flavour":"pcivf"/ && $out =~ /"netdev":"($REP_RE)"/ && $out !~ /"netdev":"(?!$REP_RE")/;
+}
+
+sub smartnic_write {
+  my ($path, $value) = @_;
+  open(my $fh, '>', $path) or do { print STDERR "$ME: cannot open $path: $!\n"; exit 1 };
+  print $fh $value or do { print STDERR "$ME: cannot write $path: $!\n"; exit 1 };
+  close($fh) or do { print STDERR "$ME: cannot write $path: $!\n"; exit 1 };
 }
 
 # ---------------------------------------------------------------- main
@@ -306,11 +369,19 @@ for my $c (@commands) {
   if ($c->[0] eq 'ovsdb-client' && $c->[2] =~ $TXN_RE && !bridge_uuid_ok($1)) {
     refuse("ovsdb-client transact: bridge $1 is not a VNI bridge");
   }
+  if ($c->[0] eq 'devlink' && $c->[2] eq 'function' && ($c->[3] eq 'set' || $c->[3] eq 'rate')) {
+    my $handle = $c->[3] eq 'set' ? $c->[4] : $c->[5];
+    refuse("devlink: $handle is not the port of a VF representor on this DPU") unless devlink_handle_ok($handle);
+  }
 }
 
 for my $c (@commands) {
   if ($dry_run) {
     print join(' ', map { my $w = $_; $w =~ s/([\\\[\]])/\\$1/g; "[$w]" } @$c), "\n";
+    next;
+  }
+  if ($c->[0] eq 'dpu-guard') {
+    smartnic_write($c->[2], $c->[3]);
     next;
   }
   my $rc = do { no warnings 'exec'; system { $c->[0] } @$c };

@@ -41,6 +41,8 @@ export const DEFAULTS = {
     datapathType: 'system',
     representorTemplate: 'pf{pf}vf{vf}',
     hwOffload: 'enable',
+    /** Where VF settings (mac, linkState, rates) go: "auto" = the DPU side when it offers it, else the host PF. */
+    vfSettings: 'auto',
     /** The dpu-overlay daemon's socket; when nothing answers there the plugin connects to the DPU itself. */
     daemonSocket: '/run/dpu-overlay/dpu.sock',
   },
@@ -61,6 +63,7 @@ export const DpuConfigSchema = z
     localVtep: ip,
     remoteVteps: z.array(ip).max(1024).default([]),
     hwOffload: z.enum(['require', 'enable', 'ignore']).default(DEFAULTS.dpu.hwOffload),
+    vfSettings: z.enum(['auto', 'dpu', 'host']).default(DEFAULTS.dpu.vfSettings),
     daemonSocket: z.union([absolutePath, z.literal('')], { error: 'must be an absolute path, or "" to always connect directly' }).default(DEFAULTS.dpu.daemonSocket),
   })
   .refine((d) => d.knownHostsFile !== undefined || d.hostKeyFingerprint !== undefined, {

@@ -6,7 +6,7 @@ import { CniError } from '../cni/errors';
 import type { DpuConfig } from '../config/schema';
 import { type DaemonOp, type DaemonRequest, type DaemonResponse, type OpArgs, type OpResult, readLines } from './protocol';
 import type { Logger } from '../log';
-import { type DpuClient, dpuTarget, type PlugRequest, type PlugResult, type PortOwner, type UnplugRequest } from '../dpu/api';
+import { type DpuClient, type DpuFacts, type DpuFactsRequest, dpuTarget, type VfFunctionTarget, type VfFunctionValues, type PlugRequest, type PlugResult, type PortOwner, type UnplugRequest } from '../dpu/api';
 import { assertUuid } from '../dpu/ovs/parse';
 import { elapsedMs } from '../util/time';
 
@@ -175,6 +175,17 @@ export class DaemonDpuClient implements DpuClient {
 
   status(): Promise<void> {
     return this.call('status', [], () => undefined);
+  }
+
+  facts(req: DpuFactsRequest): Promise<DpuFacts> {
+    return this.call('facts', [req], (v) => {
+      if (typeof v !== 'object' || v === null) throw new DaemonUnavailable('malformed facts answer');
+      return v as DpuFacts;
+    });
+  }
+
+  setVfFunction(target: VfFunctionTarget, values: VfFunctionValues): Promise<void> {
+    return this.call('setVfFunction', [target, values], () => undefined);
   }
 
   get connectMs(): number | undefined {

@@ -1,7 +1,8 @@
 import { statSync } from 'node:fs';
 import { ErrorCode } from '../cni/errors';
 import type { DpuConfig } from '../config/schema';
-import type { PlugRequest, PlugResult, UnplugRequest } from '../dpu/api';
+import type { DpuFacts, DpuFactsRequest, PlugRequest, PlugResult, UnplugRequest } from '../dpu/api';
+import type { Uplink } from '../dpu/vf-function';
 import { OvsDpuClient } from '../dpu/ovs/client';
 import type { OvsSettings } from '../dpu/ovs/commands';
 import { DpuChannelLost, type DpuTransport, type ExecResult, SshTransport } from '../dpu/ssh';
@@ -21,6 +22,8 @@ export const MAX_BATCH = 64;
  */
 export const MAX_BATCH_BYTES = 512 * 1024;
 const LOST_CHANNEL_ATTEMPTS = 3;
+/** How long the uplink found for a localVtep is trusted: an ADD needing nothing else from the DPU then costs no round trip. */
+export const UPLINK_CACHE_MS = 30000;
 
 function fileStamp(path: string | undefined): string {
   if (!path) return '';
@@ -101,6 +104,7 @@ export class DpuConnection implements DpuTransport {
   private reconnectTimer?: NodeJS.Timeout;
   private closed = false;
   private readonly queues = new Map<string, Queue<unknown, unknown>>();
+  private readonly uplinks = new Map<string, { uplink: Uplink | undefined; at: number }>();
 
   constructor(
     conf: DpuConfig,
@@ -173,6 +177,15 @@ export class DpuConnection implements DpuTransport {
 
   client(s: OvsSettings): OvsDpuClient {
     return new OvsDpuClient(this, s, this.log);
+  }
+
+  /** ADD's facts, the uplink from the cache while it is fresh (an uplink not found is never cached). */
+  async facts(s: OvsSettings, req: DpuFactsRequest): Promise<DpuFacts> {
+    const cached = this.uplinks.get(s.localVtep);
+    if (!req.vfFunction && cached?.uplink && Date.now() - cached.at < UPLINK_CACHE_MS) return { uplink: cached.uplink };
+    const facts = await this.client(s).facts(req);
+    this.uplinks.set(s.localVtep, { uplink: facts.uplink, at: Date.now() });
+    return facts;
   }
 
   plug(s: OvsSettings, req: PlugRequest): Promise<PlugResult> {

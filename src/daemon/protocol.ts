@@ -8,7 +8,7 @@ import type { DpuClient } from '../dpu/api';
  * connection for exactly that identity, never another.
  */
 /** The operations the daemon serves: DpuClient methods, with arguments and answers typed by that API. */
-export const DAEMON_OPS = ['plug', 'unplug', 'check', 'gc', 'status'] as const satisfies ReadonlyArray<keyof DpuClient>;
+export const DAEMON_OPS = ['plug', 'unplug', 'check', 'gc', 'status', 'facts', 'setVfFunction'] as const satisfies ReadonlyArray<keyof DpuClient>;
 export type DaemonOp = (typeof DAEMON_OPS)[number];
 export type OpArgs<K extends DaemonOp> = Parameters<DpuClient[K]>;
 export type OpResult<K extends DaemonOp> = Awaited<ReturnType<DpuClient[K]>>;

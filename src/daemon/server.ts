@@ -54,6 +54,8 @@ const SERVE: { [K in DaemonOp]: (conn: DpuConnection, dpu: DpuConfig, ...args: O
   check: (conn, dpu, req) => conn.client(dpu).check(req),
   gc: (conn, dpu, network, vni, keep) => conn.client(dpu).gc(network, vni, keep ?? []),
   status: (conn, dpu) => conn.client(dpu).status(),
+  facts: (conn, dpu, req) => conn.facts(dpu, req),
+  setVfFunction: (conn, dpu, target, values) => conn.client(dpu).setVfFunction(target, values),
 };
 
 export interface DaemonServerOptions {

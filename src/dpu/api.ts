@@ -1,4 +1,7 @@
 /** What the plugin asks of the DPU; the SSH/OVS implementation is in ovs.ts and ssh.ts. */
+import type { DpuFacts, DpuFactsRequest, VfFunctionTarget, VfFunctionValues } from './vf-function';
+
+export type { DpuFacts, DpuFactsRequest, VfFunctionTarget, VfFunctionValues } from './vf-function';
 
 export interface PortOwner {
   network: string;
@@ -35,6 +38,10 @@ export interface DpuClient {
   /** Removes this network's ports whose owner is not in keep; returns how many went. */
   gc(network: string, vni: number, keep: ReadonlyArray<Pick<PortOwner, 'containerId' | 'ifname'>>): Promise<number>;
   status(): Promise<void>;
+  /** One round trip before ADD changes anything: the uplink holding localVtep and, if asked, the VF function interface. */
+  facts(req: DpuFactsRequest): Promise<DpuFacts>;
+  /** Gives the VF function these values on the DPU side (DPU-mode VF settings). */
+  setVfFunction(target: VfFunctionTarget, values: VfFunctionValues): Promise<void>;
   /** Optional: start connecting now; errors are reported by the first request. */
   warm?(): void;
   /** How long connecting took (SSH handshake, or the daemon's socket), for the closing log line. */

@@ -3,9 +3,10 @@ import type { CniInterface, CniResult } from '../cni/types';
 import { requireVfSource } from '../config/load';
 import { representorName } from '../dpu/api';
 import { interfaceSetupLines, type LinkInfo, parseLinkDevices, temporaryName } from '../kernel/iproute2';
-import { type AllocationOwner, type Attachment, claimIsLive, InvalidRecordError, isInFlight, type VfAdminRecord } from '../store/attachments';
+import { type AllocationOwner, type Attachment, claimIsLive, InvalidRecordError, isInFlight } from '../store/attachments';
 import { selfIdentity } from '../kernel/process';
-import type { DpuClient } from '../dpu/api';
+import type { DpuClient, DpuFacts } from '../dpu/api';
+import { checkUnderlayMtu } from '../dpu/mtu';
 import type { VfInfo } from '../kernel/sysfs';
 import { faultPoint } from '../util/fault';
 import { UndoStack } from '../util/undo';
@@ -13,12 +14,7 @@ import { hostNetnsIdentity, netnsIdentity } from '../kernel/netns';
 import { returnVfToHost, usableNetns } from '../kernel/vf';
 import { type Context, ipamCall, loadRecord, refuseInFlight, withDpu } from './lifecycle';
 import { releaseAttachment } from './release';
-
-function adminSettings(ctx: Context): VfAdminRecord | undefined {
-  const { vlan, vlanQoS, spoofchk, trust, linkState, minTxRate, maxTxRate } = ctx.conf;
-  const s: VfAdminRecord = { vlan, vlanQoS, spoofchk, trust, linkState, minTxRate, maxTxRate };
-  return Object.values(s).some((v) => v !== undefined) ? s : undefined;
-}
+import { applyVfSettings, wantsDpuFunction } from './vf-settings';
 
 /**
  * A claim a new ADD may take over when the pool is exhausted: its container's namespace is gone and the
@@ -138,15 +134,19 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
       faultPoint('add:recorded');
       log.debug({ vf: vf.pci, netdev: link.name }, 'allocated VF');
 
-      const admin = adminSettings(ctx);
-      if (admin) {
-        await timer.step('vfAdmin', async () => {
-          att.adminSaved = await links.vfAdmin(vf.pfName, vf.index);
-          state.saveAttachment(att);
-          await links.setVfAdmin(vf.pfName, vf.index, admin);
-        });
-        undo.push('restore VF admin settings', () => links.setVfAdmin(vf.pfName, vf.index, att.adminSaved ?? {}));
-      }
+      const representor = conf.dpu ? representorName(conf.dpu.representorTemplate, vf.pfIndex, vf.index) : '';
+      // Asked now, awaited where first needed: unless VF settings go to the DPU (they must precede the move), the
+      // question overlaps the SSH handshake, the move and IPAM instead of adding a round trip in front of them.
+      const vfFunction = wantsDpuFunction(ctx, client);
+      const factsAsked = client && conf.dpu ? timer.step('dpuFacts', () => client.facts({ representor, pfIndex: vf.pfIndex, vfIndex: vf.index, ...(vfFunction ? { vfFunction } : {}) })) : undefined;
+      factsAsked?.catch(() => undefined); // a failure is reported where it is awaited
+      const dpuFacts = async (): Promise<DpuFacts | undefined> => {
+        if (!factsAsked || !client || !conf.dpu) return undefined;
+        const facts = await factsAsked;
+        checkUnderlayMtu({ mtu: conf.mtu, localVtep: conf.dpu.localVtep, encap: 'vxlan', uplink: facts.uplink, target: client.target });
+        return facts;
+      };
+      await applyVfSettings(ctx, att, vf, client, vfFunction ? await dpuFacts() : undefined, undo);
 
       await timer.step('moveVf', () => links.moveToNetns(link.name, env.netns, tmpName));
       undo.push('return VF to host', async () => {
@@ -169,7 +169,7 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
 
       // The representor joins the overlay before the link comes up, so the link-up announcement reaches peers.
       if (client && conf.dpu) {
-        const representor = representorName(conf.dpu.representorTemplate, vf.pfIndex, vf.index);
+        await dpuFacts();
         const plug = { network: conf.name, vni: conf.vni, containerId: env.containerId, ifname: env.ifname, netns: env.netns, representor, mtu: conf.mtu };
         const { bridge, portUuid } = await timer.step('dpu', () => client.plug(plug).catch((err: unknown) => {
           throw err instanceof CniError ? new CniError(err.code, `binding representor ${representor} on the DPU failed: ${err.message}`, err.details) : err;

@@ -1,6 +1,7 @@
 import { CniError, ErrorCode } from '../cni/errors';
 import type { CniInterface, CniIpConfig, CniRoute } from '../cni/types';
 import { type Context, ipamCall, loadRecord, withDpu } from './lifecycle';
+import { vfFunctionMismatch, wantsRates } from '../dpu/vf-function';
 
 function fail(msg: string): CniError {
   return new CniError(ErrorCode.CheckFailed, msg);
@@ -53,6 +54,14 @@ export async function cmdCheck(ctx: Context): Promise<void> {
     if (client && att.dpu && conf.dpu) {
       const plug = { network: att.network, vni: att.vni, containerId, ifname, netns, representor: att.dpu.representor, mtu: att.mtu };
       await timer.step('dpu', () => client.check(plug));
+    }
+    if (client && att.vfFunction) {
+      const fn = att.vfFunction;
+      const facts = await timer.step('vfFunction', () => client.facts({ representor: att.dpu?.representor ?? '', pfIndex: att.vf.pfIndex, vfIndex: att.vf.index, vfFunction: { rates: wantsRates(fn.applied) } }));
+      const now = facts.vfFunction;
+      if (!now || now.target.path !== fn.target.path) throw fail(`DPU ${client.target}: the VF function of ${att.dpu?.representor ?? `VF ${att.vf.index}`} (${fn.target.path}) is gone`);
+      const mismatch = vfFunctionMismatch(fn.target, fn.applied, now.values);
+      if (mismatch) throw fail(`DPU ${client.target}: VF function of ${att.dpu?.representor ?? `VF ${att.vf.index}`}: ${mismatch}`);
     }
   });
 }

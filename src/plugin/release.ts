@@ -4,6 +4,7 @@ import { returnVfToHost, usableNetns } from '../kernel/vf';
 import { type Attachment, isInFlight } from '../store/attachments';
 import { faultPoint } from '../util/fault';
 import { type Context, delegatedDelConfig, ipamCall, loadRecord } from './lifecycle';
+import { restoreVfFunction } from './vf-settings';
 
 /** Gives back everything on the host: IPs, the VF (name, MAC, MTU, admin settings), the allocation. */
 export async function releaseHost(ctx: Context, att: Attachment, netnsHint: string): Promise<void> {
@@ -25,15 +26,16 @@ export async function releaseHost(ctx: Context, att: Attachment, netnsHint: stri
  * An ADD that died before recording its port (phase "adding") may still have plugged one: found by owner.
  */
 export async function releaseDpu(ctx: Context, att: Attachment, dpu: DpuClient | undefined): Promise<void> {
-  if (!dpu || !(att.dpu || att.phase === 'adding')) return;
+  if (!dpu || !(att.dpu || att.vfFunction || att.phase === 'adding')) return;
   const req = { network: att.network, vni: att.vni, containerId: att.containerId, ifname: att.ifname, representor: att.dpu?.representor ?? '', portUuid: att.dpu?.portUuid };
   try {
-    await ctx.timer.step('dpu', () => dpu.unplug(req));
+    await restoreVfFunction(ctx, att, dpu);
+    if (att.dpu || att.phase === 'adding') await ctx.timer.step('dpu', () => dpu.unplug(req));
   } catch (err) {
     // Unreachable or slow DPU: code 11 so the runtime retries. Auth, host key and command errors keep their own code.
     const code = err instanceof CniError ? err.code : ErrorCode.TryAgainLater;
     const msg = err instanceof Error ? err.message : String(err);
-    throw new CniError(code, `host side released, but unplugging ${att.dpu?.representor ?? `the ports of ${att.containerId}/${att.ifname}`} on DPU ${att.dpu?.target ?? dpu.target} failed; retry DEL: ${msg}`);
+    throw new CniError(code, `host side released, but ${att.vfFunction ? 'restoring the VF function or ' : ''}unplugging ${att.dpu?.representor ?? `the ports of ${att.containerId}/${att.ifname}`} on DPU ${att.dpu?.target ?? dpu.target} failed; retry DEL: ${msg}`);
   }
 }
 
@@ -78,7 +80,7 @@ async function releaseLocked(ctx: Context, att: Attachment, netnsHint: string, d
   const { state } = ctx;
   if (!att.hostReleased) {
     await releaseHost(ctx, att, netnsHint);
-    if (att.dpu || att.phase === 'adding') {
+    if (att.dpu || att.vfFunction || att.phase === 'adding') {
       att.hostReleased = true;
       if (att.dpu) att.dpu.unplugPending = true;
       state.saveAttachment(att);

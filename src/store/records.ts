@@ -2,6 +2,7 @@ import * as z from 'zod';
 import type { CniResult } from '../cni/types';
 import type { ProcessIdentity } from '../kernel/process';
 import { ifnameProblem } from '../cni/env';
+import type { VfFunctionTarget, VfFunctionValues } from '../dpu/vf-function';
 import { formatIssues } from '../config/load';
 import { absolutePath, type DpuConfig, DpuConfigSchema, ipamType, mac, NETDEV_NAME, NETWORK_NAME, pciAddress, VF_ADMIN_FIELDS } from '../config/schema';
 
@@ -34,6 +35,13 @@ export interface VfAdminRecord {
   maxTxRate?: number;
 }
 
+/** VF settings applied on the DPU side (DPU mode): where, what ADD set, and what was there before. */
+export interface VfFunctionRecord {
+  target: VfFunctionTarget;
+  applied: VfFunctionValues;
+  saved: VfFunctionValues;
+}
+
 export interface DpuRecord {
   target: string;
   bridge: string;
@@ -63,6 +71,7 @@ export interface Attachment {
   mac?: string;
   mtu: number;
   adminSaved?: VfAdminRecord;
+  vfFunction?: VfFunctionRecord;
   /** The network config of ADD, replayed to the IPAM plugin on DEL. */
   rawConfig: string;
   ipamType?: string;
@@ -116,6 +125,16 @@ const VfRecordSchema = z.object({
 
 const VfAdminSchema = z.object({ mac: mac.optional(), ...VF_ADMIN_FIELDS });
 
+const VfFunctionValuesSchema = z.object({ mac: mac.optional(), linkState: VF_ADMIN_FIELDS.linkState, minTxRate: VF_ADMIN_FIELDS.minTxRate, maxTxRate: VF_ADMIN_FIELDS.maxTxRate });
+const VfFunctionRecordSchema = z.object({
+  target: z.discriminatedUnion('path', [
+    z.object({ path: z.literal('devlink'), handle: z.string().regex(/^pci\/[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]\/(0|[1-9][0-9]{0,8})$/, 'must be a devlink port handle pci/<address>/<index>') }),
+    z.object({ path: z.literal('smartnic'), pfIndex: z.number().int().min(0).max(255), vfIndex: z.number().int().min(0).max(65535) }),
+  ]),
+  applied: VfFunctionValuesSchema,
+  saved: VfFunctionValuesSchema,
+});
+
 const DpuRecordSchema = z.object({
   target: z.string().max(400).regex(/^[^\0\n\r]+$/, 'must be a DPU address'),
   bridge: z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,14}$/, 'must be an OVS bridge name'),
@@ -140,6 +159,7 @@ export const AttachmentSchema = z.object({
   mac: mac.optional(),
   mtu: z.number().int().min(68).max(65535),
   adminSaved: VfAdminSchema.optional(),
+  vfFunction: VfFunctionRecordSchema.optional(),
   rawConfig: z.string().max(16 * 1024 * 1024),
   ipamType: ipamType.optional(),
   cniPath: z.array(absolutePath).max(256),

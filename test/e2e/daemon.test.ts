@@ -95,13 +95,29 @@ describe('dpu-overlay daemon', () => {
     expect(cni(A, { ...conf(), prevResult: viaDaemon.json }, { command: 'CHECK', containerId: 'd1', netns: ns }).status).toBe(0);
     expect(cni(A, conf(), { command: 'DEL', containerId: 'd1', netns: ns }).status).toBe(0);
     expect(containerPorts()).toEqual([]);
-    expect(requests().slice(requestsBefore)).toEqual(['plug', 'check', 'unplug']);
+    expect(requests().slice(requestsBefore)).toEqual(['facts', 'plug', 'check', 'unplug']);
 
     const direct = cni(A, conf({ daemon: false }), { command: 'ADD', containerId: 'd1', netns: ns });
     expect(direct.status).toBe(0);
     expect(withoutIps(viaDaemon)).toEqual(withoutIps(direct));
     expect(cni(A, conf({ daemon: false }), { command: 'DEL', containerId: 'd1', netns: ns }).status).toBe(0);
     expect(allocations()).toEqual([]);
+  });
+
+  test('DPU-side VF MAC through the daemon: set on the DPU at ADD, held by CHECK, restored at DEL', () => {
+    const MAC = '02:aa:dd:00:00:01';
+    const c = { ...conf(), mac: MAC };
+    const hwAddr = () => (JSON.parse(dpuExec('a', 'devlink', '-j', 'port', 'show', 'pci/0000:03:00.0/1')) as { port: Record<string, { function: { hw_addr: string } }> }).port['pci/0000:03:00.0/1']?.function.hw_addr;
+    const ns = container('dmac');
+    const requestsBefore = requests().length;
+    const add = cni(A, c, { command: 'ADD', containerId: 'dmac', netns: ns });
+    expect([add.status, add.json?.msg]).toEqual([0, undefined]);
+    expect(hwAddr()).toBe(MAC);
+    const check = cni(A, { ...c, prevResult: add.json }, { command: 'CHECK', containerId: 'dmac', netns: ns });
+    expect([check.status, check.json?.msg]).toEqual([0, undefined]);
+    expect(cni(A, c, { command: 'DEL', containerId: 'dmac', netns: ns }).status).toBe(0);
+    expect(hwAddr()).toBe('00:00:00:00:00:00');
+    expect(requests().slice(requestsBefore)).toEqual(['facts', 'setVfFunction', 'plug', 'check', 'facts', 'setVfFunction', 'unplug']);
   });
 
   test.each([

@@ -39,7 +39,7 @@ const ODD_ENV = ['CNI_IFNAME', 'CNI_IFNAME', 'CNI_CONTAINERID', 'CNI_NETNS', 'CN
 const STRING_FIELDS = [
   'name', 'pf', 'mac', 'deviceID', 'pciBusID', 'spoofchk', 'trust', 'linkState', 'logLevel', 'ipam.type', 'dpu.host', 'dpu.user',
   'dpu.bridgePrefix', 'dpu.representorTemplate', 'dpu.localVtep', 'dpu.remoteVteps.0', 'dpu.hostKeyFingerprint', 'dpu.datapathType',
-  'dpu.hwOffload', 'runtimeConfig.mac', 'runtimeConfig.deviceID', 'args.cni.mac',
+  'dpu.hwOffload', 'dpu.vfSettings', 'runtimeConfig.mac', 'runtimeConfig.deviceID', 'args.cni.mac',
 ] as const;
 /** Path fields: a relative hostile value is code 7. */
 const PATH_FIELDS = ['sysfsRoot', 'stateDir', 'logFile', 'dpu.privateKeyFile', 'dpu.knownHostsFile'] as const;

@@ -31,6 +31,7 @@ DEFAULT_VFS=8
 MAX_VFS=200
 MARKER=.dpuo-testbed
 PROG=${0##*/}
+TESTKIT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
 msg() { printf '%s: %s\n' "$PROG" "$*" >&2; }
@@ -255,6 +256,7 @@ ANCHOR_SCRIPT='set -e
 hostname "$4"
 mount --bind "$1" /var/run/openvswitch
 mount --bind "$2" /root
+[ ! -e /usr/sbin/devlink ] || mount --bind "$5" /usr/sbin/devlink
 echo $$ >"$3.tmp"
 mv "$3.tmp" "$3"
 exec sleep infinity'
@@ -318,8 +320,11 @@ EOF
 
   # ---- anchor: private mount (+UTS) ns with the OVS run dir on
   # /var/run/openvswitch and an empty /root; every DPU process joins it
+  # emulation of DPU-mode VF settings: this DPU's devlink is a stand-in (devlink-standin.sh)
+  printf '#!/bin/bash\nexec bash %q %q %q %q "$@"\n' "$TESTKIT/devlink-standin.sh" "$dir/devlink-state" "$hns" "$vfs" >"$dir/devlink"
+  chmod 0755 "$dir/devlink"
   setsid -f ip netns exec "$dns" unshare -m -u --propagation private \
-    sh -c "$ANCHOR_SCRIPT" anchor "$run" "$home" "$dir/anchor.pid" "$dns" \
+    sh -c "$ANCHOR_SCRIPT" anchor "$run" "$home" "$dir/anchor.pid" "$dns" "$dir/devlink" \
     </dev/null >/dev/null 2>>"$dir/log/anchor.log"
   wait_for_file "$dir/anchor.pid" 500 || {
     cat "$dir/log/anchor.log" >&2

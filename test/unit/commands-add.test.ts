@@ -156,6 +156,7 @@ describe('ADD', () => {
 
   it('uses the configured mtu', async () => {
     const b = bed();
+    b.dpu.uplink = { dev: 'p0', mtu: 9050 };
     const out = await b.run('ADD', { config: b.config({ mtu: 9000 }) });
     expect((out.json?.interfaces as Array<{ mtu: number }>)[0]?.mtu).toBe(9000);
     expect(b.host.batches(NS)[0]).toContain('link set dev net1 mtu 9000');

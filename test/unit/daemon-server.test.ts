@@ -40,6 +40,11 @@ let port = 0;
 const table = (headings: string[], data: unknown[][]) => JSON.stringify({ data, headings });
 
 function answer(command: string): { out: string; err: string; code: number } {
+  if (command.startsWith('ip -j addr show to ')) {
+    const ports = { port: { 'pci/0000:03:00.0/1': { netdev: 'pf0vf0', flavour: 'pcivf', function: { hw_addr: '00:00:00:00:00:00', state: 'active' } } } };
+    return { out: `[{"ifname":"br-phy","mtu":1500}]\n${command.includes('devlink -j port show') ? JSON.stringify(ports) : ''}`, err: '', code: 0 };
+  }
+  if (command.startsWith('devlink port function set ')) return { out: '', err: '', code: 0 };
   if (command.includes('name=pfbad')) return { out: '', err: 'ovs-vsctl: cannot create pfbad', code: 1 };
   const removals = command.split(' remove Bridge ').length - 1;
   if (removals > 0) {
@@ -104,7 +109,7 @@ afterAll(async () => {
 function dpuConf(socket: string, extra: Partial<DpuConfig> = {}): DpuConfig {
   return {
     host: '127.0.0.1', port, user: 'root', privateKeyFile: userKey.priv, hostKeyFingerprint, timeoutMs: 5000, bridgePrefix: 'br-vni', datapathType: 'netdev',
-    representorTemplate: 'pf{pf}vf{vf}', localVtep: '192.0.2.1', remoteVteps: [], hwOffload: 'ignore', daemonSocket: socket, ...extra,
+    representorTemplate: 'pf{pf}vf{vf}', localVtep: '192.0.2.1', remoteVteps: [], hwOffload: 'ignore', vfSettings: 'auto', daemonSocket: socket, ...extra,
   };
 }
 
@@ -160,6 +165,25 @@ describe('DaemonServer', () => {
       expect(commands.length - before.commands).toBe(txns.length);
       expect(connections - before.connections).toBe(1);
       for (const c of clients) c.close();
+    });
+  });
+
+  it('carries facts (the uplink cached per localVtep) and VF function settings', async () => {
+    await withDaemon('facts', async (socket) => {
+      const c = new DaemonDpuClient(dpuConf(socket), silentLogger(), noDirect);
+      const before = commands.length;
+      const req = { representor: 'pf0vf0', pfIndex: 0, vfIndex: 0 };
+      expect(await c.facts(req)).toEqual({ uplink: { dev: 'br-phy', mtu: 1500 } });
+      expect(await c.facts(req)).toEqual({ uplink: { dev: 'br-phy', mtu: 1500 } });
+      expect(commands.length - before).toBe(1);
+      expect((await c.facts({ ...req, vfFunction: { rates: false } })).vfFunction).toEqual({ target: { path: 'devlink', handle: 'pci/0000:03:00.0/1' }, values: { mac: '00:00:00:00:00:00', linkState: 'enable' } });
+      await c.setVfFunction({ path: 'devlink', handle: 'pci/0000:03:00.0/1' }, { mac: '02:aa:00:00:00:01' });
+      expect(commands.slice(before)).toEqual([
+        'ip -j addr show to 192.0.2.1',
+        'ip -j addr show to 192.0.2.1 && devlink -j port show',
+        'devlink port function set pci/0000:03:00.0/1 hw_addr 02:aa:00:00:00:01',
+      ]);
+      c.close();
     });
   });
 

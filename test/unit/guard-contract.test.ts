@@ -13,6 +13,9 @@ import {
 } from '../../src/dpu/ovs/commands';
 import { type Argv, commandLine } from '../../src/dpu/quote';
 import { REMOTE_COMMAND } from '../../src/dpu/ssh';
+import { DEVLINK_PORTS_QUERY, DEVLINK_RATES_QUERY, smartnicQuery, uplinkQuery, vfFunctionSetCommands } from '../../src/dpu/vf-function';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpDir } from './helpers/tmp';
 
 const GUARD = join(__dirname, '..', '..', 'guard', 'dpu-guard.sh');
 const UUID = ['0f6a1a55-3f2d-4c43-9d8e-1b2c3d4e5f60', 'a1b2c3d4-e5f6-4711-8899-aabbccddeeff'] as const;
@@ -100,5 +103,69 @@ describe('every DPU command the plugin builds passes the guard unchanged', () =>
     const out = throughGuard(commands);
     expect(out.status).toBe(126);
     expect(out.argv).toEqual([]);
+  });
+});
+
+describe('DPU-mode VF settings and the uplink query pass the guard; anything wider is refused', () => {
+  const HANDLE = 'pci/0000:03:00.0/1';
+  it('the facts queries and every set shape the builders make', () => {
+    expectAccepted([uplinkQuery('198.51.100.1'), DEVLINK_PORTS_QUERY, DEVLINK_RATES_QUERY]);
+    expectAccepted([uplinkQuery('2001:db8::1')]);
+    expectAccepted([smartnicQuery(1, 127)]);
+    for (const values of [{ mac: '02:aa:00:00:00:01', linkState: 'disable' as const, minTxRate: 0, maxTxRate: 100000 }, { mac: '00:00:00:00:00:00' }, { linkState: 'auto' as const }, { maxTxRate: 5 }]) {
+      expectAccepted(vfFunctionSetCommands({ path: 'devlink', handle: HANDLE }, values));
+      expectAccepted(vfFunctionSetCommands({ path: 'smartnic', pfIndex: 0, vfIndex: 3 }, values));
+    }
+  });
+
+  it.each([
+    [['devlink', 'port', 'function', 'set', HANDLE, 'hw_addr', '03:00:00:00:00:01']],
+    [['devlink', 'port', 'function', 'set', HANDLE, 'hw_addr', 'ff:ff:ff:ff:ff:ff']],
+    [['devlink', 'port', 'function', 'set', HANDLE, 'roce', 'disable']],
+    [['devlink', 'port', 'function', 'set', HANDLE, 'state', 'active', 'state', 'inactive']],
+    [['devlink', 'port', 'function', 'set', 'pf0vf0', 'state', 'active']],
+    [['devlink', 'port', 'function', 'set', 'pci/0000:03:00.0/1/2', 'state', 'active']],
+    [['devlink', 'port', 'function', 'rate', 'set', HANDLE, 'tx_max', '100']],
+    [['devlink', 'port', 'function', 'rate', 'set', HANDLE, 'parent', 'node1']],
+    [['devlink', 'port', 'del', HANDLE]],
+    [['devlink', 'dev', 'eswitch', 'set', 'pci/0000:03:00.0', 'mode', 'legacy']],
+    [['devlink', 'dev', 'reload', 'pci/0000:03:00.0']],
+    [['ip', '-j', 'addr', 'show']],
+    [['ip', 'addr', 'add', '198.51.100.9/24', 'dev', 'p0']],
+    [['cat', '/etc/shadow']],
+    [['cat', '/sys/class/net/p0/smart_nic/vf0/../../../../../../etc/shadow']],
+    [['cat', '/sys/class/net/p0/smart_nic/pf/config']],
+    [['dpu-guard', 'smartnic-write', '/sys/class/net/p0/smart_nic/pf/mac', '02:aa:00:00:00:01']],
+    [['dpu-guard', 'smartnic-write', '/sys/class/net/p0/smart_nic/vf0/mac', '02:aa:00:00:00:01\n']],
+    [['dpu-guard', 'smartnic-write', '/sys/class/net/p0/smart_nic/vf0/trust', 'on']],
+    [['dpu-guard', 'smartnic-write', '/sys/class/net/p0/smart_nic/vf0/vport_state', 'up']],
+    [['dpu-guard', 'smartnic-write', '/etc/passwd', '1']],
+  ])('refused: %j', (argv) => {
+    expect(throughGuard([argv]).status).toBe(126);
+  });
+
+  it('a port function set runs only on a VF representor named like the template (devlink is asked about the handle first)', () => {
+    const bin = tmpDir('guard-devlink-');
+    const log = `${bin}/log`;
+    // a devlink that knows the uplink (physical) and pf0vf0 (pcivf), and logs what it is asked to set
+    writeFileSync(`${bin}/devlink`, `#!/bin/sh
+case "$*" in
+  "-j port show pci/0000:03:00.0/65535") echo '{"port":{"pci/0000:03:00.0/65535":{"type":"eth","netdev":"p0","flavour":"physical"}}}' ;;
+  "-j port show pci/0000:03:00.0/1") echo '{"port":{"pci/0000:03:00.0/1":{"type":"eth","netdev":"pf0vf0","flavour":"pcivf","pfnum":0,"vfnum":0}}}' ;;
+  "-j port show pci/0000:03:00.0/2") echo '{"port":{"pci/0000:03:00.0/2":{"type":"eth","netdev":"eth9","flavour":"pcivf","pfnum":0,"vfnum":1}}}' ;;
+  "-j port show "*) exit 1 ;;
+  *) echo "$*" >>${log} ;;
+esac
+`);
+    chmodSync(`${bin}/devlink`, 0o755);
+    const run = (argv: string[]) =>
+      spawnSync('sh', [GUARD], { input: commandLine([argv]) + '\n', env: { PATH: `${bin}:${process.env.PATH}`, SSH_ORIGINAL_COMMAND: REMOTE_COMMAND }, encoding: 'utf8' });
+    expect(run(['devlink', 'port', 'function', 'set', 'pci/0000:03:00.0/1', 'hw_addr', '02:aa:00:00:00:01']).status).toBe(0);
+    for (const handle of ['pci/0000:03:00.0/65535', 'pci/0000:03:00.0/2', 'pci/0000:03:00.0/7']) {
+      const r = run(['devlink', 'port', 'function', 'rate', 'set', handle, 'tx_max', '1mbit']);
+      expect(r.status).toBe(126);
+      expect(r.stderr).toMatch(/is not the port of a VF representor on this DPU/);
+    }
+    expect(readFileSync(log, 'utf8')).toBe('port function set pci/0000:03:00.0/1 hw_addr 02:aa:00:00:00:01\n');
   });
 });

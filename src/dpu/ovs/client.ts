@@ -8,6 +8,10 @@ import {
 import { assertUuid, hwOffloadValue, mapOf, type OvsTable, parseBridgeUsage, parseTables, rows, uuidOf, uuidSet } from './parse';
 import { type Argv, commandLine } from '../quote';
 import type { DpuTransport } from '../ssh';
+import {
+  DEVLINK_PORTS_QUERY, DEVLINK_RATES_QUERY, type DpuFacts, type DpuFactsRequest, parseDevlinkPort, parseDevlinkRate, parseSmartnicConfig, parseUplink,
+  smartnicQuery, splitJsonDocuments, uplinkQuery, type VfFunctionState, type VfFunctionTarget, type VfFunctionValues, vfFunctionSetCommands,
+} from '../vf-function';
 
 /** What the daemon's recovery probe sees on a DPU. */
 export interface DpuProbe {
@@ -166,6 +170,46 @@ export class OvsDpuClient implements DpuClient {
       if (uuid) ports.set(uuid, { network: ids[EXT.network] ?? '', containerId: ids[EXT.container] ?? '', ifname: ids[EXT.ifname] ?? '' });
     }
     return { bootId, dbUuid, ports };
+  }
+
+  /**
+   * The uplink and the devlink port of the representor in one round trip; a second one only for a DPU whose
+   * devlink does not show that port (the older BSP's smart_nic files, or NIC mode).
+   */
+  async facts(req: DpuFactsRequest): Promise<DpuFacts> {
+    const commands = [uplinkQuery(this.s.localVtep)];
+    if (req.vfFunction) commands.push(DEVLINK_PORTS_QUERY, ...(req.vfFunction.rates ? [DEVLINK_RATES_QUERY] : []));
+    const r = await this.transport.exec(commandLine(commands));
+    // The && chain stops at the first failure: what ran before it is still in stdout (a DPU without devlink).
+    const docs = r.exitCode === 126 && /dpu-guard: refused/.test(r.stderr) ? [] : splitJsonDocuments(r.stdout);
+    if (docs.length === 0) {
+      throw new CniError(ErrorCode.DpuCommandFailed, `DPU ${this.target}: uplink query failed (exit ${r.exitCode}): ${r.stderr.trim().slice(0, 600)}${r.exitCode === 126 ? ' (is guard/dpu-guard.sh on the DPU as new as the plugin?)' : ''}`);
+    }
+    const facts: DpuFacts = { uplink: parseUplink(docs[0]) };
+    if (req.vfFunction) facts.vfFunction = this.devlinkFunction(docs, req.representor) ?? (await this.smartnicFunction(req.pfIndex, req.vfIndex));
+    return facts;
+  }
+
+  private devlinkFunction(docs: unknown[], representor: string): VfFunctionState | undefined {
+    const port = parseDevlinkPort(docs[1], representor);
+    if (!port) return undefined;
+    const rates = docs.length > 2 ? parseDevlinkRate(docs[2], port.handle) : {};
+    return { target: { path: 'devlink', handle: port.handle }, values: { ...port.values, ...rates } };
+  }
+
+  private async smartnicFunction(pfIndex: number, vfIndex: number): Promise<VfFunctionState | undefined> {
+    const r = await this.transport.exec(commandLine([smartnicQuery(pfIndex, vfIndex)]));
+    if (r.exitCode !== 0) return undefined;
+    return { target: { path: 'smartnic', pfIndex, vfIndex }, values: parseSmartnicConfig(r.stdout) };
+  }
+
+  async setVfFunction(target: VfFunctionTarget, values: VfFunctionValues): Promise<void> {
+    const commands = vfFunctionSetCommands(target, values);
+    if (commands.length === 0) return;
+    const r = await this.transport.exec(commandLine(commands));
+    if (r.exitCode !== 0) {
+      throw new CniError(ErrorCode.DpuCommandFailed, `DPU ${this.target}: setting the VF function (${target.path}) failed (exit ${r.exitCode}): ${(r.stderr.trim() || r.stdout.trim()).slice(0, 600)}`);
+    }
   }
 
   warm(): void {

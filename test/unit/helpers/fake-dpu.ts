@@ -1,6 +1,7 @@
-import type { DpuClient, PlugRequest, PlugResult, PortOwner, UnplugRequest } from '../../../src/dpu/api';
+import type { DpuClient, DpuFacts, DpuFactsRequest, PlugRequest, PlugResult, PortOwner, UnplugRequest, VfFunctionTarget, VfFunctionValues } from '../../../src/dpu/api';
+import type { Uplink, VfFunctionState } from '../../../src/dpu/vf-function';
 
-type Method = 'plug' | 'unplug' | 'check' | 'gc' | 'status';
+type Method = 'plug' | 'unplug' | 'check' | 'gc' | 'status' | 'facts' | 'setVfFunction';
 
 /** A DpuClient that records every call and can be told to fail; it keeps the plugged ports like the DPU would. */
 export class FakeDpu implements DpuClient {
@@ -9,6 +10,9 @@ export class FakeDpu implements DpuClient {
   readonly failures: Partial<Record<Method, Error>> = {};
   readonly ports = new Map<string, PlugRequest>();
   closed = 0;
+  uplink: Uplink | undefined = { dev: 'br-phy', mtu: 1500 };
+  /** The VF function interface this DPU offers (undefined: NIC mode); setVfFunction writes its values. */
+  vfFunction: VfFunctionState | undefined;
   gcRemoves = 0;
   private seq = 0;
 
@@ -46,6 +50,16 @@ export class FakeDpu implements DpuClient {
 
   async status(): Promise<void> {
     this.enter('status', undefined);
+  }
+
+  async facts(req: DpuFactsRequest): Promise<DpuFacts> {
+    this.enter('facts', req);
+    return { uplink: this.uplink, ...(req.vfFunction && this.vfFunction ? { vfFunction: { target: this.vfFunction.target, values: { ...this.vfFunction.values } } } : {}) };
+  }
+
+  async setVfFunction(target: VfFunctionTarget, values: VfFunctionValues): Promise<void> {
+    this.enter('setVfFunction', { target, values });
+    if (this.vfFunction) this.vfFunction.values = { ...this.vfFunction.values, ...values };
   }
 
   close(): void {
