@@ -31,6 +31,8 @@ export const DEFAULTS = {
   logLevel: 'info',
   logFile: '/var/log/dpu-overlay.log',
   daemonLogFile: '/var/log/dpu-overlay-daemon.log',
+  /** This host's values (DPU, keys, VTEPs, PF) under a cluster-wide network config; see node-file.ts. */
+  nodeConfig: '/etc/cni/dpu-overlay/node.json',
   dpu: {
     port: 22,
     user: 'root',
@@ -117,6 +119,8 @@ export const NetConfSchema = z.object({
   logFile: absolutePath.default(DEFAULTS.logFile),
   ipam: IpamSchema.optional(),
   dpu: DpuConfigSchema.optional(),
+  dpus: z.record(z.string().regex(NETDEV_NAME, 'must be a PF network interface name'), DpuConfigSchema).optional(),
+  nodeConfig: absolutePath.default(DEFAULTS.nodeConfig),
   runtimeConfig: RuntimeConfigSchema.optional(),
   args: z.looseObject({ cni: z.looseObject({ mac: mac.optional(), ips: z.array(z.string().max(64)).max(64).optional() }).optional() }).optional(),
   prevResult: PrevResultSchema.optional(),

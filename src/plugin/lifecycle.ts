@@ -2,6 +2,7 @@ import type { CniRequest } from '../cni/skel';
 import type { DpuClient } from '../dpu/api';
 import type { DpuConfig } from '../config/schema';
 import { loadNetConf, type NetConf } from '../config/load';
+import { nodeConfigPath, readNodeFile } from '../config/node-file';
 import { IpamDelegate, type IpamCall } from '../cni/invoke';
 import { LinkOps } from '../kernel/iproute2';
 import type { CommandRunner } from '../kernel/exec';
@@ -33,7 +34,7 @@ export interface Context {
 
 export function prepare(req: CniRequest, deps: Deps): Context {
   const timer = new StepTimer();
-  const conf = loadNetConf(req.config, req.env.args);
+  const conf = loadNetConf(req.config, req.env.args, readNodeFile(nodeConfigPath(req.config)));
   const bindings = { command: req.env.command, containerId: req.env.containerId || undefined, ifname: req.env.ifname || undefined, network: conf.name };
   const log = deps.logger ? deps.logger(conf, bindings) : createLogger(conf, bindings);
   const state = new StateStore(conf.stateDir);
