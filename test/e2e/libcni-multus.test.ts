@@ -253,7 +253,10 @@ describe('the NAD as shipped on two nodes, each with its own node file', () => {
     expect(ping(b.ns, a.ip)).toBe(true);
     for (const p of pods) libcni({ command: 'CHECK', ...p.call }, host(p.s));
     // each node's plugin logged where its own node file says (site b has no other configuration at all)
-    expect(readFileSync(join(tb.stateDir, 'plugin-b.log'), 'utf8')).toContain('"msg":"attached"');
+    const logB = readFileSync(join(tb.stateDir, 'plugin-b.log'), 'utf8');
+    expect(logB).toContain(`"nodeConfig":"${NODE_FILE}"`);
+    expect(logB).toContain('"msg":"node file merged"');
+    expect(logB).toContain('"msg":"attached"');
     for (const p of pods) {
       libcni({ command: 'DEL', ...p.call }, host(p.s));
       expect(linkJson(p.s.hostNetns, p.vf.netdev)?.address).toBe(p.vf.mac);
