@@ -80,7 +80,14 @@ export function readNodeFile(path: string, owner = 0): NodeFile {
     if (!st.isFile()) throw invalid(`node file ${path} is not a regular file`);
     if (st.uid !== owner) throw invalid(`node file ${path} is owned by uid ${st.uid}, not ${owner}; chown ${owner} ${path}`);
     if ((st.mode & 0o022) !== 0) throw invalid(`node file ${path} is writable by group or others (mode ${(st.mode & 0o777).toString(8)}); chmod go-w ${path}`);
-    text = readCapped(fd, path);
+    // empty is no JSON either; and procfs files (size 0) are never read, where reading may consume (/proc/kmsg)
+    if (st.size === 0) throw invalid(`node file ${path} is empty; write a JSON object, e.g. {}`);
+    try {
+      text = readCapped(fd, path);
+    } catch (err) {
+      if (err instanceof CniError) throw err;
+      throw new CniError(ErrorCode.IoFailure, `node file ${path} cannot be read: ${(err as Error).message}`);
+    }
   } finally {
     closeSync(fd);
   }
@@ -94,7 +101,9 @@ export function parseNodeFile(text: string, path: string): Json {
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    throw invalid(`node file ${path} is not valid JSON: ${(err as Error).message}`);
+    // only the position: V8's message quotes the text, and nodeConfig may name any root-owned file
+    const at = /position (\d+)/.exec((err as Error).message)?.[1];
+    throw invalid(`node file ${path} is not valid JSON${at === undefined ? '' : ` (at byte ${at})`}`);
   }
   if (!isObject(parsed)) throw invalid(`node file ${path} must hold one JSON object`);
   const allowed: readonly string[] = NODE_FILE_KEYS;

@@ -227,6 +227,20 @@ describe('readNodeFile: a root-owned regular file, not writable by group or othe
     expect(err.message).toContain('is not a regular file');
   });
 
+  it('an empty file, or a procfs file (size 0), is refused unread', () => {
+    const err = errorOf(() => read(write('')));
+    expect(err.code).toBe(7);
+    expect(err.message).toContain('is empty');
+    if (ME === 0) expect(errorOf(() => readNodeFile('/proc/sys/kernel/hostname')).message).toContain('is empty');
+  });
+
+  it('a file that is not JSON is not quoted in the error (nodeConfig may name any root-owned file)', () => {
+    const path = write('root:$y$j9T$secrethash:19000:0:99999:7:::\n');
+    const err = errorOf(() => read(path));
+    expect(err.message).toMatch(/is not valid JSON( \(at byte \d+\))?$/);
+    expect(err.message).not.toContain('secret');
+  });
+
   it(`larger than ${NODE_FILE_MAX_BYTES} bytes: refused`, () => {
     const path = write(`{"pf":"${'x'.repeat(NODE_FILE_MAX_BYTES)}"}`);
     const err = errorOf(() => read(path));
