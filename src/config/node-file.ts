@@ -41,7 +41,7 @@ function errnoOf(err: unknown): string | undefined {
 }
 
 function readCapped(fd: number, path: string): string {
-  const buf = Buffer.alloc(NODE_FILE_MAX_BYTES + 1);
+  const buf = Buffer.allocUnsafe(NODE_FILE_MAX_BYTES + 1);
   let len = 0;
   for (let n; len < buf.length && (n = readSync(fd, buf, len, buf.length - len, null)) > 0; ) len += n;
   if (len > NODE_FILE_MAX_BYTES) throw invalid(`node file ${path} is larger than ${NODE_FILE_MAX_BYTES} bytes; it holds a few settings only`);
@@ -78,7 +78,7 @@ export function readNodeFile(path: string, owner = 0): NodeFile {
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw invalid(`node file ${path} is not a regular file`);
-    if (st.uid !== owner) throw invalid(`node file ${path} is owned by uid ${st.uid}, not ${owner}; chown ${owner} ${path}`);
+    if (st.uid !== owner) throw invalid(`node file ${path} is owned by uid ${st.uid}, not ${owner}; chown ${owner === 0 ? 'root' : owner} ${path}`);
     if ((st.mode & 0o022) !== 0) throw invalid(`node file ${path} is writable by group or others (mode ${(st.mode & 0o777).toString(8)}); chmod go-w ${path}`);
     // empty is no JSON either; and procfs files (size 0) are never read, where reading may consume (/proc/kmsg)
     if (st.size === 0) throw invalid(`node file ${path} is empty; write a JSON object, e.g. {}`);

@@ -198,7 +198,7 @@ describe('readNodeFile: a root-owned regular file, not writable by group or othe
     chownSync(path, 4321, 0);
     const err = errorOf(() => read(path));
     expect(err.code).toBe(7);
-    expect(err.message).toContain(`is owned by uid 4321, not 0; chown 0 ${path}`);
+    expect(err.message).toContain(`is owned by uid 4321, not 0; chown root ${path}`);
   });
 
   it('a directory others can write (they could swap the file): refused', () => {
