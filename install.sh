@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # install.sh: set up dpu-overlay.
 #
-#   ./install.sh [--no-apt] [--no-build] [--cni-bin-dir DIR]       on a host (Debian 12, Node 20, root)
+#   ./install.sh [--no-apt] [--no-build] [--cni-bin-dir DIR]       on a host (Debian 12, root; Node 20 to build)
+#   ./install.sh --dev [...]                                         also what the tests, demo and benchmarks need
 #   ./install.sh --dpu [--authorize-key FILE.pub] [...]              on a BlueField DPU (root)
 #
 # Idempotent: re-running skips what is already in place. See --help and README.md.
@@ -10,16 +11,23 @@ set -euo pipefail
 REPO=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 PROG=install.sh
 
-# Debian packages the plugin, its tests, the demo and the benchmarks need (the tests start their own
+# Debian packages the plugin needs at run time: ip (iproute2), nsenter (util-linux), the reference
+# plugins it chains (containernetworking-plugins), and ssh-keygen/ssh-keyscan to set up the DPU key.
+RUNTIME_PACKAGES=(iproute2 util-linux containernetworking-plugins openssh-client)
+# --dev: what the emulated testbed, the tests, the demo and the benchmarks add (the tests start their own
 # OVS instances and sshds, so the distro's openvswitch-switch service is not wanted). The runtime
 # tests drive podman (with runc), containerd and a libcni driver built offline with golang-go.
-APT_PACKAGES=(openvswitch-switch openssh-server openssh-client iproute2 containernetworking-plugins
-  iperf3 ethtool nftables iputils-ping util-linux procps
+DEV_PACKAGES=(openvswitch-switch openssh-server iperf3 ethtool nftables iputils-ping procps
   podman runc containerd busybox-static golang-go golang-github-appc-cni-dev
   stress sysstat linux-perf time)
 # Reference plugins the example conflist (cni-conf/) chains; Debian installs them in /usr/lib/cni.
 REFERENCE_PLUGINS=(host-local tuning)
 REFERENCE_PLUGIN_DIR=/usr/lib/cni
+
+# The per-node file's directory (the plugin's nodeConfig default is $NODE_DIR/node.json); this script only
+# ever writes the example next to it, never node.json itself.
+NODE_DIR=/etc/cni/dpu-overlay
+NODE_EXAMPLE=node.json.example
 
 SYSTEMD_UNIT_DIR=/etc/systemd/system
 DAEMON_UNIT=dpu-overlay.service
@@ -34,17 +42,21 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 
 usage() {
   cat <<EOF
-usage: $PROG [--no-apt] [--no-build] [--cni-bin-dir DIR] [--no-daemon-unit]
+usage: $PROG [--dev] [--no-apt] [--no-build] [--cni-bin-dir DIR] [--no-daemon-unit]
        $PROG --dpu [--authorize-key FILE.pub] [--authorized-keys FILE]
                    [--bridge-prefix P] [--representor-template T]
 
-Host mode (default): installs the Debian packages the plugin, its tests and the demo need
-(${APT_PACKAGES[*]}),
-stops and disables the distro's openvswitch-switch service if this run installed it, runs
-npm ci and npm run build, and installs dist/dpu-overlay into the CNI bin dir (also linking
-${REFERENCE_PLUGINS[*]} from $REFERENCE_PLUGIN_DIR there if missing).
+Host mode (default): installs the Debian packages the plugin needs at run time
+(${RUNTIME_PACKAGES[*]}), runs npm ci and npm run build (Node.js 20),
+installs dist/dpu-overlay into the CNI bin dir (also linking ${REFERENCE_PLUGINS[*]}
+from $REFERENCE_PLUGIN_DIR there if missing), writes the daemon unit and
+$NODE_DIR/$NODE_EXAMPLE (never $NODE_DIR/node.json).
+  --dev               also the packages for the emulated testbed, tests, demo and benchmarks
+                      (${DEV_PACKAGES[*]});
+                      stops and disables the distro's openvswitch-switch service if this run installed it
   --no-apt            do not install Debian packages
   --no-build          no npm ci / npm run build: install the existing dist/dpu-overlay
+                      (no Node.js and no compiler needed on this host)
   --cni-bin-dir DIR   where the runtime looks for CNI plugins (default /opt/cni/bin)
   --no-daemon-unit    do not write $SYSTEMD_UNIT_DIR/$DAEMON_UNIT (the warm DPU channel,
                       "dpu-overlay daemon"; enabled and started only where systemd runs)
@@ -63,11 +75,12 @@ EOF
 }
 
 # ---------------------------------------------------------------- options
-MODE=host APT=1 BUILD=1 DAEMON_UNIT_WANTED=1 CNI_BIN_DIR=/opt/cni/bin
+MODE=host DEV=0 APT=1 BUILD=1 DAEMON_UNIT_WANTED=1 CNI_BIN_DIR=/opt/cni/bin
 AUTHORIZE_KEY= AUTHORIZED_KEYS= GUARD_ARGS=()
 while (($#)); do
   case $1 in
     --dpu) MODE=dpu ;;
+    --dev) DEV=1 ;;
     --no-apt) APT=0 ;;
     --no-build) BUILD=0 ;;
     --no-daemon-unit) DAEMON_UNIT_WANTED=0 ;;
@@ -91,7 +104,12 @@ if [[ $MODE == host ]]; then
   [[ -z $AUTHORIZE_KEY && -z $AUTHORIZED_KEYS && ${#GUARD_ARGS[@]} -eq 0 ]] ||
     die "--authorize-key, --authorized-keys, --bridge-prefix and --representor-template go with --dpu"
   [[ $CNI_BIN_DIR == /* ]] || die "--cni-bin-dir must be an absolute path (got '$CNI_BIN_DIR')"
+else
+  ((DEV == 0)) || die "--dev goes with host mode, not --dpu"
 fi
+
+APT_PACKAGES=("${RUNTIME_PACKAGES[@]}")
+((DEV == 0)) || APT_PACKAGES+=("${DEV_PACKAGES[@]}")
 
 is_root() { [[ $(id -u) == 0 ]]; }
 
@@ -220,6 +238,33 @@ install_binary() {
   done
 }
 
+# The node file example: root 0644 in a root 0755 directory. node.json itself is the operator's (it names this
+# host's DPU); the plugin refuses it unless root-owned and not group/other-writable, in such a directory.
+install_node_example() {
+  local src=$REPO/cni-conf/$NODE_EXAMPLE dst=$NODE_DIR/$NODE_EXAMPLE tmp mode
+  [[ -r $src ]] || die "$src is missing"
+  if [[ ! -d $NODE_DIR ]]; then
+    install -d -m 0755 -o root -g root "$NODE_DIR"
+  fi
+  mode=$(stat -c %a "$NODE_DIR")
+  (((8#$mode & 8#022) == 0)) ||
+    msg "warning: $NODE_DIR is writable by group or others (mode $mode); the plugin refuses node.json there: chmod go-w $NODE_DIR"
+  if [[ -f $dst ]] && cmp -s "$src" "$dst"; then
+    msg "$dst is up to date"
+  else
+    tmp=$(mktemp "$NODE_DIR/.$NODE_EXAMPLE.XXXXXX")
+    cat -- "$src" >"$tmp"
+    chmod 0644 "$tmp"
+    mv -f -- "$tmp" "$dst"
+    msg "wrote $dst"
+  fi
+  if [[ -e $NODE_DIR/node.json ]]; then
+    SUMMARY+=("node file: $NODE_DIR/node.json present (left as it is); example: $dst")
+  else
+    SUMMARY+=("node file: none yet; example: $dst")
+  fi
+}
+
 # The optional warm DPU channel: one long-lived "dpu-overlay daemon" per host. The plugin uses its socket
 # (dpu.daemonSocket, default /run/dpu-overlay/dpu.sock) when it answers and connects directly otherwise.
 daemon_unit() {
@@ -285,6 +330,8 @@ host_main() {
   fi
   step "install into $CNI_BIN_DIR"
   install_binary
+  step "node file example ($NODE_DIR)"
+  install_node_example
   if ((DAEMON_UNIT_WANTED)); then
     step "daemon unit"
     install_daemon_unit
@@ -296,12 +343,18 @@ host_main() {
   cat <<EOF
 
   next steps:
+EOF
+  if ((DEV)); then
+    cat <<EOF
     npm run demo                      # the emulated testbed demo (root)
     npm test                          # unit + end-to-end tests (root)
-  on a real host: copy cni-conf/10-dpu-overlay.conflist to /etc/cni/net.d/ and edit it,
-  create the DPU key:   install -d -m 0700 /etc/cni/dpu-overlay &&
-                        ssh-keygen -t ed25519 -N '' -C dpu-overlay -f /etc/cni/dpu-overlay/id_ed25519
-  pin the DPU host key: ssh-keyscan -t ed25519 <dpu-address> >> /etc/cni/dpu-overlay/known_hosts
+EOF
+  fi
+  cat <<EOF
+  on a real host: copy cni-conf/10-dpu-overlay.conflist to /etc/cni/net.d/ (or apply the Multus NAD),
+  this host's values:   install -m 0644 $NODE_DIR/$NODE_EXAMPLE $NODE_DIR/node.json   # then edit it
+  create the DPU key:   ssh-keygen -t ed25519 -N '' -C dpu-overlay -f $NODE_DIR/id_ed25519
+  pin the DPU host key: ssh-keyscan -t ed25519 <dpu-address> >> $NODE_DIR/known_hosts
   and on the DPU:       ./install.sh --dpu --authorize-key id_ed25519.pub
 EOF
 }

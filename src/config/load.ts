@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { CniError, ErrorCode } from '../cni/errors';
-import { type DpuConfig, MAC_ADDRESS, NetConfSchema, type NetConfInput } from './schema';
+import { mergeNodeFile, NODE_FILE_KEYS, type NodeFile } from './node-file';
+import { DEFAULTS, type DpuConfig, MAC_ADDRESS, NetConfSchema, type NetConfInput } from './schema';
 
 /** The validated config with the values runtimes may override already resolved. */
 export interface NetConf extends NetConfInput {
@@ -22,11 +23,45 @@ export function formatIssues(error: z.ZodError): string {
     .join('; ');
 }
 
-/** Validates the network config; bad types or values are code 7 naming the JSON path. */
-export function loadNetConf(raw: Record<string, unknown>, cniArgs: Record<string, string>): NetConf {
-  const parsed = NetConfSchema.safeParse(raw);
+function valueAt(obj: unknown, path: ReadonlyArray<PropertyKey>): unknown {
+  let v = obj;
+  for (const key of path) {
+    if (typeof v !== 'object' || v === null || !Object.hasOwn(v, key)) return undefined;
+    v = (v as Record<PropertyKey, unknown>)[key];
+  }
+  return v;
+}
+
+function nodeFileName(node: NodeFile): string {
+  return `the node file ${node.path}${node.values ? '' : ' (there is no such file)'}`;
+}
+
+/** Like formatIssues, saying for an absent node-file value both places it could come from. */
+function formatMerged(error: z.ZodError, merged: Record<string, unknown>, node: NodeFile): string {
+  const nodeKeys: readonly PropertyKey[] = NODE_FILE_KEYS;
+  return error.issues
+    .slice(0, 5)
+    .map((i) => {
+      const absent = nodeKeys.includes(i.path[0] as PropertyKey) && valueAt(merged, i.path) === undefined;
+      if (!absent) return `${formatPath(i.path) || '(root)'}: ${i.message}`;
+      // zod calls an absent value an invalid type or union; a refinement's own message says what is wanted
+      return i.code === 'custom'
+        ? `${formatPath(i.path)}: ${i.message} (in the network config or in ${nodeFileName(node)})`
+        : `${formatPath(i.path)}: not set in the network config nor in ${nodeFileName(node)}; set it in one of them`;
+    })
+    .join('; ');
+}
+
+/**
+ * Validates the network config over the node file's values (node-file.ts: read by the caller, so loading stays
+ * side-effect free); bad types or values are code 7 naming the JSON path.
+ */
+export function loadNetConf(raw: Record<string, unknown>, cniArgs: Record<string, string>, nodeFile?: NodeFile): NetConf {
+  const node = nodeFile ?? { path: typeof raw.nodeConfig === 'string' ? raw.nodeConfig : DEFAULTS.nodeConfig };
+  const merged = mergeNodeFile(raw, node.values);
+  const parsed = NetConfSchema.safeParse(merged);
   if (!parsed.success) {
-    throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: ${formatIssues(parsed.error)}`);
+    throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: ${formatMerged(parsed.error, merged, node)}`);
   }
   const conf: NetConf = { ...parsed.data };
   conf.resolvedDeviceId = (conf.runtimeConfig?.deviceID ?? conf.deviceID ?? conf.pciBusID)?.toLowerCase();
@@ -41,6 +76,6 @@ export function loadNetConf(raw: Record<string, unknown>, cniArgs: Record<string
 /** For commands that need a VF source (ADD): pf or a deviceID must be given. */
 export function requireVfSource(conf: NetConf): void {
   if (!conf.resolvedDeviceId && !conf.pf) {
-    throw new CniError(ErrorCode.InvalidNetworkConfig, 'invalid network config: pf: set "pf" (pick the first free VF) or "deviceID" / runtimeConfig.deviceID (a specific VF)');
+    throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: pf: set "pf" (pick the first free VF; in the network config or in the node file ${conf.nodeConfig}) or "deviceID" / runtimeConfig.deviceID (a specific VF)`);
   }
 }

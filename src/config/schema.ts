@@ -33,6 +33,8 @@ export const DEFAULTS = {
   daemonLogFile: '/var/log/dpu-overlay-daemon.log',
   /** How often the daemon probes each DPU with attachments for a reboot, a new OVS database or lost ports. */
   daemonPollMs: 2000,
+  /** This host's values (DPU, keys, VTEPs, PF) under a cluster-wide network config; see node-file.ts. */
+  nodeConfig: '/etc/cni/dpu-overlay/node.json',
   dpu: {
     port: 22,
     user: 'root',
@@ -122,6 +124,8 @@ export const NetConfSchema = z.object({
   logFile: absolutePath.default(DEFAULTS.logFile),
   ipam: IpamSchema.optional(),
   dpu: DpuConfigSchema.optional(),
+  dpus: z.record(z.string().regex(NETDEV_NAME, 'must be a PF network interface name'), DpuConfigSchema).optional(),
+  nodeConfig: absolutePath.default(DEFAULTS.nodeConfig),
   runtimeConfig: RuntimeConfigSchema.optional(),
   args: z.looseObject({ cni: z.looseObject({ mac: mac.optional(), ips: z.array(z.string().max(64)).max(64).optional() }).optional() }).optional(),
   prevResult: PrevResultSchema.optional(),

@@ -2,6 +2,7 @@ import type { CniRequest } from '../cni/skel';
 import type { DpuClient } from '../dpu/api';
 import type { DpuConfig } from '../config/schema';
 import { loadNetConf, type NetConf } from '../config/load';
+import { nodeConfigPath, readNodeFile } from '../config/node-file';
 import { IpamDelegate, type IpamCall } from '../cni/invoke';
 import { LinkOps } from '../kernel/iproute2';
 import type { CommandRunner } from '../kernel/exec';
@@ -33,9 +34,11 @@ export interface Context {
 
 export function prepare(req: CniRequest, deps: Deps): Context {
   const timer = new StepTimer();
-  const conf = loadNetConf(req.config, req.env.args);
+  const node = readNodeFile(nodeConfigPath(req.config));
+  const conf = loadNetConf(req.config, req.env.args, node);
   const bindings = { command: req.env.command, containerId: req.env.containerId || undefined, ifname: req.env.ifname || undefined, network: conf.name };
   const log = deps.logger ? deps.logger(conf, bindings) : createLogger(conf, bindings);
+  log.debug({ nodeConfig: node.path, keys: node.values ? Object.keys(node.values) : undefined }, node.values ? 'node file merged' : 'no node file');
   const state = new StateStore(conf.stateDir);
   return { req, conf, log, timer, state, sysfs: new Sysfs(conf.sysfsRoot), links: new LinkOps(deps.runner), ipam: new IpamDelegate(deps.runner, { env: req.rawEnv, stderr: deps.stderr ?? ((text) => void process.stderr.write(text)) }), deps };
 }

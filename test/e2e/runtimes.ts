@@ -149,9 +149,10 @@ export class RuntimeHost {
   /**
    * /etc/cni/net.d and /opt/cni/bin (fixed in ctr) are this host's. /var/lib (libcni's cache /var/lib/cni) and
    * /run (runc, containerd's shim sockets and FIFOs, libpod) are overlays, except /run/netns and the testbed.
+   * extraBinds: more "target=source" directories of this host (e.g. its /etc/cni/dpu-overlay).
    */
-  start(tb: Testbed): this {
-    const binds = [`/etc/cni/net.d=${this.netDir}`, `/opt/cni/bin=${this.binDir}`, '/var/lib=overlay', '/run=overlay'];
+  start(tb: Testbed, extraBinds: string[] = []): this {
+    const binds = [`/etc/cni/net.d=${this.netDir}`, `/opt/cni/bin=${this.binDir}`, '/var/lib=overlay', '/run=overlay', ...extraBinds];
     const env = { ...process.env, KEEP: `/run/netns ${tb.stateDir}` };
     const log = join(this.dir, 'anchor.log');
     // the anchor must not hold our pipes open (spawnSync would wait for it)

@@ -6,6 +6,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
+import { loadNetConf } from '../../src/config/load';
+import { NODE_FILE_KEYS, parseNodeFile } from '../../src/config/node-file';
 import { NetConfSchema } from '../../src/config/schema';
 
 const DIR = join(__dirname, '..', '..', 'cni-conf');
@@ -21,6 +23,7 @@ const CONSUMERS: Record<string, string> = {
   'podman-dpu-vni100.conflist': 'podman.test.ts',
   'multus-network-attachment.yaml': 'libcni-multus.test.ts',
   'sriov-device-plugin-config.yaml': 'libcni-multus.test.ts',
+  'node.json.example': 'libcni-multus.test.ts',
   'daemonset.yaml': 'podman.test.ts',
   Containerfile: 'podman.test.ts',
 };
@@ -81,8 +84,27 @@ describe('Multus NetworkAttachmentDefinition and SR-IOV device plugin config', (
     const plugin = dpuOverlayConf(list);
     expect(plugin.pf).toBeUndefined();
     expect(plugin.capabilities).toMatchObject({ deviceID: true });
-    expectValid({ ...plugin, deviceID: '0000:03:00.2' });
     expect(list.plugins.map((p) => p.type)).toEqual(['dpu-overlay', 'tuning']);
+  });
+
+  test('the NAD is one object for the whole cluster: no value that differs per host, all of them from the node file', () => {
+    const plugin = dpuOverlayConf(JSON.parse(nad.spec.config) as ConfList);
+    for (const key of NODE_FILE_KEYS) {
+      if (key !== 'dpu') expect([key, plugin[key]]).toEqual([key, undefined]);
+    }
+    const dpu = plugin.dpu as Json;
+    for (const key of ['host', 'port', 'user', 'privateKeyFile', 'knownHostsFile', 'hostKeyFingerprint', 'localVtep', 'remoteVteps', 'daemonSocket']) {
+      expect([key, dpu[key]]).toEqual([key, undefined]);
+    }
+    const node = parseNodeFile(read('node.json.example'), 'node.json.example');
+    const conf = loadNetConf({ ...plugin, deviceID: '0000:03:00.2' }, {}, { path: '/etc/cni/dpu-overlay/node.json', values: node });
+    expect(conf.dpu).toMatchObject({ ...(node.dpu as Json), hwOffload: dpu.hwOffload });
+    expect(conf.pf).toBe(resource[0]?.selectors.pfNames[0]);
+  });
+
+  test('without a node file the NAD is refused, naming the field and both places it could come from', () => {
+    const plugin = dpuOverlayConf(JSON.parse(nad.spec.config) as ConfList);
+    expect(() => loadNetConf(plugin, {}, { path: '/etc/cni/dpu-overlay/node.json' })).toThrow(/dpu\.host: not set in the network config nor in the node file \/etc\/cni\/dpu-overlay\/node\.json/);
   });
 });
 
@@ -127,6 +149,15 @@ describe('DaemonSet and its image', () => {
     expect(dpu.knownHostsFile).toBe('/etc/cni/dpu-overlay/known_hosts');
     expect(ctr?.args.join(' ')).toContain(`chmod 0600 ${dir}/id_ed25519`);
     expect(pod.volumes.find((v) => v.secret)?.secret?.secretName).toBe('dpu-overlay-ssh');
+  });
+
+  test('installs node.json.example from the image next to the node file, never the node file itself', () => {
+    const dir = mountOf('/etc/cni/dpu-overlay');
+    const script = ctr?.args.join(' ') ?? '';
+    expect(read('Containerfile')).toMatch(/^COPY cni-conf\/node\.json\.example \/node\.json\.example$/m);
+    expect(script).toContain(`cp /node.json.example ${dir}/node.json.example;`);
+    expect(script).toContain(`chmod 0644 ${dir}/node.json.example;`);
+    expect(script).not.toMatch(/node\.json[^.]/);
   });
 
   test('the Containerfile puts dist/dpu-overlay where the install command copies it from', () => {

@@ -27,11 +27,15 @@ export class Bed {
   readonly sysfsRoot = join(this.root, 'sys');
   readonly stateDir = join(this.root, 'state');
   readonly cniPath = join(this.root, 'cni-bin');
+  /** This node's file (absent unless a test writes it): never the real /etc/cni/dpu-overlay/node.json. */
+  readonly nodeConfig = join(this.root, 'node.json');
   readonly host: FakeHost;
   readonly dpu = new FakeDpu();
   readonly ipam: FakeIpam;
   readonly handlers: PluginHandlers;
   dpuClientsMade = 0;
+  /** The dpu config each DPU client was made for (what a daemon request would carry). */
+  readonly dpuConfigs: DpuConfig[] = [];
   /** What delegated plugins wrote to stderr (passed through to the plugin's stderr in production). */
   readonly stderr: string[] = [];
 
@@ -52,8 +56,9 @@ export class Bed {
     PF1_VFS.forEach((vf, i) => this.host.addLink('host', { name: vf.netdev as string, mac: vfMac(1, i), mtu: 1500, peer: { netnsId: 0, ifindex: 200 + i } }));
     this.handlers = pluginHandlers({
       runner: this.host,
-      dpuClient: (_conf: DpuConfig) => {
+      dpuClient: (conf: DpuConfig) => {
         this.dpuClientsMade++;
+        this.dpuConfigs.push(conf);
         return this.dpu;
       },
       logger: () => silentLogger(),
@@ -70,6 +75,7 @@ export class Bed {
       pf: PF0.name,
       sysfsRoot: this.sysfsRoot,
       stateDir: this.stateDir,
+      nodeConfig: this.nodeConfig,
       ipam: { type: this.ipam.type },
       dpu: { host: '192.0.2.10', privateKeyFile: '/etc/dpu-overlay/id_ed25519', hostKeyFingerprint: FINGERPRINT, localVtep: '192.0.2.1', remoteVteps: ['192.0.2.2'] },
       ...extra,
