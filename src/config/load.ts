@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { CniError, ErrorCode } from '../cni/errors';
-import { type DpuConfig, MAC_ADDRESS, NetConfSchema, type NetConfInput } from './schema';
+import { type DpuConfig, MAC_ADDRESS, NetConfSchema, type NetConfInput, pfList } from './schema';
 
 /** The validated config with the values runtimes may override already resolved. */
 export interface NetConf extends NetConfInput {
@@ -9,6 +9,9 @@ export interface NetConf extends NetConfInput {
   /** MAC to set: CNI_ARGS MAC=, then runtimeConfig.mac, then args.cni.mac, then mac. */
   resolvedMac?: string;
   dpu?: DpuConfig;
+  dpus?: Record<string, DpuConfig>;
+  /** pf as a list (empty without one): ADD without a deviceID takes the first free VF of the first PF that has one. */
+  pfs: string[];
 }
 
 function formatPath(path: ReadonlyArray<PropertyKey>): string {
@@ -28,7 +31,7 @@ export function loadNetConf(raw: Record<string, unknown>, cniArgs: Record<string
   if (!parsed.success) {
     throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: ${formatIssues(parsed.error)}`);
   }
-  const conf: NetConf = { ...parsed.data };
+  const conf: NetConf = { ...parsed.data, pfs: pfList(parsed.data.pf) };
   conf.resolvedDeviceId = (conf.runtimeConfig?.deviceID ?? conf.deviceID ?? conf.pciBusID)?.toLowerCase();
   const argsMac = cniArgs.MAC;
   if (argsMac !== undefined && !MAC_ADDRESS.test(argsMac)) {
@@ -40,7 +43,7 @@ export function loadNetConf(raw: Record<string, unknown>, cniArgs: Record<string
 
 /** For commands that need a VF source (ADD): pf or a deviceID must be given. */
 export function requireVfSource(conf: NetConf): void {
-  if (!conf.resolvedDeviceId && !conf.pf) {
+  if (!conf.resolvedDeviceId && conf.pfs.length === 0) {
     throw new CniError(ErrorCode.InvalidNetworkConfig, 'invalid network config: pf: set "pf" (pick the first free VF) or "deviceID" / runtimeConfig.deviceID (a specific VF)');
   }
 }

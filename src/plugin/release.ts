@@ -1,9 +1,9 @@
 import { CniError, ErrorCode } from '../cni/errors';
-import type { DpuClient } from '../dpu/api';
+import type { DpuClients } from './dpu-client';
 import { returnVfToHost, usableNetns } from '../kernel/vf';
 import type { Attachment } from '../store/attachments';
 import { faultPoint } from '../util/fault';
-import { type Context, delegatedDelConfig, ipamCall } from './lifecycle';
+import { type Context, delegatedDelConfig, ipamCall, recordedDpuClient } from './lifecycle';
 
 /** Gives back everything on the host: IPs, the VF (name, MAC, MTU, admin settings), the allocation. */
 export async function releaseHost(ctx: Context, att: Attachment, netnsHint: string): Promise<void> {
@@ -24,8 +24,10 @@ export async function releaseHost(ctx: Context, att: Attachment, netnsHint: stri
  * Unplugs the representor on the DPU; the attachment record stays until this succeeds.
  * An ADD that died before recording its port (phase "adding") may still have plugged one: found by owner.
  */
-export async function releaseDpu(ctx: Context, att: Attachment, dpu: DpuClient | undefined): Promise<void> {
-  if (!dpu || !(att.dpu || att.phase === 'adding')) return;
+export async function releaseDpu(ctx: Context, att: Attachment, dpus: DpuClients | undefined): Promise<void> {
+  if (!dpus || !(att.dpu || att.phase === 'adding')) return;
+  const dpu = recordedDpuClient(ctx, att, dpus);
+  if (!dpu) return;
   const req = { network: att.network, vni: att.vni, containerId: att.containerId, ifname: att.ifname, representor: att.dpu?.representor ?? '', portUuid: att.dpu?.portUuid };
   try {
     await ctx.timer.step('dpu', () => dpu.unplug(req));
@@ -38,7 +40,7 @@ export async function releaseDpu(ctx: Context, att: Attachment, dpu: DpuClient |
 }
 
 /** DEL/GC of one cached attachment. Host first (always completes), then the DPU; a DPU failure keeps the record for a retry. */
-export async function releaseAttachment(ctx: Context, att: Attachment, netnsHint: string, dpu?: DpuClient): Promise<void> {
+export async function releaseAttachment(ctx: Context, att: Attachment, netnsHint: string, dpus?: DpuClients): Promise<void> {
   const { state } = ctx;
   if (!att.hostReleased) {
     await releaseHost(ctx, att, netnsHint);
@@ -49,7 +51,7 @@ export async function releaseAttachment(ctx: Context, att: Attachment, netnsHint
       faultPoint('del:host-released');
     }
   }
-  await releaseDpu(ctx, att, dpu);
+  await releaseDpu(ctx, att, dpus);
   faultPoint('del:dpu-unplugged');
   state.removeAttachment(att.containerId, att.ifname);
 }
