@@ -21,7 +21,7 @@ function formatPath(path: ReadonlyArray<PropertyKey>): string {
 export function formatIssues(error: z.ZodError): string {
   return error.issues
     .slice(0, 5)
-    .map((i) => `${formatPath(i.path) || '(root)'}: ${i.message}`)
+    .map((i) => `${formatPath(i.path) || '(root)'}: ${i.code === 'invalid_key' ? `key ${i.issues.map((k) => k.message).join(', ')}` : i.message}`)
     .join('; ');
 }
 

@@ -29,6 +29,8 @@ export class Bed {
   readonly cniPath = join(this.root, 'cni-bin');
   readonly host: FakeHost;
   readonly dpu = new FakeDpu();
+  /** DPUs at other addresses than 192.0.2.10 (a host with several DPUs), made on first use. */
+  readonly otherDpus = new Map<string, FakeDpu>();
   readonly ipam: FakeIpam;
   readonly handlers: PluginHandlers;
   dpuClientsMade = 0;
@@ -52,13 +54,19 @@ export class Bed {
     PF1_VFS.forEach((vf, i) => this.host.addLink('host', { name: vf.netdev as string, mac: vfMac(1, i), mtu: 1500, peer: { netnsId: 0, ifindex: 200 + i } }));
     this.handlers = pluginHandlers({
       runner: this.host,
-      dpuClient: (_conf: DpuConfig) => {
+      dpuClient: (conf: DpuConfig) => {
         this.dpuClientsMade++;
-        return this.dpu;
+        return conf.host === '192.0.2.10' ? this.dpu : this.dpuAt(conf.host);
       },
       logger: () => silentLogger(),
       stderr: (text) => void this.stderr.push(text),
     });
+  }
+
+  dpuAt(host: string): FakeDpu {
+    let d = this.otherDpus.get(host);
+    if (!d) this.otherDpus.set(host, (d = new FakeDpu(`root@${host}:22`)));
+    return d;
   }
 
   config(extra: Record<string, unknown> = {}): Record<string, unknown> {
