@@ -130,7 +130,7 @@ export const NetConfSchema = z.object({
   prevResult: PrevResultSchema.optional(),
 })
   .refine((c) => c.pfIndex === undefined || !Array.isArray(c.pf) || c.pf.length === 1, { message: 'applies to a single pf only: with several, each PF\'s index comes from sysfs (phys_port_name p<N>, else its PCI function); remove pfIndex', path: ['pfIndex'] })
-  .refine((c) => c.dpu !== undefined || c.dpus === undefined || pfList(c.pf).every((p) => c.dpus?.[p] !== undefined), { message: 'a PF in pf has no entry in dpus and there is no dpu for it: add it to dpus or set dpu', path: ['dpus'] })
+  .refine((c) => c.dpu !== undefined || c.dpus === undefined || pfList(c.pf).every((p) => c.dpus !== undefined && Object.hasOwn(c.dpus, p)), { message: 'a PF in pf has no entry in dpus and there is no dpu for it: add it to dpus or set dpu', path: ['dpus'] })
   .refine((c) => c.vlanQoS === undefined || c.vlan !== undefined, { message: 'vlanQoS needs vlan', path: ['vlanQoS'] })
   .refine((c) => c.minTxRate === undefined || c.maxTxRate === undefined || c.maxTxRate === 0 || c.minTxRate <= c.maxTxRate, { message: 'minTxRate must not exceed maxTxRate', path: ['minTxRate'] });
 

@@ -21,9 +21,14 @@ export interface DpuChoice {
   dpu: DpuConfig;
 }
 
+/** dpus[pf] only if the config has it: a PF named "constructor" must not find Object.prototype's. */
+export function ownEntry(dpus: Record<string, DpuConfig> | undefined, pf: string): DpuConfig | undefined {
+  return dpus !== undefined && Object.hasOwn(dpus, pf) ? dpus[pf] : undefined;
+}
+
 /** The DPU of a VF on PF pfName: its `dpus` entry, else `dpu`; undefined when neither is configured. */
 export function dpuForPf(conf: { dpu?: DpuConfig; dpus?: Record<string, DpuConfig> }, pfName: string): DpuChoice | undefined {
-  const own = conf.dpus?.[pfName];
+  const own = ownEntry(conf.dpus, pfName);
   if (own) return { key: pfName, dpu: own };
   return conf.dpu ? { dpu: conf.dpu } : undefined;
 }
@@ -46,7 +51,8 @@ export function configuredDpus(conf: { dpu?: DpuConfig; dpus?: Record<string, Dp
  * without one, from before `dpus` existed, means `dpu`). Undefined when the config names no such DPU any more.
  */
 export function dpuOfRecord(conf: { dpu?: DpuConfig; dpus?: Record<string, DpuConfig> }, rec: { dpuKey?: string; dpu?: { target: string } }): DpuChoice | undefined {
-  const byKey: DpuChoice | undefined = rec.dpuKey === undefined ? (conf.dpu ? { dpu: conf.dpu } : undefined) : conf.dpus?.[rec.dpuKey] ? { key: rec.dpuKey, dpu: conf.dpus[rec.dpuKey] as DpuConfig } : undefined;
+  const keyed = rec.dpuKey === undefined ? undefined : ownEntry(conf.dpus, rec.dpuKey);
+  const byKey: DpuChoice | undefined = rec.dpuKey === undefined ? (conf.dpu ? { dpu: conf.dpu } : undefined) : keyed ? { key: rec.dpuKey, dpu: keyed } : undefined;
   const target = rec.dpu?.target;
   if (target === undefined || (byKey && dpuTarget(byKey.dpu) === target)) return byKey;
   return configuredDpus(conf).find((c) => dpuTarget(c.dpu) === target) ?? byKey;

@@ -86,6 +86,12 @@ describe('DPU selection', () => {
     expect(dpuForPf(conf({}), 'ens1f0')).toBeUndefined();
   });
 
+  it('a PF or recorded key named like an Object.prototype member finds no dpus entry', () => {
+    expect(dpuForPf(c, 'constructor')).toEqual({ dpu: c.dpu });
+    expect(dpuOfRecord(c, { dpuKey: 'toString' })).toBeUndefined();
+    expect(rejected({ pf: ['ens1f0', 'hasOwnProperty'], dpus: { ens1f0: dpuAt(SECOND) } })).toContain('dpus: a PF in pf has no entry in dpus');
+  });
+
   it('every configured DPU once, identical entries merged', () => {
     expect(configuredDpus(c).map((d) => [d.key, d.dpu.host])).toEqual([[undefined, MAIN], ['ens1f1', SECOND]]);
   });
