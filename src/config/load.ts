@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import { CniError, ErrorCode } from '../cni/errors';
 import { mergeNodeFile, NODE_FILE_KEYS, type NodeFile } from './node-file';
-import { DEFAULTS, type DpuConfig, MAC_ADDRESS, NetConfSchema, type NetConfInput } from './schema';
+import { DEFAULTS, type DpuConfig, MAC_ADDRESS, NetConfSchema, type NetConfInput, pfList } from './schema';
 
 /** The validated config with the values runtimes may override already resolved. */
 export interface NetConf extends NetConfInput {
@@ -10,6 +10,9 @@ export interface NetConf extends NetConfInput {
   /** MAC to set: CNI_ARGS MAC=, then runtimeConfig.mac, then args.cni.mac, then mac. */
   resolvedMac?: string;
   dpu?: DpuConfig;
+  dpus?: Record<string, DpuConfig>;
+  /** pf as a list (empty without one): ADD without a deviceID takes the first free VF of the first PF that has one. */
+  pfs: string[];
 }
 
 function formatPath(path: ReadonlyArray<PropertyKey>): string {
@@ -19,7 +22,7 @@ function formatPath(path: ReadonlyArray<PropertyKey>): string {
 export function formatIssues(error: z.ZodError): string {
   return error.issues
     .slice(0, 5)
-    .map((i) => `${formatPath(i.path) || '(root)'}: ${i.message}`)
+    .map((i) => `${formatPath(i.path) || '(root)'}: ${i.code === 'invalid_key' ? `key ${i.issues.map((k) => k.message).join(', ')}` : i.message}`)
     .join('; ');
 }
 
@@ -63,7 +66,7 @@ export function loadNetConf(raw: Record<string, unknown>, cniArgs: Record<string
   if (!parsed.success) {
     throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: ${formatMerged(parsed.error, merged, node)}`);
   }
-  const conf: NetConf = { ...parsed.data };
+  const conf: NetConf = { ...parsed.data, pfs: pfList(parsed.data.pf) };
   conf.resolvedDeviceId = (conf.runtimeConfig?.deviceID ?? conf.deviceID ?? conf.pciBusID)?.toLowerCase();
   const argsMac = cniArgs.MAC;
   if (argsMac !== undefined && !MAC_ADDRESS.test(argsMac)) {
@@ -75,7 +78,7 @@ export function loadNetConf(raw: Record<string, unknown>, cniArgs: Record<string
 
 /** For commands that need a VF source (ADD): pf or a deviceID must be given. */
 export function requireVfSource(conf: NetConf): void {
-  if (!conf.resolvedDeviceId && !conf.pf) {
+  if (!conf.resolvedDeviceId && conf.pfs.length === 0) {
     throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: pf: set "pf" (pick the first free VF; in the network config or in the node file ${conf.nodeConfig}) or "deviceID" / runtimeConfig.deviceID (a specific VF)`);
   }
 }

@@ -106,12 +106,19 @@ export const VF_ADMIN_FIELDS = {
   maxTxRate: z.number().int().min(0).optional(),
 };
 
+const pfName = z.string().regex(NETDEV_NAME, 'must be a network interface name (at most 15 bytes)');
+
+/** pf as a list: one network may draw VFs from several PFs, in this order. */
+export function pfList(pf: string | readonly string[] | undefined): string[] {
+  return pf === undefined ? [] : typeof pf === 'string' ? [pf] : [...pf];
+}
+
 export const NetConfSchema = z.object({
   cniVersion: z.string(),
   name: z.string().max(253).regex(NETWORK_NAME, 'must start with a letter or digit and contain only letters, digits, "_", "." and "-"'),
   type: z.string().max(64).optional(),
   vni: z.number().int().min(1).max(16777215),
-  pf: z.string().regex(NETDEV_NAME, 'must be a network interface name (at most 15 bytes)').optional(),
+  pf: z.union([pfName, z.array(pfName).min(1).max(16).refine((l) => new Set(l).size === l.length, 'must not name a PF twice')], { error: 'must be a PF network interface name or a list of 1 to 16 of them' }).optional(),
   pfIndex: z.number().int().min(0).max(255).optional(),
   deviceID: pciAddress.optional(),
   pciBusID: pciAddress.optional(),
@@ -130,6 +137,8 @@ export const NetConfSchema = z.object({
   args: z.looseObject({ cni: z.looseObject({ mac: mac.optional(), ips: z.array(z.string().max(64)).max(64).optional() }).optional() }).optional(),
   prevResult: PrevResultSchema.optional(),
 })
+  .refine((c) => c.pfIndex === undefined || !Array.isArray(c.pf) || c.pf.length === 1, { message: 'applies to a single pf only: with several, each PF\'s index comes from sysfs (phys_port_name p<N>, else its PCI function); remove pfIndex', path: ['pfIndex'] })
+  .refine((c) => c.dpu !== undefined || c.dpus === undefined || pfList(c.pf).every((p) => c.dpus !== undefined && Object.hasOwn(c.dpus, p)), { message: 'a PF in pf has no entry in dpus and there is no dpu for it: add it to dpus or set dpu', path: ['dpus'] })
   .refine((c) => c.vlanQoS === undefined || c.vlan !== undefined, { message: 'vlanQoS needs vlan', path: ['vlanQoS'] })
   .refine((c) => c.minTxRate === undefined || c.maxTxRate === undefined || c.maxTxRate === 0 || c.minTxRate <= c.maxTxRate, { message: 'minTxRate must not exceed maxTxRate', path: ['minTxRate'] });
 

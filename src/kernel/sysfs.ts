@@ -1,4 +1,4 @@
-import { readdirSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { CniError, ErrorCode } from '../cni/errors';
 import type { LinkDevice } from './iproute2';
@@ -11,7 +11,7 @@ export interface VfInfo {
   index: number;
   pfPci: string;
   pfName: string;
-  /** PF number as the DPU names representors (pf<PF>vf<VF>): the PF's PCI function. */
+  /** PF number as the DPU names representors (pf<PF>vf<VF>): see Sysfs.pfIndexOf. */
   pfIndex: number;
   /** The VF netdev's name as sysfs lists it, if it has one in this network namespace. */
   netdev?: string;
@@ -55,6 +55,21 @@ export class Sysfs {
     return listDir(join(this.devicePath(pci), 'net')).sort()[0];
   }
 
+  /**
+   * The PF's number on its card, as the DPU names its VFs' representors (pf<N>vf<M>): the port of the PF's
+   * phys_port_name "p<N>" (what makes udev call it ...np<N>), else its PCI function (0000:03:00.1 is pf1).
+   */
+  pfIndexOf(pfName: string, pfPci: string): number {
+    let portName = '';
+    try {
+      portName = readFileSync(join(this.root, 'class/net', pfName, 'phys_port_name'), 'utf8').trim();
+    } catch {
+      // absent, or EOPNOTSUPP from a driver without port names
+    }
+    const port = /^p(\d{1,3})$/.exec(portName);
+    return port && Number(port[1]) <= 255 ? Number(port[1]) : pciFunction(pfPci);
+  }
+
   pfPciOf(pfName: string): string {
     try {
       return basename(readlinkSync(join(this.root, 'class/net', pfName, 'device')));
@@ -78,7 +93,7 @@ export class Sysfs {
     if (vfs.length === 0) {
       throw new CniError(ErrorCode.VfNotFound, `PF ${pfName} (${pfPci}) has no VFs: enable SR-IOV with "echo N > ${join(this.devicePath(pfPci), 'sriov_numvfs')}"`);
     }
-    const pfIndex = pfIndexOverride ?? pciFunction(pfPci);
+    const pfIndex = pfIndexOverride ?? this.pfIndexOf(pfName, pfPci);
     return vfs.map(({ index, pci }) => ({ pci, index, pfPci, pfName, pfIndex, netdev: this.netdevOf(pci) }));
   }
 
@@ -95,6 +110,6 @@ export class Sysfs {
     if (!entry || !pfName) {
       throw new CniError(ErrorCode.VfNotFound, `VF ${pci}: PF ${pfPci} does not list it or has no netdev under ${this.devicePath(pfPci)}`);
     }
-    return { pci, index: entry.index, pfPci, pfName, pfIndex: pfIndexOverride ?? pciFunction(pfPci), netdev: this.netdevOf(pci) };
+    return { pci, index: entry.index, pfPci, pfName, pfIndex: pfIndexOverride ?? this.pfIndexOf(pfName, pfPci), netdev: this.netdevOf(pci) };
   }
 }

@@ -1,12 +1,14 @@
 import { CniError, ErrorCode } from '../cni/errors';
 import type { CniInterface, CniResult } from '../cni/types';
 import { requireVfSource } from '../config/load';
+import type { DpuConfig } from '../config/schema';
 import { representorName } from '../dpu/api';
 import { interfaceSetupLines, type LinkInfo, parseLinkDevices, temporaryName } from '../kernel/iproute2';
 import { type AllocationOwner, type Attachment, claimIsLive, InvalidRecordError, isInFlight } from '../store/attachments';
 import { selfIdentity } from '../kernel/process';
-import type { DpuClient, DpuFacts } from '../dpu/api';
+import type { DpuFacts } from '../dpu/api';
 import { checkUnderlayMtu } from '../dpu/mtu';
+import { type DpuClients, dpuForPf } from './dpu-client';
 import type { VfInfo } from '../kernel/sysfs';
 import { faultPoint } from '../util/fault';
 import { UndoStack } from '../util/undo';
@@ -21,7 +23,7 @@ import { applyVfSettings, wantsDpuFunction } from './vf-settings';
  * VF is back in the host namespace (the kernel returns physical devices when a namespace dies), and no
  * live process is still adding it. The stale attachment is released first, like GC would.
  */
-async function reclaimStale(ctx: Context, pci: string, client: DpuClient | undefined): Promise<boolean> {
+async function reclaimStale(ctx: Context, pci: string, dpus: DpuClients): Promise<boolean> {
   const { state, log } = ctx;
   let owner: AllocationOwner | undefined;
   let att: Attachment | undefined;
@@ -39,7 +41,7 @@ async function reclaimStale(ctx: Context, pci: string, client: DpuClient | undef
   } else {
     if (att.network !== ctx.conf.name || att.vf.pci !== pci || isInFlight(att) || usableNetns(att, '') !== undefined) return false;
     try {
-      await releaseAttachment(ctx, att, '', client);
+      await releaseAttachment(ctx, att, '', dpus);
     } catch (err) {
       // The host side (IPs, VF, claim) is released before the DPU; a failed unplug stays for DEL/GC to retry.
       log.warn({ vf: pci, containerId: att.containerId, err: (err as Error).message }, 'reclaiming a stale claim: DPU port left for GC');
@@ -49,18 +51,21 @@ async function reclaimStale(ctx: Context, pci: string, client: DpuClient | undef
   return true;
 }
 
-/** The requested VF, or the first VF of the PF that is free and present in the host namespace, claimed atomically. */
-async function allocateVf(ctx: Context, hostLinks: LinkInfo[], client: DpuClient | undefined): Promise<{ vf: VfInfo; link: LinkInfo }> {
+/**
+ * The requested VF, or the first VF that is free and present in the host namespace on the first PF of pf that
+ * has one, claimed atomically.
+ */
+async function allocateVf(ctx: Context, hostLinks: LinkInfo[], dpus: DpuClients): Promise<{ vf: VfInfo; link: LinkInfo }> {
   const { conf, state, req } = ctx;
   const owner = { containerId: req.env.containerId, ifname: req.env.ifname, network: conf.name };
   const present = new Map(hostLinks.map((l) => [l.name, l]));
   if (conf.resolvedDeviceId) {
     const vf = ctx.sysfs.vfByPci(conf.resolvedDeviceId, conf.pfIndex);
-    if (conf.pf && vf.pfName !== conf.pf) {
-      throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: deviceID: VF ${vf.pci} belongs to PF ${vf.pfName}, not to pf ${conf.pf}`);
+    if (conf.pfs.length && !conf.pfs.includes(vf.pfName)) {
+      throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: deviceID: VF ${vf.pci} belongs to PF ${vf.pfName}, not to pf ${conf.pfs.join(', ')}`);
     }
     const link = vf.netdev ? present.get(vf.netdev) : undefined;
-    if (!state.tryAllocate(vf.pci, owner) && !(link && (await reclaimStale(ctx, vf.pci, client)) && state.tryAllocate(vf.pci, owner))) {
+    if (!state.tryAllocate(vf.pci, owner) && !(link && (await reclaimStale(ctx, vf.pci, dpus)) && state.tryAllocate(vf.pci, owner))) {
       const holder = state.allocationOwner(vf.pci);
       throw new CniError(ErrorCode.VfInUse, `VF ${vf.pci} is already in use by container ${holder?.containerId ?? '?'} (${holder?.ifname ?? '?'})`);
     }
@@ -70,7 +75,7 @@ async function allocateVf(ctx: Context, hostLinks: LinkInfo[], client: DpuClient
     }
     return { vf, link };
   }
-  const vfs = ctx.sysfs.listVfs(conf.pf as string, conf.pfIndex);
+  const vfs = conf.pfs.flatMap((pf) => ctx.sysfs.listVfs(pf, conf.pfs.length === 1 ? conf.pfIndex : undefined));
   const taken = new Set(state.listAllocations());
   const inHost = vfs.flatMap((vf) => {
     const link = vf.netdev ? present.get(vf.netdev) : undefined;
@@ -78,8 +83,8 @@ async function allocateVf(ctx: Context, hostLinks: LinkInfo[], client: DpuClient
   });
   for (const c of inHost) if (!taken.has(c.vf.pci) && state.tryAllocate(c.vf.pci, owner)) return c;
   // Exhausted: a claim of a container that died without DEL holds a VF that is back in the host namespace.
-  for (const c of inHost) if (taken.has(c.vf.pci) && (await reclaimStale(ctx, c.vf.pci, client)) && state.tryAllocate(c.vf.pci, owner)) return c;
-  throw new CniError(ErrorCode.NoFreeVf, `no free VF on PF ${conf.pf}: all ${vfs.length} VFs are allocated or not in the host namespace (see ${state.allocationsDir})`);
+  for (const c of inHost) if (taken.has(c.vf.pci) && (await reclaimStale(ctx, c.vf.pci, dpus)) && state.tryAllocate(c.vf.pci, owner)) return c;
+  throw new CniError(ErrorCode.NoFreeVf, `no free VF on ${conf.pfs.length > 1 ? 'PFs' : 'PF'} ${conf.pfs.join(', ')}: all ${vfs.length} VFs are allocated or not in the host namespace (see ${state.allocationsDir})`);
 }
 
 function buildResult(ctx: Context, iface: CniInterface, ipam: CniResult | undefined): CniResult {
@@ -96,6 +101,20 @@ function buildResult(ctx: Context, iface: CniInterface, ipam: CniResult | undefi
   return result;
 }
 
+/** The DPU this ADD will most likely plug on (its deviceID's PF, else the first PF's), to connect to early. */
+function likelyDpu(ctx: Context): DpuConfig | undefined {
+  const { conf } = ctx;
+  let pf = conf.pfs[0];
+  if (conf.resolvedDeviceId && conf.dpus) {
+    try {
+      pf = ctx.sysfs.vfByPci(conf.resolvedDeviceId).pfName;
+    } catch {
+      // allocateVf reports it
+    }
+  }
+  return (pf === undefined ? undefined : dpuForPf(conf, pf)?.dpu) ?? conf.dpu;
+}
+
 export async function cmdAdd(ctx: Context): Promise<CniResult> {
   const { conf, req, state, links, timer, log } = ctx;
   const { env } = req;
@@ -109,22 +128,27 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
     throw new CniError(ErrorCode.VfInUse, `container ${env.containerId} already has ${env.ifname} attached (VF ${existing.vf.pci}); DEL it first`);
   }
   if (existing) refuseInFlight(existing, 'ADD');
-  return withDpu(ctx, async (client) => {
-    if (existing) await timer.step('cleanupInterruptedAdd', () => releaseAttachment(ctx, existing, env.netns, client));
+  return withDpu(ctx, likelyDpu(ctx), async (dpus) => {
+    if (existing) await timer.step('cleanupInterruptedAdd', () => releaseAttachment(ctx, existing, env.netns, dpus));
     const undo = new UndoStack(log);
     try {
       const hostLinks = await timer.step('hostLinks', () => links.listLinks());
-      const { vf, link: listed } = await timer.step('allocate', () => allocateVf(ctx, hostLinks, client));
+      const { vf, link: listed } = await timer.step('allocate', () => allocateVf(ctx, hostLinks, dpus));
       undo.push('free VF allocation', () => state.release(vf.pci, { containerId: env.containerId, ifname: env.ifname }));
       // The listing predates the claim: a concurrent DEL may have been restoring this VF's MAC and MTU when it was taken.
       // (A reclaimed VF was also renamed back to its original name.)
       const link = (await links.findLink(ctx.sysfs.netdevOf(vf.pci) ?? listed.name)) ?? listed;
+      const dpu = dpuForPf(conf, vf.pfName);
+      if (!dpu && conf.dpus) {
+        throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: dpus: VF ${vf.pci} is on PF ${vf.pfName}, which has no entry in dpus, and there is no dpu: add "${vf.pfName}" to dpus or set dpu`);
+      }
       faultPoint('add:allocated');
       const tmpName = temporaryName();
       const att: Attachment = {
         version: 1, phase: 'adding', network: conf.name, containerId: env.containerId, ifname: env.ifname,
         netns: env.netns, netnsId: netnsIdentity(env.netns), owner: selfIdentity(), vni: conf.vni,
         vf: { pci: vf.pci, index: vf.index, pfName: vf.pfName, pfPci: vf.pfPci, pfIndex: vf.pfIndex, originalName: link.name, originalMac: link.mac, originalMtu: link.mtu },
+        ...(dpu?.key !== undefined ? { dpuKey: dpu.key } : {}),
         tmpName, mac: conf.resolvedMac, mtu: conf.mtu, rawConfig: req.rawConfig, ipamType: conf.ipam?.type, cniPath: env.path.filter((p) => p.startsWith('/')),
       };
       if (!state.createAttachment(att)) {
@@ -134,19 +158,21 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
       faultPoint('add:recorded');
       log.debug({ vf: vf.pci, netdev: link.name }, 'allocated VF');
 
-      const representor = conf.dpu ? representorName(conf.dpu.representorTemplate, vf.pfIndex, vf.index) : '';
+      const dpuConf = dpu?.dpu;
+      const client = dpuConf ? dpus.get(dpuConf) : undefined;
+      const representor = dpuConf ? representorName(dpuConf.representorTemplate, vf.pfIndex, vf.index) : '';
       // Asked now, awaited where first needed: unless VF settings go to the DPU (they must precede the move), the
       // question overlaps the SSH handshake, the move and IPAM instead of adding a round trip in front of them.
-      const vfFunction = wantsDpuFunction(ctx, client);
-      const factsAsked = client && conf.dpu ? timer.step('dpuFacts', () => client.facts({ representor, pfIndex: vf.pfIndex, vfIndex: vf.index, ...(vfFunction ? { vfFunction } : {}) })) : undefined;
+      const vfFunction = wantsDpuFunction(ctx, dpuConf, client);
+      const factsAsked = client && dpuConf ? timer.step('dpuFacts', () => client.facts({ representor, pfIndex: vf.pfIndex, vfIndex: vf.index, ...(vfFunction ? { vfFunction } : {}) })) : undefined;
       factsAsked?.catch(() => undefined); // a failure is reported where it is awaited
       const dpuFacts = async (): Promise<DpuFacts | undefined> => {
-        if (!factsAsked || !client || !conf.dpu) return undefined;
+        if (!factsAsked || !client || !dpuConf) return undefined;
         const facts = await factsAsked;
-        checkUnderlayMtu({ mtu: conf.mtu, localVtep: conf.dpu.localVtep, encap: 'vxlan', uplink: facts.uplink, target: client.target });
+        checkUnderlayMtu({ mtu: conf.mtu, localVtep: dpuConf.localVtep, encap: 'vxlan', uplink: facts.uplink, target: client.target });
         return facts;
       };
-      await applyVfSettings(ctx, att, vf, client, vfFunction ? await dpuFacts() : undefined, undo);
+      await applyVfSettings(ctx, att, vf, dpuConf, client, vfFunction ? await dpuFacts() : undefined, undo);
 
       await timer.step('moveVf', () => links.moveToNetns(link.name, env.netns, tmpName));
       undo.push('return VF to host', async () => {
@@ -168,13 +194,13 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
       if (announceProblem) log.warn({ problem: announceProblem }, 'could not enable arp_notify/ndisc_notify: neighbours may keep a stale MAC for this address');
 
       // The representor joins the overlay before the link comes up, so the link-up announcement reaches peers.
-      if (client && conf.dpu) {
+      if (client && dpuConf) {
         await dpuFacts();
         const plug = { network: conf.name, vni: conf.vni, containerId: env.containerId, ifname: env.ifname, netns: env.netns, representor, mtu: conf.mtu };
         const { bridge, portUuid } = await timer.step('dpu', () => client.plug(plug).catch((err: unknown) => {
           throw err instanceof CniError ? new CniError(err.code, `binding representor ${representor} on the DPU failed: ${err.message}`, err.details) : err;
         }));
-        att.dpu = { target: client.target, bridge, representor, portUuid, config: conf.dpu };
+        att.dpu = { target: client.target, bridge, representor, portUuid, config: dpuConf };
         undo.push('unplug representor', () => client.unplug({ ...plug, portUuid }));
         faultPoint('add:dpu-plugged');
       }

@@ -1,7 +1,8 @@
 import { CniError, ErrorCode } from '../cni/errors';
 import type { CniInterface, CniIpConfig, CniRoute } from '../cni/types';
-import { type Context, ipamCall, loadRecord, withDpu } from './lifecycle';
+import { type Context, ipamCall, loadRecord, recordedDpuClient, withDpu } from './lifecycle';
 import { vfFunctionMismatch, wantsRates } from '../dpu/vf-function';
+import { dpuOfRecord } from './dpu-client';
 
 function fail(msg: string): CniError {
   return new CniError(ErrorCode.CheckFailed, msg);
@@ -23,7 +24,7 @@ export async function cmdCheck(ctx: Context): Promise<void> {
   if (index < 0) throw fail(`prevResult has no interface ${ifname} in sandbox ${netns}`);
   const expected = interfaces[index] as CniInterface;
 
-  await withDpu(ctx, async (client) => {
+  await withDpu(ctx, dpuOfRecord(conf, att)?.dpu, async (dpus) => {
     const link = await timer.step('link', () => links.findLink(ifname, netns));
     if (!link) throw fail(`interface ${ifname} is missing from ${netns}`);
     if (expected.mac && link.mac !== expected.mac.toLowerCase()) throw fail(`interface ${ifname} has MAC ${link.mac}, expected ${expected.mac}`);
@@ -51,7 +52,8 @@ export async function cmdCheck(ctx: Context): Promise<void> {
       const call = ipamCall({ containerId, ifname, rawConfig: req.rawConfig, cniPath: req.env.path, ipamType: conf.ipam.type }, netns, req.env.argsRaw, req.cniVersion);
       await timer.step('ipam', () => ctx.ipam.check(call));
     }
-    if (client && att.dpu && conf.dpu) {
+    const client = att.dpu ? recordedDpuClient(ctx, att, dpus) : undefined;
+    if (client && att.dpu) {
       const plug = { network: att.network, vni: att.vni, containerId, ifname, netns, representor: att.dpu.representor, mtu: att.mtu };
       await timer.step('dpu', () => client.check(plug));
     }

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { Context } from './lifecycle';
 import { ipamCall, loadRecord, refuseInFlight, withDpu } from './lifecycle';
+import { configuredDpus, dpuOfRecord } from './dpu-client';
 import { claimIsLive } from '../store/attachments';
 import { releaseAttachment } from './release';
 
@@ -14,9 +15,9 @@ export async function cmdDel(ctx: Context): Promise<void> {
   state.ensure();
   const att = loadRecord(ctx, containerId, ifname);
   if (att) refuseInFlight(att, 'DEL');
-  await withDpu(ctx, async (client) => {
+  await withDpu(ctx, att ? dpuOfRecord(conf, att)?.dpu : conf.dpu, async (dpus) => {
     if (att) {
-      await releaseAttachment(ctx, att, netns, client);
+      await releaseAttachment(ctx, att, netns, dpus);
       return;
     }
     for (const pci of state.listAllocations()) {
@@ -32,11 +33,13 @@ export async function cmdDel(ctx: Context): Promise<void> {
         log.warn({ err: (err as Error).message }, 'DEL without cached state: IPAM DEL failed');
       }
     }
-    if (client) {
+    // Which DPU it was plugged on is not known: each configured one is asked.
+    for (const { dpu } of configuredDpus(conf)) {
+      const client = dpus.get(dpu);
       try {
         await ctx.timer.step('dpu', () => client.unplug({ network: conf.name, vni: conf.vni, containerId, ifname, representor: '' }));
       } catch (err) {
-        log.warn({ err: (err as Error).message }, 'DEL without cached state: could not check the DPU for ports of this container; GC will');
+        log.warn({ dpu: client.target, err: (err as Error).message }, 'DEL without cached state: could not check the DPU for ports of this container; GC will');
       }
     }
   });

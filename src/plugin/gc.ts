@@ -4,6 +4,7 @@ import { formatIssues } from '../config/load';
 import { type Context, ipamCall, withDpu } from './lifecycle';
 import { type AllocationOwner, claimIsLive, InvalidRecordError, isInFlight, type StateStore } from '../store/attachments';
 import { releaseAttachment } from './release';
+import { configuredDpus } from './dpu-client';
 
 /** True if owner has a record, valid or not: its VF is then released with the record, or not at all. */
 function hasRecord(state: StateStore, owner: AllocationOwner): boolean {
@@ -33,7 +34,7 @@ export async function cmdGc(ctx: Context): Promise<void> {
   const valid = new Set(keep.map((k) => `${k.containerId}/${k.ifname}`));
   const isValid = (o: { containerId: string; ifname: string }) => valid.has(`${o.containerId}/${o.ifname}`);
   state.ensure();
-  await withDpu(ctx, async (client) => {
+  await withDpu(ctx, conf.dpu, async (dpus) => {
     const failures: string[] = [];
     const { records, invalid } = state.scanAttachments();
     // An invalid record is skipped, not released: it may be planted, and what it names is not trusted;
@@ -45,7 +46,7 @@ export async function cmdGc(ctx: Context): Promise<void> {
         continue;
       }
       try {
-        await releaseAttachment(ctx, att, '', client);
+        await releaseAttachment(ctx, att, '', dpus);
         log.info({ containerId: att.containerId, ifname: att.ifname, vf: att.vf.pci }, 'GC released stale attachment');
       } catch (err) {
         failures.push(`${att.containerId}/${att.ifname}: ${(err as Error).message}`);
@@ -64,10 +65,20 @@ export async function cmdGc(ctx: Context): Promise<void> {
       if (owner && hasRecord(state, owner)) continue;
       state.release(pci);
     }
-    if (client) {
-      const removed = await ctx.timer.step('dpu', () => client.gc(conf.name, conf.vni, keep));
-      if (removed) log.info({ removed }, 'GC removed stale DPU ports');
+    // Every configured DPU: a stale port may be on any of them, whatever records survive.
+    // One DPU failing does not spare the others their GC; the first failure is reported.
+    let dpuError: unknown;
+    for (const { key, dpu } of configuredDpus(conf)) {
+      const client = dpus.get(dpu);
+      try {
+        const removed = await ctx.timer.step(key === undefined ? 'dpu' : `dpu:${key}`, () => client.gc(conf.name, conf.vni, keep));
+        if (removed) log.info({ removed, dpu: client.target }, 'GC removed stale DPU ports');
+      } catch (err) {
+        log.warn({ dpu: client.target, err: (err as Error).message }, 'GC of a DPU failed');
+        dpuError ??= err;
+      }
     }
+    if (dpuError) throw dpuError;
     let ipamError: unknown;
     if (conf.ipam) {
       // SPEC: a plugin MUST pass GC on to its delegates; the runtime's config carries the valid-attachments list.

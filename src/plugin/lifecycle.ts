@@ -1,5 +1,6 @@
 import type { CniRequest } from '../cni/skel';
 import type { DpuClient } from '../dpu/api';
+import { DpuClients, dpuOfRecord } from './dpu-client';
 import type { DpuConfig } from '../config/schema';
 import { loadNetConf, type NetConf } from '../config/load';
 import { nodeConfigPath, readNodeFile } from '../config/node-file';
@@ -44,23 +45,30 @@ export function prepare(req: CniRequest, deps: Deps): Context {
 }
 
 /**
- * Runs a command body with the DPU client, closed at the end, and a closing log line with step timings.
- * The client starts connecting right away so the DPU handshake overlaps the host steps; a connection
- * failure surfaces where the body first uses the DPU, as before.
+ * Runs a command body with the DPU clients (one per DPU it uses, all closed at the end) and a closing log line
+ * with step timings. The DPU named by warm starts connecting right away so its handshake overlaps the host
+ * steps; a connection failure surfaces where the body first uses that DPU.
  */
-export async function withDpu<T>(ctx: Context, body: (client: DpuClient | undefined) => Promise<T>): Promise<T> {
-  const client = ctx.conf.dpu ? ctx.deps.dpuClient(ctx.conf.dpu, ctx.log) : undefined;
-  client?.warm?.();
+export async function withDpu<T>(ctx: Context, warm: DpuConfig | undefined, body: (dpus: DpuClients) => Promise<T>): Promise<T> {
+  const dpus = new DpuClients((dpu) => ctx.deps.dpuClient(dpu, ctx.log));
+  dpus.warm(warm);
   try {
-    const out = await body(client);
-    ctx.log.info({ steps: ctx.timer.steps, totalMs: ctx.timer.totalMs(), dpuConnectMs: client?.connectMs }, `${ctx.req.env.command} done`);
+    const out = await body(dpus);
+    ctx.log.info({ steps: ctx.timer.steps, totalMs: ctx.timer.totalMs(), dpuConnectMs: dpus.connectMs }, `${ctx.req.env.command} done`);
     return out;
   } catch (err) {
     ctx.log.error({ steps: ctx.timer.steps, totalMs: ctx.timer.totalMs(), err: (err as Error).message, code: (err as { code?: number }).code, details: (err as { details?: string }).details || undefined }, `${ctx.req.env.command} failed`);
     throw err;
   } finally {
-    client?.close();
+    dpus.close();
   }
+}
+
+/** The client of the DPU an attachment was plugged on (see dpuOfRecord); undefined when none is configured. */
+export function recordedDpuClient(ctx: Context, att: Pick<Attachment, 'dpuKey' | 'dpu' | 'containerId' | 'ifname'>, dpus: DpuClients): DpuClient | undefined {
+  const choice = dpuOfRecord(ctx.conf, att);
+  if (!choice && att.dpu) ctx.log.warn({ containerId: att.containerId, ifname: att.ifname, dpu: att.dpu.target, dpusKey: att.dpuKey }, 'the config names no DPU this attachment was plugged on any more; its DPU port is left alone');
+  return choice ? dpus.get(choice.dpu) : undefined;
 }
 
 export function ipamCall(att: Pick<Attachment, 'rawConfig' | 'containerId' | 'ifname' | 'cniPath'> & { ipamType: string }, netns: string, cniArgs: string, cniVersion: string): IpamCall {

@@ -1,9 +1,9 @@
 import { CniError, ErrorCode } from '../cni/errors';
-import type { DpuClient } from '../dpu/api';
+import type { DpuClients } from './dpu-client';
 import { returnVfToHost, usableNetns } from '../kernel/vf';
 import { type Attachment, isInFlight } from '../store/attachments';
 import { faultPoint } from '../util/fault';
-import { type Context, delegatedDelConfig, ipamCall, loadRecord } from './lifecycle';
+import { type Context, delegatedDelConfig, ipamCall, loadRecord, recordedDpuClient } from './lifecycle';
 import { restoreVfFunction } from './vf-settings';
 
 /** Gives back everything on the host: IPs, the VF (name, MAC, MTU, admin settings), the allocation. */
@@ -25,8 +25,10 @@ export async function releaseHost(ctx: Context, att: Attachment, netnsHint: stri
  * Unplugs the representor on the DPU; the attachment record stays until this succeeds.
  * An ADD that died before recording its port (phase "adding") may still have plugged one: found by owner.
  */
-export async function releaseDpu(ctx: Context, att: Attachment, dpu: DpuClient | undefined): Promise<void> {
-  if (!dpu || !(att.dpu || att.vfFunction || att.phase === 'adding')) return;
+export async function releaseDpu(ctx: Context, att: Attachment, dpus: DpuClients | undefined): Promise<void> {
+  if (!dpus || !(att.dpu || att.vfFunction || att.phase === 'adding')) return;
+  const dpu = recordedDpuClient(ctx, att, dpus);
+  if (!dpu) return;
   const req = { network: att.network, vni: att.vni, containerId: att.containerId, ifname: att.ifname, representor: att.dpu?.representor ?? '', portUuid: att.dpu?.portUuid };
   try {
     await restoreVfFunction(ctx, att, dpu);
@@ -65,18 +67,18 @@ async function lockAttachment(ctx: Context, att: Attachment): Promise<() => void
  * keeps the record for a retry. The record is read again under the lock: the daemon may have re-plugged it
  * (new port UUID) or finished its DEL meanwhile.
  */
-export async function releaseAttachment(ctx: Context, stale: Attachment, netnsHint: string, dpu?: DpuClient): Promise<void> {
+export async function releaseAttachment(ctx: Context, stale: Attachment, netnsHint: string, dpus?: DpuClients): Promise<void> {
   const unlock = await lockAttachment(ctx, stale);
   try {
     const att = loadRecord(ctx, stale.containerId, stale.ifname);
     // Gone: released meanwhile. In flight: a new ADD of the same name started after that.
-    if (att && !isInFlight(att)) await releaseLocked(ctx, att, netnsHint, dpu);
+    if (att && !isInFlight(att)) await releaseLocked(ctx, att, netnsHint, dpus);
   } finally {
     unlock();
   }
 }
 
-async function releaseLocked(ctx: Context, att: Attachment, netnsHint: string, dpu: DpuClient | undefined): Promise<void> {
+async function releaseLocked(ctx: Context, att: Attachment, netnsHint: string, dpus: DpuClients | undefined): Promise<void> {
   const { state } = ctx;
   if (!att.hostReleased) {
     await releaseHost(ctx, att, netnsHint);
@@ -87,7 +89,7 @@ async function releaseLocked(ctx: Context, att: Attachment, netnsHint: string, d
       faultPoint('del:host-released');
     }
   }
-  await releaseDpu(ctx, att, dpu);
+  await releaseDpu(ctx, att, dpus);
   faultPoint('del:dpu-unplugged');
   state.removeAttachment(att.containerId, att.ifname);
 }

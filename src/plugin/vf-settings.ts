@@ -1,4 +1,5 @@
 import { CniError, ErrorCode } from '../cni/errors';
+import type { DpuConfig } from '../config/schema';
 import type { DpuClient, DpuFacts } from '../dpu/api';
 import { restoreValues, type VfFunctionValues, wantsRates } from '../dpu/vf-function';
 import type { VfInfo } from '../kernel/sysfs';
@@ -21,9 +22,9 @@ function hostAdminSettings(ctx: Context): VfAdminRecord | undefined {
 }
 
 /** The facts request: the VF function is looked up only when something may be set through it. */
-export function wantsDpuFunction(ctx: Context, client: DpuClient | undefined): { rates: boolean } | undefined {
+export function wantsDpuFunction(ctx: Context, dpu: DpuConfig | undefined, client: DpuClient | undefined): { rates: boolean } | undefined {
   const values = dpuFunctionValues(ctx);
-  if (!client || !ctx.conf.dpu || ctx.conf.dpu.vfSettings === 'host') return undefined;
+  if (!client || !dpu || dpu.vfSettings === 'host') return undefined;
   if (Object.keys(values).length === 0 && !hostAdminSettings(ctx)) return undefined;
   return { rates: wantsRates(values) };
 }
@@ -32,9 +33,9 @@ export function wantsDpuFunction(ctx: Context, client: DpuClient | undefined): {
  * Applies the VF settings where the hardware takes them: the DPU's VF function when dpu.vfSettings allows it and
  * the DPU offers one, else the host PF. Previous values are recorded before anything changes; undo restores them.
  */
-export async function applyVfSettings(ctx: Context, att: Attachment, vf: VfInfo, client: DpuClient | undefined, facts: DpuFacts | undefined, undo: UndoStack): Promise<void> {
+export async function applyVfSettings(ctx: Context, att: Attachment, vf: VfInfo, dpu: DpuConfig | undefined, client: DpuClient | undefined, facts: DpuFacts | undefined, undo: UndoStack): Promise<void> {
   const { conf, links, state, timer } = ctx;
-  const mode = conf.dpu?.vfSettings ?? 'host';
+  const mode = dpu?.vfSettings ?? 'host';
   const fn = facts?.vfFunction;
   const values = dpuFunctionValues(ctx);
   if (mode !== 'host' && client && fn) {

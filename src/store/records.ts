@@ -77,6 +77,8 @@ export interface Attachment {
   ipamType?: string;
   cniPath: string[];
   dpu?: DpuRecord;
+  /** The `dpus` entry (a PF name) whose DPU this attachment uses; absent: `dpu` (and every record from before `dpus`). */
+  dpuKey?: string;
   /** Set once DEL has given the VF, IPs and allocation back; only the DPU part may be left. */
   hostReleased?: boolean;
   result?: CniResult;
@@ -164,6 +166,7 @@ export const AttachmentSchema = z.object({
   ipamType: ipamType.optional(),
   cniPath: z.array(absolutePath).max(256),
   dpu: DpuRecordSchema.optional(),
+  dpuKey: netdev.optional(),
   hostReleased: z.boolean().optional(),
   result: z.looseObject({ cniVersion: z.string().max(32) }).optional(),
 });

@@ -2,20 +2,21 @@
 # Emulation only: the testbed's stand-in for a BlueField's `devlink`, bind-mounted over the devlink
 # binary inside one emulated DPU's private mount namespace (see testbed.sh, ANCHOR_SCRIPT). It knows
 # just what dpu-overlay uses, shaped like iproute2's devlink on a DPU-mode BlueField:
-#   devlink -j port show [HANDLE]              uplink p0, host PF pf0hpf, VF representors pf0vf<N>
+#   devlink -j port show [HANDLE]              uplink p0, host PF pf<P>hpf, VF representors pf<P>vf<N>
 #   devlink -j port function rate show         rate leaves, tx_share/tx_max in bytes/s
 #   devlink port function set HANDLE [hw_addr MAC] [state active|inactive]
 #   devlink port function rate set HANDLE [tx_share Nmbit] [tx_max Nmbit]
 # Values persist in files under STATE_DIR. A hw_addr write also takes effect on the emulated VF (the
-# host-side veth ens1f0v<N>) when that VF is in the host namespace, as a real VF driver would take
+# host-side veth ens1f<P>v<N>) when that VF is in the host namespace, as a real VF driver would take
 # the new MAC on its next probe. State and rates are recorded, not enforced.
 #
-# Usage (from the per-DPU wrapper testbed.sh writes): devlink-standin.sh STATE_DIR HOST_NETNS VFS ARGS...
+# Usage (from the per-DPU wrapper testbed.sh writes): devlink-standin.sh STATE_DIR HOST_NETNS VFS PF ARGS...
+# (PF: the port index, 1 for the representors pf1vf<N> of the host's second PF ens1f1np1)
 set -euo pipefail
 
-state=$1 hostns=$2 vfs=$3
-shift 3
-DEV=pci/0000:03:00.0
+state=$1 hostns=$2 vfs=$3 pf=$4
+shift 4
+DEV=pci/0000:03:00.$pf
 mkdir -p "$state"
 
 fail() { echo "devlink: $*" >&2; exit 1; }
@@ -38,12 +39,12 @@ port_json() { # handle: appends to out
   local h=$1 n mac st
   case $h in
     "$DEV/65535") out+="\"$h\":{\"type\":\"eth\",\"netdev\":\"p0\",\"flavour\":\"physical\",\"port\":0,\"splittable\":false}" ;;
-    "$DEV/0") out+="\"$h\":{\"type\":\"eth\",\"netdev\":\"pf0hpf\",\"flavour\":\"pcipf\",\"controller\":1,\"pfnum\":0,\"external\":true,\"splittable\":false,\"function\":{\"hw_addr\":\"02:00:03:00:00:00\"}}" ;;
+    "$DEV/0") out+="\"$h\":{\"type\":\"eth\",\"netdev\":\"pf${pf}hpf\",\"flavour\":\"pcipf\",\"controller\":1,\"pfnum\":$pf,\"external\":true,\"splittable\":false,\"function\":{\"hw_addr\":\"02:00:03:00:00:00\"}}" ;;
     *)
       vf_of_handle n "$h" || return 1
-      get mac "pf0vf$n" hw_addr 00:00:00:00:00:00
-      get st "pf0vf$n" state active
-      out+="\"$h\":{\"type\":\"eth\",\"netdev\":\"pf0vf$n\",\"flavour\":\"pcivf\",\"controller\":1,\"pfnum\":0,\"vfnum\":$n,\"external\":true,\"splittable\":false,\"function\":{\"hw_addr\":\"$mac\",\"state\":\"$st\",\"opstate\":\"attached\"}}"
+      get mac "pf${pf}vf$n" hw_addr 00:00:00:00:00:00
+      get st "pf${pf}vf$n" state active
+      out+="\"$h\":{\"type\":\"eth\",\"netdev\":\"pf${pf}vf$n\",\"flavour\":\"pcivf\",\"controller\":1,\"pfnum\":$pf,\"vfnum\":$n,\"external\":true,\"splittable\":false,\"function\":{\"hw_addr\":\"$mac\",\"state\":\"$st\",\"opstate\":\"attached\"}}"
       ;;
   esac
 }
@@ -69,8 +70,8 @@ rate_show() {
   for ((n = 0; n < vfs; n++)); do
     h=$DEV/$((n + 1))
     out+="$sep\"$h\":{\"type\":\"leaf\""
-    get share "pf0vf$n" tx_share 0
-    get max "pf0vf$n" tx_max 0
+    get share "pf${pf}vf$n" tx_share 0
+    get max "pf${pf}vf$n" tx_max 0
     # iproute2 leaves a zero rate out
     ((share == 0)) || out+=",\"tx_share\":$share"
     ((max == 0)) || out+=",\"tx_max\":$max"
@@ -88,14 +89,14 @@ function_set() {
     case $1 in
       hw_addr)
         [[ ${2:-} =~ ^[0-9a-f]{2}(:[0-9a-f]{2}){5}$ ]] || fail "bad hw_addr ${2:-}"
-        echo "$2" >"$state/pf0vf$n.hw_addr"
-        if [[ $2 != 00:00:00:00:00:00 ]] && ip -n "$hostns" link show dev "ens1f0v$n" >/dev/null 2>&1; then
-          ip -n "$hostns" link set dev "ens1f0v$n" address "$2"
+        echo "$2" >"$state/pf${pf}vf$n.hw_addr"
+        if [[ $2 != 00:00:00:00:00:00 ]] && ip -n "$hostns" link show dev "ens1f${pf}v$n" >/dev/null 2>&1; then
+          ip -n "$hostns" link set dev "ens1f${pf}v$n" address "$2"
         fi
         ;;
       state)
         [[ ${2:-} == active || ${2:-} == inactive ]] || fail "bad state ${2:-}"
-        echo "$2" >"$state/pf0vf$n.state"
+        echo "$2" >"$state/pf${pf}vf$n.state"
         ;;
       *) fail "unsupported function attribute $1" ;;
     esac
@@ -110,7 +111,7 @@ rate_set() {
   while (($#)); do
     [[ $1 == tx_share || $1 == tx_max ]] || fail "unsupported rate attribute $1"
     [[ ${2:-} =~ ^([0-9]+)mbit$ ]] || fail "bad rate ${2:-}"
-    echo $((BASH_REMATCH[1] * 125000)) >"$state/pf0vf$n.$1"
+    echo $((BASH_REMATCH[1] * 125000)) >"$state/pf${pf}vf$n.$1"
     shift 2
   done
 }

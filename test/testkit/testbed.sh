@@ -3,17 +3,18 @@
 # (OVS userspace datapath + sshd) with network namespaces, veth pairs and a
 # Linux bridge underlay. See testbed.md next to this file.
 #
-#   testbed.sh up [--sites a,b,c] [--vfs N]   build (rebuilds if already up)
+#   testbed.sh up [--sites a,b,c] [--vfs N] [--pfs 1|2]   build (rebuilds if already up)
 #   testbed.sh down                           tear down (ok if nothing is up)
 #   testbed.sh env                            JSON description on stdout
 #   testbed.sh status                         human readable state (LSB exit codes)
-#   testbed.sh dpu-exec <site> <cmd...>       run cmd in the DPU's net+mount ns
-#   testbed.sh dpu-ctl <site> ACTION          fault injection: sshd-stop, sshd-start,
+#   testbed.sh dpu-exec <dpu> <cmd...>        run cmd in the DPU's net+mount ns
+#   testbed.sh dpu-ctl <dpu> ACTION           fault injection: sshd-stop, sshd-start,
 #                                             vswitchd-restart, db-reset,
 #                                             ovs-stop (ovs-vswitchd and ovsdb-server)
 #
 # State dir: ${DPUO_TESTBED_DIR:-/run/<prefix>-testbed}; netns names <prefix>-host-X,
-# <prefix>-dpu-X, <prefix>-underlay with prefix ${DPUO_TESTBED_PREFIX:-dpuo}
+# <prefix>-dpu-X (and <prefix>-dpu-X2 with --pfs 2), <prefix>-underlay with prefix
+# ${DPUO_TESTBED_PREFIX:-dpuo}. A DPU is named by its site (X), the second PF's by X2.
 set -euo pipefail
 
 # Namespace name prefix: lets several testbeds (e.g. parallel developers) coexist.
@@ -22,8 +23,7 @@ PREFIX=${DPUO_TESTBED_PREFIX:-dpuo}
 STATE=${DPUO_TESTBED_DIR:-/run/$PREFIX-testbed}
 STATE=${STATE%/}
 UNDERLAY_NS=$PREFIX-underlay
-PF=ens1f0np0
-PF_PCI=0000:03:00.0
+MAX_PFS=2
 OVS_SCHEMA=/usr/share/openvswitch/vswitch.ovsschema
 SSHD=/usr/sbin/sshd
 DEFAULT_SITES=a,b,c
@@ -38,12 +38,12 @@ msg() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 
 usage() {
   cat >&2 <<EOF
-usage: $PROG up [--sites a,b,c] [--vfs N]
+usage: $PROG up [--sites a,b,c] [--vfs N] [--pfs 1|2]
        $PROG down
        $PROG env
        $PROG status
-       $PROG dpu-exec <site> <cmd...>
-       $PROG dpu-ctl <site> sshd-stop|sshd-start|vswitchd-restart|db-reset|ovs-stop
+       $PROG dpu-exec <dpu> <cmd...>      (dpu: a site X, or X2 for its second PF's DPU)
+       $PROG dpu-ctl <dpu> sshd-stop|sshd-start|vswitchd-restart|db-reset|ovs-stop
 state dir: \${DPUO_TESTBED_DIR:-/run/$PREFIX-testbed} (now: $STATE)
 EOF
 }
@@ -54,14 +54,34 @@ site_index() { # a..z -> 0..25
   printf -v c '%d' "'$c"
   echo $((c - 97))
 }
+# A DPU is named by its site (X, the first PF's) or X2 (the second PF's); its index
+# numbers its addresses: the site's index, +26 for X2 (so 0..51).
+dpu_index() {
+  local i
+  i=$(site_index "${1:0:1}")
+  [[ ${1:1} == 2 ]] && i=$((i + 26))
+  echo "$i"
+}
+dpu_of() { # site pf-number -> DPU name
+  if (($2 == 0)); then echo "$1"; else echo "$1$(($2 + 1))"; fi
+}
+pf_name() { echo "ens1f${1}np$1"; }
+pf_pci() { echo "0000:03:00.$1"; }
+all_dpus() { # every DPU of the config read by read_config
+  local s p out=()
+  for s in "${SITES[@]}"; do
+    for ((p = 0; p < PFS; p++)); do out+=("$(dpu_of "$s" "$p")"); done
+  done
+  echo "${out[*]}"
+}
 host_ns() { echo "$PREFIX-host-$1"; }
 dpu_ns() { echo "$PREFIX-dpu-$1"; }
 mgmt_host_ip() { echo "192.0.2.$((4 * $1 + 1))"; }
 mgmt_dpu_ip() { echo "192.0.2.$((4 * $1 + 2))"; }
 vtep_ip() { echo "198.51.100.$(($1 + 1))"; }
-vf_pci() { # VF index -> PCI address (devfn = 2 + index)
+vf_pci() { # VF index [PF number] -> PCI address (devfn = 2 + index; bus 03 for PF 0, 04 for PF 1)
   local devfn=$((2 + $1))
-  printf '0000:03:%02x.%d' $((devfn >> 3)) $((devfn & 7))
+  printf '0000:%02x:%02x.%d' $((3 + ${2:-0})) $((devfn >> 3)) $((devfn & 7))
 }
 vf_mac() { printf '02:00:00:%02x:%02x:%02x' "$1" $(($2 >> 8)) $(($2 & 255)); }
 rep_mac() { printf '02:00:01:%02x:%02x:%02x' "$1" $(($2 >> 8)) $(($2 & 255)); }
@@ -122,18 +142,19 @@ require_tools() {
   [[ $(id -u) == 0 ]] || die "must run as root"
 }
 
-read_config() { # sets SITES (array) and VFS; fails if not up
+read_config() { # sets SITES (array), VFS and PFS; fails if not up
   local f=$STATE/config
   [[ -r $f ]] || return 1
   local line
-  SITES=() VFS=
+  SITES=() VFS= PFS=1
   while IFS='=' read -r k line; do
     case $k in
       sites) IFS=',' read -r -a SITES <<<"$line" ;;
       vfs) VFS=$line ;;
+      pfs) PFS=$line ;;
     esac
   done <"$f"
-  ((${#SITES[@]})) && [[ $VFS =~ ^[0-9]+$ ]]
+  ((${#SITES[@]})) && [[ $VFS =~ ^[0-9]+$ && $PFS =~ ^[12]$ ]]
 }
 
 lock() { # serialize up/down (netns names are global)
@@ -185,7 +206,7 @@ cmd_down() {
 leftovers_present() {
   [[ -e $STATE/$MARKER ]] && return 0
   local ns
-  for ns in /run/netns/$PREFIX-host-? /run/netns/$PREFIX-dpu-? "/run/netns/$UNDERLAY_NS"; do
+  for ns in /run/netns/$PREFIX-host-? /run/netns/$PREFIX-dpu-? /run/netns/$PREFIX-dpu-?2 "/run/netns/$UNDERLAY_NS"; do
     [[ -e $ns ]] && return 0
   done
   return 1
@@ -205,7 +226,7 @@ do_down() {
   fi
   # namespaces (also leftovers of a run whose state dir is gone)
   local nss=()
-  for ns in /run/netns/$PREFIX-host-? /run/netns/$PREFIX-dpu-? "/run/netns/$UNDERLAY_NS"; do
+  for ns in /run/netns/$PREFIX-host-? /run/netns/$PREFIX-dpu-? /run/netns/$PREFIX-dpu-?2 "/run/netns/$UNDERLAY_NS"; do
     [[ -e $ns ]] && nss+=("${ns##*/}")
   done
   local p n
@@ -231,24 +252,32 @@ do_down() {
 }
 
 # ---------------------------------------------------------------- up
-# Build one sysfs-shaped tree (identical for every host) at $1.
+# Build one sysfs-shaped tree (identical for every host) at $1: $3 PFs with $2 VFs each.
 build_sysfs() {
-  local root=$1 vfs=$2 n pci dirs=()
+  local root=$1 vfs=$2 pfs=$3 n p pf ppci pci dirs=()
   local devs=$root/bus/pci/devices
-  dirs+=("$devs/$PF_PCI/net/$PF" "$root/class/net/$PF")
-  for ((n = 0; n < vfs; n++)); do
-    pci=$(vf_pci "$n")
-    dirs+=("$devs/$pci/net/ens1f0v$n" "$root/class/net/ens1f0v$n")
+  for ((p = 0; p < pfs; p++)); do
+    pf=$(pf_name "$p") ppci=$(pf_pci "$p")
+    dirs+=("$devs/$ppci/net/$pf" "$root/class/net/$pf")
+    for ((n = 0; n < vfs; n++)); do
+      pci=$(vf_pci "$n" "$p")
+      dirs+=("$devs/$pci/net/ens1f${p}v$n" "$root/class/net/ens1f${p}v$n")
+    done
   done
   mkdir -p "${dirs[@]}"
-  echo "$vfs" >"$devs/$PF_PCI/sriov_numvfs"
-  echo "$vfs" >"$devs/$PF_PCI/sriov_totalvfs"
-  ln -s "../../../bus/pci/devices/$PF_PCI" "$root/class/net/$PF/device"
-  for ((n = 0; n < vfs; n++)); do
-    pci=$(vf_pci "$n")
-    ln -s "../$pci" "$devs/$PF_PCI/virtfn$n"
-    ln -s "../$PF_PCI" "$devs/$pci/physfn"
-    ln -s "../../../bus/pci/devices/$pci" "$root/class/net/ens1f0v$n/device"
+  for ((p = 0; p < pfs; p++)); do
+    pf=$(pf_name "$p") ppci=$(pf_pci "$p")
+    echo "$vfs" >"$devs/$ppci/sriov_numvfs"
+    echo "$vfs" >"$devs/$ppci/sriov_totalvfs"
+    # as mlx5 reports it (udev's "np<N>" suffix comes from it)
+    echo "p$p" >"$root/class/net/$pf/phys_port_name"
+    ln -s "../../../bus/pci/devices/$ppci" "$root/class/net/$pf/device"
+    for ((n = 0; n < vfs; n++)); do
+      pci=$(vf_pci "$n" "$p")
+      ln -s "../$pci" "$devs/$ppci/virtfn$n"
+      ln -s "../$ppci" "$devs/$pci/physfn"
+      ln -s "../../../bus/pci/devices/$pci" "$root/class/net/ens1f${p}v$n/device"
+    done
   done
 }
 
@@ -261,48 +290,68 @@ echo $$ >"$3.tmp"
 mv "$3.tmp" "$3"
 exec sleep infinity'
 
-# Set up one site. Runs in the background, output goes to a log.
+# Set up one site: its host and one DPU per PF. Runs in the background, output goes to a log.
 setup_site() {
-  local site=$1 vfs=$2 pf_kind=$3 i
-  i=$(site_index "$site")
+  local site=$1 vfs=$2 pf_kind=$3 pfs=$4 p hns pids=() failed=0
+  hns=$(host_ns "$site")
+  ip netns add "$hns"
+  {
+    echo "link set lo up"
+    for ((p = 0; p < pfs; p++)); do
+      echo "link add $(pf_name "$p") address $(pf_mac "$(dpu_index "$(dpu_of "$site" "$p")")") type $pf_kind"
+      echo "link set $(pf_name "$p") up"
+    done
+  } | ip -n "$hns" -batch -
+  for ((p = 0; p < pfs; p++)); do
+    setup_dpu "$site" "$p" "$vfs" &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || failed=1; done
+  # ---- sysfs tree for the host
+  mkdir -p "$STATE/host-$site"
+  cp -a "$STATE/sysfs-template" "$STATE/host-$site/sys"
+  return "$failed"
+}
+
+# Set up the DPU of PF number $2 of site $1: VF/representor pairs, mgmt link, uplink, OVS, sshd.
+setup_dpu() {
+  local site=$1 p=$2 vfs=$3 dpu i
+  dpu=$(dpu_of "$site" "$p")
+  i=$(dpu_index "$dpu")
   local hns dns dir run home
-  hns=$(host_ns "$site") dns=$(dpu_ns "$site")
-  dir=$STATE/dpu-$site run=$STATE/dpu-$site/run home=$STATE/dpu-$site/home
+  hns=$(host_ns "$site") dns=$(dpu_ns "$dpu")
+  dir=$STATE/dpu-$dpu run=$STATE/dpu-$dpu/run home=$STATE/dpu-$dpu/home
   mkdir -p "$run" "$home" "$dir/db" "$dir/log" "$dir/ssh"
 
-  ip netns add "$hns"
   ip netns add "$dns"
 
   # ---- links (host side, VF/representor pairs, mgmt, uplink)
-  ip -n "$hns" link add "$PF" address "$(pf_mac "$i")" type "$pf_kind"
   {
-    echo "link set lo up"
-    echo "link set $PF up"
     local n
     for ((n = 0; n < vfs; n++)); do
-      echo "link add ens1f0v$n address $(vf_mac "$i" "$n") mtu 1500 type veth peer name pf0vf$n address $(rep_mac "$i" "$n") mtu 1500 netns $dns"
+      echo "link add ens1f${p}v$n address $(vf_mac "$i" "$n") mtu 1500 type veth peer name pf${p}vf$n address $(rep_mac "$i" "$n") mtu 1500 netns $dns"
     done
-    echo "link add mgmt0 type veth peer name mgmt0 netns $dns"
-    echo "addr add $(mgmt_host_ip "$i")/30 dev mgmt0"
-    echo "link set mgmt0 up"
+    echo "link add mgmt$p type veth peer name mgmt0 netns $dns"
+    echo "addr add $(mgmt_host_ip "$i")/30 dev mgmt$p"
+    echo "link set mgmt$p up"
     # ACK at once: avoids 40 ms delayed-ACK/Nagle stalls in the SSH handshake
-    echo "route replace $(mgmt_net "$i") dev mgmt0 proto kernel scope link src $(mgmt_host_ip "$i") quickack 1"
+    echo "route replace $(mgmt_net "$i") dev mgmt$p proto kernel scope link src $(mgmt_host_ip "$i") quickack 1"
   } | ip -n "$hns" -batch -
   {
     echo "link set lo up"
     echo "addr add $(mgmt_dpu_ip "$i")/30 dev mgmt0"
     echo "link set mgmt0 up"
     echo "route replace $(mgmt_net "$i") dev mgmt0 proto kernel scope link src $(mgmt_dpu_ip "$i") quickack 1"
-    for ((n = 0; n < vfs; n++)); do echo "link set pf0vf$n up"; done
-    echo "link add p0 address $(p0_mac "$i") mtu 1500 type veth peer name p0-$site netns $UNDERLAY_NS"
+    for ((n = 0; n < vfs; n++)); do echo "link set pf${p}vf$n up"; done
+    echo "link add p0 address $(p0_mac "$i") mtu 1500 type veth peer name p0-$dpu netns $UNDERLAY_NS"
     echo "link set p0 up"
   } | ip -n "$dns" -batch -
-  ip -n "$UNDERLAY_NS" link set "p0-$site" master br-ul up
+  ip -n "$UNDERLAY_NS" link set "p0-$dpu" master br-ul up
 
   # TX checksum offload off on both ends of every VF pair (userspace
   # datapath does not fill in checksums of offloaded packets)
-  ip netns exec "$hns" sh -c 'n=0; while [ "$n" -lt "$1" ]; do ethtool -K "ens1f0v$n" tx off >/dev/null || exit 1; n=$((n+1)); done' sh "$vfs"
-  ip netns exec "$dns" sh -c 'n=0; while [ "$n" -lt "$1" ]; do ethtool -K "pf0vf$n" tx off >/dev/null || exit 1; n=$((n+1)); done' sh "$vfs"
+  ip netns exec "$hns" sh -c 'n=0; while [ "$n" -lt "$1" ]; do ethtool -K "ens1f${2}v$n" tx off >/dev/null || exit 1; n=$((n+1)); done' sh "$vfs" "$p"
+  ip netns exec "$dns" sh -c 'n=0; while [ "$n" -lt "$1" ]; do ethtool -K "pf${2}vf$n" tx off >/dev/null || exit 1; n=$((n+1)); done' sh "$vfs" "$p"
 
   # the DPU kernel must not answer VXLAN (OVS reads p0 via a packet socket)
   ip netns exec "$dns" nft -f - <<'EOF'
@@ -314,29 +363,25 @@ table netdev dpuo {
 }
 EOF
 
-  # ---- sysfs tree for the host
-  mkdir -p "$STATE/host-$site"
-  cp -a "$STATE/sysfs-template" "$STATE/host-$site/sys"
-
   # ---- anchor: private mount (+UTS) ns with the OVS run dir on
   # /var/run/openvswitch and an empty /root; every DPU process joins it
   # emulation of DPU-mode VF settings: this DPU's devlink is a stand-in (devlink-standin.sh)
-  printf '#!/bin/bash\nexec bash %q %q %q %q "$@"\n' "$TESTKIT/devlink-standin.sh" "$dir/devlink-state" "$hns" "$vfs" >"$dir/devlink"
+  printf '#!/bin/bash\nexec bash %q %q %q %q %q "$@"\n' "$TESTKIT/devlink-standin.sh" "$dir/devlink-state" "$hns" "$vfs" "$p" >"$dir/devlink"
   chmod 0755 "$dir/devlink"
   setsid -f ip netns exec "$dns" unshare -m -u --propagation private \
     sh -c "$ANCHOR_SCRIPT" anchor "$run" "$home" "$dir/anchor.pid" "$dns" "$dir/devlink" \
     </dev/null >/dev/null 2>>"$dir/log/anchor.log"
   wait_for_file "$dir/anchor.pid" 500 || {
     cat "$dir/log/anchor.log" >&2
-    echo "anchor for DPU $site did not start" >&2
+    echo "anchor for DPU $dpu did not start" >&2
     return 1
   }
 
   # ---- OVS (default paths inside the mount ns = this DPU's run dir)
-  ovs_fresh "$site"
+  ovs_fresh "$dpu"
 
   # ---- sshd
-  ssh-keygen -q -t ed25519 -N '' -C "dpuo-dpu-$site" -f "$dir/ssh/ssh_host_ed25519_key"
+  ssh-keygen -q -t ed25519 -N '' -C "dpuo-dpu-$dpu" -f "$dir/ssh/ssh_host_ed25519_key"
   {
     echo "ListenAddress $(mgmt_dpu_ip "$i")"
     echo "Port 22"
@@ -362,7 +407,7 @@ EOF
     echo "SetEnv PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     [[ $SSHD_PENALTIES == yes ]] && echo "PerSourcePenalties no"
   } >"$dir/sshd_config"
-  sshd_start "$site"
+  sshd_start "$dpu"
 }
 
 # ---- DPU daemons (setup_site and dpu-ctl); run in the site's anchor namespaces
@@ -404,7 +449,7 @@ daemon_stop() {
 # a new OVS database with only the uplink bridge, both daemons (re)started, VTEP address on br-phy
 ovs_fresh() {
   local site=$1 dir=$STATE/dpu-$1 i
-  i=$(site_index "$site")
+  i=$(dpu_index "$site")
   daemon_stop "$dir/run/ovs-vswitchd.pid"
   daemon_stop "$dir/run/ovsdb-server.pid"
   rm -f -- "$dir/db/conf.db"
@@ -437,10 +482,10 @@ sshd_start() {
 
 # fault injection for tests: stop/start the DPU's sshd, restart ovs-vswitchd, reset the OVS database
 cmd_dpu_ctl() {
-  (($# == 2)) || die "usage: $PROG dpu-ctl <site> sshd-stop|sshd-start|vswitchd-restart|db-reset|ovs-stop"
+  (($# == 2)) || die "usage: $PROG dpu-ctl <dpu> sshd-stop|sshd-start|vswitchd-restart|db-reset|ovs-stop"
   local site=$1 action=$2 dir
   read_config || die "testbed is not up; run: $PROG up"
-  [[ " ${SITES[*]} " == *" $site "* ]] || die "unknown site '$site' (sites: ${SITES[*]})"
+  [[ " $(all_dpus) " == *" $site "* ]] || die "unknown DPU '$site' (DPUs: $(all_dpus))"
   anchor_pid "$site" >/dev/null || die "DPU $site is not running (anchor process gone); run: $PROG up"
   dir=$STATE/dpu-$site
   case $action in
@@ -456,7 +501,7 @@ cmd_dpu_ctl() {
         ((w-- > 0)) || die "br-phy did not come back on DPU $site"
         sleep 0.01
       done
-      ip -n "$dns" addr replace "$(vtep_ip "$(site_index "$site")")/24" dev br-phy
+      ip -n "$dns" addr replace "$(vtep_ip "$(dpu_index "$site")")/24" dev br-phy
       ip -n "$dns" link set br-phy up
       ;;
     db-reset) ovs_fresh "$site" ;;
@@ -469,18 +514,21 @@ cmd_dpu_ctl() {
 }
 
 cmd_up() {
-  local sites_arg=$DEFAULT_SITES vfs=$DEFAULT_VFS
+  local sites_arg=$DEFAULT_SITES vfs=$DEFAULT_VFS pfs=1
   while (($#)); do
     case $1 in
       --sites) (($# >= 2)) || die "--sites needs a value"; sites_arg=$2; shift 2 ;;
       --sites=*) sites_arg=${1#*=}; shift ;;
       --vfs) (($# >= 2)) || die "--vfs needs a value"; vfs=$2; shift 2 ;;
       --vfs=*) vfs=${1#*=}; shift ;;
+      --pfs) (($# >= 2)) || die "--pfs needs a value"; pfs=$2; shift 2 ;;
+      --pfs=*) pfs=${1#*=}; shift ;;
       -h | --help) usage; exit 0 ;;
       *) usage; die "unknown option for up: $1" ;;
     esac
   done
   [[ $vfs =~ ^[0-9]+$ ]] && ((vfs >= 1 && vfs <= MAX_VFS)) || die "--vfs must be 1..$MAX_VFS"
+  [[ $pfs =~ ^[0-9]+$ ]] && ((pfs >= 1 && pfs <= MAX_PFS)) || die "--pfs must be 1..$MAX_PFS"
   local sites=() s seen=,
   IFS=',' read -r -a sites <<<"$sites_arg"
   ((${#sites[@]})) || die "--sites is empty"
@@ -532,11 +580,11 @@ link add br-ul type bridge stp_state 0 forward_delay 0
 link set br-ul up
 EOF
 
-  build_sysfs "$STATE/sysfs-template" "$vfs"
+  build_sysfs "$STATE/sysfs-template" "$vfs" "$pfs"
 
   local pids=() failed=0 k
   for s in "${sites[@]}"; do
-    setup_site "$s" "$vfs" "$pf_kind" >"$STATE/setup-$s.log" 2>&1 9<&- &
+    setup_site "$s" "$vfs" "$pf_kind" "$pfs" >"$STATE/setup-$s.log" 2>&1 9<&- &
     pids+=($!)
   done
   for k in "${!sites[@]}"; do
@@ -556,15 +604,16 @@ EOF
 
   # known_hosts: one plain line per DPU
   : >"$STATE/known_hosts"
-  local kt kb
-  for s in "${sites[@]}"; do
-    read -r kt kb _ <"$STATE/dpu-$s/ssh/ssh_host_ed25519_key.pub"
-    echo "$(mgmt_dpu_ip "$(site_index "$s")") $kt $kb" >>"$STATE/known_hosts"
+  local kt kb d
+  SITES=("${sites[@]}") PFS=$pfs
+  for d in $(all_dpus); do
+    read -r kt kb _ <"$STATE/dpu-$d/ssh/ssh_host_ed25519_key.pub"
+    echo "$(mgmt_dpu_ip "$(dpu_index "$d")") $kt $kb" >>"$STATE/known_hosts"
   done
 
   local IFS=,
-  printf 'sites=%s\nvfs=%s\n' "${sites[*]}" "$vfs" >"$STATE/config"
-  msg "testbed up: sites ${sites[*]}, $vfs VFs each, state in $STATE"
+  printf 'sites=%s\nvfs=%s\npfs=%s\n' "${sites[*]}" "$vfs" "$pfs" >"$STATE/config"
+  msg "testbed up: sites ${sites[*]}, $pfs PF(s) with $vfs VFs each, state in $STATE"
 }
 
 # ---------------------------------------------------------------- env/status
@@ -574,36 +623,49 @@ json_str() { # minimal JSON string escaping
   printf '"%s"' "$s"
 }
 
+# JSON members (no braces) describing PF number $2 of site $1 and its DPU
+pf_json() {
+  local s=$1 p=$2 d i r n rf=1 out
+  d=$(dpu_of "$s" "$p")
+  i=$(dpu_index "$d")
+  out="\"pf\":\"$(pf_name "$p")\",\"pfPci\":\"$(pf_pci "$p")\",\"dpu\":\"$d\",\"dpuNetns\":\"$(dpu_ns "$d")\""
+  out+=",\"dpuHost\":\"$(mgmt_dpu_ip "$i")\",\"dpuPort\":22,\"dpuUser\":\"root\""
+  out+=",\"localVtep\":\"$(vtep_ip "$i")\",\"remoteVteps\":["
+  for r in $(all_dpus); do
+    [[ $r == "$d" ]] && continue
+    ((rf)) || out+=","
+    rf=0
+    out+="\"$(vtep_ip "$(dpu_index "$r")")\""
+  done
+  out+="],\"vfs\":["
+  for ((n = 0; n < VFS; n++)); do
+    ((n == 0)) || out+=","
+    out+="{\"index\":$n,\"pci\":\"$(vf_pci "$n" "$p")\",\"netdev\":\"ens1f${p}v$n\",\"mac\":\"$(vf_mac "$i" "$n")\",\"representor\":\"pf${p}vf$n\"}"
+  done
+  out+="]"
+  printf '%s' "$out"
+}
+
 cmd_env() {
   read_config || die "testbed is not up (no $STATE/config); run: $PROG up"
-  local s ns
+  local s ns d
   for s in "${SITES[@]}"; do
-    for ns in "$(host_ns "$s")" "$(dpu_ns "$s")"; do
-      ns_exists "$ns" || die "testbed is broken: netns $ns is missing; run: $PROG up"
-    done
+    ns_exists "$(host_ns "$s")" || die "testbed is broken: netns $(host_ns "$s") is missing; run: $PROG up"
   done
-  local out i r first n
+  for d in $(all_dpus); do
+    ns_exists "$(dpu_ns "$d")" || die "testbed is broken: netns $(dpu_ns "$d") is missing; run: $PROG up"
+  done
+  local out first p
   out="{\"stateDir\":$(json_str "$STATE"),\"privateKeyFile\":$(json_str "$STATE/id_ed25519"),\"knownHostsFile\":$(json_str "$STATE/known_hosts"),\"sites\":["
   first=1
   for s in "${SITES[@]}"; do
-    i=$(site_index "$s")
     ((first)) || out+=","
     first=0
-    out+="{\"name\":\"$s\",\"hostNetns\":\"$(host_ns "$s")\",\"dpuNetns\":\"$(dpu_ns "$s")\""
-    out+=",\"sysfsRoot\":$(json_str "$STATE/host-$s/sys"),\"pf\":\"$PF\",\"pfPci\":\"$PF_PCI\""
-    out+=",\"dpuHost\":\"$(mgmt_dpu_ip "$i")\",\"dpuPort\":22,\"dpuUser\":\"root\""
-    out+=",\"localVtep\":\"$(vtep_ip "$i")\",\"remoteVteps\":["
-    local rf=1
-    for r in "${SITES[@]}"; do
-      [[ $r == "$s" ]] && continue
-      ((rf)) || out+=","
-      rf=0
-      out+="\"$(vtep_ip "$(site_index "$r")")\""
-    done
-    out+="],\"vfs\":["
-    for ((n = 0; n < VFS; n++)); do
-      ((n == 0)) || out+=","
-      out+="{\"index\":$n,\"pci\":\"$(vf_pci "$n")\",\"netdev\":\"ens1f0v$n\",\"mac\":\"$(vf_mac "$i" "$n")\",\"representor\":\"pf0vf$n\"}"
+    # the first PF's members at the top, every PF (with its DPU) in "pfs"
+    out+="{\"name\":\"$s\",\"hostNetns\":\"$(host_ns "$s")\",\"sysfsRoot\":$(json_str "$STATE/host-$s/sys"),$(pf_json "$s" 0),\"pfs\":["
+    for ((p = 0; p < PFS; p++)); do
+      ((p == 0)) || out+=","
+      out+="{$(pf_json "$s" "$p")}"
     done
     out+="]}"
   done
@@ -620,25 +682,28 @@ cmd_status() {
     echo "testbed: down"
     exit 3
   fi
-  local ok=1 s i p name f state
-  echo "testbed: up (state dir $STATE, $VFS VFs per site)"
+  local ok=1 s d i p p2 name f state
+  echo "testbed: up (state dir $STATE, $PFS PF(s) with $VFS VFs per site)"
   ns_exists "$UNDERLAY_NS" || { ok=0; echo "  underlay netns $UNDERLAY_NS: MISSING"; }
   for s in "${SITES[@]}"; do
-    i=$(site_index "$s")
-    local line="  site $s: dpu $(mgmt_dpu_ip "$i") vtep $(vtep_ip "$i")"
-    for f in "$(host_ns "$s")" "$(dpu_ns "$s")"; do
+    ns_exists "$(host_ns "$s")" || { ok=0; echo "  site $s: netns:$(host_ns "$s")=MISSING"; }
+    for ((p = 0; p < PFS; p++)); do
+      d=$(dpu_of "$s" "$p")
+      i=$(dpu_index "$d")
+      local line="  site $s pf $(pf_name "$p"): dpu $d $(mgmt_dpu_ip "$i") vtep $(vtep_ip "$i")"
+      f=$(dpu_ns "$d")
       ns_exists "$f" || { ok=0; line+=" netns:$f=MISSING"; }
+      for name in anchor:anchor.pid ovsdb-server:run/ovsdb-server.pid ovs-vswitchd:run/ovs-vswitchd.pid sshd:sshd.pid; do
+        if p2=$(pid_from_file "$STATE/dpu-$d/${name#*:}"); then
+          state="${name%%:*}=$p2"
+        else
+          state="${name%%:*}=DEAD"
+          ok=0
+        fi
+        line+=" $state"
+      done
+      echo "$line"
     done
-    for name in anchor:anchor.pid ovsdb-server:run/ovsdb-server.pid ovs-vswitchd:run/ovs-vswitchd.pid sshd:sshd.pid; do
-      if p=$(pid_from_file "$STATE/dpu-$s/${name#*:}"); then
-        state="${name%%:*}=$p"
-      else
-        state="${name%%:*}=DEAD"
-        ok=0
-      fi
-      line+=" $state"
-    done
-    echo "$line"
   done
   ((ok)) && exit 0
   echo "testbed: DEGRADED (run '$PROG up' to rebuild)"
@@ -650,7 +715,7 @@ cmd_dpu_exec() {
   local site=$1 apid
   shift
   read_config || die "testbed is not up; run: $PROG up"
-  [[ " ${SITES[*]} " == *" $site "* ]] || die "unknown site '$site' (sites: ${SITES[*]})"
+  [[ " $(all_dpus) " == *" $site "* ]] || die "unknown DPU '$site' (DPUs: $(all_dpus))"
   apid=$(anchor_pid "$site") || die "DPU $site is not running (anchor process gone); run: $PROG up"
   exec nsenter -t "$apid" -m -n -u -- "$@"
 }

@@ -17,9 +17,14 @@ export const PREFIX = process.env.DPUO_TESTBED_PREFIX ?? 'dpuo';
 export const CNI_PATH = process.env.CNI_PATH_DIRS ?? '/usr/lib/cni';
 
 export interface Vf { index: number; pci: string; netdev: string; mac: string; representor: string }
-export interface Site {
-  name: string; hostNetns: string; dpuNetns: string; sysfsRoot: string; pf: string; pfPci: string;
+/** One PF of a host and the DPU its representors live on (`dpu` names it for dpu-exec: the site, or X2). */
+export interface SitePf {
+  pf: string; pfPci: string; dpu: string; dpuNetns: string;
   dpuHost: string; dpuPort: number; dpuUser: string; localVtep: string; remoteVteps: string[]; vfs: Vf[];
+}
+/** A host; its first PF's members at the top, every PF (testbed.sh up --pfs 2 gives two) in pfs. */
+export interface Site extends SitePf {
+  name: string; hostNetns: string; sysfsRoot: string; pfs: SitePf[];
 }
 export interface Testbed { stateDir: string; privateKeyFile: string; knownHostsFile: string; sites: Site[] }
 
@@ -32,8 +37,8 @@ export function requireBinary(): void {
 }
 
 /** Brings the testbed up fresh, without plugin or IPAM state from an earlier run. */
-export function testbedUp(vfs = 8, sites = 'a,b,c'): Testbed {
-  sh('bash', [TESTBED, 'up', '--sites', sites, '--vfs', String(vfs)]);
+export function testbedUp(vfs = 8, sites = 'a,b,c', pfs = 1): Testbed {
+  sh('bash', [TESTBED, 'up', '--sites', sites, '--vfs', String(vfs), '--pfs', String(pfs)]);
   const tb = JSON.parse(sh('bash', [TESTBED, 'env'])) as Testbed;
   for (const entry of readdirSync(tb.stateDir)) {
     if (/^(plugin-|ipam-)/.test(entry)) rmSync(join(tb.stateDir, entry), { recursive: true, force: true });
@@ -65,6 +70,24 @@ export interface NetOptions {
   dpu?: Record<string, unknown>;
 }
 
+/** The `dpu` object for the DPU of one PF, as netConf writes it. */
+export function dpuConf(tb: Testbed, p: SitePf, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    host: p.dpuHost,
+    port: p.dpuPort,
+    user: p.dpuUser,
+    privateKeyFile: tb.privateKeyFile,
+    knownHostsFile: tb.knownHostsFile,
+    datapathType: 'netdev',
+    localVtep: p.localVtep,
+    remoteVteps: p.remoteVteps,
+    timeoutMs: 5000,
+    // Direct SSH unless a test starts its own daemon: a daemon at the default path would sit in the root netns.
+    daemonSocket: '',
+    ...extra,
+  };
+}
+
 /** A network config for one emulated host, as an operator would write it (plus the emulation's sysfs root and datapath). */
 export function netConf(tb: Testbed, s: Site, o: NetOptions = {}): Record<string, unknown> {
   const name = o.name ?? 'vni100';
@@ -80,20 +103,7 @@ export function netConf(tb: Testbed, s: Site, o: NetOptions = {}): Record<string
     logFile: join(tb.stateDir, `plugin-${s.name}.log`),
     logLevel: 'debug',
     ...(o.ipam === undefined ? {} : { ipam: o.ipam }),
-    dpu: {
-      host: s.dpuHost,
-      port: s.dpuPort,
-      user: s.dpuUser,
-      privateKeyFile: tb.privateKeyFile,
-      knownHostsFile: tb.knownHostsFile,
-      datapathType: 'netdev',
-      localVtep: s.localVtep,
-      remoteVteps: s.remoteVteps,
-      timeoutMs: 5000,
-      // Direct SSH unless a test starts its own daemon: a daemon at the default path would sit in the root netns.
-      daemonSocket: '',
-      ...o.dpu,
-    },
+    dpu: dpuConf(tb, s, o.dpu),
     ...o.extra,
   };
 }

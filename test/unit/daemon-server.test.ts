@@ -224,6 +224,23 @@ describe('DaemonServer', () => {
     });
   });
 
+  it('several DPUs (a host with two cards): one connection each, and a transaction never mixes two DPUs', async () => {
+    await withDaemon('multi', async (socket, records) => {
+      const before = connections;
+      // Two DPU identities (the fake sshd takes any user): each gets its own connection and its own queues.
+      const dpus = [dpuConf(socket), dpuConf(socket, { user: 'dpu2' })];
+      const clients = Array.from({ length: 8 }, (_, i) => new DaemonDpuClient(dpus[i % 2] as DpuConfig, silentLogger(), noDirect));
+      const results = await Promise.all(clients.map((c, i) => c.plug(plugReq(`pf${i % 2}vf${i}`))));
+      expect(new Set(results.map((r) => r.portUuid)).size).toBe(8);
+      expect(connections - before).toBe(2);
+      const txns = records.filter((r) => r.msg === 'ovs-vsctl transaction');
+      const perDpu = (user: string) => txns.filter((r) => String(r.dpu).startsWith(`${user}@`)).reduce((n, r) => n + Number(r.requests), 0);
+      expect([perDpu('root'), perDpu('dpu2')]).toEqual([4, 4]);
+      expect(commands.slice(-txns.length).every((c) => !(c.includes('pf0vf') && c.includes('pf1vf')))).toBe(true);
+      for (const c of clients) c.close();
+    });
+  });
+
   it('an invalid dpu object is code 7 from the daemon', async () => {
     await withDaemon('invalid', async (socket) => {
       const c = new DaemonDpuClient({ ...dpuConf(socket), localVtep: 'not-an-ip' }, silentLogger(), noDirect);

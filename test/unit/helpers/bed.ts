@@ -31,6 +31,8 @@ export class Bed {
   readonly nodeConfig = join(this.root, 'node.json');
   readonly host: FakeHost;
   readonly dpu = new FakeDpu();
+  /** DPUs at other addresses than 192.0.2.10 (a host with several DPUs), made on first use. */
+  readonly otherDpus = new Map<string, FakeDpu>();
   readonly ipam: FakeIpam;
   readonly handlers: PluginHandlers;
   dpuClientsMade = 0;
@@ -59,11 +61,17 @@ export class Bed {
       dpuClient: (conf: DpuConfig) => {
         this.dpuClientsMade++;
         this.dpuConfigs.push(conf);
-        return this.dpu;
+        return conf.host === '192.0.2.10' ? this.dpu : this.dpuAt(conf.host);
       },
       logger: () => silentLogger(),
       stderr: (text) => void this.stderr.push(text),
     });
+  }
+
+  dpuAt(host: string): FakeDpu {
+    let d = this.otherDpus.get(host);
+    if (!d) this.otherDpus.set(host, (d = new FakeDpu(`root@${host}:22`)));
+    return d;
   }
 
   config(extra: Record<string, unknown> = {}): Record<string, unknown> {

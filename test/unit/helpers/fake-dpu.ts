@@ -5,7 +5,8 @@ type Method = 'plug' | 'unplug' | 'check' | 'gc' | 'status' | 'facts' | 'setVfFu
 
 /** A DpuClient that records every call and can be told to fail; it keeps the plugged ports like the DPU would. */
 export class FakeDpu implements DpuClient {
-  readonly target = 'root@192.0.2.10:22';
+  constructor(readonly target = 'root@192.0.2.10:22') {}
+
   readonly calls: Array<{ method: Method; arg: unknown }> = [];
   readonly failures: Partial<Record<Method, Error>> = {};
   readonly ports = new Map<string, PlugRequest>();
