@@ -19,11 +19,12 @@ function formatPath(path: ReadonlyArray<PropertyKey>): string {
   return path.reduce<string>((acc, key) => (typeof key === 'number' ? `${acc}[${key}]` : acc ? `${acc}.${String(key)}` : String(key)), '');
 }
 
+function formatIssue(i: z.core.$ZodIssue): string {
+  return `${formatPath(i.path) || '(root)'}: ${i.code === 'invalid_key' ? `key ${i.issues.map((k) => k.message).join(', ')}` : i.message}`;
+}
+
 export function formatIssues(error: z.ZodError): string {
-  return error.issues
-    .slice(0, 5)
-    .map((i) => `${formatPath(i.path) || '(root)'}: ${i.code === 'invalid_key' ? `key ${i.issues.map((k) => k.message).join(', ')}` : i.message}`)
-    .join('; ');
+  return error.issues.slice(0, 5).map(formatIssue).join('; ');
 }
 
 function valueAt(obj: unknown, path: ReadonlyArray<PropertyKey>): unknown {
@@ -46,7 +47,7 @@ function formatMerged(error: z.ZodError, merged: Record<string, unknown>, node: 
     .slice(0, 5)
     .map((i) => {
       const absent = nodeKeys.includes(i.path[0] as PropertyKey) && valueAt(merged, i.path) === undefined;
-      if (!absent) return `${formatPath(i.path) || '(root)'}: ${i.message}`;
+      if (!absent) return formatIssue(i);
       // zod calls an absent value an invalid type or union; a refinement's own message says what is wanted
       return i.code === 'custom'
         ? `${formatPath(i.path)}: ${i.message} (in the network config or in ${nodeFileName(node)})`

@@ -135,10 +135,14 @@ function overlay(node: unknown, net: unknown): unknown {
 /**
  * The raw network config with the node file's values under it: field by field, dpu key by key, dpus entry by
  * entry (each entry key by key). Raw objects, before the one validation, so every value is checked alike.
+ * A network config dpu without host (a cluster-wide NAD's {"hwOffload": "require"}) is settings for whichever
+ * DPU this host has: it also goes over each of the node file's dpus entries, and is no DPU of its own when the
+ * node file has only dpus.
  */
 export function mergeNodeFile(raw: Json, node: Json | undefined): Json {
   if (!node) return raw;
   const merged: Json = { ...raw };
+  const dpuSettings = isObject(raw.dpu) && raw.dpu.host === undefined ? raw.dpu : undefined;
   for (const key of NODE_FILE_KEYS) {
     if (node[key] === undefined) continue;
     if (key === 'dpu') merged.dpu = overlay(node.dpu, raw.dpu);
@@ -147,9 +151,14 @@ export function mergeNodeFile(raw: Json, node: Json | undefined): Json {
       if (!isObject(net)) continue;
       const nodeDpus = node.dpus as Json;
       const pfs = new Set([...Object.keys(nodeDpus), ...Object.keys(net)]);
+      const entry = (pf: string): unknown => {
+        const base = own(nodeDpus, pf);
+        return overlay(base !== undefined && dpuSettings ? overlay(base, dpuSettings) : base, own(net, pf));
+      };
       // own properties only, and built with fromEntries: a PF named __proto__ is just a (refused) name
-      merged.dpus = Object.fromEntries([...pfs].map((pf) => [pf, overlay(own(nodeDpus, pf), own(net, pf))]));
+      merged.dpus = Object.fromEntries([...pfs].map((pf) => [pf, entry(pf)]));
     } else if (raw[key] === undefined) merged[key] = node[key];
   }
+  if (dpuSettings && node.dpu === undefined && node.dpus !== undefined) delete merged.dpu;
   return merged;
 }

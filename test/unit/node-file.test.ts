@@ -49,6 +49,21 @@ describe('merge: the network config wins field by field, dpu key by key, dpus en
     expect(c.dpus?.p1).toMatchObject({ host: '192.0.2.11', hwOffload: 'ignore', port: 22 });
   });
 
+  it('a NAD dpu without host is settings for this host\'s DPUs: over dpu and each dpus entry; no DPU of its own beside dpus', () => {
+    const node = { pf: ['ens1f0np0', 'ens1f1np1'], dpus: { ens1f0np0: NODE_DPU, ens1f1np1: { ...NODE_DPU, host: '192.0.2.11', localVtep: '198.51.100.9' } } };
+    const c = loadNetConf(NAD, {}, nodeFile(node));
+    expect(c.dpu).toBeUndefined();
+    expect(c.dpus?.ens1f0np0).toMatchObject({ host: '192.0.2.10', hwOffload: 'require' });
+    expect(c.dpus?.ens1f1np1).toMatchObject({ host: '192.0.2.11', localVtep: '198.51.100.9', hwOffload: 'require' });
+    // with a dpu in the node file too, that one gets the settings as well
+    const both = loadNetConf(NAD, {}, nodeFile({ ...node, dpu: NODE_DPU }));
+    expect(both.dpu).toMatchObject({ host: '192.0.2.10', hwOffload: 'require' });
+    // a network dpu with a host is a DPU, not settings: the node file's dpus entries are left as they are
+    const full = mergeNodeFile({ dpu: { ...NODE_DPU, host: '192.0.2.99' } }, node);
+    expect((full.dpus as Record<string, unknown>).ens1f1np1).toEqual(node.dpus.ens1f1np1);
+    expect(full.dpu).toMatchObject({ host: '192.0.2.99' });
+  });
+
   it('keys the node file does not own, and a missing file, change nothing', () => {
     expect(mergeNodeFile(NAD, undefined)).toBe(NAD);
     expect(mergeNodeFile({ vni: 1 }, {})).toEqual({ vni: 1 });
