@@ -42,7 +42,7 @@ const STRING_FIELDS = [
   'dpu.hwOffload', 'dpu.vfSettings', 'runtimeConfig.mac', 'runtimeConfig.deviceID', 'args.cni.mac',
 ] as const;
 /** Path fields: a relative hostile value is code 7. */
-const PATH_FIELDS = ['sysfsRoot', 'stateDir', 'logFile', 'dpu.privateKeyFile', 'dpu.knownHostsFile'] as const;
+const PATH_FIELDS = ['sysfsRoot', 'stateDir', 'logFile', 'nodeConfig', 'dpu.privateKeyFile', 'dpu.knownHostsFile'] as const;
 /** Absolute paths the plugin only reads: a hostile one is a missing file, code 7, after ADD's host steps are undone. */
 const READ_PATH_FIELDS = ['dpu.privateKeyFile', 'dpu.knownHostsFile'] as const;
 const NUMBER_FIELDS: Record<string, readonly number[]> = {
@@ -71,7 +71,18 @@ type Mutation =
   | { kind: 'env'; variable: string; how: string; frag: string }
   | { kind: 'odd-env'; variable: string; odd: string; pre: string }
   | { kind: 'benign'; how: 'type' | 'extra-field' | 'cni-args'; frag: string }
-  | { kind: 'gc-list'; value: unknown };
+  | { kind: 'gc-list'; value: unknown }
+  | { kind: 'pf-list'; how: 'duplicate' | 'empty' | 'too-many' | 'hostile-member' | 'unknown-pf'; frag: string }
+  | { kind: 'dpus'; how: 'hostile-key' | 'proto-key' | 'entry-type' | 'entry-hostile'; frag: string }
+  | { kind: 'node-file'; path: string };
+
+/**
+ * nodeConfig may name any path: root-owned files that are not node files are refused without their content in the
+ * message (the NAD's author reads the error); procfs files (size 0) unread; devices, FIFOs and directories unopened.
+ */
+const NODE_FILE_PATHS = ['/etc/shadow', '/etc/passwd', '/etc/hostname', '/proc/self/environ', '/proc/kmsg', '/proc/self/status', '/dev/zero', '/dev/null', '/dev/stdin', '/etc', '/proc/self/fd/0'] as const;
+/** Text from those files that must never appear in an error message. */
+const NODE_FILE_LEAKS = /root:|daemon:|PATH=|Name:\s/;
 
 /** Malformed cni.dev/valid-attachments only: a well-formed list would make GC release the other inputs' attachments. */
 const BAD_GC_LISTS = (frag: string): unknown[] => [
@@ -96,6 +107,9 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   { weight: 20, arbitrary: fc.record({ kind: fc.constant('env' as const), variable: fc.constantFrom('CNI_NETNS', 'CNI_IFNAME', 'CNI_CONTAINERID', 'CNI_COMMAND', 'CNI_PATH', 'CNI_ARGS'), how: fc.constantFrom('hostile', 'unset', 'special', 'special2'), frag }) },
   { weight: 10, arbitrary: fc.record({ kind: fc.constant('odd-env' as const), variable: fc.constantFrom(...ODD_ENV), odd: fc.constantFrom(...ODD), pre: fc.constantFrom('', 'n', 'net', '"', 'eth0') }) },
   { weight: 7, arbitrary: fc.record({ kind: fc.constant('benign' as const), how: fc.constantFrom('type' as const, 'extra-field' as const, 'cni-args' as const), frag }) },
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('pf-list' as const), how: fc.constantFrom('duplicate' as const, 'empty' as const, 'too-many' as const, 'hostile-member' as const, 'unknown-pf' as const), frag }) },
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('dpus' as const), how: fc.constantFrom('hostile-key' as const, 'proto-key' as const, 'entry-type' as const, 'entry-hostile' as const), frag }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('node-file' as const), path: fc.constantFrom(...NODE_FILE_PATHS) }) },
 );
 
 type Command = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC';
@@ -116,6 +130,8 @@ export interface FuzzCase {
   marker: string;
   /** Set when replaying a violation record: run exactly this. */
   recorded?: RunRecord;
+  /** Output (stdout and stderr) must not match: file content the plugin must never quote. */
+  mustNotMatch?: RegExp;
 }
 
 /** An object where the schema wants an object with only optional keys, or an empty VTEP list, is still valid. */
@@ -167,6 +183,11 @@ export function buildCase(id: number, m: Mutation, base: Record<string, unknown>
       setPath(conf, m.field, m.field in NUMBER_FIELDS && typeof m.value === 'number' ? String(m.value) : m.value);
       c.label = `type ${m.field}=${JSON.stringify(m.value)}`;
       if (stillValid(m.field, m.value)) c.expect = 'ok';
+      // a list of PF names is pf's other type: ['x'] is a PF that is not there
+      if (m.field === 'pf' && Array.isArray(m.value) && m.value.length === 1 && m.value[0] === 'x') {
+        c.command = 'ADD';
+        c.expect = [101];
+      }
       break;
     case 'number-range':
       setPath(conf, m.field, m.value);
@@ -257,6 +278,31 @@ export function buildCase(id: number, m: Mutation, base: Record<string, unknown>
       if (m.how === 'type') conf.type = `${marker}${m.frag}`.slice(0, 64);
       if (m.how === 'extra-field') conf[`x${marker}${m.frag}`] = { v: `${marker}${m.frag}`, a: [marker] };
       if (m.how === 'cni-args') c.env = { CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAME=${marker}${NO_NUL(m.frag).replace(/[;=]/g, '')}` };
+      break;
+    case 'pf-list': {
+      c.command = 'ADD';
+      c.label = `pf list ${m.how}`;
+      const pf = String(base.pf);
+      const member = `${marker}${m.frag}`;
+      conf.pf = { duplicate: [pf, pf], empty: [], 'too-many': Array.from({ length: 17 }, (_, i) => `${marker}${i}`), 'hostile-member': [pf, member], 'unknown-pf': [`${marker}`.slice(0, 15)] }[m.how];
+      if (m.how === 'unknown-pf') c.expect = [101];
+      break;
+    }
+    case 'dpus': {
+      c.command = 'ADD';
+      c.label = `dpus ${m.how}`;
+      const pf = String(base.pf);
+      const key = { 'hostile-key': `${marker}${m.frag}`, 'proto-key': '__proto__', 'entry-type': pf, 'entry-hostile': pf }[m.how];
+      const value = m.how === 'entry-type' ? `${marker}` : m.how === 'entry-hostile' ? { ...(base.dpu as object), host: `${marker}${m.frag}` } : base.dpu;
+      // JSON text, so "__proto__" is an own key as a runtime's JSON would carry it
+      c.stdin = JSON.stringify(conf).replace(/}$/, `,"dpus":{${JSON.stringify(key)}:${JSON.stringify(value)}}}`);
+      break;
+    }
+    case 'node-file':
+      c.command = 'ADD';
+      c.label = `nodeConfig ${m.path}`;
+      conf.nodeConfig = m.path;
+      c.mustNotMatch = NODE_FILE_LEAKS;
       break;
   }
   if (c.expect === 'ok') c.command = 'ADD';
@@ -417,6 +463,7 @@ async function runCase(t: Tally, s: Site, c: FuzzCase, base: Record<string, unkn
   const what = `input ${c.id} (${c.label}, ${c.command})`;
   let out = await input(1);
   timed(t, `${c.command} ${c.label}`, out.ms);
+  if (c.mustNotMatch?.test(out.stdout + out.stderr)) violation(t, `${what}: output quotes a file it must not: ${(out.stdout + out.stderr).slice(0, 300)}`, { run: out.run });
   if (c.expect !== 'ok') return expectCniError(t, what, out, c.expect);
   for (let attempt = 2; attempt <= TRIES && out.json?.code === TRY_AGAIN; attempt++) {
     retries.n += 1;
