@@ -19,7 +19,11 @@ RUNTIME_PACKAGES=(iproute2 util-linux containernetworking-plugins openssh-client
 # tests drive podman (with runc), containerd and a libcni driver built offline with golang-go.
 DEV_PACKAGES=(openvswitch-switch openssh-server iperf3 ethtool nftables iputils-ping procps
   podman runc containerd busybox-static golang-go golang-github-appc-cni-dev
-  stress sysstat linux-perf time)
+  stress sysstat linux-perf time ovn-central ovn-host)
+# OVN's units (Debian ships only systemd units for them): the testbed runs its own central and one
+# ovn-controller per emulated DPU, so none of these may run in the root namespace.
+OVN_UNITS=(ovn-controller ovn-host ovn-northd ovn-ovsdb-server-nb ovn-ovsdb-server-sb ovn-central)
+OVN_PACKAGES=(ovn-central ovn-host)
 # Reference plugins the example conflist (cni-conf/) chains; Debian installs them in /usr/lib/cni.
 REFERENCE_PLUGINS=(host-local tuning)
 REFERENCE_PLUGIN_DIR=/usr/lib/cni
@@ -154,6 +158,36 @@ disable_distro_ovs() {
   fi
 }
 
+# Debian's OVN postinsts start their units only where systemd runs, through deb-systemd-invoke, which
+# honours policy-rc.d: while OVN packages are being installed there, one that refuses every start (101)
+# keeps a root-namespace ovn-controller from taking over the root OVS with a br-int.
+POLICY_RC=/usr/sbin/policy-rc.d
+with_start_policy() {
+  local p ovn=0
+  for p in "$@"; do [[ " ${OVN_PACKAGES[*]} " == *" $p "* ]] && ovn=1; done
+  if ((ovn == 0)) || [[ ! -d /run/systemd/system ]] || [[ -e $POLICY_RC ]]; then
+    # no systemd: nothing starts; an operator's own policy-rc.d is theirs and stays
+    "$@"
+    return
+  fi
+  printf '#!/bin/sh\n# dpu-overlay install.sh: no service starts while OVN packages install\nexit 101\n' >"$POLICY_RC"
+  chmod 0755 "$POLICY_RC"
+  local rc=0
+  "$@" || rc=$?
+  rm -f -- "$POLICY_RC"
+  return "$rc"
+}
+
+# Disable (and stop, should one have started) the OVN units this run installed.
+disable_distro_ovn() {
+  if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now "${OVN_UNITS[@]}" >/dev/null 2>&1 || true
+    msg "distro OVN units disabled (${OVN_UNITS[*]}): the testbed runs its own central and ovn-controllers"
+  else
+    msg "OVN installed; systemd is not running here, so none of its units started (the testbed runs its own)"
+  fi
+}
+
 install_packages() {
   local missing=() p
   command -v dpkg-query >/dev/null 2>&1 || die "dpkg-query not found: this is not a Debian system; use --no-apt and install the equivalents of: ${APT_PACKAGES[*]}"
@@ -168,9 +202,12 @@ install_packages() {
     msg "installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    with_start_policy apt-get install -y -q --no-install-recommends "${missing[@]}"
     SUMMARY+=("packages: installed ${missing[*]}")
   fi
+  local installed_ovn=0
+  for p in "${missing[@]}"; do [[ " ${OVN_PACKAGES[*]} " == *" $p "* ]] && installed_ovn=1; done
+  ((installed_ovn == 0)) || disable_distro_ovn
   local installed_ovs=0
   for p in "${missing[@]}"; do [[ $p == openvswitch-switch ]] && installed_ovs=1; done
   if ((installed_ovs)); then
