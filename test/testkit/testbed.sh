@@ -605,6 +605,19 @@ kill_ovn_central() {
   kill -KILL "${left[@]}" 2>/dev/null || true
 }
 
+# up --ovn returns once every DPU's ovn-controller has registered its chassis in the SB
+ovn_wait_chassis() {
+  local want=$# got n=1000 d
+  while ((n-- > 0)); do
+    got=$(ovn-sbctl --db="unix:$STATE/ovn/run/ovnsb_db.sock" --timeout=5 --bare --columns=name list Chassis 2>/dev/null | grep -c . || true)
+    ((got < want)) || return 0
+    sleep 0.02
+  done
+  for d in "$@"; do msg "DPU $d: see $STATE/dpu-$d/log/ovn-controller.log"; done
+  msg "only $got of $want ovn-controllers registered with the OVN central within 20 s"
+  return 1
+}
+
 cmd_ovn_ctl() {
   (($# == 1)) || die "usage: $PROG ovn-ctl nb-stop|nb-start|nb-block|nb-unblock|sb-stop|sb-start|northd-stop|northd-start"
   read_config || die "testbed is not up; run: $PROG up --ovn"
@@ -797,6 +810,12 @@ EOF
     read -r kt kb _ <"$STATE/dpu-$d/ssh/ssh_host_ed25519_key.pub"
     echo "$(mgmt_dpu_ip "$(dpu_index "$d")") $kt $kb" >>"$STATE/known_hosts"
   done
+
+  if ((OVN)) && ! ovn_wait_chassis $(all_dpus); then
+    msg "tearing down after failure"
+    do_down
+    exit 1
+  fi
 
   local IFS=,
   printf 'sites=%s\nvfs=%s\npfs=%s\novn=%s\n' "${sites[*]}" "$vfs" "$pfs" "$OVN" >"$STATE/config"
