@@ -439,7 +439,6 @@ EOF
     [[ $SSHD_PENALTIES == yes ]] && echo "PerSourcePenalties no"
   } >"$dir/sshd_config"
   sshd_start "$dpu"
-  ((OVN == 0)) || ovn_controller_start "$dpu"
 }
 
 # ---- DPU daemons (setup_site and dpu-ctl); run in the site's anchor namespaces
@@ -773,15 +772,13 @@ link set br-ul up
 EOF
 
   build_sysfs "$STATE/sysfs-template" "$vfs" "$pfs"
-  if ((OVN)); then
-    setup_ovn_central >"$STATE/setup-ovn.log" 2>&1 9<&- || {
-      msg "setup of the OVN central failed:"
-      sed 's/^/  /' "$STATE/setup-ovn.log" >&2
-      do_down
-      exit 1
-    }
-  fi
 
+  # the central comes up alongside the sites; the ovn-controllers start once both are done
+  local central_pid=
+  if ((OVN)); then
+    setup_ovn_central >"$STATE/setup-ovn.log" 2>&1 9<&- &
+    central_pid=$!
+  fi
   local pids=() failed=0 k
   for s in "${sites[@]}"; do
     setup_site "$s" "$vfs" "$pf_kind" "$pfs" >"$STATE/setup-$s.log" 2>&1 9<&- &
@@ -795,6 +792,11 @@ EOF
     fi
   done
   rm -rf -- "$STATE/sysfs-template"
+  if [[ -n $central_pid ]] && ! wait "$central_pid"; then
+    failed=1
+    msg "setup of the OVN central failed:"
+    sed 's/^/  /' "$STATE/setup-ovn.log" >&2
+  fi
   if ((failed)); then
     msg "tearing down after failure"
     do_down
@@ -811,7 +813,15 @@ EOF
     echo "$(mgmt_dpu_ip "$(dpu_index "$d")") $kt $kb" >>"$STATE/known_hosts"
   done
 
-  if ((OVN)) && ! ovn_wait_chassis $(all_dpus); then
+  if ((OVN)); then
+    pids=()
+    for d in $(all_dpus); do
+      ovn_controller_start "$d" 9<&- &
+      pids+=($!)
+    done
+    for k in "${pids[@]}"; do wait "$k" || failed=1; done
+  fi
+  if ((OVN)) && { ((failed)) || ! ovn_wait_chassis $(all_dpus); }; then
     msg "tearing down after failure"
     do_down
     exit 1
