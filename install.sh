@@ -51,6 +51,9 @@ usage() {
 usage: $PROG [--dev] [--no-apt] [--no-build] [--cni-bin-dir DIR] [--no-daemon-unit]
        $PROG --dpu [--authorize-key FILE.pub] [--authorized-keys FILE]
                    [--bridge-prefix P] [--representor-template T]
+                   [--ovn --ovn-remote R --ovn-nb R --encap-ip IP [--ovn-nb-ssl KEY CERT CA]
+                    [--encap-type geneve|vxlan] [--system-id ID] [--bridge-datapath-type system|netdev]]
+       $PROG --ovn-central --listen IP
 
 Host mode (default): installs the Debian packages the plugin needs at run time
 (${RUNTIME_PACKAGES[*]}), runs npm ci and npm run build (Node.js 20),
@@ -59,7 +62,8 @@ from $REFERENCE_PLUGIN_DIR there if missing), writes the daemon unit and
 $NODE_DIR/$NODE_EXAMPLE (never $NODE_DIR/node.json).
   --dev               also the packages for the emulated testbed, tests, demo and benchmarks
                       (${DEV_PACKAGES[*]});
-                      stops and disables the distro's openvswitch-switch service if this run installed it
+                      stops and disables the distro's openvswitch-switch service and OVN units if this
+                      run installed them (with systemd, OVN installs under a policy-rc.d refusing starts)
   --no-apt            do not install Debian packages
   --no-build          no npm ci / npm run build: install the existing dist/dpu-overlay
                       (no Node.js and no compiler needed on this host)
@@ -77,7 +81,7 @@ that restricts the plugin's key to the commands the plugin sends.
   --representor-template T   the plugin's dpu.representorTemplate if not pf{pf}vf{vf} (repeatable)
 
   OVN chassis (dpu.controlPlane "ovn"; needs ovn-host on the DPU): sets the DPU's Open_vSwitch
-  external_ids and starts ovn-controller (systemd)
+  external_ids and starts ovn-controller
   --ovn                      turn this on; then --ovn-remote, --ovn-nb and --encap-ip are required
   --ovn-remote R             the southbound DB as the DPU reaches it, e.g. tcp:10.0.0.5:6642 (or ssl:...,
                              a comma list for a clustered SB)
@@ -103,7 +107,7 @@ AUTHORIZE_KEY= AUTHORIZED_KEYS= GUARD_ARGS=()
 OVN=0 OVN_REMOTE= OVN_NB= OVN_NB_SSL=() ENCAP_IP= ENCAP_TYPE=geneve SYSTEM_ID= BRIDGE_DP_TYPE=system LISTEN=
 while (($#)); do
   case $1 in
-    --dpu) MODE=dpu ;;
+    --dpu) [[ $MODE != central ]] || die "--dpu and --ovn-central are two different machines: choose one"; MODE=dpu ;;
     --dev) DEV=1 ;;
     --no-apt) APT=0 ;;
     --no-build) BUILD=0 ;;
@@ -119,7 +123,7 @@ while (($#)); do
     --representor-template) (($# >= 2)) || die "--representor-template needs a value"; GUARD_ARGS+=(--representor-template "$2"); shift ;;
     --representor-template=*) GUARD_ARGS+=(--representor-template "${1#*=}") ;;
     --ovn) OVN=1 ;;
-    --ovn-central) MODE=central ;;
+    --ovn-central) [[ $MODE != dpu ]] || die "--dpu and --ovn-central are two different machines: choose one"; MODE=central ;;
     --ovn-remote) (($# >= 2)) || die "--ovn-remote needs a value"; OVN_REMOTE=$2; shift ;;
     --ovn-nb) (($# >= 2)) || die "--ovn-nb needs a value"; OVN_NB=$2; shift ;;
     --ovn-nb-ssl) (($# >= 4)) || die "--ovn-nb-ssl needs KEY CERT CA"; OVN_NB_SSL=("$2" "$3" "$4"); shift 3 ;;
@@ -139,6 +143,8 @@ if [[ $MODE != dpu ]]; then
     die "--ovn, --ovn-remote, --ovn-nb, --ovn-nb-ssl, --encap-ip and --system-id go with --dpu"
 fi
 if [[ $MODE == central ]]; then
+  [[ -z $AUTHORIZE_KEY && -z $AUTHORIZED_KEYS && ${#GUARD_ARGS[@]} -eq 0 ]] ||
+    die "--authorize-key, --authorized-keys, --bridge-prefix and --representor-template go with --dpu"
   [[ -n $LISTEN ]] || die "--ovn-central needs --listen IP (the address the DPUs reach the central on)"
   [[ $LISTEN =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || die "--listen must be an IPv4 address (got '$LISTEN')"
 elif [[ -n $LISTEN ]]; then
@@ -164,7 +170,7 @@ if [[ $MODE == host ]]; then
     die "--authorize-key, --authorized-keys, --bridge-prefix and --representor-template go with --dpu"
   [[ $CNI_BIN_DIR == /* ]] || die "--cni-bin-dir must be an absolute path (got '$CNI_BIN_DIR')"
 else
-  ((DEV == 0)) || die "--dev goes with host mode, not --$MODE"
+  ((DEV == 0)) || die "--dev goes with host mode, not --${MODE/central/ovn-central}"
 fi
 
 APT_PACKAGES=("${RUNTIME_PACKAGES[@]}")
