@@ -389,7 +389,7 @@ table netdev dpuo {
   chain ingress {
     type filter hook ingress device "p0" priority 0; policy accept;
     udp dport 4789 counter drop
-    udp dport 6081 counter drop
+    udp dport 6081 counter drop comment "geneve"
   }
 }
 EOF

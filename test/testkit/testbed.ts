@@ -87,6 +87,17 @@ export function ovnCtl(action: string): void {
   sh('bash', [TESTBED, 'ovn-ctl', action]);
 }
 
+/**
+ * Packets counted by the DPU's p0-ingress nft rule with this comment: "geneve" (UDP 6081, every DPU) or one a test
+ * inserted. The rules sit behind OVS's packet socket, so they count what arrives on the wire.
+ */
+export function p0Packets(dpu: string, comment = 'geneve'): number {
+  const out = dpuExec(dpu, 'nft', 'list', 'chain', 'netdev', 'dpuo', 'ingress');
+  const m = out.split('\n').find((l) => l.includes(`comment "${comment}"`))?.match(/counter packets (\d+)/);
+  if (!m) throw new Error(`no p0 nft rule with comment "${comment}" on DPU ${dpu}: ${out}`);
+  return Number(m[1]);
+}
+
 export function site(tb: Testbed, name: string): Site {
   const s = tb.sites.find((x) => x.name === name);
   if (!s) throw new Error(`no site ${name}`);
