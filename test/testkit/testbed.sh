@@ -204,7 +204,7 @@ kill_site_procs() {
       [[ $p/ns/mnt -ef /proc/$apid/ns/mnt ]] && pids+=("${p#/proc/}")
     done
   fi
-  for f in "$dir/sshd.pid" "$dir/run/ovs-vswitchd.pid" "$dir/run/ovsdb-server.pid"; do
+  for f in "$dir/sshd.pid" "$dir/run/ovs-vswitchd.pid" "$dir/run/ovsdb-server.pid" "$dir/ovn/ovn-controller.pid"; do
     p=$(pid_from_file "$f") || continue
     [[ -e /run/netns/$ns && /proc/$p/ns/net -ef /run/netns/$ns ]] && pids+=("$p")
   done
