@@ -4,6 +4,8 @@
 #   ./install.sh [--no-apt] [--no-build] [--cni-bin-dir DIR]       on a host (Debian 12, root; Node 20 to build)
 #   ./install.sh --dev [...]                                         also what the tests, demo and benchmarks need
 #   ./install.sh --dpu [--authorize-key FILE.pub] [...]              on a BlueField DPU (root)
+#   ./install.sh --dpu --ovn --ovn-remote R --ovn-nb R --encap-ip IP  ... and make it an OVN chassis
+#   ./install.sh --ovn-central --listen IP                            a lab OVN central (NB, SB, northd)
 #
 # Idempotent: re-running skips what is already in place. See --help and README.md.
 set -euo pipefail
@@ -19,7 +21,11 @@ RUNTIME_PACKAGES=(iproute2 util-linux containernetworking-plugins openssh-client
 # tests drive podman (with runc), containerd and a libcni driver built offline with golang-go.
 DEV_PACKAGES=(openvswitch-switch openssh-server iperf3 ethtool nftables iputils-ping procps
   podman runc containerd busybox-static golang-go golang-github-appc-cni-dev
-  stress sysstat linux-perf time)
+  stress sysstat linux-perf time ovn-central ovn-host)
+# OVN's units (Debian ships only systemd units for them): the testbed runs its own central and one
+# ovn-controller per emulated DPU, so none of these may run in the root namespace.
+OVN_UNITS=(ovn-controller ovn-host ovn-northd ovn-ovsdb-server-nb ovn-ovsdb-server-sb ovn-central)
+OVN_PACKAGES=(ovn-central ovn-host)
 # Reference plugins the example conflist (cni-conf/) chains; Debian installs them in /usr/lib/cni.
 REFERENCE_PLUGINS=(host-local tuning)
 REFERENCE_PLUGIN_DIR=/usr/lib/cni
@@ -45,6 +51,9 @@ usage() {
 usage: $PROG [--dev] [--no-apt] [--no-build] [--cni-bin-dir DIR] [--no-daemon-unit]
        $PROG --dpu [--authorize-key FILE.pub] [--authorized-keys FILE]
                    [--bridge-prefix P] [--representor-template T]
+                   [--ovn --ovn-remote R --ovn-nb R --encap-ip IP [--ovn-nb-ssl KEY CERT CA]
+                    [--encap-type geneve|vxlan] [--system-id ID] [--bridge-datapath-type system|netdev]]
+       $PROG --ovn-central --listen IP
 
 Host mode (default): installs the Debian packages the plugin needs at run time
 (${RUNTIME_PACKAGES[*]}), runs npm ci and npm run build (Node.js 20),
@@ -53,7 +62,8 @@ from $REFERENCE_PLUGIN_DIR there if missing), writes the daemon unit and
 $NODE_DIR/$NODE_EXAMPLE (never $NODE_DIR/node.json).
   --dev               also the packages for the emulated testbed, tests, demo and benchmarks
                       (${DEV_PACKAGES[*]});
-                      stops and disables the distro's openvswitch-switch service if this run installed it
+                      stops and disables the distro's openvswitch-switch service and OVN units if this
+                      run installed them (with systemd, OVN installs under a policy-rc.d refusing starts)
   --no-apt            do not install Debian packages
   --no-build          no npm ci / npm run build: install the existing dist/dpu-overlay
                       (no Node.js and no compiler needed on this host)
@@ -70,6 +80,23 @@ that restricts the plugin's key to the commands the plugin sends.
   --bridge-prefix P          the plugin's dpu.bridgePrefix if not br-vni (repeatable)
   --representor-template T   the plugin's dpu.representorTemplate if not pf{pf}vf{vf} (repeatable)
 
+  OVN chassis (dpu.controlPlane "ovn"; needs ovn-host on the DPU): sets the DPU's Open_vSwitch
+  external_ids and starts ovn-controller
+  --ovn                      turn this on; then --ovn-remote, --ovn-nb and --encap-ip are required
+  --ovn-remote R             the southbound DB as the DPU reaches it, e.g. tcp:10.0.0.5:6642 (or ssl:...,
+                             a comma list for a clustered SB)
+  --ovn-nb R                 the northbound DB as the DPU reaches it (the plugin's writes go there)
+  --ovn-nb-ssl KEY CERT CA   private key, certificate and CA for an ssl: --ovn-nb
+  --encap-ip IP              this DPU's tunnel endpoint (VTEP) address
+  --encap-type geneve|vxlan  default geneve (vxlan: at most 4096 networks and 2048 ports per network,
+                             the wire VNI is not the network's VNI, and it applies to the whole cluster)
+  --system-id ID             the chassis name (default: the one already set, else dpuo-<random uuid>);
+                             must never equal any chassis's hostname
+  --bridge-datapath-type T   br-int's datapath: system (default) or netdev (OVS-DOCA)
+
+Lab central (--ovn-central, one machine; production runs OVN's clustered databases, see README.md):
+  --listen IP                the address NB (tcp 6641) and SB (tcp 6642) listen on, without TLS
+
   -h, --help          this text
 EOF
 }
@@ -77,9 +104,10 @@ EOF
 # ---------------------------------------------------------------- options
 MODE=host DEV=0 APT=1 BUILD=1 DAEMON_UNIT_WANTED=1 CNI_BIN_DIR=/opt/cni/bin
 AUTHORIZE_KEY= AUTHORIZED_KEYS= GUARD_ARGS=()
+OVN=0 OVN_REMOTE= OVN_NB= OVN_NB_SSL=() ENCAP_IP= ENCAP_TYPE=geneve SYSTEM_ID= BRIDGE_DP_TYPE=system LISTEN=
 while (($#)); do
   case $1 in
-    --dpu) MODE=dpu ;;
+    --dpu) [[ $MODE != central ]] || die "--dpu and --ovn-central are two different machines: choose one"; MODE=dpu ;;
     --dev) DEV=1 ;;
     --no-apt) APT=0 ;;
     --no-build) BUILD=0 ;;
@@ -94,18 +122,55 @@ while (($#)); do
     --bridge-prefix=*) GUARD_ARGS+=(--bridge-prefix "${1#*=}") ;;
     --representor-template) (($# >= 2)) || die "--representor-template needs a value"; GUARD_ARGS+=(--representor-template "$2"); shift ;;
     --representor-template=*) GUARD_ARGS+=(--representor-template "${1#*=}") ;;
+    --ovn) OVN=1 ;;
+    --ovn-central) [[ $MODE != dpu ]] || die "--dpu and --ovn-central are two different machines: choose one"; MODE=central ;;
+    --ovn-remote) (($# >= 2)) || die "--ovn-remote needs a value"; OVN_REMOTE=$2; shift ;;
+    --ovn-nb) (($# >= 2)) || die "--ovn-nb needs a value"; OVN_NB=$2; shift ;;
+    --ovn-nb-ssl) (($# >= 4)) || die "--ovn-nb-ssl needs KEY CERT CA"; OVN_NB_SSL=("$2" "$3" "$4"); shift 3 ;;
+    --encap-ip) (($# >= 2)) || die "--encap-ip needs an address"; ENCAP_IP=$2; shift ;;
+    --encap-type) (($# >= 2)) || die "--encap-type needs geneve or vxlan"; ENCAP_TYPE=$2; shift ;;
+    --system-id) (($# >= 2)) || die "--system-id needs a value"; SYSTEM_ID=$2; shift ;;
+    --bridge-datapath-type) (($# >= 2)) || die "--bridge-datapath-type needs system or netdev"; BRIDGE_DP_TYPE=$2; shift ;;
+    --listen) (($# >= 2)) || die "--listen needs an address"; LISTEN=$2; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown option: $1" ;;
   esac
   shift
 done
 
+if [[ $MODE != dpu ]]; then
+  ((OVN == 0)) && [[ -z $OVN_REMOTE$OVN_NB$ENCAP_IP$SYSTEM_ID && ${#OVN_NB_SSL[@]} -eq 0 ]] ||
+    die "--ovn, --ovn-remote, --ovn-nb, --ovn-nb-ssl, --encap-ip and --system-id go with --dpu"
+fi
+if [[ $MODE == central ]]; then
+  [[ -z $AUTHORIZE_KEY && -z $AUTHORIZED_KEYS && ${#GUARD_ARGS[@]} -eq 0 ]] ||
+    die "--authorize-key, --authorized-keys, --bridge-prefix and --representor-template go with --dpu"
+  [[ -n $LISTEN ]] || die "--ovn-central needs --listen IP (the address the DPUs reach the central on)"
+  [[ $LISTEN =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || die "--listen must be an IPv4 address (got '$LISTEN')"
+elif [[ -n $LISTEN ]]; then
+  die "--listen goes with --ovn-central"
+fi
+if [[ $MODE == dpu && $OVN == 1 ]]; then
+  [[ -n $OVN_REMOTE ]] || die "--ovn needs --ovn-remote (the southbound DB, e.g. tcp:10.0.0.5:6642)"
+  [[ -n $OVN_NB ]] || die "--ovn needs --ovn-nb (the northbound DB, e.g. tcp:10.0.0.5:6641)"
+  [[ -n $ENCAP_IP ]] || die "--ovn needs --encap-ip (this DPU's tunnel endpoint address)"
+  [[ $OVN_REMOTE =~ ^(tcp|ssl):[][0-9A-Za-z.:,_-]+$ ]] || die "--ovn-remote must be tcp:HOST:PORT or ssl:HOST:PORT (comma list for a cluster; got '$OVN_REMOTE')"
+  [[ $OVN_NB =~ ^(tcp|ssl):[][0-9A-Za-z.:,_-]+$ ]] || die "--ovn-nb must be tcp:HOST:PORT or ssl:HOST:PORT (comma list for a cluster; got '$OVN_NB')"
+  [[ $OVN_NB != ssl:* || ${#OVN_NB_SSL[@]} -eq 3 ]] || die "an ssl: --ovn-nb needs --ovn-nb-ssl KEY CERT CA"
+  [[ $ENCAP_IP =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$|: ]] || die "--encap-ip must be an IP address (got '$ENCAP_IP')"
+  [[ $ENCAP_TYPE == geneve || $ENCAP_TYPE == vxlan ]] || die "--encap-type must be geneve or vxlan (got '$ENCAP_TYPE')"
+  [[ $BRIDGE_DP_TYPE == system || $BRIDGE_DP_TYPE == netdev ]] || die "--bridge-datapath-type must be system or netdev (got '$BRIDGE_DP_TYPE')"
+  [[ -z $SYSTEM_ID || $SYSTEM_ID =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]] || die "--system-id must be 1-64 of A-Z a-z 0-9 . _ - (got '$SYSTEM_ID')"
+elif [[ $MODE == dpu ]]; then
+  [[ -z $OVN_REMOTE$OVN_NB$ENCAP_IP$SYSTEM_ID && ${#OVN_NB_SSL[@]} -eq 0 ]] || die "--ovn-remote, --ovn-nb, --encap-ip, --system-id and --ovn-nb-ssl need --ovn"
+fi
+
 if [[ $MODE == host ]]; then
   [[ -z $AUTHORIZE_KEY && -z $AUTHORIZED_KEYS && ${#GUARD_ARGS[@]} -eq 0 ]] ||
     die "--authorize-key, --authorized-keys, --bridge-prefix and --representor-template go with --dpu"
   [[ $CNI_BIN_DIR == /* ]] || die "--cni-bin-dir must be an absolute path (got '$CNI_BIN_DIR')"
 else
-  ((DEV == 0)) || die "--dev goes with host mode, not --dpu"
+  ((DEV == 0)) || die "--dev goes with host mode, not --${MODE/central/ovn-central}"
 fi
 
 APT_PACKAGES=("${RUNTIME_PACKAGES[@]}")
@@ -154,6 +219,36 @@ disable_distro_ovs() {
   fi
 }
 
+# Debian's OVN postinsts start their units only where systemd runs, through deb-systemd-invoke, which
+# honours policy-rc.d: while OVN packages are being installed there, one that refuses every start (101)
+# keeps a root-namespace ovn-controller from taking over the root OVS with a br-int.
+POLICY_RC=/usr/sbin/policy-rc.d
+with_start_policy() {
+  local p ovn=0
+  for p in "$@"; do [[ " ${OVN_PACKAGES[*]} " == *" $p "* ]] && ovn=1; done
+  if ((ovn == 0)) || [[ ! -d /run/systemd/system ]] || [[ -e $POLICY_RC ]]; then
+    # no systemd: nothing starts; an operator's own policy-rc.d is theirs and stays
+    "$@"
+    return
+  fi
+  printf '#!/bin/sh\n# dpu-overlay install.sh: no service starts while OVN packages install\nexit 101\n' >"$POLICY_RC"
+  chmod 0755 "$POLICY_RC"
+  local rc=0
+  "$@" || rc=$?
+  rm -f -- "$POLICY_RC"
+  return "$rc"
+}
+
+# Disable (and stop, should one have started) the OVN units this run installed.
+disable_distro_ovn() {
+  if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now "${OVN_UNITS[@]}" >/dev/null 2>&1 || true
+    msg "distro OVN units disabled (${OVN_UNITS[*]}): the testbed runs its own central and ovn-controllers"
+  else
+    msg "OVN installed; systemd is not running here, so none of its units started (the testbed runs its own)"
+  fi
+}
+
 install_packages() {
   local missing=() p
   command -v dpkg-query >/dev/null 2>&1 || die "dpkg-query not found: this is not a Debian system; use --no-apt and install the equivalents of: ${APT_PACKAGES[*]}"
@@ -168,9 +263,12 @@ install_packages() {
     msg "installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    with_start_policy apt-get install -y -q --no-install-recommends "${missing[@]}"
     SUMMARY+=("packages: installed ${missing[*]}")
   fi
+  local installed_ovn=0
+  for p in "${missing[@]}"; do [[ " ${OVN_PACKAGES[*]} " == *" $p "* ]] && installed_ovn=1; done
+  ((installed_ovn == 0)) || disable_distro_ovn
   local installed_ovs=0
   for p in "${missing[@]}"; do [[ $p == openvswitch-switch ]] && installed_ovs=1; done
   if ((installed_ovs)); then
@@ -443,6 +541,8 @@ dpu_main() {
     die "--authorized-keys needs --authorize-key FILE.pub"
   fi
 
+  ((OVN == 0)) || dpu_ovn
+
   step "summary"
   cat <<EOF
   guard: $GUARD
@@ -461,7 +561,90 @@ EOF
   fi
 }
 
+# ---------------------------------------------------------------- OVN
+# This DPU as an OVN chassis: the Open_vSwitch external_ids ovn-controller reads (ovn-controller(8)) and the
+# NB remote the guard uses for the plugin's writes, then ovn-controller itself.
+dpu_ovn() {
+  step "OVN chassis"
+  command -v ovn-controller >/dev/null 2>&1 || die "ovn-controller not found: apt-get install ovn-host (OVN 21.03 or later)"
+  command -v ovs-vsctl >/dev/null 2>&1 || die "ovs-vsctl not found: this needs the DPU's Open vSwitch"
+  local current
+  current=$(ovs-vsctl --timeout=10 --if-exists get Open_vSwitch . external_ids:system-id 2>/dev/null | tr -d '"') || current=
+  if [[ -z $SYSTEM_ID ]]; then
+    # a chassis keeps its name: OVN binds ports to it
+    SYSTEM_ID=${current:-dpuo-$(cat /proc/sys/kernel/random/uuid)}
+  elif [[ -n $current && $current != "$SYSTEM_ID" ]]; then
+    msg "warning: renaming chassis $current to $SYSTEM_ID: ports bound to $current must be re-added"
+  fi
+  [[ $SYSTEM_ID != "$(hostname)" && $SYSTEM_ID != "$(hostname -f 2>/dev/null)" ]] ||
+    die "--system-id must not equal a hostname (requested-chassis matches hostnames too)"
+  local ids=(
+    "external_ids:system-id=\"$SYSTEM_ID\""
+    "external_ids:ovn-remote=\"$OVN_REMOTE\""
+    "external_ids:ovn-encap-type=$ENCAP_TYPE"
+    "external_ids:ovn-encap-ip=\"$ENCAP_IP\""
+    "external_ids:ovn-bridge-datapath-type=$BRIDGE_DP_TYPE"
+    "external_ids:ovn-nb=\"$OVN_NB\""
+  )
+  if ((${#OVN_NB_SSL[@]})); then
+    ids+=("external_ids:ovn-nb-private-key=\"${OVN_NB_SSL[0]}\"" "external_ids:ovn-nb-certificate=\"${OVN_NB_SSL[1]}\""
+      "external_ids:ovn-nb-ca-cert=\"${OVN_NB_SSL[2]}\"")
+  fi
+  ovs-vsctl --timeout=10 set Open_vSwitch . "${ids[@]}"
+  msg "chassis $SYSTEM_ID: SB $OVN_REMOTE, NB $OVN_NB, $ENCAP_TYPE from $ENCAP_IP, br-int datapath $BRIDGE_DP_TYPE"
+  [[ $ENCAP_TYPE == geneve ]] ||
+    msg "note: VXLAN mode allows at most 4096 networks and 2048 ports per network, puts OVN's own key (not the VNI) on the wire, and applies to the whole cluster"
+  if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl enable --now ovn-controller >/dev/null 2>&1 || die "systemctl enable --now ovn-controller failed: journalctl -u ovn-controller"
+  elif ! ovn-appctl -t ovn-controller version >/dev/null 2>&1; then
+    /usr/share/ovn/scripts/ovn-ctl start_controller --ovn-manage-ovsdb=no >/dev/null ||
+      die "ovn-ctl start_controller failed: see /var/log/ovn/ovn-controller.log"
+  fi
+  local n=20 status=
+  while ((n-- > 0)); do
+    status=$(ovn-appctl -t ovn-controller connection-status 2>/dev/null) || status=
+    [[ $status == connected ]] && break
+    sleep 0.5
+  done
+  [[ $status == connected ]] && msg "ovn-controller: connected to $OVN_REMOTE" ||
+    msg "warning: ovn-controller is not connected to $OVN_REMOTE yet (${status:-no answer}): see /var/log/ovn/ovn-controller.log"
+}
+
+# A lab central on this machine: NB and SB listening on --listen without TLS, and ovn-northd.
+OVN_DEFAULTS=/etc/default/ovn-central
+OVN_CTL=/usr/share/ovn/scripts/ovn-ctl
+central_main() {
+  is_root || die "--ovn-central needs root"
+  [[ -x $OVN_CTL ]] || die "$OVN_CTL not found: apt-get install ovn-central"
+  local opts="--db-nb-addr=$LISTEN --db-nb-create-insecure-remote=yes --db-sb-addr=$LISTEN --db-sb-create-insecure-remote=yes"
+  step "OVN central on $LISTEN"
+  if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+    local line="OVN_CTL_OPTS=\"$opts\"  # dpu-overlay install.sh --ovn-central" tmp
+    tmp=$(mktemp "$OVN_DEFAULTS.XXXXXX")
+    { [[ ! -f $OVN_DEFAULTS ]] || grep -v '# dpu-overlay install.sh --ovn-central$' -- "$OVN_DEFAULTS"; echo "$line"; } >"$tmp"
+    chmod 0644 "$tmp"
+    mv -f -- "$tmp" "$OVN_DEFAULTS"
+    systemctl enable ovn-central >/dev/null 2>&1 || true
+    systemctl restart ovn-central || die "systemctl restart ovn-central failed: journalctl -u ovn-northd -u ovn-ovsdb-server-nb -u ovn-ovsdb-server-sb"
+  else
+    # shellcheck disable=SC2086 # opts is a list of options
+    "$OVN_CTL" $opts restart_northd >/dev/null || die "$OVN_CTL restart_northd failed: see /var/log/ovn/"
+  fi
+  local n=20
+  until ovn-nbctl --db="tcp:$LISTEN:6641" --timeout=5 show >/dev/null 2>&1; do
+    ((n-- > 0)) || die "the NB does not answer on tcp:$LISTEN:6641: see /var/log/ovn/"
+    sleep 0.5
+  done
+  step "summary"
+  cat <<EOF
+  lab OVN central: NB tcp:$LISTEN:6641, SB tcp:$LISTEN:6642 (no TLS), northd running
+  on each DPU:  ./install.sh --dpu --ovn --ovn-remote tcp:$LISTEN:6642 --ovn-nb tcp:$LISTEN:6641 --encap-ip <its VTEP>
+  production: OVN's clustered NB/SB over ssl (ovn-ctl(8), "Creating a clustered db on 3 nodes"); see README.md
+EOF
+}
+
 case $MODE in
   host) host_main ;;
   dpu) dpu_main ;;
+  central) central_main ;;
 esac

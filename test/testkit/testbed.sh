@@ -3,17 +3,21 @@
 # (OVS userspace datapath + sshd) with network namespaces, veth pairs and a
 # Linux bridge underlay. See testbed.md next to this file.
 #
-#   testbed.sh up [--sites a,b,c] [--vfs N] [--pfs 1|2]   build (rebuilds if already up)
+#   testbed.sh up [--sites a,b,c] [--vfs N] [--pfs 1|2] [--ovn]   build (rebuilds if already up)
 #   testbed.sh down                           tear down (ok if nothing is up)
 #   testbed.sh env                            JSON description on stdout
 #   testbed.sh status                         human readable state (LSB exit codes)
 #   testbed.sh dpu-exec <dpu> <cmd...>        run cmd in the DPU's net+mount ns
 #   testbed.sh dpu-ctl <dpu> ACTION           fault injection: sshd-stop, sshd-start,
 #                                             vswitchd-restart, db-reset,
-#                                             ovs-stop (ovs-vswitchd and ovsdb-server)
+#                                             ovs-stop (ovs-vswitchd and ovsdb-server),
+#                                             ovn-controller-stop|-start|-restart (--ovn)
+#   testbed.sh ovn-ctl ACTION                 --ovn central faults: nb-stop, nb-start, nb-block,
+#                                             nb-unblock, sb-stop, sb-start, northd-stop, northd-start
+#   testbed.sh ovn-nbctl|ovn-sbctl <args...>  run against the central's NB/SB (unix socket)
 #
 # State dir: ${DPUO_TESTBED_DIR:-/run/<prefix>-testbed}; netns names <prefix>-host-X,
-# <prefix>-dpu-X (and <prefix>-dpu-X2 with --pfs 2), <prefix>-underlay with prefix
+# <prefix>-dpu-X (and <prefix>-dpu-X2 with --pfs 2), <prefix>-underlay (and <prefix>-ovn with --ovn) with prefix
 # ${DPUO_TESTBED_PREFIX:-dpuo}. A DPU is named by its site (X), the second PF's by X2.
 set -euo pipefail
 
@@ -23,6 +27,11 @@ PREFIX=${DPUO_TESTBED_PREFIX:-dpuo}
 STATE=${DPUO_TESTBED_DIR:-/run/$PREFIX-testbed}
 STATE=${STATE%/}
 UNDERLAY_NS=$PREFIX-underlay
+OVN_NS=$PREFIX-ovn
+OVN_IP=198.51.100.254
+OVN_NB_SCHEMA=/usr/share/ovn/ovn-nb.ovsschema
+OVN_SB_SCHEMA=/usr/share/ovn/ovn-sb.ovsschema
+OVN=0
 MAX_PFS=2
 OVS_SCHEMA=/usr/share/openvswitch/vswitch.ovsschema
 SSHD=/usr/sbin/sshd
@@ -38,12 +47,15 @@ msg() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 
 usage() {
   cat >&2 <<EOF
-usage: $PROG up [--sites a,b,c] [--vfs N] [--pfs 1|2]
+usage: $PROG up [--sites a,b,c] [--vfs N] [--pfs 1|2] [--ovn]
        $PROG down
        $PROG env
        $PROG status
        $PROG dpu-exec <dpu> <cmd...>      (dpu: a site X, or X2 for its second PF's DPU)
        $PROG dpu-ctl <dpu> sshd-stop|sshd-start|vswitchd-restart|db-reset|ovs-stop
+                           |ovn-controller-stop|ovn-controller-start|ovn-controller-restart
+       $PROG ovn-ctl nb-stop|nb-start|nb-block|nb-unblock|sb-stop|sb-start|northd-stop|northd-start
+       $PROG ovn-nbctl|ovn-sbctl <args...>
 state dir: \${DPUO_TESTBED_DIR:-/run/$PREFIX-testbed} (now: $STATE)
 EOF
 }
@@ -88,6 +100,9 @@ rep_mac() { printf '02:00:01:%02x:%02x:%02x' "$1" $(($2 >> 8)) $(($2 & 255)); }
 p0_mac() { printf '02:00:02:%02x:00:00' "$1"; }
 pf_mac() { printf '02:00:03:%02x:00:00' "$1"; }
 mgmt_net() { echo "192.0.2.$((4 * $1))/30"; }
+# OVN chassis name of a DPU: unique per testbed and never equal to a hostname (requested-chassis
+# matches hostnames too; a DPU's hostname is its netns name)
+system_id() { echo "$PREFIX-chassis-$1"; }
 
 ns_exists() { [[ -e /run/netns/$1 ]]; }
 
@@ -139,6 +154,12 @@ require_tools() {
   if ((${#missing[@]})); then
     die "missing tools: ${missing[*]} (install: apt-get install -y openvswitch-switch openssh-server openssh-client iproute2 nftables ethtool util-linux)"
   fi
+  if ((OVN)); then
+    for t in ovn-controller ovn-northd ovn-nbctl ovn-sbctl ovn-appctl "$OVN_NB_SCHEMA" "$OVN_SB_SCHEMA"; do
+      [[ -e $t ]] || command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+    done
+    ((${#missing[@]} == 0)) || die "missing for --ovn: ${missing[*]} (install: apt-get install -y ovn-central ovn-host, or ./install.sh --dev)"
+  fi
   [[ $(id -u) == 0 ]] || die "must run as root"
 }
 
@@ -146,15 +167,16 @@ read_config() { # sets SITES (array), VFS and PFS; fails if not up
   local f=$STATE/config
   [[ -r $f ]] || return 1
   local line
-  SITES=() VFS= PFS=1
+  SITES=() VFS= PFS=1 OVN=0
   while IFS='=' read -r k line; do
     case $k in
       sites) IFS=',' read -r -a SITES <<<"$line" ;;
       vfs) VFS=$line ;;
       pfs) PFS=$line ;;
+      ovn) OVN=$line ;;
     esac
   done <"$f"
-  ((${#SITES[@]})) && [[ $VFS =~ ^[0-9]+$ && $PFS =~ ^[12]$ ]]
+  ((${#SITES[@]})) && [[ $VFS =~ ^[0-9]+$ && $PFS =~ ^[12]$ && $OVN =~ ^[01]$ ]]
 }
 
 lock() { # serialize up/down (netns names are global)
@@ -182,7 +204,7 @@ kill_site_procs() {
       [[ $p/ns/mnt -ef /proc/$apid/ns/mnt ]] && pids+=("${p#/proc/}")
     done
   fi
-  for f in "$dir/sshd.pid" "$dir/run/ovs-vswitchd.pid" "$dir/run/ovsdb-server.pid"; do
+  for f in "$dir/sshd.pid" "$dir/run/ovs-vswitchd.pid" "$dir/run/ovsdb-server.pid" "$dir/ovn/ovn-controller.pid"; do
     p=$(pid_from_file "$f") || continue
     [[ -e /run/netns/$ns && /proc/$p/ns/net -ef /run/netns/$ns ]] && pids+=("$p")
   done
@@ -206,7 +228,7 @@ cmd_down() {
 leftovers_present() {
   [[ -e $STATE/$MARKER ]] && return 0
   local ns
-  for ns in /run/netns/$PREFIX-host-? /run/netns/$PREFIX-dpu-? /run/netns/$PREFIX-dpu-?2 "/run/netns/$UNDERLAY_NS"; do
+  for ns in /run/netns/$PREFIX-host-? /run/netns/$PREFIX-dpu-? /run/netns/$PREFIX-dpu-?2 "/run/netns/$UNDERLAY_NS" "/run/netns/$OVN_NS"; do
     [[ -e $ns ]] && return 0
   done
   return 1
@@ -222,11 +244,12 @@ do_down() {
       found=1
       kill_site_procs "$dir" "$(dpu_ns "$site")" &
     done
+    [[ ! -d $STATE/ovn ]] || { found=1; kill_ovn_central & }
     wait
   fi
   # namespaces (also leftovers of a run whose state dir is gone)
   local nss=()
-  for ns in /run/netns/$PREFIX-host-? /run/netns/$PREFIX-dpu-? /run/netns/$PREFIX-dpu-?2 "/run/netns/$UNDERLAY_NS"; do
+  for ns in /run/netns/$PREFIX-host-? /run/netns/$PREFIX-dpu-? /run/netns/$PREFIX-dpu-?2 "/run/netns/$UNDERLAY_NS" "/run/netns/$OVN_NS"; do
     [[ -e $ns ]] && nss+=("${ns##*/}")
   done
   local p n
@@ -244,7 +267,7 @@ do_down() {
     found=1
     rm -rf -- "$STATE"/dpu-* "$STATE"/host-* "$STATE"/sysfs-template \
       "$STATE"/config "$STATE"/id_ed25519 "$STATE"/id_ed25519.pub \
-      "$STATE"/authorized_keys "$STATE"/known_hosts "$STATE"/setup-*.log \
+      "$STATE"/authorized_keys "$STATE"/known_hosts "$STATE"/setup-*.log "$STATE"/ovn \
       "$STATE/$MARKER"
     rmdir -- "$STATE" 2>/dev/null || true
   fi
@@ -286,6 +309,7 @@ hostname "$4"
 mount --bind "$1" /var/run/openvswitch
 mount --bind "$2" /root
 [ ! -e /usr/sbin/devlink ] || mount --bind "$5" /usr/sbin/devlink
+[ -z "$6" ] || mount --bind "$6" /var/run/ovn
 echo $$ >"$3.tmp"
 mv "$3.tmp" "$3"
 exec sleep infinity'
@@ -322,6 +346,11 @@ setup_dpu() {
   hns=$(host_ns "$site") dns=$(dpu_ns "$dpu")
   dir=$STATE/dpu-$dpu run=$STATE/dpu-$dpu/run home=$STATE/dpu-$dpu/home
   mkdir -p "$run" "$home" "$dir/db" "$dir/log" "$dir/ssh"
+  local ovn_run=
+  if ((OVN)); then
+    ovn_run=$dir/ovn
+    mkdir -p "$ovn_run"
+  fi
 
   ip netns add "$dns"
 
@@ -353,12 +382,14 @@ setup_dpu() {
   ip netns exec "$hns" sh -c 'n=0; while [ "$n" -lt "$1" ]; do ethtool -K "ens1f${2}v$n" tx off >/dev/null || exit 1; n=$((n+1)); done' sh "$vfs" "$p"
   ip netns exec "$dns" sh -c 'n=0; while [ "$n" -lt "$1" ]; do ethtool -K "pf${2}vf$n" tx off >/dev/null || exit 1; n=$((n+1)); done' sh "$vfs" "$p"
 
-  # the DPU kernel must not answer VXLAN (OVS reads p0 via a packet socket)
+  # the DPU kernel must not answer VXLAN or Geneve (OVS reads p0 via a packet socket, which sees
+  # the packets before this hook: the counters count what arrives on the wire)
   ip netns exec "$dns" nft -f - <<'EOF'
 table netdev dpuo {
   chain ingress {
     type filter hook ingress device "p0" priority 0; policy accept;
     udp dport 4789 counter drop
+    udp dport 6081 counter drop comment "geneve"
   }
 }
 EOF
@@ -369,7 +400,7 @@ EOF
   printf '#!/bin/bash\nexec bash %q %q %q %q %q "$@"\n' "$TESTKIT/devlink-standin.sh" "$dir/devlink-state" "$hns" "$vfs" "$p" >"$dir/devlink"
   chmod 0755 "$dir/devlink"
   setsid -f ip netns exec "$dns" unshare -m -u --propagation private \
-    sh -c "$ANCHOR_SCRIPT" anchor "$run" "$home" "$dir/anchor.pid" "$dns" "$dir/devlink" \
+    sh -c "$ANCHOR_SCRIPT" anchor "$run" "$home" "$dir/anchor.pid" "$dns" "$dir/devlink" "$ovn_run" \
     </dev/null >/dev/null 2>>"$dir/log/anchor.log"
   wait_for_file "$dir/anchor.pid" 500 || {
     cat "$dir/log/anchor.log" >&2
@@ -467,6 +498,155 @@ ovs_fresh() {
   done
   ip -n "$dns" addr replace "$(vtep_ip "$i")/24" dev br-phy
   ip -n "$dns" link set br-phy up
+  ((OVN == 0)) || ovn_dpu_config "$site"
+}
+
+# ---- OVN on a DPU (--ovn): the chassis keys a real DPU gets from install.sh --dpu --ovn, and br-int
+ovn_dpu_config() {
+  local dpu=$1 i
+  i=$(dpu_index "$dpu")
+  dpu_nsx "$dpu" ovs-vsctl --timeout=10 -- set Open_vSwitch . \
+    "external_ids:system-id=$(system_id "$dpu")" \
+    "external_ids:ovn-remote=tcp:$OVN_IP:6642" \
+    external_ids:ovn-encap-type=geneve \
+    "external_ids:ovn-encap-ip=$(vtep_ip "$i")" \
+    external_ids:ovn-bridge-datapath-type=netdev \
+    "external_ids:ovn-nb=tcp:$OVN_IP:6641" \
+    external_ids:ovn-monitor-all=true \
+    -- --may-exist add-br br-int \
+    -- set Bridge br-int datapath_type=netdev fail_mode=secure other_config:disable-in-band=true
+}
+
+# ovn-controller in the DPU's anchor namespace: its run dir (pid file, ctl socket) is the DPU's
+# /var/run/ovn, so ovn-appctl -t ovn-controller works in a DPU SSH session as on a real DPU
+ovn_controller_start() {
+  local dpu=$1 dir=$STATE/dpu-$1
+  pid_from_file "$dir/ovn/ovn-controller.pid" >/dev/null && return 0
+  dpu_nsx "$dpu" ovn-controller unix:/var/run/openvswitch/db.sock \
+    --pidfile=/var/run/ovn/ovn-controller.pid --detach --no-chdir \
+    --log-file="$dir/log/ovn-controller.log" -vconsole:off \
+    </dev/null >/dev/null 2>>"$dir/log/ovn-controller.log"
+}
+
+# ---- OVN central (--ovn): NB and SB ovsdb-servers and ovn-northd in netns $OVN_NS on the underlay
+ovn_db_start() { # nb|sb
+  local db=$1 port=6641 o=$STATE/ovn
+  [[ $db == nb ]] || port=6642
+  pid_from_file "$o/run/ovn${db}_db.pid" >/dev/null && return 0
+  ip netns exec "$OVN_NS" ovsdb-server "$o/db/ovn${db}_db.db" \
+    --remote="punix:$o/run/ovn${db}_db.sock" --remote="ptcp:$port:$OVN_IP" \
+    --pidfile="$o/run/ovn${db}_db.pid" --unixctl="$o/run/ovn${db}_db.ctl" \
+    --log-file="$o/log/ovsdb-server-$db.log" -vconsole:off --detach --no-chdir \
+    </dev/null >/dev/null 2>>"$o/log/ovsdb-server-$db.log"
+}
+
+ovn_northd_start() {
+  local o=$STATE/ovn
+  pid_from_file "$o/run/ovn-northd.pid" >/dev/null && return 0
+  OVN_RUNDIR=$o/run ip netns exec "$OVN_NS" ovn-northd \
+    --ovnnb-db="unix:$o/run/ovnnb_db.sock" --ovnsb-db="unix:$o/run/ovnsb_db.sock" \
+    --pidfile="$o/run/ovn-northd.pid" --unixctl="$o/run/ovn-northd.ctl" \
+    --log-file="$o/log/ovn-northd.log" -vconsole:off --detach --no-chdir \
+    </dev/null >/dev/null 2>>"$o/log/ovn-northd.log"
+}
+
+setup_ovn_central() {
+  local o=$STATE/ovn
+  mkdir -p "$o/run" "$o/db" "$o/log"
+  ip netns add "$OVN_NS"
+  ip link add ovn0 netns "$OVN_NS" type veth peer name p0-ovn netns "$UNDERLAY_NS"
+  ip -n "$UNDERLAY_NS" link set p0-ovn master br-ul up
+  ip -n "$OVN_NS" -batch - <<EOF
+link set lo up
+addr add $OVN_IP/24 dev ovn0
+link set ovn0 up
+EOF
+  # the DPUs' userspace datapath does not fill in checksums of offloaded packets
+  ip netns exec "$OVN_NS" ethtool -K ovn0 tx off >/dev/null
+  ip netns exec "$UNDERLAY_NS" ethtool -K p0-ovn tx off >/dev/null
+  # nb-block/nb-unblock flip this rule's verdict
+  ip netns exec "$OVN_NS" nft -f - <<'EOF'
+table inet dpuo {
+  chain input {
+    type filter hook input priority 0; policy accept;
+    tcp dport 6641 counter accept comment "nb"
+  }
+}
+EOF
+  ovsdb-tool create "$o/db/ovnnb_db.db" "$OVN_NB_SCHEMA"
+  ovsdb-tool create "$o/db/ovnsb_db.db" "$OVN_SB_SCHEMA"
+  ovn_db_start nb
+  ovn_db_start sb
+  ovn-nbctl --db="unix:$o/run/ovnnb_db.sock" --timeout=10 init
+  ovn-sbctl --db="unix:$o/run/ovnsb_db.sock" --timeout=10 init
+  ovn_northd_start
+}
+
+# processes of the central: pid files, and whatever else still lives in its netns (all ours)
+kill_ovn_central() {
+  local pids=() p f n=200 left
+  for f in "$STATE"/ovn/run/*.pid; do
+    p=$(pid_from_file "$f") && pids+=("$p")
+  done
+  if [[ -e /run/netns/$OVN_NS ]]; then
+    for p in /proc/[0-9]*; do
+      [[ $p/ns/net -ef /run/netns/$OVN_NS ]] && alive "${p#/proc/}" && pids+=("${p#/proc/}")
+    done
+  fi
+  ((${#pids[@]})) || return 0
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  while ((n-- > 0)); do
+    left=()
+    for p in "${pids[@]}"; do alive "$p" && left+=("$p"); done
+    ((${#left[@]})) || return 0
+    sleep 0.01
+  done
+  kill -KILL "${left[@]}" 2>/dev/null || true
+}
+
+# up --ovn returns once every DPU's ovn-controller has registered its chassis in the SB
+ovn_wait_chassis() {
+  local want=$# got n=1000 d
+  while ((n-- > 0)); do
+    got=$(ovn-sbctl --db="unix:$STATE/ovn/run/ovnsb_db.sock" --timeout=5 --bare --columns=name list Chassis 2>/dev/null | grep -c . || true)
+    ((got < want)) || return 0
+    sleep 0.02
+  done
+  for d in "$@"; do msg "DPU $d: see $STATE/dpu-$d/log/ovn-controller.log"; done
+  msg "only $got of $want ovn-controllers registered with the OVN central within 20 s"
+  return 1
+}
+
+cmd_ovn_ctl() {
+  (($# == 1)) || die "usage: $PROG ovn-ctl nb-stop|nb-start|nb-block|nb-unblock|sb-stop|sb-start|northd-stop|northd-start"
+  read_config || die "testbed is not up; run: $PROG up --ovn"
+  ((OVN)) || die "the testbed is up without OVN; run: $PROG up --ovn"
+  local o=$STATE/ovn handle
+  case $1 in
+    nb-stop) daemon_stop "$o/run/ovnnb_db.pid" ;;
+    nb-start) ovn_db_start nb ;;
+    sb-stop) daemon_stop "$o/run/ovnsb_db.pid" ;;
+    sb-start) ovn_db_start sb ;;
+    northd-stop) daemon_stop "$o/run/ovn-northd.pid" ;;
+    northd-start) ovn_northd_start ;;
+    nb-block | nb-unblock)
+      handle=$(ip netns exec "$OVN_NS" nft -a list chain inet dpuo input | sed -n 's/.*comment "nb" # handle \([0-9]*\)$/\1/p')
+      [[ -n $handle ]] || die "the central's nb rule is missing; run: $PROG up --ovn"
+      local verdict=accept
+      [[ $1 == nb-unblock ]] || verdict=drop
+      ip netns exec "$OVN_NS" nft replace rule inet dpuo input handle "$handle" tcp dport 6641 counter "$verdict" comment '"nb"'
+      ;;
+    *) die "unknown ovn-ctl action '$1' (nb-stop|nb-start|nb-block|nb-unblock|sb-stop|sb-start|northd-stop|northd-start)" ;;
+  esac
+}
+
+cmd_ovn_tool() { # ovn-nbctl|ovn-sbctl args...
+  local tool=$1 db=nb
+  shift
+  read_config || die "testbed is not up; run: $PROG up --ovn"
+  ((OVN)) || die "the testbed is up without OVN; run: $PROG up --ovn"
+  [[ $tool == ovn-nbctl ]] || db=sb
+  exec "$tool" --db="unix:$STATE/ovn/run/ovn${db}_db.sock" --timeout=10 "$@"
 }
 
 sshd_start() {
@@ -482,7 +662,7 @@ sshd_start() {
 
 # fault injection for tests: stop/start the DPU's sshd, restart ovs-vswitchd, reset the OVS database
 cmd_dpu_ctl() {
-  (($# == 2)) || die "usage: $PROG dpu-ctl <dpu> sshd-stop|sshd-start|vswitchd-restart|db-reset|ovs-stop"
+  (($# == 2)) || die "usage: $PROG dpu-ctl <dpu> sshd-stop|sshd-start|vswitchd-restart|db-reset|ovs-stop|ovn-controller-stop|ovn-controller-start|ovn-controller-restart"
   local site=$1 action=$2 dir
   read_config || die "testbed is not up; run: $PROG up"
   [[ " $(all_dpus) " == *" $site "* ]] || die "unknown DPU '$site' (DPUs: $(all_dpus))"
@@ -509,7 +689,16 @@ cmd_dpu_ctl() {
       daemon_stop "$dir/run/ovs-vswitchd.pid"
       daemon_stop "$dir/run/ovsdb-server.pid"
       ;;
-    *) die "unknown dpu-ctl action '$action' (sshd-stop|sshd-start|vswitchd-restart|db-reset|ovs-stop)" ;;
+    ovn-controller-*)
+      ((OVN)) || die "the testbed is up without OVN; run: $PROG up --ovn"
+      case ${action#ovn-controller-} in
+        stop) daemon_stop "$dir/ovn/ovn-controller.pid" ;;
+        start) ovn_controller_start "$site" ;;
+        restart) daemon_stop "$dir/ovn/ovn-controller.pid"; ovn_controller_start "$site" ;;
+        *) die "unknown dpu-ctl action '$action' (ovn-controller-stop|-start|-restart)" ;;
+      esac
+      ;;
+    *) die "unknown dpu-ctl action '$action' (sshd-stop|sshd-start|vswitchd-restart|db-reset|ovs-stop|ovn-controller-stop|-start|-restart)" ;;
   esac
 }
 
@@ -523,6 +712,7 @@ cmd_up() {
       --vfs=*) vfs=${1#*=}; shift ;;
       --pfs) (($# >= 2)) || die "--pfs needs a value"; pfs=$2; shift 2 ;;
       --pfs=*) pfs=${1#*=}; shift ;;
+      --ovn) OVN=1; shift ;;
       -h | --help) usage; exit 0 ;;
       *) usage; die "unknown option for up: $1" ;;
     esac
@@ -547,6 +737,7 @@ cmd_up() {
   fi
 
   mkdir -p "$STATE" /run/sshd /run/openvswitch
+  ((OVN == 0)) || mkdir -p /run/ovn
   chmod 0755 /run/sshd
   : >"$STATE/$MARKER"
 
@@ -582,6 +773,12 @@ EOF
 
   build_sysfs "$STATE/sysfs-template" "$vfs" "$pfs"
 
+  # the central comes up alongside the sites; the ovn-controllers start once both are done
+  local central_pid=
+  if ((OVN)); then
+    setup_ovn_central >"$STATE/setup-ovn.log" 2>&1 9<&- &
+    central_pid=$!
+  fi
   local pids=() failed=0 k
   for s in "${sites[@]}"; do
     setup_site "$s" "$vfs" "$pf_kind" "$pfs" >"$STATE/setup-$s.log" 2>&1 9<&- &
@@ -595,6 +792,11 @@ EOF
     fi
   done
   rm -rf -- "$STATE/sysfs-template"
+  if [[ -n $central_pid ]] && ! wait "$central_pid"; then
+    failed=1
+    msg "setup of the OVN central failed:"
+    sed 's/^/  /' "$STATE/setup-ovn.log" >&2
+  fi
   if ((failed)); then
     msg "tearing down after failure"
     do_down
@@ -611,9 +813,25 @@ EOF
     echo "$(mgmt_dpu_ip "$(dpu_index "$d")") $kt $kb" >>"$STATE/known_hosts"
   done
 
+  if ((OVN)); then
+    pids=()
+    for d in $(all_dpus); do
+      ovn_controller_start "$d" 9<&- &
+      pids+=($!)
+    done
+    for k in "${pids[@]}"; do wait "$k" || failed=1; done
+  fi
+  if ((OVN)) && { ((failed)) || ! ovn_wait_chassis $(all_dpus); }; then
+    msg "tearing down after failure"
+    do_down
+    exit 1
+  fi
+
   local IFS=,
-  printf 'sites=%s\nvfs=%s\npfs=%s\n' "${sites[*]}" "$vfs" "$pfs" >"$STATE/config"
-  msg "testbed up: sites ${sites[*]}, $pfs PF(s) with $vfs VFs each, state in $STATE"
+  printf 'sites=%s\nvfs=%s\npfs=%s\novn=%s\n' "${sites[*]}" "$vfs" "$pfs" "$OVN" >"$STATE/config"
+  local with=
+  ((OVN == 0)) || with=", OVN central $OVN_IP in netns $OVN_NS"
+  msg "testbed up: sites ${sites[*]}, $pfs PF(s) with $vfs VFs each$with, state in $STATE"
 }
 
 # ---------------------------------------------------------------- env/status
@@ -637,7 +855,9 @@ pf_json() {
     rf=0
     out+="\"$(vtep_ip "$(dpu_index "$r")")\""
   done
-  out+="],\"vfs\":["
+  out+="]"
+  ((OVN == 0)) || out+=",\"ovnSystemId\":\"$(system_id "$d")\""
+  out+=",\"vfs\":["
   for ((n = 0; n < VFS; n++)); do
     ((n == 0)) || out+=","
     out+="{\"index\":$n,\"pci\":\"$(vf_pci "$n" "$p")\",\"netdev\":\"ens1f${p}v$n\",\"mac\":\"$(vf_mac "$i" "$n")\",\"representor\":\"pf${p}vf$n\"}"
@@ -669,7 +889,13 @@ cmd_env() {
     done
     out+="]}"
   done
-  out+="]}"
+  out+="]"
+  if ((OVN)); then
+    local o=$STATE/ovn/run
+    out+=",\"ovn\":{\"netns\":\"$OVN_NS\",\"address\":\"$OVN_IP\",\"nb\":\"tcp:$OVN_IP:6641\",\"sb\":\"tcp:$OVN_IP:6642\""
+    out+=",\"nbSocket\":$(json_str "unix:$o/ovnnb_db.sock"),\"sbSocket\":$(json_str "unix:$o/ovnsb_db.sock"),\"encapType\":\"geneve\"}"
+  fi
+  out+="}"
   printf '%s\n' "$out"
 }
 
@@ -693,7 +919,9 @@ cmd_status() {
       local line="  site $s pf $(pf_name "$p"): dpu $d $(mgmt_dpu_ip "$i") vtep $(vtep_ip "$i")"
       f=$(dpu_ns "$d")
       ns_exists "$f" || { ok=0; line+=" netns:$f=MISSING"; }
-      for name in anchor:anchor.pid ovsdb-server:run/ovsdb-server.pid ovs-vswitchd:run/ovs-vswitchd.pid sshd:sshd.pid; do
+      local names=(anchor:anchor.pid ovsdb-server:run/ovsdb-server.pid ovs-vswitchd:run/ovs-vswitchd.pid sshd:sshd.pid)
+      ((OVN == 0)) || names+=(ovn-controller:ovn/ovn-controller.pid)
+      for name in "${names[@]}"; do
         if p2=$(pid_from_file "$STATE/dpu-$d/${name#*:}"); then
           state="${name%%:*}=$p2"
         else
@@ -705,6 +933,14 @@ cmd_status() {
       echo "$line"
     done
   done
+  if ((OVN)); then
+    local line="  ovn central $OVN_IP:"
+    ns_exists "$OVN_NS" || { ok=0; line+=" netns:$OVN_NS=MISSING"; }
+    for name in nb:ovnnb_db.pid sb:ovnsb_db.pid ovn-northd:ovn-northd.pid; do
+      if p2=$(pid_from_file "$STATE/ovn/run/${name#*:}"); then line+=" ${name%%:*}=$p2"; else line+=" ${name%%:*}=DEAD"; ok=0; fi
+    done
+    echo "$line"
+  fi
   ((ok)) && exit 0
   echo "testbed: DEGRADED (run '$PROG up' to rebuild)"
   exit 1
@@ -731,6 +967,8 @@ case $cmd in
   status) cmd_status ;;
   dpu-exec) cmd_dpu_exec "$@" ;;
   dpu-ctl) cmd_dpu_ctl "$@" ;;
+  ovn-ctl) cmd_ovn_ctl "$@" ;;
+  ovn-nbctl | ovn-sbctl) cmd_ovn_tool "$cmd" "$@" ;;
   -h | --help | help) usage ;;
   *) usage; die "unknown command: $cmd" ;;
 esac

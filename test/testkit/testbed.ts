@@ -21,12 +21,21 @@ export interface Vf { index: number; pci: string; netdev: string; mac: string; r
 export interface SitePf {
   pf: string; pfPci: string; dpu: string; dpuNetns: string;
   dpuHost: string; dpuPort: number; dpuUser: string; localVtep: string; remoteVteps: string[]; vfs: Vf[];
+  /** With `up --ovn`: the DPU's OVN chassis name (Open_vSwitch external_ids:system-id), never a hostname. */
+  ovnSystemId?: string;
 }
 /** A host; its first PF's members at the top, every PF (testbed.sh up --pfs 2 gives two) in pfs. */
 export interface Site extends SitePf {
   name: string; hostNetns: string; sysfsRoot: string; pfs: SitePf[];
 }
-export interface Testbed { stateDir: string; privateKeyFile: string; knownHostsFile: string; sites: Site[] }
+/**
+ * With `up --ovn`: the OVN central (NB, SB, northd) in its own netns on the underlay. nb/sb are the remotes as the
+ * DPUs reach them (also in each DPU's external_ids:ovn-nb / ovn-remote); nbSocket/sbSocket work from the root netns.
+ */
+export interface OvnCentral {
+  netns: string; address: string; nb: string; sb: string; nbSocket: string; sbSocket: string; encapType: 'geneve';
+}
+export interface Testbed { stateDir: string; privateKeyFile: string; knownHostsFile: string; sites: Site[]; ovn?: OvnCentral }
 
 export function sh(cmd: string, args: string[], input?: string): string {
   return execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -37,8 +46,8 @@ export function requireBinary(): void {
 }
 
 /** Brings the testbed up fresh, without plugin or IPAM state from an earlier run. */
-export function testbedUp(vfs = 8, sites = 'a,b,c', pfs = 1): Testbed {
-  sh('bash', [TESTBED, 'up', '--sites', sites, '--vfs', String(vfs), '--pfs', String(pfs)]);
+export function testbedUp(vfs = 8, sites = 'a,b,c', pfs = 1, opts: { ovn?: boolean } = {}): Testbed {
+  sh('bash', [TESTBED, 'up', '--sites', sites, '--vfs', String(vfs), '--pfs', String(pfs), ...(opts.ovn ? ['--ovn'] : [])]);
   const tb = JSON.parse(sh('bash', [TESTBED, 'env'])) as Testbed;
   for (const entry of readdirSync(tb.stateDir)) {
     if (/^(plugin-|ipam-)/.test(entry)) rmSync(join(tb.stateDir, entry), { recursive: true, force: true });
@@ -52,6 +61,41 @@ export function testbedDown(): void {
 
 export function dpuExec(site: string, ...cmd: string[]): string {
   return sh('bash', [TESTBED, 'dpu-exec', site, ...cmd]);
+}
+
+/** Fault injection on one DPU (testbed.sh dpu-ctl), e.g. 'ovn-controller-stop'. */
+export function dpuCtl(dpu: string, action: string): void {
+  sh('bash', [TESTBED, 'dpu-ctl', dpu, action]);
+}
+
+export function ovnCentral(tb: Testbed): OvnCentral {
+  if (!tb.ovn) throw new Error('the testbed is up without OVN: testbedUp(..., { ovn: true })');
+  return tb.ovn;
+}
+
+/** ovn-nbctl against the central's NB (its unix socket: the root netns has no route to the underlay). */
+export function ovnNbctl(tb: Testbed, ...args: string[]): string {
+  return sh('ovn-nbctl', [`--db=${ovnCentral(tb).nbSocket}`, '--timeout=10', ...args]);
+}
+
+export function ovnSbctl(tb: Testbed, ...args: string[]): string {
+  return sh('ovn-sbctl', [`--db=${ovnCentral(tb).sbSocket}`, '--timeout=10', ...args]);
+}
+
+/** Faults of the central (testbed.sh ovn-ctl): nb-stop|nb-start|nb-block|nb-unblock|sb-stop|sb-start|northd-stop|northd-start. */
+export function ovnCtl(action: string): void {
+  sh('bash', [TESTBED, 'ovn-ctl', action]);
+}
+
+/**
+ * Packets counted by the DPU's p0-ingress nft rule with this comment: "geneve" (UDP 6081, every DPU) or one a test
+ * inserted. The rules sit behind OVS's packet socket, so they count what arrives on the wire.
+ */
+export function p0Packets(dpu: string, comment = 'geneve'): number {
+  const out = dpuExec(dpu, 'nft', 'list', 'chain', 'netdev', 'dpuo', 'ingress');
+  const m = out.split('\n').find((l) => l.includes(`comment "${comment}"`))?.match(/counter packets (\d+)/);
+  if (!m) throw new Error(`no p0 nft rule with comment "${comment}" on DPU ${dpu}: ${out}`);
+  return Number(m[1]);
 }
 
 export function site(tb: Testbed, name: string): Site {
@@ -210,6 +254,20 @@ export function container(name: string): string {
 export function removeContainers(): void {
   for (const ns of containers) spawnSync('ip', ['netns', 'del', ns]);
   containers.clear();
+}
+
+/** Moves a host's VF netdev into a container by hand (what the plugin does on ADD), named ifname, with cidr, up. */
+export function vfToContainer(s: Site, vf: Vf, netnsPath: string, ifname: string, cidr: string): void {
+  sh('ip', ['-n', s.hostNetns, 'link', 'set', 'dev', vf.netdev, 'netns', nsName(netnsPath), 'name', ifname]);
+  sh('ip', ['-n', nsName(netnsPath), 'addr', 'add', cidr, 'dev', ifname]);
+  sh('ip', ['-n', nsName(netnsPath), 'link', 'set', 'dev', ifname, 'up']);
+}
+
+/** Gives a VF moved by vfToContainer back to its host (a veth deleted with the container netns would be gone for good). */
+export function vfToHost(s: Site, vf: Vf, netnsPath: string, ifname: string): void {
+  sh('ip', ['-n', nsName(netnsPath), 'addr', 'flush', 'dev', ifname]);
+  sh('ip', ['-n', nsName(netnsPath), 'link', 'set', 'dev', ifname, 'down']);
+  sh('ip', ['-n', nsName(netnsPath), 'link', 'set', 'dev', ifname, 'netns', s.hostNetns, 'name', vf.netdev]);
 }
 
 export function nsName(path: string): string {
