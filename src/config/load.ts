@@ -27,6 +27,13 @@ export function formatIssues(error: z.ZodError): string {
   return error.issues.slice(0, 5).map(formatIssue).join('; ');
 }
 
+/** zod drops a record key "__proto__" without an issue (JSON.parse makes it an own key): a PF never has that name. */
+function refuseProtoKey(dpus: unknown): void {
+  if (typeof dpus === 'object' && dpus !== null && Object.hasOwn(dpus, '__proto__')) {
+    throw new CniError(ErrorCode.InvalidNetworkConfig, 'invalid network config: dpus.__proto__: key must be a PF network interface name');
+  }
+}
+
 function valueAt(obj: unknown, path: ReadonlyArray<PropertyKey>): unknown {
   let v = obj;
   for (const key of path) {
@@ -63,6 +70,7 @@ function formatMerged(error: z.ZodError, merged: Record<string, unknown>, node: 
 export function loadNetConf(raw: Record<string, unknown>, cniArgs: Record<string, string>, nodeFile?: NodeFile): NetConf {
   const node = nodeFile ?? { path: typeof raw.nodeConfig === 'string' ? raw.nodeConfig : DEFAULTS.nodeConfig };
   const merged = mergeNodeFile(raw, node.values);
+  refuseProtoKey(merged.dpus);
   const parsed = NetConfSchema.safeParse(merged);
   if (!parsed.success) {
     throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: ${formatMerged(parsed.error, merged, node)}`);

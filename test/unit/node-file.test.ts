@@ -75,11 +75,12 @@ describe('merge: the network config wins field by field, dpu key by key, dpus en
     expect(err.message).toContain('dpu: ');
   });
 
-  it('a PF named __proto__ is only a name: merged as an own key, dropped by validation, no prototype touched', () => {
+  it('a PF named __proto__ is only a name: merged as an own key, refused by validation (zod alone drops it), no prototype touched', () => {
     const merged = mergeNodeFile(JSON.parse('{"dpus":{"__proto__":{"host":"x"}}}') as Record<string, unknown>, { dpus: {} });
     expect(Object.getPrototypeOf(merged.dpus)).toBe(Object.prototype);
     expect(Object.keys(merged.dpus as object)).toEqual(['__proto__']);
-    expect(loadNetConf({ ...NAD, dpu: undefined, ...merged }, {}).dpus).toEqual({});
+    const err = errorOf(() => loadNetConf({ ...NAD, dpu: undefined, ...merged }, {}));
+    expect([err.code, err.message]).toEqual([7, 'invalid network config: dpus.__proto__: key must be a PF network interface name']);
     expect(({} as Record<string, unknown>).host).toBeUndefined();
   });
 
