@@ -125,6 +125,16 @@ describe('plug', () => {
     expect(t.commands[3]).toContain('["requested-chassis","dpuo-b"]');
   });
 
+  it('a foreign switch with our name, or our VNI under another prefix: code 112 saying which', async () => {
+    const foreign = new FakeTransport([CHASSIS, fail(65, 'dpu-guard: OVN_Northbound ensure-switch: timed out: "where" clause test failed')]);
+    expect((await codeOf(client(foreign).plug(req))).message).toMatch(/exists that dpu-overlay did not create/);
+    const renamed = fail(65, 'dpu-guard: OVN_Northbound add-port: timed out: "where" clause test failed');
+    const t = new FakeTransport([CHASSIS, renamed, renamed]);
+    const err = await codeOf(client(t).plug(req));
+    expect(err.code).toBe(112);
+    expect(err.message).toMatch(/another dpu.ovn.switchPrefix/);
+  });
+
   it('an op error the guard did not catch (no guard?) is still an error', async () => {
     const t = new FakeTransport([CHASSIS, ok(`[{"details":"x","error":"timed out"},null]\n${ADDED(L)}\n${IFACE}\n${PORT}\n`)]);
     expect((await codeOf(client(t).plug(req))).message).toMatch(/OVN_Northbound: timed out/);

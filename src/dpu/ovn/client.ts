@@ -65,6 +65,12 @@ export class OvnDpuClient implements DpuClient {
     if (/no row "br-int"/.test(stderr)) {
       return new CniError(ErrorCode.DpuCommandFailed, `${at}: the DPU has no ${INTEGRATION_BRIDGE}: ovn-controller creates it; is ovn-controller running and configured (install.sh --dpu --ovn)?`);
     }
+    if (r.exitCode === EXIT_NB_OP_FAILED && /ensure-switch: timed out/.test(stderr)) {
+      return new CniError(ErrorCode.DpuCommandFailed, `${at}: a logical switch of that name exists that dpu-overlay did not create (its UUID is not the VNI's): rename it, or choose another dpu.ovn.switchPrefix`);
+    }
+    if (r.exitCode === EXIT_NB_OP_FAILED && /add-port: timed out/.test(stderr)) {
+      return new CniError(ErrorCode.DpuCommandFailed, `${at}: the VNI's logical switch has another name (another dpu.ovn.switchPrefix uses this VNI in the same OVN northbound database?)`);
+    }
     const hint = r.exitCode === 126 ? ' (does the DPU run guard/dpu-guard.sh as new as the plugin, with --ovn and --ovn-switch-prefix matching dpu.ovn.switchPrefix?)' : '';
     return new CniError(ErrorCode.DpuCommandFailed, `${at} failed (exit ${r.exitCode}): ${stderr || r.stdout.trim().slice(0, 300)}${hint}`);
   }
