@@ -1,6 +1,10 @@
 import { CniError } from '../../src/cni/errors';
 import type { PlugRequest } from '../../src/dpu/api';
-import { type ChassisCache, OvnDpuClient, type OvnClientSettings } from '../../src/dpu/ovn/client';
+import { type ChassisCache, OvnDpuClient, type OvnClientSettings, ovnExecTimeoutMs } from '../../src/dpu/ovn/client';
+import { DpuConfigSchema } from '../../src/config/schema';
+import { DpuConnection } from '../../src/daemon/connection';
+import { OvsDpuClient } from '../../src/dpu/ovs/client';
+import { sshDpuClient } from '../../src/plugin/dpu-client';
 import { portName } from '../../src/dpu/ovn/commands';
 import type { DpuTransport, ExecResult } from '../../src/dpu/ssh';
 import { memoryLogger, silentLogger } from './helpers/logger';
@@ -236,5 +240,19 @@ describe('check, gc, status, facts', () => {
     expect(t.commands[1]).toBe('ip -j addr show to 198.51.100.2');
     const noEncap = new FakeTransport([ok('dpuo-a\n\n\n')]);
     expect((await codeOf(client(noEncap).facts({ representor: 'pf0vf0', pfIndex: 0, vfIndex: 0 }))).message).toMatch(/ovn-encap-ip is not set/);
+  });
+});
+
+describe('who gets the OVN client', () => {
+  it('the plugin and the daemon choose it by dpu.controlPlane; the SSH limit covers the wait for the port', () => {
+    const conf = DpuConfigSchema.parse({ host: '192.0.2.1', privateKeyFile: '/k', hostKeyFingerprint: `SHA256:${'A'.repeat(43)}`, controlPlane: 'ovn' });
+    const direct = sshDpuClient(conf, silentLogger());
+    expect(direct).toBeInstanceOf(OvnDpuClient);
+    direct.close();
+    const conn = new DpuConnection(conf, silentLogger());
+    expect(conn.clientFor(conf)).toBeInstanceOf(OvnDpuClient);
+    expect(conn.clientFor({ ...conf, controlPlane: 'static', localVtep: '192.0.2.5' })).toBeInstanceOf(OvsDpuClient);
+    conn.close();
+    expect(ovnExecTimeoutMs(conf)).toBeGreaterThan(conf.timeoutMs + conf.ovn.upTimeoutMs);
   });
 });
