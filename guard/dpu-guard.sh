@@ -454,6 +454,8 @@ sub run_nb {
   my $out = do { local $/; <$fh> };
   close $fh;
   $out = '' unless defined $out;
+  # unbuffered: the commands after this one write to the same stdout directly
+  $| = 1;
   print $out;
   if ($? & 127) {
     my $sig = $? & 127;

@@ -162,6 +162,14 @@ describe('unplug', () => {
     expect((await codeOf(client(t).unplug({ ...req, portUuid: PORT, lsp }))).code).toBe(11);
   });
 
+  it('a DPU reinstalled with a new system-id: the OVS port goes, the old chassis\'s logical port is left with a warning (DEL does not wedge)', async () => {
+    const t = new FakeTransport([fail(126, "dpu-guard: refused: ovsdb-client transact OVN_Northbound: delete-port: requested-chassis is not this DPU's system-id"), ok()]);
+    const log = memoryLogger();
+    await client(t, {}, {}, log.log).unplug({ ...req, portUuid: PORT, lsp });
+    expect(t.commands[1]).toBe(`ovs-vsctl --timeout=10 -f json -- --if-exists remove Bridge br-int ports ${PORT}`);
+    expect(log.records.some((r) => /ovn-nbctl lsp-del/.test(String(r.msg)))).toBe(true);
+  });
+
   it('without a record: the chassis, then the port by name and the OVS ports by owner, then removal; only rows that are really ours', async () => {
     const rowsLine = `[{"rows":[{"_uuid":["uuid","${L}"],"addresses":"x","external_ids":["map",[]],"name":"${P}","options":["map",[["iface-id-ver","${L}"],["requested-chassis","dpuo-a"]]],"port_security":["set",[]],"up":true},`
       + `{"_uuid":["uuid","${IFACE}"],"addresses":"x","external_ids":["map",[]],"name":"${P}","options":["map",[["iface-id-ver","${L}"],["requested-chassis","dpuo-a"]]],"port_security":["set",[]],"up":true}]}]`;

@@ -174,7 +174,16 @@ export class OvnDpuClient implements DpuClient {
       if (req.portUuid && !items.some((i) => i.portUuid === req.portUuid)) items.push({ vni: req.vni, portUuid: req.portUuid });
     }
     if (items.length === 0) return;
-    await this.run('unplug', unplugCommands(this.s, systemId, items));
+    const r = await this.transport.exec(commandLine(unplugCommands(this.s, systemId, items)));
+    if (r.exitCode === 0) return;
+    if (!(r.exitCode === 126 && /not this DPU's system-id/.test(r.stderr))) throw this.error('unplug', r);
+    // The DPU has a new system-id (reinstalled): the guard no longer lets it touch the old chassis's port. DEL must
+    // not wedge on that: the OVS port goes, the logical port is left for an operator.
+    const ports = items.flatMap((i) => (i.portUuid ? [{ vni: i.vni, portUuid: i.portUuid }] : []));
+    if (ports.length) await this.run('unplug', unplugCommands(this.s, systemId, ports));
+    for (const i of items) {
+      if (i.lsp) this.log.warn({ dpu: this.target, lsp: i.lsp.name, chassis: systemId }, `logical port ${i.lsp.name} belongs to chassis ${systemId}, which is no longer this DPU's system-id: left in the OVN northbound database; remove it with ovn-nbctl lsp-del ${i.lsp.name}`);
+    }
   }
 
   async check(req: PlugRequest): Promise<void> {
