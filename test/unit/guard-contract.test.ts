@@ -294,6 +294,34 @@ esac
     expectOvnRefused([ensure()], /bad --ovn-switch-prefix/, ['--ovn', '--ovn-switch-prefix', 'v1']);
   });
 
+  it('running an NB transaction: the DPU\'s NB server is named, op errors are scanned (65), an unreachable NB is 69', () => {
+    const bin = fakeDpu();
+    // an ovsdb-client that logs its argv and prints the result the test chose
+    writeFileSync(`${bin}/ovsdb-client`, `#!/bin/sh\nprintf '%s\\n' "$*" >>${bin}/argv\ncat ${bin}/answer\nexit $(cat ${bin}/rc)\n`);
+    chmodSync(`${bin}/ovsdb-client`, 0o755);
+    const run = (commands: Argv[], answer: string, rc = 0) => {
+      writeFileSync(`${bin}/answer`, answer);
+      writeFileSync(`${bin}/rc`, String(rc));
+      return spawnSync('sh', [GUARD, '--ovn'], { input: commandLine(commands) + '\n', env: { PATH: `${bin}:${process.env.PATH}`, SSH_ORIGINAL_COMMAND: REMOTE_COMMAND }, encoding: 'utf8' });
+    };
+    const del = ovnUnplugCommands(ovnS, 'dpuo-a', [{ vni: 100, lsp }]);
+    let r = run([ensure()], '[{},{"details":"x","error":"duplicate uuid"}]\n');
+    expect([r.status, r.stdout]).toEqual([0, '[{},{"details":"x","error":"duplicate uuid"}]\n']);
+    expect(readFileSync(`${bin}/argv`, 'utf8')).toBe(`--timeout=10 transact ${NB_REMOTE} ${ensure()[3]}\n`);
+    r = run([addPort()], '[{},{"details":"x","error":"duplicate uuid"},null]\n');
+    expect([r.status, r.stderr]).toEqual([65, 'dpu-guard: OVN_Northbound add-port: duplicate uuid: x\n']);
+    r = run(del, '[{"details":"\\"where\\" clause test failed","error":"timed out"},null]\n');
+    expect(r.status).toBe(0);
+    // an "error" inside a value is not an op error
+    r = run([portByNameCommand(ovnS, lsp.name)], '[{"rows":[{"name":"a\\",\\"error\\":\\"boom","external_ids":["map",[["error","x"]]]}]}]\n');
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    r = run([ensure()], '', 1);
+    expect(r.status).toBe(69);
+    expect(r.stderr).toMatch(/cannot reach the northbound server tcp:198\.51\.100\.254:6641/);
+    r = run([ensure(), addPort()], '[{},{"details":"d","error":"constraint violation"}]\n');
+    expect([r.status, r.stderr]).toEqual([65, 'dpu-guard: OVN_Northbound ensure-switch: constraint violation: d\n']);
+  });
+
   it('a DPU without a usable system-id, ovn-nb or with another ovn-bridge gets no OVN shape', () => {
     expectOvnRefused([chassisQuery(ovnS), ensure()], /system-id is not set/, ['--ovn'], fakeDpu({ sysid: '' }));
     expectOvnRefused([ensure()], /system-id is not set or not a name/, ['--ovn'], fakeDpu({ sysid: 'a b' }));
