@@ -19,7 +19,16 @@
 #   --bridge-prefix P           VNI bridges are P<digits> (plugin: dpu.bridgePrefix; default br-vni)
 #   --representor-template T    representor names (plugin: dpu.representorTemplate, {pf}/{vf}
 #                               stand for numbers; default pf{pf}vf{vf})
-#   --dry-run                   print the argv of each accepted command instead of running it
+#   --ovn                       also allow OVN mode's shapes (plugin: dpu.controlPlane "ovn"); off by default
+#   --ovn-switch-prefix P       logical switches are P<vni> (plugin: dpu.ovn.switchPrefix; default vni; needs --ovn)
+#   --dry-run                   print the argv of each accepted command instead of running it (OVN mode: as
+#                               rewritten with the NB server; the local OVN settings are still read)
+#
+# OVN mode reads this DPU's own settings (ovs-vsctl get Open_vSwitch . external_ids:...): system-id (ports and
+# requested-chassis must carry it), ovn-nb (the NB server the guard adds to every ovsdb-client call: the plugin
+# never names it), ovn-nb-private-key / ovn-nb-certificate / ovn-nb-ca-cert (required when ovn-nb has ssl:), and
+# ovn-bridge (unset or br-int). ovsdb-client exits 0 even when an op fails: the guard scans the result and exits
+# 65 for an error the transaction's shape does not tolerate, 69 when the NB server cannot be reached.
 #
 # The parser is Perl: perl-base is Essential on Debian and Ubuntu (BlueField images are Ubuntu)
 # and needs no modules beyond it. Nothing here executes the original string through a shell.
@@ -37,7 +46,7 @@ my $ME = 'dpu-guard';
 my $REFUSED = 126;
 
 # ---------------------------------------------------------------- options
-my (@bridge_prefixes, @rep_templates, $dry_run);
+my (@bridge_prefixes, @rep_templates, $dry_run, $ovn, @ovn_prefixes);
 while (@ARGV) {
   my $o = shift @ARGV;
   if ($o eq '--bridge-prefix' && @ARGV) { push @bridge_prefixes, shift @ARGV }
@@ -45,9 +54,19 @@ while (@ARGV) {
   elsif ($o eq '--representor-template' && @ARGV) { push @rep_templates, shift @ARGV }
   elsif ($o =~ /^--representor-template=(.*)\z/s) { push @rep_templates, $1 }
   elsif ($o eq '--dry-run') { $dry_run = 1 }
+  elsif ($o eq '--ovn') { $ovn = 1 }
+  elsif ($o eq '--ovn-switch-prefix' && @ARGV) { push @ovn_prefixes, shift @ARGV }
+  elsif ($o =~ /^--ovn-switch-prefix=(.*)\z/s) { push @ovn_prefixes, $1 }
   else { print STDERR "$ME: refused: bad guard option in authorized_keys: $o\n"; exit $REFUSED }
 }
 @bridge_prefixes = ('br-vni') unless @bridge_prefixes;
+# what ovn-nbctl would take the NB server from: the guard names it itself
+delete @ENV{qw(OVN_NB_DB OVN_NBCTL_OPTIONS OVN_NB_DAEMON)};
+if (@ovn_prefixes && !$ovn) { print STDERR "$ME: refused: --ovn-switch-prefix needs --ovn\n"; exit $REFUSED }
+@ovn_prefixes = ('vni') unless @ovn_prefixes;
+for (@ovn_prefixes) {
+  /^[A-Za-z](?:[A-Za-z0-9_.-]{0,30}[A-Za-z_.-])?\z/ or do { print STDERR "$ME: refused: bad --ovn-switch-prefix $_\n"; exit $REFUSED };
+}
 @rep_templates = ('pf{pf}vf{vf}') unless @rep_templates;
 
 # Same syntax checks as the plugin's config schema (src/config/schema.ts).
@@ -210,6 +229,258 @@ sub vsctl_sub_ok {
 # ovsdb-client transact: only the "remove this bridge if its ports are still exactly these" transaction.
 my $TXN_RE = qr/^\["Open_vSwitch",\{"op":"wait","table":"Bridge","where":\[\["_uuid","==",\["uuid","($UUID)"\]\]\],"columns":\["ports"\],"until":"==","rows":\[\{"ports":\["set",\[(?:\["uuid","$UUID"\](?:,\["uuid","$UUID"\])*)?\]\]\}\],"timeout":0\},\{"op":"mutate","table":"Open_vSwitch","where":\[\],"mutations":\[\["bridges","delete",\["uuid","($UUID)"\]\]\]\}\]\z/;
 
+# ---------------------------------------------------------------- OVN mode (--ovn)
+# The shapes of src/dpu/ovn/commands.ts. Each northbound transaction is matched loosely to extract its values,
+# the values are checked, and the transaction is rebuilt from them and compared byte for byte: extra ops,
+# reordered keys, smuggled columns or a requested-chassis list cannot survive the rebuild.
+my $SWITCH_UUID_PREFIX = 'd9c0a7e0-0dfb-4f1e-8a5c-';
+my $OVN_SWITCH = '(?:' . join('|', map { quotemeta($_) } @ovn_prefixes) . ')';
+my $MAC = qr/[0-9a-f]{2}(?::[0-9a-f]{2}){5}/;
+my $PORT_COLUMNS = '["_uuid","name","addresses","port_security","options","up","external_ids"]';
+my %OVN_LOCAL;
+
+# This DPU's own OVN settings, read once per line from its Open_vSwitch table.
+sub ovn_local {
+  return \%OVN_LOCAL if %OVN_LOCAL;
+  my @keys = qw(system-id ovn-nb ovn-nb-private-key ovn-nb-certificate ovn-nb-ca-cert ovn-bridge);
+  my $pid = open(my $fh, '-|');
+  refuse("cannot fork: $!") unless defined $pid;
+  if ($pid == 0) {
+    open(STDERR, '>', '/dev/null');
+    no warnings 'exec';
+    exec { 'ovs-vsctl' } 'ovs-vsctl', '--timeout=10', '--if-exists', 'get', 'Open_vSwitch', '.', map { "external_ids:$_" } @keys;
+    exit 127;
+  }
+  my @lines = <$fh>;
+  close $fh;
+  refuse('OVN: cannot read this DPU\'s external_ids (ovs-vsctl exit ' . ($? >> 8) . ')') if $? != 0;
+  for my $k (@keys) {
+    my $v = shift @lines;
+    $v = '' unless defined $v;
+    $v =~ s/\n\z//;
+    $v =~ s/^"(.*)"\z/$1/;
+    refuse("OVN: external_ids:$k of this DPU contains a backslash or control character") if $v =~ /[\\\x00-\x1f\x7f]/;
+    $OVN_LOCAL{$k} = $v;
+  }
+  refuse('OVN: this DPU\'s external_ids:system-id is not set or not a name of 1-64 letters, digits, ".", "_" or "-"')
+    unless $OVN_LOCAL{'system-id'} =~ /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\z/;
+  refuse('OVN: this DPU\'s external_ids:ovn-bridge is not br-int') unless $OVN_LOCAL{'ovn-bridge'} eq '' || $OVN_LOCAL{'ovn-bridge'} eq 'br-int';
+  return \%OVN_LOCAL;
+}
+
+sub sysid { return ovn_local()->{'system-id'} }
+
+# The NB server and its SSL options, from this DPU's settings only.
+sub nb_remote_args {
+  my $l = ovn_local();
+  my $nb = $l->{'ovn-nb'};
+  refuse('OVN: this DPU\'s external_ids:ovn-nb is not set (the northbound server as the DPU reaches it, e.g. ssl:192.0.2.1:6641)') if $nb eq '';
+  refuse('OVN: this DPU\'s external_ids:ovn-nb must be tcp:, ssl: or unix: remotes separated by commas')
+    unless $nb =~ /^(?:tcp|ssl|unix):[^\s,]+(?:,(?:tcp|ssl):[^\s,]+)*\z/;
+  my @ssl;
+  if ($nb =~ /(?:^|,)ssl:/) {
+    for (['ovn-nb-private-key', '--private-key'], ['ovn-nb-certificate', '--certificate'], ['ovn-nb-ca-cert', '--ca-cert']) {
+      my ($k, $opt) = @$_;
+      refuse("OVN: ovn-nb is ssl: but this DPU's external_ids:$k is not an absolute path") unless $l->{$k} =~ m{^/};
+      push @ssl, "$opt=$l->{$k}";
+    }
+  }
+  return (@ssl, $nb);
+}
+
+sub own_port_ok {
+  my $p = shift;
+  my $s = quotemeta(sysid());
+  return $p =~ /^dpuo-$s-[0-9a-f]{16}\z/;
+}
+
+sub vni_of_switch {
+  my $n = shift;
+  return undef unless $n =~ /^$OVN_SWITCH([1-9][0-9]{0,7})\z/ && $1 <= 16777215;
+  return $1;
+}
+
+sub switch_uuid { return $SWITCH_UUID_PREFIX . sprintf('%012x', $_[0]) }
+
+sub txn_ensure {
+  my ($n, $v) = @_;
+  my $u = switch_uuid($v);
+  return qq~["OVN_Northbound",{"op":"wait","table":"Logical_Switch","where":[["name","==","$n"],["_uuid","!=",["uuid","$u"]]],"columns":["name"],"until":"==","rows":[],"timeout":0},~
+    . qq~{"op":"insert","table":"Logical_Switch","uuid":"$u","row":{"name":"$n","other_config":["map",[["requested-tnl-key","$v"]]],"external_ids":["map",[["dpu-overlay.managed","true"],["dpu-overlay.vni","$v"]]]}}]~;
+}
+
+sub txn_add_port {
+  my ($n, $v, $l, $p, $addr, $ps, $s, $c, $h, $i, $net) = @_;
+  my $u = switch_uuid($v);
+  my $psec = defined $ps ? qq{"port_security":"$addr",} : '';
+  return qq~["OVN_Northbound",{"op":"wait","table":"Logical_Switch","where":[["_uuid","==",["uuid","$u"]]],"columns":["name"],"until":"==","rows":[{"name":"$n"}],"timeout":0},~
+    . qq~{"op":"insert","table":"Logical_Switch_Port","uuid":"$l","row":{"name":"$p","addresses":"$addr",$psec"options":["map",[["iface-id-ver","$l"],["requested-chassis","$s"]]],~
+    . qq~"external_ids":["map",[["dpu-overlay.container",$c],["dpu-overlay.host",$h],["dpu-overlay.ifname",$i],["dpu-overlay.network",$net],["dpu-overlay.vni","$v"]]]}},~
+    . qq~{"op":"mutate","table":"Logical_Switch","where":[["_uuid","==",["uuid","$u"]]],"mutations":[["ports","insert",["set",[["uuid","$l"]]]]]}]~;
+}
+
+sub txn_delete_port {
+  my ($l, $p, $s) = @_;
+  return qq~["OVN_Northbound",{"op":"wait","table":"Logical_Switch_Port","where":[["_uuid","==",["uuid","$l"]],["name","==","$p"],["options","includes",["map",[["iface-id-ver","$l"],["requested-chassis","$s"]]]]],"columns":["name"],"until":"==","rows":[{"name":"$p"}],"timeout":0},~
+    . qq~{"op":"mutate","table":"Logical_Switch","where":[["ports","includes",["uuid","$l"]]],"mutations":[["ports","delete",["set",[["uuid","$l"]]]]]}]~;
+}
+
+sub txn_delete_switch {
+  my ($n, $v) = @_;
+  my $u = switch_uuid($v);
+  return qq~["OVN_Northbound",{"op":"wait","table":"Logical_Switch","where":[["_uuid","==",["uuid","$u"]],["name","==","$n"]],"columns":["ports"],"until":"==","rows":[{"ports":["set",[]]}],"timeout":0},~
+    . qq~{"op":"delete","table":"Logical_Switch","where":[["_uuid","==",["uuid","$u"]]]}]~;
+}
+
+sub query_port_by_name { return qq{["OVN_Northbound",{"op":"select","table":"Logical_Switch_Port","where":[["name","==","$_[0]"]],"columns":$PORT_COLUMNS}]} }
+
+sub query_check {
+  my ($l, $p, $n, $v) = @_;
+  my $u = switch_uuid($v);
+  return qq~["OVN_Northbound",{"op":"select","table":"Logical_Switch_Port","where":[["_uuid","==",["uuid","$l"]],["name","==","$p"]],"columns":$PORT_COLUMNS},~
+    . qq~{"op":"select","table":"Logical_Switch","where":[["_uuid","==",["uuid","$u"]],["name","==","$n"]],"columns":["name","ports","other_config"]}]~;
+}
+
+sub query_mine {
+  my ($s, $net) = @_;
+  return qq~["OVN_Northbound",{"op":"select","table":"Logical_Switch_Port","where":[["options","includes",["map",[["requested-chassis","$s"]]]],["external_ids","includes",["map",[["dpu-overlay.network",$net]]]]],"columns":$PORT_COLUMNS}]~;
+}
+
+my $QUERY_PING = '["OVN_Northbound",{"op":"comment","comment":"dpu-overlay status"}]';
+
+# An NB transaction or query: (shape, undef) if allowed, else (undef, reason). Tolerated errors per shape are in %NB_TOLERATED.
+my %NB_TOLERATED = ('ensure-switch' => 'duplicate uuid', 'delete-port' => 'timed out', 'delete-switch' => 'timed out');
+my $NOT_OURS = "not this DPU's system-id";
+
+sub nb_shape {
+  my ($verb, $j) = @_;
+  my $S = sysid();
+  if ($verb eq 'transact') {
+    if ($j =~ /^\["OVN_Northbound",\{"op":"wait","table":"Logical_Switch","where":\[\["name","==","([^"]*)"\],\["_uuid","!="/) {
+      my ($n, $v) = ($1, vni_of_switch($1));
+      return (undef, "ensure-switch: switch name $n is not a configured prefix and a VNI") unless defined $v;
+      return $j eq txn_ensure($n, $v) ? ('ensure-switch', undef) : (undef, 'ensure-switch: not the plugin\'s transaction');
+    }
+    if ($j =~ /^\["OVN_Northbound",\{"op":"wait","table":"Logical_Switch","where":\[\["_uuid","==",\["uuid","$UUID"\]\]\],"columns":\["name"\],"until":"==","rows":\[\{"name":"([^"]*)"\}\],"timeout":0\},\{"op":"insert","table":"Logical_Switch_Port","uuid":"($UUID)","row":\{"name":"([^"]*)","addresses":"([^"]*)",("port_security":"[^"]*",)?"options":\["map",\[\["iface-id-ver","$UUID"\],\["requested-chassis","([^"]*)"\]\]\],"external_ids":\["map",\[\["dpu-overlay\.container",($JSTR)\],\["dpu-overlay\.host",($JSTR)\],\["dpu-overlay\.ifname",($JSTR)\],\["dpu-overlay\.network",($JSTR)\],/) {
+      my ($n, $l, $p, $addr, $ps, $s, $c, $h, $i, $net) = ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10);
+      my $v = vni_of_switch($n);
+      return (undef, "add-port: switch name $n is not a configured prefix and a VNI") unless defined $v;
+      return (undef, "add-port: requested-chassis is $NOT_OURS") unless $s eq $S;
+      return (undef, "add-port: port name is $NOT_OURS") unless own_port_ok($p);
+      return (undef, 'add-port: addresses must be a MAC and up to 8 IP addresses') unless $addr =~ /^$MAC(?: $IP){0,8}\z/;
+      return $j eq txn_add_port($n, $v, $l, $p, $addr, $ps, $s, $c, $h, $i, $net) ? ('add-port', undef) : (undef, 'add-port: not the plugin\'s transaction');
+    }
+    if ($j =~ /^\["OVN_Northbound",\{"op":"wait","table":"Logical_Switch_Port","where":\[\["_uuid","==",\["uuid","($UUID)"\]\],\["name","==","([^"]*)"\],\["options","includes",\["map",\[\["iface-id-ver","$UUID"\],\["requested-chassis","([^"]*)"\]/) {
+      my ($l, $p, $s) = ($1, $2, $3);
+      return (undef, "delete-port: requested-chassis is $NOT_OURS") unless $s eq $S;
+      return (undef, "delete-port: port name is $NOT_OURS") unless own_port_ok($p);
+      return $j eq txn_delete_port($l, $p, $s) ? ('delete-port', undef) : (undef, 'delete-port: not the plugin\'s transaction');
+    }
+    if ($j =~ /^\["OVN_Northbound",\{"op":"wait","table":"Logical_Switch","where":\[\["_uuid","==",\["uuid","$UUID"\]\],\["name","==","([^"]*)"\]\],"columns":\["ports"\]/) {
+      my ($n, $v) = ($1, vni_of_switch($1));
+      return (undef, "delete-switch: switch name $n is not a configured prefix and a VNI") unless defined $v;
+      return $j eq txn_delete_switch($n, $v) ? ('delete-switch', undef) : (undef, 'delete-switch: not the plugin\'s transaction');
+    }
+    return (undef, 'not one of the plugin\'s OVN_Northbound transactions');
+  }
+  return ('status', undef) if $j eq $QUERY_PING;
+  if ($j =~ /^\["OVN_Northbound",\{"op":"select","table":"Logical_Switch_Port","where":\[\["name","==","([^"]*)"\]\]/) {
+    return (undef, "query: port name is $NOT_OURS") unless own_port_ok($1);
+    return $j eq query_port_by_name($1) ? ('find-port', undef) : (undef, 'query: not the plugin\'s query');
+  }
+  if ($j =~ /^\["OVN_Northbound",\{"op":"select","table":"Logical_Switch_Port","where":\[\["_uuid","==",\["uuid","($UUID)"\]\],\["name","==","([^"]*)"\]\],"columns":[^}]*\},\{"op":"select","table":"Logical_Switch","where":\[\["_uuid","==",\["uuid","$UUID"\]\],\["name","==","([^"]*)"\]/) {
+    my ($l, $p, $n) = ($1, $2, $3);
+    my $v = vni_of_switch($n);
+    return (undef, "query: port name is $NOT_OURS") unless own_port_ok($p);
+    return (undef, "query: switch name $n is not a configured prefix and a VNI") unless defined $v;
+    return $j eq query_check($l, $p, $n, $v) ? ('check', undef) : (undef, 'query: not the plugin\'s query');
+  }
+  if ($j =~ /^\["OVN_Northbound",\{"op":"select","table":"Logical_Switch_Port","where":\[\["options","includes",\["map",\[\["requested-chassis","([^"]*)"\]\]\]\],\["external_ids","includes",\["map",\[\["dpu-overlay\.network",($JSTR)\]/) {
+    my ($s, $net) = ($1, $2);
+    return (undef, "query: requested-chassis is $NOT_OURS") unless $s eq $S;
+    return $j eq query_mine($s, $net) ? ('list-ports', undef) : (undef, 'query: not the plugin\'s query');
+  }
+  return (undef, 'not one of the plugin\'s OVN_Northbound queries');
+}
+
+# ovs-vsctl subcommands of OVN mode: the representor on br-int, bound to one of this chassis's ports.
+sub ovn_vsctl_sub_ok {
+  my @w = @_;
+  my $n = @w;
+  return 0 unless $ovn;
+  if ($n >= 5 && $w[0] =~ /^--id=\@i\d{0,3}\z/ && $w[1] eq 'create' && $w[2] eq 'Interface' && $w[3] =~ /^name=$REP\z/) {
+    my ($ids, $vers) = (0, 0);
+    for (@w[4 .. $n - 1]) {
+      if (/^external_ids:iface-id="([^"]*)"\z/) { return 0 unless own_port_ok($1); $ids++ }
+      elsif (/^external_ids:iface-id-ver="$UUID"\z/) { $vers++ }
+      elsif (!/^(?:mtu_request=$UINT|$EXT)\z/) { return 0 }
+    }
+    return $ids == 1 && $vers == 1;
+  }
+  return 1 if $n == 5 && $w[0] eq 'add' && $w[1] eq 'Bridge' && $w[2] eq 'br-int' && $w[3] eq 'ports' && $w[4] =~ /^\@p\d{0,3}\z/;
+  return 1 if $n == 6 && $w[0] eq '--if-exists' && $w[1] eq 'remove' && $w[2] eq 'Bridge' && $w[3] eq 'br-int' && $w[4] eq 'ports' && $w[5] =~ /^$UUID\z/;
+  return 1 if $n == 4 && $w[0] eq '--columns=_uuid,name,external_ids' && $w[1] eq 'find' && $w[2] eq 'Interface' && $w[3] =~ /^name=$REP\z/;
+  return 1 if $n == 4 && $w[0] =~ /^--columns=_uuid,(?:ports|datapath_type)\z/ && $w[1] eq 'find' && $w[2] eq 'Bridge' && $w[3] eq 'name=br-int';
+  return 0;
+}
+
+my $OVN_TIMEOUT = qr/--timeout=(?:[1-9][0-9]?|[1-5][0-9][0-9]|600)/;
+
+# Whole commands of OVN mode other than ovs-vsctl transactions; undef if not one.
+sub ovn_command_ok {
+  my @a = @_;
+  return 0 unless $ovn;
+  my $s = join(' ', @a);
+  return 1 if $s eq 'ovn-appctl -t ovn-controller connection-status';
+  return 1 if @a == 6 && $a[0] eq 'ovs-vsctl' && $a[1] =~ /^$OVN_TIMEOUT\z/ && $a[2] eq 'wait-until' && $a[3] eq 'Interface' && $a[4] =~ /^$REP\z/
+    && $a[5] eq 'external_ids:ovn-installed="true"';
+  return 1 if @a == 9 && $a[0] eq 'ovs-vsctl' && $a[1] =~ /^$OVN_TIMEOUT\z/
+    && join(' ', @a[2 .. 8]) eq '--if-exists get Open_vSwitch . external_ids:system-id external_ids:ovn-encap-ip external_ids:ovn-encap-type';
+  return 0;
+}
+
+# Runs an NB ovsdb-client command, passing its output through; exits 65 on an op error its shape does not
+# tolerate and 69 when the NB server cannot be reached.
+sub run_nb {
+  my ($shape, @argv) = @_;
+  my $pid = open(my $fh, '-|');
+  refuse("cannot fork: $!") unless defined $pid;
+  if ($pid == 0) {
+    no warnings 'exec';
+    exec { $argv[0] } @argv;
+    print STDERR "$ME: cannot run $argv[0]: $!\n";
+    exit 127;
+  }
+  my $out = do { local $/; <$fh> };
+  close $fh;
+  $out = '' unless defined $out;
+  # unbuffered: the commands after this one write to the same stdout directly
+  $| = 1;
+  print $out;
+  if ($? & 127) {
+    my $sig = $? & 127;
+    print STDERR "$ME: ovsdb-client $argv[-3] OVN_Northbound $shape: terminated by signal $sig" . ($sig == 14 ? ' (SIGALRM: timeout)' : '') . "\n";
+    exit(128 + $sig);
+  }
+  if ($? != 0) {
+    my $code = $? >> 8;
+    print STDERR "$ME: OVN_Northbound $shape: ovsdb-client exit $code: cannot reach the northbound server $argv[-2] (external_ids:ovn-nb)\n";
+    exit 69;
+  }
+  my $tolerated = $NB_TOLERATED{$shape} // '';
+  while ($out =~ /[{,]"error":"((?:[^"\\]|\\.)*)"/g) {
+    my $err = $1;
+    next if $err eq $tolerated;
+    my ($details) = $out =~ /[{,]"details":"((?:[^"\\]|\\.)*)"/;
+    print STDERR "$ME: OVN_Northbound $shape: " . printable($err) . ': ' . printable($details // '') . "\n";
+    exit 65;
+  }
+  if ($out !~ /^\[/) {
+    print STDERR "$ME: OVN_Northbound $shape: ovsdb-client printed no result\n";
+    exit 65;
+  }
+}
+
 # Returns undef if allowed, else the reason.
 sub check_command {
   my @a = @_;
@@ -223,13 +494,14 @@ sub check_command {
   }
   if ($prog eq 'ovs-vsctl') {
     return undef if $s eq 'ovs-vsctl --timeout=1 wait-until Open_vSwitch . other_config:hw-offload=true';
+    return undef if ovn_command_ok(@a);
     return 'ovs-vsctl must start with --timeout=<seconds> -f json --'
       unless @a >= 6 && $a[1] =~ /^--timeout=[1-9][0-9]{0,3}\z/ && $a[2] eq '-f' && $a[3] eq 'json' && $a[4] eq '--';
     my @sub;
     for my $w (@a[5 .. $#a], '--') {
       if ($w eq '--') {
         return 'empty ovs-vsctl subcommand' unless @sub;
-        return 'ovs-vsctl subcommand not allowed: ' . printable(join(' ', @sub)) unless vsctl_sub_ok(@sub);
+        return 'ovs-vsctl subcommand not allowed: ' . printable(join(' ', @sub)) unless vsctl_sub_ok(@sub) || ovn_vsctl_sub_ok(@sub);
         @sub = ();
       } else {
         push @sub, $w;
@@ -238,6 +510,11 @@ sub check_command {
     return undef;
   }
   if ($prog eq 'ovsdb-client') {
+    if ($ovn && @a == 4 && $a[1] =~ /^$OVN_TIMEOUT\z/ && $a[2] =~ /^(?:transact|query)\z/ && $a[3] =~ /^\["OVN_Northbound",/) {
+      my ($shape, $why) = nb_shape($a[2], $a[3]);
+      return "ovsdb-client $a[2] OVN_Northbound: $why" unless defined $shape;
+      return undef;
+    }
     if (@a == 3 && $a[1] eq 'transact' && $a[2] =~ $TXN_RE) {
       return 'ovsdb-client transact: the wait and the mutate must name the same bridge' unless $1 eq $2;
       return undef;
@@ -280,6 +557,10 @@ sub check_command {
       || ($a[2] =~ /^$SMARTNIC\/vport_state\z/ && $a[3] =~ /^(?:Up|Down|Follow)\z/)
       || ($a[2] =~ /^$SMARTNIC\/(?:max|min)_tx_rate\z/ && $a[3] =~ /^$UINT\z/));
     return 'only "dpu-guard smartnic-write /sys/class/net/p<N>/smart_nic/vf<M>/{mac,vport_state,max_tx_rate,min_tx_rate} <value>" is allowed';
+  }
+  if ($prog eq 'ovn-appctl') {
+    return undef if ovn_command_ok(@a);
+    return $ovn ? 'only "ovn-appctl -t ovn-controller connection-status" is allowed' : 'ovn-appctl is allowed only with the guard option --ovn';
   }
   if ($prog eq 'ovs-appctl') {
     return undef if $s eq 'ovs-appctl dpctl/dump-flows type=offloaded';
@@ -363,9 +644,18 @@ my @commands = tokenise($line);
 # One request is at most 3 commands; the daemon's batch of up to 64 ADDs is one "ip link set" per
 # representor, the optional wait-until and one ovs-vsctl.
 refuse('more than 66 commands joined with &&') if @commands > 66;
+my %nb_shape;
 for my $c (@commands) {
   my $why = check_command(@$c);
   refuse($why) if defined $why;
+  if ($c->[0] eq 'ovsdb-client' && @$c == 4 && $c->[3] =~ /^\["OVN_Northbound",/) {
+    # the NB server and its SSL options come from this DPU's settings, never from the plugin
+    my ($shape) = nb_shape($c->[2], $c->[3]);
+    my @remote = nb_remote_args();
+    my $nb = pop @remote;
+    @$c = ('ovsdb-client', $c->[1], @remote, $c->[2], $nb, $c->[3]);
+    $nb_shape{$c} = $shape;
+  }
   if ($c->[0] eq 'ovsdb-client' && $c->[2] =~ $TXN_RE && !bridge_uuid_ok($1)) {
     refuse("ovsdb-client transact: bridge $1 is not a VNI bridge");
   }
@@ -382,6 +672,10 @@ for my $c (@commands) {
   }
   if ($c->[0] eq 'dpu-guard') {
     smartnic_write($c->[2], $c->[3]);
+    next;
+  }
+  if (defined $nb_shape{$c}) {
+    run_nb($nb_shape{$c}, @$c);
     next;
   }
   my $rc = do { no warnings 'exec'; system { $c->[0] } @$c };

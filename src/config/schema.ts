@@ -16,6 +16,8 @@ export const ABSOLUTE_PATH = /^\/[^\0\n\r]*$/;
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
 const SHA256_FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}=?$/;
 const OVS_NAME_PREFIX = /^[A-Za-z][A-Za-z0-9_-]{0,6}$/;
+/** A logical switch is <prefix><vni>: a prefix ending in a digit would make two VNIs' names ambiguous. */
+export const OVN_SWITCH_PREFIX = /^[A-Za-z]([A-Za-z0-9_.-]{0,30}[A-Za-z_.-])?$/;
 /** {pf} and {vf} are replaced by the PF index and the VF index. */
 const REPRESENTOR_TEMPLATE = /^[A-Za-z0-9_-]*(\{pf\}|\{vf\})[A-Za-z0-9_{}-]*$/;
 
@@ -47,8 +49,17 @@ export const DEFAULTS = {
     vfSettings: 'auto',
     /** The dpu-overlay daemon's socket; when nothing answers there the plugin connects to the DPU itself. */
     daemonSocket: '/run/dpu-overlay/dpu.sock',
+    /** "static": the remoteVteps VXLAN mesh; "ovn": OVN on the DPUs (src/dpu/ovn). */
+    controlPlane: 'static',
+    ovn: { switchPrefix: 'vni', portSecurity: true, upTimeoutMs: 10000 },
   },
 } as const;
+
+const OvnConfigSchema = z.object({
+  switchPrefix: z.string().regex(OVN_SWITCH_PREFIX, 'must be a letter, then up to 31 letters, digits, "_", "." or "-", not ending in a digit (switch names are <prefix><vni>)').default(DEFAULTS.dpu.ovn.switchPrefix),
+  portSecurity: z.boolean().default(DEFAULTS.dpu.ovn.portSecurity),
+  upTimeoutMs: z.number().int().min(1000).max(600000).default(DEFAULTS.dpu.ovn.upTimeoutMs),
+});
 
 export const DpuConfigSchema = z
   .object({
@@ -62,11 +73,17 @@ export const DpuConfigSchema = z
     bridgePrefix: z.string().regex(OVS_NAME_PREFIX, 'must be a letter then up to 6 letters, digits, "_" or "-" (bridge names are netdevs, at most 15 bytes)').default(DEFAULTS.dpu.bridgePrefix),
     datapathType: z.enum(['system', 'netdev']).default(DEFAULTS.dpu.datapathType),
     representorTemplate: z.string().max(15).regex(REPRESENTOR_TEMPLATE, 'must contain {pf} and/or {vf} and otherwise only letters, digits, "_" and "-"').default(DEFAULTS.dpu.representorTemplate),
-    localVtep: ip,
+    localVtep: ip.optional(),
     remoteVteps: z.array(ip).max(1024).default([]),
     hwOffload: z.enum(['require', 'enable', 'ignore']).default(DEFAULTS.dpu.hwOffload),
     vfSettings: z.enum(['auto', 'dpu', 'host']).default(DEFAULTS.dpu.vfSettings),
     daemonSocket: z.union([absolutePath, z.literal('')], { error: 'must be an absolute path, or "" to always connect directly' }).default(DEFAULTS.dpu.daemonSocket),
+    controlPlane: z.enum(['static', 'ovn']).default(DEFAULTS.dpu.controlPlane),
+    ovn: OvnConfigSchema.prefault({}),
+  })
+  .refine((d) => d.controlPlane === 'ovn' || d.localVtep !== undefined, {
+    message: 'must be set to the DPU\'s underlay IP address (static control plane); with controlPlane "ovn" the DPU\'s external_ids:ovn-encap-ip is used instead',
+    path: ['localVtep'],
   })
   .refine((d) => d.knownHostsFile !== undefined || d.hostKeyFingerprint !== undefined, {
     message: 'set knownHostsFile or hostKeyFingerprint: the DPU host key must be verified',

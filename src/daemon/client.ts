@@ -157,7 +157,8 @@ export class DaemonDpuClient implements DpuClient {
     return this.call('plug', [req], (v) => {
       const r = v as Partial<PlugResult> | undefined;
       if (typeof r?.bridge !== 'string') throw new DaemonUnavailable('malformed plug answer');
-      return { bridge: r.bridge, portUuid: assertUuid(r.portUuid, 'port') };
+      const lsp = r.lsp && typeof r.lsp.name === 'string' ? { uuid: assertUuid(r.lsp.uuid, 'logical port'), name: r.lsp.name } : undefined;
+      return { bridge: r.bridge, portUuid: assertUuid(r.portUuid, 'port'), ...(lsp ? { lsp } : {}) };
     });
   }
 

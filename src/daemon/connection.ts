@@ -4,6 +4,8 @@ import type { DpuConfig } from '../config/schema';
 import type { DpuFacts, DpuFactsRequest, PlugRequest, PlugResult, UnplugRequest } from '../dpu/api';
 import type { Uplink } from '../dpu/vf-function';
 import { OvsDpuClient } from '../dpu/ovs/client';
+import { type ChassisCache, OvnDpuClient, ovnExecTimeoutMs } from '../dpu/ovn/client';
+import type { DpuClient } from '../dpu/api';
 import type { OvsSettings } from '../dpu/ovs/commands';
 import { DpuChannelLost, type DpuTransport, type ExecResult, SshTransport } from '../dpu/ssh';
 import { plugCommands, removePortsBatchCommand } from '../dpu/ovs/commands';
@@ -68,6 +70,8 @@ interface Batchable<Q, R> {
 }
 
 export type UnplugByUuid = UnplugRequest & { portUuid: string };
+/** What a request says about the DPU: OVS settings and, for OVN mode, its control plane. */
+export type ConnSettings = OvsSettings & Partial<Pick<DpuConfig, 'controlPlane' | 'ovn'>>;
 
 const PLUG: Batchable<PlugRequest, PlugResult> = {
   op: 'plug', one: (c, r) => c.plug(r), many: (c, rs) => c.plugBatch(rs), bytes: (s, r) => commandLine(plugCommands(s, r).commands).length,
@@ -105,12 +109,14 @@ export class DpuConnection implements DpuTransport {
   private closed = false;
   private readonly queues = new Map<string, Queue<unknown, unknown>>();
   private readonly uplinks = new Map<string, { uplink: Uplink | undefined; at: number }>();
+  private readonly chassis: ChassisCache = {};
 
   constructor(
     conf: DpuConfig,
     private readonly log: Logger,
   ) {
-    this.ssh = new SshTransport(conf, () => this.dropped());
+    // OVN mode's ADD waits for the port to come up on the DPU: its commands need longer than dpu.timeoutMs.
+    this.ssh = new SshTransport(conf.controlPlane === 'ovn' ? { ...conf, timeoutMs: ovnExecTimeoutMs(conf) } : conf, () => this.dropped());
     this.target = this.ssh.target;
   }
 
@@ -179,8 +185,18 @@ export class DpuConnection implements DpuTransport {
     return new OvsDpuClient(this, s, this.log);
   }
 
+  /** The client for the DPU's control plane: OVN mode's is not batched (one line per ADD already). */
+  clientFor(s: ConnSettings): DpuClient {
+    return s.controlPlane === 'ovn' && s.ovn ? this.ovnClient({ ...s, ovn: s.ovn }) : this.client(s);
+  }
+
+  private ovnClient(s: OvsSettings & Pick<DpuConfig, 'ovn'>): OvnDpuClient {
+    return new OvnDpuClient(this, s, this.log, this.chassis);
+  }
+
   /** ADD's facts, the uplink from the cache while it is fresh (an uplink not found is never cached). */
-  async facts(s: OvsSettings, req: DpuFactsRequest): Promise<DpuFacts> {
+  async facts(s: ConnSettings, req: DpuFactsRequest): Promise<DpuFacts> {
+    if (s.controlPlane === 'ovn' || s.localVtep === undefined) return this.clientFor(s).facts(req);
     const cached = this.uplinks.get(s.localVtep);
     if (!req.vfFunction && cached?.uplink && Date.now() - cached.at < UPLINK_CACHE_MS) return { uplink: cached.uplink };
     const facts = await this.client(s).facts(req);
@@ -188,12 +204,12 @@ export class DpuConnection implements DpuTransport {
     return facts;
   }
 
-  plug(s: OvsSettings, req: PlugRequest): Promise<PlugResult> {
-    return this.enqueue(PLUG, s, req);
+  plug(s: ConnSettings, req: PlugRequest): Promise<PlugResult> {
+    return s.controlPlane === 'ovn' ? this.clientFor(s).plug(req) : this.enqueue(PLUG, s, req);
   }
 
-  unplug(s: OvsSettings, req: UnplugByUuid): Promise<void> {
-    return this.enqueue(UNPLUG, s, req);
+  unplug(s: ConnSettings, req: UnplugByUuid): Promise<void> {
+    return s.controlPlane === 'ovn' ? this.clientFor(s).unplug(req) : this.enqueue(UNPLUG, s, req);
   }
 
   /** Sends at once if nothing of this kind is in flight; otherwise waits for the next transaction. */

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { existsSync } from 'node:fs';
 import { CniError } from '../cni/errors';
 import { loadNetConf } from '../config/load';
@@ -57,6 +58,16 @@ export interface RecoveryPlan {
 }
 
 /** The port ADD (or the last re-plug) made for att, if the DPU still has it for the same owner. */
+/** OVN mode: the logical port's addresses as ADD made them, from the recorded result. */
+function ovnAddressesOf(att: Attachment): Pick<PlugRequest, 'mac' | 'ips' | 'host'> {
+  if (!att.dpu?.lsp) return {};
+  const interfaces = att.result?.interfaces ?? [];
+  const index = interfaces.findIndex((i) => i.name === att.ifname);
+  const mac = interfaces[index]?.mac;
+  const ips = (att.result?.ips ?? []).filter((ip) => ip.interface === index).map((ip) => ip.address.replace(/\/\d+$/, ''));
+  return mac ? { mac: mac.toLowerCase(), ips, host: hostname() } : {};
+}
+
 function hasPort(att: Attachment, probe: DpuProbe): boolean {
   const owner = (o: { network: string; containerId: string; ifname: string } | undefined) =>
     o !== undefined && o.network === att.network && o.containerId === att.containerId && o.ifname === att.ifname;
@@ -252,9 +263,9 @@ export class DpuRecovery {
       if (!unlock) return 'skipped'; // DEL or GC is on it: retried at the next poll
       const att = state.loadAttachment(seen.containerId, seen.ifname);
       if (!att?.dpu || att.phase !== 'ready' || att.hostReleased || att.dpu.portUuid !== seen.dpu?.portUuid) return 'skipped';
-      const req: PlugRequest = { network: att.network, vni: att.vni, containerId: att.containerId, ifname: att.ifname, netns: att.netns, representor: att.dpu.representor, mtu: att.mtu };
-      const { bridge, portUuid } = await link.plug(r.dpu, req);
-      att.dpu = { ...att.dpu, bridge, portUuid };
+      const req: PlugRequest = { network: att.network, vni: att.vni, containerId: att.containerId, ifname: att.ifname, netns: att.netns, representor: att.dpu.representor, mtu: att.mtu, ...ovnAddressesOf(att) };
+      const { bridge, portUuid, lsp } = await link.plug(r.dpu, req);
+      att.dpu = { ...att.dpu, bridge, portUuid, ...(lsp ? { lsp } : {}) };
       state.saveAttachment(att);
       this.log.info({ containerId: att.containerId, ifname: att.ifname, representor: req.representor, bridge, portUuid }, 're-plugged attachment');
       return 'replugged';

@@ -50,12 +50,12 @@ function errorOf(err: unknown): { error: DaemonError; internal: boolean } {
  */
 const SERVE: { [K in DaemonOp]: (conn: DpuConnection, dpu: DpuConfig, ...args: OpArgs<K>) => Promise<OpResult<K>> } = {
   plug: (conn, dpu, req) => conn.plug(dpu, req),
-  unplug: (conn, dpu, req) => (req.portUuid ? conn.unplug(dpu, { ...req, portUuid: req.portUuid }) : conn.client(dpu).unplug(req)),
-  check: (conn, dpu, req) => conn.client(dpu).check(req),
-  gc: (conn, dpu, network, vni, keep) => conn.client(dpu).gc(network, vni, keep ?? []),
-  status: (conn, dpu) => conn.client(dpu).status(),
+  unplug: (conn, dpu, req) => (req.portUuid ? conn.unplug(dpu, { ...req, portUuid: req.portUuid }) : conn.clientFor(dpu).unplug(req)),
+  check: (conn, dpu, req) => conn.clientFor(dpu).check(req),
+  gc: (conn, dpu, network, vni, keep) => conn.clientFor(dpu).gc(network, vni, keep ?? []),
+  status: (conn, dpu) => conn.clientFor(dpu).status(),
   facts: (conn, dpu, req) => conn.facts(dpu, req),
-  setVfFunction: (conn, dpu, target, values) => conn.client(dpu).setVfFunction(target, values),
+  setVfFunction: (conn, dpu, target, values) => conn.clientFor(dpu).setVfFunction(target, values),
 };
 
 export interface DaemonServerOptions {
@@ -88,7 +88,7 @@ export class DaemonServer {
     return {
       probe: () => conn.client(probeSettings).probe(),
       plug: (s, req) => conn.plug(s, req),
-      unplug: (s, req) => (req.portUuid ? conn.unplug(s, { ...req, portUuid: req.portUuid }) : conn.client(s).unplug(req)),
+      unplug: (s, req) => (req.portUuid ? conn.unplug(s, { ...req, portUuid: req.portUuid }) : conn.clientFor(s).unplug(req)),
     };
   }
 

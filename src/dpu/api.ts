@@ -9,16 +9,30 @@ export interface PortOwner {
   ifname: string;
 }
 
+/** OVN mode: the logical switch port an ADD created (its UUID is new per ADD, like portUuid). */
+export interface LspRef {
+  uuid: string;
+  name: string;
+}
+
 export interface PlugRequest extends PortOwner {
   vni: number;
   netns: string;
   representor: string;
   mtu: number;
+  /** OVN mode: the container's MAC and its IPAM addresses (no prefix length), for addresses and port_security. */
+  mac?: string;
+  ips?: string[];
+  /** OVN mode: the host's name, kept in the logical port's owner keys. */
+  host?: string;
+  /** OVN mode (CHECK): the logical port ADD made. */
+  lsp?: LspRef;
 }
 
 export interface PlugResult {
   bridge: string;
   portUuid: string;
+  lsp?: LspRef;
 }
 
 export interface UnplugRequest extends PortOwner {
@@ -26,6 +40,8 @@ export interface UnplugRequest extends PortOwner {
   representor: string;
   /** The port ADD created; without it, ports are found by owner. */
   portUuid?: string;
+  /** OVN mode: the logical port ADD created; without it, it is found by its name. */
+  lsp?: LspRef;
 }
 
 export interface DpuClient {

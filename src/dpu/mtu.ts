@@ -21,8 +21,9 @@ export function encapOverhead(encap: Encapsulation, localVtep: string): number {
 }
 
 /** Refuses (code 7) an MTU whose encapsulated packets would not fit the DPU's uplink: they would be dropped silently. */
-export function checkUnderlayMtu(p: { mtu: number; localVtep: string; encap: Encapsulation; uplink: Uplink | undefined; target: string }): void {
+export function checkUnderlayMtu(p: { mtu: number; localVtep: string; encap: Encapsulation; uplink: Uplink | undefined; target: string; ovn?: boolean }): void {
   if (!p.uplink) {
+    if (p.ovn) throw new CniError(ErrorCode.InvalidNetworkConfig, `DPU ${p.target}: no interface has the address ${p.localVtep} of its external_ids:ovn-encap-ip; fix that OVN setting on the DPU (ovs-vsctl set Open_vSwitch . external_ids:ovn-encap-ip=<underlay address>)`);
     throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: dpu.localVtep: no interface on DPU ${p.target} has address ${p.localVtep}; set dpu.localVtep to the DPU's underlay address`);
   }
   const overhead = encapOverhead(p.encap, p.localVtep);

@@ -47,6 +47,8 @@ export interface DpuFacts {
   uplink?: Uplink;
   /** Undefined when asked not to look, or when the DPU offers neither interface (NIC mode). */
   vfFunction?: VfFunctionState;
+  /** OVN mode: the tunnel endpoint the DPU's own OVN settings name (external_ids:ovn-encap-ip/-type). */
+  encap?: { ip: string; type: 'geneve' | 'vxlan' };
 }
 
 /** devlink rates are bytes per second in JSON (iproute2 prints -j rates unscaled); ip link's are Mbit/s. */

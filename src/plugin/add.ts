@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { CniError, ErrorCode } from '../cni/errors';
 import type { CniInterface, CniResult } from '../cni/types';
 import { requireVfSource } from '../config/load';
@@ -115,6 +116,12 @@ function likelyDpu(ctx: Context): DpuConfig | undefined {
   return (pf === undefined ? undefined : dpuForPf(conf, pf)?.dpu) ?? conf.dpu;
 }
 
+/** OVN mode: what the logical port's addresses and port_security are made of (the VF's MAC and IPAM's addresses). */
+function ovnAddresses(dpu: DpuConfig, mac: string, ipam: CniResult | undefined): { mac?: string; ips?: string[]; host?: string } {
+  if (dpu.controlPlane !== 'ovn') return {};
+  return { mac: mac.toLowerCase(), ips: (ipam?.ips ?? []).map((ip) => ip.address.replace(/\/\d+$/, '')), host: hostname() };
+}
+
 export async function cmdAdd(ctx: Context): Promise<CniResult> {
   const { conf, req, state, links, timer, log } = ctx;
   const { env } = req;
@@ -169,7 +176,8 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
       const dpuFacts = async (): Promise<DpuFacts | undefined> => {
         if (!factsAsked || !client || !dpuConf) return undefined;
         const facts = await factsAsked;
-        checkUnderlayMtu({ mtu: conf.mtu, localVtep: dpuConf.localVtep, encap: 'vxlan', uplink: facts.uplink, target: client.target });
+        const vtep = facts.encap?.ip ?? dpuConf.localVtep ?? '';
+        checkUnderlayMtu({ mtu: conf.mtu, localVtep: vtep, encap: facts.encap?.type ?? 'vxlan', uplink: facts.uplink, target: client.target, ovn: facts.encap !== undefined });
         return facts;
       };
       await applyVfSettings(ctx, att, vf, dpuConf, client, vfFunction ? await dpuFacts() : undefined, undo);
@@ -196,12 +204,12 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
       // The representor joins the overlay before the link comes up, so the link-up announcement reaches peers.
       if (client && dpuConf) {
         await dpuFacts();
-        const plug = { network: conf.name, vni: conf.vni, containerId: env.containerId, ifname: env.ifname, netns: env.netns, representor, mtu: conf.mtu };
-        const { bridge, portUuid } = await timer.step('dpu', () => client.plug(plug).catch((err: unknown) => {
+        const plug = { network: conf.name, vni: conf.vni, containerId: env.containerId, ifname: env.ifname, netns: env.netns, representor, mtu: conf.mtu, ...ovnAddresses(dpuConf, conf.resolvedMac ?? link.mac, ipamResult) };
+        const { bridge, portUuid, lsp } = await timer.step('dpu', () => client.plug(plug).catch((err: unknown) => {
           throw err instanceof CniError ? new CniError(err.code, `binding representor ${representor} on the DPU failed: ${err.message}`, err.details) : err;
         }));
-        att.dpu = { target: client.target, bridge, representor, portUuid, config: dpuConf };
-        undo.push('unplug representor', () => client.unplug({ ...plug, portUuid }));
+        att.dpu = { target: client.target, bridge, representor, portUuid, ...(lsp ? { lsp } : {}), config: dpuConf };
+        undo.push('unplug representor', () => client.unplug({ ...plug, portUuid, ...(lsp ? { lsp } : {}) }));
         faultPoint('add:dpu-plugged');
       }
 

@@ -54,7 +54,8 @@ export async function cmdCheck(ctx: Context): Promise<void> {
     }
     const client = att.dpu ? recordedDpuClient(ctx, att, dpus) : undefined;
     if (client && att.dpu) {
-      const plug = { network: att.network, vni: att.vni, containerId, ifname, netns, representor: att.dpu.representor, mtu: att.mtu };
+      const ovn = att.dpu.lsp ? { lsp: att.dpu.lsp, ...(expected.mac ? { mac: expected.mac.toLowerCase(), ips: ours.map((ip) => ip.address.replace(/\/\d+$/, '')) } : {}) } : {};
+      const plug = { network: att.network, vni: att.vni, containerId, ifname, netns, representor: att.dpu.representor, mtu: att.mtu, ...ovn };
       await timer.step('dpu', () => client.check(plug));
     }
     if (client && att.vfFunction) {

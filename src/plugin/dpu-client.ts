@@ -3,10 +3,12 @@ import type { Logger } from '../log';
 import { type DpuClient, dpuTarget } from '../dpu/api';
 import { DaemonDpuClient } from '../daemon/client';
 import { OvsDpuClient } from '../dpu/ovs/client';
+import { OvnDpuClient, ovnExecTimeoutMs } from '../dpu/ovn/client';
 import { SshTransport } from '../dpu/ssh';
 
 /** The plugin picks how it reaches the DPU: dpu/ knows nothing of the daemon. */
 export function sshDpuClient(conf: DpuConfig, log: Logger): DpuClient {
+  if (conf.controlPlane === 'ovn') return new OvnDpuClient(new SshTransport({ ...conf, timeoutMs: ovnExecTimeoutMs(conf) }), conf, log);
   return new OvsDpuClient(new SshTransport(conf), conf, log);
 }
 

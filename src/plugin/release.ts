@@ -29,7 +29,7 @@ export async function releaseDpu(ctx: Context, att: Attachment, dpus: DpuClients
   if (!dpus || !(att.dpu || att.vfFunction || att.phase === 'adding')) return;
   const dpu = recordedDpuClient(ctx, att, dpus);
   if (!dpu) return;
-  const req = { network: att.network, vni: att.vni, containerId: att.containerId, ifname: att.ifname, representor: att.dpu?.representor ?? '', portUuid: att.dpu?.portUuid };
+  const req = { network: att.network, vni: att.vni, containerId: att.containerId, ifname: att.ifname, representor: att.dpu?.representor ?? '', portUuid: att.dpu?.portUuid, ...(att.dpu?.lsp ? { lsp: att.dpu.lsp } : {}) };
   try {
     await restoreVfFunction(ctx, att, dpu);
     if (att.dpu || att.phase === 'adding') await ctx.timer.step('dpu', () => dpu.unplug(req));

@@ -47,6 +47,8 @@ export interface DpuRecord {
   bridge: string;
   representor: string;
   portUuid?: string;
+  /** OVN mode: the logical switch port ADD made (bridge is then br-int). */
+  lsp?: { uuid: string; name: string };
   /** True while the DPU still holds a port that a DEL could not remove yet. */
   unplugPending?: boolean;
   /** The DPU settings ADD used: how the dpu-overlay daemon reaches the DPU again to re-plug the port. */
@@ -142,6 +144,7 @@ const DpuRecordSchema = z.object({
   bridge: z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,14}$/, 'must be an OVS bridge name'),
   representor: z.string().regex(/^[A-Za-z0-9_-]{0,15}$/, 'must be a representor name'),
   portUuid: z.uuid().optional(),
+  lsp: z.object({ uuid: z.uuid(), name: z.string().regex(/^dpuo-[A-Za-z0-9][A-Za-z0-9._-]{0,63}-[0-9a-f]{16}$/, 'must be a logical port name made by the plugin') }).optional(),
   unplugPending: z.boolean().optional(),
   config: DpuConfigSchema.optional(),
 });

@@ -109,7 +109,7 @@ afterAll(async () => {
 function dpuConf(socket: string, extra: Partial<DpuConfig> = {}): DpuConfig {
   return {
     host: '127.0.0.1', port, user: 'root', privateKeyFile: userKey.priv, hostKeyFingerprint, timeoutMs: 5000, bridgePrefix: 'br-vni', datapathType: 'netdev',
-    representorTemplate: 'pf{pf}vf{vf}', localVtep: '192.0.2.1', remoteVteps: [], hwOffload: 'ignore', vfSettings: 'auto', daemonSocket: socket, ...extra,
+    representorTemplate: 'pf{pf}vf{vf}', localVtep: '192.0.2.1', remoteVteps: [], hwOffload: 'ignore', vfSettings: 'auto', daemonSocket: socket, controlPlane: 'static', ovn: { switchPrefix: 'vni', portSecurity: true, upTimeoutMs: 10000 }, ...extra,
   };
 }
 

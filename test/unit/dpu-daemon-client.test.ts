@@ -31,7 +31,7 @@ afterEach(async () => {
 function conf(): DpuConfig {
   return {
     host: '192.0.2.10', port: 22, user: 'root', privateKeyFile: '/k', knownHostsFile: '/kh', timeoutMs: 1000, bridgePrefix: 'br-vni', datapathType: 'system',
-    representorTemplate: 'pf{pf}vf{vf}', localVtep: '192.0.2.1', remoteVteps: [], hwOffload: 'enable', vfSettings: 'auto', daemonSocket: join(dir, 'dpu.sock'),
+    representorTemplate: 'pf{pf}vf{vf}', localVtep: '192.0.2.1', remoteVteps: [], hwOffload: 'enable', vfSettings: 'auto', daemonSocket: join(dir, 'dpu.sock'), controlPlane: 'static', ovn: { switchPrefix: 'vni', portSecurity: true, upTimeoutMs: 10000 },
   };
 }
 

@@ -16,6 +16,10 @@ import { REMOTE_COMMAND } from '../../src/dpu/ssh';
 import { DEVLINK_PORTS_QUERY, DEVLINK_RATES_QUERY, smartnicQuery, uplinkQuery, vfFunctionSetCommands } from '../../src/dpu/vf-function';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpDir } from './helpers/tmp';
+import {
+  checkCommands as ovnCheckCommands, chassisQuery, minePortsCommand, newLsp, type OvnSettings, plugCommands as ovnPlugCommands, portByNameCommand, statusCommands as ovnStatusCommands,
+  unplugCommands as ovnUnplugCommands,
+} from '../../src/dpu/ovn/commands';
 
 const GUARD = join(__dirname, '..', '..', 'guard', 'dpu-guard.sh');
 const UUID = ['0f6a1a55-3f2d-4c43-9d8e-1b2c3d4e5f60', 'a1b2c3d4-e5f6-4711-8899-aabbccddeeff'] as const;
@@ -167,5 +171,162 @@ esac
       expect(r.stderr).toMatch(/is not the port of a VF representor on this DPU/);
     }
     expect(readFileSync(log, 'utf8')).toBe('port function set pci/0000:03:00.0/1 hw_addr 02:aa:00:00:00:01\n');
+  });
+});
+
+describe('OVN mode (--ovn): every shape the OVN builders make passes; hostile shapes are refused', () => {
+  const ovnS: OvnSettings = { timeoutMs: 10000, hwOffload: 'enable', ovn: { switchPrefix: 'vni', portSecurity: true, upTimeoutMs: 10000 } };
+  const L = UUID[0];
+  const req: PlugRequest = { network: 'net-a', vni: 100, containerId: 'c1', ifname: 'eth0', netns: '/run/netns/x', representor: 'pf0vf3', mtu: 1400, mac: '02:aa:00:00:00:01', ips: ['10.0.0.2', '2001:db8::5'], host: 'node-1' };
+  const NB_REMOTE = 'tcp:198.51.100.254:6641';
+
+  /** A DPU's ovs-vsctl that answers the guard's read of its own OVN settings. */
+  function fakeDpu(values: { sysid?: string; nb?: string; key?: string; cert?: string; ca?: string; bridge?: string } = {}): string {
+    const bin = tmpDir('guard-ovn-');
+    const v = { sysid: 'dpuo-a', nb: NB_REMOTE, key: '', cert: '', ca: '', bridge: '', ...values };
+    const q = (x: string) => (x === '' ? "''" : `'"${x}"'`);
+    writeFileSync(`${bin}/ovs-vsctl`, `#!/bin/sh
+case "$*" in
+  "--timeout=10 --if-exists get Open_vSwitch . external_ids:system-id external_ids:ovn-nb external_ids:ovn-nb-private-key external_ids:ovn-nb-certificate external_ids:ovn-nb-ca-cert external_ids:ovn-bridge")
+    printf '%s\\n' ${[v.sysid, v.nb, v.key, v.cert, v.ca, v.bridge].map(q).join(' ')} ;;
+  *) exit 1 ;;
+esac
+`);
+    chmodSync(`${bin}/ovs-vsctl`, 0o755);
+    return bin;
+  }
+
+  function throughOvnGuard(commands: readonly Argv[], guardArgs: string[] = ['--ovn'], dpu = fakeDpu()) {
+    const r = spawnSync('sh', [GUARD, '--dry-run', ...guardArgs], {
+      input: commandLine(commands) + '\n',
+      env: { PATH: `${dpu}:${process.env.PATH}`, SSH_ORIGINAL_COMMAND: REMOTE_COMMAND },
+      encoding: 'utf8',
+    });
+    const argv = r.stdout.split('\n').filter(Boolean).map((line) => [...line.matchAll(/\[((?:\\.|[^\\\]])*)\]/g)].map((m) => (m[1] as string).replace(/\\(.)/g, '$1')));
+    return { status: r.status, stderr: r.stderr, argv };
+  }
+
+  /** What the guard runs: the plugin's argv, with the DPU's own NB server (and SSL options) in every NB call. */
+  function asRun(commands: readonly Argv[], nb = NB_REMOTE, ssl: string[] = []): string[][] {
+    return commands.map((c) => (c[0] === 'ovsdb-client' ? ['ovsdb-client', c[1] as string, ...ssl, c[2] as string, nb, c[3] as string] : [...c]));
+  }
+
+  function expectOvnAccepted(commands: readonly Argv[], guardArgs?: string[], dpu?: string, nb?: string, ssl?: string[]): void {
+    const out = throughOvnGuard(commands, guardArgs, dpu);
+    expect(out.stderr).toBe('');
+    expect(out.status).toBe(0);
+    expect(out.argv).toEqual(asRun(commands, nb, ssl));
+  }
+
+  function expectOvnRefused(commands: readonly Argv[], why: RegExp, guardArgs?: string[], dpu?: string): void {
+    const out = throughOvnGuard(commands, guardArgs, dpu);
+    expect(out.status).toBe(126);
+    expect(out.stderr).toMatch(why);
+    expect(out.argv).toEqual([]);
+  }
+
+  const lsp = newLsp('dpuo-a', req, L);
+  const ensure = (r = req) => ovnPlugCommands(ovnS, r, 'dpuo-a', newLsp('dpuo-a', r, L))[1] as Argv;
+  const addPort = (r = req, s = ovnS) => ovnPlugCommands(s, r, 'dpuo-a', newLsp('dpuo-a', r, L))[2] as Argv;
+  const withJson = (argv: Argv, edit: (json: string) => string): Argv => [...argv.slice(0, 3), edit(argv[3] as string)];
+
+  it.each(owners.map((o, i) => [i, o] as const))('ADD, DEL, CHECK, GC and STATUS lines (owner %i)', (_i, o) => {
+    const r = { ...req, ...o };
+    const l = newLsp('dpuo-a', r, L);
+    expectOvnAccepted(ovnPlugCommands(ovnS, r, 'dpuo-a', l));
+    expectOvnAccepted(ovnPlugCommands({ ...ovnS, hwOffload: 'require', ovn: { ...ovnS.ovn, portSecurity: false } }, { ...r, vni: 16777215, ips: [] }, 'dpuo-a', l));
+    expectOvnAccepted(ovnUnplugCommands(ovnS, 'dpuo-a', [{ vni: 1, portUuid: UUID[1], lsp: l }, { vni: 2, lsp: { uuid: UUID[1], name: 'dpuo-dpuo-a-0123456789abcdef' } }, { vni: 3, portUuid: L }]));
+    expectOvnAccepted(ovnCheckCommands(ovnS, r, l));
+    expectOvnAccepted([chassisQuery(ovnS), minePortsCommand(ovnS, 'dpuo-a', r.network), findOwnerPortsCommand(ovnS, { network: r.network })]);
+    expectOvnAccepted([portByNameCommand(ovnS, l.name), findOwnerPortsCommand(ovnS, { network: r.network, containerId: r.containerId, ifname: r.ifname })]);
+  });
+
+  it('STATUS and a custom switch prefix (--ovn-switch-prefix, repeatable)', () => {
+    expectOvnAccepted(ovnStatusCommands(ovnS));
+    const s2 = { ...ovnS, ovn: { ...ovnS.ovn, switchPrefix: 'tenant-a.' } };
+    expectOvnAccepted(ovnPlugCommands(s2, req, 'dpuo-a', lsp), ['--ovn', '--ovn-switch-prefix', 'x', '--ovn-switch-prefix=tenant-a.']);
+    expectOvnRefused(ovnPlugCommands(s2, req, 'dpuo-a', lsp), /switch name tenant-a\.100 is not a configured prefix/);
+  });
+
+  it('an ssl: NB gets the DPU\'s own key, certificate and CA; a cluster list is passed as is', () => {
+    const nb = 'ssl:192.0.2.1:6641,ssl:192.0.2.2:6641';
+    const dpu = fakeDpu({ nb, key: '/etc/ovn/key.pem', cert: '/etc/ovn/cert.pem', ca: '/etc/ovn/ca.pem' });
+    expectOvnAccepted([ensure()], ['--ovn'], dpu, nb, ['--private-key=/etc/ovn/key.pem', '--certificate=/etc/ovn/cert.pem', '--ca-cert=/etc/ovn/ca.pem']);
+    expectOvnRefused([ensure()], /ovn-nb-private-key is not an absolute path/, ['--ovn'], fakeDpu({ nb }));
+  });
+
+  it.each<[string, Argv[], RegExp]>([
+    ['a port for another chassis (requested-chassis)', [ovnPlugCommands(ovnS, req, 'dpuo-b', newLsp('dpuo-a', req, L))[2] as Argv], /requested-chassis is not this DPU's system-id/],
+    ['a port named for another chassis', [ovnPlugCommands(ovnS, req, 'dpuo-a', newLsp('dpuo-b', req, L))[2] as Argv], /port name is not this DPU's system-id/],
+    ['a requested-chassis list', [withJson(addPort(), (j) => j.replace('["requested-chassis","dpuo-a"]', '["requested-chassis","dpuo-a,dpuo-b"]'))], /not this DPU's system-id/],
+    ['an extra option', [withJson(addPort(), (j) => j.replace('["requested-chassis","dpuo-a"]]', '["requested-chassis","dpuo-a"],["x","y"]]'))], /not the plugin's transaction|not one of/],
+    ['a smuggled column (type)', [withJson(addPort(), (j) => j.replace('"addresses":', '"type":"localnet","addresses":'))], /not one of the plugin's OVN_Northbound transactions/],
+    ['reordered keys', [withJson(addPort(), (j) => j.replace('"op":"insert","table":"Logical_Switch_Port"', '"table":"Logical_Switch_Port","op":"insert"'))], /not one of/],
+    ['an extra op', [withJson(addPort(), (j) => `${j.slice(0, -1)},{"op":"delete","table":"Logical_Switch","where":[]}]`)], /not the plugin's transaction/],
+    ['injected JSON in an owner value', [withJson(addPort(), (j) => j.replace('["dpu-overlay.container","c1"]', '["dpu-overlay.container","c1"],["dpu-overlay.x","y"]'))], /not one of|not the plugin's/],
+    ['spaces between tokens', [withJson(addPort(), (j) => j.replace('"op":"insert"', '"op": "insert"'))], /not one of/],
+    ['a switch UUID that is not the VNI\'s', [withJson(ensure(), (j) => j.replaceAll('000000000064', '000000000065'))], /not the plugin's transaction/],
+    ['a switch outside the prefix', [ovnPlugCommands({ ...ovnS, ovn: { ...ovnS.ovn, switchPrefix: 'other' } }, req, 'dpuo-a', lsp)[1] as Argv], /switch name other100 is not a configured prefix/],
+    ['a bad address', [ovnPlugCommands(ovnS, { ...req, mac: '02:aa:00:00:00:01 10.0.0.1; x' }, 'dpuo-a', lsp)[2] as Argv], /addresses must be a MAC/],
+    ['a delete without the owner wait', [withJson(ovnUnplugCommands(ovnS, 'dpuo-a', [{ vni: 100, lsp }])[0] as Argv, (j) => `["OVN_Northbound",${j.slice(j.indexOf('{"op":"mutate"'))}`)], /not one of/],
+    ['a delete of another chassis\'s port', [ovnUnplugCommands(ovnS, 'dpuo-b', [{ vni: 100, lsp }])[0] as Argv], /requested-chassis is not this DPU's system-id/],
+    ['a delete of a port named for another chassis', [ovnUnplugCommands(ovnS, 'dpuo-a', [{ vni: 100, lsp: { uuid: L, name: 'dpuo-dpuo-b-0123456789abcdef' } }])[0] as Argv], /port name is not this DPU's system-id/],
+    ['a query of another chassis\'s ports', [minePortsCommand(ovnS, 'dpuo-b', 'net-a')], /not this DPU's system-id/],
+    ['a query of a foreign port by name', [portByNameCommand(ovnS, 'vm1')], /not this DPU's system-id/],
+    ['a query of another table', [['ovsdb-client', '--timeout=10', 'query', '["OVN_Northbound",{"op":"select","table":"NB_Global","where":[],"columns":["options"]}]']], /not one of the plugin's OVN_Northbound queries/],
+    ['an NB server named by the plugin', [['ovsdb-client', '--timeout=10', 'transact', 'tcp:203.0.113.9:6641', (ensure()[3] as string)]], /bridge-removal transaction/],
+    ['an NB timeout over 600 s', [['ovsdb-client', '--timeout=601', 'transact', ensure()[3] as string]], /bridge-removal transaction/],
+    ['iface-id of another chassis\'s port', [['ovs-vsctl', '--timeout=10', '-f', 'json', '--', '--id=@i', 'create', 'Interface', 'name=pf0vf3', 'external_ids:iface-id="dpuo-dpuo-b-0123456789abcdef"', `external_ids:iface-id-ver="${L}"`]], /subcommand not allowed/],
+    ['two iface-ids', [['ovs-vsctl', '--timeout=10', '-f', 'json', '--', '--id=@i', 'create', 'Interface', 'name=pf0vf3', `external_ids:iface-id="${lsp.name}"`, `external_ids:iface-id="${lsp.name}"`, `external_ids:iface-id-ver="${L}"`]], /subcommand not allowed/],
+    ['another bridge than br-int', [['ovs-vsctl', '--timeout=10', '-f', 'json', '--', '--if-exists', 'remove', 'Bridge', 'br-ex', 'ports', L]], /subcommand not allowed/],
+    ['a wait on another column', [['ovs-vsctl', '--timeout=10', 'wait-until', 'Interface', 'pf0vf3', 'external_ids:iface-id="x"']], /must start with/],
+    ['other ovn-appctl commands', [['ovn-appctl', '-t', 'ovn-controller', 'exit']], /only "ovn-appctl -t ovn-controller connection-status"/],
+    ['ovn-nbctl', [['ovn-nbctl', 'show']], /command ovn-nbctl is not allowed/],
+  ])('refused: %s', (_name, commands, why) => {
+    expectOvnRefused(commands, why);
+  });
+
+  it('without --ovn every OVN shape is refused, and --ovn-switch-prefix needs --ovn', () => {
+    for (const c of [ensure(), addPort(), ['ovn-appctl', '-t', 'ovn-controller', 'connection-status'], chassisQuery(ovnS), ovnPlugCommands(ovnS, req, 'dpuo-a', lsp)[4] as Argv]) {
+      expectOvnRefused([c], /refused/, []);
+    }
+    expectOvnRefused([ensure()], /--ovn-switch-prefix needs --ovn/, ['--ovn-switch-prefix', 'vni']);
+    expectOvnRefused([ensure()], /bad --ovn-switch-prefix/, ['--ovn', '--ovn-switch-prefix', 'v1']);
+  });
+
+  it('running an NB transaction: the DPU\'s NB server is named, op errors are scanned (65), an unreachable NB is 69', () => {
+    const bin = fakeDpu();
+    // an ovsdb-client that logs its argv and prints the result the test chose
+    writeFileSync(`${bin}/ovsdb-client`, `#!/bin/sh\nprintf '%s\\n' "$*" >>${bin}/argv\ncat ${bin}/answer\nexit $(cat ${bin}/rc)\n`);
+    chmodSync(`${bin}/ovsdb-client`, 0o755);
+    const run = (commands: Argv[], answer: string, rc = 0) => {
+      writeFileSync(`${bin}/answer`, answer);
+      writeFileSync(`${bin}/rc`, String(rc));
+      return spawnSync('sh', [GUARD, '--ovn'], { input: commandLine(commands) + '\n', env: { PATH: `${bin}:${process.env.PATH}`, SSH_ORIGINAL_COMMAND: REMOTE_COMMAND }, encoding: 'utf8' });
+    };
+    const del = ovnUnplugCommands(ovnS, 'dpuo-a', [{ vni: 100, lsp }]);
+    let r = run([ensure()], '[{},{"details":"x","error":"duplicate uuid"}]\n');
+    expect([r.status, r.stdout]).toEqual([0, '[{},{"details":"x","error":"duplicate uuid"}]\n']);
+    expect(readFileSync(`${bin}/argv`, 'utf8')).toBe(`--timeout=10 transact ${NB_REMOTE} ${ensure()[3]}\n`);
+    r = run([addPort()], '[{},{"details":"x","error":"duplicate uuid"},null]\n');
+    expect([r.status, r.stderr]).toEqual([65, 'dpu-guard: OVN_Northbound add-port: duplicate uuid: x\n']);
+    r = run(del, '[{"details":"\\"where\\" clause test failed","error":"timed out"},null]\n');
+    expect(r.status).toBe(0);
+    // an "error" inside a value is not an op error
+    r = run([portByNameCommand(ovnS, lsp.name)], '[{"rows":[{"name":"a\\",\\"error\\":\\"boom","external_ids":["map",[["error","x"]]]}]}]\n');
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    r = run([ensure()], '', 1);
+    expect(r.status).toBe(69);
+    expect(r.stderr).toMatch(/cannot reach the northbound server tcp:198\.51\.100\.254:6641/);
+    r = run([ensure(), addPort()], '[{},{"details":"d","error":"constraint violation"}]\n');
+    expect([r.status, r.stderr]).toEqual([65, 'dpu-guard: OVN_Northbound ensure-switch: constraint violation: d\n']);
+  });
+
+  it('a DPU without a usable system-id, ovn-nb or with another ovn-bridge gets no OVN shape', () => {
+    expectOvnRefused([chassisQuery(ovnS), ensure()], /system-id is not set/, ['--ovn'], fakeDpu({ sysid: '' }));
+    expectOvnRefused([ensure()], /system-id is not set or not a name/, ['--ovn'], fakeDpu({ sysid: 'a b' }));
+    expectOvnRefused([ensure()], /ovn-nb is not set/, ['--ovn'], fakeDpu({ nb: '' }));
+    expectOvnRefused([ensure()], /ovn-nb must be tcp:, ssl: or unix:/, ['--ovn'], fakeDpu({ nb: 'tcp:1.2.3.4:6641 --x' }));
+    expectOvnRefused([ensure()], /ovn-bridge is not br-int/, ['--ovn'], fakeDpu({ bridge: 'br-x' }));
   });
 });

@@ -177,6 +177,7 @@ export class OvsDpuClient implements DpuClient {
    * devlink does not show that port (the older BSP's smart_nic files, or NIC mode).
    */
   async facts(req: DpuFactsRequest): Promise<DpuFacts> {
+    if (this.s.localVtep === undefined) throw new CniError(ErrorCode.InvalidNetworkConfig, 'invalid network config: dpu.localVtep: not set (required with controlPlane "static")');
     const commands = [uplinkQuery(this.s.localVtep)];
     if (req.vfFunction) commands.push(DEVLINK_PORTS_QUERY, ...(req.vfFunction.rates ? [DEVLINK_RATES_QUERY] : []));
     const r = await this.transport.exec(commandLine(commands));

@@ -39,7 +39,7 @@ function ext(key: string, value: string | number): string {
   return `external_ids:${key}=${ovsString(String(value))}`;
 }
 
-function ownerIds(o: PortOwner & { vni: number; netns?: string }): string[] {
+export function ownerIds(o: PortOwner & { vni: number; netns?: string }): string[] {
   const ids = [ext(EXT.role, 'container'), ext(EXT.vni, o.vni), ext(EXT.network, o.network), ext(EXT.container, o.containerId), ext(EXT.ifname, o.ifname)];
   if (o.netns !== undefined) ids.push(ext(EXT.netns, o.netns));
   return ids;
@@ -104,7 +104,7 @@ export function bridgeUsageQueries(bridge: string, vni: number): string[][] {
   ];
 }
 
-export function findOwnerPortsCommand(s: OvsSettings, filter: Partial<PortOwner> & { vni?: number }): Argv {
+export function findOwnerPortsCommand(s: Pick<OvsSettings, 'timeoutMs'>, filter: Partial<PortOwner> & { vni?: number }): Argv {
   const where = [ext(EXT.role, 'container')];
   if (filter.network !== undefined) where.push(ext(EXT.network, filter.network));
   if (filter.containerId !== undefined) where.push(ext(EXT.container, filter.containerId));

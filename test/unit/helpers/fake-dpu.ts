@@ -15,6 +15,8 @@ export class FakeDpu implements DpuClient {
   /** The VF function interface this DPU offers (undefined: NIC mode); setVfFunction writes its values. */
   vfFunction: VfFunctionState | undefined;
   gcRemoves = 0;
+  /** OVN mode: the DPU's ovn-encap-ip/-type that facts reports. */
+  encap: DpuFacts['encap'];
   private seq = 0;
 
   private enter(method: Method, arg: unknown): void {
@@ -31,6 +33,8 @@ export class FakeDpu implements DpuClient {
     this.enter('plug', req);
     const portUuid = `00000000-0000-4000-8000-${String(++this.seq).padStart(12, '0')}`;
     this.ports.set(portUuid, req);
+    // OVN mode (the request carries the addresses): br-int and a logical port
+    if (req.mac !== undefined) return { bridge: 'br-int', portUuid, lsp: { uuid: `10000000-0000-4000-8000-${String(this.seq).padStart(12, '0')}`, name: `dpuo-dpuo-a-${String(this.seq).padStart(16, '0')}` } };
     return { bridge: `br-vni${req.vni}`, portUuid };
   }
 
@@ -55,7 +59,7 @@ export class FakeDpu implements DpuClient {
 
   async facts(req: DpuFactsRequest): Promise<DpuFacts> {
     this.enter('facts', req);
-    return { uplink: this.uplink, ...(req.vfFunction && this.vfFunction ? { vfFunction: { target: this.vfFunction.target, values: { ...this.vfFunction.values } } } : {}) };
+    return { uplink: this.uplink, ...(this.encap ? { encap: this.encap } : {}), ...(req.vfFunction && this.vfFunction ? { vfFunction: { target: this.vfFunction.target, values: { ...this.vfFunction.values } } } : {}) };
   }
 
   async setVfFunction(target: VfFunctionTarget, values: VfFunctionValues): Promise<void> {
