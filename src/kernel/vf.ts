@@ -33,13 +33,16 @@ export interface VfHost {
  * netdev that is this VF by device identity (see Sysfs.isNetdevOfVf), whatever it is called now: a
  * container may have renamed it and given its name to a decoy. Before ADD has recorded a parentless VF's
  * identity (it does so when it configures the link), a parentless link under one of rollbackNames is taken:
- * the random temporary name, and for an ADD rolling itself back also the ifname its batch may have set.
+ * the random temporary name first, and for an ADD rolling itself back then the ifname its batch may have set.
  */
 async function moveOutOfContainer(h: VfHost, vf: VfRecord, netns: string, rollbackNames: readonly string[]): Promise<string | undefined> {
   const inNetns = await h.links.listLinkDevices(netns);
+  // In rollbackNames' order: while the temporary name exists the rename to ifname failed, and a link called
+  // ifname is someone else's (the name was taken), not the VF.
+  const byName = (name: string) => inNetns.find((l) => l.name === name && l.parentBus === undefined && l.parentDev === undefined);
   const vfLink =
     inNetns.find((l) => h.sysfs.isNetdevOfVf(l, vf)) ??
-    (vf.linkIdentity ? undefined : inNetns.find((l) => rollbackNames.includes(l.name) && l.parentBus === undefined && l.parentDev === undefined));
+    (vf.linkIdentity ? undefined : rollbackNames.map(byName).find((l) => l !== undefined));
   if (!vfLink) return undefined;
   const hostName = temporaryName();
   await h.links.moveToNetns(vfLink.name, HOST_NETNS, hostName, netns);

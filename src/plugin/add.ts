@@ -214,7 +214,13 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
       }
 
       const setup = interfaceSetupLines({ from: tmpName, ifname: env.ifname, mac: conf.resolvedMac, mtu: conf.mtu, ips: ipamResult?.ips ?? [], routes: ipamResult?.routes ?? [] });
-      const shown = await timer.step('configure', () => links.batch(env.netns, [...setup, ['link', 'show', 'dev', env.ifname]], ['-d', '-j']));
+      const shown = await timer.step('configure', () => links.batch(env.netns, [...setup, ['link', 'show', 'dev', env.ifname]], ['-d', '-j']).catch(async (err: unknown) => {
+        // Only on failure: a rename onto a name the container already uses says "File exists" and nothing more.
+        if (err instanceof CniError && /File exists/.test(err.message) && (await links.findLink(env.ifname, env.netns).catch(() => undefined))) {
+          throw new CniError(ErrorCode.InvalidEnvironment, `CNI_IFNAME ${JSON.stringify(env.ifname)}: network namespace ${env.netns} already has an interface with that name; DEL the attachment that made it, or use another ifname`);
+        }
+        throw err;
+      }));
       const configured = parseLinkDevices(shown).find((l) => l.name === env.ifname);
       // Without a parent device (the emulated testbed's veths, or a kernel that does not report one) DEL can only
       // recognise the VF by what ADD saw here.

@@ -4,6 +4,7 @@
  * config and in a conflist run through libcni, also after tuning changed the MTU; GC and STATUS with
  * IPAM plugins that predate them; STATUS naming an exhausted VF pool and an unreachable DPU.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cni, container, hostLocal, linkJson, netConf, nsName, PREFIX, removeContainers, requireBinary, site, type Site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
@@ -127,5 +128,24 @@ describe('GC and STATUS', () => {
     const conf = netConf(tb, A, { name: 'unreachable', dpu: { port: 1, timeoutMs: 2000 } });
     const out = cni(A, conf, { command: 'STATUS', ...networkWide });
     expect(out.json).toMatchObject({ code: 50, msg: expect.stringContaining(A.dpuHost) });
+  });
+});
+
+describe('ADD into a namespace that already has CNI_IFNAME', () => {
+  test('code 4 naming CNI_IFNAME and the namespace; the VF, its allocation and the DPU port are given back', () => {
+    const conf = netConf(tb, A, { name: 'taken', ipam: hostLocal(tb, A, '10.113.0.0/24', '10.113.0.10', '10.113.0.50', 'taken') });
+    const ns = container('taken');
+    // what another plugin (or an earlier attachment) left there
+    execFileSync('ip', ['-n', nsName(ns), 'link', 'add', 'net1', 'type', 'veth', 'peer', 'name', 'net1p']);
+    const hostVfs = () => (execFileSync('ip', ['-n', A.hostNetns, '-o', 'link', 'show'], { encoding: 'utf8' }).match(/: ens1f0v\d+[:@]/g) ?? []).length;
+    const before = hostVfs();
+    const call = { containerId: `${PREFIX}taken`, netns: ns, ifname: 'net1' };
+    const add = cni(A, conf, { command: 'ADD', ...call });
+    expect(add.json).toMatchObject({ code: 4, msg: expect.stringContaining(`CNI_IFNAME "net1": network namespace ${ns} already has an interface with that name`) });
+    expect(hostVfs()).toBe(before);
+    expect(linkJson(nsName(ns), 'net1')).toMatchObject({ ifname: 'net1' });
+    // nothing recorded: the runtime's DEL finds nothing to undo and the next ADD elsewhere gets the same VF pool
+    expect(cni(A, conf, { command: 'DEL', ...call }).status).toBe(0);
+    expect(cni(A, conf, { command: 'STATUS', containerId: '', netns: '', ifname: '' }).status).toBe(0);
   });
 });
