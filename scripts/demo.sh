@@ -1,31 +1,42 @@
 #!/usr/bin/env bash
 # The demo: two emulated hosts with their DPUs; the packaged plugin attaches a container on each to VNI 100,
 # the containers talk through the DPUs' VXLAN tunnels; prints what happened. --keep leaves it all up.
+# --ovn: the same with OVN as the control plane (an OVN central, ovn-controller on each DPU, Geneve).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-keep=false
-[ "${1:-}" = "--keep" ] && keep=true
+keep=false ovn=false
+for a in "$@"; do
+  case $a in
+    --keep) keep=true ;;
+    --ovn) ovn=true ;;
+    *) echo "usage: npm run demo [-- --ovn] [--keep]" >&2; exit 2 ;;
+  esac
+done
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (it creates network namespaces)" >&2; exit 1; }
 [ -x dist/dpu-overlay ] || npm run build
 bin=$PWD/dist/dpu-overlay
 tb=test/testkit/testbed.sh
 
-bash $tb up --sites a,b --vfs 4 >&2
+if $ovn; then bash $tb up --sites a,b --vfs 4 --ovn >&2; else bash $tb up --sites a,b --vfs 4 >&2; fi
 env_json=$(bash $tb env)
 get() { node -e "const e=JSON.parse(process.argv[1]); const s=e.sites.find(x=>x.name===process.argv[2]); console.log(eval(process.argv[3]))" "$env_json" "$1" "$2"; }
 state=$(node -e "console.log(JSON.parse(process.argv[1]).stateDir)" "$env_json")
 
 conf() { # site, range start, range end
   node -e '
-    const [envJson, name, start, end] = process.argv.slice(1);
+    const [envJson, name, start, end, ovn] = process.argv.slice(1);
     const e = JSON.parse(envJson); const s = e.sites.find((x) => x.name === name);
+    // OVN mode: Geneve with OVN'"'"'s option takes 58 bytes, and the DPU'"'"'s encap IP is OVN config, not ours
+    const dpu = ovn === "true"
+      ? { host: s.dpuHost, privateKeyFile: e.privateKeyFile, knownHostsFile: e.knownHostsFile, controlPlane: "ovn", daemonSocket: "" }
+      : { host: s.dpuHost, privateKeyFile: e.privateKeyFile, knownHostsFile: e.knownHostsFile, datapathType: "netdev", localVtep: s.localVtep, remoteVteps: s.remoteVteps, daemonSocket: "" };
     console.log(JSON.stringify({
-      cniVersion: "1.0.0", name: "demo-vni100", type: "dpu-overlay", vni: 100, pf: s.pf, mtu: 1450,
+      cniVersion: "1.0.0", name: "demo-vni100", type: "dpu-overlay", vni: 100, pf: s.pf, mtu: ovn === "true" ? 1400 : 1450,
       sysfsRoot: s.sysfsRoot, stateDir: `${e.stateDir}/plugin-${name}`, logFile: `${e.stateDir}/plugin-${name}.log`,
       ipam: { type: "host-local", subnet: "10.100.0.0/24", rangeStart: start, rangeEnd: end, dataDir: `${e.stateDir}/ipam-${name}` },
       // daemonSocket "": a host daemon (install.sh under systemd) sits in the root netns, not in the emulated host.
-      dpu: { host: s.dpuHost, privateKeyFile: e.privateKeyFile, knownHostsFile: e.knownHostsFile, datapathType: "netdev", localVtep: s.localVtep, remoteVteps: s.remoteVteps, daemonSocket: "" },
-    }));' "$env_json" "$1" "$2" "$3"
+      dpu,
+    }));' "$env_json" "$1" "$2" "$3" "$ovn"
 }
 cni() { # command site container
   local ns=dpuo-ctr-demo-$2
@@ -39,7 +50,9 @@ $keep || trap cleanup EXIT
 
 conf a 10.100.0.10 10.100.0.19 > "$state/demo-a.json"
 conf b 10.100.0.20 10.100.0.29 > "$state/demo-b.json"
-echo "== dpu-overlay $($bin --version | cut -d' ' -f2) demo: two hosts, two DPUs, VNI 100 =="
+mode="VXLAN mesh"
+$ovn && mode="OVN, Geneve"
+echo "== dpu-overlay $($bin --version | cut -d' ' -f2) demo: two hosts, two DPUs, VNI 100 ($mode) =="
 for s in a b; do
   ip netns del dpuo-ctr-demo-$s 2>/dev/null || true
   ip netns add dpuo-ctr-demo-$s
@@ -54,8 +67,22 @@ done
 steps=$(grep '"ADD done"' "$state/plugin-a.log" | tail -1 | node -e "const l=JSON.parse(require('fs').readFileSync(0,'utf8')); console.log(Object.entries(l.steps).map(([k,v])=>k+' '+v+' ms').join(', '))")
 echo "ADD steps on host a: $steps"
 echo
-echo "== ping from host a's container to host b's container (through DPU a -> VXLAN -> DPU b) =="
+if $ovn; then
+  # count what reaches DPU b's uplink as Geneve carrying VNI 100 (the VNI is 4 bytes into the Geneve header: 12 after the UDP header's start)
+  ip netns exec dpuo-dpu-b nft insert rule netdev dpuo ingress udp dport 6081 @th,96,24 100 counter comment '"demo geneve vni 100"'
+  echo "== ping from host a's container to host b's container (through DPU a -> Geneve -> DPU b) =="
+else
+  echo "== ping from host a's container to host b's container (through DPU a -> VXLAN -> DPU b) =="
+fi
 ip netns exec dpuo-ctr-demo-a ping -c 3 -i 0.2 "$ip_b" | tail -2
+if $ovn; then
+  echo
+  echo "== on the wire: Geneve packets with VNI 100 seen on DPU b's uplink p0 (nft counter) =="
+  ip netns exec dpuo-dpu-b nft list chain netdev dpuo ingress | grep 'demo geneve' | sed 's/^[[:space:]]*//'
+  echo
+  echo "== ovn-nbctl show (the OVN central) =="
+  bash $tb ovn-nbctl show
+fi
 echo
 echo "== TCP throughput, 3 s of iperf3 (userspace OVS in the emulation; a real DPU does this in the eSwitch) =="
 ip netns exec dpuo-ctr-demo-b iperf3 -s -1 -D
@@ -64,7 +91,11 @@ ip netns exec dpuo-ctr-demo-a iperf3 -c "$ip_b" -t 3 -f m | grep -E "receiver" |
 echo
 for s in a b; do
   echo "== OVS on DPU $s =="
-  bash $tb dpu-exec $s ovs-vsctl show | awk '/^    Bridge/ { show = ($2 == "br-vni100") } show'
+  if $ovn; then
+    bash $tb dpu-exec $s ovs-vsctl show | awk '/^    Bridge/ { show = ($2 == "br-int") } show'
+  else
+    bash $tb dpu-exec $s ovs-vsctl show | awk '/^    Bridge/ { show = ($2 == "br-vni100") } show'
+  fi
 done
 if $keep; then
   cat <<HELP
