@@ -204,6 +204,48 @@ describe('OVN mode through dist/dpu-overlay', () => {
     expect(lsps()).toEqual([]);
   });
 
+  test('DEL with the NB unreachable fails with 11 and keeps the record, as with an unreachable DPU; the retry cleans up', () => {
+    const a = added(A, 'del-nb');
+    ovnCtl('nb-block');
+    try {
+      const out = cni(A, ovnConf(A), { command: 'DEL', containerId: 'del-nb', netns: a.ns });
+      expect([out.status, out.json?.code]).toEqual([1, 11]);
+      expect(records(A)).toEqual(['del-nb:eth0']);
+    } finally {
+      ovnCtl('nb-unblock');
+    }
+    del(A, 'del-nb', a.ns);
+    expect(records(A)).toEqual([]);
+    expect(lsps()).toEqual([]);
+    expect(brInt(A)).toEqual([]);
+  });
+
+  test('ADD with ovn-controller stopped fails with 11 (port never up) and rolls back; a restart keeps a port working', () => {
+    const b = added(B, 'oc-peer');
+    dpuCtl('a', 'ovn-controller-stop');
+    try {
+      const ns = container('oc-down');
+      const conf = ovnConf(A);
+      const short = { ...conf, dpu: { ...(conf.dpu as Record<string, unknown>), ovn: { upTimeoutMs: 2000 } } };
+      const out = cni(A, short, { command: 'ADD', containerId: 'oc-down', netns: ns });
+      expect([out.status, out.json?.code]).toEqual([1, 11]);
+      expect(out.json?.msg).toMatch(/ovn-controller|up/);
+      expect(brInt(A)).toEqual([]);
+      expect(inNetns(ns, 'ip', ['link', 'show', 'eth0']).status).not.toBe(0);
+      expect(records(A)).toEqual([]);
+      expect(lsps()).toEqual([lspOf('oc-peer')]);
+    } finally {
+      dpuCtl('a', 'ovn-controller-start');
+    }
+    const a = added(A, 'oc-up');
+    expect(pingRetry(a.ns, b.ip)).toBe(true);
+    dpuCtl('a', 'ovn-controller-restart');
+    expect(pingRetry(a.ns, b.ip)).toBe(true);
+    del(A, 'oc-up', a.ns);
+    del(B, 'oc-peer', b.ns);
+    expect(lsps()).toEqual([]);
+  });
+
   test('the guard refuses a logical port for another chassis (exit 126), over the DPU SSH with the plugin\'s key', () => {
     const settings = { timeoutMs: 10000, hwOffload: 'ignore' as const, ovn: { switchPrefix: 'vni', portSecurity: true, upTimeoutMs: 10000 } };
     const req = { network: 'vni100', containerId: 'thief', ifname: 'eth0', vni: 100, netns: '/x', representor: A.vfs[0]?.representor ?? 'pf0vf0', mtu: 1400, mac: '02:00:00:00:00:99', ips: ['10.100.0.99'], host: 'h' };
