@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { addPortTxn, newLsp, NB, ovsJson } from '../../src/dpu/ovn/commands';
 import { commandLine } from '../../src/dpu/quote';
 import {
-  cni, type CniOutcome, container, dpuCtl, dpuExec, firstIp, hostLocal, inNetns, netConf, ovnCtl, ovnNbctl, p0Packets,
+  cni, cniAsync, type CniOutcome, container, dpuCtl, dpuExec, firstIp, hostLocal, inNetns, netConf, ovnCtl, ovnNbctl, p0Packets,
   removeContainers, requireBinary, ROOT, sh, site, type Site, type Testbed, testbedDown, testbedUp,
 } from '../testkit/testbed';
 
@@ -244,6 +244,42 @@ describe('OVN mode through dist/dpu-overlay', () => {
     del(A, 'oc-up', a.ns);
     del(B, 'oc-peer', b.ns);
     expect(lsps()).toEqual([]);
+  });
+
+  test('CHECK fails with 120 when the logical port was deleted behind the plugin\'s back; DEL still cleans up', () => {
+    const a = added(A, 'chk');
+    const port = lspOf('chk');
+    ovnNbctl(tb, 'lsp-del', port);
+    const check = cni(A, { ...ovnConf(A), prevResult: a.out.json }, { command: 'CHECK', containerId: 'chk', netns: a.ns });
+    expect([check.status, check.json?.code]).toEqual([1, 120]);
+    del(A, 'chk', a.ns);
+    expect(brInt(A)).toEqual([]);
+    expect(switches()).toEqual([]);
+  });
+
+  test('three DPUs racing on a new VNI: ADDs make one switch, DELs leave none', async () => {
+    const sites = [A, B, C];
+    const ns = sites.map((s) => container(`race-${s.name}`));
+    const adds = await Promise.all(sites.map((s, i) => cniAsync(s, ovnConf(s, 250), { command: 'ADD', containerId: `race-${s.name}`, netns: ns[i] as string })));
+    expect(adds.map((r) => [r.status, r.json?.msg])).toEqual(sites.map(() => [0, undefined]));
+    expect(switches()).toEqual(['vni250']);
+    expect(lsps()).toHaveLength(3);
+    const dels = await Promise.all(sites.map((s, i) => cniAsync(s, ovnConf(s, 250), { command: 'DEL', containerId: `race-${s.name}`, netns: ns[i] as string })));
+    expect(dels.map((r) => [r.status, r.json?.msg])).toEqual(sites.map(() => [0, undefined]));
+    expect(switches()).toEqual([]);
+    expect(lsps()).toEqual([]);
+  });
+
+  test('a switchPrefix the guard was not given is refused on the DPU, and ADD rolls back with a message naming the guard option', () => {
+    const ns = container('prefix');
+    const conf = ovnConf(A);
+    const other = { ...conf, dpu: { ...(conf.dpu as Record<string, unknown>), ovn: { switchPrefix: 'tenant' } } };
+    const out = cni(A, other, { command: 'ADD', containerId: 'prefix', netns: ns });
+    expect([out.status, out.json?.code]).toEqual([1, 112]);
+    expect(out.json?.msg).toMatch(/tenant100 is not a configured prefix.*--ovn-switch-prefix matching dpu\.ovn\.switchPrefix/);
+    expect(brInt(A)).toEqual([]);
+    expect(records(A)).toEqual([]);
+    expect(switches()).toEqual([]);
   });
 
   test('the guard refuses a logical port for another chassis (exit 126), over the DPU SSH with the plugin\'s key', () => {
