@@ -3,13 +3,13 @@
  * (testbed.sh up --ovn: central netns, ovn-controller per DPU, the plugin's key forced through guard --ovn).
  */
 import { randomUUID } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { addPortTxn, newLsp, NB, ovsJson } from '../../src/dpu/ovn/commands';
 import { commandLine } from '../../src/dpu/quote';
 import {
-  cni, cniAsync, type CniOutcome, container, dpuCtl, dpuExec, firstIp, hostLocal, inNetns, netConf, ovnCtl, ovnNbctl, p0Packets,
+  BINARY, cni, cniAsync, type CniOutcome, container, dpuCtl, dpuExec, firstIp, hostLocal, inNetns, netConf, ovnCtl, ovnNbctl, p0Packets, readJsonLines,
   removeContainers, requireBinary, ROOT, sh, site, type Site, type Testbed, testbedDown, testbedUp,
 } from '../testkit/testbed';
 
@@ -293,6 +293,41 @@ describe('OVN mode through dist/dpu-overlay', () => {
     expect(lsps()).toEqual([]);
     // the same key cannot run anything else
     expect(sshA('ovn-nbctl ls-add evil').status).toBe(126);
+  });
+
+  test('ADD, CHECK, DEL, GC and STATUS through the daemon (the warm DPU channel) in OVN mode', async () => {
+    const socket = join(tb.stateDir, 'ovn-daemon', 'dpu.sock');
+    const log = join(tb.stateDir, 'ovn-daemon.log');
+    rmSync(log, { force: true });
+    const daemon = spawn('ip', ['netns', 'exec', A.hostNetns, BINARY, 'daemon', '--socket', socket, '--log-file', log, '--log-level', 'debug'], { stdio: 'ignore' });
+    const listening = () => existsSync(log) && readJsonLines(log).some((l) => l.msg === 'dpu-overlay daemon listening');
+    for (let i = 0; i < 200 && !listening(); i++) spawnSync('sleep', ['0.05']);
+    try {
+      expect(listening()).toBe(true);
+      const conf = ovnConf(A);
+      const viaDaemon = { ...conf, dpu: { ...(conf.dpu as Record<string, unknown>), daemonSocket: socket } };
+      const b = added(B, 'dmn-b');
+      const ns = container('dmn-a');
+      const add = cni(A, viaDaemon, { command: 'ADD', containerId: 'dmn-a', netns: ns });
+      expect([add.status, add.json?.msg]).toEqual([0, undefined]);
+      expect(pingRetry(ns, b.ip)).toBe(true);
+      expect(cni(A, { ...viaDaemon, prevResult: add.json }, { command: 'CHECK', containerId: 'dmn-a', netns: ns }).status).toBe(0);
+      expect(cni(A, viaDaemon, { command: 'STATUS' }).status).toBe(0);
+      expect(cni(A, { ...viaDaemon, 'cni.dev/valid-attachments': [{ containerID: 'dmn-a', ifname: 'eth0' }] }, { command: 'GC' }).status).toBe(0);
+      expect(lsps()).toContain(lspOf('dmn-a'));
+      expect(cni(A, viaDaemon, { command: 'DEL', containerId: 'dmn-a', netns: ns }).status).toBe(0);
+      const ops = readJsonLines(log).filter((l) => l.msg === 'request').map((l) => l.op);
+      expect(ops).toEqual(expect.arrayContaining(['plug', 'unplug']));
+      del(B, 'dmn-b', b.ns);
+      expect(lsps()).toEqual([]);
+      expect(brInt(A)).toEqual([]);
+    } finally {
+      await new Promise<void>((resolve) => {
+        if (daemon.exitCode !== null) return resolve();
+        daemon.once('exit', () => resolve());
+        daemon.kill('SIGTERM');
+      });
+    }
   });
 
   test('install.sh --dpu --ovn on an emulated DPU writes guard --ovn into command=, and the plugin works through that key', () => {
