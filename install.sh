@@ -52,7 +52,8 @@ usage: $PROG [--dev] [--no-apt] [--no-build] [--cni-bin-dir DIR] [--no-daemon-un
        $PROG --dpu [--authorize-key FILE.pub] [--authorized-keys FILE]
                    [--bridge-prefix P] [--representor-template T]
                    [--ovn --ovn-remote R --ovn-nb R --encap-ip IP [--ovn-nb-ssl KEY CERT CA]
-                    [--encap-type geneve|vxlan] [--system-id ID] [--bridge-datapath-type system|netdev]]
+                    [--encap-type geneve|vxlan] [--system-id ID] [--bridge-datapath-type system|netdev]
+                    [--ovn-switch-prefix P]]
        $PROG --ovn-central --listen IP
 
 Host mode (default): installs the Debian packages the plugin needs at run time
@@ -87,6 +88,8 @@ that restricts the plugin's key to the commands the plugin sends.
                              a comma list for a clustered SB)
   --ovn-nb R                 the northbound DB as the DPU reaches it (the plugin's writes go there)
   --ovn-nb-ssl KEY CERT CA   private key, certificate and CA for an ssl: --ovn-nb
+  --ovn-switch-prefix P      the plugin's dpu.ovn.switchPrefix when not "vni" (repeatable); written into the
+                             guard's command= with --ovn
   --encap-ip IP              this DPU's tunnel endpoint (VTEP) address
   --encap-type geneve|vxlan  default geneve (vxlan: at most 4096 networks and 2048 ports per network,
                              the wire VNI is not the network's VNI, and it applies to the whole cluster)
@@ -104,7 +107,7 @@ EOF
 # ---------------------------------------------------------------- options
 MODE=host DEV=0 APT=1 BUILD=1 DAEMON_UNIT_WANTED=1 CNI_BIN_DIR=/opt/cni/bin
 AUTHORIZE_KEY= AUTHORIZED_KEYS= GUARD_ARGS=()
-OVN=0 OVN_REMOTE= OVN_NB= OVN_NB_SSL=() ENCAP_IP= ENCAP_TYPE=geneve SYSTEM_ID= BRIDGE_DP_TYPE=system LISTEN=
+OVN=0 OVN_PREFIXES=() OVN_REMOTE= OVN_NB= OVN_NB_SSL=() ENCAP_IP= ENCAP_TYPE=geneve SYSTEM_ID= BRIDGE_DP_TYPE=system LISTEN=
 while (($#)); do
   case $1 in
     --dpu) [[ $MODE != central ]] || die "--dpu and --ovn-central are two different machines: choose one"; MODE=dpu ;;
@@ -130,6 +133,8 @@ while (($#)); do
     --encap-ip) (($# >= 2)) || die "--encap-ip needs an address"; ENCAP_IP=$2; shift ;;
     --encap-type) (($# >= 2)) || die "--encap-type needs geneve or vxlan"; ENCAP_TYPE=$2; shift ;;
     --system-id) (($# >= 2)) || die "--system-id needs a value"; SYSTEM_ID=$2; shift ;;
+    --ovn-switch-prefix) (($# >= 2)) || die "--ovn-switch-prefix needs a value"; OVN_PREFIXES+=("$2"); shift ;;
+    --ovn-switch-prefix=*) OVN_PREFIXES+=("${1#*=}") ;;
     --bridge-datapath-type) (($# >= 2)) || die "--bridge-datapath-type needs system or netdev"; BRIDGE_DP_TYPE=$2; shift ;;
     --listen) (($# >= 2)) || die "--listen needs an address"; LISTEN=$2; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -139,8 +144,8 @@ while (($#)); do
 done
 
 if [[ $MODE != dpu ]]; then
-  ((OVN == 0)) && [[ -z $OVN_REMOTE$OVN_NB$ENCAP_IP$SYSTEM_ID && ${#OVN_NB_SSL[@]} -eq 0 ]] ||
-    die "--ovn, --ovn-remote, --ovn-nb, --ovn-nb-ssl, --encap-ip and --system-id go with --dpu"
+  ((OVN == 0)) && [[ -z $OVN_REMOTE$OVN_NB$ENCAP_IP$SYSTEM_ID && ${#OVN_NB_SSL[@]} -eq 0 && ${#OVN_PREFIXES[@]} -eq 0 ]] ||
+    die "--ovn, --ovn-remote, --ovn-nb, --ovn-nb-ssl, --encap-ip, --system-id and --ovn-switch-prefix go with --dpu"
 fi
 if [[ $MODE == central ]]; then
   [[ -z $AUTHORIZE_KEY && -z $AUTHORIZED_KEYS && ${#GUARD_ARGS[@]} -eq 0 ]] ||
@@ -161,8 +166,12 @@ if [[ $MODE == dpu && $OVN == 1 ]]; then
   [[ $ENCAP_TYPE == geneve || $ENCAP_TYPE == vxlan ]] || die "--encap-type must be geneve or vxlan (got '$ENCAP_TYPE')"
   [[ $BRIDGE_DP_TYPE == system || $BRIDGE_DP_TYPE == netdev ]] || die "--bridge-datapath-type must be system or netdev (got '$BRIDGE_DP_TYPE')"
   [[ -z $SYSTEM_ID || $SYSTEM_ID =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]] || die "--system-id must be 1-64 of A-Z a-z 0-9 . _ - (got '$SYSTEM_ID')"
+  # the guard allows OVN shapes only with --ovn in the key's command=; it checks the prefixes itself (below)
+  GUARD_ARGS+=(--ovn)
+  for p in "${OVN_PREFIXES[@]}"; do GUARD_ARGS+=(--ovn-switch-prefix "$p"); done
 elif [[ $MODE == dpu ]]; then
-  [[ -z $OVN_REMOTE$OVN_NB$ENCAP_IP$SYSTEM_ID && ${#OVN_NB_SSL[@]} -eq 0 ]] || die "--ovn-remote, --ovn-nb, --encap-ip, --system-id and --ovn-nb-ssl need --ovn"
+  [[ -z $OVN_REMOTE$OVN_NB$ENCAP_IP$SYSTEM_ID && ${#OVN_NB_SSL[@]} -eq 0 && ${#OVN_PREFIXES[@]} -eq 0 ]] ||
+    die "--ovn-remote, --ovn-nb, --encap-ip, --system-id, --ovn-nb-ssl and --ovn-switch-prefix need --ovn"
 fi
 
 if [[ $MODE == host ]]; then

@@ -744,7 +744,13 @@ cmd_up() {
   # client key, used by the plugin
   ssh-keygen -q -t ed25519 -N '' -C dpuo-testbed-client -f "$STATE/id_ed25519"
   chmod 0600 "$STATE/id_ed25519"
-  cp "$STATE/id_ed25519.pub" "$STATE/authorized_keys"
+  if ((OVN)); then
+    # as install.sh --dpu --ovn writes it: the plugin's key reaches the DPU only through the guard
+    printf 'command="%s --ovn",no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding %s\n' \
+      "$(dirname "$(dirname "$TESTKIT")")/guard/dpu-guard.sh" "$(cat "$STATE/id_ed25519.pub")" >"$STATE/authorized_keys"
+  else
+    cp "$STATE/id_ed25519.pub" "$STATE/authorized_keys"
+  fi
 
   # sshd feature checks (once)
   SSHD_PENALTIES=no

@@ -22,6 +22,8 @@ const CONSUMERS: Record<string, string> = {
   '10-dpu-overlay.conflist': 'containerd.test.ts',
   'podman-dpu-vni100.conflist': 'podman.test.ts',
   'multus-network-attachment.yaml': 'libcni-multus.test.ts',
+  'multus-network-attachment-ovn.yaml': 'libcni-multus-ovn.test.ts',
+  'node-ovn.json.example': 'libcni-multus-ovn.test.ts',
   'sriov-device-plugin-config.yaml': 'libcni-multus.test.ts',
   'node.json.example': 'libcni-multus.test.ts',
   'daemonset.yaml': 'podman.test.ts',
@@ -106,6 +108,28 @@ describe('Multus NetworkAttachmentDefinition and SR-IOV device plugin config', (
     const plugin = dpuOverlayConf(JSON.parse(nad.spec.config) as ConfList);
     expect(() => loadNetConf(plugin, {}, { path: '/etc/cni/dpu-overlay/node.json' })).toThrow(/dpu\.host: not set in the network config nor in the node file \/etc\/cni\/dpu-overlay\/node\.json/);
   });
+});
+
+test('the OVN-mode NAD: the static NAD with controlPlane ovn and MTU 1400, no per-host value, no VTEPs; with its node file a valid config', () => {
+  const ovnNad = parse(read('multus-network-attachment-ovn.yaml')) as typeof nad;
+  expect(ovnNad).toMatchObject({ apiVersion: nad.apiVersion, kind: nad.kind, metadata: { annotations: nad.metadata.annotations } });
+  const list = JSON.parse(ovnNad.spec.config) as ConfList;
+  expect(list.name).toBe(ovnNad.metadata.name);
+  expect(list.plugins.map((p) => p.type)).toEqual(['dpu-overlay', 'tuning']);
+  const plugin = dpuOverlayConf(list);
+  expect(plugin.mtu).toBe(1400);
+  for (const key of NODE_FILE_KEYS) {
+    if (key !== 'dpu') expect([key, plugin[key]]).toEqual([key, undefined]);
+  }
+  const dpu = plugin.dpu as Json;
+  expect(dpu.controlPlane).toBe('ovn');
+  for (const key of ['host', 'port', 'user', 'privateKeyFile', 'knownHostsFile', 'localVtep', 'remoteVteps', 'daemonSocket']) {
+    expect([key, dpu[key]]).toEqual([key, undefined]);
+  }
+  const node = parseNodeFile(read('node-ovn.json.example'), 'node-ovn.json.example');
+  expect((node.dpu as Json).localVtep).toBeUndefined();
+  const conf = loadNetConf({ ...plugin, deviceID: '0000:03:00.2' }, {}, { path: '/etc/cni/dpu-overlay/node.json', values: node });
+  expect(conf.dpu).toMatchObject({ ...(node.dpu as Json), controlPlane: 'ovn' });
 });
 
 describe('DaemonSet and its image', () => {
