@@ -1,6 +1,6 @@
 /**
- * Podman 4.3 (CNI backend, runc) once in OVN mode: the shipped cni-conf/podman-dpu-vni100.conflist with the
- * dpu-overlay plugin switched to controlPlane "ovn" (no VTEPs, MTU 1400), on two hosts of the OVN testbed.
+ * Podman 4.3 (CNI backend, runc) once in OVN mode: the shipped cni-conf/podman-dpu-vni100-ovn.conflist
+ * (controlPlane "ovn", no VTEPs, MTU 1400), on two hosts of the OVN testbed.
  * Containers reach each other through OVN's Geneve tunnel; podman stop sends DEL and the logical port goes away.
  */
 import { linkJson, ovnNbctl, PREFIX, requireBinary, site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
@@ -14,14 +14,14 @@ let tb: Testbed;
 const hosts: RuntimeHost[] = [];
 const podman: Record<string, Podman> = {};
 
-/** The shipped Podman conflist on this site, in OVN mode: the only changes an operator makes to switch modes. */
-function ovnMode(list: ConfList): ConfList {
+/** forTestbed fills in this site's VTEPs for the static mode; the shipped OVN conflist has none, nor does this. */
+function withoutVteps(list: ConfList): ConfList {
   return {
     ...list,
     plugins: list.plugins.map((p) => {
       if (p.type !== 'dpu-overlay') return p;
       const { localVtep: _l, remoteVteps: _r, ...dpu } = p.dpu as Json;
-      return { ...p, mtu: 1400, dpu: { ...dpu, controlPlane: 'ovn' } };
+      return { ...p, dpu };
     }),
   };
 }
@@ -29,13 +29,15 @@ function ovnMode(list: ConfList): ConfList {
 beforeAll(() => {
   requireBinary();
   tb = testbedUp(3, 'a,b', 1, { ovn: true });
-  const shipped = JSON.parse(readShipped('podman-dpu-vni100.conflist')) as ConfList;
+  const shipped = JSON.parse(readShipped('podman-dpu-vni100-ovn.conflist')) as ConfList;
+  const plugin = shipped.plugins.find((p) => p.type === 'dpu-overlay') as Json;
+  expect([plugin.mtu, (plugin.dpu as Json).controlPlane, (plugin.dpu as Json).localVtep]).toEqual([1400, 'ovn', undefined]);
   for (const name of ['a', 'b']) {
     const s = site(tb, name);
     const host = new RuntimeHost(s, `/tmp/${PREFIX}-runtimes/podman-ovn-${name}`);
     hosts.push(host);
     host.start(tb);
-    host.writeConf(`${NET}.conflist`, ovnMode(forTestbed(shipped, tb, s, { range: ranges[name] as [string, string] })));
+    host.writeConf(`${NET}.conflist`, withoutVteps(forTestbed(shipped, tb, s, { range: ranges[name] as [string, string] })));
     podman[name] = new Podman(host);
     podman[name].importBusybox();
   }

@@ -21,6 +21,7 @@ interface ConfList { cniVersion: string; name: string; plugins: Json[] }
 const CONSUMERS: Record<string, string> = {
   '10-dpu-overlay.conflist': 'containerd.test.ts',
   'podman-dpu-vni100.conflist': 'podman.test.ts',
+  'podman-dpu-vni100-ovn.conflist': 'podman-ovn.test.ts',
   'multus-network-attachment.yaml': 'libcni-multus.test.ts',
   'multus-network-attachment-ovn.yaml': 'libcni-multus-ovn.test.ts',
   'node-ovn.json.example': 'libcni-multus-ovn.test.ts',
