@@ -158,7 +158,19 @@ async function main(): Promise<void> {
   progress(`testbed ${PREFIX}: up (${SITES.length} sites x ${o.vfs} VFs, OVN)`);
   const tb = testbedUp(o.vfs, SITES.join(','), 1, { ovn: true });
   const b: Bench = { tb, sites: SITES.map((n) => tb.sites.find((s) => s.name === n) as Site), daemons: [], vfs: o.vfs };
+  const teardown = () => {
+    stopDaemons(b);
+    removeContainers();
+    testbedDown();
+    progress(`testbed ${PREFIX}: down`);
+  };
   process.once('exit', () => stopDaemons(b));
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      teardown();
+      process.exit(1);
+    });
+  }
   try {
     const nets = new Map<string, string>();
     const netnsOf = (s: Site, i: number) => {
@@ -215,10 +227,7 @@ async function main(): Promise<void> {
     const left = Object.entries(report.leftovers).filter(([, v]) => v !== 0);
     if (left.length) throw new Error(`left behind after every DEL: ${left.map(([k, v]) => `${k} ${v}`).join(', ')}`);
   } finally {
-    stopDaemons(b);
-    removeContainers();
-    testbedDown();
-    progress(`testbed ${PREFIX}: down`);
+    teardown();
   }
 }
 
