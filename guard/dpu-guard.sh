@@ -240,24 +240,33 @@ my $PORT_COLUMNS = '["_uuid","name","addresses","port_security","options","up","
 my %OVN_LOCAL;
 
 # This DPU's own OVN settings, read once per line from its Open_vSwitch table.
-sub ovn_local {
-  return \%OVN_LOCAL if %OVN_LOCAL;
-  my @keys = qw(system-id ovn-nb ovn-nb-private-key ovn-nb-certificate ovn-nb-ca-cert ovn-bridge);
+# Runs argv (never through a shell) and returns its stdout and wait status. Its stderr is dropped unless
+# keep_stderr: then it reaches the plugin, with a line of our own if argv cannot be run at all.
+sub capture {
+  my ($keep_stderr, @argv) = @_;
   my $pid = open(my $fh, '-|');
   refuse("cannot fork: $!") unless defined $pid;
   if ($pid == 0) {
-    open(STDERR, '>', '/dev/null');
+    open(STDERR, '>', '/dev/null') unless $keep_stderr;
     no warnings 'exec';
-    exec { 'ovs-vsctl' } 'ovs-vsctl', '--timeout=10', '--if-exists', 'get', 'Open_vSwitch', '.', map { "external_ids:$_" } @keys;
+    exec { $argv[0] } @argv;
+    print STDERR "$ME: cannot run $argv[0]: $!\n" if $keep_stderr;
     exit 127;
   }
-  my @lines = <$fh>;
+  my $out = do { local $/; <$fh> };
   close $fh;
-  refuse('OVN: cannot read this DPU\'s external_ids (ovs-vsctl exit ' . ($? >> 8) . ')') if $? != 0;
+  return (defined $out ? $out : '', $?);
+}
+
+sub ovn_local {
+  return \%OVN_LOCAL if %OVN_LOCAL;
+  my @keys = qw(system-id ovn-nb ovn-nb-private-key ovn-nb-certificate ovn-nb-ca-cert ovn-bridge);
+  my ($out, $status) = capture(0, 'ovs-vsctl', '--timeout=10', '--if-exists', 'get', 'Open_vSwitch', '.', map { "external_ids:$_" } @keys);
+  refuse('OVN: cannot read this DPU\'s external_ids (ovs-vsctl exit ' . ($status >> 8) . ')') if $status != 0;
+  my @lines = split /\n/, $out, -1;
   for my $k (@keys) {
     my $v = shift @lines;
     $v = '' unless defined $v;
-    $v =~ s/\n\z//;
     $v =~ s/^"(.*)"\z/$1/;
     refuse("OVN: external_ids:$k of this DPU contains a backslash or control character") if $v =~ /[\\\x00-\x1f\x7f]/;
     $OVN_LOCAL{$k} = $v;
@@ -443,27 +452,17 @@ sub ovn_command_ok {
 # tolerate and 69 when the NB server cannot be reached.
 sub run_nb {
   my ($shape, @argv) = @_;
-  my $pid = open(my $fh, '-|');
-  refuse("cannot fork: $!") unless defined $pid;
-  if ($pid == 0) {
-    no warnings 'exec';
-    exec { $argv[0] } @argv;
-    print STDERR "$ME: cannot run $argv[0]: $!\n";
-    exit 127;
-  }
-  my $out = do { local $/; <$fh> };
-  close $fh;
-  $out = '' unless defined $out;
+  my ($out, $status) = capture(1, @argv);
   # unbuffered: the commands after this one write to the same stdout directly
   $| = 1;
   print $out;
-  if ($? & 127) {
-    my $sig = $? & 127;
+  if ($status & 127) {
+    my $sig = $status & 127;
     print STDERR "$ME: ovsdb-client $argv[-3] OVN_Northbound $shape: terminated by signal $sig" . ($sig == 14 ? ' (SIGALRM: timeout)' : '') . "\n";
     exit(128 + $sig);
   }
-  if ($? != 0) {
-    my $code = $? >> 8;
+  if ($status != 0) {
+    my $code = $status >> 8;
     print STDERR "$ME: OVN_Northbound $shape: ovsdb-client exit $code: cannot reach the northbound server $argv[-2] (external_ids:ovn-nb)\n";
     exit 69;
   }
@@ -574,18 +573,8 @@ sub check_command {
 sub bridge_uuid_ok {
   my $uuid = shift;
   return 1 if $dry_run;
-  my $pid = open(my $fh, '-|');
-  refuse("cannot fork: $!") unless defined $pid;
-  if ($pid == 0) {
-    open(STDERR, '>', '/dev/null');
-    no warnings 'exec';
-    exec { 'ovs-vsctl' } 'ovs-vsctl', '--timeout=10', '--if-exists', 'get', 'Bridge', $uuid, 'name';
-    exit 127;
-  }
-  my $out = do { local $/; <$fh> };
-  close $fh;
-  refuse("ovsdb-client transact: cannot look up bridge $uuid (ovs-vsctl exit " . ($? >> 8) . ')') if $? != 0;
-  $out = '' unless defined $out;
+  my ($out, $status) = capture(0, 'ovs-vsctl', '--timeout=10', '--if-exists', 'get', 'Bridge', $uuid, 'name');
+  refuse("ovsdb-client transact: cannot look up bridge $uuid (ovs-vsctl exit " . ($status >> 8) . ')') if $status != 0;
   $out =~ s/\s+\z//;
   return 1 if $out eq '';   # no such bridge: the transaction is a no-op
   $out =~ s/^"(.*)"\z/$1/;
@@ -597,17 +586,8 @@ sub bridge_uuid_ok {
 sub devlink_handle_ok {
   my $handle = shift;
   return 1 if $dry_run;
-  my $pid = open(my $fh, '-|');
-  refuse("cannot fork: $!") unless defined $pid;
-  if ($pid == 0) {
-    open(STDERR, '>', '/dev/null');
-    no warnings 'exec';
-    exec { 'devlink' } 'devlink', '-j', 'port', 'show', $handle;
-    exit 127;
-  }
-  my $out = do { local $/; <$fh> };
-  close $fh;
-  return 0 if $? != 0 || !defined $out;
+  my ($out, $status) = capture(0, 'devlink', '-j', 'port', 'show', $handle);
+  return 0 if $status != 0;
   return $out =~ /"flavour":"pcivf"/ && $out =~ /"netdev":"($REP_RE)"/ && $out !~ /"netdev":"(?!$REP_RE")/;
 }
 
