@@ -115,6 +115,20 @@ alive() {
   [[ ${st:0:1} != Z ]]
 }
 
+# TERM the processes, KILL those still alive after 2 s
+terminate() {
+  local n=200 left p
+  (($#)) || return 0
+  kill -TERM "$@" 2>/dev/null || true
+  while ((n-- > 0)); do
+    left=()
+    for p in "$@"; do alive "$p" && left+=("$p"); done
+    ((${#left[@]})) || return 0
+    sleep 0.01
+  done
+  kill -KILL "${left[@]}" 2>/dev/null || true
+}
+
 # pid of a live process from a pid file, or fail
 pid_from_file() {
   local f=$1 pid
@@ -208,16 +222,7 @@ kill_site_procs() {
     p=$(pid_from_file "$f") || continue
     [[ -e /run/netns/$ns && /proc/$p/ns/net -ef /run/netns/$ns ]] && pids+=("$p")
   done
-  ((${#pids[@]})) || return 0
-  kill -TERM "${pids[@]}" 2>/dev/null || true
-  local n=200 left
-  while ((n-- > 0)); do
-    left=()
-    for p in "${pids[@]}"; do alive "$p" && left+=("$p"); done
-    ((${#left[@]})) || return 0
-    sleep 0.01
-  done
-  kill -KILL "${left[@]}" 2>/dev/null || true
+  terminate "${pids[@]}"
 }
 
 cmd_down() {
@@ -465,16 +470,11 @@ vswitchd_start() {
     </dev/null >/dev/null 2>>"$dir/log/ovs-vswitchd.log"
 }
 
-# stop the daemon of a pid file (TERM, then KILL after 2 s)
+# stop the daemon of a pid file
 daemon_stop() {
-  local f=$1 p n=200
-  p=$(pid_from_file "$f") || return 0
-  kill -TERM "$p" 2>/dev/null || true
-  while ((n-- > 0)); do
-    alive "$p" || return 0
-    sleep 0.01
-  done
-  kill -KILL "$p" 2>/dev/null || true
+  local p
+  p=$(pid_from_file "$1") || return 0
+  terminate "$p"
 }
 
 # a new OVS database with only the uplink bridge, both daemons (re)started, VTEP address on br-phy
@@ -584,7 +584,7 @@ EOF
 
 # processes of the central: pid files, and whatever else still lives in its netns (all ours)
 kill_ovn_central() {
-  local pids=() p f n=200 left
+  local pids=() p f
   for f in "$STATE"/ovn/run/*.pid; do
     p=$(pid_from_file "$f") && pids+=("$p")
   done
@@ -593,15 +593,7 @@ kill_ovn_central() {
       [[ $p/ns/net -ef /run/netns/$OVN_NS ]] && alive "${p#/proc/}" && pids+=("${p#/proc/}")
     done
   fi
-  ((${#pids[@]})) || return 0
-  kill -TERM "${pids[@]}" 2>/dev/null || true
-  while ((n-- > 0)); do
-    left=()
-    for p in "${pids[@]}"; do alive "$p" && left+=("$p"); done
-    ((${#left[@]})) || return 0
-    sleep 0.01
-  done
-  kill -KILL "${left[@]}" 2>/dev/null || true
+  terminate "${pids[@]}"
 }
 
 # up --ovn returns once every DPU's ovn-controller has registered its chassis in the SB
