@@ -10,9 +10,9 @@ export interface LogSettings {
   logLevel: string;
 }
 
-/** Structured JSON logs to logFile (0600), warnings and errors also to stderr. Never to stdout. */
-export function createLogger(settings: LogSettings, bindings: Record<string, unknown> = {}): Logger {
-  const streams: pino.StreamEntry[] = [{ level: 'warn', stream: pino.destination({ dest: 2, sync: true }) }];
+/** Structured JSON logs to logFile (0600), warnings and errors also to stderr (or warnStream). Never to stdout. */
+export function createLogger(settings: LogSettings, bindings: Record<string, unknown> = {}, warnStream?: pino.DestinationStream): Logger {
+  const streams: pino.StreamEntry[] = [{ level: 'warn', stream: warnStream ?? pino.destination({ dest: 2, sync: true }) }];
   if (settings.logFile && settings.logLevel !== 'silent') {
     const fd = openLogFile(settings.logFile);
     if (fd !== undefined) streams.push({ level: settings.logLevel as pino.Level, stream: pino.destination({ dest: fd, sync: true }) });

@@ -1,5 +1,6 @@
 import { CniError } from './cni/errors';
 import { dispatch, type PluginHandlers, readStream } from './cni/skel';
+import { FORWARDED, forward, isForwarded } from './daemon/forward';
 import { VERSION } from './version';
 
 /** The command modules (and zod, pino, ssh2 behind them) load on first use: VERSION and --version start without them. */
@@ -27,9 +28,20 @@ async function main(): Promise<number> {
   if (arg === 'daemon') return (await import('./daemon')).runDaemon(process.argv.slice(3));
   if (arg === 'replug') return (await import('./daemon/replug')).runReplug(process.argv.slice(3));
   if (!process.env.CNI_COMMAND) process.stderr.write(`dpu-overlay ${VERSION}: CNI plugin, SR-IOV VF + VXLAN overlay on a BlueField DPU. Run by a container runtime with CNI_COMMAND set (or: dpu-overlay daemon --help, dpu-overlay replug --help).\n`);
+  let stdin: Promise<string> | undefined;
+  if (FORWARDED.has(process.env.CNI_COMMAND ?? '')) {
+    stdin = readStream(process.stdin);
+    stdin.catch(() => undefined); // the standalone run below reports it
+    const outcome = await forward(process.env, stdin);
+    if (isForwarded(outcome)) {
+      process.stdout.write(outcome.stdout);
+      process.stderr.write(outcome.stderr);
+      return outcome.exitCode;
+    }
+  }
   return dispatch(lazyHandlers(), {
     env: process.env,
-    readStdin: () => readStream(process.stdin),
+    readStdin: () => stdin ?? readStream(process.stdin),
     writeStdout: (text) => process.stdout.write(text + '\n'),
     onError: (err, command) => {
       if (!(err instanceof CniError)) process.stderr.write(`dpu-overlay ${command}: unexpected error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);

@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { DEFAULT_DAEMON_SOCKET } from './defaults';
 
 // Each plugin process parses one config: compiling a parser for it (zod's JIT) costs more than it saves.
 z.config({ jitless: true });
@@ -48,7 +49,7 @@ export const DEFAULTS = {
     /** Where VF settings (mac, linkState, rates) go: "auto" = the DPU side when it offers it, else the host PF. */
     vfSettings: 'auto',
     /** The dpu-overlay daemon's socket; when nothing answers there the plugin connects to the DPU itself. */
-    daemonSocket: '/run/dpu-overlay/dpu.sock',
+    daemonSocket: DEFAULT_DAEMON_SOCKET,
     /** "static": the remoteVteps VXLAN mesh; "ovn": OVN on the DPUs (src/dpu/ovn). */
     controlPlane: 'static',
     ovn: { switchPrefix: 'vni', portSecurity: true, upTimeoutMs: 10000 },

@@ -1,7 +1,5 @@
-import { lstatSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { dirname } from 'node:path';
-import { untrustedDirReason } from '../util/secure-fs';
+import { NO_SOCKET, untrustedSocketReason } from '../util/socket-trust';
 import { CniError } from '../cni/errors';
 import type { DpuConfig } from '../config/schema';
 import { type DaemonOp, type DaemonRequest, type DaemonResponse, type OpArgs, type OpResult, readLines } from './protocol';
@@ -9,24 +7,6 @@ import type { Logger } from '../log';
 import { type DpuClient, type DpuFacts, type DpuFactsRequest, dpuTarget, type VfFunctionTarget, type VfFunctionValues, type PlugRequest, type PlugResult, type PortOwner, type UnplugRequest } from '../dpu/api';
 import { assertUuid } from '../dpu/ovs/parse';
 import { elapsedMs } from '../util/time';
-
-const NO_SOCKET = 'does not exist';
-
-/**
- * Why the daemon socket cannot be trusted, or undefined: whoever can replace it (or its directory) could
- * answer in the daemon's place, so both must be ours and writable by no one else.
- */
-function untrustedSocketReason(path: string, expectedUid: number): string | undefined {
-  try {
-    const sock = lstatSync(path);
-    if (!sock.isSocket()) return 'is not a socket';
-    if (sock.uid !== expectedUid) return `is owned by uid ${sock.uid}, not ${expectedUid}`;
-    const dirWhy = untrustedDirReason(dirname(path), expectedUid);
-    return dirWhy ? `its directory ${dirname(path)} ${dirWhy}` : undefined;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? NO_SOCKET : (err as Error).message;
-  }
-}
 
 /** The daemon is absent, refused, or went away before answering: the request goes direct instead. */
 class DaemonUnavailable extends Error {}

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { DpuConfig } from '../config/schema';
 import type { DpuClient } from '../dpu/api';
@@ -28,20 +29,61 @@ export interface DaemonError {
 /** internal: the daemon itself failed (not the DPU): the plugin repeats the request directly. */
 export type DaemonResponse = { id: number; ok: true; result?: unknown } | { id: number; ok: false; error: DaemonError; internal?: boolean };
 
-export const MAX_LINE_BYTES = 1024 * 1024;
+/**
+ * A whole CNI command forwarded by the plugin (src/daemon/forward.ts): its environment, its stdin, and the
+ * network namespace it runs in ("<dev>:<ino>" of /proc/self/ns/net), which must be the daemon's.
+ */
+export interface CniForwardRequest {
+  id: number;
+  op: 'cni';
+  env: Record<string, string>;
+  stdin: string;
+  netns: string;
+}
 
-/** Calls onLine for every complete line; onOverflow when a line grows past MAX_LINE_BYTES. */
-export function readLines(socket: Socket, onLine: (line: string) => void, onOverflow: () => void): void {
+/**
+ * The daemon's answers to a cni request: `accepted` once it starts running the command (the plugin must not run
+ * it itself from then on unless the connection is lost), then the outcome; or `refused` (before accepted): the
+ * plugin runs the command standalone.
+ */
+export type CniForwardResponse =
+  | { id: number; accepted: true }
+  | { id: number; ok: true; exitCode: number; stdout: string; stderr: string }
+  | { id: number; refused: string };
+
+export const MAX_LINE_BYTES = 1024 * 1024;
+/** A cni request carries the network config (at most 16 MiB, skel's MAX_STDIN_BYTES) JSON-escaped plus the environment. */
+export const MAX_CNI_LINE_BYTES = 24 * 1024 * 1024;
+/** The command's stderr kept for the reply (delegated IPAM plugins' stderr, warnings); the rest is cut. */
+export const MAX_CNI_STDERR_BYTES = 256 * 1024;
+
+/** "<dev>:<ino>" of this process's network namespace: equal for two processes exactly when they share it. */
+export function netnsId(path = '/proc/self/ns/net'): string {
+  const st = statSync(path);
+  return `${st.dev}:${st.ino}`;
+}
+
+/** Calls onLine for every complete line; onOverflow when a line grows past limit bytes. */
+export function readLines(socket: Socket, onLine: (line: string) => void, onOverflow: () => void, limit = MAX_LINE_BYTES): void {
   let buffered = '';
   socket.setEncoding('utf8');
   socket.on('data', (chunk: string) => {
-    buffered += chunk;
-    let nl: number;
-    while ((nl = buffered.indexOf('\n')) !== -1) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      if (line.trim()) onLine(line);
+    // Only the new chunk can hold the end of the buffered line: a long line is not searched again and again.
+    let nl = chunk.indexOf('\n');
+    if (nl === -1) {
+      buffered += chunk;
+    } else {
+      buffered += chunk;
+      nl = buffered.length - chunk.length + nl;
+      let from = 0;
+      while (nl !== -1) {
+        const line = buffered.slice(from, nl);
+        if (line.trim()) onLine(line);
+        from = nl + 1;
+        nl = buffered.indexOf('\n', from);
+      }
+      buffered = buffered.slice(from);
     }
-    if (buffered.length > MAX_LINE_BYTES) onOverflow();
+    if (buffered.length > limit) onOverflow();
   });
 }

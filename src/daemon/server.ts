@@ -8,7 +8,12 @@ import { dpuTarget } from '../dpu/api';
 import type { Logger } from '../log';
 import { DpuConnection, identityKey } from './connection';
 import { DpuRecovery, type RecoveryLink } from './recovery';
-import { type DaemonError, type DaemonOp, type DaemonRequest, type DaemonResponse, isDaemonOp, type OpArgs, type OpResult, readLines } from './protocol';
+import { ProcessRunner } from '../kernel/exec';
+import type { CommandRunner } from '../kernel/exec';
+import { CniExecutor } from './cni-exec';
+import { InProcessDpuClient, type ServeOp } from './in-process-dpu';
+import { RequestLoggers } from './loggers';
+import { type CniForwardRequest, type DaemonError, type DaemonOp, type DaemonRequest, type DaemonResponse, isDaemonOp, MAX_CNI_LINE_BYTES, netnsId, type OpArgs, type OpResult, readLines } from './protocol';
 
 const IDLE_CLOSE_MS = 10 * 60 * 1000;
 
@@ -62,6 +67,8 @@ export interface DaemonServerOptions {
   /** stateDirs whose attachment records recovery watches; none: no recovery. */
   stateDirs?: readonly string[];
   pollMs?: number;
+  /** For the CNI commands the daemon runs (tests substitute a fake host). */
+  runner?: CommandRunner;
 }
 
 export class DaemonServer {
@@ -70,6 +77,7 @@ export class DaemonServer {
   private readonly clients = new Set<Socket>();
   private idleTimer?: NodeJS.Timeout;
   private readonly recovery?: DpuRecovery;
+  private readonly cni: CniExecutor;
 
   constructor(
     readonly socketPath: string,
@@ -79,6 +87,13 @@ export class DaemonServer {
     if (opts.stateDirs?.length && opts.pollMs) {
       this.recovery = new DpuRecovery({ stateDirs: opts.stateDirs, pollMs: opts.pollMs, linkFor: (dpu) => this.recoveryLink(dpu) }, log);
     }
+    const serve = ((op, dpu, args) => this.dispatch(op, dpu, args)) as ServeOp;
+    const loggers = new RequestLoggers();
+    this.cni = new CniExecutor({
+      socketPath,
+      netns: netnsId(),
+      deps: { runner: opts.runner ?? new ProcessRunner(), dpuClient: (dpu) => new InProcessDpuClient(dpu, serve), logger: (conf, bindings) => loggers.forCommand(conf, bindings) },
+    });
   }
 
   private recoveryLink(dpu: DpuConfig): RecoveryLink {
@@ -117,10 +132,21 @@ export class DaemonServer {
     this.clients.add(sock);
     sock.on('close', () => this.clients.delete(sock));
     sock.on('error', () => undefined);
+    const send = (res: unknown) => sock.writable && sock.write(JSON.stringify(res) + '\n');
     readLines(
       sock,
-      (line) => void this.answer(line).then((res) => sock.writable && sock.write(JSON.stringify(res) + '\n')),
+      (line) => {
+        let req: unknown;
+        try {
+          req = JSON.parse(line);
+        } catch {
+          req = undefined;
+        }
+        if (typeof req === 'object' && req !== null && (req as { op?: unknown }).op === 'cni') this.cni.handle(req as Partial<CniForwardRequest>, send, () => sock.destroyed || !sock.writable);
+        else void this.answer(req).then(send);
+      },
       () => sock.destroy(),
+      MAX_CNI_LINE_BYTES,
     );
   }
 
@@ -136,10 +162,11 @@ export class DaemonServer {
     return c;
   }
 
-  private async answer(line: string): Promise<DaemonResponse> {
+  private async answer(message: unknown): Promise<DaemonResponse> {
     let id = 0;
     try {
-      const req = JSON.parse(line) as Partial<DaemonRequest>;
+      if (typeof message !== 'object' || message === null) throw new Error('malformed request');
+      const req = message as Partial<DaemonRequest>;
       id = typeof req.id === 'number' ? req.id : 0;
       const parsed = DpuConfigSchema.safeParse(req.dpu);
       if (!parsed.success) throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: dpu: ${formatIssues(parsed.error)}`);
@@ -175,11 +202,14 @@ export class DaemonServer {
 
   async close(): Promise<void> {
     clearInterval(this.idleTimer);
+    // No new connections; the commands running finish and answer their plugins, which are still waiting.
+    const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await this.cni.drain();
     this.recovery?.stop();
     for (const c of this.connections.values()) c.close();
     this.connections.clear();
     for (const sock of this.clients) sock.destroy();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await closed;
     try {
       unlinkSync(this.socketPath);
     } catch {

@@ -19,6 +19,8 @@ export interface Deps {
   logger?(conf: NetConf, bindings: Record<string, unknown>): Logger;
   /** Where delegated plugins' stderr goes (default: ours, which the runtime collects). */
   stderr?(text: string): void;
+  /** Called once the config is loaded, before anything else: the daemon refuses (throws) or accepts the command here. */
+  admit?(conf: NetConf): void;
 }
 
 export interface Context {
@@ -37,6 +39,7 @@ export function prepare(req: CniRequest, deps: Deps): Context {
   const timer = new StepTimer();
   const node = readNodeFile(nodeConfigPath(req.config));
   const conf = loadNetConf(req.config, req.env.args, node);
+  deps.admit?.(conf);
   const bindings = { command: req.env.command, containerId: req.env.containerId || undefined, ifname: req.env.ifname || undefined, network: conf.name };
   const log = deps.logger ? deps.logger(conf, bindings) : createLogger(conf, bindings);
   log.debug({ nodeConfig: node.path, keys: node.values ? Object.keys(node.values) : undefined }, node.values ? 'node file merged' : 'no node file');

@@ -1,3 +1,5 @@
+import { requestScope } from './request-scope';
+
 /**
  * Test-only crash injection: with DPU_OVERLAY_FAULT=<point> in its environment the plugin SIGKILLs itself
  * when it reaches that point, so tests can prove that DEL and GC clean up after a crash at any step.
@@ -26,5 +28,6 @@ function killSelf(): void {
 }
 
 export function faultPoint(point: FaultPoint, kill: () => void = killSelf): void {
-  if (process.env[FAULT_ENV] === point) kill();
+  // In the daemon the request's environment decides, so a fault kills the daemon running the command.
+  if ((requestScope.getStore()?.env ?? process.env)[FAULT_ENV] === point) kill();
 }

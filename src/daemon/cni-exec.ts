@@ -1,0 +1,125 @@
+import { CniError, toErrorJson } from '../cni/errors';
+import { dispatch, type PluginHandlers } from '../cni/skel';
+import { CURRENT_VERSION } from '../cni/version';
+import { DEFAULT_DAEMON_SOCKET } from '../config/defaults';
+import type { NetConf } from '../config/load';
+import { type Deps, pluginHandlers } from '../plugin';
+import { configuredDpus } from '../plugin/dpu-client';
+import { requestScope } from '../util/request-scope';
+import { FORWARDED } from './forward';
+import { type CniForwardRequest, type CniForwardResponse, MAX_CNI_STDERR_BYTES } from './protocol';
+
+/** ADD, DEL and CHECK of one attachment run one at a time, in arrival order; GC and STATUS cope with in-flight records. */
+const SERIALISED_COMMANDS: readonly string[] = ['ADD', 'DEL', 'CHECK'];
+
+export interface CniExecOptions {
+  /** The socket the daemon listens on: a config naming another (or "") is not the daemon's to run. */
+  socketPath: string;
+  /** The daemon's network namespace (protocol.ts netnsId). */
+  netns: string;
+  /** The plugin's boundaries for commands run here (runner, in-process DPU client, per-command loggers). */
+  deps: Required<Pick<Deps, 'runner' | 'dpuClient' | 'logger'>>;
+  /** Tests substitute handlers; production runs the plugin's. */
+  handlers?(deps: Deps): PluginHandlers;
+}
+
+/** Thrown from the admit hook: nothing has been done, the plugin runs the command itself. */
+class Refused extends Error {}
+
+type Send = (res: CniForwardResponse) => void;
+
+function isStringRecord(v: unknown): v is Record<string, string> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string');
+}
+
+/** The daemon side of forwarded CNI commands: each runs in-process through the plugin's own skeleton and handlers. */
+export class CniExecutor {
+  /** The last queued command of each serialised attachment. */
+  private readonly tails = new Map<string, Promise<void>>();
+  private readonly running = new Set<Promise<void>>();
+  private closing = false;
+
+  constructor(private readonly opts: CniExecOptions) {}
+
+  /** Answers one cni request through send; gone() tells whether the plugin has hung up. */
+  handle(raw: Partial<CniForwardRequest>, send: Send, gone: () => boolean): void {
+    const id = typeof raw.id === 'number' ? raw.id : 0;
+    const refuse = (why: string) => send({ id, refused: why });
+    if (!isStringRecord(raw.env) || typeof raw.stdin !== 'string' || typeof raw.netns !== 'string') return refuse('malformed cni request (env, stdin and netns are required)');
+    if (this.closing) return refuse('the daemon is shutting down');
+    if (raw.netns !== this.opts.netns) return refuse(`the plugin runs in another network namespace (${raw.netns}) than the daemon (${this.opts.netns}); run one daemon in each host network namespace`);
+    const env = raw.env;
+    const command = env.CNI_COMMAND ?? '';
+    if (!FORWARDED.has(command)) return refuse(`command ${JSON.stringify(command)} is not run by the daemon`);
+    const stdin = raw.stdin;
+    const run = () => this.execute(id, env, stdin, send, gone);
+    const key = SERIALISED_COMMANDS.includes(command) ? JSON.stringify([env.CNI_CONTAINERID ?? '', env.CNI_IFNAME ?? '']) : undefined;
+    let job: Promise<void>;
+    if (key === undefined) {
+      job = run();
+    } else {
+      job = (this.tails.get(key) ?? Promise.resolve()).then(run);
+      this.tails.set(key, job);
+      void job.finally(() => {
+        if (this.tails.get(key) === job) this.tails.delete(key);
+      });
+    }
+    this.running.add(job);
+    void job.finally(() => this.running.delete(job));
+  }
+
+  /** Why a loaded config is not this daemon's to run, or undefined. */
+  private refusalFor(conf: NetConf): string | undefined {
+    const sockets = configuredDpus(conf).map((c) => c.dpu.daemonSocket);
+    if (sockets.length === 0) sockets.push(DEFAULT_DAEMON_SOCKET);
+    const other = sockets.find((s) => s !== this.opts.socketPath);
+    if (other === undefined) return undefined;
+    return other === '' ? 'the network config sets dpu.daemonSocket to "" (standalone)' : `the network config names daemon socket ${other}, not this daemon's ${this.opts.socketPath}`;
+  }
+
+  private async execute(id: number, env: Record<string, string>, stdin: string, send: Send, gone: () => boolean): Promise<void> {
+    // A plugin that hung up before its command started may be running it itself.
+    if (gone()) return;
+    let stdout = '';
+    let stderr = '';
+    const captureStderr = (text: string) => {
+      if (stderr.length < MAX_CNI_STDERR_BYTES) stderr += text.slice(0, MAX_CNI_STDERR_BYTES - stderr.length);
+    };
+    let refusal: string | undefined;
+    let accepted = false;
+    const deps: Deps = {
+      ...this.opts.deps,
+      stderr: captureStderr,
+      admit: (conf) => {
+        refusal = this.refusalFor(conf) ?? (gone() ? 'the plugin hung up' : undefined);
+        if (refusal) throw new Refused(refusal);
+        accepted = true;
+        send({ id, accepted: true });
+      },
+    };
+    const handlers = (this.opts.handlers ?? pluginHandlers)(deps);
+    try {
+      const exitCode = await requestScope.run({ env, stderr: captureStderr }, () =>
+        dispatch(handlers, {
+          env,
+          readStdin: async () => stdin,
+          writeStdout: (text) => void (stdout += text + '\n'),
+          onError: (err, command) => {
+            if (!(err instanceof CniError) && !(err instanceof Refused)) captureStderr(`dpu-overlay ${command}: unexpected error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+          },
+        }),
+      );
+      send(refusal ? { id, refused: refusal } : { id, ok: true, exitCode, stdout, stderr });
+    } catch (err) {
+      // dispatch answers every error itself; this is the daemon failing around it.
+      const msg = `dpu-overlay daemon: ${err instanceof Error ? err.message : String(err)}`;
+      send(accepted ? { id, ok: true, exitCode: 1, stdout: JSON.stringify(toErrorJson(new Error(msg), CURRENT_VERSION)) + '\n', stderr } : { id, refused: msg });
+    }
+  }
+
+  /** Refuses new commands and waits for the ones running (their plugins are still connected and waiting). */
+  async drain(): Promise<void> {
+    this.closing = true;
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
+  }
+}

@@ -1,0 +1,262 @@
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import type { PluginHandlers } from '../../src/cni/skel';
+import type { CniResult } from '../../src/cni/types';
+import { CniExecutor } from '../../src/daemon/cni-exec';
+import { daemonSocketOf, forward } from '../../src/daemon/forward';
+import { type CniForwardResponse, netnsId, readLines } from '../../src/daemon/protocol';
+import type { Deps } from '../../src/plugin';
+import type { NetConf } from '../../src/config/load';
+import { FAULT_ENV, faultPoint } from '../../src/util/fault';
+import { requestScope } from '../../src/util/request-scope';
+import { Bed } from './helpers/bed';
+import { createNetns } from './helpers/netns';
+import { silentLogger } from './helpers/logger';
+import { removeTmpDirs, tmpDir } from './helpers/tmp';
+
+afterAll(removeTmpDirs);
+
+const SOCKET = '/run/test-dpu-overlay/dpu.sock';
+const NETNS = netnsId();
+
+function env(command: string, containerId = 'c1', ifname = 'net1'): Record<string, string> {
+  return { CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_IFNAME: ifname, CNI_NETNS: '/proc/self/ns/net', CNI_PATH: '/opt/cni/bin' };
+}
+
+const CONFIG = JSON.stringify({ cniVersion: '1.1.0', name: 'n', vni: 1, dpu: { host: 'h', daemonSocket: SOCKET } });
+
+/** Handlers that admit with a config naming socket, then wait for release(containerId). */
+function gatedHandlers(socket = SOCKET) {
+  const log: string[] = [];
+  const gates = new Map<string, () => void>();
+  const release = (key: string) => gates.get(key)?.();
+  const waitFor = async (key: string) => {
+    for (let i = 0; i < 100 && !gates.has(key); i++) await new Promise((r) => setTimeout(r, 5));
+  };
+  const make = (deps: Deps): PluginHandlers => {
+    const body = (name: string) => async (req: { env: { containerId: string } }) => {
+      deps.admit?.({ dpu: { daemonSocket: socket } } as unknown as NetConf);
+      const key = `${name}:${req.env.containerId}`;
+      log.push(`start ${key}`);
+      await new Promise<void>((r) => gates.set(key, r));
+      log.push(`end ${key}`);
+    };
+    return {
+      add: async (req) => {
+        await body('ADD')(req);
+        return { cniVersion: '1.1.0', interfaces: [], ips: [] } as unknown as CniResult;
+      },
+      del: body('DEL'), check: body('CHECK'), gc: body('GC'), status: body('STATUS'),
+    };
+  };
+  return { log, release, waitFor, make };
+}
+
+function executor(handlers?: (deps: Deps) => PluginHandlers): CniExecutor {
+  return new CniExecutor({ socketPath: SOCKET, netns: NETNS, deps: { runner: { run: async () => ({ exitCode: 0, stdout: '', stderr: '' }) }, dpuClient: () => { throw new Error('no DPU'); }, logger: () => silentLogger() }, handlers });
+}
+
+function collect(): { answers: CniForwardResponse[]; send(r: CniForwardResponse): void; final(): Promise<CniForwardResponse> } {
+  const answers: CniForwardResponse[] = [];
+  let wake = () => undefined as void;
+  return {
+    answers,
+    send(r) {
+      answers.push(r);
+      wake();
+    },
+    async final() {
+      while (!answers.some((a) => 'ok' in a || 'refused' in a)) await new Promise<void>((r) => (wake = r));
+      return answers.find((a) => 'ok' in a || 'refused' in a) as CniForwardResponse;
+    },
+  };
+}
+
+describe('daemon: whole CNI commands', () => {
+  it('runs ADD through the plugin skeleton and handlers: accepted, then the same result as standalone', async () => {
+    const ns = await createNetns();
+    const bed = new Bed([ns.path]);
+    const config = bed.config({ dpu: { ...(bed.config().dpu as object), daemonSocket: SOCKET } });
+    const ex = new CniExecutor({ socketPath: SOCKET, netns: NETNS, deps: { runner: bed.host, dpuClient: () => bed.dpu, logger: () => silentLogger() } });
+    const c = collect();
+    ex.handle({ id: 7, op: 'cni', env: { ...env('ADD'), CNI_NETNS: ns.path, CNI_PATH: bed.cniPath }, stdin: JSON.stringify(config), netns: NETNS }, c.send, () => false);
+    const res = await c.final();
+    expect(c.answers[0]).toEqual({ id: 7, accepted: true });
+    expect(res).toMatchObject({ id: 7, ok: true, stderr: "", exitCode: 0 });
+    const result = JSON.parse((res as { stdout: string }).stdout) as { interfaces: Array<{ name: string }> };
+    expect(result.interfaces.map((i) => i.name)).toContain('net1');
+    expect(bed.dpu.ports.size).toBe(1);
+    const standalone = await bed.run('ADD', { containerId: 'c2', ifname: 'net2', netns: ns.path, config });
+    expect(Object.keys(standalone.json ?? {}).sort()).toEqual(Object.keys(result).sort());
+    ns.close();
+  });
+
+  it('serialises ADD/DEL/CHECK of one attachment, in arrival order; other attachments run concurrently', async () => {
+    const g = gatedHandlers();
+    const ex = executor(g.make);
+    const a1 = collect();
+    const a2 = collect();
+    const b = collect();
+    ex.handle({ id: 1, op: 'cni', env: env('ADD', 'c1'), stdin: CONFIG, netns: NETNS }, a1.send, () => false);
+    ex.handle({ id: 2, op: 'cni', env: env('DEL', 'c1'), stdin: CONFIG, netns: NETNS }, a2.send, () => false);
+    ex.handle({ id: 3, op: 'cni', env: env('ADD', 'c2'), stdin: CONFIG, netns: NETNS }, b.send, () => false);
+    await g.waitFor('ADD:c1');
+    await g.waitFor('ADD:c2');
+    expect(g.log).toEqual(['start ADD:c1', 'start ADD:c2']);
+    expect(a2.answers).toEqual([]); // the DEL waits, not even accepted
+    g.release('ADD:c2');
+    expect(await b.final()).toMatchObject({ id: 3, ok: true, exitCode: 0 });
+    g.release('ADD:c1');
+    expect(await a1.final()).toMatchObject({ id: 1, ok: true, exitCode: 0 });
+    await g.waitFor('DEL:c1');
+    expect(a2.answers).toEqual([{ id: 2, accepted: true }]);
+    g.release('DEL:c1');
+    expect(await a2.final()).toMatchObject({ id: 2, ok: true, exitCode: 0, stdout: '' });
+    expect(g.log).toEqual(['start ADD:c1', 'start ADD:c2', 'end ADD:c2', 'end ADD:c1', 'start DEL:c1', 'end DEL:c1']);
+  });
+
+  it('does not serialise GC and STATUS', async () => {
+    const g = gatedHandlers();
+    const ex = executor(g.make);
+    const add = collect();
+    const gc = collect();
+    ex.handle({ id: 1, op: 'cni', env: env('ADD', 'c1'), stdin: CONFIG, netns: NETNS }, add.send, () => false);
+    ex.handle({ id: 2, op: 'cni', env: env('GC', 'c1'), stdin: CONFIG, netns: NETNS }, gc.send, () => false);
+    await g.waitFor('GC:c1');
+    await g.waitFor('ADD:c1');
+    expect(g.log.sort()).toEqual(['start ADD:c1', 'start GC:c1']);
+    g.release('GC:c1');
+    g.release('ADD:c1');
+    await Promise.all([add.final(), gc.final()]);
+  });
+
+  it.each([
+    ['another network namespace', { netns: '1:2' }, /another network namespace/],
+    ['VERSION', { env: env('VERSION') }, /not run by the daemon/],
+    ['a malformed request', { env: { CNI_COMMAND: 1 } as unknown as Record<string, string> }, /malformed/],
+  ])('refuses %s', async (_name, over, why) => {
+    const c = collect();
+    executor(gatedHandlers().make).handle({ id: 4, op: 'cni', env: env('ADD'), stdin: CONFIG, netns: NETNS, ...over }, c.send, () => false);
+    const res = await c.final();
+    expect(res).toEqual({ id: 4, refused: expect.stringMatching(why) });
+    expect(c.answers).toHaveLength(1);
+  });
+
+  it.each([
+    ['another socket', '/run/other/dpu.sock', /names daemon socket \/run\/other\/dpu.sock/],
+    ['""', '', /standalone/],
+  ])('refuses a config whose daemonSocket is %s, before accepting', async (_name, socket, why) => {
+    const c = collect();
+    executor(gatedHandlers(socket).make).handle({ id: 5, op: 'cni', env: env('ADD'), stdin: CONFIG, netns: NETNS }, c.send, () => false);
+    expect(await c.final()).toEqual({ id: 5, refused: expect.stringMatching(why) });
+    expect(c.answers).toHaveLength(1);
+  });
+
+  it('answers a config error like the standalone plugin (no refusal)', async () => {
+    const c = collect();
+    executor().handle({ id: 6, op: 'cni', env: env('ADD'), stdin: '{"cniVersion":"1.1.0","name":"n"}', netns: NETNS }, c.send, () => false);
+    const res = (await c.final()) as { ok: true; exitCode: number; stdout: string };
+    expect(res.exitCode).toBe(1);
+    expect(JSON.parse(res.stdout)).toMatchObject({ code: 7 });
+  });
+
+  it('skips a command whose plugin hung up while it waited, and refuses new ones while draining', async () => {
+    const g = gatedHandlers();
+    const ex = executor(g.make);
+    const first = collect();
+    const second = collect();
+    let gone = false;
+    ex.handle({ id: 1, op: 'cni', env: env('ADD', 'c1'), stdin: CONFIG, netns: NETNS }, first.send, () => false);
+    ex.handle({ id: 2, op: 'cni', env: env('DEL', 'c1'), stdin: CONFIG, netns: NETNS }, second.send, () => gone);
+    await g.waitFor('ADD:c1');
+    gone = true;
+    const drained = ex.drain();
+    const late = collect();
+    ex.handle({ id: 3, op: 'cni', env: env('ADD', 'c9'), stdin: CONFIG, netns: NETNS }, late.send, () => false);
+    expect(await late.final()).toEqual({ id: 3, refused: 'the daemon is shutting down' });
+    g.release('ADD:c1');
+    await drained;
+    expect(second.answers).toEqual([]);
+    expect(g.log).toEqual(['start ADD:c1', 'end ADD:c1']);
+  });
+
+  it('reads fault points from the request environment, not the daemon\'s', () => {
+    delete process.env[FAULT_ENV];
+    const hits: string[] = [];
+    requestScope.run({ env: { [FAULT_ENV]: 'add:vf-moved' }, stderr: () => undefined }, () => {
+      faultPoint('add:recorded', () => hits.push('add:recorded'));
+      faultPoint('add:vf-moved', () => hits.push('add:vf-moved'));
+    });
+    faultPoint('add:vf-moved', () => hits.push('outside'));
+    expect(hits).toEqual(['add:vf-moved']);
+  });
+});
+
+describe('forwarder', () => {
+  const dir = tmpDir('fwd-');
+  const socket = join(dir, 'run', 'dpu.sock');
+  mkdirSync(join(dir, 'run'), { mode: 0o700 });
+  let server: Server | undefined;
+  const uid = process.getuid?.() ?? 0;
+  const conf = (s: unknown = socket) => JSON.stringify({ cniVersion: '1.1.0', dpu: { daemonSocket: s } });
+
+  afterEach(async () => {
+    await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+    server = undefined;
+  });
+
+  /** A fake daemon answering each request with script(request, socket). */
+  async function fakeDaemon(script: (req: Record<string, unknown>, sock: Socket) => void): Promise<void> {
+    server = createServer((sock) => readLines(sock, (l) => script(JSON.parse(l) as Record<string, unknown>, sock), () => sock.destroy(), 64 * 1024 * 1024));
+    await new Promise<void>((r) => server?.listen(socket, r));
+  }
+
+  it('finds the socket in dpu, dpus, or the default; "" and junk mean standalone', () => {
+    expect(daemonSocketOf(conf('/a/b.sock'))).toBe('/a/b.sock');
+    expect(daemonSocketOf(JSON.stringify({ dpus: { p0: { daemonSocket: '/c/d.sock' } } }))).toBe('/c/d.sock');
+    expect(daemonSocketOf('{"cniVersion":"1.1.0","dpu":{}}')).toBe('/run/dpu-overlay/dpu.sock');
+    expect(daemonSocketOf(conf(''))).toEqual({ standalone: expect.any(String) });
+    expect(daemonSocketOf(conf(7))).toEqual({ standalone: expect.any(String) });
+    expect(daemonSocketOf(conf('rel/x'))).toEqual({ standalone: expect.any(String) });
+    expect(daemonSocketOf('not json')).toEqual({ standalone: expect.any(String) });
+    expect(daemonSocketOf('['.repeat(100))).toEqual({ standalone: expect.any(String) });
+  });
+
+  it('passes the daemon\'s answer through, with env, stdin and netns sent', async () => {
+    let seen: Record<string, unknown> = {};
+    await fakeDaemon((req, sock) => {
+      seen = req;
+      sock.write(JSON.stringify({ id: req.id, accepted: true }) + '\n');
+      sock.write(JSON.stringify({ id: req.id, ok: true, exitCode: 0, stdout: '{"cniVersion":"1.1.0"}\n', stderr: 'warn\n' }) + '\n');
+    });
+    const out = await forward({ ...env('ADD'), X: 'y' }, Promise.resolve(conf()), uid);
+    expect(out).toEqual({ exitCode: 0, stdout: '{"cniVersion":"1.1.0"}\n', stderr: 'warn\n' });
+    expect(seen).toMatchObject({ op: 'cni', stdin: conf(), netns: NETNS, env: { CNI_COMMAND: 'ADD', X: 'y' } });
+  });
+
+  it.each([
+    ['refused', (req: Record<string, unknown>, sock: Socket) => sock.write(JSON.stringify({ id: req.id, refused: 'no' }) + '\n'), /refused: no/],
+    ['closed before accepted', (_req: Record<string, unknown>, sock: Socket) => sock.destroy(), /closed/],
+    ['closed after accepted', (req: Record<string, unknown>, sock: Socket) => sock.end(JSON.stringify({ id: req.id, accepted: true }) + '\n'), /closed/],
+  ])('runs standalone when the daemon %s', async (_name, script, why) => {
+    await fakeDaemon(script);
+    expect(await forward(env('DEL'), Promise.resolve(conf()), uid)).toEqual({ standalone: expect.stringMatching(why) });
+  });
+
+  it('runs standalone with no socket, a refused connection, an untrusted directory, unreadable stdin, or VERSION', async () => {
+    expect(await forward(env('ADD'), Promise.resolve(conf()), uid)).toEqual({ standalone: expect.stringMatching(/does not exist/) });
+    const stale = join(dir, 'run', 'stale.sock');
+    const s = createServer();
+    await new Promise<void>((r) => s.listen(stale, r));
+    s.close(); // the file stays behind with nobody listening? Node unlinks it: recreate a stale one by hand
+    expect(await forward(env('ADD'), Promise.resolve(conf(stale)), uid)).toEqual({ standalone: expect.any(String) });
+    const open = join(dir, 'open');
+    mkdirSync(open, { mode: 0o777 });
+    chmodSync(open, 0o777);
+    writeFileSync(join(open, 'x'), '');
+    expect(await forward(env('ADD'), Promise.resolve(conf(join(open, 'x'))), uid)).toEqual({ standalone: expect.stringMatching(/not a socket/) });
+    expect(await forward(env('ADD'), Promise.reject(new Error('big')), uid)).toEqual({ standalone: 'stdin unreadable' });
+    expect(await forward(env('VERSION'), Promise.resolve(conf()), uid)).toEqual({ standalone: 'command not forwarded' });
+  });
+});
