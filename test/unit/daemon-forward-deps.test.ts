@@ -1,0 +1,68 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { buildSync } from 'esbuild';
+import { readLines } from '../../src/daemon/protocol';
+import { removeTmpDirs, tmpDir } from './helpers/tmp';
+
+/**
+ * The forwarding plugin loads none of zod, pino, ssh2 (nor the plugin modules that need them): src/main.ts is
+ * bundled as for the binary (npm packages left external, so each one loaded shows in require.cache) and run
+ * against a fake daemon socket.
+ */
+const dir = tmpDir('fwd-deps-');
+// Inside the repository, so the external packages resolve from its node_modules.
+const bundle = join(__dirname, '../../build/forward-deps/main.cjs');
+const preload = join(dir, 'preload.cjs');
+const runDir = join(dir, 'run');
+const socket = join(runDir, 'dpu.sock');
+let server: Server;
+
+beforeAll(async () => {
+  buildSync({ entryPoints: [join(__dirname, '../../src/main.ts')], bundle: true, platform: 'node', target: 'node20', format: 'cjs', packages: 'external', outfile: bundle, logLevel: 'error' });
+  writeFileSync(preload, "process.on('exit', () => require('node:fs').writeFileSync(process.env.CACHE_OUT, JSON.stringify(Object.keys(require.cache))));\n");
+  mkdirSync(runDir, { mode: 0o700 });
+  server = createServer((sock) =>
+    readLines(sock, (line) => {
+      const req = JSON.parse(line) as { id: number };
+      sock.write(JSON.stringify({ id: req.id, accepted: true }) + '\n');
+      sock.write(JSON.stringify({ id: req.id, ok: true, exitCode: 3, stdout: '{"from":"daemon"}\n', stderr: 'daemon stderr\n' }) + '\n');
+    }, () => sock.destroy(), 64 * 1024 * 1024),
+  );
+  await new Promise<void>((r) => server.listen(socket, r));
+});
+
+afterAll(async () => {
+  await new Promise<void>((r) => server.close(() => r()));
+  removeTmpDirs();
+});
+
+function runPlugin(daemonSocket: string, cacheOut: string): Promise<{ code: number | null; stdout: string; stderr: string; loaded: string[] }> {
+  const child = spawn(process.execPath, ['--require', preload, bundle], {
+    env: { PATH: process.env.PATH, CACHE_OUT: cacheOut, CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1', CNI_PATH: '/nonexistent' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin.end(JSON.stringify({ cniVersion: '1.1.0', name: 'n', vni: 1, stateDir: join(dir, 'state'), logFile: join(dir, 'log'), dpu: { daemonSocket } }));
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr, loaded: JSON.parse(readFileSync(cacheOut, 'utf8')) as string[] })));
+}
+
+const heavy = (loaded: string[]) => loaded.filter((p) => /node_modules\/(zod|pino|ssh2)\//.test(p));
+
+describe('the forwarding plugin', () => {
+  it('prints the daemon\'s answer and loads no zod, pino or ssh2', async () => {
+    const out = await runPlugin(socket, join(dir, 'cache-daemon.json'));
+    expect(out).toMatchObject({ code: 3, stdout: '{"from":"daemon"}\n', stderr: 'daemon stderr\n' });
+    expect(heavy(out.loaded)).toEqual([]);
+  });
+
+  it('(control) loads them when it runs the command itself', async () => {
+    const out = await runPlugin('', join(dir, 'cache-standalone.json'));
+    expect(out.stdout).toMatch(/"code":7/); // no DPU: the standalone plugin's own config error
+    expect(heavy(out.loaded)).not.toEqual([]);
+  });
+});
