@@ -170,7 +170,6 @@ export class DaemonServer {
       id = typeof req.id === 'number' ? req.id : 0;
       const parsed = DpuConfigSchema.safeParse(req.dpu);
       if (!parsed.success) throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: dpu: ${formatIssues(parsed.error)}`);
-      this.log.debug({ op: req.op, dpu: dpuTarget(parsed.data) }, 'request');
       const result = await this.dispatch(req.op, parsed.data, Array.isArray(req.args) ? req.args : []);
       return { id, ok: true, result };
     } catch (err) {
@@ -182,6 +181,7 @@ export class DaemonServer {
 
   private async dispatch(op: unknown, dpu: DpuConfig, args: unknown[]): Promise<unknown> {
     if (!isDaemonOp(op)) throw new Error(`unknown op ${String(op)}`);
+    this.log.debug({ op, dpu: dpuTarget(dpu) }, 'request');
     if (op === 'status') {
       const problem = this.recovery?.problem(dpu);
       if (problem) throw new CniError(ErrorCode.PluginNotAvailable, problem);

@@ -7,7 +7,7 @@ export interface ProcessIdentity {
   startTime: number;
 }
 
-/** Start time of pid, or undefined when no such process exists. */
+/** Start time of pid, or undefined when no such process exists or it has exited (a zombie not yet reaped). */
 export function processStartTime(pid: number): number | undefined {
   let stat: string;
   try {
@@ -17,6 +17,8 @@ export function processStartTime(pid: number): number | undefined {
   }
   // comm (field 2) may contain spaces and parentheses: count fields after the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // A SIGKILLed daemon stays a zombie until its parent reaps it; its plugins fall back at once and must see it gone.
+  if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
   const start = Number(fields[22 - 3]);
   return Number.isFinite(start) ? start : undefined;
 }
