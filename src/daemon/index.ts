@@ -4,8 +4,8 @@ import { VERSION } from '../version';
 import { DaemonServer } from './server';
 
 const USAGE = `usage: dpu-overlay daemon [--socket PATH] [--log-file PATH] [--log-level LEVEL] [--state-dir DIR]... [--poll-interval-ms N]
-Keeps one authenticated SSH connection per DPU and serves the dpu-overlay plugin on a unix socket
-(root only). Network configs reach it through dpu.daemonSocket (default ${DEFAULTS.dpu.daemonSocket}).
+Runs the dpu-overlay plugin's CNI commands in-process for plugins in this network namespace, over one
+authenticated SSH connection per DPU kept warm, and serves single DPU operations on a unix socket (root only). Network configs reach it through dpu.daemonSocket (default ${DEFAULTS.dpu.daemonSocket}).
 It also watches every DPU that the attachment records under --state-dir name, and re-plugs their
 ports after a DPU reboot or an OVS database reset.
   --socket PATH           default ${DEFAULTS.dpu.daemonSocket} (its directory is created 0700)
