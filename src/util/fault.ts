@@ -2,7 +2,8 @@ import { requestScope } from './request-scope';
 
 /**
  * Test-only crash injection: with DPU_OVERLAY_FAULT=<point> in the command's environment whoever runs it (the
- * plugin, or the daemon for a forwarded command) SIGKILLs itself when it reaches that point, so tests can prove that DEL and GC clean up after a crash at any step.
+ * plugin, or the daemon for a forwarded command) SIGKILLs itself when it reaches that point, so tests can prove
+ * that DEL and GC clean up after a crash at any step.
  * Inert (one env lookup) when the variable is unset; never set it in production.
  */
 export const FAULT_POINTS = [

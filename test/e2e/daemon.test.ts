@@ -224,7 +224,9 @@ describe('dpu-overlay daemon', () => {
     // 16 plugins falling back to their own SSH handshakes at once on 2 shared cores: the testbed's 5 s DPU deadline
     // (meant to make failure tests quick) would turn CPU contention into code 11. This test is about the fallback.
     const burstConf = conf({ dpu: { timeoutMs: 30000 } });
-    const adds = nets.map((ns, i) => cniAsync(A, burstConf, { command: 'ADD', containerId: `k${i}`, netns: ns }));
+    // A plugin whose daemon died mid-ADD runs the whole ADD again itself (cleaning up the interrupted one first):
+    // 16 of them at once on 2 shared cores need more than cniAsync's default 60 s kill limit (no timing is asserted).
+    const adds = nets.map((ns, i) => cniAsync(A, burstConf, { command: 'ADD', containerId: `k${i}`, netns: ns }, 300000));
     const deadline = Date.now() + 20000;
     while (transactions().length === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     await stopDaemon('SIGKILL');

@@ -260,3 +260,22 @@ describe('forwarder', () => {
     expect(await forward(env('VERSION'), Promise.resolve(conf()), uid)).toEqual({ standalone: 'command not forwarded' });
   });
 });
+
+describe('DaemonServer with the forwarder over its socket', () => {
+  it('runs a forwarded command (here: a config error, as standalone gives it) and still serves DPU ops on the same socket', async () => {
+    const { DaemonServer } = await import('../../src/daemon/server');
+    const dir = tmpDir('daemon-sock-');
+    const socket = join(dir, 'run', 'dpu.sock');
+    const server = new DaemonServer(socket, silentLogger(), { runner: { run: async () => ({ exitCode: 0, stdout: '', stderr: '' }) } });
+    await server.listen();
+    try {
+      const bad = JSON.stringify({ cniVersion: '1.1.0', name: 'n', vni: 0, dpu: { daemonSocket: socket } });
+      const out = await forward(env('ADD'), Promise.resolve(bad), process.getuid?.() ?? 0);
+      expect(out).toMatchObject({ exitCode: 1, stderr: '' });
+      expect(JSON.parse((out as { stdout: string }).stdout)).toMatchObject({ code: 7, msg: expect.stringMatching(/vni/) });
+      expect(await forward(env('ADD'), Promise.resolve(JSON.stringify({ cniVersion: '1.1.0', name: 'n', vni: 1, dpu: { daemonSocket: '/elsewhere/x.sock' } })), process.getuid?.() ?? 0)).toEqual({ standalone: expect.stringMatching(/does not exist/) });
+    } finally {
+      await server.close();
+    }
+  });
+});
