@@ -1,3 +1,5 @@
+import { LayerError } from '../util/layer-error';
+
 /** CNI SPEC 1.1.0 "Error" codes; plugin-specific codes start at 100 (see README). */
 export const ErrorCode = {
   IncompatibleVersion: 1,
@@ -20,6 +22,8 @@ export const ErrorCode = {
   DpuCommandFailed: 112,
   HwOffloadRequired: 113,
   CheckFailed: 120,
+  // SPEC 1.1.0: internal error, what libcni's skel reports for an error that is not a CNI error
+  Internal: 999,
 } as const;
 
 export class CniError extends Error {
@@ -46,6 +50,8 @@ export function toErrorJson(err: unknown, cniVersion: string): CniErrorJson {
     if (err.details) out.details = err.details;
     return out;
   }
+  // A lower layer's typed error that plugin/ did not map: a bug, reported as libcni reports unknown errors.
+  if (err instanceof LayerError) return { cniVersion, code: ErrorCode.Internal, msg: err.message, ...(err.details ? { details: err.details } : {}) };
   const message = err instanceof Error ? err.message : String(err);
   return { cniVersion, code: ErrorCode.IoFailure, msg: message };
 }

@@ -1,5 +1,4 @@
 import { statSync } from 'node:fs';
-import { ErrorCode } from '../cni/errors';
 import type { DpuConfig } from '../config/schema';
 import type { DpuFacts, DpuFactsRequest, PlugRequest, PlugResult, UnplugRequest } from '../dpu/api';
 import type { Uplink } from '../dpu/vf-function';
@@ -11,6 +10,7 @@ import { DpuChannelLost, type DpuTransport, type ExecResult, SshTransport } from
 import { plugCommands, removePortsBatchCommand } from '../dpu/ovs/commands';
 import { commandLine } from '../dpu/quote';
 import type { Logger } from '../log';
+import { isTransientDpuError } from '../plugin/dpu-errors';
 
 /** sshd's default MaxSessions is 10: stay below it on one connection. */
 export const MAX_CHANNELS = 8;
@@ -127,10 +127,10 @@ export class DpuConnection implements DpuTransport {
       () => {
         this.backoffMs = MIN_BACKOFF_MS;
       },
-      (err: Error & { code?: number }) => {
+      (err: Error) => {
         this.ssh.close();
         // Refused keys, pins and bad files need an operator; requests will report them. Only outages are retried.
-        const transient = err.code === ErrorCode.TryAgainLater;
+        const transient = isTransientDpuError(err);
         this.log.warn({ dpu: this.target, err: err.message, retryInMs: transient ? this.backoffMs : undefined }, 'DPU connection failed');
         if (transient) this.retryLater();
       },

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { existsSync } from 'node:fs';
 import { CniError } from '../cni/errors';
+import { layerErrorToCni } from '../plugin/layer-errors';
 import { loadNetConf } from '../config/load';
 import type { DpuConfig } from '../config/schema';
 import { dpuTarget, type PlugRequest, type PlugResult, type UnplugRequest } from '../dpu/api';
@@ -270,7 +271,8 @@ export class DpuRecovery {
       this.log.info({ containerId: att.containerId, ifname: att.ifname, representor: req.representor, bridge, portUuid }, 're-plugged attachment');
       return 'replugged';
     } catch (err) {
-      this.log.error({ containerId: seen.containerId, ifname: seen.ifname, err: (err as Error).message, code: err instanceof CniError ? err.code : undefined }, 're-plugging failed');
+      const cni = layerErrorToCni(err);
+      this.log.error({ containerId: seen.containerId, ifname: seen.ifname, err: (err as Error).message, code: cni instanceof CniError ? cni.code : undefined }, 're-plugging failed');
       return 'failed';
     } finally {
       unlock?.();

@@ -2,6 +2,7 @@ import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { CniError, ErrorCode } from '../cni/errors';
+import { layerErrorToCni } from '../plugin/layer-errors';
 import { formatIssues } from '../config/load';
 import { type DpuConfig, DpuConfigSchema } from '../config/schema';
 import { dpuTarget } from '../dpu/api';
@@ -43,8 +44,10 @@ function clearStaleSocket(socketPath: string): Promise<void> {
   });
 }
 
+/** DPU and store errors go to the plugin as the CNI error plugin/ maps them to; anything else is the daemon's own failure. */
 function errorOf(err: unknown): { error: DaemonError; internal: boolean } {
-  if (err instanceof CniError) return { error: { code: err.code, msg: err.message, ...(err.details ? { details: err.details } : {}) }, internal: false };
+  const cni = layerErrorToCni(err);
+  if (cni instanceof CniError) return { error: { code: cni.code, msg: cni.message, ...(cni.details ? { details: cni.details } : {}) }, internal: false };
   return { error: { code: ErrorCode.IoFailure, msg: `dpu-overlay daemon: ${err instanceof Error ? err.message : String(err)}` }, internal: true };
 }
 

@@ -1,5 +1,5 @@
 import { isIPv6 } from 'node:net';
-import { CniError, ErrorCode } from '../cni/errors';
+import { DpuError } from './errors';
 import type { Uplink } from './vf-function';
 
 /**
@@ -20,17 +20,17 @@ export function encapOverhead(encap: Encapsulation, localVtep: string): number {
   return ENCAP_OVERHEAD[encap][isIPv6(localVtep) ? 'ipv6' : 'ipv4'];
 }
 
-/** Refuses (code 7) an MTU whose encapsulated packets would not fit the DPU's uplink: they would be dropped silently. */
+/** Refuses (mtu-too-small) an MTU whose encapsulated packets would not fit the DPU's uplink: they would be dropped silently. */
 export function checkUnderlayMtu(p: { mtu: number; localVtep: string; encap: Encapsulation; uplink: Uplink | undefined; target: string; ovn?: boolean }): void {
   if (!p.uplink) {
-    if (p.ovn) throw new CniError(ErrorCode.InvalidNetworkConfig, `DPU ${p.target}: no interface has the address ${p.localVtep} of its external_ids:ovn-encap-ip; fix that OVN setting on the DPU (ovs-vsctl set Open_vSwitch . external_ids:ovn-encap-ip=<underlay address>)`);
-    throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: dpu.localVtep: no interface on DPU ${p.target} has address ${p.localVtep}; set dpu.localVtep to the DPU's underlay address`);
+    if (p.ovn) throw new DpuError('vtep-not-found', `DPU ${p.target}: no interface has the address ${p.localVtep} of its external_ids:ovn-encap-ip; fix that OVN setting on the DPU (ovs-vsctl set Open_vSwitch . external_ids:ovn-encap-ip=<underlay address>)`);
+    throw new DpuError('vtep-not-found', `invalid network config: dpu.localVtep: no interface on DPU ${p.target} has address ${p.localVtep}; set dpu.localVtep to the DPU's underlay address`);
   }
   const overhead = encapOverhead(p.encap, p.localVtep);
   const needed = p.mtu + overhead;
   if (needed > p.uplink.mtu) {
-    throw new CniError(
-      ErrorCode.InvalidNetworkConfig,
+    throw new DpuError(
+      'mtu-too-small',
       `invalid network config: mtu: mtu ${p.mtu} needs an underlay MTU of at least ${needed} (${p.encap.toUpperCase()} over ${isIPv6(p.localVtep) ? 'IPv6' : 'IPv4'} adds ${overhead} bytes); the DPU's uplink ${p.uplink.dev} carrying localVtep ${p.localVtep} has MTU ${p.uplink.mtu}: lower mtu to ${p.uplink.mtu - overhead} or raise the uplink MTU`,
     );
   }

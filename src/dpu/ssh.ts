@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import type { Client, ClientChannel, ConnectConfig, ServerHostKeyAlgorithm } from 'ssh2';
-import { CniError, ErrorCode } from '../cni/errors';
+import { DpuError } from './errors';
 import type { DpuConfig } from '../config/schema';
 import { elapsedMs } from '../util/time';
 import { dpuTarget } from './api';
@@ -31,9 +31,9 @@ export const REMOTE_COMMAND = 'sh -s';
 export const MAX_OUTPUT_BYTES = 4 * 1024 * 1024;
 
 /** The channel closed without an exit status: the connection (or sshd) went away mid-command. Safe to repeat. */
-export class DpuChannelLost extends CniError {
+export class DpuChannelLost extends DpuError {
   constructor(target: string) {
-    super(ErrorCode.TryAgainLater, `DPU ${target}: the SSH channel closed before the command reported an exit status (connection lost?)`);
+    super('channel-lost', `DPU ${target}: the SSH channel closed before the command reported an exit status (connection lost?)`);
   }
 }
 
@@ -53,7 +53,7 @@ export function collectOutput(stream: ClientChannel, target: string): Promise<Ex
         out.length = 0;
         errOut.length = 0;
         stream.close();
-        reject(new CniError(ErrorCode.DpuCommandFailed, `DPU ${target}: the remote command wrote more than ${MAX_OUTPUT_BYTES} bytes (stdout and stderr); aborted. ovs-vsctl never prints this much: check what runs on the DPU for this key`));
+        reject(new DpuError('output-too-large', `DPU ${target}: the remote command wrote more than ${MAX_OUTPUT_BYTES} bytes (stdout and stderr); aborted. ovs-vsctl never prints this much: check what runs on the DPU for this key`));
         return;
       }
       into.push(d);
@@ -82,10 +82,10 @@ function readPrivateKey(path: string): Buffer {
   try {
     mode = statSync(path).mode;
   } catch (err) {
-    throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: dpu.privateKeyFile: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new DpuError('bad-config', `invalid network config: dpu.privateKeyFile: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   if ((mode & 0o077) !== 0) {
-    throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: dpu.privateKeyFile: ${path} is accessible by group or others (mode ${(mode & 0o777).toString(8)}); run: chmod 600 ${path}`);
+    throw new DpuError('bad-config', `invalid network config: dpu.privateKeyFile: ${path} is accessible by group or others (mode ${(mode & 0o777).toString(8)}); run: chmod 600 ${path}`);
   }
   return readFileSync(path);
 }
@@ -118,17 +118,17 @@ export class SshTransport implements DpuTransport {
     try {
       content = readFileSync(file, 'utf8');
     } catch (err) {
-      throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: dpu.knownHostsFile: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? ''}`);
+      throw new DpuError('bad-config', `invalid network config: dpu.knownHostsFile: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? ''}`);
     }
     let keys;
     try {
       keys = knownKeysFor(content, this.s.host, this.s.port);
     } catch (err) {
       if (!(err instanceof KnownHostsLineError)) throw err;
-      throw new CniError(ErrorCode.DpuHostKeyMismatch, `${file}: ${err.message}; nothing was sent to ${this.s.host}. Fix or remove that line (see sshd(8) SSH_KNOWN_HOSTS FILE FORMAT)`);
+      throw new DpuError('host-key', `${file}: ${err.message}; nothing was sent to ${this.s.host}. Fix or remove that line (see sshd(8) SSH_KNOWN_HOSTS FILE FORMAT)`);
     }
     if (keys.length === 0) {
-      throw new CniError(ErrorCode.DpuHostKeyMismatch, `no host key for ${this.s.host} (port ${this.s.port}) in ${file}; add it, e.g. ssh-keyscan -t ed25519 ${this.s.host} >> ${file}`);
+      throw new DpuError('host-key', `no host key for ${this.s.host} (port ${this.s.port}) in ${file}; add it, e.g. ssh-keyscan -t ed25519 ${this.s.host} >> ${file}`);
     }
     const known = keys.map((k) => k.type);
     const types = [...PREFERRED_HOST_KEYS.filter((t) => known.includes(t) || (t.startsWith('rsa-') && known.includes('ssh-rsa'))), ...PREFERRED_HOST_KEYS];
@@ -163,7 +163,7 @@ export class SshTransport implements DpuTransport {
     // ssh2 is loaded on first use: commands that never reach the DPU do not pay for it.
     const attempt: Promise<Client> = import('ssh2').then(({ Client }) => new Promise<Client>((resolve, reject) => {
       if (this.connecting !== attempt) {
-        reject(new CniError(ErrorCode.TryAgainLater, `DPU ${this.target}: the connection was closed before it was opened`));
+        reject(new DpuError('unreachable', `DPU ${this.target}: the connection was closed before it was opened`));
         return;
       }
       const client = new Client();
@@ -194,7 +194,7 @@ export class SshTransport implements DpuTransport {
     return attempt;
   }
 
-  /** Resolves once authenticated (host key verified); rejects with the CniError exec would report. */
+  /** Resolves once authenticated (host key verified); rejects with the DpuError exec would report. */
   async ready(): Promise<void> {
     await this.connect();
   }
@@ -208,17 +208,17 @@ export class SshTransport implements DpuTransport {
     }
   }
 
-  private connectError(err: Error & { level?: string; code?: string }, offered: Buffer | undefined, describe: string, verify: (b: Buffer) => boolean): CniError {
+  private connectError(err: Error & { level?: string; code?: string }, offered: Buffer | undefined, describe: string, verify: (b: Buffer) => boolean): DpuError {
     if (offered && !verify(offered)) {
-      return new CniError(ErrorCode.DpuHostKeyMismatch, `DPU ${this.target} presented host key ${fingerprint(offered)}, which does not match ${describe}; nothing was sent. If the DPU was reinstalled, update the pinned key.`);
+      return new DpuError('host-key', `DPU ${this.target} presented host key ${fingerprint(offered)}, which does not match ${describe}; nothing was sent. If the DPU was reinstalled, update the pinned key.`);
     }
     if (err.level === 'client-authentication') {
-      return new CniError(ErrorCode.DpuAuthFailure, `DPU ${this.target} refused key ${this.s.privateKeyFile} for user ${this.s.user}; add its public key to the DPU's authorized_keys`);
+      return new DpuError('auth', `DPU ${this.target} refused key ${this.s.privateKeyFile} for user ${this.s.user}; add its public key to the DPU's authorized_keys`);
     }
     if (err.level === 'client-timeout' || /timed out/i.test(err.message)) {
-      return new CniError(ErrorCode.TryAgainLater, `DPU ${this.target} did not complete the SSH handshake within ${this.s.timeoutMs} ms`);
+      return new DpuError('timeout', `DPU ${this.target} did not complete the SSH handshake within ${this.s.timeoutMs} ms`);
     }
-    return new CniError(ErrorCode.TryAgainLater, `cannot reach DPU ${this.target}: ${err.message} (is the DPU up and its sshd running?)`);
+    return new DpuError('unreachable', `cannot reach DPU ${this.target}: ${err.message} (is the DPU up and its sshd running?)`);
   }
 
   /** Whether an authenticated connection is open (a failed exec did not take it down). */
@@ -246,7 +246,7 @@ export class SshTransport implements DpuTransport {
     return this.withTimeout(
       new Promise<ExecResult>((resolve, reject) => {
         client.exec(REMOTE_COMMAND, (err, stream) => {
-          if (err) return reject(new CniError(ErrorCode.TryAgainLater, `DPU ${this.target}: cannot start remote command: ${err.message}`));
+          if (err) return reject(new DpuError('unreachable', `DPU ${this.target}: cannot start remote command: ${err.message}`));
           channel = stream;
           collectOutput(stream, this.target).then(resolve, reject);
           stream.end(`${command}\n`);
@@ -264,7 +264,7 @@ export class SshTransport implements DpuTransport {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         abort();
-        reject(new CniError(ErrorCode.TryAgainLater, `DPU ${this.target} timed out after ${ms} ms while ${what} (dpu.timeoutMs)`));
+        reject(new DpuError('timeout', `DPU ${this.target} timed out after ${ms} ms while ${what} (dpu.timeoutMs)`));
       }, ms);
     });
     return Promise.race([p, timeout]).finally(() => clearTimeout(timer));

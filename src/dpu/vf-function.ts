@@ -1,4 +1,4 @@
-import { CniError, ErrorCode } from '../cni/errors';
+import { DpuError } from './errors';
 import { MAC_ADDRESS } from '../config/schema';
 import type { Argv } from './quote';
 
@@ -81,7 +81,7 @@ const SMARTNIC_STATE = { enable: 'Up', auto: 'Follow', disable: 'Down' } as cons
 export function vfFunctionSetCommands(target: VfFunctionTarget, v: VfFunctionValues): Argv[] {
   const cmds: Argv[] = [];
   if (target.path === 'devlink') {
-    if (!DEVLINK_HANDLE.test(target.handle)) throw new CniError(ErrorCode.DpuCommandFailed, `unexpected devlink port handle ${JSON.stringify(target.handle)}`);
+    if (!DEVLINK_HANDLE.test(target.handle)) throw new DpuError('bad-output', `unexpected devlink port handle ${JSON.stringify(target.handle)}`);
     const fn: string[] = [];
     if (v.mac !== undefined) fn.push('hw_addr', v.mac.toLowerCase());
     if (v.linkState !== undefined) fn.push('state', DEVLINK_STATE[v.linkState]);
@@ -122,7 +122,7 @@ export function splitJsonDocuments(text: string): unknown[] {
       try {
         docs.push(JSON.parse(text.slice(start, i + 1)));
       } catch {
-        throw new CniError(ErrorCode.DpuCommandFailed, 'unexpected DPU output: malformed JSON');
+        throw new DpuError('bad-output', 'unexpected DPU output: malformed JSON');
       }
     }
   }

@@ -5,6 +5,7 @@ import { DaemonDpuClient } from '../daemon/client';
 import { OvsDpuClient } from '../dpu/ovs/client';
 import { OvnDpuClient, ovnExecTimeoutMs } from '../dpu/ovn/client';
 import { SshTransport } from '../dpu/ssh';
+import { withCniErrors } from './dpu-errors';
 
 /** The plugin picks how it reaches the DPU: dpu/ knows nothing of the daemon. */
 export function sshDpuClient(conf: DpuConfig, log: Logger): DpuClient {
@@ -60,7 +61,10 @@ export function dpuOfRecord(conf: { dpu?: DpuConfig; dpus?: Record<string, DpuCo
   return configuredDpus(conf).find((c) => dpuTarget(c.dpu) === target) ?? byKey;
 }
 
-/** The DPU clients of one plugin call, one per DPU it talks to, opened on first use and closed together. */
+/**
+ * The DPU clients of one plugin call, one per DPU it talks to, opened on first use and closed together. plugin/
+ * sees their DpuErrors as the CniErrors they map to (withCniErrors), as it sees the daemon's wire errors.
+ */
 export class DpuClients {
   private readonly open = new Map<string, DpuClient>();
 
@@ -70,7 +74,7 @@ export class DpuClients {
     const id = JSON.stringify(dpu);
     let c = this.open.get(id);
     if (!c) {
-      c = this.make(dpu);
+      c = withCniErrors(this.make(dpu));
       this.open.set(id, c);
     }
     return c;

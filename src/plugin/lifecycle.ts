@@ -9,6 +9,7 @@ import { LinkOps } from '../kernel/iproute2';
 import type { CommandRunner } from '../kernel/exec';
 import { type Attachment, InvalidRecordError, isInFlight, StateStore } from '../store/attachments';
 import { CniError, ErrorCode } from '../cni/errors';
+import { storeErrorToCni } from './store-errors';
 import { Sysfs } from '../kernel/sysfs';
 import { createLogger, type Logger, StepTimer } from '../log';
 
@@ -92,7 +93,7 @@ export function loadRecord(ctx: Context, containerId: string, ifname: string): A
   try {
     return ctx.state.loadAttachment(containerId, ifname);
   } catch (err) {
-    if (err instanceof InvalidRecordError) throw new CniError(ErrorCode.IoFailure, err.message);
+    if (err instanceof InvalidRecordError) throw storeErrorToCni(err);
     throw err;
   }
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { CniError, ErrorCode } from '../cni/errors';
+import { StoreError } from './errors';
 import { formatIssues } from '../config/load';
 import { isAlive, type ProcessIdentity, selfIdentity } from '../kernel/process';
 import { type AllocationOwner, AllocationOwnerSchema, type Attachment, AttachmentSchema, attachmentKey, InvalidRecordError, parseRecord } from './records';
@@ -99,14 +99,14 @@ export class StateStore {
     try {
       for (const d of dirs) mkdirSync(d, { recursive: true, mode: PRIVATE_DIR });
     } catch (err) {
-      throw new CniError(ErrorCode.IoFailure, `cannot create stateDir ${this.dir}: ${(err as Error).message}`);
+      throw new StoreError('io', `cannot create stateDir ${this.dir}: ${(err as Error).message}`);
     }
     for (const d of dirs) {
       const why = untrustedDirReason(d, this.expectedUid);
       if (why) {
         const who = this.expectedUid === 0 ? 'root:' : String(this.expectedUid);
-        throw new CniError(
-          ErrorCode.InvalidNetworkConfig,
+        throw new StoreError(
+          'untrusted-dir',
           `invalid network config: stateDir: ${d} ${why}; whoever can write there can make this plugin run programs and move interfaces as root. Fix: chown -R ${who} ${this.dir}; chmod 700 ${dirs.join(' ')}`,
         );
       }
@@ -126,7 +126,7 @@ export class StateStore {
       writeExclusive(this.allocationsDir, path, JSON.stringify(record));
       return true;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new CniError(ErrorCode.IoFailure, `cannot write ${path}: ${(err as Error).message}`);
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new StoreError('io', `cannot write ${path}: ${(err as Error).message}`);
       const current = this.allocationOwnerOrInvalid(pci);
       return current !== undefined && current.containerId === owner.containerId && current.ifname === owner.ifname;
     }
@@ -181,7 +181,7 @@ export class StateStore {
   private serialize(a: Attachment): string {
     const parsed = AttachmentSchema.safeParse(a);
     if (!parsed.success) {
-      throw new CniError(ErrorCode.IoFailure, `refusing to record attachment ${a.containerId}/${a.ifname}: ${formatIssues(parsed.error)}`);
+      throw new StoreError('record-rejected', `refusing to record attachment ${a.containerId}/${a.ifname}: ${formatIssues(parsed.error)}`);
     }
     return JSON.stringify(a, null, 1);
   }
@@ -249,7 +249,7 @@ export class StateStore {
     try {
       mkdirSync(this.locksDir, { recursive: true, mode: PRIVATE_DIR });
     } catch (err) {
-      throw new CniError(ErrorCode.IoFailure, `cannot create ${this.locksDir}: ${(err as Error).message}`);
+      throw new StoreError('io', `cannot create ${this.locksDir}: ${(err as Error).message}`);
     }
     const path = join(this.locksDir, attachmentFileName(containerId, ifname));
     const mine = JSON.stringify(selfIdentity());
@@ -260,7 +260,7 @@ export class StateStore {
           if (readPrivate(path) === mine) rmSync(path, { force: true });
         };
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new CniError(ErrorCode.IoFailure, `cannot write ${path}: ${(err as Error).message}`);
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new StoreError('io', `cannot write ${path}: ${(err as Error).message}`);
       }
       const held = readPrivate(path);
       if (held === undefined) continue;

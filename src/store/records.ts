@@ -3,6 +3,7 @@ import type { CniResult } from '../cni/types';
 import type { ProcessIdentity } from '../kernel/process';
 import { ifnameProblem } from '../cni/env';
 import type { VfFunctionTarget, VfFunctionValues } from '../dpu/vf-function';
+import { StoreError } from './errors';
 import { formatIssues } from '../config/load';
 import { absolutePath, type DpuConfig, DpuConfigSchema, ipamType, mac, NETDEV_NAME, NETWORK_NAME, pciAddress, VF_ADMIN_FIELDS } from '../config/schema';
 
@@ -184,12 +185,12 @@ export const AllocationOwnerSchema = z.object({
 });
 
 /** A record under stateDir that is unreadable or breaks the rules; it is reported, never acted on. */
-export class InvalidRecordError extends Error {
+export class InvalidRecordError extends StoreError {
   constructor(
     readonly file: string,
     readonly problem: string,
   ) {
-    super(`state record ${file} is invalid (${problem}); it was not acted on: inspect it, fix or remove it (and free what it held by hand)`);
+    super('invalid-record', `state record ${file} is invalid (${problem}); it was not acted on: inspect it, fix or remove it (and free what it held by hand)`);
     this.name = 'InvalidRecordError';
   }
 }

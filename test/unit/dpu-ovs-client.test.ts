@@ -1,4 +1,3 @@
-import { CniError } from '../../src/cni/errors';
 import type { PlugRequest } from '../../src/dpu/api';
 import { type OvsSettings, tunnelPortName } from '../../src/dpu/ovs/commands';
 import { OvsDpuClient } from '../../src/dpu/ovs/client';
@@ -6,6 +5,8 @@ import type { DpuTransport, ExecResult } from '../../src/dpu/ssh';
 import { argvAsRunBySh } from './helpers/argv-echo';
 import { memoryLogger, silentLogger } from './helpers/logger';
 import { removeTmpDirs } from './helpers/tmp';
+import { dpuRejectionOf } from './helpers/errors';
+import { DpuError } from '../../src/dpu/errors';
 
 afterAll(removeTmpDirs);
 
@@ -68,7 +69,7 @@ describe('plugBatch (the daemon merging concurrent ADDs)', () => {
 
   it('output that does not split into the requests is code 112 (the daemon then retries each alone)', async () => {
     const t = new FakeTransport([ok(`${IFACE}\n${PORT}\n${ovsConfig('true')}\n`)]);
-    await expect(client(t).plugBatch([req, req2])).rejects.toMatchObject({ code: 112 });
+    expect(await dpuRejectionOf(client(t).plugBatch([req, req2]))).toMatchObject({ code: 112 });
   });
 });
 
@@ -94,25 +95,25 @@ describe('plug', () => {
   });
 
   it('output without a port UUID is code 112', async () => {
-    await expect(client(new FakeTransport([ok(`${IFACE}\n${ovsConfig('true')}\n`)])).plug(req)).rejects.toMatchObject({ code: 112 });
-    await expect(client(new FakeTransport([ok(`${IFACE}\nnot-a-uuid\n`)])).plug(req)).rejects.toMatchObject({ code: 112 });
+    expect(await dpuRejectionOf(client(new FakeTransport([ok(`${IFACE}\n${ovsConfig('true')}\n`)])).plug(req))).toMatchObject({ code: 112 });
+    expect(await dpuRejectionOf(client(new FakeTransport([ok(`${IFACE}\nnot-a-uuid\n`)])).plug(req))).toMatchObject({ code: 112 });
   });
 
   it('a failing command is code 112 with its stderr', async () => {
     const t = new FakeTransport([{ exitCode: 1, stdout: '', stderr: 'ovs-vsctl: no bridge named br-x\n' }]);
-    const err = (await client(t).plug(req).catch((e: unknown) => e)) as CniError;
+    const err = await dpuRejectionOf(client(t).plug(req));
     expect(err.code).toBe(112);
     expect(err.message).toContain('no bridge named br-x');
     expect(err.message).toContain('root@192.0.2.10:22');
   });
 
   it('unparseable JSON output is code 112', async () => {
-    await expect(client(new FakeTransport([ok(`${IFACE}\n${PORT}\n{"data":[\n`)])).plug(req)).rejects.toMatchObject({ code: 112 });
+    expect(await dpuRejectionOf(client(new FakeTransport([ok(`${IFACE}\n${PORT}\n{"data":[\n`)])).plug(req))).toMatchObject({ code: 112 });
   });
 
   it('hwOffload require: a timed-out wait for hw-offload is code 113', async () => {
     const t = new FakeTransport([{ exitCode: 142, stdout: '', stderr: 'ovs-vsctl: timeout expired\n' }]);
-    await expect(client(t, { hwOffload: 'require' }).plug(req)).rejects.toMatchObject({ code: 113 });
+    expect(await dpuRejectionOf(client(t, { hwOffload: 'require' }).plug(req))).toMatchObject({ code: 113 });
     expect(t.argv(0).map((a) => a.slice(0, 3))).toEqual([
       ['ip', 'link', 'set'],
       ['ovs-vsctl', '--timeout=1', 'wait-until'],
@@ -121,7 +122,7 @@ describe('plug', () => {
   });
 
   it('the same stderr without hwOffload require stays code 112', async () => {
-    await expect(client(new FakeTransport([{ exitCode: 142, stdout: '', stderr: 'ovs-vsctl: timeout expired' }])).plug(req)).rejects.toMatchObject({ code: 112 });
+    expect(await dpuRejectionOf(client(new FakeTransport([{ exitCode: 142, stdout: '', stderr: 'ovs-vsctl: timeout expired' }])).plug(req))).toMatchObject({ code: 112 });
   });
 });
 
@@ -142,7 +143,7 @@ describe('unplugBatch (the daemon merging concurrent DELs)', () => {
 
   it('output that does not split into the requests is code 112', async () => {
     const t = new FakeTransport([ok(`${tables([TUN, INTERNAL])}\n`)]);
-    await expect(client(t).unplugBatch([{ ...req, portUuid: PORT }, { ...req, portUuid: PORT2 }])).rejects.toMatchObject({ code: 112 });
+    expect(await dpuRejectionOf(client(t).unplugBatch([{ ...req, portUuid: PORT }, { ...req, portUuid: PORT2 }]))).toMatchObject({ code: 112 });
   });
 });
 
@@ -202,7 +203,7 @@ describe('unplug', () => {
   });
 
   it('a failing unplug is code 112', async () => {
-    await expect(client(new FakeTransport([{ exitCode: 1, stdout: '', stderr: 'database connection failed' }])).unplug({ ...req, portUuid: PORT })).rejects.toMatchObject({ code: 112 });
+    expect(await dpuRejectionOf(client(new FakeTransport([{ exitCode: 1, stdout: '', stderr: 'database connection failed' }])).unplug({ ...req, portUuid: PORT }))).toMatchObject({ code: 112 });
   });
 });
 
@@ -240,14 +241,13 @@ describe('check', () => {
     ['tunnel to another remote', { tun: tunnels('192.0.2.99') }, /is missing/],
   ])('%s: code 120', async (_n, parts, msg) => {
     const t = new FakeTransport([answer(parts), flows]);
-    const err = (await client(t).check(req).catch((e: unknown) => e)) as CniError;
-    expect(err).toBeInstanceOf(CniError);
+    const err = await dpuRejectionOf(client(t).check(req));
     expect(err.code).toBe(120);
     expect(err.message).toMatch(msg);
   });
 
   it('hwOffload require without hw-offload=true: code 120; with it: pass', async () => {
-    await expect(client(new FakeTransport([answer({ ovs: ovsConfig('false') }), flows]), { hwOffload: 'require' }).check(req)).rejects.toMatchObject({ code: 120 });
+    expect(await dpuRejectionOf(client(new FakeTransport([answer({ ovs: ovsConfig('false') }), flows]), { hwOffload: 'require' }).check(req))).toMatchObject({ code: 120 });
     await expect(client(new FakeTransport([answer({}), flows]), { hwOffload: 'require' }).check(req)).resolves.toBeUndefined();
     await expect(client(new FakeTransport([answer({ ovs: ovsConfig('false') }), flows]), { hwOffload: 'enable' }).check(req)).resolves.toBeUndefined();
   });
@@ -289,18 +289,18 @@ describe('status and close', () => {
     await expect(client(new FakeTransport([ok(ovsConfig())]), { hwOffload: 'enable' }).status()).resolves.toBeUndefined();
   });
   it('status: hwOffload require without hw-offload=true is code 113', async () => {
-    await expect(client(new FakeTransport([ok(ovsConfig('false'))]), { hwOffload: 'require' }).status()).rejects.toMatchObject({ code: 113 });
+    expect(await dpuRejectionOf(client(new FakeTransport([ok(ovsConfig('false'))]), { hwOffload: 'require' }).status())).toMatchObject({ code: 113 });
   });
   it('status: ovs-vsctl failing is code 112', async () => {
-    await expect(client(new FakeTransport([{ exitCode: 1, stdout: '', stderr: 'unix:/var/run/openvswitch/db.sock: database connection failed' }])).status()).rejects.toMatchObject({ code: 112 });
+    expect(await dpuRejectionOf(client(new FakeTransport([{ exitCode: 1, stdout: '', stderr: 'unix:/var/run/openvswitch/db.sock: database connection failed' }])).status())).toMatchObject({ code: 112 });
   });
   it('a transport error passes through unchanged', async () => {
     const t = new FakeTransport([
       () => {
-        throw new CniError(11, 'cannot reach DPU');
+        throw new DpuError('unreachable', 'cannot reach DPU');
       },
     ]);
-    await expect(client(t).status()).rejects.toMatchObject({ code: 11, message: 'cannot reach DPU' });
+    expect(await dpuRejectionOf(client(t).status())).toMatchObject({ code: 11, message: 'cannot reach DPU' });
   });
   it('close closes the transport; target comes from it', () => {
     const t = new FakeTransport();

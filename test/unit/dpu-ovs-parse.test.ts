@@ -1,4 +1,4 @@
-import { CniError } from '../../src/cni/errors';
+import { dpuErrorOf } from './helpers/errors';
 import { mapOf, parseTables, rows, uuidSet } from '../../src/dpu/ovs/parse';
 
 describe('ovs-vsctl JSON output from a DPU that answers nonsense', () => {
@@ -6,15 +6,9 @@ describe('ovs-vsctl JSON output from a DPU that answers nonsense', () => {
     ['{}'], ['{"headings":"x","data":[]}'], ['{"headings":[1],"data":[]}'], ['{"headings":["a"],"data":{}}'], ['{"headings":["a"],"data":[["x","y"]]}'],
     ['{"headings":["a"],"data":[5]}'], ['{not json'], ['{"headings":["a"],"data":null}'],
   ])('%s is code 112 naming the problem, never a TypeError', (line) => {
-    let err: unknown;
-    try {
-      parseTables(`${line}\n`);
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(CniError);
-    expect((err as CniError).code).toBe(112);
-    expect((err as CniError).message).toMatch(/^unexpected ovs-vsctl output: /);
+    const err = dpuErrorOf(() => parseTables(`${line}\n`));
+    expect(err.code).toBe(112);
+    expect(err.message).toMatch(/^unexpected ovs-vsctl output: /);
   });
 
   it('atoms of the wrong shape read as empty, not as a crash', () => {

@@ -3,7 +3,8 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Server, type ServerChannel, utils } from 'ssh2';
-import { CniError } from '../../src/cni/errors';
+import { dpuRejectionOf } from './helpers/errors';
+import { dpuErrorToCni } from '../../src/plugin/dpu-errors';
 import { DpuChannelLost, fingerprint, MAX_OUTPUT_BYTES, REMOTE_COMMAND, type SshSettings, SshTransport } from '../../src/dpu/ssh';
 import { removeTmpDirs, tmpDir } from './helpers/tmp';
 
@@ -102,14 +103,7 @@ describe('SshTransport against a local SSH server', () => {
     return t;
   }
 
-  async function failure(p: Promise<unknown>): Promise<CniError> {
-    const err = await p.then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(CniError);
-    return err as CniError;
-  }
+  const failure = dpuRejectionOf;
 
   it('pinned by hostKeyFingerprint: runs the command and returns exit code, stdout and stderr', async () => {
     const t = transport({ hostKeyFingerprint: sshKeygenFingerprint(hostKey.pub) });
@@ -214,7 +208,7 @@ describe('SshTransport against a local SSH server', () => {
   it('warm() with a bad key file reports nothing itself; exec reports the same code 7', async () => {
     const t = transport({ privateKeyFile: join(dir, 'missing-key'), hostKeyFingerprint: sshKeygenFingerprint(hostKey.pub) });
     expect(() => t.warm()).not.toThrow();
-    await expect(t.exec('true')).rejects.toMatchObject({ code: 7 });
+    expect(await dpuRejectionOf(t.exec('true'))).toMatchObject({ code: 7 });
   });
 
   it('reconnects after close', async () => {
@@ -244,9 +238,9 @@ describe('SshTransport against a local SSH server', () => {
   });
 
   it('a channel closed without an exit status is DpuChannelLost (code 11), not a command failure', async () => {
-    const err = await failure(transport({ hostKeyFingerprint: sshKeygenFingerprint(hostKey.pub) }).exec('vanish'));
+    const err = await transport({ hostKeyFingerprint: sshKeygenFingerprint(hostKey.pub) }).exec('vanish').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DpuChannelLost);
-    expect(err.code).toBe(11);
+    expect(dpuErrorToCni(err as DpuChannelLost).code).toBe(11);
   });
 
   it('a command that times out ends its own channel only: commands sharing the connection finish', async () => {

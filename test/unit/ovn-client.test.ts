@@ -1,4 +1,4 @@
-import { CniError } from '../../src/cni/errors';
+import { dpuRejectionOf } from './helpers/errors';
 import type { PlugRequest } from '../../src/dpu/api';
 import { type ChassisCache, OvnDpuClient, type OvnClientSettings, ovnExecTimeoutMs } from '../../src/dpu/ovn/client';
 import { DpuConfigSchema } from '../../src/config/schema';
@@ -45,11 +45,7 @@ class FakeTransport implements DpuTransport {
 }
 
 const client = (t: FakeTransport, cache: ChassisCache = {}, settings: Partial<OvnClientSettings> = {}, log = silentLogger()) => new OvnDpuClient(t, { ...s, ...settings }, log, cache);
-const codeOf = async (p: Promise<unknown>) => {
-  const err = await p.then(() => undefined, (e: unknown) => e);
-  expect(err).toBeInstanceOf(CniError);
-  return err as CniError;
-};
+const codeOf = dpuRejectionOf;
 
 describe('plug', () => {
   it('reads the chassis once, then one round trip per ADD; returns br-int, the OVS port and the logical port', async () => {

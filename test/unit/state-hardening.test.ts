@@ -1,6 +1,6 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CniError } from '../../src/cni/errors';
+import { storeErrorOf } from './helpers/errors';
 import { selfIdentity } from '../../src/kernel/process';
 import { type Attachment, attachmentFileName, StateStore } from '../../src/store/attachments';
 import { createLogger } from '../../src/log';
@@ -37,15 +37,9 @@ function plant(b: Bed, att: Attachment, patch: Record<string, unknown>): string 
 describe('stateDir ownership and modes', () => {
   it('a stateDir owned by another uid is code 7 naming stateDir and the fix', () => {
     const s = new StateStore(join(tmpDir(), 'state'), { expectedUid: 4242 });
-    let caught: unknown;
-    try {
-      s.ensure();
-    } catch (err) {
-      caught = err;
-    }
-    expect(caught).toBeInstanceOf(CniError);
-    expect(caught).toMatchObject({ code: 7 });
-    expect((caught as Error).message).toMatch(/stateDir: .* is owned by uid \d+, not 4242.*chown -R 4242 .*chmod 700/);
+    const caught = storeErrorOf(() => s.ensure());
+    expect(caught.code).toBe(7);
+    expect(caught.message).toMatch(/stateDir: .* is owned by uid \d+, not 4242.*chown -R 4242 .*chmod 700/);
   });
 
   it('a group/other-writable stateDir (or subdir) refuses every command before any host work', async () => {

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildSync } from 'esbuild';
-import { CniError } from '../../src/cni/errors';
+import { storeErrorOf } from './helpers/errors';
 import { type Attachment, InvalidRecordError, StateStore } from '../../src/store/attachments';
 import { removeTmpDirs, tmpDir } from './helpers/tmp';
 
@@ -54,14 +54,7 @@ describe('ensure and file modes', () => {
   it('a stateDir that cannot be created is code 5', () => {
     const file = join(tmpDir(), 'file');
     writeFileSync(file, '');
-    let caught: unknown;
-    try {
-      new StateStore(join(file, 'state')).ensure();
-    } catch (err) {
-      caught = err;
-    }
-    expect(caught).toBeInstanceOf(CniError);
-    expect((caught as CniError).code).toBe(5);
+    expect(storeErrorOf(() => new StateStore(join(file, 'state')).ensure()).code).toBe(5);
   });
 });
 
@@ -108,13 +101,7 @@ describe('tryAllocate', () => {
 
   it('fails with code 5 when the allocations directory is missing', () => {
     const s = new StateStore(join(tmpDir(), 'never-ensured'));
-    let caught: unknown;
-    try {
-      s.tryAllocate('0000:03:00.2', owner('c1'));
-    } catch (err) {
-      caught = err;
-    }
-    expect((caught as CniError).code).toBe(5);
+    expect(storeErrorOf(() => s.tryAllocate('0000:03:00.2', owner('c1'))).code).toBe(5);
   });
 
   it('many claims of the same VF in one process: only the first owner wins', async () => {

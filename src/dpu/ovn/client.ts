@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { CniError, ErrorCode } from '../../cni/errors';
+import { DpuError } from '../errors';
 import type { Logger } from '../../log';
 import type { DpuClient, DpuFacts, DpuFactsRequest, LspRef, PlugRequest, PlugResult, PortOwner, UnplugRequest, VfFunctionTarget, VfFunctionValues } from '../api';
 import { OvsDpuClient } from '../ovs/client';
@@ -50,29 +50,29 @@ export class OvnDpuClient implements DpuClient {
     this.ovs = new OvsDpuClient(transport, s, log);
   }
 
-  private error(step: string, r: ExecResult): CniError {
+  private error(step: string, r: ExecResult): DpuError {
     const stderr = r.stderr.trim().slice(0, 600);
     const at = `DPU ${this.target}: ${step}`;
     if (r.exitCode === EXIT_NB_UNREACHABLE || (r.exitCode === EXIT_SIGALRM && /ovsdb-client/.test(stderr))) {
-      return new CniError(ErrorCode.TryAgainLater, `${at}: the OVN northbound database cannot be reached from the DPU (its external_ids:ovn-nb): ${stderr}`);
+      return new DpuError('ovn-nb-unreachable', `${at}: the OVN northbound database cannot be reached from the DPU (its external_ids:ovn-nb): ${stderr}`);
     }
     if (r.exitCode === EXIT_SIGALRM && /wait-until Interface/.test(stderr)) {
-      return new CniError(ErrorCode.TryAgainLater, `${at}: the port did not come up within dpu.ovn.upTimeoutMs (${this.s.ovn.upTimeoutMs} ms): ovn-controller did not set ovn-installed; see "ovn-appctl -t ovn-controller connection-status" on the DPU`);
+      return new DpuError('port-not-up', `${at}: the port did not come up within dpu.ovn.upTimeoutMs (${this.s.ovn.upTimeoutMs} ms): ovn-controller did not set ovn-installed; see "ovn-appctl -t ovn-controller connection-status" on the DPU`);
     }
     if (/wait-until Open_vSwitch/.test(stderr) && this.s.hwOffload === 'require') {
-      return new CniError(ErrorCode.HwOffloadRequired, `${at}: hwOffload is "require" but other_config:hw-offload is not true; run on the DPU: ovs-vsctl set Open_vSwitch . other_config:hw-offload=true and restart openvswitch`);
+      return new DpuError('offload-required-missing', `${at}: hwOffload is "require" but other_config:hw-offload is not true; run on the DPU: ovs-vsctl set Open_vSwitch . other_config:hw-offload=true and restart openvswitch`);
     }
     if (/no row "br-int"/.test(stderr)) {
-      return new CniError(ErrorCode.DpuCommandFailed, `${at}: the DPU has no ${INTEGRATION_BRIDGE}: ovn-controller creates it; is ovn-controller running and configured (install.sh --dpu --ovn)?`);
+      return new DpuError('not-set-up', `${at}: the DPU has no ${INTEGRATION_BRIDGE}: ovn-controller creates it; is ovn-controller running and configured (install.sh --dpu --ovn)?`);
     }
     if (r.exitCode === EXIT_NB_OP_FAILED && /ensure-switch: timed out/.test(stderr)) {
-      return new CniError(ErrorCode.DpuCommandFailed, `${at}: a logical switch of that name exists that dpu-overlay did not create (its UUID is not the VNI's): rename it, or choose another dpu.ovn.switchPrefix`);
+      return new DpuError('name-conflict', `${at}: a logical switch of that name exists that dpu-overlay did not create (its UUID is not the VNI's): rename it, or choose another dpu.ovn.switchPrefix`);
     }
     if (r.exitCode === EXIT_NB_OP_FAILED && /add-port: timed out/.test(stderr)) {
-      return new CniError(ErrorCode.DpuCommandFailed, `${at}: the VNI's logical switch has another name (another dpu.ovn.switchPrefix uses this VNI in the same OVN northbound database?)`);
+      return new DpuError('name-conflict', `${at}: the VNI's logical switch has another name (another dpu.ovn.switchPrefix uses this VNI in the same OVN northbound database?)`);
     }
     const hint = r.exitCode === 126 ? ' (does the DPU run guard/dpu-guard.sh as new as the plugin, with --ovn and --ovn-switch-prefix matching dpu.ovn.switchPrefix?)' : '';
-    return new CniError(ErrorCode.DpuCommandFailed, `${at} failed (exit ${r.exitCode}): ${stderr || r.stdout.trim().slice(0, 300)}${hint}`);
+    return new DpuError('command-failed', `${at} failed (exit ${r.exitCode}): ${stderr || r.stdout.trim().slice(0, 300)}${hint}`);
   }
 
   private async run(step: string, commands: readonly Argv[]): Promise<string> {
@@ -134,7 +134,7 @@ export class OvnDpuClient implements DpuClient {
     const failed = !ensured || !added ? { error: 'no result', details: '' } : untolerated(ensured, ['duplicate uuid']) ?? untolerated(added, []);
     const portUuid = stdout.split('\n').filter((l) => UUID_LINE.test(l.trim()))[1]?.trim();
     if (failed || !portUuid) {
-      throw new CniError(ErrorCode.DpuCommandFailed, `DPU ${this.target}: plug: unexpected output${failed ? ` (OVN_Northbound: ${failed.error}: ${failed.details})` : ''}; is guard/dpu-guard.sh on the DPU run with --ovn?`);
+      throw new DpuError('bad-output', `DPU ${this.target}: plug: unexpected output${failed ? ` (OVN_Northbound: ${failed.error}: ${failed.details})` : ''}; is guard/dpu-guard.sh on the DPU run with --ovn?`);
     }
     const table = parseTables(stdout.split('\n').filter((l) => l.startsWith('{')).join('\n'))[0];
     if (this.s.hwOffload === 'enable' && hwOffloadValue(table) !== 'true') {
@@ -146,7 +146,7 @@ export class OvnDpuClient implements DpuClient {
 
   /** This chassis's logical ports named by query, as rows that are really ours (iface-id-ver is their own UUID). */
   private ownRows(nbLine: string | undefined, systemId: string): LspRow[] {
-    if (nbLine === undefined) throw new CniError(ErrorCode.DpuCommandFailed, `DPU ${this.target}: unexpected ovsdb-client output: no result`);
+    if (nbLine === undefined) throw new DpuError('bad-output', `DPU ${this.target}: unexpected ovsdb-client output: no result`);
     return selectRows(parseNbResult(nbLine), 0).flatMap((r) => {
       const row = lspRow(r);
       return row && row.options['requested-chassis'] === systemId && row.options['iface-id-ver'] === row.uuid ? [row] : [];
@@ -187,7 +187,7 @@ export class OvnDpuClient implements DpuClient {
   }
 
   async check(req: PlugRequest): Promise<void> {
-    const fail = (msg: string) => new CniError(ErrorCode.CheckFailed, `DPU ${this.target}: ${msg}`);
+    const fail = (msg: string) => new DpuError('check-mismatch', `DPU ${this.target}: ${msg}`);
     const lsp = req.lsp;
     const systemId = lsp ? systemIdOfPort(lsp.name) : undefined;
     if (!lsp || !systemId) throw fail(`the attachment record has no OVN logical port (plugged in static mode?); DEL and ADD the container again`);
@@ -241,7 +241,7 @@ export class OvnDpuClient implements DpuClient {
   }
 
   async status(): Promise<void> {
-    const unavailable = (why: string) => new CniError(ErrorCode.PluginNotAvailable, `DPU ${this.target}: ${why}`);
+    const unavailable = (why: string) => new DpuError('unavailable', `DPU ${this.target}: ${why}`);
     const r = await this.transport.exec(commandLine(statusCommands(this.s)));
     if (r.exitCode !== 0) {
       const stderr = r.stderr.trim().slice(0, 600);
@@ -253,14 +253,14 @@ export class OvnDpuClient implements DpuClient {
     const [bridgeT, ovsT] = parseTables(r.stdout.split('\n').filter((l) => l.startsWith('{')).join('\n'));
     if (rows(bridgeT).length === 0) throw unavailable(`no ${INTEGRATION_BRIDGE}: ovn-controller has not created it`);
     if (this.s.hwOffload === 'require' && hwOffloadValue(ovsT) !== 'true') {
-      throw new CniError(ErrorCode.HwOffloadRequired, `DPU ${this.target}: hwOffload is "require" but other_config:hw-offload is not true`);
+      throw new DpuError('offload-required-missing', `DPU ${this.target}: hwOffload is "require" but other_config:hw-offload is not true`);
     }
   }
 
   /** The uplink holding the DPU's OVN encap IP (for the MTU check) and, if asked, the VF function. */
   async facts(req: DpuFactsRequest): Promise<DpuFacts> {
     const chassis = await this.chassis();
-    if (!chassis.encapIp) throw new CniError(ErrorCode.DpuCommandFailed, `DPU ${this.target}: external_ids:ovn-encap-ip is not set (or not an IP address); OVN mode needs the DPU set up as an OVN chassis (install.sh --dpu --ovn)`);
+    if (!chassis.encapIp) throw new DpuError('not-set-up', `DPU ${this.target}: external_ids:ovn-encap-ip is not set (or not an IP address); OVN mode needs the DPU set up as an OVN chassis (install.sh --dpu --ovn)`);
     const type = chassis.encapType === 'vxlan' ? 'vxlan' : 'geneve';
     const facts = await new OvsDpuClient(this.transport, { ...this.s, localVtep: chassis.encapIp }, this.log).facts(req);
     return { ...facts, encap: { ip: chassis.encapIp, type } };

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { CniError, ErrorCode } from '../../cni/errors';
+import { DpuError } from '../errors';
 import { mapOf, type OvsAtom } from '../ovs/parse';
 import { CHASSIS_KEYS, type Chassis, SYSTEM_ID } from './commands';
 
@@ -20,8 +20,8 @@ export interface NbResult {
   errors: OpError[];
 }
 
-function unexpected(why: string): CniError {
-  return new CniError(ErrorCode.DpuCommandFailed, `unexpected ovsdb-client output: ${why}`);
+function unexpected(why: string): DpuError {
+  return new DpuError('bad-output', `unexpected ovsdb-client output: ${why}`);
 }
 
 /**
@@ -79,7 +79,7 @@ export function parseChassis(stdout: string, target: string): Chassis {
   };
   const systemId = value(CHASSIS_KEYS.indexOf('system-id'));
   if (!systemId || !SYSTEM_ID.test(systemId)) {
-    throw new CniError(ErrorCode.DpuCommandFailed, `DPU ${target}: external_ids:system-id is ${systemId === undefined ? 'not set' : `"${systemId.slice(0, 80)}", not a name of 1-64 letters, digits, ".", "_" or "-"`}; OVN mode needs the DPU set up as an OVN chassis (install.sh --dpu --ovn)`);
+    throw new DpuError('not-set-up', `DPU ${target}: external_ids:system-id is ${systemId === undefined ? 'not set' : `"${systemId.slice(0, 80)}", not a name of 1-64 letters, digits, ".", "_" or "-"`}; OVN mode needs the DPU set up as an OVN chassis (install.sh --dpu --ovn)`);
   }
   // OVN allows a comma list of encapsulations and IPs; the first is what the tunnel to other chassis uses by default.
   const encapIp = value(CHASSIS_KEYS.indexOf('ovn-encap-ip'))?.split(',')[0]?.trim();

@@ -1,4 +1,4 @@
-import { CniError, ErrorCode } from '../../cni/errors';
+import { DpuError } from '../errors';
 import type { Logger } from '../../log';
 import type { DpuClient, PlugRequest, PlugResult, PortOwner, UnplugRequest } from '../api';
 import {
@@ -39,14 +39,14 @@ export class OvsDpuClient implements DpuClient {
     if (r.exitCode !== 0) {
       const stderr = r.stderr.trim().slice(0, 600);
       if (/wait-until|timeout/.test(stderr) && this.s.hwOffload === 'require' && step === 'plug') {
-        throw new CniError(ErrorCode.HwOffloadRequired, `DPU ${this.target}: hwOffload is "require" but other_config:hw-offload is not true; run on the DPU: ovs-vsctl set Open_vSwitch . other_config:hw-offload=true and restart openvswitch`);
+        throw new DpuError('offload-required-missing', `DPU ${this.target}: hwOffload is "require" but other_config:hw-offload is not true; run on the DPU: ovs-vsctl set Open_vSwitch . other_config:hw-offload=true and restart openvswitch`);
       }
-      throw new CniError(ErrorCode.DpuCommandFailed, `DPU ${this.target}: ${step} failed (exit ${r.exitCode}): ${stderr || r.stdout.trim().slice(0, 300)}`);
+      throw new DpuError('command-failed', `DPU ${this.target}: ${step} failed (exit ${r.exitCode}): ${stderr || r.stdout.trim().slice(0, 300)}`);
     }
     try {
       return parseTables(r.stdout);
     } catch {
-      throw new CniError(ErrorCode.DpuCommandFailed, `DPU ${this.target}: ${step}: unexpected ovs-vsctl output`);
+      throw new DpuError('bad-output', `DPU ${this.target}: ${step}: unexpected ovs-vsctl output`);
     }
   }
 
@@ -59,7 +59,7 @@ export class OvsDpuClient implements DpuClient {
   async plugBatch(reqs: readonly PlugRequest[]): Promise<PlugResult[]> {
     const { commands, bridges } = plugBatchCommands(this.s, reqs);
     const out = await this.run('plug', commands);
-    if (out.length !== reqs.length * PLUG_OUTPUTS) throw new CniError(ErrorCode.DpuCommandFailed, `DPU ${this.target}: plug: unexpected ovs-vsctl output`);
+    if (out.length !== reqs.length * PLUG_OUTPUTS) throw new DpuError('bad-output', `DPU ${this.target}: plug: unexpected ovs-vsctl output`);
     return bridges.map((bridge, k) => this.plugResult(bridge, out.slice(k * PLUG_OUTPUTS, (k + 1) * PLUG_OUTPUTS)));
   }
 
@@ -105,7 +105,7 @@ export class OvsDpuClient implements DpuClient {
   async unplugBatch(reqs: ReadonlyArray<UnplugRequest & { portUuid: string }>): Promise<void[]> {
     const items = reqs.map((r) => ({ bridge: bridgeName(this.s.bridgePrefix, r.vni), vni: r.vni, portUuid: r.portUuid }));
     const out = await this.run('unplug', [removePortsBatchCommand(this.s, items)]);
-    if (out.length !== reqs.length * UNPLUG_OUTPUTS) throw new CniError(ErrorCode.DpuCommandFailed, `DPU ${this.target}: unplug: unexpected ovs-vsctl output`);
+    if (out.length !== reqs.length * UNPLUG_OUTPUTS) throw new DpuError('bad-output', `DPU ${this.target}: unplug: unexpected ovs-vsctl output`);
     for (const [k, item] of items.entries()) await this.removeBridgeIfUnused(item.bridge, out.slice(k * UNPLUG_OUTPUTS, (k + 1) * UNPLUG_OUTPUTS));
     return items.map(() => undefined);
   }
@@ -113,7 +113,7 @@ export class OvsDpuClient implements DpuClient {
   async check(req: PlugRequest): Promise<void> {
     const bridge = bridgeName(this.s.bridgePrefix, req.vni);
     const [bridgeT, portT, tunnelsT, ovsT] = await this.run('check', [checkCommand(this.s, bridge, req.vni, req.representor)]);
-    const fail = (msg: string) => new CniError(ErrorCode.CheckFailed, `DPU ${this.target}: ${msg}`);
+    const fail = (msg: string) => new DpuError('check-mismatch', `DPU ${this.target}: ${msg}`);
     const br = rows(bridgeT)[0];
     if (!br) throw fail(`VNI bridge ${bridge} does not exist (removed behind the plugin's back?); DEL and ADD the container again`);
     const port = rows(portT)[0];
@@ -154,7 +154,7 @@ export class OvsDpuClient implements DpuClient {
   async status(): Promise<void> {
     const [ovsT] = await this.run('status', [statusCommand(this.s)]);
     if (this.s.hwOffload === 'require' && hwOffloadValue(ovsT) !== 'true') {
-      throw new CniError(ErrorCode.HwOffloadRequired, `DPU ${this.target}: hwOffload is "require" but other_config:hw-offload is not true`);
+      throw new DpuError('offload-required-missing', `DPU ${this.target}: hwOffload is "require" but other_config:hw-offload is not true`);
     }
   }
 
@@ -162,7 +162,7 @@ export class OvsDpuClient implements DpuClient {
   async probe(): Promise<DpuProbe> {
     const [bootId, ovsT, portT] = await this.run('probe', probeCommands(this.s));
     const dbUuid = uuidOf(rows(ovsT)[0]?._uuid);
-    if (typeof bootId !== 'string' || !/^[0-9a-f-]{36}$/.test(bootId) || !dbUuid) throw new CniError(ErrorCode.DpuCommandFailed, `DPU ${this.target}: probe: unexpected output`);
+    if (typeof bootId !== 'string' || !/^[0-9a-f-]{36}$/.test(bootId) || !dbUuid) throw new DpuError('bad-output', `DPU ${this.target}: probe: unexpected output`);
     const ports = new Map<string, PortOwner>();
     for (const r of rows(portT)) {
       const ids = mapOf(r.external_ids);
@@ -177,14 +177,14 @@ export class OvsDpuClient implements DpuClient {
    * devlink does not show that port (the older BSP's smart_nic files, or NIC mode).
    */
   async facts(req: DpuFactsRequest): Promise<DpuFacts> {
-    if (this.s.localVtep === undefined) throw new CniError(ErrorCode.InvalidNetworkConfig, 'invalid network config: dpu.localVtep: not set (required with controlPlane "static")');
+    if (this.s.localVtep === undefined) throw new DpuError('bad-config', 'invalid network config: dpu.localVtep: not set (required with controlPlane "static")');
     const commands = [uplinkQuery(this.s.localVtep)];
     if (req.vfFunction) commands.push(DEVLINK_PORTS_QUERY, ...(req.vfFunction.rates ? [DEVLINK_RATES_QUERY] : []));
     const r = await this.transport.exec(commandLine(commands));
     // The && chain stops at the first failure: what ran before it is still in stdout (a DPU without devlink).
     const docs = r.exitCode === 126 && /dpu-guard: refused/.test(r.stderr) ? [] : splitJsonDocuments(r.stdout);
     if (docs.length === 0) {
-      throw new CniError(ErrorCode.DpuCommandFailed, `DPU ${this.target}: uplink query failed (exit ${r.exitCode}): ${r.stderr.trim().slice(0, 600)}${r.exitCode === 126 ? ' (is guard/dpu-guard.sh on the DPU as new as the plugin?)' : ''}`);
+      throw new DpuError('command-failed', `DPU ${this.target}: uplink query failed (exit ${r.exitCode}): ${r.stderr.trim().slice(0, 600)}${r.exitCode === 126 ? ' (is guard/dpu-guard.sh on the DPU as new as the plugin?)' : ''}`);
     }
     const facts: DpuFacts = { uplink: parseUplink(docs[0]) };
     if (req.vfFunction) facts.vfFunction = this.devlinkFunction(docs, req.representor) ?? (await this.smartnicFunction(req.pfIndex, req.vfIndex));
@@ -209,7 +209,7 @@ export class OvsDpuClient implements DpuClient {
     if (commands.length === 0) return;
     const r = await this.transport.exec(commandLine(commands));
     if (r.exitCode !== 0) {
-      throw new CniError(ErrorCode.DpuCommandFailed, `DPU ${this.target}: setting the VF function (${target.path}) failed (exit ${r.exitCode}): ${(r.stderr.trim() || r.stdout.trim()).slice(0, 600)}`);
+      throw new DpuError('command-failed', `DPU ${this.target}: setting the VF function (${target.path}) failed (exit ${r.exitCode}): ${(r.stderr.trim() || r.stdout.trim()).slice(0, 600)}`);
     }
   }
 

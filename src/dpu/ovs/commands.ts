@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { CniError, ErrorCode } from '../../cni/errors';
+import { DpuError } from '../errors';
 import type { DpuConfig } from '../../config/schema';
 import type { PlugRequest, PortOwner } from '../api';
 import { type Argv, ovsString } from '../quote';
@@ -20,7 +20,7 @@ export type OvsSettings = Pick<DpuConfig, 'bridgePrefix' | 'datapathType' | 'loc
 
 export function bridgeName(prefix: string, vni: number): string {
   const name = `${prefix}${vni}`;
-  if (name.length > 15) throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: dpu.bridgePrefix: bridge name ${name} is longer than 15 bytes`);
+  if (name.length > 15) throw new DpuError('bad-config', `invalid network config: dpu.bridgePrefix: bridge name ${name} is longer than 15 bytes`);
   return name;
 }
 

@@ -1,4 +1,4 @@
-import { CniError, ErrorCode } from '../../cni/errors';
+import { DpuError } from '../errors';
 
 /** Parsing `ovs-vsctl -f json` output. */
 
@@ -9,8 +9,8 @@ export interface OvsTable {
   data: OvsAtom[][];
 }
 
-function unexpected(why: string): CniError {
-  return new CniError(ErrorCode.DpuCommandFailed, `unexpected ovs-vsctl output: ${why}`);
+function unexpected(why: string): DpuError {
+  return new DpuError('bad-output', `unexpected ovs-vsctl output: ${why}`);
 }
 
 /** The DPU's answer is checked for shape here, so nothing past this point meets a table that is not one. */
@@ -76,7 +76,7 @@ export function hwOffloadValue(table: OvsTable | string | undefined): string | u
 
 export function assertUuid(u: string | undefined, what: string): string {
   if (!u || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(u)) {
-    throw new CniError(ErrorCode.DpuCommandFailed, `unexpected ovs-vsctl output: no ${what} UUID`);
+    throw new DpuError('bad-output', `unexpected ovs-vsctl output: no ${what} UUID`);
   }
   return u;
 }

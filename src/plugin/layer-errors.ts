@@ -1,0 +1,28 @@
+import { CniError, ErrorCode } from '../cni/errors';
+import { DpuError } from '../dpu/errors';
+import { StoreError } from '../store/errors';
+import { LayerError } from '../util/layer-error';
+import { dpuErrorToCni } from './dpu-errors';
+import { storeErrorToCni } from './store-errors';
+
+/**
+ * Where plugin/ turns the lower layers' typed errors into CNI errors: DpuError and StoreError by their kind,
+ * any other typed error as 999 (internal, as libcni reports errors it does not know) with its message.
+ * CniErrors and plain exceptions pass unchanged (skel makes the latter code 5).
+ */
+export function layerErrorToCni(err: unknown): unknown {
+  if (err instanceof CniError) return err;
+  if (err instanceof DpuError) return dpuErrorToCni(err);
+  if (err instanceof StoreError) return storeErrorToCni(err);
+  if (err instanceof LayerError) return new CniError(ErrorCode.Internal, err.message, err.details);
+  return err;
+}
+
+/** Runs a command handler, rethrowing what it throws as layerErrorToCni makes it. */
+export async function withCniErrorsFrom<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    throw layerErrorToCni(err);
+  }
+}
