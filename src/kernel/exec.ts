@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { CniError, ErrorCode } from '../cni/errors';
+import { readFileSync } from 'node:fs';
+import { KernelError, kindOfStderr } from './errors';
 
 export interface RunOptions {
   input?: string;
@@ -16,54 +16,86 @@ export interface RunResult {
 /** The boundary to the outside world on the host: unit tests record instead of executing. */
 export interface CommandRunner {
   run(file: string, args: readonly string[], opts?: RunOptions): Promise<RunResult>;
+  /** Names of the network devices in this process's own network namespace. */
+  hostNetdevs(): Set<string>;
+}
+
+/** More than any ip, nsenter or IPAM answer: a child printing without end is cut off, not buffered. */
+export const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
+
+type Execa = typeof import('execa').execa;
+let execaLoaded: Promise<Execa> | undefined;
+/** Loaded on first use: VERSION and --version never start a child and do not pay for execa. */
+function loadExeca(): Promise<Execa> {
+  return (execaLoaded ??= import('execa').then((m) => m.execa));
 }
 
 /**
- * Runs commands with child_process.spawn. (execa 5, the last CommonJS release, reports EPIPE as a failure
- * and loses the exit code when a plugin exits without reading stdin, as CNI VERSION does.)
+ * /proc/self/net/dev lists the devices of the namespace this thread is in, whatever /sys shows (a /sys
+ * mounted for another namespace, as under `nsenter --net`). The first two lines are headers.
  */
+export function parseProcNetDev(text: string): Set<string> {
+  const names = new Set<string>();
+  for (const line of text.split('\n').slice(2)) {
+    const colon = line.indexOf(':');
+    if (colon > 0) names.add(line.slice(0, colon).trim());
+  }
+  return names;
+}
+
+/** Runs commands through execa: no shell, bounded output, a timeout that kills, stdin optional. */
 export class ProcessRunner implements CommandRunner {
-  run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
-    return new Promise((resolve) => {
-      const child = spawn(file, [...args], { env: opts.env ?? process.env, stdio: [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      let failure: string | undefined;
-      const timer = opts.timeoutMs
-        ? setTimeout(() => {
-            failure = `timed out after ${opts.timeoutMs} ms`;
-            child.kill('SIGKILL');
-            // A grandchild may still hold the pipes; without this 'close' would wait for it.
-            child.stdout?.destroy();
-            child.stderr?.destroy();
-          }, opts.timeoutMs)
-        : undefined;
-      child.stdout?.on('data', (d: Buffer) => out.push(d));
-      child.stderr?.on('data', (d: Buffer) => err.push(d));
-      child.on('error', (e) => {
-        failure = e.message;
-      });
-      child.on('close', (code) => {
-        if (timer) clearTimeout(timer);
-        const stderr = Buffer.concat(err).toString('utf8');
-        resolve({ exitCode: failure || code === null ? 127 : code, stdout: Buffer.concat(out).toString('utf8'), stderr: failure ? `${file}: ${failure}${stderr ? `: ${stderr}` : ''}` : stderr });
-      });
-      if (child.stdin) {
-        child.stdin.on('error', () => undefined); // EPIPE: the command did not want its stdin
-        child.stdin.end(opts.input);
-      }
+  constructor(private readonly maxOutputBytes = MAX_OUTPUT_BYTES) {}
+
+  async run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    const execa = await loadExeca();
+    const child = execa(file, [...args], {
+      env: opts.env ?? (process.env as Record<string, string>),
+      extendEnv: false,
+      ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
+      reject: false,
+      stripFinalNewline: false,
+      maxBuffer: this.maxOutputBytes,
     });
+    let timedOut = false;
+    const timer = opts.timeoutMs
+      ? setTimeout(() => {
+          timedOut = true;
+          child.kill('SIGKILL');
+          // A grandchild may still hold the pipes; without this the result would wait for it.
+          child.stdout?.destroy();
+          child.stderr?.destroy();
+        }, opts.timeoutMs)
+      : undefined;
+    const r = await child.finally(() => clearTimeout(timer));
+    const stdout = typeof r.stdout === 'string' ? r.stdout : '';
+    const stderr = typeof r.stderr === 'string' ? r.stderr : '';
+    const failure = timedOut
+      ? `timed out after ${opts.timeoutMs} ms`
+      : r.isMaxBuffer
+        ? `printed more than ${this.maxOutputBytes} bytes`
+        : typeof r.exitCode !== 'number'
+          ? r.signal ? `killed by ${r.signal}` : r.cause instanceof Error ? r.cause.message : r.shortMessage
+          : undefined;
+    // Otherwise the exit code stands, also when the child exited without reading its stdin (an IPAM VERSION: EPIPE).
+    if (failure === undefined) return { exitCode: r.exitCode ?? 0, stdout, stderr };
+    return { exitCode: 127, stdout, stderr: `${file}: ${failure}${stderr ? `: ${stderr}` : ''}` };
+  }
+
+  hostNetdevs(): Set<string> {
+    return parseProcNetDev(readFileSync('/proc/self/net/dev', 'utf8'));
   }
 }
 
-/** A host command that exited non-zero: an I/O failure (code 5) unless a caller knows better. */
-export class CommandError extends CniError {
+/** A host command that exited non-zero; its kind is read from what it printed. */
+export class CommandError extends KernelError {
   constructor(
     readonly file: string,
     readonly args: readonly string[],
     readonly result: RunResult,
   ) {
-    super(ErrorCode.IoFailure, `${file} ${args.join(' ')} failed (exit ${result.exitCode}): ${(result.stderr.trim() || result.stdout.trim()).slice(0, 500)}`);
+    super(kindOfStderr(result.stderr), `${file} ${args.join(' ')} failed (exit ${result.exitCode}): ${(result.stderr.trim() || result.stdout.trim()).slice(0, 500)}`);
+    this.name = 'CommandError';
   }
 }
 

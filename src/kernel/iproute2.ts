@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { CniError, ErrorCode } from '../cni/errors';
 import type { CniIpConfig, CniRoute } from '../cni/types';
 import { encodeBatchLine } from './iproute2-batch';
 import { type CommandRunner, CommandError, runChecked } from './exec';
+import { KernelError } from './errors';
 import type { VfAdminRecord } from '../store/attachments';
 
 export interface LinkInfo {
@@ -51,6 +51,23 @@ interface IpJsonVf {
   rate?: { max_tx?: number; min_tx?: number };
 }
 
+interface IpJsonAddr {
+  local: string;
+  prefixlen: number;
+  scope?: string;
+}
+
+/** A link in a container as CHECK compares it: its state, its addresses (CIDR) and its main-table routes. */
+export interface InterfaceState {
+  link: LinkInfo;
+  addresses: string[];
+  routes: Array<{ dst: string; gateway?: string }>;
+}
+
+function toLinkInfo(l: IpJsonLink): LinkInfo {
+  return { name: l.ifname, ifindex: l.ifindex, mac: (l.address ?? '').toLowerCase(), mtu: l.mtu, up: (l.flags ?? []).includes('UP') };
+}
+
 /** This process's own network namespace: where VFs come back to. */
 export const HOST_NETNS = `/proc/${process.pid}/ns/net`;
 
@@ -62,7 +79,7 @@ function parseJson<T>(text: string, what: string): T {
   try {
     return JSON.parse(text || '[]') as T;
   } catch {
-    throw new CniError(ErrorCode.IoFailure, `cannot parse "ip -j" output for ${what}`);
+    throw new KernelError('io', `cannot parse "ip -j" output for ${what}`);
   }
 }
 
@@ -87,18 +104,51 @@ export class LinkOps {
     return netns ? runChecked(this.runner, 'nsenter', [`--net=${netns}`, 'ip', ...args], { input }) : runChecked(this.runner, 'ip', args, { input });
   }
 
-  async listLinks(netns?: string): Promise<LinkInfo[]> {
-    const r = await this.ip(netns, ['-j', 'link', 'show']);
-    return parseJson<IpJsonLink[]>(r.stdout, 'links').map((l) => ({ name: l.ifname, ifindex: l.ifindex, mac: (l.address ?? '').toLowerCase(), mtu: l.mtu, up: (l.flags ?? []).includes('UP') }));
+  /** Names of the links in this process's namespace: read from /proc, no process started. */
+  hostNames(): Set<string> {
+    return this.runner.hostNetdevs();
+  }
+
+  /** One link by name, or undefined if there is none by that name. */
+  async linkOf(name: string, netns?: string): Promise<LinkInfo | undefined> {
+    try {
+      const r = await this.ip(netns, ['-j', 'link', 'show', 'dev', name]);
+      const l = parseJson<IpJsonLink[]>(r.stdout, name)[0];
+      return l ? toLinkInfo(l) : undefined;
+    } catch (err) {
+      if (err instanceof KernelError && err.kind === 'not-found') return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * A link with its addresses and its main-table routes of both families, in one process: `addr show` prints
+   * the link's flags, MAC and MTU with its addresses; `route show table all` covers IPv4 and IPv6 at once.
+   * Undefined if there is no link by that name.
+   */
+  async interfaceState(ifname: string, netns: string): Promise<InterfaceState | undefined> {
+    let out: string;
+    try {
+      out = await this.batch(netns, [['addr', 'show', 'dev', ifname], ['route', 'show', 'table', 'all', 'dev', ifname]], ['-j']);
+    } catch (err) {
+      if (err instanceof KernelError && err.kind === 'not-found') return undefined;
+      throw err;
+    }
+    const [addrLine = '[]', routeLine = '[]'] = out.split('\n').filter((l) => l.trim() !== '');
+    const link = parseJson<Array<IpJsonLink & { addr_info?: IpJsonAddr[] }>>(addrLine, `${ifname} addresses`)[0];
+    if (!link) return undefined;
+    const routes = parseJson<Array<{ dst: string; gateway?: string; table?: string; type?: string }>>(routeLine, `${ifname} routes`);
+    return {
+      link: toLinkInfo(link),
+      addresses: (link.addr_info ?? []).filter((a) => a.scope !== 'link' && a.scope !== 'host').map((a) => `${a.local}/${a.prefixlen}`),
+      // Main-table routes print no table; local, broadcast and multicast entries are the kernel's own.
+      routes: routes.filter((r) => r.table === undefined && (r.type === undefined || r.type === 'unicast')).map((r) => ({ dst: r.dst, ...(r.gateway ? { gateway: r.gateway } : {}) })),
+    };
   }
 
   async listLinkDevices(netns?: string): Promise<LinkDevice[]> {
     const r = await this.ip(netns, ['-d', '-j', 'link', 'show']);
     return parseLinkDevices(r.stdout);
-  }
-
-  async findLink(name: string, netns?: string): Promise<LinkInfo | undefined> {
-    return (await this.listLinks(netns)).find((l) => l.name === name);
   }
 
   /** Moves a link into netns under a new name. */
@@ -122,7 +172,7 @@ export class LinkOps {
       for (const argv of cmds) out += (await this.ip(netns, [...globalOpts, ...argv])).stdout;
       return out;
     } catch (err) {
-      if (err instanceof CommandError) throw new CniError(ErrorCode.IoFailure, `configuring the interface failed: ${err.result.stderr.trim()}`);
+      if (err instanceof CommandError) throw new KernelError(err.kind, `configuring the interface failed: ${err.result.stderr.trim()}`);
       throw err;
     }
   }
@@ -137,17 +187,6 @@ export class LinkOps {
     const r = await this.runner.run('nsenter', [`--net=${netns}`, 'tee', ...files], { input: '1\n' });
     // IPv6 may be disabled in the container: then only its file fails.
     return r.exitCode === 0 ? undefined : r.stderr.trim() || `tee exited ${r.exitCode}`;
-  }
-
-  async addresses(ifname: string, netns: string): Promise<string[]> {
-    const r = await this.ip(netns, ['-j', 'addr', 'show', 'dev', ifname]);
-    const links = parseJson<Array<{ addr_info?: Array<{ local: string; prefixlen: number; scope?: string }> }>>(r.stdout, 'addresses');
-    return links.flatMap((l) => (l.addr_info ?? []).filter((a) => a.scope !== 'link' && a.scope !== 'host').map((a) => `${a.local}/${a.prefixlen}`));
-  }
-
-  async routes(ifname: string, netns: string, family: '-4' | '-6'): Promise<Array<{ dst: string; gateway?: string }>> {
-    const r = await this.ip(netns, ['-j', family, 'route', 'show', 'dev', ifname]);
-    return parseJson<Array<{ dst: string; gateway?: string }>>(r.stdout, 'routes');
   }
 
   async vfAdmin(pf: string, vfIndex: number): Promise<VfAdminRecord> {
@@ -181,7 +220,7 @@ export class LinkOps {
     try {
       await this.ip(undefined, ['link', 'set', 'dev', pf, 'vf', String(vfIndex), ...args]);
     } catch (err) {
-      throw new CniError(ErrorCode.IoFailure, `setting VF ${vfIndex} admin attributes on PF ${pf} failed: ${err instanceof CommandError ? err.result.stderr.trim() : String(err)}`);
+      throw new KernelError(err instanceof CommandError ? err.kind : 'io', `setting VF ${vfIndex} admin attributes on PF ${pf} failed: ${err instanceof CommandError ? err.result.stderr.trim() : String(err)}`);
     }
   }
 }

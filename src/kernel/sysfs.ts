@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { CniError, ErrorCode } from '../cni/errors';
+import { VfLookupError } from './errors';
 import type { LinkDevice } from './iproute2';
 import type { VfRecord } from '../store/attachments';
 
@@ -74,7 +74,7 @@ export class Sysfs {
     try {
       return basename(readlinkSync(join(this.root, 'class/net', pfName, 'device')));
     } catch {
-      throw new CniError(ErrorCode.VfNotFound, `PF ${pfName} not found: ${join(this.root, 'class/net', pfName, 'device')} does not exist (check "pf" and "sysfsRoot")`);
+      throw new VfLookupError(`PF ${pfName} not found: ${join(this.root, 'class/net', pfName, 'device')} does not exist (check "pf" and "sysfsRoot")`);
     }
   }
 
@@ -91,7 +91,7 @@ export class Sysfs {
     const pfPci = this.pfPciOf(pfName);
     const vfs = this.virtfns(pfPci);
     if (vfs.length === 0) {
-      throw new CniError(ErrorCode.VfNotFound, `PF ${pfName} (${pfPci}) has no VFs: enable SR-IOV with "echo N > ${join(this.devicePath(pfPci), 'sriov_numvfs')}"`);
+      throw new VfLookupError(`PF ${pfName} (${pfPci}) has no VFs: enable SR-IOV with "echo N > ${join(this.devicePath(pfPci), 'sriov_numvfs')}"`);
     }
     const pfIndex = pfIndexOverride ?? this.pfIndexOf(pfName, pfPci);
     return vfs.map(({ index, pci }) => ({ pci, index, pfPci, pfName, pfIndex, netdev: this.netdevOf(pci) }));
@@ -103,12 +103,12 @@ export class Sysfs {
     try {
       pfPci = basename(readlinkSync(join(this.devicePath(pci), 'physfn')));
     } catch {
-      throw new CniError(ErrorCode.VfNotFound, `device ${pci} is not an SR-IOV VF: ${join(this.devicePath(pci), 'physfn')} does not exist (check deviceID and sysfsRoot)`);
+      throw new VfLookupError(`device ${pci} is not an SR-IOV VF: ${join(this.devicePath(pci), 'physfn')} does not exist (check deviceID and sysfsRoot)`);
     }
     const entry = this.virtfns(pfPci).find((v) => v.pci === pci);
     const pfName = this.netdevOf(pfPci);
     if (!entry || !pfName) {
-      throw new CniError(ErrorCode.VfNotFound, `VF ${pci}: PF ${pfPci} does not list it or has no netdev under ${this.devicePath(pfPci)}`);
+      throw new VfLookupError(`VF ${pci}: PF ${pfPci} does not list it or has no netdev under ${this.devicePath(pfPci)}`);
     }
     return { pci, index: entry.index, pfPci, pfName, pfIndex: pfIndexOverride ?? this.pfIndexOf(pfName, pfPci), netdev: this.netdevOf(pci) };
   }

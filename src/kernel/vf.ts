@@ -56,7 +56,7 @@ export async function returnVfToHost(h: VfHost, vf: VfRecord, netns: string | un
   if (!hostName) {
     // Gone from the container (its namespace died and the kernel gave the VF back): only a name that sysfs
     // attributes to this VF's PCI address is ours to touch in the host namespace.
-    const inHost = new Set((await h.links.listLinks()).map((l) => l.name));
+    const inHost = h.links.hostNames();
     const name = h.sysfs.netdevOf(vf.pci);
     hostName = name !== undefined && inHost.has(name) ? name : undefined;
   }

@@ -4,7 +4,8 @@ import type { CniInterface, CniResult } from '../cni/types';
 import { requireVfSource } from '../config/load';
 import type { DpuConfig } from '../config/schema';
 import { representorName } from '../dpu/api';
-import { interfaceSetupLines, type LinkInfo, parseLinkDevices, temporaryName } from '../kernel/iproute2';
+import { interfaceSetupLines, parseLinkDevices, temporaryName } from '../kernel/iproute2';
+import { KernelError } from '../kernel/errors';
 import { type AllocationOwner, type Attachment, claimIsLive, InvalidRecordError, isInFlight } from '../store/attachments';
 import { selfIdentity } from '../kernel/process';
 import type { DpuFacts } from '../dpu/api';
@@ -56,16 +57,15 @@ async function reclaimStale(ctx: Context, pci: string, dpus: DpuClients): Promis
  * The requested VF, or the first VF that is free and present in the host namespace on the first PF of pf that
  * has one, claimed atomically.
  */
-async function allocateVf(ctx: Context, hostLinks: LinkInfo[], dpus: DpuClients): Promise<{ vf: VfInfo; link: LinkInfo }> {
+async function allocateVf(ctx: Context, present: Set<string>, dpus: DpuClients): Promise<{ vf: VfInfo; link: string }> {
   const { conf, state, req } = ctx;
   const owner = { containerId: req.env.containerId, ifname: req.env.ifname, network: conf.name };
-  const present = new Map(hostLinks.map((l) => [l.name, l]));
   if (conf.resolvedDeviceId) {
     const vf = ctx.sysfs.vfByPci(conf.resolvedDeviceId, conf.pfIndex);
     if (conf.pfs.length && !conf.pfs.includes(vf.pfName)) {
       throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: deviceID: VF ${vf.pci} belongs to PF ${vf.pfName}, not to pf ${conf.pfs.join(', ')}`);
     }
-    const link = vf.netdev ? present.get(vf.netdev) : undefined;
+    const link = vf.netdev !== undefined && present.has(vf.netdev) ? vf.netdev : undefined;
     if (!state.tryAllocate(vf.pci, owner) && !(link && (await reclaimStale(ctx, vf.pci, dpus)) && state.tryAllocate(vf.pci, owner))) {
       const holder = state.allocationOwner(vf.pci);
       throw new CniError(ErrorCode.VfInUse, `VF ${vf.pci} is already in use by container ${holder?.containerId ?? '?'} (${holder?.ifname ?? '?'})`);
@@ -79,7 +79,7 @@ async function allocateVf(ctx: Context, hostLinks: LinkInfo[], dpus: DpuClients)
   const vfs = conf.pfs.flatMap((pf) => ctx.sysfs.listVfs(pf, conf.pfs.length === 1 ? conf.pfIndex : undefined));
   const taken = new Set(state.listAllocations());
   const inHost = vfs.flatMap((vf) => {
-    const link = vf.netdev ? present.get(vf.netdev) : undefined;
+    const link = vf.netdev !== undefined && present.has(vf.netdev) ? vf.netdev : undefined;
     return link ? [{ vf, link }] : [];
   });
   for (const c of inHost) if (!taken.has(c.vf.pci) && state.tryAllocate(c.vf.pci, owner)) return c;
@@ -139,12 +139,12 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
     if (existing) await timer.step('cleanupInterruptedAdd', () => releaseAttachment(ctx, existing, env.netns, dpus));
     const undo = new UndoStack(log);
     try {
-      const hostLinks = await timer.step('hostLinks', () => links.listLinks());
-      const { vf, link: listed } = await timer.step('allocate', () => allocateVf(ctx, hostLinks, dpus));
+      const { vf, link: listed } = await timer.step('allocate', () => allocateVf(ctx, links.hostNames(), dpus));
       undo.push('free VF allocation', () => state.release(vf.pci, { containerId: env.containerId, ifname: env.ifname }));
-      // The listing predates the claim: a concurrent DEL may have been restoring this VF's MAC and MTU when it was taken.
+      // Read after the claim: a concurrent DEL may have been restoring this VF's MAC and MTU until it was taken.
       // (A reclaimed VF was also renamed back to its original name.)
-      const link = (await links.findLink(ctx.sysfs.netdevOf(vf.pci) ?? listed.name)) ?? listed;
+      const link = await timer.step('hostLink', () => links.linkOf(ctx.sysfs.netdevOf(vf.pci) ?? listed));
+      if (!link) throw new CniError(ErrorCode.TryAgainLater, `VF ${vf.pci} (${listed}) left the host network namespace while it was being claimed; try again later`);
       const dpu = dpuForPf(conf, vf.pfName);
       if (!dpu && conf.dpus) {
         throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: dpus: VF ${vf.pci} is on PF ${vf.pfName}, which has no entry in dpus, and there is no dpu: add "${vf.pfName}" to dpus or set dpu`);
@@ -182,6 +182,27 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
       };
       await applyVfSettings(ctx, att, vf, dpuConf, client, vfFunction ? await dpuFacts() : undefined, undo);
 
+      // The representor joins the overlay while the VF moves and IPAM runs (static mode needs nothing they produce);
+      // OVN mode needs IPAM's addresses for port_security and plugs after it. Awaited before the link comes up.
+      const plugOf = (ipam: CniResult | undefined) => ({ network: conf.name, vni: conf.vni, containerId: env.containerId, ifname: env.ifname, netns: env.netns, representor, mtu: conf.mtu, ...(dpuConf ? ovnAddresses(dpuConf, conf.resolvedMac ?? link.mac, ipam) : {}) });
+      const startPlug = (ipam: CniResult | undefined) => {
+        if (!client || !dpuConf) return undefined;
+        const plug = plugOf(ipam);
+        const plugged = timer.step('dpu', () => client.plug(plug).catch((err: unknown) => {
+          throw err instanceof CniError ? new CniError(err.code, `binding representor ${representor} on the DPU failed: ${err.message}`, err.details) : err;
+        }));
+        plugged.catch(() => undefined); // a failure is reported where it is awaited
+        // Rollback waits for a plug still in flight, then unplugs what it made.
+        undo.push('unplug representor', async () => {
+          const made = await plugged.catch(() => undefined);
+          if (made) await client.unplug({ ...plug, portUuid: made.portUuid, ...(made.lsp ? { lsp: made.lsp } : {}) });
+        });
+        return plugged.then((made) => {
+          att.dpu = { target: client.target, bridge: made.bridge, representor, portUuid: made.portUuid, ...(made.lsp ? { lsp: made.lsp } : {}), config: dpuConf };
+        });
+      };
+      let plugging = dpuConf?.controlPlane === 'ovn' ? undefined : startPlug(undefined);
+
       await timer.step('moveVf', () => links.moveToNetns(link.name, env.netns, tmpName));
       undo.push('return VF to host', async () => {
         await returnVfToHost(ctx, att.vf, env.netns, [tmpName, env.ifname]);
@@ -201,22 +222,19 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
       const announceProblem = await announce;
       if (announceProblem) log.warn({ problem: announceProblem }, 'could not enable arp_notify/ndisc_notify: neighbours may keep a stale MAC for this address');
 
-      // The representor joins the overlay before the link comes up, so the link-up announcement reaches peers.
+      // The representor joins the overlay before the link comes up, so the link-up announcement reaches peers;
+      // the underlay MTU check refuses before that too.
       if (client && dpuConf) {
         await dpuFacts();
-        const plug = { network: conf.name, vni: conf.vni, containerId: env.containerId, ifname: env.ifname, netns: env.netns, representor, mtu: conf.mtu, ...ovnAddresses(dpuConf, conf.resolvedMac ?? link.mac, ipamResult) };
-        const { bridge, portUuid, lsp } = await timer.step('dpu', () => client.plug(plug).catch((err: unknown) => {
-          throw err instanceof CniError ? new CniError(err.code, `binding representor ${representor} on the DPU failed: ${err.message}`, err.details) : err;
-        }));
-        att.dpu = { target: client.target, bridge, representor, portUuid, ...(lsp ? { lsp } : {}), config: dpuConf };
-        undo.push('unplug representor', () => client.unplug({ ...plug, portUuid, ...(lsp ? { lsp } : {}) }));
+        plugging ??= startPlug(ipamResult);
+        await plugging;
         faultPoint('add:dpu-plugged');
       }
 
       const setup = interfaceSetupLines({ from: tmpName, ifname: env.ifname, mac: conf.resolvedMac, mtu: conf.mtu, ips: ipamResult?.ips ?? [], routes: ipamResult?.routes ?? [] });
       const shown = await timer.step('configure', () => links.batch(env.netns, [...setup, ['link', 'show', 'dev', env.ifname]], ['-d', '-j']).catch(async (err: unknown) => {
         // Only on failure: a rename onto a name the container already uses says "File exists" and nothing more.
-        if (err instanceof CniError && /File exists/.test(err.message) && (await links.findLink(env.ifname, env.netns).catch(() => undefined))) {
+        if (err instanceof KernelError && err.kind === 'exists' && (await links.linkOf(env.ifname, env.netns).catch(() => undefined))) {
           throw new CniError(ErrorCode.InvalidEnvironment, `CNI_IFNAME ${JSON.stringify(env.ifname)}: network namespace ${env.netns} already has an interface with that name; DEL the attachment that made it, or use another ifname`);
         }
         throw err;

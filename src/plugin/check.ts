@@ -25,27 +25,29 @@ export async function cmdCheck(ctx: Context): Promise<void> {
   const expected = interfaces[index] as CniInterface;
 
   await withDpu(ctx, dpuOfRecord(conf, att)?.dpu, async (dpus) => {
-    const link = await timer.step('link', () => links.findLink(ifname, netns));
-    if (!link) throw fail(`interface ${ifname} is missing from ${netns}`);
+    // One process: the link, its addresses and its routes of both families.
+    const seen = await timer.step('link', () => links.interfaceState(ifname, netns));
+    if (!seen) throw fail(`interface ${ifname} is missing from ${netns}`);
+    const { link } = seen;
     if (expected.mac && link.mac !== expected.mac.toLowerCase()) throw fail(`interface ${ifname} has MAC ${link.mac}, expected ${expected.mac}`);
     // prevResult is the chain's final result: a later plugin (tuning) may have changed the MTU; without an mtu there, nothing to hold it to.
     if (expected.mtu !== undefined && link.mtu !== expected.mtu) throw fail(`interface ${ifname} has MTU ${link.mtu}, expected ${expected.mtu}`);
     if (!link.up) throw fail(`interface ${ifname} is down`);
 
     const ours = ((prev.ips ?? []) as CniIpConfig[]).filter((ip) => ip.interface === index);
-    const present = new Set(await links.addresses(ifname, netns));
+    const present = new Set(seen.addresses);
     for (const ip of ours) if (!present.has(ip.address)) throw fail(`address ${ip.address} is missing from ${ifname}`);
     // Ours (from ADD) that the final result still lists: a later plugin may have dropped one on purpose.
     const listed = new Set(((prev.routes ?? []) as CniRoute[]).map((r) => `${r.dst} ${r.gw ?? ''}`));
     const ourRoutes = ((att.result?.routes ?? []) as CniRoute[]).filter((r) => listed.has(`${r.dst} ${r.gw ?? ''}`));
-    for (const family of ['-4', '-6'] as const) {
-      const wanted = ourRoutes.filter((r) => (family === '-6') === r.dst.includes(':'));
-      if (wanted.length === 0) continue;
-      const table = new Set((await links.routes(ifname, netns, family)).map((r) => r.dst));
-      for (const r of wanted) {
-        const dst = r.dst === '0.0.0.0/0' || r.dst === '::/0' ? 'default' : r.dst;
-        if (!table.has(dst) && !table.has(r.dst.replace(/\/(32|128)$/, ''))) throw fail(`route to ${r.dst} is missing in ${netns}`);
-      }
+    // Both families in one listing: "default" is told apart by its gateway's family where it has one.
+    const isV6 = (r: { dst: string; gateway?: string }) => r.dst.includes(':') || (r.gateway ?? '').includes(':');
+    const table = new Set(seen.routes.map((r) => `${isV6(r) ? 6 : 4} ${r.dst}`));
+    const has = (family: 4 | 6, dst: string) => table.has(`${family} ${dst}`) || (dst === 'default' && seen.routes.some((r) => r.dst === 'default' && r.gateway === undefined));
+    for (const r of ourRoutes) {
+      const family = r.dst.includes(':') ? 6 : 4;
+      const dst = r.dst === '0.0.0.0/0' || r.dst === '::/0' ? 'default' : r.dst;
+      if (!has(family, dst) && !has(family, r.dst.replace(/\/(32|128)$/, ''))) throw fail(`route to ${r.dst} is missing in ${netns}`);
     }
     if (conf.ipam) {
       // The runtime's CHECK config: IPAM plugins such as static verify the prevResult in it.

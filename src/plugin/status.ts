@@ -11,7 +11,7 @@ async function requireFreeVf(ctx: Context, pfs: string[]): Promise<void> {
   const vfs = pfs.flatMap((pf) => ctx.sysfs.listVfs(pf, pfs.length === 1 ? conf.pfIndex : undefined));
   const pf = pfs.join(', ');
   const taken = new Set(state.listAllocations());
-  const inHost = new Set((await ctx.timer.step('hostLinks', () => ctx.links.listLinks())).map((l) => l.name));
+  const inHost = ctx.links.hostNames();
   const free = vfs.filter((vf) => !taken.has(vf.pci) && vf.netdev !== undefined && inHost.has(vf.netdev));
   if (free.length > 0) return;
   const allocated = vfs.filter((vf) => taken.has(vf.pci)).length;

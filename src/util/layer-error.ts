@@ -1,6 +1,6 @@
 /**
- * An error a lower layer (dpu/, store/) throws in its own terms: kind says what happened there, never a CNI
- * code. plugin/ maps each kind to the CNI code (src/plugin/dpu-errors.ts, store-errors.ts).
+ * An error a lower layer (kernel/, dpu/, store/) throws in its own terms: kind says what happened there, never a CNI
+ * code. plugin/ maps each kind to the CNI code (src/plugin/layer-errors.ts, dpu-errors.ts, store-errors.ts).
  */
 export abstract class LayerError<K extends string = string> extends Error {
   constructor(

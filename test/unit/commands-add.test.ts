@@ -338,7 +338,9 @@ describe('ADD', () => {
       expect(out.json).toMatchObject({ code: 11 });
       expect(out.json?.msg).toContain('pool busy');
       expectNothingLeft(b);
-      expect(b.dpu.callsOf('plug')).toEqual([]);
+      // static mode plugs while the VF moves and IPAM runs: the rollback unplugs it
+      expect(b.dpu.callsOf('plug')).toHaveLength(1);
+      expect(b.dpu.callsOf('unplug')).toHaveLength(1);
       // the VF came back through the container namespace, under a fresh temporary name, and was restored
       const back = b.host.ipCalls().find((c) => c.ns === NS && c.args.includes('netns'));
       expect(back?.args.slice(0, 5)).toEqual(['link', 'set', 'dev', moveCall(b)[7], 'netns']);
@@ -385,6 +387,47 @@ describe('ADD', () => {
       // the representor is plugged before the link comes up (so its announcement crosses the overlay) and unplugged again
       expect(b.dpu.callsOf('plug')).toHaveLength(1);
       expect(b.dpu.callsOf('unplug')).toHaveLength(1);
+      expectNothingLeft(b);
+    });
+
+    it('static mode: the plug starts before the VF moves, and the link comes up only after it finished', async () => {
+      const b = bed();
+      const plug = b.dpu.plug.bind(b.dpu);
+      let movedAtPlug: boolean | undefined;
+      let configuredBeforePlugDone = false;
+      b.dpu.plug = async (req) => {
+        movedAtPlug = b.host.ipCalls().some((c) => c.ns === 'host' && c.args.includes('netns'));
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        configuredBeforePlugDone = b.host.batches(NS).length > 0;
+        return plug(req);
+      };
+      const out = await b.run('ADD');
+      expect(out.exitCode).toBe(0);
+      expect(movedAtPlug).toBe(false);
+      expect(configuredBeforePlugDone).toBe(false);
+    });
+
+    it('a step failing while the plug is still in flight: rollback waits for it, then unplugs the port it made', async () => {
+      const b = bed();
+      const plug = b.dpu.plug.bind(b.dpu);
+      b.dpu.plug = async (req) => {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return plug(req);
+      };
+      b.ipam.failNext('ADD', JSON.stringify({ cniVersion: '1.1.0', code: 11, msg: 'pool busy' }));
+      const out = await b.run('ADD');
+      expect(out.json).toMatchObject({ code: 11 });
+      expect(b.dpu.callsOf('unplug')).toEqual([expect.objectContaining({ portUuid: expect.any(String), representor: 'pf0vf0' })]);
+      expectNothingLeft(b);
+    });
+
+    it('the underlay MTU check still refuses before the link comes up, and the early plug is undone', async () => {
+      const b = bed();
+      b.dpu.uplink = { dev: 'br-phy', mtu: 1400 };
+      const out = await b.run('ADD');
+      expect(out.json).toMatchObject({ code: 7 });
+      expect(b.host.batches(NS)).toEqual([]);
+      expect(b.dpu.callsOf('unplug')).toHaveLength(b.dpu.callsOf('plug').length);
       expectNothingLeft(b);
     });
 

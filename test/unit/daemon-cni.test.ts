@@ -54,7 +54,7 @@ function gatedHandlers(socket = SOCKET) {
 }
 
 function executor(handlers?: (deps: Deps) => PluginHandlers): CniExecutor {
-  return new CniExecutor({ socketPath: SOCKET, netns: NETNS, deps: { runner: { run: async () => ({ exitCode: 0, stdout: '', stderr: '' }) }, dpuClient: () => { throw new Error('no DPU'); }, logger: () => silentLogger() }, handlers });
+  return new CniExecutor({ socketPath: SOCKET, netns: NETNS, deps: { runner: { run: async () => ({ exitCode: 0, stdout: '', stderr: '' }), hostNetdevs: () => new Set<string>() }, dpuClient: () => { throw new Error('no DPU'); }, logger: () => silentLogger() }, handlers });
 }
 
 function collect(): { answers: CniForwardResponse[]; send(r: CniForwardResponse): void; final(): Promise<CniForwardResponse> } {
@@ -266,7 +266,7 @@ describe('DaemonServer with the forwarder over its socket', () => {
     const { DaemonServer } = await import('../../src/daemon/server');
     const dir = tmpDir('daemon-sock-');
     const socket = join(dir, 'run', 'dpu.sock');
-    const server = new DaemonServer(socket, silentLogger(), { runner: { run: async () => ({ exitCode: 0, stdout: '', stderr: '' }) } });
+    const server = new DaemonServer(socket, silentLogger(), { runner: { run: async () => ({ exitCode: 0, stdout: '', stderr: '' }), hostNetdevs: () => new Set<string>() } });
     await server.listen();
     try {
       const bad = JSON.stringify({ cniVersion: '1.1.0', name: 'n', vni: 0, dpu: { daemonSocket: socket } });

@@ -1,5 +1,7 @@
 import { HOST_NETNS, interfaceSetupLines, LinkOps, temporaryName } from '../../src/kernel/iproute2';
 import { fail, ok, ScriptedRunner } from './helpers/scripted-runner';
+import { KernelError } from '../../src/kernel/errors';
+import { layerErrorToCni as toCniError } from '../../src/plugin/layer-errors';
 
 const links = JSON.stringify([
   { ifindex: 1, ifname: 'lo', flags: ['LOOPBACK', 'UP', 'LOWER_UP'], mtu: 65536, address: '00:00:00:00:00:00' },
@@ -8,29 +10,33 @@ const links = JSON.stringify([
 ]);
 
 describe('LinkOps', () => {
-  it('listLinks parses ip -j link show (MAC lower-cased, UP flag)', async () => {
-    const r = new ScriptedRunner([ok(links)]);
-    expect(await new LinkOps(r).listLinks()).toEqual([
-      { name: 'lo', ifindex: 1, mac: '00:00:00:00:00:00', mtu: 65536, up: true },
-      { name: 'ens1f0v0', ifindex: 7, mac: '02:ab:cd:00:00:01', mtu: 1500, up: false },
-      { name: 'tun0', ifindex: 8, mac: '', mtu: 1400, up: true },
+  it('linkOf parses ip -j link show dev NAME (MAC lower-cased, UP flag); in another namespace through nsenter --net=', async () => {
+    const r = new ScriptedRunner([ok(JSON.stringify([JSON.parse(links)[1]])), ok(JSON.stringify([JSON.parse(links)[2]]))]);
+    expect(await new LinkOps(r).linkOf('ens1f0v0')).toEqual({ name: 'ens1f0v0', ifindex: 7, mac: '02:ab:cd:00:00:01', mtu: 1500, up: false });
+    expect(await new LinkOps(r).linkOf('tun0', '/run/netns/a b')).toEqual({ name: 'tun0', ifindex: 8, mac: '', mtu: 1400, up: true });
+    expect(r.calls.map((c) => [c.file, c.args])).toEqual([
+      ['ip', ['-j', 'link', 'show', 'dev', 'ens1f0v0']],
+      ['nsenter', ['--net=/run/netns/a b', 'ip', '-j', 'link', 'show', 'dev', 'tun0']],
     ]);
-    expect(r.calls.map((c) => [c.file, c.args])).toEqual([['ip', ['-j', 'link', 'show']]]);
   });
 
-  it('in another namespace it runs through nsenter --net=', async () => {
-    const r = new ScriptedRunner([ok(links)]);
-    expect(await new LinkOps(r).findLink('tun0', '/run/netns/a b')).toMatchObject({ name: 'tun0' });
-    expect(r.calls.map((c) => [c.file, c.args])).toEqual([['nsenter', ['--net=/run/netns/a b', 'ip', '-j', 'link', 'show']]]);
+  it('linkOf: no such device is undefined; garbage is an io KernelError (code 5 once mapped)', async () => {
+    expect(await new LinkOps(new ScriptedRunner([fail('Device "x" does not exist.\n')])).linkOf('x')).toBeUndefined();
+    const err = await new LinkOps(new ScriptedRunner([ok('Error: garbage')])).linkOf('x').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KernelError);
+    expect(toCniError(err)).toMatchObject({ code: 5 });
   });
 
-  it('empty output is no links; garbage is code 5', async () => {
-    expect(await new LinkOps(new ScriptedRunner([ok('')])).listLinks()).toEqual([]);
-    await expect(new LinkOps(new ScriptedRunner([ok('Error: garbage')])).listLinks()).rejects.toMatchObject({ code: 5 });
+  it('a failing ip is a KernelError naming the command and its stderr (code 5 once mapped)', async () => {
+    const err = await new LinkOps(new ScriptedRunner([fail('Cannot open network namespace "x": Permission denied')])).linkOf('a', '/run/netns/x').catch((e: unknown) => e);
+    expect(err).toMatchObject({ kind: 'permission', message: expect.stringMatching(/nsenter.*Cannot open network namespace/) });
+    expect(toCniError(err)).toMatchObject({ code: 5, message: expect.stringMatching(/nsenter.*Cannot open network namespace/) });
   });
 
-  it('a failing ip is code 5 naming the command and its stderr', async () => {
-    await expect(new LinkOps(new ScriptedRunner([fail('Cannot open network namespace "x"')])).listLinks('/run/netns/x')).rejects.toMatchObject({ code: 5, message: expect.stringMatching(/nsenter.*Cannot open network namespace/) });
+  it('hostNames asks the runner (/proc/self/net/dev), no command', () => {
+    const r = new ScriptedRunner([], new Set(['lo', 'ens1f0v0']));
+    expect([...new LinkOps(r).hostNames()]).toEqual(['lo', 'ens1f0v0']);
+    expect(r.calls).toEqual([]);
   });
 
   it('moveToNetns renames while moving, from the given namespace', async () => {
@@ -67,9 +73,11 @@ describe('LinkOps', () => {
     ]);
   });
 
-  it('a failing batch is code 5 with iproute2 stderr', async () => {
+  it('a failing batch is a KernelError (kind exists here; code 5 once mapped) with iproute2 stderr', async () => {
     const r = new ScriptedRunner([fail('RTNETLINK answers: File exists\nCommand failed -:2\n')]);
-    await expect(new LinkOps(r).batch(undefined, [['x'], ['y']])).rejects.toMatchObject({ code: 5, message: 'configuring the interface failed: RTNETLINK answers: File exists\nCommand failed -:2' });
+    const err = await new LinkOps(r).batch(undefined, [['x'], ['y']]).catch((e: unknown) => e);
+    expect(err).toMatchObject({ kind: 'exists', message: 'configuring the interface failed: RTNETLINK answers: File exists\nCommand failed -:2' });
+    expect(toCniError(err)).toMatchObject({ code: 5, message: 'configuring the interface failed: RTNETLINK answers: File exists\nCommand failed -:2' });
   });
 
   it('announceOnUp writes arp_notify and ndisc_notify in the namespace with one tee; a failure is reported, not thrown', async () => {
@@ -79,17 +87,22 @@ describe('LinkOps', () => {
     expect(r.calls[0]).toMatchObject({ file: 'nsenter', args: ['--net=/run/netns/a', 'tee', '/proc/sys/net/ipv4/conf/e#"x/arp_notify', '/proc/sys/net/ipv6/conf/e#"x/ndisc_notify'], opts: { input: '1\n' } });
   });
 
-  it('addresses: global ones only, as CIDR', async () => {
-    const out = JSON.stringify([{ addr_info: [{ local: '10.1.0.5', prefixlen: 24, scope: 'global' }, { local: 'fe80::1', prefixlen: 64, scope: 'link' }, { local: 'fd00::5', prefixlen: 64, scope: 'global' }, { local: '127.0.0.1', prefixlen: 8, scope: 'host' }] }]);
-    const r = new ScriptedRunner([ok(out)]);
-    expect(await new LinkOps(r).addresses('net1', '/run/netns/a')).toEqual(['10.1.0.5/24', 'fd00::5/64']);
-    expect(r.calls[0]?.args).toEqual(['--net=/run/netns/a', 'ip', '-j', 'addr', 'show', 'dev', 'net1']);
+  it('interfaceState: link, global addresses and main-table routes of both families from one ip -j -batch', async () => {
+    const addr = JSON.stringify([{ ifindex: 9, ifname: 'net1', flags: ['UP'], mtu: 1450, address: '02:00:00:00:00:0A', addr_info: [{ local: '10.1.0.5', prefixlen: 24, scope: 'global' }, { local: 'fe80::1', prefixlen: 64, scope: 'link' }, { local: 'fd00::5', prefixlen: 64, scope: 'global' }, { local: '127.0.0.1', prefixlen: 8, scope: 'host' }] }]);
+    const routes = JSON.stringify([{ dst: 'default', gateway: '10.1.0.1' }, { type: 'unicast', dst: 'fd09::/64', gateway: 'fd00::1' }, { type: 'local', dst: '10.1.0.5', table: 'local' }, { type: 'multicast', dst: 'ff00::/8', table: 'local' }]);
+    const r = new ScriptedRunner([ok(`${addr}\n${routes}\n`)]);
+    expect(await new LinkOps(r).interfaceState('net1', '/run/netns/a')).toEqual({
+      link: { name: 'net1', ifindex: 9, mac: '02:00:00:00:00:0a', mtu: 1450, up: true },
+      addresses: ['10.1.0.5/24', 'fd00::5/64'],
+      routes: [{ dst: 'default', gateway: '10.1.0.1' }, { dst: 'fd09::/64', gateway: 'fd00::1' }],
+    });
+    expect(r.calls).toHaveLength(1);
+    expect(r.calls[0]).toMatchObject({ args: ['--net=/run/netns/a', 'ip', '-j', '-batch', '-'], opts: { input: 'addr show dev net1\nroute show table all dev net1\n' } });
   });
 
-  it('routes: per family', async () => {
-    const r = new ScriptedRunner([ok('[{"dst":"default","gateway":"10.1.0.1"}]')]);
-    expect(await new LinkOps(r).routes('net1', '/run/netns/a', '-4')).toEqual([{ dst: 'default', gateway: '10.1.0.1' }]);
-    expect(r.calls[0]?.args).toEqual(['--net=/run/netns/a', 'ip', '-j', '-4', 'route', 'show', 'dev', 'net1']);
+  it('interfaceState: no such device is undefined', async () => {
+    const r = new ScriptedRunner([fail('Device "net1" does not exist.\nCommand failed -:1\n')]);
+    expect(await new LinkOps(r).interfaceState('net1', '/run/netns/a')).toBeUndefined();
   });
 
   it('vfAdmin reads one VF from the PF vfinfo_list', async () => {
@@ -119,8 +132,8 @@ describe('LinkOps', () => {
     ]);
   });
 
-  it('setVfAdmin failure is code 5 naming the VF and PF', async () => {
-    await expect(new LinkOps(new ScriptedRunner([fail('RTNETLINK answers: Operation not supported')])).setVfAdmin('ens1f0', 2, { trust: 'on' })).rejects.toMatchObject({
+  it('setVfAdmin failure is code 5 (once mapped) naming the VF and PF', async () => {
+    await expect(new LinkOps(new ScriptedRunner([fail('RTNETLINK answers: Operation not supported')])).setVfAdmin('ens1f0', 2, { trust: 'on' }).catch((e: unknown) => Promise.reject(toCniError(e)))).rejects.toMatchObject({
       code: 5,
       message: expect.stringContaining('VF 2 admin attributes on PF ens1f0 failed: RTNETLINK answers: Operation not supported'),
     });

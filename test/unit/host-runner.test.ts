@@ -1,5 +1,6 @@
-import { CommandError, ProcessRunner, runChecked } from '../../src/kernel/exec';
+import { CommandError, MAX_OUTPUT_BYTES, parseProcNetDev, ProcessRunner, runChecked } from '../../src/kernel/exec';
 import { fail, ok, ScriptedRunner } from './helpers/scripted-runner';
+import { kindOfStderr } from '../../src/kernel/errors';
 
 const sh = (script: string, opts: Parameters<ProcessRunner['run']>[2] = {}) => new ProcessRunner().run('/bin/sh', ['-c', script], opts);
 
@@ -20,6 +21,19 @@ describe('ProcessRunner', () => {
   it('a command that exits without reading its stdin keeps its exit code and output (VERSION-style)', async () => {
     const big = 'x'.repeat(4 * 1024 * 1024);
     expect(await sh('echo done', { input: big })).toEqual({ exitCode: 0, stdout: 'done\n', stderr: '' });
+  });
+
+  it('an IPAM VERSION that exits without reading a 16 MiB config (EPIPE) is a normal result with its exit code', async () => {
+    const config = JSON.stringify({ cniVersion: '1.1.0', pad: 'x'.repeat(16 * 1024 * 1024) });
+    expect(await sh('echo \'{"supportedVersions":["1.0.0"]}\'', { input: config })).toEqual({ exitCode: 0, stdout: '{"supportedVersions":["1.0.0"]}\n', stderr: '' });
+    expect(await sh('echo no >&2; exit 4', { input: config })).toEqual({ exitCode: 4, stdout: '', stderr: 'no\n' });
+  });
+
+  it('cuts off a child that prints more than the output cap instead of buffering it', async () => {
+    expect(MAX_OUTPUT_BYTES).toBe(16 * 1024 * 1024);
+    const r = await new ProcessRunner(64 * 1024).run('/bin/sh', ['-c', 'head -c 1000000 /dev/zero']);
+    expect(r.exitCode).toBe(127);
+    expect(r.stderr).toMatch(/printed more than/);
   });
 
   it('a missing program is exit 127 with a message, not an exception', async () => {
@@ -46,11 +60,34 @@ describe('runChecked', () => {
   it('returns the result on exit 0', async () => {
     expect(await runChecked(new ScriptedRunner([ok('x')]), 'ip', ['a'])).toEqual(ok('x'));
   });
-  it('throws CommandError (code 5) with the command and stderr otherwise', async () => {
+  it('throws CommandError (kind from stderr) with the command and stderr otherwise', async () => {
     const err = (await runChecked(new ScriptedRunner([fail('Device "x" does not exist.\n', 1)]), 'ip', ['link', 'show', 'x']).catch((e: unknown) => e)) as CommandError;
     expect(err).toBeInstanceOf(CommandError);
-    expect(err.code).toBe(5);
+    expect(err.kind).toBe('not-found');
     expect(err.message).toBe('ip link show x failed (exit 1): Device "x" does not exist.');
     expect(err.result.exitCode).toBe(1);
+  });
+});
+
+describe('hostNetdevs', () => {
+  it('reads the device names of /proc/self/net/dev', () => {
+    const text = 'Inter-|   Receive\n face |bytes\n    lo: 1 2 3\nens1f0v0:    0 0\n  eth0: 5\n';
+    expect([...parseProcNetDev(text)]).toEqual(['lo', 'ens1f0v0', 'eth0']);
+    expect(new ProcessRunner().hostNetdevs().has('lo')).toBe(true);
+  });
+});
+
+describe('kindOfStderr', () => {
+  it.each([
+    ['RTNETLINK answers: File exists', 'exists'],
+    ['Device "x" does not exist.', 'not-found'],
+    ['Cannot find device "x"', 'not-found'],
+    ['RTNETLINK answers: Device or resource busy', 'busy'],
+    ['RTNETLINK answers: Operation not permitted', 'permission'],
+    ['ip: timed out after 200 ms', 'timeout'],
+    ['RTNETLINK answers: Invalid argument', 'invalid'],
+    ['something else', 'io'],
+  ])('%s is %s', (stderr, kind) => {
+    expect(kindOfStderr(stderr)).toBe(kind);
   });
 });

@@ -3,7 +3,20 @@ import { join } from 'node:path';
 import { Sysfs } from '../../src/kernel/sysfs';
 import { buildSysfs, type FakeVf } from './helpers/sysfs-tree';
 import { removeTmpDirs, tmpDir } from './helpers/tmp';
-import { errorOf } from './helpers/errors';
+import { errorOf as cniErrorOf } from './helpers/errors';
+import { VfLookupError } from '../../src/kernel/errors';
+import { layerErrorToCni as toCniError } from '../../src/plugin/layer-errors';
+
+/** sysfs throws VfLookupError; plugin/ turns it into code 101. */
+const errorOf = (fn: () => unknown) =>
+  cniErrorOf(() => {
+    try {
+      return fn();
+    } catch (err) {
+      expect(err).toBeInstanceOf(VfLookupError);
+      throw toCniError(err);
+    }
+  });
 
 afterAll(removeTmpDirs);
 

@@ -129,6 +129,11 @@ export class FakeHost implements CommandRunner {
     return path === HOST_NETNS || path === 'host' ? 'host' : path;
   }
 
+  /** Like /proc/self/net/dev: the host namespace's devices, no command run. */
+  hostNetdevs(): Set<string> {
+    return new Set(this.ns('host').keys());
+  }
+
   async run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
     const call: Call = { file, args: [...args], input: opts.input, env: opts.env };
     this.calls.push(call);
@@ -201,7 +206,7 @@ export class FakeHost implements CommandRunner {
       if (!pf) return err(`Cannot find device "${m[1]}"`);
       return ok();
     }
-    if (line === '-batch -' || line === '-d -j -batch -') {
+    if (line === '-batch -' || line === '-d -j -batch -' || line === '-j -batch -') {
       let out = '';
       const cmds = iproute2BatchCommands(input ?? '');
       for (let i = 0; i < cmds.length; i++) {
@@ -224,6 +229,16 @@ export class FakeHost implements CommandRunner {
     if (t.length === 4 && t[0] === 'link' && t[1] === 'show' && t[2] === 'dev') {
       const l = links.get(t[3] as string);
       return l ? JSON.stringify([this.linkJson(l)]) : { problem: `Device "${t[3]}" does not exist.` };
+    }
+    if (t.length === 4 && t[0] === 'addr' && t[1] === 'show' && t[2] === 'dev') {
+      const l = links.get(t[3] as string);
+      if (!l) return { problem: `Device "${t[3]}" does not exist.` };
+      return JSON.stringify([{ ...this.linkJson(l), addr_info: l.addrs.map((a) => ({ local: a.split('/')[0], prefixlen: Number(a.split('/')[1]), scope: 'global' })) }]) + '\n';
+    }
+    if (t.length === 6 && t.slice(0, 5).join(' ') === 'route show table all dev') {
+      const l = links.get(t[5] as string);
+      if (!l) return { problem: `Cannot find device "${t[5]}"` };
+      return JSON.stringify(l.routes) + '\n';
     }
     const problem = this.batchLine(links, t);
     return problem ? { problem } : '';

@@ -9,7 +9,13 @@ export interface RecordedCall {
 /** Records every call and answers from a queue of results (or functions of the call); an empty queue is a test failure. */
 export class ScriptedRunner implements CommandRunner {
   readonly calls: RecordedCall[] = [];
-  constructor(private readonly answers: Array<RunResult | ((c: RecordedCall) => RunResult)> = []) {}
+  constructor(
+    private readonly answers: Array<RunResult | ((c: RecordedCall) => RunResult)> = [],
+    readonly netdevs = new Set<string>(),
+  ) {}
+  hostNetdevs(): Set<string> {
+    return new Set(this.netdevs);
+  }
   push(...a: Array<RunResult | ((c: RecordedCall) => RunResult)>): this {
     this.answers.push(...a);
     return this;
