@@ -3,7 +3,7 @@
 // operator would script (host-device + OpenSSH ovs-vsctl); bursts; VERSION next to a hello-world SEA built the same
 // way (the Node floor); the daemon's RSS with many attachments and its CPU at idle. Children get a scrubbed
 // environment (bench/latency/env.ts); the cost of two inherited variables is measured once, on purpose.
-//   node scripts/run-ts.js bench/latency.ts [--quick] [--cycles N] [--bursts 1,2,5] [--attachments N] [--idle-seconds S] [--out DIR] [--readme]
+//   node scripts/run-ts.js bench/latency.ts [--quick] [--cycles N] [--bursts 1,2,5] [--attachments N] [--idle-seconds S] [--snapshot] [--out DIR] [--readme]
 // Prints the JSON and a markdown table on stdout; writes DIR/latency.{json,md} (default docs/benchmarks);
 // --readme also puts the table into README.md between the bench:latency markers.
 // Needs root; brings up its own testbed (DPUO_TESTBED_PREFIX, default dpuo) and takes it down.
@@ -16,6 +16,7 @@ import { type Daemon, idleCpuPercent, rssKb, startDaemon, stopDaemon } from './l
 import { ENV_EFFECTS, scrubbedEnv } from './latency/env';
 import { type BurstResult, DPU_CONNECT, markdown, median, type Report, type Stats, stats, targets, updateReadme } from './latency/report';
 import { helloSea } from './latency/sea-floor';
+import { snapshotBinary } from './latency/snapshot';
 
 interface Options {
   quick: boolean;
@@ -23,12 +24,13 @@ interface Options {
   bursts: number[];
   attachments: number;
   idleSeconds: number;
+  snapshot: boolean;
   out: string;
   readme: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, cycles: 50, bursts: [1, 2, 5, 10, 20, 40], attachments: 100, idleSeconds: 10, out: join(ROOT, 'docs', 'benchmarks'), readme: false };
+  const o: Options = { quick: false, cycles: 50, bursts: [1, 2, 5, 10, 20, 40], attachments: 100, idleSeconds: 10, snapshot: false, out: join(ROOT, 'docs', 'benchmarks'), readme: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') Object.assign(o, { quick: true, cycles: 8, bursts: [1, 5, 20], idleSeconds: 5 });
@@ -36,6 +38,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--bursts') o.bursts = String(argv[++i]).split(',').map(Number);
     else if (a === '--attachments') o.attachments = Number(argv[++i]);
     else if (a === '--idle-seconds') o.idleSeconds = Number(argv[++i]);
+    else if (a === '--snapshot') o.snapshot = true;
     else if (a === '--out') o.out = String(argv[++i]);
     else if (a === '--readme') o.readme = true;
     else throw new Error(`unknown argument ${a}`);
@@ -137,8 +140,8 @@ function opsAddPort(vf: number, b: Bench): string {
   return `ip link set dev ${rep} mtu 1450 up && ovs-vsctl --may-exist add-br br-bench -- set Bridge br-bench datapath_type=netdev -- --may-exist add-port br-bench ${rep}`;
 }
 
-async function plugin(b: Bench, command: string, id: string, netns: string, warm: boolean): Promise<Run> {
-  return must(`dpu-overlay ${command} ${id}`, runInNetns(b.s.hostNetns, BINARY, [], cniEnv(command, id, netns), JSON.stringify(pluginConf(b, warm))));
+async function plugin(b: Bench, command: string, id: string, netns: string, warm: boolean, bin = BINARY): Promise<Run> {
+  return must(`dpu-overlay ${command} ${id}`, runInNetns(b.s.hostNetns, bin, [], cniEnv(command, id, netns), JSON.stringify(pluginConf(b, warm))));
 }
 
 async function hostDevice(b: Bench, command: string, id: string, netns: string, vf: number): Promise<Run> {
@@ -155,16 +158,24 @@ async function hostDeviceSsh(b: Bench, command: string, id: string, netns: strin
 
 type Cycle = (command: 'ADD' | 'DEL', id: string, netns: string) => Promise<Run>;
 
-async function cycles(n: number, name: string, fn: Cycle): Promise<{ add: Run[]; del: Run[] }> {
+type Cycles = { add: Run[]; del: Run[] };
+
+/**
+ * n ADD/DEL cycles of each scenario, interleaved (cycle i of every scenario before cycle i+1 of any), so that
+ * the ratios between them are taken under the same load even on a shared machine.
+ */
+async function cycles(n: number, scenarios: Record<string, Cycle>): Promise<Record<string, Cycles>> {
   const netns = container('bench-seq');
-  const add: Run[] = [];
-  const del: Run[] = [];
+  const out: Record<string, Cycles> = Object.fromEntries(Object.keys(scenarios).map((k) => [k, { add: [], del: [] }]));
   for (let i = 0; i < n; i++) {
-    add.push(await fn('ADD', `seq-${name.replace(/[^A-Za-z0-9]+/g, "-")}-${i}`, netns));
-    del.push(await fn('DEL', `seq-${name.replace(/[^A-Za-z0-9]+/g, "-")}-${i}`, netns));
+    for (const [name, fn] of Object.entries(scenarios)) {
+      const id = `seq-${name.replace(/[^A-Za-z0-9]+/g, '-')}-${i}`;
+      out[name]?.add.push(await fn('ADD', id, netns));
+      out[name]?.del.push(await fn('DEL', id, netns));
+    }
   }
-  progress(`${name}: ${n} ADD/DEL cycles, ADD p50 ${median(add.map((r) => r.ms))} ms`);
-  return { add, del };
+  for (const [name, c] of Object.entries(out)) progress(`${name}: ${n} ADD/DEL cycles, ADD p50 ${median(c.add.map((r) => r.ms))} ms`);
+  return out;
 }
 
 async function burst(b: Bench, n: number, warm: boolean): Promise<BurstResult> {
@@ -179,15 +190,18 @@ async function burst(b: Bench, n: number, warm: boolean): Promise<BurstResult> {
   return { n, addWallMs: add.wallMs, addPerCall: add.per, delWallMs: del.wallMs, delPerCall: del.per };
 }
 
-function version(file: string, n: number, extraEnv: Record<string, string> = {}): Stats {
-  const ms: number[] = [];
+/** VERSION start-up of each program, n times, interleaved so that the ratios between them share the load. */
+function versions(n: number, programs: Record<string, { file: string; env?: Record<string, string> }>): Record<string, Stats> {
+  const ms: Record<string, number[]> = Object.fromEntries(Object.keys(programs).map((k) => [k, []]));
   for (let i = 0; i < n; i++) {
-    const t0 = process.hrtime.bigint();
-    const r = spawnSync(file, [], { env: { ...scrubbedEnv({ CNI_COMMAND: 'VERSION' }), ...extraEnv }, input: '', encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`${file} VERSION failed: ${r.stdout}${r.stderr}`);
-    ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    for (const [name, { file, env }] of Object.entries(programs)) {
+      const t0 = process.hrtime.bigint();
+      const r = spawnSync(file, [], { env: { ...scrubbedEnv({ CNI_COMMAND: 'VERSION' }), ...env }, input: '', encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`${name} VERSION failed: ${r.stdout}${r.stderr}`);
+      ms[name]?.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
   }
-  return stats(ms);
+  return Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, stats(v)]));
 }
 
 /** Peak RSS (KiB) of one ADD of the plugin, from GNU time inside the host namespace. */
@@ -221,19 +235,13 @@ async function daemonUsage(b: Bench, n: number, idleSeconds: number): Promise<Re
   return { attachments: n, rssKbBefore, rssKb: rss, idleSeconds, idleCpuPercent: await idleCpuPercent(d.pid, idleSeconds) };
 }
 
-function envEffects(base: Stats, n: number): Report['envEffects'] {
-  return ENV_EFFECTS.map((e) => {
-    const p50 = version(BINARY, n, e.env).p50;
-    return { name: e.name, p50, addedMs: Math.round((p50 - base.p50) * 10) / 10 };
-  });
-}
-
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const o = parseArgs(args);
   if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run npm run build first`);
   if (!existsSync(HOST_DEVICE)) throw new Error(`${HOST_DEVICE} is missing: install containernetworking-plugins (./install.sh)`);
   const hello = helloSea(progress);
+  const snapshotBin = o.snapshot ? await snapshotBinary(progress) : undefined;
   progress(`testbed ${PREFIX}: up`);
   const tb = testbedUp(Math.max(...o.bursts, o.attachments + 1, 2), 'a,b');
   const s = site(tb, 'a');
@@ -243,23 +251,37 @@ async function main(): Promise<void> {
   process.once('exit', kill);
   try {
     const sequential: Report['sequential'] = {};
-    const keep = (name: string, c: { add: Run[]; del: Run[] }) => (sequential[name] = { add: stats(c.add.map((r) => r.ms)), del: stats(c.del.map((r) => r.ms)) });
+    const keep = (name: string, c: Cycles) => (sequential[name] = { add: stats(c.add.map((r) => r.ms)), del: stats(c.del.map((r) => r.ms)) });
     // Warm-up: first executions pay for page cache and the DPU's first bridge.
-    await cycles(2, 'warm-up', (cmd, id, ns) => plugin(b, cmd, id, ns, false));
-    keep('host-device', await cycles(o.cycles, 'host-device', (cmd, id, ns) => hostDevice(b, cmd, id, ns, 0)));
-    keep('host-device + ssh', await cycles(o.cycles, 'host-device + ssh', (cmd, id, ns) => hostDeviceSsh(b, cmd, id, ns, 0)));
-    const cold = await cycles(o.cycles, 'dpu-overlay cold', (cmd, id, ns) => plugin(b, cmd, id, ns, false));
-    keep('dpu-overlay cold', cold);
+    await cycles(2, { 'warm-up': (cmd, id, ns) => plugin(b, cmd, id, ns, false) });
+    const hd: Cycle = (cmd, id, ns) => hostDevice(b, cmd, id, ns, 0);
+    const standalone = await cycles(o.cycles, {
+      'host-device': hd,
+      'host-device + ssh': (cmd, id, ns) => hostDeviceSsh(b, cmd, id, ns, 0),
+      'dpu-overlay cold': (cmd, id, ns) => plugin(b, cmd, id, ns, false),
+      ...(snapshotBin ? { 'dpu-overlay cold, V8 snapshot': ((cmd, id, ns) => plugin(b, cmd, id, ns, false, snapshotBin)) as Cycle } : {}),
+    });
     const bursts: Report['bursts'] = { warm: [], cold: [] };
     for (const n of o.bursts) bursts.cold.push(await burst(b, n, false));
     await daemonUp(b);
-    const warm = await cycles(o.cycles, 'dpu-overlay warm', (cmd, id, ns) => plugin(b, cmd, id, ns, true));
-    keep('dpu-overlay warm', warm);
+    // host-device again beside the warm rows: its row pools both halves, so each ratio has its baseline measured alongside.
+    const daemonRows = await cycles(o.cycles, { 'host-device': hd, 'dpu-overlay warm': (cmd, id, ns) => plugin(b, cmd, id, ns, true) });
+    const pooled = (k: string): Cycles => ({ add: [...(standalone[k]?.add ?? []), ...(daemonRows[k]?.add ?? [])], del: [...(standalone[k]?.del ?? []), ...(daemonRows[k]?.del ?? [])] });
+    for (const [name, c] of Object.entries({ ...standalone, ...daemonRows })) keep(name, name === 'host-device' ? pooled(name) : c);
+    const cold = standalone['dpu-overlay cold'] as Cycles;
+    const warm = daemonRows['dpu-overlay warm'] as Cycles;
     for (const n of o.bursts) bursts.warm.push(await burst(b, n, true));
     progress(`bursts: ${o.bursts.join(', ')} done`);
     const daemon = await daemonUsage(b, o.attachments, o.idleSeconds);
     await daemonDown(b);
-    const dpuOverlay = version(BINARY, o.cycles);
+    const v = versions(Math.max(o.cycles, 10), {
+      dpuOverlay: { file: BINARY },
+      helloSea: { file: hello.file },
+      hostDevice: { file: HOST_DEVICE },
+      ...(snapshotBin ? { snapshot: { file: snapshotBin } } : {}),
+      ...Object.fromEntries(ENV_EFFECTS.map((e) => [e.name, { file: BINARY, env: e.env }])),
+    });
+    const at = (k: string) => v[k] as Stats;
     const partial = {
       date: new Date().toISOString(),
       command: ['npm run bench', ...(args.length ? ['--', ...args] : [])].join(' '),
@@ -269,8 +291,9 @@ async function main(): Promise<void> {
       sequential,
       breakdown: { cold: breakdown(cold.add, b.logFile), warm: breakdown(warm.add, b.logFile) },
       bursts,
-      version: { dpuOverlay, helloSea: version(hello.file, o.cycles), hostDevice: version(HOST_DEVICE, o.cycles), helloSeaKey: hello.key },
-      envEffects: envEffects(dpuOverlay, o.cycles),
+      version: { dpuOverlay: at('dpuOverlay'), helloSea: at('helloSea'), hostDevice: at('hostDevice'), helloSeaKey: hello.key },
+      envEffects: ENV_EFFECTS.map((e) => ({ name: e.name, p50: at(e.name).p50, addedMs: Math.round((at(e.name).p50 - at('dpuOverlay').p50) * 10) / 10 })),
+      ...(snapshotBin ? { snapshotVersion: at('snapshot') } : {}),
       peakRssKb: await peakRssKb(b, container('bench-rss')),
       daemon,
     };

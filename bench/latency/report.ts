@@ -53,6 +53,8 @@ export interface Report {
   bursts: { warm: BurstResult[]; cold: BurstResult[] };
   version: { dpuOverlay: Stats; helloSea: Stats; hostDevice: Stats; helloSeaKey: string };
   envEffects: Array<{ name: string; p50: number; addedMs: number }>;
+  /** VERSION of the V8-snapshot variant (--snapshot only; its ADD is the "cold, V8 snapshot" sequential row) */
+  snapshotVersion?: Stats;
   peakRssKb: number;
   daemon: { attachments: number; rssKbBefore: number; rssKb: number; idleSeconds: number; idleCpuPercent: number };
   targets: Target[];
@@ -102,12 +104,13 @@ export function markdown(r: Report): string {
     ...r.targets.map((t) => `| ${t.name} | ${t.measured} | ${t.ratio} | ${t.op} ${t.goal} | ${t.met ? 'met' : `no: ${t.floor}`} |`),
     `| daemon RSS with ${d.attachments} attachments | ${Math.round(d.rssKb / 1024)} MiB (${Math.round(d.rssKbBefore / 1024)} MiB before them) | | reported | |`,
     `| daemon CPU at idle over ${d.idleSeconds} s, ${d.attachments} attachments | ${d.idleCpuPercent} % of a core | | reported | |`,
-    ...r.envEffects.map((e) => `| VERSION p50 with ${e.name} inherited | ${e.p50} ms (+${e.addedMs} ms) | | reported | |`),
+    ...r.envEffects.map((e) => `| VERSION p50 with ${e.name} inherited | ${e.p50} ms (${e.addedMs >= 0 ? '+' : ''}${e.addedMs} ms) | | reported | |`),
     '',
     '| sequential, ms | p50 | p95 | max |',
     '| --- | ---: | ---: | ---: |',
     ...Object.entries(r.sequential).flatMap(([name, v]) => [row(`${name} ADD`, v.add), row(`${name} DEL`, v.del)]),
     row('dpu-overlay VERSION (cold start)', r.version.dpuOverlay),
+    ...(r.snapshotVersion ? [row('dpu-overlay VERSION, V8 snapshot', r.snapshotVersion)] : []),
     row('hello-world SEA VERSION (same build)', r.version.helloSea),
     row('host-device VERSION', r.version.hostDevice),
     '',
