@@ -52,7 +52,8 @@ function parseArgs(argv: string[]): Options {
 const HOST_DEVICE = join(CNI_PATH.split(':')[0] as string, 'host-device');
 const progress = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 
-type Run = NetnsRun;
+/** `key` ("ADD <containerId>") finds the run's closing log line whichever process wrote it (plugin or daemon). */
+type Run = NetnsRun & { key?: string };
 
 function cniEnv(command: string, containerId: string, netns: string): Record<string, string> {
   return scrubbedEnv(envFor({ command, containerId, netns }));
@@ -67,31 +68,32 @@ async function must(what: string, r: Promise<Run>): Promise<Run> {
 // ---- the plugin's own step timings, from its closing log line ----
 
 interface Closing {
-  pid: number;
+  command: string;
+  containerId: string;
   msg: string;
   steps: Record<string, number>;
   totalMs: number;
   dpuConnectMs?: number;
 }
 
-function closingLines(logFile: string): Map<number, Closing> {
-  const out = new Map<number, Closing>();
+function closingLines(logFile: string): Map<string, Closing> {
+  const out = new Map<string, Closing>();
   if (!existsSync(logFile)) return out;
   for (const line of readFileSync(logFile, 'utf8').split('\n')) {
     if (!line.includes('"totalMs"')) continue;
     const j = JSON.parse(line) as Closing;
-    out.set(j.pid, j);
+    out.set(`${j.command} ${j.containerId}`, j);
   }
   return out;
 }
 
-/** Per-step medians; "process start, module loading, exit" is what the wall clock saw beyond the plugin's own timer. */
+/** Per-step medians; "process start, module loading, exit" is what the wall clock saw beyond the own timer of whoever ran the command. */
 function breakdown(runs: Run[], logFile: string): Record<string, number> {
   const lines = closingLines(logFile);
   const cols: Record<string, number[]> = {};
   const add = (k: string, v: number) => (cols[k] ??= []).push(v);
   for (const r of runs) {
-    const c = lines.get(r.pid);
+    const c = r.key === undefined ? undefined : lines.get(r.key);
     if (!c) continue;
     add('process start, module loading, exit', r.ms - c.totalMs);
     const s = c.steps;
@@ -141,7 +143,8 @@ function opsAddPort(vf: number, b: Bench): string {
 }
 
 async function plugin(b: Bench, command: string, id: string, netns: string, warm: boolean, bin = BINARY): Promise<Run> {
-  return must(`dpu-overlay ${command} ${id}`, runInNetns(b.s.hostNetns, bin, [], cniEnv(command, id, netns), JSON.stringify(pluginConf(b, warm))));
+  const run = await must(`dpu-overlay ${command} ${id}`, runInNetns(b.s.hostNetns, bin, [], cniEnv(command, id, netns), JSON.stringify(pluginConf(b, warm))));
+  return { ...run, key: `${command} ${id}` };
 }
 
 async function hostDevice(b: Bench, command: string, id: string, netns: string, vf: number): Promise<Run> {
