@@ -10,17 +10,17 @@ import { requireBinary, ROOT } from '../test/testkit/testbed';
 
 jest.setTimeout(300000);
 
-test('bench --cycles 2 --bursts 1,2 writes the JSON and the markdown table', () => {
+test('bench --cycles 2 --bursts 1,2 --attachments 3 writes the JSON and the markdown table', () => {
   requireBinary();
   const out = mkdtempSync(join(tmpdir(), 'dpuo-bench-'));
   try {
-    const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'run-ts.js'), join(ROOT, 'bench', 'latency.ts'), '--cycles', '2', '--bursts', '1,2', '--out', out], { encoding: 'utf8', timeout: 280000 });
+    const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'run-ts.js'), join(ROOT, 'bench', 'latency.ts'), '--cycles', '2', '--bursts', '1,2', '--attachments', '3', '--idle-seconds', '1', '--out', out], { encoding: 'utf8', timeout: 280000 });
     expect(r.stderr).toContain('testbed');
     expect(r.status).toBe(0);
     const report = JSON.parse(readFileSync(join(out, 'latency.json'), 'utf8')) as Record<string, any>;
     expect(Object.keys(report.sequential)).toEqual(['host-device', 'host-device + ssh', 'dpu-overlay cold', 'dpu-overlay warm']);
     for (const v of Object.values(report.sequential) as Array<Record<string, { n: number; p50: number }>>) {
-      expect(v.add?.n).toBe(2);
+      expect([2, 4]).toContain(v.add?.n); // host-device runs beside both the cold and the warm rows
       expect(v.add?.p50).toBeGreaterThan(0);
     }
     expect(report.bursts.warm.map((b: { n: number }) => b.n)).toEqual([1, 2]);
@@ -28,9 +28,18 @@ test('bench --cycles 2 --bursts 1,2 writes the JSON and the markdown table', () 
     expect(report.peakRssKb).toBeGreaterThan(1000);
     expect(Object.keys(report.breakdown.cold)).toContain('DPU step (rest of the connect + OVS transaction)');
     expect(report.targets.map((t: { ratio: number }) => Number.isFinite(t.ratio))).toEqual([true, true, true]);
+    expect(report.targets.every((t: { met: boolean; floor?: string }) => t.met || Boolean(t.floor))).toBe(true);
+    expect(report.version.helloSea.p50).toBeGreaterThan(0);
+    expect(report.childEnv).toEqual(['PATH', 'CNI_*']);
+    expect(report.envEffects.map((e: { name: string }) => e.name.split('=')[0])).toEqual(['NODE_EXTRA_CA_CERTS', 'NODE_OPTIONS']);
+    expect(report.daemon.attachments).toBe(3);
+    expect(report.daemon.rssKb).toBeGreaterThan(1000);
+    expect(Number.isFinite(report.daemon.idleCpuPercent)).toBe(true);
     const md = readFileSync(join(out, 'latency.md'), 'utf8');
     expect(md).toContain('| dpu-overlay warm ADD |');
-    expect(md).toContain('Command: `npm run bench -- --cycles 2 --bursts 1,2');
+    expect(md).toContain('| VERSION p50 / hello-world SEA VERSION p50 (the Node floor) |');
+    expect(md).toContain('| daemon RSS with 3 attachments |');
+    expect(md).toContain('Command: `npm run bench -- --cycles 2 --bursts 1,2 --attachments 3');
     expect(r.stdout).toContain(md);
   } finally {
     rmSync(out, { recursive: true, force: true });

@@ -1,45 +1,62 @@
-// ADD/DEL latency and scale of the packaged plugin on the emulated testbed, next to what an operator would
-// script (host-device + OpenSSH ovs-vsctl), cold (direct SSH) and warm (through the daemon).
-//   node scripts/run-ts.js bench/latency.ts [--quick] [--cycles N] [--bursts 1,2,5] [--out DIR] [--readme]
+// Issue 13's targets, measured side by side in one run on the emulated testbed: ADD/DEL latency of the packaged
+// plugin warm (the daemon runs the command) and cold (standalone, direct SSH), next to host-device and to what an
+// operator would script (host-device + OpenSSH ovs-vsctl); bursts; VERSION next to a hello-world SEA built the same
+// way (the Node floor); the daemon's RSS with many attachments and its CPU at idle. Children get a scrubbed
+// environment (bench/latency/env.ts); the cost of two inherited variables is measured once, on purpose.
+//   node scripts/run-ts.js bench/latency.ts [--quick] [--cycles N] [--bursts 1,2,5] [--attachments N] [--idle-seconds S] [--snapshot] [--out DIR] [--readme]
 // Prints the JSON and a markdown table on stdout; writes DIR/latency.{json,md} (default docs/benchmarks);
 // --readme also puts the table into README.md between the bench:latency markers.
 // Needs root; brings up its own testbed (DPUO_TESTBED_PREFIX, default dpuo) and takes it down.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { BINARY, CNI_PATH, container, envFor, hostLocal, netConf, type NetnsRun, PREFIX, removeContainers, ROOT, runInNetns, type Site, site, type Testbed, testbedDown, testbedUp } from '../test/testkit/testbed';
+import { type Daemon, idleCpuPercent, rssKb, startDaemon, stopDaemon } from './latency/daemon';
+import { ENV_EFFECTS, scrubbedEnv } from './latency/env';
+import { type BurstResult, DPU_CONNECT, markdown, median, type Report, type Stats, stats, targets, updateReadme } from './latency/report';
+import { helloSea } from './latency/sea-floor';
+import { snapshotBinary } from './latency/snapshot';
 
 interface Options {
   quick: boolean;
   cycles: number;
   bursts: number[];
+  attachments: number;
+  idleSeconds: number;
+  snapshot: boolean;
   out: string;
   readme: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, cycles: 50, bursts: [1, 2, 5, 10, 20, 40], out: join(ROOT, 'docs', 'benchmarks'), readme: false };
+  const o: Options = { quick: false, cycles: 50, bursts: [1, 2, 5, 10, 20, 40], attachments: 100, idleSeconds: 10, snapshot: false, out: join(ROOT, 'docs', 'benchmarks'), readme: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '--quick') Object.assign(o, { quick: true, cycles: 8, bursts: [1, 5, 20] });
+    if (a === '--quick') Object.assign(o, { quick: true, cycles: 8, bursts: [1, 5, 20], idleSeconds: 5 });
     else if (a === '--cycles') o.cycles = Number(argv[++i]);
     else if (a === '--bursts') o.bursts = String(argv[++i]).split(',').map(Number);
+    else if (a === '--attachments') o.attachments = Number(argv[++i]);
+    else if (a === '--idle-seconds') o.idleSeconds = Number(argv[++i]);
+    else if (a === '--snapshot') o.snapshot = true;
     else if (a === '--out') o.out = String(argv[++i]);
     else if (a === '--readme') o.readme = true;
     else throw new Error(`unknown argument ${a}`);
   }
   if (!(o.cycles >= 1) || o.bursts.some((n) => !(n >= 1 && n <= 40))) throw new Error('--cycles >= 1, bursts between 1 and 40');
+  if (!(Number.isInteger(o.attachments) && o.attachments >= 1 && o.attachments <= 190)) throw new Error('--attachments between 1 and 190 (one VF each)');
+  if (!(o.idleSeconds > 0)) throw new Error('--idle-seconds > 0');
   return o;
 }
 
 const HOST_DEVICE = join(CNI_PATH.split(':')[0] as string, 'host-device');
 const progress = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 
-type Run = NetnsRun;
+/** `key` ("ADD <containerId>") finds the run's closing log line whichever process wrote it (plugin or daemon). */
+type Run = NetnsRun & { key?: string };
 
 function cniEnv(command: string, containerId: string, netns: string): Record<string, string> {
-  return envFor({ command, containerId, netns });
+  return scrubbedEnv(envFor({ command, containerId, netns }));
 }
 
 async function must(what: string, r: Promise<Run>): Promise<Run> {
@@ -48,61 +65,42 @@ async function must(what: string, r: Promise<Run>): Promise<Run> {
   return out;
 }
 
-// ---- statistics ----
-
-interface Stats {
-  n: number;
-  p50: number;
-  p95: number;
-  max: number;
-}
-
-function stats(xs: number[]): Stats {
-  const s = [...xs].sort((a, b) => a - b);
-  const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)] ?? NaN;
-  const r = (x: number) => Math.round(x * 10) / 10;
-  return { n: s.length, p50: r(at(0.5)), p95: r(at(0.95)), max: r(s[s.length - 1] ?? NaN) };
-}
-
-function median(xs: number[]): number {
-  return stats(xs).p50;
-}
-
 // ---- the plugin's own step timings, from its closing log line ----
 
 interface Closing {
-  pid: number;
+  command: string;
+  containerId: string;
   msg: string;
   steps: Record<string, number>;
   totalMs: number;
   dpuConnectMs?: number;
 }
 
-function closingLines(logFile: string): Map<number, Closing> {
-  const out = new Map<number, Closing>();
+function closingLines(logFile: string): Map<string, Closing> {
+  const out = new Map<string, Closing>();
   if (!existsSync(logFile)) return out;
   for (const line of readFileSync(logFile, 'utf8').split('\n')) {
     if (!line.includes('"totalMs"')) continue;
     const j = JSON.parse(line) as Closing;
-    out.set(j.pid, j);
+    out.set(`${j.command} ${j.containerId}`, j);
   }
   return out;
 }
 
-/** Per-step medians; "process start, module loading, exit" is what the wall clock saw beyond the plugin's own timer. */
+/** Per-step medians; "process start, module loading, exit" is what the wall clock saw beyond the own timer of whoever ran the command. */
 function breakdown(runs: Run[], logFile: string): Record<string, number> {
   const lines = closingLines(logFile);
   const cols: Record<string, number[]> = {};
   const add = (k: string, v: number) => (cols[k] ??= []).push(v);
   for (const r of runs) {
-    const c = lines.get(r.pid);
+    const c = r.key === undefined ? undefined : lines.get(r.key);
     if (!c) continue;
     add('process start, module loading, exit', r.ms - c.totalMs);
     const s = c.steps;
     add('VF allocation and move', (s.hostLinks ?? 0) + (s.allocate ?? 0) + (s.moveVf ?? 0) + (s.returnVf ?? 0) + (s.configure ?? 0));
     add('IPAM', s.ipam ?? 0);
     add('DPU step (rest of the connect + OVS transaction)', s.dpu ?? 0);
-    if (c.dpuConnectMs !== undefined) add('DPU connect (SSH handshake or daemon socket; overlaps the host steps)', c.dpuConnectMs);
+    if (c.dpuConnectMs !== undefined) add(DPU_CONNECT, c.dpuConnectMs);
     add('other (config parse, logger, state files)', c.totalMs - Object.values(s).reduce((a, b) => a + b, 0));
   }
   return Object.fromEntries(Object.entries(cols).map(([k, v]) => [k, median(v)]));
@@ -115,7 +113,7 @@ interface Bench {
   s: Site;
   logFile: string;
   socket: string;
-  daemon?: ChildProcess;
+  daemon?: Daemon;
 }
 
 function pluginConf(b: Bench, warm: boolean): Record<string, unknown> {
@@ -144,8 +142,9 @@ function opsAddPort(vf: number, b: Bench): string {
   return `ip link set dev ${rep} mtu 1450 up && ovs-vsctl --may-exist add-br br-bench -- set Bridge br-bench datapath_type=netdev -- --may-exist add-port br-bench ${rep}`;
 }
 
-async function plugin(b: Bench, command: string, id: string, netns: string, warm: boolean): Promise<Run> {
-  return must(`dpu-overlay ${command} ${id}`, runInNetns(b.s.hostNetns, BINARY, [], cniEnv(command, id, netns), JSON.stringify(pluginConf(b, warm))));
+async function plugin(b: Bench, command: string, id: string, netns: string, warm: boolean, bin = BINARY): Promise<Run> {
+  const run = await must(`dpu-overlay ${command} ${id}`, runInNetns(b.s.hostNetns, bin, [], cniEnv(command, id, netns), JSON.stringify(pluginConf(b, warm))));
+  return { ...run, key: `${command} ${id}` };
 }
 
 async function hostDevice(b: Bench, command: string, id: string, netns: string, vf: number): Promise<Run> {
@@ -156,30 +155,30 @@ async function hostDeviceSsh(b: Bench, command: string, id: string, netns: strin
   const t0 = process.hrtime.bigint();
   const hd = await hostDevice(b, command, id, netns, vf);
   const remote = command === 'ADD' ? opsAddPort(vf, b) : `ovs-vsctl --if-exists del-port br-bench ${b.s.vfs[vf]?.representor}`;
-  await must('ssh ovs-vsctl', runInNetns(b.s.hostNetns, 'ssh', [...sshArgs(b), remote], {}));
+  await must('ssh ovs-vsctl', runInNetns(b.s.hostNetns, 'ssh', [...sshArgs(b), remote], scrubbedEnv()));
   return { ...hd, ms: Number(process.hrtime.bigint() - t0) / 1e6 };
 }
 
 type Cycle = (command: 'ADD' | 'DEL', id: string, netns: string) => Promise<Run>;
 
-async function cycles(n: number, name: string, fn: Cycle): Promise<{ add: Run[]; del: Run[] }> {
-  const netns = container('bench-seq');
-  const add: Run[] = [];
-  const del: Run[] = [];
-  for (let i = 0; i < n; i++) {
-    add.push(await fn('ADD', `seq-${name.replace(/[^A-Za-z0-9]+/g, "-")}-${i}`, netns));
-    del.push(await fn('DEL', `seq-${name.replace(/[^A-Za-z0-9]+/g, "-")}-${i}`, netns));
-  }
-  progress(`${name}: ${n} ADD/DEL cycles, ADD p50 ${median(add.map((r) => r.ms))} ms`);
-  return { add, del };
-}
+type Cycles = { add: Run[]; del: Run[] };
 
-interface BurstResult {
-  n: number;
-  addWallMs: number;
-  addPerCall: Stats;
-  delWallMs: number;
-  delPerCall: Stats;
+/**
+ * n ADD/DEL cycles of each scenario, interleaved (cycle i of every scenario before cycle i+1 of any), so that
+ * the ratios between them are taken under the same load even on a shared machine.
+ */
+async function cycles(n: number, scenarios: Record<string, Cycle>): Promise<Record<string, Cycles>> {
+  const netns = container('bench-seq');
+  const out: Record<string, Cycles> = Object.fromEntries(Object.keys(scenarios).map((k) => [k, { add: [], del: [] }]));
+  for (let i = 0; i < n; i++) {
+    for (const [name, fn] of Object.entries(scenarios)) {
+      const id = `seq-${name.replace(/[^A-Za-z0-9]+/g, '-')}-${i}`;
+      out[name]?.add.push(await fn('ADD', id, netns));
+      out[name]?.del.push(await fn('DEL', id, netns));
+    }
+  }
+  for (const [name, c] of Object.entries(out)) progress(`${name}: ${n} ADD/DEL cycles, ADD p50 ${median(c.add.map((r) => r.ms))} ms`);
+  return out;
 }
 
 async function burst(b: Bench, n: number, warm: boolean): Promise<BurstResult> {
@@ -194,15 +193,18 @@ async function burst(b: Bench, n: number, warm: boolean): Promise<BurstResult> {
   return { n, addWallMs: add.wallMs, addPerCall: add.per, delWallMs: del.wallMs, delPerCall: del.per };
 }
 
-function version(file: string, n: number): Stats {
-  const ms: number[] = [];
+/** VERSION start-up of each program, n times, interleaved so that the ratios between them share the load. */
+function versions(n: number, programs: Record<string, { file: string; env?: Record<string, string> }>): Record<string, Stats> {
+  const ms: Record<string, number[]> = Object.fromEntries(Object.keys(programs).map((k) => [k, []]));
   for (let i = 0; i < n; i++) {
-    const t0 = process.hrtime.bigint();
-    const r = spawnSync(file, [], { env: { CNI_COMMAND: 'VERSION' }, input: '', encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`${file} VERSION failed: ${r.stdout}${r.stderr}`);
-    ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    for (const [name, { file, env }] of Object.entries(programs)) {
+      const t0 = process.hrtime.bigint();
+      const r = spawnSync(file, [], { env: { ...scrubbedEnv({ CNI_COMMAND: 'VERSION' }), ...env }, input: '', encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`${name} VERSION failed: ${r.stdout}${r.stderr}`);
+      ms[name]?.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
   }
-  return stats(ms);
+  return Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, stats(v)]));
 }
 
 /** Peak RSS (KiB) of one ADD of the plugin, from GNU time inside the host namespace. */
@@ -213,90 +215,27 @@ async function peakRssKb(b: Bench, netns: string): Promise<number> {
   return Number(readFileSync(out, 'utf8').trim().split('\n').pop());
 }
 
-async function startDaemon(b: Bench): Promise<void> {
-  rmSync(join(b.tb.stateDir, 'bench-daemon'), { recursive: true, force: true });
-  b.daemon = spawn('ip', ['netns', 'exec', b.s.hostNetns, BINARY, 'daemon', '--socket', b.socket, '--log-file', join(b.tb.stateDir, 'bench-daemon.log'), '--log-level', 'info'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  for (let i = 0; i < 100 && !existsSync(b.socket); i++) await new Promise((r) => setTimeout(r, 50));
-  if (!existsSync(b.socket)) throw new Error('the daemon did not create its socket');
+async function daemonUp(b: Bench): Promise<void> {
+  b.daemon = await startDaemon({ netns: b.s.hostNetns, socket: b.socket, stateDir: join(b.tb.stateDir, 'plugin-bench'), logFile: join(b.tb.stateDir, 'bench-daemon.log') });
 }
 
-function stopDaemon(b: Bench): void {
-  b.daemon?.kill('SIGTERM');
+async function daemonDown(b: Bench): Promise<void> {
+  await stopDaemon(b.daemon);
   b.daemon = undefined;
 }
 
-// ---- report ----
-
-const README_START = '<!-- bench:latency:start -->';
-const README_END = '<!-- bench:latency:end -->';
-
-function updateReadme(md: string): void {
-  const file = join(ROOT, 'README.md');
-  const text = readFileSync(file, 'utf8');
-  const start = text.indexOf(README_START);
-  const end = text.indexOf(README_END);
-  if (start === -1 || end < start) throw new Error(`README.md has no ${README_START} ... ${README_END} section`);
-  writeFileSync(file, `${text.slice(0, start + README_START.length)}\n${md}${text.slice(end)}`);
-  progress('README.md figures updated');
-}
-
-const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
-
-function markdown(r: Report): string {
-  const row = (name: string, s: Stats) => `| ${name} | ${s.p50} | ${s.p95} | ${s.max} |`;
-  const lines = [
-    `Machine: ${r.machine.cores} cores (${r.machine.cpu}), Node ${r.machine.node}, ${r.cycles} cycles per row, ${r.date}.`,
-    `Command: \`${r.command}\``,
-    '',
-    '| sequential, ms | p50 | p95 | max |',
-    '| --- | ---: | ---: | ---: |',
-    ...Object.entries(r.sequential).flatMap(([name, v]) => [row(`${name} ADD`, v.add), row(`${name} DEL`, v.del)]),
-    row('dpu-overlay VERSION (cold start)', r.version.dpuOverlay),
-    row('host-device VERSION', r.version.hostDevice),
-    '',
-    `Peak RSS of one ADD: ${Math.round(r.peakRssKb / 1024)} MiB.`,
-    '',
-    '| ADD step breakdown (p50 ms) | cold | warm |',
-    '| --- | ---: | ---: |',
-    ...Object.keys(r.breakdown.cold).map((k) => `| ${k} | ${r.breakdown.cold[k]} | ${r.breakdown.warm[k] ?? ''} |`),
-    '',
-    '| burst (concurrent on one host) | ADD wall ms | ADD p50 / max | DEL wall ms | DEL p50 / max |',
-    '| --- | ---: | ---: | ---: | ---: |',
-    ...(['warm', 'cold'] as const).flatMap((mode) =>
-      r.bursts[mode].map((x) => `| ${mode} ${x.n} | ${x.addWallMs} | ${x.addPerCall.p50} / ${x.addPerCall.max} | ${x.delWallMs} | ${x.delPerCall.p50} / ${x.delPerCall.max} |`),
-    ),
-    '',
-    '| target | ratio | goal | met |',
-    '| --- | ---: | ---: | --- |',
-    ...r.targets.map((t) => `| ${t.name} | ${t.ratio} | ${t.op} ${t.goal} | ${t.met ? 'yes' : 'no'} |`),
-  ];
-  return lines.join('\n') + '\n';
-}
-
-interface Report {
-  date: string;
-  command: string;
-  machine: { cores: number; cpu: string; node: string };
-  cycles: number;
-  sequential: Record<string, { add: Stats; del: Stats }>;
-  breakdown: { cold: Record<string, number>; warm: Record<string, number> };
-  bursts: { warm: BurstResult[]; cold: BurstResult[] };
-  version: { dpuOverlay: Stats; hostDevice: Stats };
-  peakRssKb: number;
-  targets: Array<{ name: string; ratio: number; op: '<=' | '<'; goal: number; met: boolean }>;
-}
-
-function targets(r: Omit<Report, 'targets'>): Report['targets'] {
-  const seq = r.sequential;
-  const p50 = (k: string, w: 'add' | 'del' = 'add') => seq[k]?.[w].p50 ?? NaN;
-  const burst20 = r.bursts.warm.find((x) => x.n === 20);
-  const t = (name: string, value: number, op: '<=' | '<', goal: number) => ({ name, ratio: value, op, goal, met: op === '<=' ? value <= goal : value < goal });
-  return [
-    t('warm ADD p50 / host-device ADD p50', ratio(p50('dpu-overlay warm'), p50('host-device')), '<=', 2),
-    t('cold ADD p50 / (host-device + ssh ovs-vsctl) ADD p50', ratio(p50('dpu-overlay cold'), p50('host-device + ssh')), '<', 1),
-    ...(burst20 ? [t('warm burst of 20 ADDs wall / warm ADD p50', ratio(burst20.addWallMs, p50('dpu-overlay warm')), '<=', 3)] : []),
-    t('VERSION p50 / host-device VERSION p50', ratio(r.version.dpuOverlay.p50, r.version.hostDevice.p50), '<=', 3),
-  ];
+/** The daemon serving `n` live attachments (ADDed through it, a few at a time): its RSS, then its CPU at idle. */
+async function daemonUsage(b: Bench, n: number, idleSeconds: number): Promise<Report['daemon']> {
+  const d = b.daemon as Daemon;
+  const rssKbBefore = rssKb(d.pid);
+  const ids = Array.from({ length: n }, (_, i) => i);
+  for (let i = 0; i < n; i += 4) {
+    await Promise.all(ids.slice(i, i + 4).map((k) => plugin(b, 'ADD', `att-${k}`, container(`bench-att${k}`), true)));
+  }
+  progress(`${n} attachments through the daemon; idle for ${idleSeconds} s`);
+  await new Promise((r) => setTimeout(r, 1000));
+  const rss = rssKb(d.pid);
+  return { attachments: n, rssKbBefore, rssKb: rss, idleSeconds, idleCpuPercent: await idleCpuPercent(d.pid, idleSeconds) };
 }
 
 async function main(): Promise<void> {
@@ -304,50 +243,75 @@ async function main(): Promise<void> {
   const o = parseArgs(args);
   if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run npm run build first`);
   if (!existsSync(HOST_DEVICE)) throw new Error(`${HOST_DEVICE} is missing: install containernetworking-plugins (./install.sh)`);
+  const hello = helloSea(progress);
+  const snapshotBin = o.snapshot ? await snapshotBinary(progress) : undefined;
   progress(`testbed ${PREFIX}: up`);
-  const tb = testbedUp(Math.max(...o.bursts, 2), 'a,b');
+  const tb = testbedUp(Math.max(...o.bursts, o.attachments + 1, 2), 'a,b');
   const s = site(tb, 'a');
   const b: Bench = { tb, s, logFile: join(tb.stateDir, 'plugin-bench.log'), socket: join(tb.stateDir, 'bench-daemon', 'dpu.sock') };
   rmSync(b.logFile, { force: true });
-  const stop = () => stopDaemon(b);
-  process.once('exit', stop);
+  const kill = () => b.daemon?.child.kill('SIGKILL');
+  process.once('exit', kill);
   try {
     const sequential: Report['sequential'] = {};
-    const keep = (name: string, c: { add: Run[]; del: Run[] }) => (sequential[name] = { add: stats(c.add.map((r) => r.ms)), del: stats(c.del.map((r) => r.ms)) });
+    const keep = (name: string, c: Cycles) => (sequential[name] = { add: stats(c.add.map((r) => r.ms)), del: stats(c.del.map((r) => r.ms)) });
     // Warm-up: first executions pay for page cache and the DPU's first bridge.
-    await cycles(2, 'warm-up', (cmd, id, ns) => plugin(b, cmd, id, ns, false));
-    keep('host-device', await cycles(o.cycles, 'host-device', (cmd, id, ns) => hostDevice(b, cmd, id, ns, 0)));
-    keep('host-device + ssh', await cycles(o.cycles, 'host-device + ssh', (cmd, id, ns) => hostDeviceSsh(b, cmd, id, ns, 0)));
-    const cold = await cycles(o.cycles, 'dpu-overlay cold', (cmd, id, ns) => plugin(b, cmd, id, ns, false));
-    keep('dpu-overlay cold', cold);
-    await startDaemon(b);
-    const warm = await cycles(o.cycles, 'dpu-overlay warm', (cmd, id, ns) => plugin(b, cmd, id, ns, true));
-    keep('dpu-overlay warm', warm);
+    await cycles(2, { 'warm-up': (cmd, id, ns) => plugin(b, cmd, id, ns, false) });
+    const hd: Cycle = (cmd, id, ns) => hostDevice(b, cmd, id, ns, 0);
+    const standalone = await cycles(o.cycles, {
+      'host-device': hd,
+      'host-device + ssh': (cmd, id, ns) => hostDeviceSsh(b, cmd, id, ns, 0),
+      'dpu-overlay cold': (cmd, id, ns) => plugin(b, cmd, id, ns, false),
+      ...(snapshotBin ? { 'dpu-overlay cold, V8 snapshot': ((cmd, id, ns) => plugin(b, cmd, id, ns, false, snapshotBin)) as Cycle } : {}),
+    });
     const bursts: Report['bursts'] = { warm: [], cold: [] };
-    for (const n of o.bursts) bursts.warm.push(await burst(b, n, true));
-    stopDaemon(b);
     for (const n of o.bursts) bursts.cold.push(await burst(b, n, false));
+    await daemonUp(b);
+    // host-device again beside the warm rows: its row pools both halves, so each ratio has its baseline measured alongside.
+    const daemonRows = await cycles(o.cycles, { 'host-device': hd, 'dpu-overlay warm': (cmd, id, ns) => plugin(b, cmd, id, ns, true) });
+    const pooled = (k: string): Cycles => ({ add: [...(standalone[k]?.add ?? []), ...(daemonRows[k]?.add ?? [])], del: [...(standalone[k]?.del ?? []), ...(daemonRows[k]?.del ?? [])] });
+    for (const [name, c] of Object.entries({ ...standalone, ...daemonRows })) keep(name, name === 'host-device' ? pooled(name) : c);
+    const cold = standalone['dpu-overlay cold'] as Cycles;
+    const warm = daemonRows['dpu-overlay warm'] as Cycles;
+    for (const n of o.bursts) bursts.warm.push(await burst(b, n, true));
     progress(`bursts: ${o.bursts.join(', ')} done`);
+    const daemon = await daemonUsage(b, o.attachments, o.idleSeconds);
+    await daemonDown(b);
+    const v = versions(Math.max(o.cycles, 10), {
+      dpuOverlay: { file: BINARY },
+      helloSea: { file: hello.file },
+      hostDevice: { file: HOST_DEVICE },
+      ...(snapshotBin ? { snapshot: { file: snapshotBin } } : {}),
+      ...Object.fromEntries(ENV_EFFECTS.map((e) => [e.name, { file: BINARY, env: e.env }])),
+    });
+    const at = (k: string) => v[k] as Stats;
     const partial = {
       date: new Date().toISOString(),
       command: ['npm run bench', ...(args.length ? ['--', ...args] : [])].join(' '),
       machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? '?', node: process.version },
       cycles: o.cycles,
+      childEnv: ['PATH', 'CNI_*'],
       sequential,
       breakdown: { cold: breakdown(cold.add, b.logFile), warm: breakdown(warm.add, b.logFile) },
       bursts,
-      version: { dpuOverlay: version(BINARY, o.cycles), hostDevice: version(HOST_DEVICE, o.cycles) },
+      version: { dpuOverlay: at('dpuOverlay'), helloSea: at('helloSea'), hostDevice: at('hostDevice'), helloSeaKey: hello.key },
+      envEffects: ENV_EFFECTS.map((e) => ({ name: e.name, p50: at(e.name).p50, addedMs: Math.round((at(e.name).p50 - at('dpuOverlay').p50) * 10) / 10 })),
+      ...(snapshotBin ? { snapshotVersion: at('snapshot') } : {}),
       peakRssKb: await peakRssKb(b, container('bench-rss')),
+      daemon,
     };
     const report: Report = { ...partial, targets: targets(partial) };
     const md = markdown(report);
     mkdirSync(o.out, { recursive: true });
     writeFileSync(join(o.out, 'latency.json'), JSON.stringify(report, null, 2) + '\n');
     writeFileSync(join(o.out, 'latency.md'), md);
-    if (o.readme) updateReadme(md);
+    if (o.readme) {
+      updateReadme(md);
+      progress('README.md figures updated');
+    }
     process.stdout.write(JSON.stringify(report) + '\n\n' + md);
   } finally {
-    stopDaemon(b);
+    await daemonDown(b);
     removeContainers();
     testbedDown();
     progress(`testbed ${PREFIX}: down`);
