@@ -10,6 +10,7 @@ import type { CommandRunner } from '../kernel/exec';
 import { type Attachment, InvalidRecordError, isInFlight, StateStore } from '../store/attachments';
 import { CniError, ErrorCode } from '../cni/errors';
 import { storeErrorToCni } from './store-errors';
+import { layerErrorToCni } from './layer-errors';
 import { Sysfs } from '../kernel/sysfs';
 import { createLogger, type Logger, StepTimer } from '../log';
 
@@ -61,7 +62,8 @@ export async function withDpu<T>(ctx: Context, warm: DpuConfig | undefined, body
     ctx.log.info({ steps: ctx.timer.steps, totalMs: ctx.timer.totalMs(), dpuConnectMs: dpus.connectMs }, `${ctx.req.env.command} done`);
     return out;
   } catch (err) {
-    ctx.log.error({ steps: ctx.timer.steps, totalMs: ctx.timer.totalMs(), err: (err as Error).message, code: (err as { code?: number }).code, details: (err as { details?: string }).details || undefined }, `${ctx.req.env.command} failed`);
+    const reported = layerErrorToCni(err);
+    ctx.log.error({ steps: ctx.timer.steps, totalMs: ctx.timer.totalMs(), err: (err as Error).message, code: (reported as { code?: number }).code, details: (err as { details?: string }).details || undefined }, `${ctx.req.env.command} failed`);
     throw err;
   } finally {
     dpus.close();
