@@ -16,14 +16,20 @@ export async function cmdDel(ctx: Context): Promise<void> {
   const att = loadRecord(ctx, containerId, ifname);
   if (att) refuseInFlight(att, 'DEL');
   await withDpu(ctx, att ? dpuOfRecord(conf, att)?.dpu : conf.dpu, async (dpus) => {
+    // Claims of this attachment by an ADD that died between claiming and recording: with a record too when that ADD
+    // was repeated (a daemon killed mid-ADD, then the plugin's own ADD claimed another VF).
+    const releaseDeadClaims = () => {
+      for (const pci of state.listAllocations()) {
+        const owner = state.allocationOwner(pci);
+        if (owner?.containerId === containerId && owner.ifname === ifname && !claimIsLive(owner) && pci !== att?.vf.pci) state.release(pci, owner);
+      }
+    };
     if (att) {
       await releaseAttachment(ctx, att, netns, dpus);
+      releaseDeadClaims();
       return;
     }
-    for (const pci of state.listAllocations()) {
-      const owner = state.allocationOwner(pci);
-      if (owner?.containerId === containerId && owner.ifname === ifname && !claimIsLive(owner)) state.release(pci, owner);
-    }
+    releaseDeadClaims();
     if (conf.ipam) {
       // stateDir lost (host rebooted, disk wiped): the runtime's DEL carries the network config, so the address is still released.
       const call = ipamCall({ rawConfig: req.rawConfig, containerId, ifname, cniPath: req.env.path, ipamType: conf.ipam.type }, netns && existsSync(netns) ? netns : '', req.env.argsRaw, req.cniVersion);
