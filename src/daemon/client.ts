@@ -2,7 +2,7 @@ import { connect, type Socket } from 'node:net';
 import { NO_SOCKET, untrustedSocketReason } from '../util/socket-trust';
 import { CniError } from '../cni/errors';
 import type { DpuConfig } from '../config/schema';
-import { type DaemonOp, type DaemonRequest, type DaemonResponse, type OpArgs, type OpResult, readLines } from './protocol';
+import { type DaemonOp, type DaemonRequest, type DaemonResponse, type OpArgs, type OpResult, netnsId, readLines } from './protocol';
 import type { Logger } from '../log';
 import { type DpuClient, type DpuFacts, type DpuFactsRequest, dpuTarget, type VfFunctionTarget, type VfFunctionValues, type PlugRequest, type PlugResult, type PortOwner, type UnplugRequest } from '../dpu/api';
 import { assertUuid } from '../dpu/ovs/parse';
@@ -29,6 +29,7 @@ export class DaemonDpuClient implements DpuClient {
   private seq = 0;
   private closed = false;
   private socketMs?: number;
+  private readonly netns = netnsId();
 
   constructor(
     private readonly conf: DpuConfig,
@@ -112,7 +113,7 @@ export class DaemonDpuClient implements DpuClient {
         f(v);
       };
       this.pending.set(id, { resolve: done(resolve), reject: done(reject) });
-      const req = { id, op, dpu: this.conf, args } as DaemonRequest;
+      const req = { id, op, dpu: this.conf, args, netns: this.netns } as DaemonRequest;
       sock.write(JSON.stringify(req) + '\n');
     });
   }

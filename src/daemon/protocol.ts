@@ -14,7 +14,8 @@ export type DaemonOp = (typeof DAEMON_OPS)[number];
 export type OpArgs<K extends DaemonOp> = Parameters<DpuClient[K]>;
 export type OpResult<K extends DaemonOp> = Awaited<ReturnType<DpuClient[K]>>;
 
-export type DaemonRequest = { [K in DaemonOp]: { id: number; op: K; dpu: DpuConfig; args: OpArgs<K> } }[DaemonOp];
+/** netns: the sender's (see netnsId); a daemon in another namespace answers internal, and the plugin goes direct. */
+export type DaemonRequest = { [K in DaemonOp]: { id: number; op: K; dpu: DpuConfig; args: OpArgs<K>; netns?: string } }[DaemonOp];
 
 export function isDaemonOp(op: unknown): op is DaemonOp {
   return (DAEMON_OPS as readonly unknown[]).includes(op);

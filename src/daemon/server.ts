@@ -82,6 +82,8 @@ export class DaemonServer {
   private readonly recovery?: DpuRecovery;
   private readonly cni: CniExecutor;
 
+  private readonly netns: string;
+
   constructor(
     readonly socketPath: string,
     private readonly log: Logger,
@@ -92,9 +94,10 @@ export class DaemonServer {
     }
     const serve = ((op, dpu, args) => this.dispatch(op, dpu, args)) as ServeOp;
     const loggers = new RequestLoggers();
+    this.netns = netnsId();
     this.cni = new CniExecutor({
       socketPath,
-      netns: netnsId(),
+      netns: this.netns,
       deps: { runner: opts.runner ?? new ProcessRunner(), dpuClient: (dpu) => new InProcessDpuClient(dpu, serve), logger: (conf, bindings) => loggers.forCommand(conf, bindings) },
     });
   }
@@ -171,6 +174,7 @@ export class DaemonServer {
       if (typeof message !== 'object' || message === null) throw new Error('malformed request');
       const req = message as Partial<DaemonRequest>;
       id = typeof req.id === 'number' ? req.id : 0;
+      if (req.netns !== undefined && req.netns !== this.netns) throw new Error(`the plugin runs in another network namespace (${String(req.netns)}) than the daemon (${this.netns})`);
       const parsed = DpuConfigSchema.safeParse(req.dpu);
       if (!parsed.success) throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: dpu: ${formatIssues(parsed.error)}`);
       const result = await this.dispatch(req.op, parsed.data, Array.isArray(req.args) ? req.args : []);
