@@ -45,7 +45,11 @@ export function parseProcNetDev(text: string): Set<string> {
 
 /** Runs commands through execa: no shell, bounded output, a timeout that kills, stdin optional. */
 export class ProcessRunner implements CommandRunner {
-  constructor(private readonly maxOutputBytes = MAX_OUTPUT_BYTES) {}
+  constructor(private readonly maxOutputBytes = MAX_OUTPUT_BYTES) {
+    // Evaluated now, before a command starts its SSH handshake: evaluating execa later, in one block of the
+    // event loop in the middle of the handshake, made concurrent ADDs on a busy host miss its timeout.
+    loadExeca().catch(() => undefined);
+  }
 
   async run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
     const execa = await loadExeca();

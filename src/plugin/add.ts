@@ -191,15 +191,16 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
         const plugged = timer.step('dpu', () => client.plug(plug).catch((err: unknown) => {
           throw err instanceof CniError ? new CniError(err.code, `binding representor ${representor} on the DPU failed: ${err.message}`, err.details) : err;
         }));
-        plugged.catch(() => undefined); // a failure is reported where it is awaited
         // Rollback waits for a plug still in flight, then unplugs what it made.
         undo.push('unplug representor', async () => {
           const made = await plugged.catch(() => undefined);
           if (made) await client.unplug({ ...plug, portUuid: made.portUuid, ...(made.lsp ? { lsp: made.lsp } : {}) });
         });
-        return plugged.then((made) => {
+        const recorded = plugged.then((made) => {
           att.dpu = { target: client.target, bridge: made.bridge, representor, portUuid: made.portUuid, ...(made.lsp ? { lsp: made.lsp } : {}), config: dpuConf };
         });
+        recorded.catch(() => undefined); // reported where it is awaited (or not at all if an earlier step fails first)
+        return recorded;
       };
       let plugging = dpuConf?.controlPlane === 'ovn' ? undefined : startPlug(undefined);
 

@@ -421,6 +421,17 @@ describe('ADD', () => {
       expectNothingLeft(b);
     });
 
+    it('the DPU unreachable: facts and the early plug both fail; one error (its code kept), nothing left', async () => {
+      const b = bed();
+      b.dpu.failures.facts = new CniError(11, 'DPU 192.0.2.10 unreachable');
+      b.dpu.failures.plug = new CniError(11, 'DPU 192.0.2.10 unreachable');
+      const out = await b.run('ADD');
+      expect(out.json).toMatchObject({ code: 11 });
+      expect(out.json?.msg).toMatch(/192\.0\.2\.10/);
+      expect(b.dpu.callsOf('unplug')).toEqual([]);
+      expectNothingLeft(b);
+    });
+
     it('the underlay MTU check still refuses before the link comes up, and the early plug is undone', async () => {
       const b = bed();
       b.dpu.uplink = { dev: 'br-phy', mtu: 1400 };

@@ -156,7 +156,9 @@ describe('MTU against the DPU uplink', () => {
     expect(out.json?.msg).toBe(
       'invalid network config: mtu: mtu 1480 needs an underlay MTU of at least 1530 (VXLAN over IPv4 adds 50 bytes); the DPU\'s uplink br-phy carrying localVtep 192.0.2.1 has MTU 1500: lower mtu to 1450 or raise the uplink MTU',
     );
-    expect(b.dpu.callsOf('plug')).toEqual([]);
+    // static mode plugs alongside the move and IPAM; the refusal (before the link comes up) unplugs it again
+    expect(b.dpu.callsOf('plug')).toHaveLength(1);
+    expect(b.dpu.callsOf('unplug')).toHaveLength(1);
     // asked alongside the move and IPAM (no round trip in front of them), so IPAM ran and was undone
     expect(b.ipam.commands()).toEqual(['ADD', 'DEL']);
     expectNothingLeft(b);
