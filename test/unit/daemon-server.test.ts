@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { type AddressInfo, createServer } from 'node:net';
+import { type AddressInfo, connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { Server, utils } from 'ssh2';
 import type { DpuConfig } from '../../src/config/schema';
@@ -165,6 +165,25 @@ describe('DaemonServer', () => {
       expect(commands.length - before.commands).toBe(txns.length);
       expect(connections - before.connections).toBe(1);
       for (const c of clients) c.close();
+    });
+  });
+
+  it('answers a DPU operation from another network namespace as internal: the plugin goes to the DPU directly', async () => {
+    await withDaemon('netns', async (socket) => {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const sock = connect(socket);
+        let got = '';
+        sock.on('data', (d) => {
+          got += String(d);
+          if (got.includes('\n')) {
+            sock.destroy();
+            resolve(got);
+          }
+        });
+        sock.on('error', reject);
+        sock.write(JSON.stringify({ id: 7, op: 'status', dpu: dpuConf(socket), args: [], netns: '0:1' }) + '\n');
+      });
+      expect(JSON.parse(answer)).toMatchObject({ id: 7, ok: false, internal: true, error: { msg: expect.stringMatching(/another network namespace \(0:1\)/) } });
     });
   });
 

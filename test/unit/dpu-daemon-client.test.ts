@@ -6,7 +6,7 @@ import { CniError } from '../../src/cni/errors';
 import type { DpuConfig } from '../../src/config/schema';
 import type { DpuClient, PlugRequest } from '../../src/dpu/api';
 import { DaemonDpuClient } from '../../src/daemon/client';
-import type { DaemonRequest, DaemonResponse } from '../../src/daemon/protocol';
+import { type DaemonRequest, type DaemonResponse, netnsId } from '../../src/daemon/protocol';
 import { FakeDpu } from './helpers/fake-dpu';
 import { silentLogger } from './helpers/logger';
 
@@ -69,7 +69,7 @@ describe('DaemonDpuClient', () => {
     await daemon(() => ({ ok: true, result: { bridge: 'br-vni5001', portUuid: PORT } }));
     const { c, made } = subject();
     expect(await c.plug(req)).toEqual({ bridge: 'br-vni5001', portUuid: PORT });
-    expect(received).toEqual([{ id: 1, op: 'plug', dpu: conf(), args: [req] }]);
+    expect(received).toEqual([{ id: 1, op: 'plug', dpu: conf(), args: [req], netns: netnsId() }]);
     expect(made()).toBe(0);
     c.close();
   });
