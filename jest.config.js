@@ -1,8 +1,16 @@
 /**
  * Unit tests run anywhere; e2e tests need root, netns and the packaged binary (npm run build).
  * bench/ keeps the tests of its own harness beside it (*.test.ts unit, *.e2e.test.ts end to end), so test/ never imports bench/.
+ * e2e-daemon runs the suites that drive ADD/DEL/CHECK/GC/STATUS through the plugin a second time on the daemon path
+ * (DPUO_PLUGIN_PATH=daemon: a daemon per emulated host, every config naming its socket). Not in it: daemon.test.ts and
+ * dpu-recovery.test.ts (about the daemon, with daemons of their own, already on both paths), ovn-testbed.test.ts (the
+ * testbed only, no plugin) and bench/ (measures each path by itself).
  */
 const tsJest = ['ts-jest', { diagnostics: false }];
+const BOTH_PATHS = [
+  'conformance', 'overlay', 'ifname', 'guard-and-chaining', 'multi-dpu', 'ovn', 'dpu-vf-settings',
+  'libcni-multus', 'libcni-multus-ovn', 'podman', 'podman-ovn', 'containerd', 'stress',
+];
 module.exports = {
   projects: [
     {
@@ -15,6 +23,13 @@ module.exports = {
     {
       displayName: 'e2e',
       testMatch: ['<rootDir>/test/e2e/**/*.test.ts', '<rootDir>/bench/**/*.e2e.test.ts'],
+      transform: { '^.+\\.ts$': tsJest },
+      testEnvironment: 'node',
+    },
+    {
+      displayName: 'e2e-daemon',
+      testMatch: BOTH_PATHS.map((f) => `<rootDir>/test/e2e/${f}.test.ts`),
+      setupFiles: ['<rootDir>/test/testkit/daemon-path.setup.ts'],
       transform: { '^.+\\.ts$': tsJest },
       testEnvironment: 'node',
     },
