@@ -5,7 +5,7 @@
  * slow DPU (timeouts fire with code 11). After each: host and DPU clean, the VF allocatable again.
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FAULT_ENV, FAULT_POINTS } from '../../src/util/fault';
 import {
@@ -131,18 +131,6 @@ function reaches(from: string, result: Record<string, unknown>): boolean {
   return false;
 }
 
-/** Every sshd process in the DPU's network namespace (after sshd-stop: its sessions), never another DPU's. */
-function killSshSessions(s: Site): void {
-  const dpuNet = statSync(`/run/netns/${s.dpuNetns}`).ino;
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    try {
-      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'sshd' && statSync(`/proc/${pid}/ns/net`).ino === dpuNet) process.kill(Number(pid), 'SIGKILL');
-    } catch {
-      // gone meanwhile
-    }
-  }
-}
-
 async function sshdDown(bed: Bed): Promise<void> {
   const { B, t } = bed;
   const tag = 'sshd';
@@ -150,10 +138,7 @@ async function sshdDown(bed: Bed): Promise<void> {
   const fresh = container('sshd2');
   const add = await op(bed, B, 'ADD', 'sshd-1', ns);
   if (!expectSuccess(t, `${tag}: ADD`, add)) return;
-  dpuCtl(B, 'sshd-stop');
-  // Stopping sshd leaves its sessions, the daemon's open connection among them, as on a real DPU: the daemon path
-  // loses the DPU only when they go too.
-  if (pluginPath() === 'daemon') killSshSessions(B);
+  dpuCtl(B, 'sshd-stop'); // with its sessions: on the daemon path the daemon's connection drops too
   t.faults += 1;
   try {
     expectCniError(t, `${tag}: CHECK while sshd is down`, await op(bed, B, 'CHECK', 'sshd-1', ns, { conf: { ...bed.conf(B), prevResult: add.json } }), 11);

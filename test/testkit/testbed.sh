@@ -8,7 +8,7 @@
 #   testbed.sh env                            JSON description on stdout
 #   testbed.sh status                         human readable state (LSB exit codes)
 #   testbed.sh dpu-exec <dpu> <cmd...>        run cmd in the DPU's net+mount ns
-#   testbed.sh dpu-ctl <dpu> ACTION           fault injection: sshd-stop, sshd-start,
+#   testbed.sh dpu-ctl <dpu> ACTION           fault injection: sshd-stop (with its sessions), sshd-start,
 #                                             vswitchd-restart, db-reset,
 #                                             ovs-stop (ovs-vswitchd and ovsdb-server),
 #                                             ovn-controller-stop|-start|-restart (--ovn)
@@ -721,6 +721,18 @@ sshd_start() {
 }
 
 # fault injection for tests: stop/start the DPU's sshd, restart ovs-vswitchd, reset the OVS database
+# every sshd left in DPU $1's anchor mount namespace (the sessions of a stopped sshd)
+ssh_sessions_stop() {
+  local apid p comm pids=()
+  apid=$(anchor_pid "$1") || return 0
+  for p in /proc/[0-9]*; do
+    [[ $p/ns/mnt -ef /proc/$apid/ns/mnt ]] || continue
+    read -r comm 2>/dev/null <"$p/comm" || continue
+    [[ $comm == sshd ]] && pids+=("${p#/proc/}")
+  done
+  terminate "${pids[@]}"
+}
+
 cmd_dpu_ctl() {
   (($# == 2)) || die "usage: $PROG dpu-ctl <dpu> sshd-stop|sshd-start|vswitchd-restart|db-reset|ovs-stop|ovn-controller-stop|ovn-controller-start|ovn-controller-restart"
   local site=$1 action=$2 dir
@@ -729,7 +741,9 @@ cmd_dpu_ctl() {
   anchor_pid "$site" >/dev/null || die "DPU $site is not running (anchor process gone); run: $PROG up"
   dir=$STATE/dpu-$site
   case $action in
-    sshd-stop) daemon_stop "$dir/sshd.pid" ;;
+    sshd-stop) # a DPU that stops answering SSH: its open sessions (a host daemon's connection) end too
+      daemon_stop "$dir/sshd.pid"
+      ssh_sessions_stop "$site" ;;
     sshd-start) pid_from_file "$dir/sshd.pid" >/dev/null || sshd_start "$site" ;;
     vswitchd-restart)
       daemon_stop "$dir/run/ovs-vswitchd.pid"
