@@ -24,7 +24,7 @@ if $ovn; then bash $tb up --sites a,b --vfs 4 --ovn >&2; else bash $tb up --site
 env_json=$(bash $tb env)
 get() { node -e "const e=JSON.parse(process.argv[1]); const s=e.sites.find(x=>x.name===process.argv[2]); console.log(eval(process.argv[3]))" "$env_json" "$1" "$2"; }
 state=$(node -e "console.log(JSON.parse(process.argv[1]).stateDir)" "$env_json")
-rm -rf "$state"/plugin-? "$state"/daemon-?.log
+rm -rf "$state"/plugin-? "$state"/ipam-? "$state"/daemon-?.log
 DPU_OVERLAY_BIN=$bin bash $tb daemon-start >&2
 
 conf() { # site, range start, range end
