@@ -372,15 +372,17 @@ install_node_example() {
   fi
 }
 
-# The optional warm DPU channel: one long-lived "dpu-overlay daemon" per host. The plugin uses its socket
-# (dpu.daemonSocket, default /run/dpu-overlay/dpu.sock) when it answers and connects directly otherwise.
+# The daemon path: one long-lived "dpu-overlay daemon" per host, in the host's netns. The plugin uses its socket
+# (dpu.daemonSocket, default /run/dpu-overlay/dpu.sock, which the shipped configs leave at the default) when it
+# answers and runs standalone otherwise; so the daemon starts before the runtimes that call the plugin.
 daemon_unit() {
   cat <<EOF
 [Unit]
-Description=dpu-overlay warm DPU channel (SSH connection and OVS transactions for the CNI plugin)
+Description=dpu-overlay daemon (DPU connections and OVS transactions for the CNI plugin)
 Documentation=file://$REPO/README.md
 After=network-online.target
 Wants=network-online.target
+Before=kubelet.service containerd.service crio.service podman.service
 
 [Service]
 ExecStart=$CNI_BIN_DIR/dpu-overlay daemon --socket /run/dpu-overlay/dpu.sock

@@ -3,12 +3,12 @@
  * one SSH connection to the DPU; the plugin uses it over a unix socket and falls back to direct SSH when the
  * daemon is absent or dies, with the same results and errors.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  BINARY, cni, cniAsync, type CniOutcome, container, dpuExec, hostLocal, netConf, readJsonLines, removeContainers, requireBinary, ROOT, sh, type Site, site, type Testbed,
-  testbedDown, testbedUp,
+  cni, cniAsync, type CniOutcome, container, dpuExec, hostLocal, netConf, readJsonLines, removeContainers, requireBinary, ROOT, sh, type Site, site, spawnDaemon,
+  stopDaemon as stopSpawnedDaemon, type Testbed, testbedDown, testbedUp,
 } from '../testkit/testbed';
 
 jest.setTimeout(180000);
@@ -20,28 +20,13 @@ let socket: string;
 let daemonLog: string;
 let daemon: ChildProcess | undefined;
 
-function startDaemon(): ChildProcess {
-  const p = spawn('ip', ['netns', 'exec', A.hostNetns, BINARY, 'daemon', '--socket', socket, '--log-file', daemonLog, '--log-level', 'debug'], { stdio: 'ignore' });
-  const deadline = Date.now() + 10000;
-  while (!listening() && Date.now() < deadline) spawnSync('sleep', ['0.05']);
-  if (!listening()) throw new Error('daemon did not start listening');
-  return p;
-}
-
-function listening(): boolean {
-  return readJsonLines(daemonLog).filter((l) => l.msg === 'dpu-overlay daemon listening').length > startedCount;
-}
-let startedCount = 0;
+// This suite's own daemon (not the testbed's per-host ones): it kills and restarts it.
+const startDaemon = () => spawnDaemon(A, { socket, logFile: daemonLog });
 
 async function stopDaemon(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   const p = daemon;
   daemon = undefined;
-  if (!p || p.exitCode !== null) return;
-  await new Promise<void>((resolve) => {
-    p.once('exit', () => resolve());
-    p.kill(signal);
-  });
-  startedCount = readJsonLines(daemonLog).filter((l) => l.msg === 'dpu-overlay daemon listening').length;
+  await stopSpawnedDaemon(p, signal);
 }
 
 function conf(o: { daemon?: boolean; dpu?: Record<string, unknown> } = {}): Record<string, unknown> {
@@ -57,7 +42,7 @@ const allocations = () => {
 };
 const withoutIps = (r: CniOutcome) => ({ ...r.json, ips: undefined, interfaces: (r.json?.interfaces as Array<Record<string, unknown>>).map((i) => ({ ...i, pciID: undefined, mac: undefined })) });
 
-beforeAll(() => {
+beforeAll(async () => {
   requireBinary();
   tb = testbedUp(64, 'a,b');
   A = site(tb, 'a');
@@ -66,7 +51,7 @@ beforeAll(() => {
   daemonLog = join(tb.stateDir, 'daemon.log');
   rmSync(socketDir, { recursive: true, force: true });
   rmSync(daemonLog, { force: true });
-  daemon = startDaemon();
+  daemon = await startDaemon();
 });
 
 afterAll(async () => {
@@ -239,7 +224,7 @@ describe('dpu-overlay daemon', () => {
     expect(containerPorts()).toEqual([]);
     expect(allocations()).toEqual([]);
 
-    daemon = startDaemon();
+    daemon = await startDaemon();
     const ns = container('k-after');
     const again = transactions().length;
     expect(cni(A, conf(), { command: 'ADD', containerId: 'k-after', netns: ns }).status).toBe(0);
@@ -247,8 +232,8 @@ describe('dpu-overlay daemon', () => {
     expect(cni(A, conf(), { command: 'DEL', containerId: 'k-after', netns: ns }).status).toBe(0);
   });
 
-  test('the daemon reconnects after the DPU drops its SSH connection', () => {
-    daemon ??= startDaemon();
+  test('the daemon reconnects after the DPU drops its SSH connection', async () => {
+    daemon ??= await startDaemon();
     const warmUp = container('r0');
     expect(cni(A, conf(), { command: 'DEL', containerId: 'r0', netns: warmUp }).status).toBe(0);
     // Only this testbed's DPU sshd's children (the sessions), never another sshd on the machine.

@@ -8,11 +8,11 @@
  * The emulated DPU shares the machine's kernel, so its boot id cannot change: this exercises the database
  * identity (Open_vSwitch row UUID) path of the probe; the boot id path is covered by the unit tests.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  BINARY, cni, type CniOutcome, container, dpuExec, firstIp, hostLocal, netConf, ping, readJsonLines, removeContainers, requireBinary, type Site, site, TESTBED,
+  BINARY, cni, type CniOutcome, container, dpuExec, firstIp, hostLocal, netConf, ping, readJsonLines, removeContainers, requireBinary, type Site, site, spawnDaemon, stopDaemon, TESTBED,
   type Testbed, testbedDown, testbedUp,
 } from '../testkit/testbed';
 
@@ -56,18 +56,11 @@ beforeAll(async () => {
   rmSync(socketDir, { recursive: true, force: true });
   rmSync(daemonLog, { force: true });
   // As the product runs it: the daemon with the plugin's stateDir, the default poll interval.
-  daemon = spawn('ip', ['netns', 'exec', A.hostNetns, BINARY, 'daemon', '--socket', socket, '--log-file', daemonLog, '--log-level', 'debug', '--state-dir', join(tb.stateDir, 'plugin-a')], { stdio: 'ignore' });
-  await until('the daemon listening', () => log().some((l) => l.msg === 'dpu-overlay daemon listening'), 10000);
+  daemon = await spawnDaemon(A, { socket, logFile: daemonLog, stateDir: join(tb.stateDir, 'plugin-a') });
 });
 
 afterAll(async () => {
-  const p = daemon;
-  if (p && p.exitCode === null) {
-    await new Promise<void>((resolve) => {
-      p.once('exit', () => resolve());
-      p.kill('SIGTERM');
-    });
-  }
+  await stopDaemon(daemon);
   removeContainers();
   testbedDown();
 });
@@ -130,13 +123,8 @@ describe('DPU database reset under running containers', () => {
   test('without the daemon: the pings stay down after a database reset until the operator runs dpu-overlay replug', async () => {
     const p = daemon;
     daemon = undefined;
-    if (p && p.exitCode === null) {
-      await new Promise<void>((resolve) => {
-        p.once('exit', () => resolve());
-        p.kill('SIGTERM');
-      });
-    }
-    const direct = () => netConf(tb, A, { ipam: hostLocal(tb, A, '10.102.0.0/24', '10.102.0.10', '10.102.0.99') });
+    await stopDaemon(p);
+    const direct = () => netConf(tb, A, { ipam: hostLocal(tb, A, '10.102.0.0/24', '10.102.0.10', '10.102.0.99'), dpu: { daemonSocket: '' } });
     const a1 = container('sa1');
     const b1 = container('sb1');
     const addA1 = cni(A, direct(), { command: 'ADD', containerId: 'sa1', netns: a1 });

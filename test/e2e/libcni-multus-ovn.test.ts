@@ -8,7 +8,7 @@
 import { chmodSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parse } from 'yaml';
-import { container, dpuExec, inNetns, ovnNbctl, PREFIX, removeContainers, requireBinary, site, type Site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
+import { container, daemonSocketFor, dpuExec, inNetns, ovnNbctl, PREFIX, removeContainers, requireBinary, site, type Site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
 import { buildLibcniDriver, type ConfList, type Json, pluginDir, readShipped, rmEmptyDir, RuntimeHost } from './runtimes';
 
 jest.setTimeout(180000);
@@ -33,7 +33,7 @@ function writeNodeFile(s: Site): void {
     stateDir: join(tb.stateDir, `plugin-${s.name}`),
     logFile: join(tb.stateDir, `plugin-${s.name}.log`),
     logLevel: 'debug',
-    dpu: { ...(example.dpu as Json), host: s.dpuHost, port: s.dpuPort, user: s.dpuUser, privateKeyFile: tb.privateKeyFile, knownHostsFile: tb.knownHostsFile, datapathType: 'netdev', daemonSocket: '' },
+    dpu: { ...(example.dpu as Json), host: s.dpuHost, port: s.dpuPort, user: s.dpuUser, privateKeyFile: tb.privateKeyFile, knownHostsFile: tb.knownHostsFile, datapathType: 'netdev', daemonSocket: daemonSocketFor(s) },
   };
   writeFileSync(join(etcDir(s), 'node.json'), JSON.stringify(node, null, 2), { mode: 0o644 });
 }

@@ -11,7 +11,7 @@
 import { chmodSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parse } from 'yaml';
-import { container, dpuExec, inNetns, linkJson, ping, PREFIX, removeContainers, requireBinary, site, type Site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
+import { container, daemonSocketFor, dpuExec, inNetns, linkJson, ping, PREFIX, removeContainers, requireBinary, site, type Site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
 import { buildLibcniDriver, type ConfList, forTestbed, type Json, pluginDir, readShipped, rmEmptyDir, run, RuntimeHost } from './runtimes';
 
 jest.setTimeout(180000);
@@ -198,7 +198,7 @@ describe('the NAD as shipped on two nodes, each with its own node file', () => {
         localVtep: s.localVtep,
         remoteVteps: s.remoteVteps,
         datapathType: 'netdev',
-        daemonSocket: '',
+        daemonSocket: daemonSocketFor(s),
       },
     };
     expect(Object.keys(node).sort()).toEqual([...Object.keys(example), 'sysfsRoot', 'stateDir', 'logFile', 'logLevel'].sort());

@@ -181,10 +181,7 @@ describe('failure paths leave nothing behind', () => {
   }
 
   test('DPU sshd stopped during ADD: code 11, VF back, IP released', () => {
-    const pidFile = join(tb.stateDir, 'dpu-c', 'sshd.pid');
-    const anchor = readFileSync(join(tb.stateDir, 'dpu-c', 'anchor.pid'), 'utf8').trim();
-    sh('kill', [readFileSync(pidFile, 'utf8').trim()]);
-    spawnSync('sleep', ['0.2']);
+    sh('bash', [TESTBED, 'dpu-ctl', 'c', 'sshd-stop']); // with its sessions (a host daemon's connection)
     try {
       const ns = container('c3');
       const r = cni(C, vni100(C), { command: 'ADD', containerId: 'ctr-c3', netns: ns });
@@ -193,8 +190,7 @@ describe('failure paths leave nothing behind', () => {
       expect(String(r.json?.msg)).toMatch(/192\.0\.2\.10/);
       assertClean(C);
     } finally {
-      sh('nsenter', ['-t', anchor, '-m', '-n', '-u', '/usr/sbin/sshd', '-f', join(tb.stateDir, 'dpu-c', 'sshd_config')]);
-      spawnSync('sleep', ['0.2']);
+      sh('bash', [TESTBED, 'dpu-ctl', 'c', 'sshd-start']);
     }
   });
 

@@ -8,7 +8,7 @@
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { BINARY, CNI_PATH, PREFIX, ROOT, type Site, type Testbed } from '../testkit/testbed';
+import { BINARY, CNI_PATH, daemonSocketFor, PREFIX, ROOT, type Site, type Testbed } from '../testkit/testbed';
 
 export const CNI_CONF = join(ROOT, 'cni-conf');
 export const IMAGE = `localhost/${PREFIX}-busybox:latest`;
@@ -58,7 +58,8 @@ export function forTestbed(shipped: ConfList, tb: Testbed, s: Site, a: SiteAddre
         localVtep: s.localVtep,
         remoteVteps: s.remoteVteps,
         datapathType: 'netdev',
-        daemonSocket: '', // a host daemon (install.sh under systemd) sits in the root netns, which cannot reach emulated DPUs
+        // a daemon at the shipped default path sits in the root netns: the emulated host's own (DPUO_PLUGIN_PATH=daemon) or none
+        daemonSocket: daemonSocketFor(s),
       },
     };
   });

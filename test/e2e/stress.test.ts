@@ -4,7 +4,7 @@
  * DPUO_STRESS_SEED picks the seed (default fixed, so CI is reproducible); it is printed either way. Violations
  * are also written whole to a JSONL file (path printed), replayable with `npm run stress -- --replay=FILE`.
  */
-import { removeContainers, requireBinary, site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
+import { pluginPath, removeContainers, requireBinary, site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { recordViolationsTo, rollup, teardownStressDir, type Tally } from '../stress/common';
@@ -14,6 +14,12 @@ import { fuzz } from '../stress/fuzz';
 import { security } from '../stress/security';
 
 jest.setTimeout(600000);
+
+// Run by both jest projects (e2e standalone, e2e-daemon through the daemon path). The second pass is smaller where
+// the path changes little (input validation comes first on both) to keep CI within its time.
+const daemonPass = pluginPath() === 'daemon';
+const INPUTS = daemonPass ? 100 : 300;
+const OPERATIONS = daemonPass ? 100 : 150;
 
 const seed = Number(process.env.DPUO_STRESS_SEED ?? 20261126);
 const violationFile = join(tmpdir(), `dpu-overlay-stress-e2e-${seed}-${process.pid}.jsonl`);
@@ -38,21 +44,21 @@ function report(tally: Tally): void {
   process.stderr.write(`${t.scenario}: ${t.inputs} inputs, ${t.operations} operations, ${t.faults} faults, ${t.violations.length} violations, slowest ${t.slowestMs} ms (${t.slowestOp}); ${rows}\n`);
 }
 
-test('hostile input: 300 generated inputs end in the right CNI error, change nothing and reach neither shell nor OVS', async () => {
-  const t = await fuzz(tb, site(tb, 'a'), { seed, inputs: 300, width: 3 });
+test(`hostile input (${pluginPath()}): ${INPUTS} generated inputs end in the right CNI error, change nothing and reach neither shell nor OVS`, async () => {
+  const t = await fuzz(tb, site(tb, 'a'), { seed, inputs: INPUTS, width: 3 });
   report(t);
-  expect(rollup(t).inputs).toBe(300);
+  expect(rollup(t).inputs).toBe(INPUTS);
   expect(t.violations).toEqual([]);
 });
 
-test('concurrency: 150 seeded parallel ADD/DEL/CHECK keep VFs, cache and OVS consistent and containers reachable', async () => {
-  const t = await concurrency(tb, { seed, operations: 150, width: 6, pings: 6 });
+test(`concurrency (${pluginPath()}): ${OPERATIONS} seeded parallel ADD/DEL/CHECK keep VFs, cache and OVS consistent and containers reachable`, async () => {
+  const t = await concurrency(tb, { seed, operations: OPERATIONS, width: 6, pings: 6 });
   report(t);
-  expect(rollup(t).operations).toBeGreaterThanOrEqual(150);
+  expect(rollup(t).operations).toBeGreaterThanOrEqual(OPERATIONS);
   expect(t.violations).toEqual([]);
 });
 
-test('crashes and faults: SIGKILL at every step, DPU and OVS faults, lost netns and state, slow DPU; all recovered', async () => {
+test(`crashes and faults (${pluginPath()}): SIGKILL at every step, DPU and OVS faults, lost netns and state, slow DPU; all recovered`, async () => {
   const t = await faults(tb, { seed });
   report(t);
   expect(rollup(t).faults).toBeGreaterThanOrEqual(17);
@@ -60,7 +66,7 @@ test('crashes and faults: SIGKILL at every step, DPU and OVS faults, lost netns 
   expect(t.violations).toEqual([]);
 });
 
-test('security: host key pinning, key and state modes, no keys in logs, forced-command guard', async () => {
+test(`security (${pluginPath()}): host key pinning, key and state modes, no keys in logs, forced-command guard`, async () => {
   const t = await security(tb, {});
   report(t);
   expect(t.violations).toEqual([]);

@@ -8,7 +8,9 @@ import { spawnSync } from 'node:child_process';
 import { renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FAULT_ENV, FAULT_POINTS } from '../../src/util/fault';
-import { container, firstIp, hostLocal, linkJson, netConf, nsName, ping, sh, type Site, site, TESTBED, type Testbed } from '../testkit/testbed';
+import {
+  container, firstIp, hostDaemonPid, hostLocal, linkJson, netConf, nsName, ping, pluginPath, sh, type Site, site, startHostDaemons, TESTBED, type Testbed,
+} from '../testkit/testbed';
 import {
   expectCniError, expectSuccess, forcedWrapper, listTree, newTally, type Outcome, ovsState, type Probe, runPlugin, runProbes, type Tally, timed, violation,
 } from './common';
@@ -72,8 +74,15 @@ async function expectReusable(bed: Bed, s: Site, what: string): Promise<void> {
   expectClean(bed, s, `${what} (after reuse)`);
 }
 
+/**
+ * DPU_OVERLAY_FAULT in the request's env kills whoever runs the command at that point: the plugin on the standalone
+ * path; on the daemon path the daemon once it executes whole commands (until then the plugin, which still runs them
+ * and only sends DPU operations to the daemon). A dead daemon is restarted before the repair, or after it (the repair
+ * then runs standalone: the plugin falls back), alternately.
+ */
 async function killAtEachPoint(bed: Bed): Promise<void> {
-  const { B, t } = bed;
+  const { B, t, tb } = bed;
+  const daemonPath = pluginPath() === 'daemon';
   for (const [i, point] of FAULT_POINTS.entries()) {
     const what = `SIGKILL at ${point}`;
     const ns = container(`kill${i}`);
@@ -81,14 +90,21 @@ async function killAtEachPoint(bed: Bed): Promise<void> {
     if (point.startsWith('del:')) {
       if (!expectSuccess(t, `${what}: ADD`, await op(bed, B, 'ADD', id, ns))) continue;
     }
+    const daemonBefore = daemonPath ? hostDaemonPid(tb, B.name) : undefined;
+    if (daemonPath && daemonBefore === undefined) violation(t, `${what}: the daemon of host ${B.name} is not running before the fault`);
     const killed = await op(bed, B, point.startsWith('add:') ? 'ADD' : 'DEL', id, ns, { env: { [FAULT_ENV]: point } });
     t.faults += 1;
-    if (killed.signal !== 'SIGKILL') violation(t, `${what}: the plugin was not killed there (exit ${killed.status}, ${killed.stdout.slice(0, 200)})`);
+    const daemonDied = daemonBefore !== undefined && hostDaemonPid(tb, B.name) !== daemonBefore;
+    if (killed.signal !== 'SIGKILL' && !daemonDied) violation(t, `${what}: neither the plugin nor the daemon was killed there (exit ${killed.status}, ${killed.stdout.slice(0, 200)})`);
+    const restartFirst = Math.floor(i / 2) % 2 === 0;
+    if (daemonDied && restartFirst) startHostDaemons(B.name);
     // recovery alternates between the runtime's DEL and a GC that no longer lists the container
     const viaGc = i % 2 === 1;
+    const how = `${viaGc ? 'GC' : 'DEL'}${daemonDied ? (restartFirst ? ' (daemon restarted)' : ' (daemon down: standalone)') : ''}`;
     const rec = viaGc ? await gc(bed, B) : await op(bed, B, 'DEL', id, ns);
-    expectSuccess(t, `${what}: ${viaGc ? 'GC' : 'DEL'}`, rec);
-    expectClean(bed, B, `${what} + ${viaGc ? 'GC' : 'DEL'}`);
+    expectSuccess(t, `${what}: ${how}`, rec);
+    expectClean(bed, B, `${what} + ${how}`);
+    if (daemonDied && !restartFirst) startHostDaemons(B.name);
     await expectReusable(bed, B, what);
   }
 }
@@ -122,7 +138,7 @@ async function sshdDown(bed: Bed): Promise<void> {
   const fresh = container('sshd2');
   const add = await op(bed, B, 'ADD', 'sshd-1', ns);
   if (!expectSuccess(t, `${tag}: ADD`, add)) return;
-  dpuCtl(B, 'sshd-stop');
+  dpuCtl(B, 'sshd-stop'); // with its sessions: on the daemon path the daemon's connection drops too
   t.faults += 1;
   try {
     expectCniError(t, `${tag}: CHECK while sshd is down`, await op(bed, B, 'CHECK', 'sshd-1', ns, { conf: { ...bed.conf(B), prevResult: add.json } }), 11);
@@ -155,7 +171,16 @@ async function dbReset(bed: Bed): Promise<void> {
   if (!p) return;
   dpuCtl(B, 'db-reset');
   t.faults += 1;
-  expectCniError(t, `${tag}: CHECK reports the lost port`, await op(bed, B, 'CHECK', `${tag}-b`, p.nb, { conf: { ...bed.conf(B), prevResult: p.rb } }), 120);
+  if (pluginPath() === 'daemon') {
+    // the daemon watches the DPU (README "DPU reboot and OVS database reset") and plugs the port again by itself
+    const deadline = Date.now() + 30000;
+    while (ovsState(B.name).ports.length === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 200));
+    if (ovsState(B.name).ports.length === 0) violation(t, `${tag}: the daemon did not plug the port again within 30 s`);
+    expectSuccess(t, `${tag}: CHECK after the daemon re-plugged`, await op(bed, B, 'CHECK', `${tag}-b`, p.nb, { conf: { ...bed.conf(B), prevResult: p.rb } }));
+    if (!reaches(p.nb, p.rc)) violation(t, `${tag}: no traffic b -> c after the daemon re-plugged`);
+  } else {
+    expectCniError(t, `${tag}: CHECK reports the lost port`, await op(bed, B, 'CHECK', `${tag}-b`, p.nb, { conf: { ...bed.conf(B), prevResult: p.rb } }), 120);
+  }
   // recovery: the runtime's DEL (idempotent on the DPU) and a new ADD
   expectSuccess(t, `${tag}: DEL`, await op(bed, B, 'DEL', `${tag}-b`, p.nb));
   const again = await op(bed, B, 'ADD', `${tag}-b`, p.nb);
@@ -230,11 +255,13 @@ async function slowDpu(bed: Bed): Promise<void> {
   const margin = 3000; // process start, host steps and their undo on a loaded 2-core machine
   const slow = forcedWrapper(bed.tb, 'slow', sleepS);
   const slowConf = bed.conf(B, { privateKeyFile: slow.key, timeoutMs });
+  // the plugin waits for a daemon up to 2 x timeoutMs + 1 s (src/daemon/client.ts) before presuming it stuck
+  const limitMs = pluginPath() === 'daemon' ? 2 * timeoutMs + 1000 : timeoutMs;
   const ns = container('slow');
   t.faults += 1;
   const add = await op(bed, B, 'ADD', 'slow-1', ns, { conf: slowConf });
   expectCniError(t, `${tag}: ADD`, add, 11);
-  if (add.ms > timeoutMs + margin) violation(t, `${tag}: ADD took ${add.ms} ms with timeoutMs ${timeoutMs}`);
+  if (add.ms > limitMs + margin) violation(t, `${tag}: ADD took ${add.ms} ms with timeoutMs ${timeoutMs} (limit ${limitMs} ms on the ${pluginPath()} path)`);
   expectClean(bed, B, `${tag}: after the failed ADD (host side)`);
   // the DPU may still run the plug once its sleep ends: the runtime's DEL (normal speed) removes it by owner
   await new Promise((res) => setTimeout(res, sleepS * 1000 + 500));
@@ -244,7 +271,7 @@ async function slowDpu(bed: Bed): Promise<void> {
   if (!expectSuccess(t, `${tag}: ADD (normal speed)`, await op(bed, B, 'ADD', 'slow-2', ns))) return;
   const del = await op(bed, B, 'DEL', 'slow-2', ns, { conf: slowConf });
   expectCniError(t, `${tag}: DEL`, del, 11);
-  if (del.ms > timeoutMs + margin) violation(t, `${tag}: DEL took ${del.ms} ms with timeoutMs ${timeoutMs}`);
+  if (del.ms > limitMs + margin) violation(t, `${tag}: DEL took ${del.ms} ms with timeoutMs ${timeoutMs} (limit ${limitMs} ms on the ${pluginPath()} path)`);
   await new Promise((res) => setTimeout(res, sleepS * 1000 + 500));
   expectSuccess(t, `${tag}: DEL retried`, await op(bed, B, 'DEL', 'slow-2', ns));
   expectClean(bed, B, tag);

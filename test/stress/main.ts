@@ -3,7 +3,10 @@
  * on the emulated testbed, at full size; prints one summary table (and JSON with --json=FILE).
  *
  *   node scripts/run-ts.js test/stress/main.ts [--seed=N] [--inputs=N] [--ops=N]  [--only=fuzz,concurrency,faults,security] [--json=FILE] [--keep]
- *     [--violations=FILE] [--only=fuzz --index=N,M] [--replay=FILE[:LINE]]
+ *     [--path=both|daemon|standalone] [--violations=FILE] [--only=fuzz --index=N,M] [--replay=FILE[:LINE]]
+ *
+ * --path (default both): the scenarios run standalone (every config with dpu.daemonSocket "") and then through the
+ * daemon path (a daemon per emulated host, every config naming its socket), each on a fresh testbed; the rows say which.
  *
  * --keep leaves the testbed up for inspection. The seed (DPUO_STRESS_SEED or --seed) is printed first: rerun with it to get the same inputs and operations.
  * Every violation is appended, whole (input, timing, timeouts, plugin output, replay tag), as one JSON line to the
@@ -17,7 +20,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { PREFIX, removeContainers, requireBinary, site, testbedDown, testbedUp } from '../testkit/testbed';
+import { type PluginPath, pluginPathFrom, PREFIX, removeContainers, requireBinary, site, testbedDown, testbedUp, usePluginPath } from '../testkit/testbed';
 import { onViolation, recordViolationsTo, rollup, type RunRecord, seedFrom, type Tally, teardownStressDir, violationsRecorded } from './common';
 import { concurrency } from './concurrency';
 import { faults } from './faults';
@@ -97,7 +100,34 @@ async function main(): Promise<number> {
   recordViolationsTo(violationFile, seed);
   onViolation((scenario, msg) => log(`VIOLATION [${scenario}] ${msg}`));
   const t0 = Date.now();
-  const tb = testbedUp(flag('vfs', 32), 'a,b,c');
+  const tallies: Tally[] = [];
+  for (const path of pathsFrom(arg('path') ?? (replay ? 'standalone' : 'both'))) {
+    log(`--- ${path} path`);
+    usePluginPath(path);
+    await onePath(path, { seed, only, index, replay, log, tallies });
+  }
+  const recorded = violationsRecorded();
+  const where = recorded?.count ? `violations written to ${recorded.path} (replay the fuzz ones with --replay=${recorded.path})` : 'no violations';
+  process.stdout.write(`\ndpu-overlay stress, seed ${seed}, ${Math.round((Date.now() - t0) / 1000)} s\n${table(tallies)}\n${where}\n`);
+  const json = arg('json');
+  if (json) writeFileSync(json, JSON.stringify({ seed, violationFile: recorded?.count ? recorded.path : null, tallies: tallies.map(rollup) }, null, 2) + '\n');
+  return tallies.some((t) => t.violations.length > 0) ? 1 : 0;
+}
+
+function pathsFrom(value: string | undefined): PluginPath[] {
+  if (value === undefined || value === 'both') return ['standalone', 'daemon'];
+  return [pluginPathFrom(value)];
+}
+
+interface PathRun {
+  seed: number; only: string[]; index: number[]; replay: ReturnType<typeof recordedRuns> | undefined;
+  log: (l: string) => void; tallies: Tally[];
+}
+
+/** The chosen scenarios on a fresh testbed for one path; their rows named with it. */
+async function onePath(path: PluginPath, o: PathRun): Promise<void> {
+  const { seed, only, index, replay, log } = o;
+  const tb = testbedUp(flag('vfs', 32), 'a,b,c', 1, { path });
   const tallies: Tally[] = [];
   // `timeout` signals the whole process group and run-ts.js forwards too: a second signal must not kill the teardown
   let tearingDown = false;
@@ -119,6 +149,8 @@ async function main(): Promise<number> {
     if (only.includes('faults')) tallies.push(await faults(tb, { seed, progress: log }));
     if (only.includes('security')) tallies.push(await security(tb, { progress: log }));
   } finally {
+    process.off('SIGINT', interrupted).off('SIGTERM', interrupted);
+    for (const t of tallies) o.tallies.push({ ...t, scenario: `${t.scenario} [${path}]` });
     if (process.argv.includes('--keep')) {
       log(`--keep: testbed, containers and ${tb.stateDir} left up for inspection (test/testkit/testbed.sh down to remove)`);
     } else {
@@ -127,12 +159,6 @@ async function main(): Promise<number> {
       testbedDown();
     }
   }
-  const recorded = violationsRecorded();
-  const where = recorded?.count ? `violations written to ${recorded.path} (replay the fuzz ones with --replay=${recorded.path})` : 'no violations';
-  process.stdout.write(`\ndpu-overlay stress, seed ${seed}, ${Math.round((Date.now() - t0) / 1000)} s\n${table(tallies)}\n${where}\n`);
-  const json = arg('json');
-  if (json) writeFileSync(json, JSON.stringify({ seed, violationFile: recorded?.count ? recorded.path : null, tallies: tallies.map(rollup) }, null, 2) + '\n');
-  return tallies.some((t) => t.violations.length > 0) ? 1 : 0;
 }
 
 main().then(

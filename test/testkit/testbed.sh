@@ -8,13 +8,16 @@
 #   testbed.sh env                            JSON description on stdout
 #   testbed.sh status                         human readable state (LSB exit codes)
 #   testbed.sh dpu-exec <dpu> <cmd...>        run cmd in the DPU's net+mount ns
-#   testbed.sh dpu-ctl <dpu> ACTION           fault injection: sshd-stop, sshd-start,
+#   testbed.sh dpu-ctl <dpu> ACTION           fault injection: sshd-stop (with its sessions), sshd-start,
 #                                             vswitchd-restart, db-reset,
 #                                             ovs-stop (ovs-vswitchd and ovsdb-server),
 #                                             ovn-controller-stop|-start|-restart (--ovn)
 #   testbed.sh ovn-ctl ACTION                 --ovn central faults: nb-stop, nb-start, nb-block,
 #                                             nb-unblock, sb-stop, sb-start, northd-stop, northd-start
 #   testbed.sh ovn-nbctl|ovn-sbctl <args...>  run against the central's NB/SB (unix socket)
+#   testbed.sh daemon-start [site...]         one `dpu-overlay daemon` per emulated host (default: every
+#                                             site), in the host's netns, socket <state>/daemon-X/d.sock
+#   testbed.sh daemon-stop [site...]          stop them and remove their sockets (down does too)
 #
 # State dir: ${DPUO_TESTBED_DIR:-/run/<prefix>-testbed}; netns names <prefix>-host-X,
 # <prefix>-dpu-X (and <prefix>-dpu-X2 with --pfs 2), <prefix>-underlay (and <prefix>-ovn with --ovn) with prefix
@@ -56,6 +59,7 @@ usage: $PROG up [--sites a,b,c] [--vfs N] [--pfs 1|2] [--ovn]
                            |ovn-controller-stop|ovn-controller-start|ovn-controller-restart
        $PROG ovn-ctl nb-stop|nb-start|nb-block|nb-unblock|sb-stop|sb-start|northd-stop|northd-start
        $PROG ovn-nbctl|ovn-sbctl <args...>
+       $PROG daemon-start|daemon-stop [site...]   (binary: \$DPU_OVERLAY_BIN, default dist/dpu-overlay)
 state dir: \${DPUO_TESTBED_DIR:-/run/$PREFIX-testbed} (now: $STATE)
 EOF
 }
@@ -243,6 +247,12 @@ do_down() {
   local found=0 dir site ns
   # sites recorded in the state dir
   if [[ -d $STATE ]]; then
+    for dir in "$STATE"/daemon-? "$STATE"/daemon-?.pid; do
+      [[ -e $dir ]] || continue
+      found=1
+      site=${dir##*/daemon-}
+      host_daemon_stop "${site%.pid}"
+    done
     for dir in "$STATE"/dpu-*; do
       [[ -d $dir ]] || continue
       site=${dir##*/dpu-}
@@ -277,6 +287,64 @@ do_down() {
     rmdir -- "$STATE" 2>/dev/null || true
   fi
   ((found)) && msg "testbed down" || true
+}
+
+# ---------------------------------------------------------------- host daemons
+# `dpu-overlay daemon` for emulated host $1, as install.sh's unit runs it on a real host but inside the host's
+# netns (the plugin forwards only to a daemon in its own netns), serving and watching the plugin's stateDir there.
+DPUO_BIN=${DPU_OVERLAY_BIN:-$TESTKIT/../../dist/dpu-overlay}
+daemon_dir() { echo "$STATE/daemon-$1"; }
+daemon_socket() { echo "$STATE/daemon-$1/d.sock"; }
+
+# pid of site $1's daemon if it is alive and is the one we started (its command line names its socket)
+host_daemon_pid() {
+  local pid cmdline
+  pid=$(pid_from_file "$STATE/daemon-$1.pid") || return 1
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ $cmdline == *" daemon --socket $(daemon_socket "$1") "* ]] || return 1
+  echo "$pid"
+}
+
+host_daemon_start() {
+  local s=$1 ns sock pid
+  ns=$(host_ns "$s") sock=$(daemon_socket "$s")
+  ns_exists "$ns" || die "no emulated host $s (netns $ns); run: $PROG up"
+  [[ -x $DPUO_BIN ]] || die "$DPUO_BIN is missing: run npm run build (or set DPU_OVERLAY_BIN)"
+  if pid=$(host_daemon_pid "$s"); then
+    msg "daemon of host $s already runs (pid $pid)"
+    return 0
+  fi
+  rm -f -- "$sock" "$STATE/daemon-$s.pid"
+  # `ip netns exec` and a non-leader `setsid` both exec: $! is the daemon's pid
+  ip netns exec "$ns" setsid "$DPUO_BIN" daemon --socket "$sock" --state-dir "$STATE/plugin-$s" \
+    --log-file "$STATE/daemon-$s.log" --log-level debug </dev/null >/dev/null 2>>"$STATE/daemon-$s.stderr" &
+  pid=$!
+  echo "$pid" >"$STATE/daemon-$s.pid"
+  local n=1000
+  while ((n-- > 0)); do
+    [[ -S $sock ]] && return 0
+    alive "$pid" || break
+    sleep 0.01
+  done
+  terminate "$pid"
+  die "daemon of host $s did not listen on $sock (see $STATE/daemon-$s.log and $STATE/daemon-$s.stderr)"
+}
+
+host_daemon_stop() {
+  local s=$1 pid
+  if pid=$(host_daemon_pid "$s"); then terminate "$pid"; fi
+  rm -rf -- "$(daemon_dir "$s")" "$STATE/daemon-$s.pid"
+}
+
+cmd_daemon() { # start|stop [site...]
+  local action=$1 s
+  shift
+  read_config || die "testbed is not up; run: $PROG up"
+  (($#)) || set -- "${SITES[@]}"
+  for s in "$@"; do
+    [[ " ${SITES[*]} " == *" $s "* ]] || die "unknown site '$s' (sites: ${SITES[*]})"
+    "host_daemon_$action" "$s"
+  done
 }
 
 # ---------------------------------------------------------------- up
@@ -653,6 +721,18 @@ sshd_start() {
 }
 
 # fault injection for tests: stop/start the DPU's sshd, restart ovs-vswitchd, reset the OVS database
+# every sshd left in DPU $1's anchor mount namespace (the sessions of a stopped sshd)
+ssh_sessions_stop() {
+  local apid p comm pids=()
+  apid=$(anchor_pid "$1") || return 0
+  for p in /proc/[0-9]*; do
+    [[ $p/ns/mnt -ef /proc/$apid/ns/mnt ]] || continue
+    read -r comm 2>/dev/null <"$p/comm" || continue
+    [[ $comm == sshd ]] && pids+=("${p#/proc/}")
+  done
+  terminate "${pids[@]}"
+}
+
 cmd_dpu_ctl() {
   (($# == 2)) || die "usage: $PROG dpu-ctl <dpu> sshd-stop|sshd-start|vswitchd-restart|db-reset|ovs-stop|ovn-controller-stop|ovn-controller-start|ovn-controller-restart"
   local site=$1 action=$2 dir
@@ -661,7 +741,9 @@ cmd_dpu_ctl() {
   anchor_pid "$site" >/dev/null || die "DPU $site is not running (anchor process gone); run: $PROG up"
   dir=$STATE/dpu-$site
   case $action in
-    sshd-stop) daemon_stop "$dir/sshd.pid" ;;
+    sshd-stop) # a DPU that stops answering SSH: its open sessions (a host daemon's connection) end too
+      daemon_stop "$dir/sshd.pid"
+      ssh_sessions_stop "$site" ;;
     sshd-start) pid_from_file "$dir/sshd.pid" >/dev/null || sshd_start "$site" ;;
     vswitchd-restart)
       daemon_stop "$dir/run/ovs-vswitchd.pid"
@@ -880,7 +962,7 @@ cmd_env() {
     ((first)) || out+=","
     first=0
     # the first PF's members at the top, every PF (with its DPU) in "pfs"
-    out+="{\"name\":\"$s\",\"hostNetns\":\"$(host_ns "$s")\",\"sysfsRoot\":$(json_str "$STATE/host-$s/sys"),$(pf_json "$s" 0),\"pfs\":["
+    out+="{\"name\":\"$s\",\"hostNetns\":\"$(host_ns "$s")\",\"daemonSocket\":$(json_str "$(daemon_socket "$s")"),\"sysfsRoot\":$(json_str "$STATE/host-$s/sys"),$(pf_json "$s" 0),\"pfs\":["
     for ((p = 0; p < PFS; p++)); do
       ((p == 0)) || out+=","
       out+="{$(pf_json "$s" "$p")}"
@@ -967,6 +1049,8 @@ case $cmd in
   dpu-ctl) cmd_dpu_ctl "$@" ;;
   ovn-ctl) cmd_ovn_ctl "$@" ;;
   ovn-nbctl | ovn-sbctl) cmd_ovn_tool "$cmd" "$@" ;;
+  daemon-start) cmd_daemon start "$@" ;;
+  daemon-stop) cmd_daemon stop "$@" ;;
   -h | --help | help) usage ;;
   *) usage; die "unknown command: $cmd" ;;
 esac

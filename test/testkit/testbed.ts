@@ -1,4 +1,4 @@
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
@@ -16,6 +16,27 @@ export const TESTBED = join(ROOT, 'test', 'testkit', 'testbed.sh');
 export const PREFIX = process.env.DPUO_TESTBED_PREFIX ?? 'dpuo';
 export const CNI_PATH = process.env.CNI_PATH_DIRS ?? '/usr/lib/cni';
 
+/**
+ * Which path the suites drive (DPUO_PLUGIN_PATH): `standalone` (default) gives every network config
+ * `dpu.daemonSocket: ""`; `daemon` gives it its host's daemon socket, and testbedUp starts one daemon per host.
+ */
+export type PluginPath = 'daemon' | 'standalone';
+export const PLUGIN_PATHS: readonly PluginPath[] = ['daemon', 'standalone'];
+export function pluginPathFrom(value: string | undefined): PluginPath {
+  if (value === undefined || value === '') return 'standalone';
+  if ((PLUGIN_PATHS as readonly string[]).includes(value)) return value as PluginPath;
+  throw new Error(`DPUO_PLUGIN_PATH must be daemon or standalone (got ${JSON.stringify(value)})`);
+}
+export const PLUGIN_PATH: PluginPath = pluginPathFrom(process.env.DPUO_PLUGIN_PATH);
+let activePath = PLUGIN_PATH;
+/** The path configs are written for from now on (npm run stress --path=both runs its scenarios on each in turn). */
+export function usePluginPath(p: PluginPath): void {
+  activePath = p;
+}
+export function pluginPath(): PluginPath {
+  return activePath;
+}
+
 export interface Vf { index: number; pci: string; netdev: string; mac: string; representor: string }
 /** One PF of a host and the DPU its representors live on (`dpu` names it for dpu-exec: the site, or X2). */
 export interface SitePf {
@@ -27,6 +48,8 @@ export interface SitePf {
 /** A host; its first PF's members at the top, every PF (testbed.sh up --pfs 2 gives two) in pfs. */
 export interface Site extends SitePf {
   name: string; hostNetns: string; sysfsRoot: string; pfs: SitePf[];
+  /** Where this host's daemon (testbed.sh daemon-start) listens: inside the host's netns, like the product's unit. */
+  daemonSocket: string;
 }
 /**
  * With `up --ovn`: the OVN central (NB, SB, northd) in its own netns on the underlay. nb/sb are the remotes as the
@@ -45,14 +68,70 @@ export function requireBinary(): void {
   if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run npm run build first`);
 }
 
-/** Brings the testbed up fresh, without plugin or IPAM state from an earlier run. */
-export function testbedUp(vfs = 8, sites = 'a,b,c', pfs = 1, opts: { ovn?: boolean } = {}): Testbed {
+/**
+ * Brings the testbed up fresh, without plugin, IPAM or daemon state from an earlier run; on the daemon path
+ * (pluginPath(), or opts.path) with one daemon per host running.
+ */
+export function testbedUp(vfs = 8, sites = 'a,b,c', pfs = 1, opts: { ovn?: boolean; path?: PluginPath } = {}): Testbed {
   sh('bash', [TESTBED, 'up', '--sites', sites, '--vfs', String(vfs), '--pfs', String(pfs), ...(opts.ovn ? ['--ovn'] : [])]);
   const tb = JSON.parse(sh('bash', [TESTBED, 'env'])) as Testbed;
   for (const entry of readdirSync(tb.stateDir)) {
-    if (/^(plugin-|ipam-)/.test(entry)) rmSync(join(tb.stateDir, entry), { recursive: true, force: true });
+    if (/^(plugin-|ipam-|daemon-)/.test(entry)) rmSync(join(tb.stateDir, entry), { recursive: true, force: true });
   }
+  if ((opts.path ?? activePath) === 'daemon') startHostDaemons();
   return tb;
+}
+
+/** The hosts' daemons (testbed.sh daemon-start; all sites unless named); testbed.sh down stops them. */
+export function startHostDaemons(...sites: string[]): void {
+  sh('bash', [TESTBED, 'daemon-start', ...sites]);
+}
+
+export function stopHostDaemons(...sites: string[]): void {
+  sh('bash', [TESTBED, 'daemon-stop', ...sites]);
+}
+
+/** Pid of a host's daemon if it runs, else undefined. */
+export function hostDaemonPid(tb: Testbed, name: string): number | undefined {
+  const f = join(tb.stateDir, `daemon-${name}.pid`);
+  if (!existsSync(f)) return undefined;
+  const pid = Number(readFileSync(f, 'utf8').trim());
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return undefined;
+  }
+  const stat = existsSync(`/proc/${pid}/stat`) ? readFileSync(`/proc/${pid}/stat`, 'utf8') : '';
+  return /\) [^Z]/.test(stat) ? pid : undefined;
+}
+
+export function hostDaemonLog(tb: Testbed, name: string): string {
+  return join(tb.stateDir, `daemon-${name}.log`);
+}
+
+/**
+ * A daemon of a test's own (its own socket and log) in a host's netns, as a child of the test, for tests about the
+ * daemon itself; resolves once it logs that it listens.
+ */
+export async function spawnDaemon(s: Site, o: { socket: string; logFile: string; stateDir?: string }): Promise<ChildProcess> {
+  const listening = () => readJsonLines(o.logFile).filter((l) => l.msg === 'dpu-overlay daemon listening').length;
+  const before = listening();
+  const p = spawn('ip', ['netns', 'exec', s.hostNetns, BINARY, 'daemon', '--socket', o.socket, '--log-file', o.logFile, '--log-level', 'debug', ...(o.stateDir ? ['--state-dir', o.stateDir] : [])], { stdio: 'ignore' });
+  const deadline = Date.now() + 10000;
+  while (listening() === before) {
+    if (p.exitCode !== null || Date.now() > deadline) throw new Error(`the daemon in ${s.hostNetns} did not start listening on ${o.socket} (see ${o.logFile})`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return p;
+}
+
+/** Stops a daemon from spawnDaemon with signal and waits for it to exit. */
+export async function stopDaemon(p: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (!p || p.exitCode !== null || p.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    p.once('exit', () => resolve());
+    p.kill(signal);
+  });
 }
 
 export function testbedDown(): void {
@@ -114,6 +193,18 @@ export interface NetOptions {
   dpu?: Record<string, unknown>;
 }
 
+/** The host a PF (or the site itself) belongs to. */
+function hostOf(tb: Testbed, p: SitePf): Site {
+  const h = tb.sites.find((s) => s === p || s.pfs.some((x) => x === p || x.dpu === p.dpu));
+  if (!h) throw new Error(`no emulated host has the PF of DPU ${p.dpu}`);
+  return h;
+}
+
+/** dpu.daemonSocket for a config on host s: its daemon's on the daemon path, "" (direct SSH) on the standalone path. */
+export function daemonSocketFor(s: Site, path: PluginPath = activePath): string {
+  return path === 'daemon' ? s.daemonSocket : '';
+}
+
 /** The `dpu` object for the DPU of one PF, as netConf writes it. */
 export function dpuConf(tb: Testbed, p: SitePf, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
@@ -126,8 +217,8 @@ export function dpuConf(tb: Testbed, p: SitePf, extra: Record<string, unknown> =
     localVtep: p.localVtep,
     remoteVteps: p.remoteVteps,
     timeoutMs: 5000,
-    // Direct SSH unless a test starts its own daemon: a daemon at the default path would sit in the root netns.
-    daemonSocket: '',
+    // A daemon at the default path would sit in the root netns: the host's own (daemon path) or direct SSH.
+    daemonSocket: daemonSocketFor(hostOf(tb, p)),
     ...extra,
   };
 }
