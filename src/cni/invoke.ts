@@ -1,4 +1,4 @@
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { CniError, ErrorCode } from './errors';
@@ -33,6 +33,34 @@ const IPAM_TIMEOUT_MS = 60000;
 /** GC and STATUS exist from CNI 1.1.0 on: a plugin that speaks no such version does not know them. */
 const GC_STATUS_MINIMUM = '1.1.0';
 const DEFAULT_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
+
+/**
+ * The supportedVersions each plugin binary answered, keyed by its path and file identity (a replaced binary is
+ * asked again). A long-lived process (the daemon) then calls a plugin that refuses the config's cniVersion in
+ * that plugin's version straight away, instead of being refused and asking VERSION on every call.
+ */
+const answeredVersions = new Map<string, { id: string; versions: string[] }>();
+
+function fileId(path: string): string | undefined {
+  try {
+    const st = statSync(path);
+    return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+  } catch {
+    return undefined;
+  }
+}
+
+function knownVersions(plugin: string): string[] | undefined {
+  const known = answeredVersions.get(plugin);
+  return known && known.id === fileId(plugin) ? known.versions : undefined;
+}
+
+function newestCommon(versions: readonly unknown[], wanted: string, minimum: string): string | undefined {
+  return versions
+    .filter((v): v is string => isSupportedVersion(v) && compareVersions(v, wanted) <= 0 && compareVersions(v, minimum) >= 0)
+    .sort(compareVersions)
+    .pop();
+}
 
 export function findPlugin(type: string, cniPath: string[]): string {
   // A type is a file name, never a path: however it got here (config, a record), it only selects within CNI_PATH.
@@ -101,10 +129,20 @@ export class IpamDelegate {
    */
   private async invoke(command: 'ADD' | 'DEL' | 'CHECK', call: IpamCall): Promise<string> {
     const plugin = findPlugin(call.type, call.cniPath);
+    const minimum = command === 'CHECK' ? '0.4.0' : '0.3.0';
+    const known = knownVersions(plugin);
+    if (known && !known.includes(call.cniVersion)) {
+      const version = newestCommon(known, call.cniVersion, minimum);
+      if (version) {
+        const r = await this.exec(plugin, command, call, withVersion(call.rawConfig, version));
+        if (r.exitCode === 0) return r.stdout;
+        if (errorCode(r.stdout) !== ErrorCode.IncompatibleVersion) throw this.pluginError(call.type, command, r.stdout, r.stderr);
+      }
+      answeredVersions.delete(plugin); // the answer no longer holds: negotiate again
+    }
     const first = await this.exec(plugin, command, call, call.rawConfig);
     if (first.exitCode === 0) return first.stdout;
     if (errorCode(first.stdout) === ErrorCode.IncompatibleVersion) {
-      const minimum = command === 'CHECK' ? '0.4.0' : '0.3.0';
       const { version, answer } = await this.commonVersion(plugin, call, minimum);
       if (version && version !== call.cniVersion) {
         const retry = await this.exec(plugin, command, call, withVersion(call.rawConfig, version));
@@ -127,11 +165,10 @@ export class IpamDelegate {
       // fall through
     }
     if (r.exitCode !== 0 || !Array.isArray(theirs)) return { answer, answered: false };
-    const version = (theirs as unknown[])
-      .filter((v): v is string => isSupportedVersion(v) && compareVersions(v, call.cniVersion) <= 0 && compareVersions(v, minimum) >= 0)
-      .sort(compareVersions)
-      .pop();
-    return { version, answer, answered: true };
+    const id = fileId(plugin);
+    const versions = (theirs as unknown[]).filter((v): v is string => typeof v === 'string');
+    if (id && (answeredVersions.size < 64 || answeredVersions.has(plugin))) answeredVersions.set(plugin, { id, versions });
+    return { version: newestCommon(versions, call.cniVersion, minimum), answer, answered: true };
   }
 
   private async exec(plugin: string, command: string, call: IpamCall, input: string) {
@@ -173,7 +210,8 @@ export class IpamDelegate {
    */
   private async invokeNetworkWide(command: 'GC' | 'STATUS', call: IpamCall): Promise<boolean> {
     const plugin = findPlugin(call.type, call.cniPath);
-    const { version, answer, answered } = await this.commonVersion(plugin, call, GC_STATUS_MINIMUM);
+    const known = knownVersions(plugin);
+    const { version, answer, answered } = known ? { version: newestCommon(known, call.cniVersion, GC_STATUS_MINIMUM), answer: '', answered: true } : await this.commonVersion(plugin, call, GC_STATUS_MINIMUM);
     if (!answered) throw new CniError(ErrorCode.IpamFailure, `IPAM plugin "${call.type}" does not answer VERSION with its supportedVersions (${answer.slice(0, 300)}); is it a CNI plugin?`);
     if (!version) return false;
     const r = await this.exec(plugin, command, call, version === call.cniVersion ? call.rawConfig : withVersion(call.rawConfig, version));

@@ -137,6 +137,25 @@ describe('IpamDelegate', () => {
     expect(retried.prevResult).toEqual({ cniVersion: '1.0.0', interfaces: [{ name: 'net1' }], ips: [{ address: '10.1.0.5/24', interface: 0 }] });
   });
 
+  it('remembers what a plugin binary answered VERSION: the next call goes in its version at once; a replaced binary is asked again', async () => {
+    const { b } = binDirs();
+    const refused = fail('', 1, '{"code":1,"msg":"incompatible CNI versions"}');
+    const v100 = ok('{"cniVersion":"1.0.0","supportedVersions":["0.3.1","0.4.0","1.0.0"]}');
+    const result = ok('{"cniVersion":"1.0.0","ips":[{"address":"10.1.0.5/24"}]}');
+    const first = new ScriptedRunner([refused, v100, result]);
+    await new IpamDelegate(first).add(call([b]));
+    expect(first.calls.map((x) => x.opts.env?.CNI_COMMAND)).toEqual(['ADD', 'VERSION', 'ADD']);
+    const second = new ScriptedRunner([ok()]);
+    await new IpamDelegate(second).del(call([b]));
+    expect(second.calls.map((x) => x.opts.env?.CNI_COMMAND)).toEqual(['DEL']);
+    expect((JSON.parse(second.calls[0]?.opts.input as string) as { cniVersion: string }).cniVersion).toBe('1.0.0');
+    writeFileSync(join(b, 'host-local'), '#!/bin/sh\n# upgraded\n');
+    const third = new ScriptedRunner([ok()]);
+    await new IpamDelegate(third).del(call([b]));
+    expect(third.calls.map((x) => x.opts.env?.CNI_COMMAND)).toEqual(['DEL']);
+    expect((JSON.parse(third.calls[0]?.opts.input as string) as { cniVersion: string }).cniVersion).toBe('1.1.0');
+  });
+
   it('no common version: code 1', async () => {
     const { b } = binDirs();
     const r = new ScriptedRunner([fail('', 1, '{"code":1,"msg":"incompatible"}'), ok('{"supportedVersions":["0.1.0","0.2.0"]}')]);
@@ -168,8 +187,8 @@ describe('IpamDelegate GC and STATUS', () => {
   });
 
   it('STATUS keeps the plugin code 50/51 and turns any other failure into 50', async () => {
-    const { b } = binDirs();
-    const d = (answer: ReturnType<typeof fail>) => new IpamDelegate(new ScriptedRunner([v11, answer]), quiet).status(gcCall([b]));
+    // A fresh binary each time: the delegate remembers a binary's VERSION answer.
+    const d = (answer: ReturnType<typeof fail>) => new IpamDelegate(new ScriptedRunner([v11, answer]), quiet).status(gcCall([binDirs().b]));
     await expect(d(fail('', 1, '{"code":51,"msg":"degraded"}'))).rejects.toMatchObject({ code: 51, message: expect.stringMatching(/STATUS failed: degraded/) });
     await expect(d(fail('', 1, '{"code":50,"msg":"no addresses left"}'))).rejects.toMatchObject({ code: 50 });
     await expect(d(fail('', 1, '{"code":7,"msg":"bad range"}'))).rejects.toMatchObject({ code: 50, message: expect.stringMatching(/bad range/) });
@@ -177,8 +196,8 @@ describe('IpamDelegate GC and STATUS', () => {
   });
 
   it('GC failing is code 103 (11 kept)', async () => {
-    const { b } = binDirs();
-    const d = (answer: ReturnType<typeof fail>) => new IpamDelegate(new ScriptedRunner([v11, answer]), quiet).gc(gcCall([b]));
+    // A fresh binary each time: the delegate remembers a binary's VERSION answer.
+    const d = (answer: ReturnType<typeof fail>) => new IpamDelegate(new ScriptedRunner([v11, answer]), quiet).gc(gcCall([binDirs().b]));
     await expect(d(fail('', 1, '{"code":7,"msg":"bad"}'))).rejects.toMatchObject({ code: 103 });
     await expect(d(fail('', 1, '{"code":11,"msg":"locked"}'))).rejects.toMatchObject({ code: 11 });
   });
