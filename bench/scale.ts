@@ -85,17 +85,17 @@ function stopDaemons(b: Bench): void {
   b.daemons = [];
 }
 
-/** The DPU step (ms) of each ADD, from the plugin's closing log lines (by pid). */
-function dpuSteps(logFile: string, runs: NetnsRun[]): number[] {
-  const byPid = new Map<number, number>();
+/** The DPU step (ms) of each ADD, from the closing log lines by container ID (the plugin or the daemon wrote them). */
+function dpuSteps(logFile: string, containerIds: string[]): number[] {
+  const byId = new Map<string, number>();
   if (existsSync(logFile)) {
     for (const line of readFileSync(logFile, 'utf8').split('\n')) {
       if (!line.includes('"totalMs"') || !line.includes('"ADD done"')) continue;
-      const j = JSON.parse(line) as { pid: number; steps: Record<string, number> };
-      if (j.steps.dpu !== undefined) byPid.set(j.pid, j.steps.dpu);
+      const j = JSON.parse(line) as { containerId?: string; steps: Record<string, number> };
+      if (j.steps.dpu !== undefined && j.containerId !== undefined) byId.set(j.containerId, j.steps.dpu);
     }
   }
-  return runs.flatMap((r) => (byPid.has(r.pid) ? [byPid.get(r.pid) as number] : []));
+  return containerIds.flatMap((id) => (byId.has(id) ? [byId.get(id) as number] : []));
 }
 
 interface Slot { s: Site; id: string; netns: string; vni: number }
@@ -132,7 +132,7 @@ async function phase(b: Bench, mode: Mode, vnis: number, netnsOf: (s: Site, i: n
   progress(`${mode}, ${vnis} VNIs: per DPU ${perDpu.map((d) => `${d.dpu} ${d.tunnelPorts} tunnel ports, ${d.flows} flows`).join('; ')}; all DELs done`);
   return {
     mode, vnis, vnisWithPorts: Math.min(vnis, b.vfs), adds: adds.length, addWallMs,
-    add: stats(adds.map((r) => r.ms)), del: stats(dels.map((r) => r.ms)), dpuStep: stats(dpuSteps(logFile, adds)),
+    add: stats(adds.map((r) => r.ms)), del: stats(dels.map((r) => r.ms)), dpuStep: stats(dpuSteps(logFile, slots.map((x) => x.id))),
     ...(mode === 'ovn' ? { claimToInstalled: stats(claim) } : {}),
     perDpu,
   };

@@ -7,7 +7,7 @@ import { type Deps, pluginHandlers } from '../plugin';
 import { configuredDpus } from '../plugin/dpu-client';
 import { requestScope } from '../util/request-scope';
 import { FORWARDED } from './forward';
-import { type CniForwardRequest, type CniForwardResponse, MAX_CNI_STDERR_BYTES } from './protocol';
+import { type CniForwardRequest, type CniForwardResponse, fileIdOf, MAX_CNI_STDERR_BYTES } from './protocol';
 
 /** ADD, DEL and CHECK of one attachment run one at a time, in arrival order; GC and STATUS cope with in-flight records. */
 const SERIALISED_COMMANDS: readonly string[] = ['ADD', 'DEL', 'CHECK'];
@@ -49,6 +49,9 @@ export class CniExecutor {
     if (this.closing) return refuse('the daemon is shutting down');
     if (raw.netns !== this.opts.netns) return refuse(`the plugin runs in another network namespace (${raw.netns}) than the daemon (${this.opts.netns}); run one daemon in each host network namespace`);
     const env = raw.env;
+    if (raw.cniNetns !== undefined && (!env.CNI_NETNS || fileIdOf(env.CNI_NETNS) !== raw.cniNetns)) {
+      return refuse(`CNI_NETNS ${env.CNI_NETNS ?? ''} is not the same file for the daemon as for the plugin (the runtime has a mount namespace of its own)`);
+    }
     const command = env.CNI_COMMAND ?? '';
     if (!FORWARDED.has(command)) return refuse(`command ${JSON.stringify(command)} is not run by the daemon`);
     const stdin = raw.stdin;

@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import { jsonDepth, MAX_JSON_DEPTH } from '../cni/skel';
 import { DEFAULT_DAEMON_SOCKET } from '../config/defaults';
 import { untrustedSocketReason } from '../util/socket-trust';
-import { type CniForwardRequest, type CniForwardResponse, MAX_CNI_LINE_BYTES, netnsId, readLines } from './protocol';
+import { type CniForwardRequest, type CniForwardResponse, MAX_CNI_LINE_BYTES, fileIdOf, netnsId, readLines } from './protocol';
 
 /**
  * The plugin's side of whole-command forwarding. Loaded by src/main.ts on every call, so it must stay free of
@@ -110,7 +110,8 @@ export async function forward(env: Record<string, string | undefined>, stdin: Pr
   } catch (err) {
     return { standalone: `no network namespace identity: ${(err as Error).message}` };
   }
-  const req: CniForwardRequest = { id: 1, op: 'cni', env: stringEnv(env), stdin: text, netns };
+  const cniNetns = env.CNI_NETNS ? fileIdOf(env.CNI_NETNS) : undefined;
+  const req: CniForwardRequest = { id: 1, op: 'cni', env: stringEnv(env), stdin: text, netns, ...(cniNetns ? { cniNetns } : {}) };
   const line = JSON.stringify(req) + '\n';
   if (line.length > MAX_CNI_LINE_BYTES) return { standalone: 'request larger than the daemon accepts' };
   return exchange(socket, line);

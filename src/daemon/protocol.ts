@@ -40,6 +40,11 @@ export interface CniForwardRequest {
   env: Record<string, string>;
   stdin: string;
   netns: string;
+  /**
+   * "<dev>:<ino>" of the file CNI_NETNS names, as the plugin sees it: a runtime in a mount namespace of its own
+   * (podman's /run/netns/netns-* bind mounts) names files the daemon cannot see, or sees as other files.
+   */
+  cniNetns?: string;
 }
 
 /**
@@ -58,7 +63,7 @@ export const MAX_CNI_LINE_BYTES = 24 * 1024 * 1024;
 /** The command's stderr kept for the reply (delegated IPAM plugins' stderr, warnings); the rest is cut. */
 export const MAX_CNI_STDERR_BYTES = 256 * 1024;
 
-/** "<dev>:<ino>" of this process's network namespace: equal for two processes exactly when they share it. */
+/** "<dev>:<ino>" of this process's network namespace (or of the file at path): equal exactly when they are the same. */
 export function netnsId(path = '/proc/self/ns/net'): string {
   const st = statSync(path);
   return `${st.dev}:${st.ino}`;
@@ -87,4 +92,13 @@ export function readLines(socket: Socket, onLine: (line: string) => void, onOver
     }
     if (buffered.length > limit) onOverflow();
   });
+}
+
+/** fileId of path, or undefined when it cannot be read. */
+export function fileIdOf(path: string): string | undefined {
+  try {
+    return netnsId(path);
+  } catch {
+    return undefined;
+  }
 }

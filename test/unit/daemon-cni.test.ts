@@ -133,6 +133,8 @@ describe('daemon: whole CNI commands', () => {
 
   it.each([
     ['another network namespace', { netns: '1:2' }, /another network namespace/],
+    ['a CNI_NETNS that is another file for the daemon', { env: { ...env('ADD'), CNI_NETNS: '/proc/self/ns/net' }, cniNetns: '1:2' }, /not the same file for the daemon/],
+    ['a CNI_NETNS the daemon cannot see', { env: { ...env('ADD'), CNI_NETNS: '/nonexistent/netns' }, cniNetns: '1:2' }, /not the same file for the daemon/],
     ['VERSION', { env: env('VERSION') }, /not run by the daemon/],
     ['a malformed request', { env: { CNI_COMMAND: 1 } as unknown as Record<string, string> }, /malformed/],
   ])('refuses %s', async (_name, over, why) => {
@@ -232,7 +234,7 @@ describe('forwarder', () => {
     });
     const out = await forward({ ...env('ADD'), X: 'y' }, Promise.resolve(conf()), uid);
     expect(out).toEqual({ exitCode: 0, stdout: '{"cniVersion":"1.1.0"}\n', stderr: 'warn\n' });
-    expect(seen).toMatchObject({ op: 'cni', stdin: conf(), netns: NETNS, env: { CNI_COMMAND: 'ADD', X: 'y' } });
+    expect(seen).toMatchObject({ op: 'cni', stdin: conf(), netns: NETNS, cniNetns: NETNS, env: { CNI_COMMAND: 'ADD', X: 'y' } });
   });
 
   it.each([
