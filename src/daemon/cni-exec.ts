@@ -36,6 +36,8 @@ function isStringRecord(v: unknown): v is Record<string, string> {
 export class CniExecutor {
   /** The last queued command of each serialised attachment. */
   private readonly tails = new Map<string, Promise<void>>();
+  /** The command of each attachment's queued job that is running now. */
+  private readonly started = new Map<string, string>();
   private readonly running = new Set<Promise<void>>();
   private closing = false;
 
@@ -55,13 +57,24 @@ export class CniExecutor {
     const command = env.CNI_COMMAND ?? '';
     if (!FORWARDED.has(command)) return refuse(`command ${JSON.stringify(command)} is not run by the daemon`);
     const stdin = raw.stdin;
-    const run = () => this.execute(id, env, stdin, send, gone);
     const key = SERIALISED_COMMANDS.includes(command) ? JSON.stringify([env.CNI_CONTAINERID ?? '', env.CNI_IFNAME ?? '']) : undefined;
+    const run = () => this.execute(id, env, stdin, send, gone);
     let job: Promise<void>;
-    if (key === undefined) {
+    // An ADD or CHECK arriving while an ADD of the same attachment runs is answered at once, as the standalone plugin
+    // answers it (11: that ADD is in flight), instead of waiting for an ADD that may be waiting for it (a runtime
+    // retrying). A DEL waits for the ADD and then cleans up.
+    if (key === undefined || (this.started.get(key) === 'ADD' && command !== 'DEL')) {
       job = run();
     } else {
-      job = (this.tails.get(key) ?? Promise.resolve()).then(run);
+      const queued = async () => {
+        this.started.set(key, command);
+        try {
+          await run();
+        } finally {
+          this.started.delete(key);
+        }
+      };
+      job = (this.tails.get(key) ?? Promise.resolve()).then(queued);
       this.tails.set(key, job);
       void job.finally(() => {
         if (this.tails.get(key) === job) this.tails.delete(key);

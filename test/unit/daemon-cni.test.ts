@@ -116,6 +116,28 @@ describe('daemon: whole CNI commands', () => {
     expect(g.log).toEqual(['start ADD:c1', 'start ADD:c2', 'end ADD:c2', 'end ADD:c1', 'start DEL:c1', 'end DEL:c1']);
   });
 
+  it('an ADD or CHECK arriving while an ADD of the attachment runs is run at once (standalone answers it 11); a DEL waits', async () => {
+    const g = gatedHandlers();
+    const ex = executor(g.make);
+    const add = collect();
+    const check = collect();
+    const del = collect();
+    ex.handle({ id: 1, op: 'cni', env: env('ADD', 'c1'), stdin: CONFIG, netns: NETNS }, add.send, () => false);
+    await g.waitFor('ADD:c1');
+    ex.handle({ id: 2, op: 'cni', env: env('DEL', 'c1'), stdin: CONFIG, netns: NETNS }, del.send, () => false);
+    ex.handle({ id: 3, op: 'cni', env: env('CHECK', 'c1'), stdin: CONFIG, netns: NETNS }, check.send, () => false);
+    await g.waitFor('CHECK:c1');
+    expect(g.log).toEqual(['start ADD:c1', 'start CHECK:c1']);
+    g.release('CHECK:c1');
+    expect(await check.final()).toMatchObject({ id: 3, ok: true });
+    expect(del.answers).toEqual([]);
+    g.release('ADD:c1');
+    await g.waitFor('DEL:c1');
+    g.release('DEL:c1');
+    await Promise.all([add.final(), del.final()]);
+    expect(g.log).toEqual(['start ADD:c1', 'start CHECK:c1', 'end CHECK:c1', 'end ADD:c1', 'start DEL:c1', 'end DEL:c1']);
+  });
+
   it('does not serialise GC and STATUS', async () => {
     const g = gatedHandlers();
     const ex = executor(g.make);
