@@ -1,8 +1,6 @@
 // The bench's figures: statistics, issue 13's targets (ratios measured side by side in one run, with the measured
 // floor for each one missed), the markdown table, and the README section between the bench:latency markers.
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { ROOT } from '../../test/testkit/testbed';
+import { updateReadmeSection } from '../readme-section';
 
 export interface Stats {
   n: number;
@@ -128,14 +126,6 @@ export function markdown(r: Report): string {
   ].join('\n') + '\n';
 }
 
-const README_START = '<!-- bench:latency:start -->';
-const README_END = '<!-- bench:latency:end -->';
-
 export function updateReadme(md: string): void {
-  const file = join(ROOT, 'README.md');
-  const text = readFileSync(file, 'utf8');
-  const start = text.indexOf(README_START);
-  const end = text.indexOf(README_END);
-  if (start === -1 || end < start) throw new Error(`README.md has no ${README_START} ... ${README_END} section`);
-  writeFileSync(file, `${text.slice(0, start + README_START.length)}\n${md}${text.slice(end)}`);
+  updateReadmeSection('latency', md);
 }

@@ -1,7 +1,5 @@
 // The scale bench's results: statistics, the 100 / 1,000-host arithmetic, markdown and the README block.
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { ROOT } from '../../test/testkit/testbed';
+import { updateReadmeSection } from '../readme-section';
 import type { Mode } from './dpu';
 
 export interface Stats { n: number; p50: number; p99: number; max: number }
@@ -114,14 +112,6 @@ export function markdown(r: Report): string {
   return out.join('\n') + '\n';
 }
 
-const README_START = '<!-- bench:scale:start -->';
-const README_END = '<!-- bench:scale:end -->';
-
 export function updateReadme(md: string): void {
-  const file = join(ROOT, 'README.md');
-  const text = readFileSync(file, 'utf8');
-  const start = text.indexOf(README_START);
-  const end = text.indexOf(README_END);
-  if (start === -1 || end < start) throw new Error(`README.md has no ${README_START} ... ${README_END} section`);
-  writeFileSync(file, `${text.slice(0, start + README_START.length)}\n${md}${text.slice(end)}`);
+  updateReadmeSection('scale', md);
 }
