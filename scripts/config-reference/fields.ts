@@ -12,7 +12,7 @@ export const FIELD_DOCS: Readonly<Record<string, string>> = {
   pfIndex: 'The PF number in representor names (`{pf}`). Without it: the PF\'s `phys_port_name` `p<N>`, else its PCI function. Only with a single `pf`.',
   deviceID: 'Use exactly this VF.',
   pciBusID: 'The same as `deviceID`, as Multus passes it for SR-IOV device-plugin resources.',
-  mtu: 'MTU of the container interface and of the representor. With a DPU, ADD refuses (code 7) an MTU whose tunnel packets would not fit the DPU\'s uplink ([MTU](install.md#the-underlay-and-its-mtu)).',
+  mtu: 'MTU of the container interface and of the representor. With a DPU, ADD refuses (code 7) an MTU whose tunnel packets would not fit the DPU\'s uplink ([MTU](underlay.md#the-underlay-and-its-mtu)).',
   mac: 'MAC of the container interface (without one the VF keeps its MAC); in DPU mode also the VF function\'s `hw_addr` on the DPU.',
   vlan: 'VF admin VLAN, set through the host PF (NIC mode only: code 7 when the VF settings go to the DPU).',
   vlanQoS: 'VLAN priority; needs `vlan`. NIC mode only.',
