@@ -1,7 +1,10 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 
-/** Every relative link in README.md and docs/**\/*.md resolves (file, and #anchor when given); every cni-conf/ file is referenced. */
+/**
+ * Every relative link in README.md, CONTRIBUTING.md and docs/**\/*.md resolves (file, and #anchor when given);
+ * every cni-conf/ file is referenced; the README stays short and no doc names an internal issue number.
+ */
 
 const ROOT = resolve(__dirname, '..', '..');
 
@@ -9,7 +12,7 @@ function markdownFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? markdownFiles(join(dir, e.name)) : e.name.endsWith('.md') ? [join(dir, e.name)] : []));
 }
 
-const DOCS = [join(ROOT, 'README.md'), join(ROOT, 'CONTRIBUTING.md'), ...markdownFiles(join(ROOT, 'docs'))].filter((f) => existsSync(f));
+const DOCS = [join(ROOT, 'README.md'), join(ROOT, 'CONTRIBUTING.md'), join(ROOT, 'CHANGELOG.md'), ...markdownFiles(join(ROOT, 'docs'))].filter((f) => existsSync(f));
 
 /** The text without fenced code blocks and inline code, where brackets are not links. */
 function prose(md: string): string {
@@ -58,6 +61,15 @@ describe('documentation links', () => {
     const linked = new Set(DOCS.flatMap((f) => linksOf(readFileSync(f, 'utf8')).map((l) => resolve(dirname(f), l.split('#')[0] as string))));
     const files = readdirSync(join(ROOT, 'cni-conf')).map((n) => join(ROOT, 'cni-conf', n));
     expect(files.filter((f) => !linked.has(f)).map((f) => relative(ROOT, f))).toEqual([]);
+  });
+
+  it('the README stays a few screens', () => {
+    expect(readFileSync(join(ROOT, 'README.md'), 'utf8').split('\n').length).toBeLessThan(300);
+  });
+
+  it('no doc names an internal issue number (readers have no such tracker)', () => {
+    const hits = DOCS.flatMap((f) => [...prose(readFileSync(f, 'utf8')).matchAll(/\bissue\s*#?\d+/gi)].map((m) => `${relative(ROOT, f)}: ${m[0]}`));
+    expect(hits).toEqual([]);
   });
 
   it('the anchor rule matches GitHub for the headings these docs use', () => {
