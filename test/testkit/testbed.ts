@@ -58,7 +58,10 @@ export interface Site extends SitePf {
 export interface OvnCentral {
   netns: string; address: string; nb: string; sb: string; nbSocket: string; sbSocket: string; encapType: 'geneve';
 }
-export interface Testbed { stateDir: string; privateKeyFile: string; knownHostsFile: string; sites: Site[]; ovn?: OvnCentral }
+export interface Testbed {
+  /** `up --underlay ipv6`: the DPUs' uplinks, VTEPs and the OVN central on 2001:db8::/32 only. */
+  underlay?: 'ipv4' | 'ipv6';
+  stateDir: string; privateKeyFile: string; knownHostsFile: string; sites: Site[]; ovn?: OvnCentral }
 
 export function sh(cmd: string, args: string[], input?: string): string {
   return execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -72,8 +75,8 @@ export function requireBinary(): void {
  * Brings the testbed up fresh, without plugin, IPAM or daemon state from an earlier run; on the daemon path
  * (pluginPath(), or opts.path) with one daemon per host running.
  */
-export function testbedUp(vfs = 8, sites = 'a,b,c', pfs = 1, opts: { ovn?: boolean; path?: PluginPath } = {}): Testbed {
-  sh('bash', [TESTBED, 'up', '--sites', sites, '--vfs', String(vfs), '--pfs', String(pfs), ...(opts.ovn ? ['--ovn'] : [])]);
+export function testbedUp(vfs = 8, sites = 'a,b,c', pfs = 1, opts: { ovn?: boolean; path?: PluginPath; underlay?: 'ipv4' | 'ipv6' } = {}): Testbed {
+  sh('bash', [TESTBED, 'up', '--sites', sites, '--vfs', String(vfs), '--pfs', String(pfs), ...(opts.ovn ? ['--ovn'] : []), ...(opts.underlay ? ['--underlay', opts.underlay] : [])]);
   const tb = JSON.parse(sh('bash', [TESTBED, 'env'])) as Testbed;
   for (const entry of readdirSync(tb.stateDir)) {
     if (/^(plugin-|ipam-|daemon-|node-)/.test(entry)) rmSync(join(tb.stateDir, entry), { recursive: true, force: true });
