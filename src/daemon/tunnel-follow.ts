@@ -90,8 +90,8 @@ export class TunnelFollower {
         dpu = path === undefined ? undefined : currentDpu(att, path);
       } catch (err) {
         // A node file being rewritten, or broken: the bridges stay as they are until it reads well.
+        // Tried again when the file changes (its stamp is in the key), not at every poll.
         this.log.warn({ nodeConfig: path, err: (err as Error).message }, 'cannot read the node file to reconcile tunnels; bridges left as they are');
-        this.lastKey = '';
         return;
       }
       if (!dpu || dpu.controlPlane !== 'static' || !att.dpu) continue;
