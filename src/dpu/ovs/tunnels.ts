@@ -82,12 +82,18 @@ export function differs(d: TunnelDiff): boolean {
   return d.missing.length + d.stale.length + d.extra.length > 0;
 }
 
+/** A few addresses and how many in all: a message stays readable with 1024 remotes. */
+function listed(addresses: readonly string[]): string {
+  const shown = [...addresses].sort().slice(0, 8).join(', ');
+  return addresses.length > 8 ? `${shown}, ... (${addresses.length} in all)` : shown;
+}
+
 /** What differs, for CHECK's message and the logs. */
 export function describeDiff(d: TunnelDiff): string {
   const parts: string[] = [];
-  if (d.missing.length) parts.push(`no tunnel to ${d.missing.join(', ')}`);
-  if (d.stale.length) parts.push(`tunnel to ${d.stale.join(', ')} has other endpoints than localVtep and remoteVteps say (a renumbered VTEP?)`);
-  if (d.extra.length) parts.push(`tunnel to ${d.extra.map((t) => t.remote).join(', ')}, which is not in remoteVteps`);
+  if (d.missing.length) parts.push(`no tunnel to ${listed(d.missing)}`);
+  if (d.stale.length) parts.push(`tunnel to ${listed(d.stale)} has other endpoints than localVtep and remoteVteps say (a renumbered VTEP?)`);
+  if (d.extra.length) parts.push(`tunnel to ${listed(d.extra.map((t) => t.remote))}, which ${d.extra.length === 1 ? 'is' : 'are'} not in remoteVteps`);
   return `VNI bridge ${d.bridge}: ${parts.join('; ')}`;
 }
 
