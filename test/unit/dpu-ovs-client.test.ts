@@ -285,6 +285,13 @@ describe('gc', () => {
     expect(removes).toEqual([[['br-vni5001', OTHER]], [['br-vni7', IFACE]]]);
   });
 
+  it('a failing tunnel reading does not fail GC: logged, tried again by the next command', async () => {
+    const m = memoryLogger();
+    const t = new FakeTransport([ok(ports), { exitCode: 1, stdout: '', stderr: 'database connection failed' }]);
+    expect(await client(t, {}, m.log).gc('ovl', 5001, [{ containerId: 'c1', ifname: 'net1' }, { containerId: 'c2', ifname: 'net1' }, { containerId: 'c3', ifname: 'net1' }])).toBe(0);
+    expect(m.records.some((r) => r.msg === 'could not reconcile VNI bridge tunnels with remoteVteps')).toBe(true);
+  });
+
   it('nothing stale: only the query, then the tunnel reading (tunnels follow remoteVteps)', async () => {
     const t = new FakeTransport([ok(ports), ok(tunnelRead())]);
     expect(await client(t).gc('ovl', 5001, [{ containerId: 'c1', ifname: 'net1' }, { containerId: 'c2', ifname: 'net1' }, { containerId: 'c3', ifname: 'net1' }])).toBe(0);

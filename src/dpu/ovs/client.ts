@@ -196,7 +196,12 @@ export class OvsDpuClient implements DpuClient {
     }
     // The bridges GC touches follow remoteVteps: without a daemon this is how a node file edit reaches them.
     const vnis = new Set([vni, ...byVni.keys()]);
-    await this.reconcileTunnels([...vnis].map((v) => ({ bridge: bridgeName(this.s.bridgePrefix, v), vni: v })));
+    try {
+      await this.reconcileTunnels([...vnis].map((v) => ({ bridge: bridgeName(this.s.bridgePrefix, v), vni: v })));
+    } catch (err) {
+      // GC's own work is done; the tunnels are tried again by the next ADD, CHECK or GC.
+      this.log.warn({ dpu: this.target, err: (err as Error).message }, 'could not reconcile VNI bridge tunnels with remoteVteps');
+    }
     return stale.length;
   }
 
