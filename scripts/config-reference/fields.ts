@@ -39,7 +39,7 @@ export const FIELD_DOCS: Readonly<Record<string, string>> = {
   'dpu.datapathType': '`datapath_type` of the VNI bridge: `system` on a real DPU (kernel/eSwitch), `netdev` in the emulated testbed.',
   'dpu.representorTemplate': 'The representor\'s name on the DPU, with `{pf}` and/or `{vf}` (newer firmware: `c1pf{pf}vf{vf}`). The DPU guard must be given the same value.',
   'dpu.localVtep': 'This DPU\'s underlay address (`options:local_ip`). Required with `controlPlane` `static`; unused with `ovn` (the DPU\'s `ovn-encap-ip` is used).',
-  'dpu.remoteVteps': 'Static mode: the other DPUs\' VTEPs. Each VNI bridge gets one `protected` VXLAN port per remote, named `vx<8 hex>`.',
+  'dpu.remoteVteps': 'Static mode: the other DPUs\' VTEPs, of `localVtep`\'s address family. Each VNI bridge gets one `protected` VXLAN port per remote, named `vx<8 hex>`; bridges follow the list as it changes ([underlay](underlay.md)).',
   'dpu.hwOffload': '`enable`: ADD sets `other_config:hw-offload=true` (effective after an `ovs-vswitchd` restart). `require`: ADD fails with 113, CHECK with 120 and STATUS with 50 unless it is already on. `ignore`: left alone.',
   'dpu.vfSettings': 'Where `mac`, `linkState` and the rates are applied: `dpu` on the DPU side (code 7 if it offers no interface), `host` through the host PF, `auto` the DPU when it offers it, else the host ([DPU-mode VF settings](cni.md#dpu-mode-vf-settings)).',
   'dpu.daemonSocket': 'The [daemon](daemon.md)\'s socket; when nothing trusted answers there the plugin runs the command itself. `""` always runs standalone.',
