@@ -136,7 +136,7 @@ describe('recovery and replug --all', () => {
     daemon = undefined;
   });
 
-  test('two records naming one representor: reported by the daemon (error, STATUS) and replug, re-plugged by neither over several polls', async () => {
+  test('two records naming one representor: reported by the daemon (error, STATUS), replug and CHECK, re-plugged by neither over several polls', async () => {
     const dir = join(tb.stateDir, 'plugin-dup');
     rmSync(dir, { recursive: true, force: true });
     const c = conf('vni100', 100, 30, { stateDir: dir });
@@ -175,6 +175,10 @@ describe('recovery and replug --all', () => {
     expect(replug.status).toBe(1);
     expect(replug.stderr).toMatch(new RegExp(`representor ${rep} is named by 2 attachment records .*none is re-plugged`));
     expect(ownerOf(rep)).toBeUndefined();
+
+    const check = cni(A, { ...c, prevResult: add.json }, { command: 'CHECK', containerId: 'dup-1', netns: ns });
+    expect(check.json).toMatchObject({ code: 120 });
+    expect(check.json?.msg).toMatch(new RegExp(`representor ${rep} on DPU \\S+ is also named by the record of container dup-2 \\(ifname eth0, network vni200\\)`));
 
     store.removeAttachment('dup-2', 'eth0');
     expect(cni(A, c, { command: 'DEL', containerId: 'dup-1', netns: ns }).status).toBe(0);
