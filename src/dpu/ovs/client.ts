@@ -7,6 +7,7 @@ import {
 } from './commands';
 import { assertUuid, hwOffloadValue, mapOf, type OvsTable, parseBridgeUsage, parseTables, rows, uuidOf, uuidSet } from './parse';
 import { type Argv, commandLine } from '../quote';
+import { describeDiff, differs, reconcileCommands, TUNNEL_QUERY_OUTPUTS, type TunnelDiff, tunnelDiff, tunnelQueryCommand, type TunnelTarget } from './tunnels';
 import type { DpuTransport, ExecResult } from '../ssh';
 import {
   DEVLINK_PORTS_QUERY, DEVLINK_RATES_QUERY, type DpuFacts, type DpuFactsRequest, parseDevlinkPort, parseDevlinkRate, parseSmartnicConfig, parseUplink,
@@ -25,6 +26,11 @@ export interface DpuProbe {
 /** An ovs-vsctl or ovsdb-client failure saying a Port or Interface of that name exists (OVS's unique name index). */
 export function isNameTaken(stderr: string): boolean {
   return /constraint violation/.test(stderr) && /index on column \\?"name\\?"|identical values/.test(stderr);
+}
+
+/** The ovs-vsctl tables of a line whose owner-checked removals (ovsdb-client) printed their result lines first. */
+function withoutResults(out: Array<OvsTable | string>): Array<OvsTable | string> {
+  return out.filter((o) => !(typeof o === 'string' && o.startsWith('[')));
 }
 
 /** A port of the representor's name, as find Port name=... shows it. */
@@ -72,15 +78,25 @@ export class OvsDpuClient implements DpuClient {
       }
       throw new DpuError('command-failed', `DPU ${this.target}: ${step} failed (exit ${r.exitCode}): ${stderr || r.stdout.trim().slice(0, 300)}`);
     }
-    return this.tables(step, r.stdout);
+    try {
+      return parseTables(r.stdout);
+    } catch {
+      throw new DpuError('bad-output', `DPU ${this.target}: ${step}: unexpected ovs-vsctl output`);
+    }
   }
 
   async plug(req: PlugRequest): Promise<PlugResult> {
     for (let attempt = 1; ; attempt++) {
       const { commands, bridge } = plugCommands(this.s, req);
-      const r = await this.transport.exec(commandLine(commands));
-      if (r.exitCode === 0) return this.plugResult(bridge, this.tables('plug', r.stdout));
-      if (attempt > 2 || !isNameTaken(r.stderr)) await this.run('plug', commands, r);
+      const targets = [{ bridge, vni: req.vni }];
+      const line = [...commands, tunnelQueryCommand(this.s, targets)];
+      const r = await this.transport.exec(commandLine(line));
+      if (r.exitCode === 0) {
+        const out = this.tables('plug', r.stdout);
+        await this.afterPlug(targets, out.slice(PLUG_OUTPUTS));
+        return this.plugResult(bridge, out.slice(0, PLUG_OUTPUTS));
+      }
+      if (attempt > 2 || !isNameTaken(r.stderr)) await this.run('plug', line, r);
       req = await this.withReclaim(req);
     }
   }
@@ -110,12 +126,47 @@ export class OvsDpuClient implements DpuClient {
     }
   }
 
+  /** The plug made every configured tunnel; the reading after it shows the ones to remotes no longer configured. */
+  private async afterPlug(targets: TunnelTarget[], tables: Array<OvsTable | string>): Promise<void> {
+    if (tables.length !== targets.length * TUNNEL_QUERY_OUTPUTS) return;
+    try {
+      await this.reconcileTunnels(targets, tables);
+    } catch (err) {
+      // The container's port is in place: a tunnel left over is removed by the next ADD, CHECK or GC.
+      this.log.warn({ dpu: this.target, err: (err as Error).message }, 'could not remove tunnels to VTEPs no longer configured');
+    }
+  }
+
+  /**
+   * Static mode: brings VNI bridges' tunnels in line with remoteVteps (missing or renumbered ones made again,
+   * those to remotes no longer listed removed, owner-checked). Returns what differed before; a bridge that does
+   * not exist is left alone. tables: a tunnelQueryCommand reading already made.
+   */
+  async reconcileTunnels(targets: readonly TunnelTarget[], tables?: Array<OvsTable | string>): Promise<TunnelDiff[]> {
+    if (targets.length === 0) return [];
+    const out = tables ?? (await this.run('read tunnels', [tunnelQueryCommand(this.s, targets)]));
+    const diffs = targets.map((t, k) => tunnelDiff(this.s, t, out.slice(k * TUNNEL_QUERY_OUTPUTS, (k + 1) * TUNNEL_QUERY_OUTPUTS)));
+    const commands = reconcileCommands(this.s, diffs);
+    if (commands.length === 0) return diffs;
+    // The guard takes at most 66 commands per line.
+    const res: Array<OvsTable | string> = [];
+    for (let k = 0; k < commands.length; k += 60) res.push(...(await this.run('reconcile tunnels', commands.slice(k, k + 60))));
+    const kept = res.filter((o) => typeof o === 'string' && o.includes('"error"')).length;
+    for (const d of diffs.filter(differs)) {
+      this.log.info({ dpu: this.target, bridge: d.bridge, added: [...d.missing, ...d.stale], removed: d.extra.map((t) => t.remote), changedMeanwhile: kept || undefined }, 'VNI bridge tunnels reconciled with remoteVteps');
+    }
+    return diffs;
+  }
+
   /** Several plugs in one transaction; if it fails, nothing was applied and each should be retried alone. */
   async plugBatch(reqs: readonly PlugRequest[]): Promise<PlugResult[]> {
     // A reclaim is settled alone (its port's owner is checked there); the batch fails as a whole on a taken name.
     const { commands, bridges } = plugBatchCommands(this.s, reqs);
-    const out = await this.run('plug', commands);
-    if (out.length !== reqs.length * PLUG_OUTPUTS) throw new DpuError('bad-output', `DPU ${this.target}: plug: unexpected ovs-vsctl output`);
+    const targets = [...new Map(reqs.map((r, k) => [bridges[k] as string, { bridge: bridges[k] as string, vni: r.vni }])).values()];
+    const all = await this.run('plug', [...commands, tunnelQueryCommand(this.s, targets)]);
+    const out = all.slice(0, reqs.length * PLUG_OUTPUTS);
+    if (all.length !== (reqs.length * PLUG_OUTPUTS) + (targets.length * TUNNEL_QUERY_OUTPUTS)) throw new DpuError('bad-output', `DPU ${this.target}: plug: unexpected ovs-vsctl output`);
+    await this.afterPlug(targets, all.slice(out.length));
     return bridges.map((bridge, k) => this.plugResult(bridge, out.slice(k * PLUG_OUTPUTS, (k + 1) * PLUG_OUTPUTS)));
   }
 
@@ -151,7 +202,7 @@ export class OvsDpuClient implements DpuClient {
       ? [{ uuid: req.portUuid, name: req.representor, owner }]
       : (await this.ownerPorts(owner)).map((p) => ({ uuid: p.uuid, name: p.name, owner }));
     if (ports.length === 0) return;
-    await this.removeBridgeIfUnused(bridge, await this.run('unplug', removePortsCommands(this.s, bridge, req.vni, ports)));
+    await this.removeBridgeIfUnused(bridge, withoutResults(await this.run('unplug', removePortsCommands(this.s, bridge, req.vni, ports))));
   }
 
   /**
@@ -161,7 +212,7 @@ export class OvsDpuClient implements DpuClient {
    */
   async unplugBatch(reqs: ReadonlyArray<UnplugRequest & { portUuid: string }>): Promise<void[]> {
     const items = reqs.map((r) => ({ bridge: bridgeName(this.s.bridgePrefix, r.vni), vni: r.vni, port: { uuid: r.portUuid, name: r.representor, owner: { containerId: r.containerId, ifname: r.ifname, network: r.network } } }));
-    const out = await this.run('unplug', removePortsBatchCommands(this.s, items));
+    const out = withoutResults(await this.run('unplug', removePortsBatchCommands(this.s, items)));
     if (out.length !== reqs.length * UNPLUG_OUTPUTS) throw new DpuError('bad-output', `DPU ${this.target}: unplug: unexpected ovs-vsctl output`);
     const last = new Map(items.map((item, k) => [item.bridge, k]));
     for (const [bridge, k] of last) await this.removeBridgeIfUnused(bridge, out.slice(k * UNPLUG_OUTPUTS, (k + 1) * UNPLUG_OUTPUTS));
@@ -170,7 +221,8 @@ export class OvsDpuClient implements DpuClient {
 
   async check(req: PlugRequest): Promise<void> {
     const bridge = bridgeName(this.s.bridgePrefix, req.vni);
-    const [bridgeT, portT, tunnelsT, ovsT] = await this.run('check', [checkCommand(this.s, bridge, req.vni, req.representor)]);
+    const target = { bridge, vni: req.vni };
+    const [bridgeT, portT, tunnelsT, ovsT, ...tunnelTables] = await this.run('check', [checkCommand(this.s, bridge, req.vni, req.representor), tunnelQueryCommand(this.s, [target])]);
     const fail = (msg: string) => new DpuError('check-mismatch', `DPU ${this.target}: ${msg}`);
     const br = rows(bridgeT)[0];
     if (!br) throw fail(`VNI bridge ${bridge} does not exist (removed behind the plugin's back?); DEL and ADD the container again`);
@@ -180,6 +232,12 @@ export class OvsDpuClient implements DpuClient {
     const ids = mapOf(port.external_ids);
     if (!isOwnedBy(ids, req)) throw fail(`port ${req.representor} belongs to container ${ids[EXT.container] ?? '?'} ifname ${ids[EXT.ifname] ?? '?'}, not ${req.containerId} ${req.ifname}`);
     const present = new Map(rows(tunnelsT).map((r) => [String(r.name), mapOf(r.options).remote_ip]));
+    const diff = tunnelDiff(this.s, target, tunnelTables);
+    if (differs(diff)) {
+      // Reported, and repaired so the bridge follows the configuration as after an ADD.
+      const repaired = await this.reconcileTunnels([target], tunnelTables).then(() => 'reconciled now', (err: unknown) => `not reconciled: ${(err as Error).message}`);
+      throw fail(`${describeDiff(diff)} (VNI ${req.vni}; ${repaired})`);
+    }
     for (const [name, remote] of expectedTunnels(this.s, req.vni)) {
       if (present.get(name) !== remote) throw fail(`VXLAN tunnel ${name} to ${remote} (VNI ${req.vni}) is missing`);
     }
@@ -205,7 +263,15 @@ export class OvsDpuClient implements DpuClient {
     }
     for (const [v, ports] of byVni) {
       const bridge = bridgeName(this.s.bridgePrefix, v);
-      await this.removeBridgeIfUnused(bridge, await this.run('gc', removePortsCommands(this.s, bridge, v, ports)));
+      await this.removeBridgeIfUnused(bridge, withoutResults(await this.run('gc', removePortsCommands(this.s, bridge, v, ports))));
+    }
+    // The bridges GC touches follow remoteVteps: without a daemon this is how a node file edit reaches them.
+    const vnis = new Set([vni, ...byVni.keys()]);
+    try {
+      await this.reconcileTunnels([...vnis].map((v) => ({ bridge: bridgeName(this.s.bridgePrefix, v), vni: v })));
+    } catch (err) {
+      // GC's own work is done; the tunnels are tried again by the next ADD, CHECK or GC.
+      this.log.warn({ dpu: this.target, err: (err as Error).message }, 'could not reconcile VNI bridge tunnels with remoteVteps');
     }
     return stale.length;
   }
