@@ -1,5 +1,5 @@
 import type { DestinationStream } from 'pino';
-import { createLogger, type LogSettings, type Logger } from '../log';
+import { createLogger, type LogSettings, type Logger, reopenLogFiles } from '../log';
 import { requestScope } from '../util/request-scope';
 
 /** Distinct (logFile, logLevel) pairs kept open; more than any node has networks. */
@@ -34,5 +34,10 @@ export class RequestLoggers {
       this.bases.set(key, base);
     }
     return base.child({ ...bindings, via: 'daemon' });
+  }
+
+  /** Every log file of this process (commands' and the daemon's own) opened again by path. */
+  reopen(): number {
+    return reopenLogFiles();
   }
 }
