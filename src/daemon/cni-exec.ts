@@ -137,7 +137,7 @@ export class CniExecutor {
           readStdin: async () => stdin,
           writeStdout: (text) => void (stdout += text + '\n'),
           onError: (err, command) => {
-            if (!(err instanceof Refused)) logConfigError(err, command, env, (settings) => this.opts.deps.logger(settings as NetConf, {}));
+            if (!(err instanceof Refused)) logConfigError(err, command, { ...env, DPU_OVERLAY_NODE_CONFIG: process.env.DPU_OVERLAY_NODE_CONFIG }, (settings) => this.opts.deps.logger(settings as NetConf, {}));
             if (!(err instanceof CniError) && !(err instanceof Refused)) captureStderr(`dpu-overlay ${command}: unexpected error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
           },
         }),
