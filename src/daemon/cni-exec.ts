@@ -3,6 +3,7 @@ import { dispatch, type PluginHandlers } from '../cni/skel';
 import { CURRENT_VERSION } from '../cni/version';
 import { DEFAULT_DAEMON_SOCKET } from '../config/defaults';
 import type { NetConf } from '../config/load';
+import type { LogSettings, Logger } from '../log';
 import type { Attachment } from '../store/attachments';
 import { type Deps, pluginHandlers } from '../plugin';
 import { configuredDpus } from '../plugin/dpu-client';
@@ -21,6 +22,8 @@ export interface CniExecOptions {
   netns: string;
   /** The plugin's boundaries for commands run here (runner, in-process DPU client, per-command loggers). */
   deps: Required<Pick<Deps, 'runner' | 'dpuClient' | 'logger'>> & Pick<Deps, 'observeSteps'>;
+  /** Where a config error (before the command has a logger) is logged; default: deps.logger. */
+  configErrorLogger?(settings: LogSettings): Logger;
   /** Called once per command the daemon ran (not refused): its CNI error code (0: success) and duration. */
   onCompleted?(command: string, code: number, seconds: number): void;
   /** Tests substitute handlers; production runs the plugin's. */
@@ -137,7 +140,7 @@ export class CniExecutor {
           readStdin: async () => stdin,
           writeStdout: (text) => void (stdout += text + '\n'),
           onError: (err, command) => {
-            if (!(err instanceof Refused)) logConfigError(err, command, { ...env, DPU_OVERLAY_NODE_CONFIG: process.env.DPU_OVERLAY_NODE_CONFIG }, (settings) => this.opts.deps.logger(settings as NetConf, {}));
+            if (!(err instanceof Refused)) logConfigError(err, command, { ...env, DPU_OVERLAY_NODE_CONFIG: process.env.DPU_OVERLAY_NODE_CONFIG }, (settings) => this.opts.configErrorLogger?.(settings) ?? this.opts.deps.logger(settings as NetConf, {}));
             if (!(err instanceof CniError) && !(err instanceof Refused)) captureStderr(`dpu-overlay ${command}: unexpected error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
           },
         }),

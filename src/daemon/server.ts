@@ -127,6 +127,7 @@ export class DaemonServer {
         observeSteps: (command, steps) => this.metrics?.cniSteps(command, steps),
       },
       onCompleted: (command, code, seconds) => this.metrics?.cniRequest(command, code, seconds),
+      configErrorLogger: (settings) => loggers.forConfigError(settings),
     });
     this.loggers = loggers;
   }
