@@ -27,15 +27,17 @@ usage: dpu-overlay COMMAND [OPTIONS]   (each command: --help)
   status    what runs on this node: DPUs and attachments (the daemon's view, or the records)
   doctor    checks this host, its node file, networks and DPUs; PASS/WARN/FAIL with the fix
   replug    asks recovery to re-plug attachments now
+  keygen    generates this node's own DPU key (0600) and prints its public key for the DPU's guard entry
   version   prints the version
 `;
 
-const SUBCOMMANDS = ['daemon', 'status', 'doctor', 'replug'];
+const SUBCOMMANDS = ['daemon', 'status', 'doctor', 'replug', 'keygen'];
 
 async function runSubcommand(name: string, argv: string[]): Promise<number> {
   if (name === 'daemon') return (await import('./daemon')).runDaemon(argv);
   if (name === 'replug') return (await import('./daemon/replug')).runReplug(argv);
   if (name === 'status') return (await import('./cli/status')).runStatus(argv);
+  if (name === 'keygen') return (await import('./cli/keygen')).runKeygen(argv);
   return (await import('./cli/doctor')).runDoctor(argv);
 }
 
