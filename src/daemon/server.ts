@@ -1,4 +1,5 @@
-import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { readNodeFile } from '../config/node-file';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { CniError, ErrorCode } from '../cni/errors';
@@ -277,7 +278,12 @@ export class DaemonServer {
     } catch {
       return `socket ${this.socketPath} is gone (removed by someone else); restart the daemon`;
     }
-    if (nodeFile && !existsSync(nodeFile)) return `node file ${nodeFile} is missing: every ADD on this node would fail with code 7; write it (see docs/kubernetes.md)`;
+    if (!nodeFile) return undefined;
+    try {
+      if (!readNodeFile(nodeFile).values) return `node file ${nodeFile} is missing: every ADD on this node would fail with code 7; write it (see docs/kubernetes.md)`;
+    } catch (err) {
+      return `${(err as Error).message} (every ADD on this node would fail)`;
+    }
     return undefined;
   }
 

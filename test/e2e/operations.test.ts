@@ -5,7 +5,7 @@
  * node file; config errors reach the node file's log file; SIGHUP reopens the daemon's log.
  */
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   CNI_PATH, cni, ROOT, container, dpuCtl, hostLocal, netConf, readJsonLines, removeContainers, requireBinary, type Site, site, spawnDaemon, stopDaemon, type Testbed, testbedDown, testbedUp,
@@ -109,6 +109,16 @@ describe('metrics', () => {
     } finally {
       renameSync(`${nodeFile}.away`, nodeFile);
     }
+    // present but refused (writable by others): as bad as missing
+    chmodSync(nodeFile, 0o666);
+    try {
+      const h = httpGet(A, '/healthz');
+      expect(h.code).toBe(503);
+      expect(h.body).toContain('writable by group or others');
+    } finally {
+      chmodSync(nodeFile, 0o644);
+    }
+    expect(httpGet(A, '/healthz').code).toBe(200);
     expect(httpGet(A, '/nope').code).toBe(404);
   });
 });
