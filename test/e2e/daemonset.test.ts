@@ -15,6 +15,7 @@ import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IDaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
 import { parse } from 'yaml';
 import { BINARY, PREFIX, readJsonLines, requireBinary, ROOT, site, type Site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
+import { httpGetScript, parseHttpGet } from './operations-kit';
 import { buildLibcniDriver, type ConfList, Containerd, IMAGE, type Json, ok, Podman, readShipped, run, RuntimeHost } from './runtimes';
 
 jest.setTimeout(600000);
@@ -95,8 +96,7 @@ function fingerprintOf(knownHosts: string, hostName: string): string {
 /** GET the daemon container's probe endpoint from the node's network namespace. */
 function probe(c: IContainer): number {
   const get = c.readinessProbe?.httpGet;
-  const r = host.exec('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://${get?.host}:${get?.port}${get?.path}`]);
-  return Number(r.stdout.trim() || 0);
+  return parseHttpGet(host.exec(process.execPath, ['-e', httpGetScript(`http://${get?.host}:${get?.port}${get?.path}`)]).stdout).code;
 }
 
 function until(what: string, okNow: () => boolean, limitMs = 30000): void {

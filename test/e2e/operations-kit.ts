@@ -5,12 +5,20 @@ import { BINARY, type Site } from '../testkit/testbed';
 
 export const METRICS_ADDRESS = '127.0.0.1:9741';
 
+/** A node script printing "<status>\n<body>" of GET url (no curl needed on the machine). */
+export function httpGetScript(url: string): string {
+  return `require('http').get(${JSON.stringify(url)},(r)=>{let b='';r.setEncoding('utf8');r.on('data',(d)=>b+=d);r.on('end',()=>process.stdout.write(r.statusCode+'\\n'+b))}).on('error',(e)=>{process.stdout.write('0\\n'+e.message)})`;
+}
+
+export function parseHttpGet(stdout: string): { code: number; body: string } {
+  const nl = stdout.indexOf('\n');
+  return { code: Number(stdout.slice(0, nl)), body: stdout.slice(nl + 1) };
+}
+
 /** GET path from the daemon's metrics address inside the host's netns: status code and body. */
 export function httpGet(s: Site, path: string, address = METRICS_ADDRESS): { code: number; body: string } {
-  const r = spawnSync('ip', ['netns', 'exec', s.hostNetns, 'curl', '-s', '-o', '-', '-w', '\n%{http_code}', `http://${address}${path}`], { encoding: 'utf8', timeout: 30000 });
-  const lines = r.stdout.split('\n');
-  const code = Number(lines.pop());
-  return { code, body: lines.join('\n') };
+  const r = spawnSync('ip', ['netns', 'exec', s.hostNetns, process.execPath, '-e', httpGetScript(`http://${address}${path}`)], { encoding: 'utf8', timeout: 30000 });
+  return parseHttpGet(r.stdout);
 }
 
 /** Prometheus text format: 'name{a="x",b="y"}' (labels sorted) -> value. */
