@@ -214,3 +214,13 @@ describe('logs', () => {
     expect(cni(A, conf(), { command: 'DEL', containerId: 'h1', netns: n, env: env() }).status).toBe(0);
   });
 });
+
+describe('help', () => {
+  const cases = [['--help'], ['-h'], ['help'], ['help', 'status'], ['daemon', '--help'], ['status', '--help'], ['doctor', '--help'], ['replug', '--help'], ['keygen', '--help'], ['doctor', 'help']];
+  test.each(cases.map((args) => [args.join(' '), args] as const))('dpu-overlay %s prints usage and exits 0', (_name, args) => {
+    const r = runBinary(A, [...args]);
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    expect(r.stdout).toMatch(/usage: dpu-overlay/);
+    expect(r.stdout).not.toMatch(/^\{/);
+  });
+});
