@@ -10,6 +10,7 @@ import { dpuTarget } from '../dpu/api';
 import type { Logger } from '../log';
 import { DpuConnection, identityKey } from './connection';
 import { DpuRecovery, type RecoveryLink } from './recovery';
+import { TunnelFollower } from './tunnel-follow';
 import { ProcessRunner } from '../kernel/exec';
 import type { CommandRunner } from '../kernel/exec';
 import { CniExecutor } from './cni-exec';
@@ -111,8 +112,9 @@ export class DaemonServer {
       });
     }
     if (opts.stateDirs?.length && opts.pollMs) {
+      const follower = new TunnelFollower((dpu) => ({ reconcile: (s, targets) => this.connectionFor(dpu).client(s).reconcileTunnels(targets) }), log);
       this.recovery = new DpuRecovery({
-        stateDirs: opts.stateDirs, pollMs: opts.pollMs, linkFor: (dpu) => this.recoveryLink(dpu),
+        stateDirs: opts.stateDirs, pollMs: opts.pollMs, linkFor: (dpu) => this.recoveryLink(dpu), follower,
         onReplugged: (target) => this.metrics?.replugged(target),
         ...(opts.releaseGone === false ? {} : { releaseGone: (att) => this.cni.releaseGone(att) }),
       }, log);
