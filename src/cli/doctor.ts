@@ -189,6 +189,14 @@ async function checkDpu(r: Report, conf: NetConf, dpu: DpuConfig): Promise<void>
       r.add('FAIL', `${at}: OVS`, m, tooOld ? 'the guard is older than this plugin: run install.sh --dpu from this version on the DPU' : 'on the DPU: systemctl start openvswitch-switch');
       return;
     }
+    try {
+      const hw = await ovs.hwOffloadState();
+      const fix = 'on the DPU: ovs-vsctl set Open_vSwitch . other_config:hw-offload=true; systemctl restart openvswitch-switch';
+      if (hw === 'true' || dpu.hwOffload === 'ignore') r.add('PASS', `${at}: hw-offload`, `other_config:hw-offload is ${hw ?? 'unset'}${hw === 'true' ? ': flows go to the eSwitch' : ' (the network sets hwOffload "ignore")'}`);
+      else r.add(dpu.hwOffload === 'require' ? 'FAIL' : 'WARN', `${at}: hw-offload`, `other_config:hw-offload is ${hw ?? 'unset'}: every packet goes through the DPU's Arm cores${dpu.hwOffload === 'require' ? ' (the network requires offload: every ADD fails)' : ''}`, fix);
+    } catch (err) {
+      r.add('WARN', `${at}: hw-offload`, message(err));
+    }
     const vf = freeVf(conf);
     const ovn = dpu.controlPlane === 'ovn' && dpu.ovn ? new OvnDpuClient(ssh, { ...dpu, ovn: dpu.ovn }, log) : undefined;
     try {
