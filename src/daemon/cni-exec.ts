@@ -163,19 +163,26 @@ export class CniExecutor {
     for (const k of ['DPU_OVERLAY_NODE_CONFIG', 'PATH']) if (process.env[k] !== undefined) env[k] = process.env[k] as string;
     const key = JSON.stringify([att.containerId, att.ifname]);
     let outcome: { exitCode: number; stdout: string } = { exitCode: 1, stdout: '' };
+    // Never rejects: the next command queued behind it for this attachment must still run.
     const run = async () => {
       let stdout = '';
-      const handlers = (this.opts.handlers ?? pluginHandlers)({ ...this.opts.deps, stderr: () => undefined });
-      const exitCode = await requestScope.run({ env, stderr: () => undefined }, () =>
-        dispatch(handlers, { env, readStdin: async () => att.rawConfig, writeStdout: (text) => void (stdout += text), onError: () => undefined }),
-      );
-      outcome = { exitCode, stdout };
+      try {
+        const handlers = (this.opts.handlers ?? pluginHandlers)({ ...this.opts.deps, stderr: () => undefined });
+        const exitCode = await requestScope.run({ env, stderr: () => undefined }, () =>
+          dispatch(handlers, { env, readStdin: async () => att.rawConfig, writeStdout: (text) => void (stdout += text), onError: () => undefined }),
+        );
+        outcome = { exitCode, stdout };
+      } catch (err) {
+        outcome = { exitCode: 1, stdout: (err as Error).message };
+      }
     };
     const job = (this.tails.get(key) ?? Promise.resolve()).then(run);
     this.tails.set(key, job);
+    this.running.add(job);
     void job.finally(() => {
+      this.running.delete(job);
       if (this.tails.get(key) === job) this.tails.delete(key);
-    }).catch(() => undefined);
+    });
     return job.then(() => {
       if (outcome.exitCode !== 0) throw new Error(`DEL failed: ${outcome.stdout.trim()}`);
     });
