@@ -143,6 +143,7 @@ export class DaemonServer {
       probe: () => this.timed(conn.target, 'probe', () => conn.client(probeSettings).probe()),
       plug: (s, req) => conn.plug(s, req),
       unplug: (s, req) => (req.portUuid ? conn.unplug(s, { ...req, portUuid: req.portUuid }) : conn.clientFor(s).unplug(req)),
+      setVfFunction: (s, target, values) => conn.clientFor(s).setVfFunction(target, values),
     };
   }
 
