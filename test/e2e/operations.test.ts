@@ -205,12 +205,15 @@ describe('logs', () => {
   test('SIGHUP makes the daemon open its log file again (logrotate)', async () => {
     renameSync(daemonLog, `${daemonLog}.1`);
     daemon?.kill('SIGHUP');
-    const deadline = Date.now() + 10000;
-    while (!existsSync(daemonLog) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    expect(readJsonLines(daemonLog).map((l) => l.msg)).toContain('SIGHUP: log files opened again');
+    const logged = async (msg: string) => {
+      const deadline = Date.now() + 10000;
+      while (!(existsSync(daemonLog) && readJsonLines(daemonLog).some((l) => l.msg === msg)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      return existsSync(daemonLog) && readJsonLines(daemonLog).some((l) => l.msg === msg);
+    };
+    expect(await logged('SIGHUP: log files opened again')).toBe(true);
     const n = container('h1');
     expect(cni(A, conf(), { command: 'ADD', containerId: 'h1', netns: n, env: env() }).status).toBe(0);
-    expect(readJsonLines(daemonLog).some((l) => l.msg === 'ovs-vsctl transaction')).toBe(true);
+    expect(await logged('ovs-vsctl transaction')).toBe(true);
     expect(cni(A, conf(), { command: 'DEL', containerId: 'h1', netns: n, env: env() }).status).toBe(0);
   });
 });
