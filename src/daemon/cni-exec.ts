@@ -18,7 +18,7 @@ export interface CniExecOptions {
   /** The daemon's network namespace (protocol.ts netnsId). */
   netns: string;
   /** The plugin's boundaries for commands run here (runner, in-process DPU client, per-command loggers). */
-  deps: Required<Pick<Deps, 'runner' | 'dpuClient' | 'logger'>>;
+  deps: Required<Pick<Deps, 'runner' | 'dpuClient' | 'logger'>> & Pick<Deps, 'nodeConfig'>;
   /** Tests substitute handlers; production runs the plugin's. */
   handlers?(deps: Deps): PluginHandlers;
 }

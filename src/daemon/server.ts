@@ -70,6 +70,8 @@ export interface DaemonServerOptions {
   /** stateDirs whose attachment records recovery watches; none: no recovery. */
   stateDirs?: readonly string[];
   pollMs?: number;
+  /** The node file for forwarded commands whose environment names none (the daemon's --node-config). */
+  nodeConfig?: string;
   /** For the CNI commands the daemon runs (tests substitute a fake host). */
   runner?: CommandRunner;
 }
@@ -98,7 +100,7 @@ export class DaemonServer {
     this.cni = new CniExecutor({
       socketPath,
       netns: this.netns,
-      deps: { runner: opts.runner ?? new ProcessRunner(), dpuClient: (dpu) => new InProcessDpuClient(dpu, serve), logger: (conf, bindings) => loggers.forCommand(conf, bindings) },
+      deps: { runner: opts.runner ?? new ProcessRunner(), dpuClient: (dpu) => new InProcessDpuClient(dpu, serve), logger: (conf, bindings) => loggers.forCommand(conf, bindings), ...(opts.nodeConfig ? { nodeConfig: opts.nodeConfig } : {}) },
     });
   }
 
