@@ -135,7 +135,7 @@ describe('the daemon runs whole CNI commands', () => {
     const ns = container('x-err');
     const bad: Record<string, unknown> = { ...conf(A), mtu: 10 };
     const viaDaemon = cni(A, bad, { command: 'ADD', containerId: 'xe', netns: ns });
-    const direct = cni(A, { ...bad, dpu: { ...(bad.dpu as object), daemonSocket: '' } }, { command: 'ADD', containerId: 'xe', netns: ns });
+    const direct = cni(A, { ...conf(A, { socket: '' }), mtu: 10 }, { command: 'ADD', containerId: 'xe', netns: ns });
     expect(viaDaemon.status).toBe(1);
     expect(viaDaemon.json?.code).toBe(7);
     expect(viaDaemon.json).toEqual(direct.json);

@@ -79,7 +79,7 @@ export function testbedUp(vfs = 8, sites = 'a,b,c', pfs = 1, opts: { ovn?: boole
   sh('bash', [TESTBED, 'up', '--sites', sites, '--vfs', String(vfs), '--pfs', String(pfs), ...(opts.ovn ? ['--ovn'] : [])]);
   const tb = JSON.parse(sh('bash', [TESTBED, 'env'])) as Testbed;
   for (const entry of readdirSync(tb.stateDir)) {
-    if (/^(plugin-|ipam-|daemon-|node-)/.test(entry)) rmSync(join(tb.stateDir, entry), { recursive: true, force: true });
+    if (/^(plugin-|ipam-|daemon-|node-|etc-)/.test(entry)) rmSync(join(tb.stateDir, entry), { recursive: true, force: true });
   }
   for (const s of tb.sites) hostNodeFile(tb, s);
   if ((opts.path ?? activePath) === 'daemon') startHostDaemons();
@@ -202,6 +202,10 @@ export interface NetOptions {
   extra?: Record<string, unknown>;
   dpu?: Record<string, unknown>;
   raw?: Record<string, unknown>;
+  /** Node file keys that are no config field: delegate, limits. */
+  node?: Record<string, unknown>;
+  /** Fields left out of the host's values, e.g. ['dpu.localVtep'] (OVN) or ['dpu'] (a host with dpus only). */
+  drop?: string[];
 }
 
 /** The node file a config from netConf goes with (a symbol: kept by object spread, never sent as JSON). */
@@ -275,7 +279,9 @@ export function dpuConf(tb: Testbed, p: SitePf, extra: Record<string, unknown> =
  * (sysfs root, state and log, PF, its DPU) unless o sets other node values, then one of their own.
  */
 export function netConf(tb: Testbed, s: Site, o: NetOptions = {}): NetConfig {
-  const { network, node } = splitByOwner(fullConf(tb, s, o));
+  const split = splitByOwner(fullConf(tb, s, o));
+  const { network } = split;
+  const node = { ...split.node, ...o.node };
   const base = splitByOwner(fullConf(tb, s, {})).node;
   const own = JSON.stringify(node) === JSON.stringify(base);
   const path = own ? hostNodeFilePath(tb, s) : join(tb.stateDir, `node-${s.name}-${createHash('sha256').update(JSON.stringify(node)).digest('hex').slice(0, 12)}.json`);
@@ -284,8 +290,22 @@ export function netConf(tb: Testbed, s: Site, o: NetOptions = {}): NetConfig {
   return Object.assign({ ...network, ...o.raw }, { [NODE_FILE]: path });
 }
 
-/** Every value of a host's config in one object, as a conflist held it before the trust split. */
+/** Every value of a host's config in one object, as a conflist held it before the trust split (tests of the migration). */
+export function legacyConf(tb: Testbed, s: Site, o: NetOptions = {}): Record<string, unknown> {
+  return fullConf(tb, s, o);
+}
+
 function fullConf(tb: Testbed, s: Site, o: NetOptions): Record<string, unknown> {
+  const conf = hostConf(tb, s, o);
+  for (const field of o.drop ?? []) {
+    const [top, sub] = field.split('.') as [string, string | undefined];
+    if (sub === undefined) delete conf[top];
+    else if (typeof conf[top] === 'object' && conf[top] !== null) conf[top] = Object.fromEntries(Object.entries(conf[top] as object).filter(([k]) => k !== sub));
+  }
+  return conf;
+}
+
+function hostConf(tb: Testbed, s: Site, o: NetOptions): Record<string, unknown> {
   const name = o.name ?? 'vni100';
   return {
     cniVersion: o.cniVersion ?? '1.1.0',
