@@ -110,7 +110,9 @@ export async function forward(env: Record<string, string | undefined>, stdin: Pr
     return { standalone: `no network namespace identity: ${(err as Error).message}` };
   }
   const cniNetns = env.CNI_NETNS ? fileIdOf(env.CNI_NETNS) : undefined;
-  const req: CniForwardRequest = { id: 1, op: 'cni', env: stringEnv(env), stdin: text, netns, ...(cniNetns ? { cniNetns } : {}) };
+  // daemonSocketOf resolved this path already (or sent the command standalone)
+  const nodeFile = fileIdOf(nodeConfigPath(env)) ?? '';
+  const req: CniForwardRequest = { id: 1, op: 'cni', env: stringEnv(env), stdin: text, netns, nodeFile, ...(cniNetns ? { cniNetns } : {}) };
   const line = JSON.stringify(req) + '\n';
   if (line.length > MAX_CNI_LINE_BYTES) return { standalone: 'request larger than the daemon accepts' };
   return exchange(socket, line);

@@ -74,6 +74,22 @@ function collect(): { answers: CniForwardResponse[]; send(r: CniForwardResponse)
 }
 
 describe('daemon: whole CNI commands', () => {
+  it('refuses a command whose node file is another file for the daemon than for the plugin (it runs standalone)', async () => {
+    const dir = tmpDir('node-id-');
+    const file = join(dir, 'node.json');
+    writeFileSync(file, '{}', { mode: 0o644 });
+    const ex = executor();
+    const other = collect();
+    ex.handle({ id: 3, op: 'cni', env: { ...env('STATUS'), DPU_OVERLAY_NODE_CONFIG: file }, stdin: CONFIG, netns: NETNS, nodeFile: '1:2' }, other.send, () => false);
+    expect(await other.final()).toEqual({ id: 3, refused: expect.stringMatching(/the node file .*node\.json is not the same file for the daemon as for the plugin/) });
+    const none = collect();
+    ex.handle({ id: 4, op: 'cni', env: env('STATUS'), stdin: CONFIG, netns: NETNS, nodeFile: netnsId(file) }, none.send, () => false);
+    expect(await none.final()).toEqual({ id: 4, refused: expect.stringMatching(/\/etc\/cni\/dpu-overlay\/node\.json is not the same file/) });
+    const same = collect();
+    ex.handle({ id: 5, op: 'cni', env: { ...env('STATUS'), DPU_OVERLAY_NODE_CONFIG: file }, stdin: CONFIG, netns: NETNS, nodeFile: netnsId(file) }, same.send, () => false);
+    expect(await same.final()).not.toMatchObject({ refused: expect.stringMatching(/node file/) });
+  });
+
   it('runs ADD through the plugin skeleton and handlers: accepted, then the same result as standalone', async () => {
     const ns = await createNetns();
     const bed = new Bed([ns.path]);
