@@ -8,7 +8,7 @@
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { BINARY, CNI_PATH, NODE_FILE, netConf, type NetOptions, PREFIX, ROOT, type Site, type Testbed } from '../testkit/testbed';
+import { BINARY, CNI_PATH, hostNodeFilePath, NODE_FILE, netConf, type NetOptions, PREFIX, ROOT, type Site, type Testbed } from '../testkit/testbed';
 
 export const CNI_CONF = join(ROOT, 'cni-conf');
 export const IMAGE = `localhost/${PREFIX}-busybox:latest`;
@@ -27,7 +27,7 @@ export interface SiteAddresses {
 
 /** The directory a runtime host sees as /etc/cni/dpu-overlay: its node.json is the site's node file. */
 export function etcDirOf(tb: Testbed, s: Site): string {
-  return join(tb.stateDir, `etc-${s.name}`);
+  return dirname(hostNodeFilePath(tb, s));
 }
 
 /**
@@ -53,12 +53,13 @@ export function forTestbed(shipped: ConfList, tb: Testbed, s: Site, a: SiteAddre
       } : {}),
     };
   });
-  const nodeText = readFileSync(netConf(tb, s, node)[NODE_FILE] as string, 'utf8');
-  const dir = etcDirOf(tb, s);
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const path = join(dir, 'node.json');
-  writeFileSync(`${path}.tmp`, nodeText, { mode: 0o644 });
-  renameSync(`${path}.tmp`, path);
+  // the host's own node file (the one its daemon reads too), with the test's node values if it has any
+  const path = hostNodeFilePath(tb, s);
+  const own = netConf(tb, s, node)[NODE_FILE] as string;
+  if (own !== path) {
+    writeFileSync(`${path}.tmp`, readFileSync(own, 'utf8'), { mode: 0o644 });
+    renameSync(`${path}.tmp`, path);
+  }
   return Object.assign({ ...shipped, plugins }, { [NODE_FILE]: path });
 }
 

@@ -59,7 +59,7 @@ describe('a network config that chooses a host path: code 7, the path never open
     const ns = container('ptmx');
     const out = cni(A, netConf(tb, A, { ipam: ipam(A), raw: { logFile: '/dev/ptmx', logLevel: 'debug' } }), { command: 'ADD', containerId: 'ptmx', netns: ns });
     expect([out.status, out.json?.code]).toEqual([1, 7]);
-    expect(out.json?.msg).toMatch(/logFile is the node owner's: remove it from the network config or move it into the node file \/.*node-a\.json/);
+    expect(out.json?.msg).toMatch(/logFile is the node owner's: remove it from the network config or move it into the node file \/.*etc-a\/node\.json/);
   });
 
   it('logFile naming a root shell rc file: refused, the file not touched', () => {
@@ -136,6 +136,6 @@ describe('the node file', () => {
     const ns = container('legacy');
     const out = cni(A, legacyConf(tb, B, { ipam: ipam(A) }), { command: 'ADD', containerId: 'legacy', netns: ns });
     expect([out.status, out.json?.code]).toEqual([1, 7]);
-    expect(out.json?.msg).toMatch(/^invalid network config: (?=.*\bsysfsRoot\b)(?=.*\bstateDir\b)(?=.*\bdpu\.host\b)(?=.*\bdpu\.localVtep\b).* are the node owner's: remove them from the network config or move them into the node file \/.*node-a\.json/);
+    expect(out.json?.msg).toMatch(/^invalid network config: (?=.*\bsysfsRoot\b)(?=.*\bstateDir\b)(?=.*\bdpu\.host\b)(?=.*\bdpu\.localVtep\b).* are the node owner's: remove them from the network config or move them into the node file \/.*etc-a\/node\.json/);
   });
 });

@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { NODE_CONFIG_ENV } from '../../src/config/defaults';
 import { splitByOwner } from '../../src/config/ownership';
@@ -218,15 +218,19 @@ const hostNodeFiles = new Map<string, string>();
 /** Writes path (root's, 0644, atomically: plugins may be reading it) unless it already holds text. */
 function writeNodeFile(path: string, node: Record<string, unknown>): string {
   const text = JSON.stringify(node, null, 2) + '\n';
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
   if (existsSync(path) && readFileSync(path, 'utf8') === text) return path;
   writeFileSync(`${path}.tmp`, text, { mode: 0o644 });
   renameSync(`${path}.tmp`, path);
   return path;
 }
 
-/** The path of host s's own node file (testbed.sh daemon-start gives it to the host's daemon as --node-config). */
+/**
+ * The path of host s's own node file: testbed.sh daemon-start gives it to the host's daemon as --node-config, and
+ * runtime hosts (test/e2e/runtimes.ts) see its directory as /etc/cni/dpu-overlay, so both read the same file.
+ */
 export function hostNodeFilePath(tb: Testbed, s: Site): string {
-  return join(tb.stateDir, `node-${s.name}.json`);
+  return join(tb.stateDir, `etc-${s.name}`, 'node.json');
 }
 
 /** Writes host s's node file for the active plugin path and returns its path. */
