@@ -315,7 +315,7 @@ export function buildCase(id: number, m: Mutation, base: Record<string, unknown>
     case 'pf-list': {
       c.command = 'ADD';
       c.label = `pf list ${m.how}`;
-      const pf = String(base.pf);
+      const pf = String(node.pf ?? 'ens1f0np0');
       const member = `${marker}${m.frag}`;
       conf.pf = { duplicate: [pf, pf], empty: [], 'too-many': Array.from({ length: 17 }, (_, i) => `${marker}${i}`), 'hostile-member': [pf, member], 'unknown-pf': [`${marker}`.slice(0, 15)] }[m.how];
       if (m.how === 'unknown-pf') c.expect = [101];
@@ -324,9 +324,11 @@ export function buildCase(id: number, m: Mutation, base: Record<string, unknown>
     case 'dpus': {
       c.command = 'ADD';
       c.label = `dpus ${m.how}`;
-      const pf = String(base.pf);
+      const pf = String(node.pf ?? 'ens1f0np0');
       const key = { 'hostile-key': `${marker}${m.frag}`, 'proto-key': '__proto__', 'entry-type': pf, 'entry-hostile': pf }[m.how];
-      const value = m.how === 'entry-type' ? `${marker}` : m.how === 'entry-hostile' ? { ...(base.dpu as object), host: `${marker}${m.frag}` } : base.dpu;
+      // the node's DPU (the network config has none): a network config's dpus is the node owner's either way
+      const dpu = (node.dpu ?? {}) as object;
+      const value = m.how === 'entry-type' ? `${marker}` : m.how === 'entry-hostile' ? { ...dpu, host: `${marker}${m.frag}` } : dpu;
       // JSON text, so "__proto__" is an own key as a runtime's JSON would carry it
       c.stdin = JSON.stringify(conf).replace(/}$/, `,"dpus":{${JSON.stringify(key)}:${JSON.stringify(value)}}}`);
       break;
