@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { BINARY, CNI_PATH, container, envFor, hostLocal, netConf, type NetnsRun, PREFIX, removeContainers, ROOT, runInNetns, type Site, site, type Testbed, testbedDown, testbedUp } from '../test/testkit/testbed';
+import { BINARY, CNI_PATH, container, envFor, hostLocal, netConf, nodeEnv, type NetnsRun, PREFIX, removeContainers, ROOT, runInNetns, type Site, site, type Testbed, testbedDown, testbedUp } from '../test/testkit/testbed';
 import { type Daemon, idleCpuPercent, rssKb, startDaemon, stopDaemon } from './latency/daemon';
 import { ENV_EFFECTS, scrubbedEnv } from './latency/env';
 import { type BurstResult, DPU_CONNECT, markdown, median, type Report, type Stats, stats, targets, updateBenchmarksDoc } from './latency/report';
@@ -56,8 +56,8 @@ const progress = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 /** `key` ("ADD <containerId>") finds the run's closing log line whichever process wrote it (plugin or daemon). */
 type Run = NetnsRun & { key?: string };
 
-function cniEnv(command: string, containerId: string, netns: string): Record<string, string> {
-  return scrubbedEnv(envFor({ command, containerId, netns }));
+function cniEnv(command: string, containerId: string, netns: string, node: Record<string, string> = {}): Record<string, string> {
+  return scrubbedEnv(envFor({ command, containerId, netns }, node));
 }
 
 async function must(what: string, r: Promise<Run>): Promise<Run> {
@@ -144,7 +144,8 @@ function opsAddPort(vf: number, b: Bench): string {
 }
 
 async function plugin(b: Bench, command: string, id: string, netns: string, warm: boolean, bin = BINARY): Promise<Run> {
-  const run = await must(`dpu-overlay ${command} ${id}`, runInNetns(b.s.hostNetns, bin, [], cniEnv(command, id, netns), JSON.stringify(pluginConf(b, warm))));
+  const conf = pluginConf(b, warm);
+  const run = await must(`dpu-overlay ${command} ${id}`, runInNetns(b.s.hostNetns, bin, [], cniEnv(command, id, netns, nodeEnv(b.s, conf)), JSON.stringify(conf)));
   return { ...run, key: `${command} ${id}` };
 }
 
@@ -211,7 +212,7 @@ function versions(n: number, programs: Record<string, { file: string; env?: Reco
 /** Peak RSS (KiB) of one ADD of the plugin, from GNU time inside the host namespace. */
 async function peakRssKb(b: Bench, netns: string): Promise<number> {
   const out = join(b.tb.stateDir, 'bench-rss.txt');
-  await must('ADD under /usr/bin/time', runInNetns(b.s.hostNetns, '/usr/bin/time', ['-f', '%M', '-o', out, BINARY], cniEnv('ADD', 'rss', netns), JSON.stringify(pluginConf(b, false))));
+  await must('ADD under /usr/bin/time', runInNetns(b.s.hostNetns, '/usr/bin/time', ['-f', '%M', '-o', out, BINARY], cniEnv('ADD', 'rss', netns, nodeEnv(b.s, pluginConf(b, false))), JSON.stringify(pluginConf(b, false))));
   await plugin(b, 'DEL', 'rss', netns, false);
   return Number(readFileSync(out, 'utf8').trim().split('\n').pop());
 }

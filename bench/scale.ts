@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import {
-  BINARY, container, envFor, hostLocal, netConf, ovnNbctl, PREFIX, removeContainers, ROOT, runInNetns, type NetnsRun,
+  BINARY, container, envFor, hostLocal, netConf, nodeEnv, ovnNbctl, PREFIX, removeContainers, ROOT, runInNetns, type NetnsRun,
   type Site, type Testbed, testbedDown, testbedUp,
 } from '../test/testkit/testbed';
 import { brIntPorts, claimToInstalledMs, flows, type Mode, ovnControllerCpuMs, ovnControllerLog, staticBridges, tunnelPorts } from './scale/dpu';
@@ -56,16 +56,14 @@ function conf(b: Bench, s: Site, mode: Mode, vni: number, logFile: string): Reco
     ipam: hostLocal(b.tb, s, `10.${100 + k}.0.0/16`, `10.${100 + k}.${site}.10`, `10.${100 + k}.${site}.250`, network),
     extra: { logLevel: 'info', logFile, stateDir: join(b.tb.stateDir, `plugin-scale-${s.name}`) },
     dpu: { daemonSocket: socketOf(b, s), timeoutMs: 20000, ...(mode === 'ovn' ? { controlPlane: 'ovn' } : {}) },
+    ...(mode === 'ovn' ? { drop: ['dpu.localVtep', 'dpu.remoteVteps'], raw: { mtu: 1400 } } : {}),
   });
-  if (mode === 'static') return c;
-  const dpu = c.dpu as Record<string, unknown>;
-  delete dpu.localVtep;
-  delete dpu.remoteVteps;
-  return { ...c, mtu: 1400 };
+  return c;
 }
 
 async function plugin(b: Bench, s: Site, command: 'ADD' | 'DEL', mode: Mode, vni: number, id: string, netns: string, logFile: string): Promise<NetnsRun> {
-  const r = await runInNetns(s.hostNetns, BINARY, [], envFor({ command, containerId: id, netns }), JSON.stringify(conf(b, s, mode, vni, logFile)));
+  const c = conf(b, s, mode, vni, logFile);
+  const r = await runInNetns(s.hostNetns, BINARY, [], envFor({ command, containerId: id, netns }, nodeEnv(s, c)), JSON.stringify(c));
   if (r.status !== 0) throw new Error(`${command} ${id} (${mode}, VNI ${vni}) on host ${s.name} failed (exit ${r.status}): ${r.stdout.trim()} ${r.stderr.trim()}`.slice(0, 800));
   return r;
 }

@@ -27,25 +27,28 @@ state=$(node -e "console.log(JSON.parse(process.argv[1]).stateDir)" "$env_json")
 rm -rf "$state"/plugin-? "$state"/ipam-? "$state"/daemon-?.log
 DPU_OVERLAY_BIN=$bin bash $tb daemon-start >&2
 
-conf() { # site, range start, range end
+conf() { # site, range start, range end: writes the network config (demo-X.json) and the host's node file (demo-node-X.json)
   node -e '
+    const fs = require("fs");
     const [envJson, name, start, end, ovn] = process.argv.slice(1);
     const e = JSON.parse(envJson); const s = e.sites.find((x) => x.name === name);
     // OVN mode: Geneve with OVN'"'"'s option takes 58 bytes, and the DPU'"'"'s encap IP is OVN config, not ours
     const dpu = ovn === "true"
       ? { host: s.dpuHost, privateKeyFile: e.privateKeyFile, knownHostsFile: e.knownHostsFile, controlPlane: "ovn", daemonSocket: s.daemonSocket }
       : { host: s.dpuHost, privateKeyFile: e.privateKeyFile, knownHostsFile: e.knownHostsFile, datapathType: "netdev", localVtep: s.localVtep, remoteVteps: s.remoteVteps, daemonSocket: s.daemonSocket };
-    console.log(JSON.stringify({
-      cniVersion: "1.0.0", name: "demo-vni100", type: "dpu-overlay", vni: 100, pf: s.pf, mtu: ovn === "true" ? 1400 : 1450,
-      sysfsRoot: s.sysfsRoot, stateDir: `${e.stateDir}/plugin-${name}`, logFile: `${e.stateDir}/plugin-${name}.log`,
+    // the network config: what a tenant may choose (docs/security.md)
+    fs.writeFileSync(`${e.stateDir}/demo-${name}.json`, JSON.stringify({
+      cniVersion: "1.0.0", name: "demo-vni100", type: "dpu-overlay", vni: 100, mtu: ovn === "true" ? 1400 : 1450,
       ipam: { type: "host-local", subnet: "10.100.0.0/24", rangeStart: start, rangeEnd: end, dataDir: `${e.stateDir}/ipam-${name}` },
-      // daemonSocket: the daemon of the emulated host (on a real host the default /run/dpu-overlay/dpu.sock)
-      dpu,
-    }));' "$env_json" "$1" "$2" "$3" "$ovn"
+    }));
+    // the host'"'"'s node file, root'"'"'s: host paths, PF and DPU (daemonSocket: the emulated host'"'"'s daemon)
+    fs.writeFileSync(`${e.stateDir}/demo-node-${name}.json`, JSON.stringify({
+      pf: s.pf, sysfsRoot: s.sysfsRoot, stateDir: `${e.stateDir}/plugin-${name}`, logFile: `${e.stateDir}/plugin-${name}.log`, dpu,
+    }), { mode: 0o644 });' "$env_json" "$1" "$2" "$3" "$ovn"
 }
 cni() { # command site container
   local ns=$P-ctr-demo-$2
-  ip netns exec $P-host-$2 env CNI_COMMAND=$1 CNI_CONTAINERID=demo-$2 CNI_NETNS=/run/netns/$ns CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni "$bin" < "$state/demo-$2.json" 2>>"$state/demo-plugin-stderr.log"
+  ip netns exec $P-host-$2 env CNI_COMMAND=$1 CNI_CONTAINERID=demo-$2 CNI_NETNS=/run/netns/$ns CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni DPU_OVERLAY_NODE_CONFIG="$state/demo-node-$2.json" "$bin" < "$state/demo-$2.json" 2>>"$state/demo-plugin-stderr.log"
 }
 cleanup() {
   for s in a b; do cni DEL $s >/dev/null 2>&1 || true; ip netns del $P-ctr-demo-$s 2>/dev/null || true; done
@@ -53,8 +56,8 @@ cleanup() {
 }
 $keep || trap cleanup EXIT
 
-conf a 10.100.0.10 10.100.0.19 > "$state/demo-a.json"
-conf b 10.100.0.20 10.100.0.29 > "$state/demo-b.json"
+conf a 10.100.0.10 10.100.0.19
+conf b 10.100.0.20 10.100.0.29
 mode="VXLAN mesh"
 $ovn && mode="OVN, Geneve"
 echo "== dpu-overlay $($bin --version | cut -d' ' -f2) demo: two hosts, two DPUs, VNI 100 ($mode) =="

@@ -3,10 +3,10 @@
 // start) or changes what runs (the SEA obeys NODE_OPTIONS); the bench measures each once, on purpose.
 export const SCRUBBED_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-/** PATH plus the CNI_* entries of `env`; anything else is dropped. */
+/** PATH plus the CNI_* entries of `env` and the node file's path (as a runtime sets them); anything else is dropped. */
 export function scrubbedEnv(env: Record<string, string> = {}): Record<string, string> {
   const out: Record<string, string> = { PATH: SCRUBBED_PATH };
-  for (const [k, v] of Object.entries(env)) if (k.startsWith('CNI_')) out[k] = v;
+  for (const [k, v] of Object.entries(env)) if (k.startsWith('CNI_') || k === 'DPU_OVERLAY_NODE_CONFIG') out[k] = v;
   return out;
 }
 

@@ -3,9 +3,10 @@
  * Both give the modes the same things: two Nodes (client side, server side), their underlay addresses, how to
  * call the CNI plugin there, and which processes are "DPU" processes.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { splitByOwner } from '../../src/config/ownership';
 import type { Testbed } from '../../test/testkit/testbed';
 import type { Cleanup } from './cleanup';
 import { NetnsNode, SshNode, type Node, type Processes } from './exec';
@@ -168,7 +169,11 @@ export class EmulatedEnvironment implements Environment {
         datapathType: 'netdev', localVtep: s.localVtep, remoteVteps: s.remoteVteps, timeoutMs: 10000, daemonSocket: '',
       },
     };
-    return { argv: node.command([this.opts.binary], { env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', CNI_PATH: '/usr/lib/cni', ...env } }), input: JSON.stringify(conf) };
+    // the host's values go into its node file, root's, as an operator splits them (docs/security.md)
+    const split = splitByOwner(conf);
+    const nodeFile = join(this.workDir(), `node-${s.name}.json`);
+    writeFileSync(nodeFile, JSON.stringify(split.node), { mode: 0o644 });
+    return { argv: node.command([this.opts.binary], { env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', CNI_PATH: '/usr/lib/cni', DPU_OVERLAY_NODE_CONFIG: nodeFile, ...env } }), input: JSON.stringify(split.network) };
   }
 
   /**

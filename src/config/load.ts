@@ -1,7 +1,9 @@
 import type { z } from 'zod';
 import { CniError, ErrorCode } from '../cni/errors';
 import { applyConventions } from './aliases';
-import { mergeNodeFile, NODE_FILE_KEYS, type NodeFile } from './node-file';
+import { mergeNodeFile, type NodeFile } from './node-file';
+import { NODE_FILE_KEYS } from './ownership';
+import { checkOwnership, checkLimits } from './ownership-check';
 import { DEFAULTS, type DpuConfig, MAC_ADDRESS, NetConfSchema, type NetConfInput, pfList } from './schema';
 
 /** The validated config with the values runtimes may override already resolved. */
@@ -68,18 +70,20 @@ function formatMerged(error: z.ZodError, merged: Record<string, unknown>, node: 
 
 /**
  * Validates the network config over the node file's values (node-file.ts: read by the caller, so loading stays
- * side-effect free); bad types or values are code 7 naming the JSON path.
+ * side-effect free). A node field the network config sets to another value than the node's is code 7 naming it
+ * (ownership-check.ts), before anything the config names is used; bad types or values are code 7 naming the JSON path.
  */
-export function loadNetConf(raw: Record<string, unknown>, cniArgs: Record<string, string>, nodeFile?: NodeFile): NetConf {
-  const node = nodeFile ?? { path: typeof raw.nodeConfig === 'string' ? raw.nodeConfig : DEFAULTS.nodeConfig };
+export function loadNetConf(raw: Record<string, unknown>, cniArgs: Record<string, string>, node: NodeFile = { path: DEFAULTS.nodeConfig }): NetConf {
   const { config, unknownFields } = applyConventions(raw);
-  const merged = mergeNodeFile(config, node.values);
+  checkOwnership(config, node);
+  const merged: Record<string, unknown> = { ...mergeNodeFile(config, node.values), nodeConfig: node.path };
   refuseProtoKey(merged.dpus);
   const parsed = NetConfSchema.safeParse(merged);
   if (!parsed.success) {
     throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: ${formatMerged(parsed.error, merged, node)}`);
   }
   const conf: NetConf = { ...parsed.data, pfs: pfList(parsed.data.pf), unknownFields };
+  checkLimits(conf, node);
   conf.resolvedDeviceId = (conf.runtimeConfig?.deviceID ?? conf.deviceID ?? conf.pciBusID)?.toLowerCase();
   const argsMac = cniArgs.MAC;
   if (argsMac !== undefined && !MAC_ADDRESS.test(argsMac)) {

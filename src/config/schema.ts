@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { DEFAULT_DAEMON_SOCKET } from './defaults';
+import { DEFAULT_DAEMON_SOCKET, DEFAULT_NODE_CONFIG } from './defaults';
 
 // Each plugin process parses one config: compiling a parser for it (zod's JIT) costs more than it saves.
 z.config({ jitless: true });
@@ -36,8 +36,8 @@ export const DEFAULTS = {
   daemonLogFile: '/var/log/dpu-overlay-daemon.log',
   /** How often the daemon probes each DPU with attachments for a reboot, a new OVS database or lost ports. */
   daemonPollMs: 2000,
-  /** This host's values (DPU, keys, VTEPs, PF) under a cluster-wide network config; see node-file.ts. */
-  nodeConfig: '/etc/cni/dpu-overlay/node.json',
+  /** The node owner's values (host paths, DPU, keys, VTEPs, PF); see ownership.ts and node-file-read.ts. */
+  nodeConfig: DEFAULT_NODE_CONFIG,
   dpu: {
     port: 22,
     user: 'root',

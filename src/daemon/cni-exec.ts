@@ -1,7 +1,8 @@
 import { CniError, toErrorJson } from '../cni/errors';
 import { dispatch, type PluginHandlers } from '../cni/skel';
 import { CURRENT_VERSION } from '../cni/version';
-import { DEFAULT_DAEMON_SOCKET } from '../config/defaults';
+import { DEFAULT_DAEMON_SOCKET, NODE_CONFIG_ENV } from '../config/defaults';
+import { nodeConfigPath } from '../config/node-file-read';
 import type { NetConf } from '../config/load';
 import type { LogSettings, Logger } from '../log';
 import type { Attachment } from '../store/attachments';
@@ -21,7 +22,7 @@ export interface CniExecOptions {
   /** The daemon's network namespace (protocol.ts netnsId). */
   netns: string;
   /** The plugin's boundaries for commands run here (runner, in-process DPU client, per-command loggers). */
-  deps: Required<Pick<Deps, 'runner' | 'dpuClient' | 'logger'>> & Pick<Deps, 'observeSteps'>;
+  deps: Required<Pick<Deps, 'runner' | 'dpuClient' | 'logger'>> & Pick<Deps, 'observeSteps' | 'nodeConfig'>;
   /** Where a config error (before the command has a logger) is logged; default: deps.logger. */
   configErrorLogger?(settings: LogSettings): Logger;
   /** Called once per command the daemon ran (not refused): its CNI error code (0: success) and duration. */
@@ -72,6 +73,10 @@ export class CniExecutor {
     if (raw.cniNetns !== undefined && (!env.CNI_NETNS || fileIdOf(env.CNI_NETNS) !== raw.cniNetns)) {
       return refuse(`CNI_NETNS ${env.CNI_NETNS ?? ''} is not the same file for the daemon as for the plugin (the runtime has a mount namespace of its own)`);
     }
+    if (raw.nodeFile !== undefined) {
+      const problem = this.nodeFileProblem(env, raw.nodeFile);
+      if (problem) return refuse(problem);
+    }
     const command = env.CNI_COMMAND ?? '';
     if (!FORWARDED.has(command)) return refuse(`command ${JSON.stringify(command)} is not run by the daemon`);
     const stdin = raw.stdin;
@@ -100,6 +105,18 @@ export class CniExecutor {
     }
     this.running.add(job);
     void job.finally(() => this.running.delete(job));
+  }
+
+  /** Why the node file the daemon would read is not the plugin's, or undefined. */
+  private nodeFileProblem(env: Record<string, string>, plugins: string): string | undefined {
+    let path: string;
+    try {
+      path = nodeConfigPath(env, this.opts.deps.nodeConfig);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    if ((fileIdOf(path) ?? '') === plugins) return undefined;
+    return `the node file ${path} is not the same file for the daemon as for the plugin (a runtime with a mount namespace of its own, or the daemon's --node-config names another; set ${NODE_CONFIG_ENV} for both)`;
   }
 
   /** Why a loaded config is not this daemon's to run, or undefined. */

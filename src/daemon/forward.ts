@@ -1,13 +1,14 @@
 import { connect } from 'node:net';
-import { jsonDepth, MAX_JSON_DEPTH } from '../cni/skel';
 import { DEFAULT_DAEMON_SOCKET } from '../config/defaults';
+import { nodeConfigPath, readNodeFile } from '../config/node-file-read';
 import { untrustedSocketReason } from '../util/socket-trust';
 import { type CniForwardRequest, type CniForwardResponse, MAX_CNI_LINE_BYTES, fileIdOf, netnsId, readLines } from './protocol';
 
 /**
  * The plugin's side of whole-command forwarding. Loaded by src/main.ts on every call, so it must stay free of
- * zod, pino, ssh2 and the plugin modules (test/unit/daemon-forward.test.ts checks): it reads the raw config only
- * for dpu.daemonSocket. Whenever the daemon cannot give a complete answer the plugin runs the command itself.
+ * zod, pino, ssh2 and the plugin modules (test/unit/daemon-forward-deps.test.ts checks). The daemon's socket is the
+ * node owner's (dpu.daemonSocket in the node file), never the network config's: the daemon receives the command's
+ * whole environment. Whenever the daemon cannot give a complete answer the plugin runs the command itself.
  */
 
 export const FORWARDED: ReadonlySet<string> = new Set(['ADD', 'DEL', 'CHECK', 'GC', 'STATUS']);
@@ -28,19 +29,17 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 /**
- * The socket a raw network config names: dpu.daemonSocket (else that of the first dpus entry), the default when
- * unset; a Standalone for "", a malformed value or a config that does not parse (the standalone run reports it).
+ * The socket the node file names: dpu.daemonSocket (else that of the first dpus entry), the default when unset;
+ * a Standalone for "", a malformed value or a node file that cannot be read (the standalone run reports it).
  */
-export function daemonSocketOf(stdin: string): string | Standalone {
-  if (jsonDepth(stdin) > MAX_JSON_DEPTH) return { standalone: 'config nests too deep' };
-  let conf: unknown;
+export function daemonSocketOf(env: Record<string, string | undefined>): string | Standalone {
+  let node: Record<string, unknown> | undefined;
   try {
-    conf = JSON.parse(stdin);
-  } catch {
-    return { standalone: 'config is not JSON' };
+    node = readNodeFile(nodeConfigPath(env)).values;
+  } catch (err) {
+    return { standalone: `node file: ${(err as Error).message}` };
   }
-  if (!isObject(conf)) return { standalone: 'config is not an object' };
-  const dpu = isObject(conf.dpu) ? conf.dpu : isObject(conf.dpus) ? Object.values(conf.dpus).find(isObject) : undefined;
+  const dpu = isObject(node?.dpu) ? node.dpu : isObject(node?.dpus) ? Object.values(node.dpus).find(isObject) : undefined;
   const socket = dpu && 'daemonSocket' in dpu ? dpu.daemonSocket : DEFAULT_DAEMON_SOCKET;
   if (socket === '') return { standalone: 'dpu.daemonSocket is ""' };
   if (typeof socket !== 'string' || !socket.startsWith('/')) return { standalone: 'dpu.daemonSocket is not an absolute path' };
@@ -100,7 +99,7 @@ export async function forward(env: Record<string, string | undefined>, stdin: Pr
   } catch {
     return { standalone: 'stdin unreadable' };
   }
-  const socket = daemonSocketOf(text);
+  const socket = daemonSocketOf(env);
   if (typeof socket !== 'string') return socket;
   const untrusted = untrustedSocketReason(socket, expectedUid);
   if (untrusted) return { standalone: `daemon socket ${socket} ${untrusted}` };
@@ -111,7 +110,9 @@ export async function forward(env: Record<string, string | undefined>, stdin: Pr
     return { standalone: `no network namespace identity: ${(err as Error).message}` };
   }
   const cniNetns = env.CNI_NETNS ? fileIdOf(env.CNI_NETNS) : undefined;
-  const req: CniForwardRequest = { id: 1, op: 'cni', env: stringEnv(env), stdin: text, netns, ...(cniNetns ? { cniNetns } : {}) };
+  // daemonSocketOf resolved this path already (or sent the command standalone)
+  const nodeFile = fileIdOf(nodeConfigPath(env)) ?? '';
+  const req: CniForwardRequest = { id: 1, op: 'cni', env: stringEnv(env), stdin: text, netns, nodeFile, ...(cniNetns ? { cniNetns } : {}) };
   const line = JSON.stringify(req) + '\n';
   if (line.length > MAX_CNI_LINE_BYTES) return { standalone: 'request larger than the daemon accepts' };
   return exchange(socket, line);

@@ -1,3 +1,4 @@
+import { nodeConfigPath, readNodeFile } from '../config/node-file-read';
 import { DEFAULTS } from '../config/schema';
 import { createLogger } from '../log';
 import { VERSION } from '../version';
@@ -8,26 +9,24 @@ import { type MetricsAddress, parseMetricsAddress, serveMetrics } from './metric
 /** The documented port of the DaemonSet's and systemd unit's metrics endpoint. */
 export const DEFAULT_METRICS_ADDRESS = '127.0.0.1:9741';
 
-const USAGE = `usage: dpu-overlay daemon [--socket PATH] [--log-file PATH] [--log-level LEVEL] [--state-dir DIR]... [--poll-interval-ms N]
+const USAGE = `usage: dpu-overlay daemon [--socket PATH] [--log-file PATH] [--log-level LEVEL] [--node-config PATH] [--state-dir DIR]... [--poll-interval-ms N]
 Runs the dpu-overlay plugin's CNI commands in-process for plugins in this network namespace, over one
-authenticated SSH connection per DPU kept warm, and serves single DPU operations on a unix socket (root only). Network configs reach it through dpu.daemonSocket (default ${DEFAULTS.dpu.daemonSocket}).
+authenticated SSH connection per DPU kept warm, and serves single DPU operations on a unix socket (root only). Plugins find it through the node file's dpu.daemonSocket (default ${DEFAULTS.dpu.daemonSocket}).
 It also watches every DPU that the attachment records under --state-dir name, and re-plugs their
 ports after a DPU reboot or an OVS database reset.
   --socket PATH           default ${DEFAULTS.dpu.daemonSocket} (its directory is created 0700)
   --log-file PATH         default ${DEFAULTS.daemonLogFile}
   --log-level LEVEL       trace|debug|info|warn|error (default ${DEFAULTS.logLevel})
-  --state-dir DIR         the plugin's stateDir; repeat for networks with their own (default ${DEFAULTS.stateDir})
+  --node-config PATH      the node file for commands whose environment names none (DPU_OVERLAY_NODE_CONFIG wins)
+                          and for the default --state-dir (default ${DEFAULTS.nodeConfig})
+  --state-dir DIR         the plugin's stateDir; repeat for node files with their own (default: the node file's
+                          stateDir, else ${DEFAULTS.stateDir})
   --poll-interval-ms N    probe each DPU every N ms, 200..60000, or 0: no recovery (default ${DEFAULTS.daemonPollMs})
   --metrics-address H:P   serve GET /metrics (Prometheus) and GET /healthz there, e.g. ${DEFAULT_METRICS_ADDRESS}
                           (default: off; the DaemonSet and the systemd unit turn it on at ${DEFAULT_METRICS_ADDRESS})
 Signals: SIGTERM/SIGINT stop it after the commands running finish; SIGHUP opens its log files again (logrotate).
 `;
 
-
-/** The node file the daemon's health check looks for: where the runtime's plugin will read it. */
-function nodeFilePath(): string {
-  return process.env.DPU_OVERLAY_NODE_CONFIG || DEFAULTS.nodeConfig;
-}
 
 export interface DaemonOptions {
   socket: string;
@@ -36,10 +35,11 @@ export interface DaemonOptions {
   stateDirs: string[];
   pollMs: number;
   metrics?: MetricsAddress;
+  nodeConfig: string;
 }
 
 export function parseDaemonArgs(argv: readonly string[]): DaemonOptions | 'help' {
-  const o: DaemonOptions = { socket: DEFAULTS.dpu.daemonSocket, logFile: DEFAULTS.daemonLogFile, logLevel: DEFAULTS.logLevel, stateDirs: [], pollMs: DEFAULTS.daemonPollMs };
+  const o: DaemonOptions = { socket: DEFAULTS.dpu.daemonSocket, logFile: DEFAULTS.daemonLogFile, logLevel: DEFAULTS.logLevel, stateDirs: [], pollMs: DEFAULTS.daemonPollMs, nodeConfig: DEFAULTS.nodeConfig };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     if (flag === '--help' || flag === '-h') return 'help';
@@ -49,15 +49,22 @@ export function parseDaemonArgs(argv: readonly string[]): DaemonOptions | 'help'
     else if (flag === '--log-file') o.logFile = value;
     else if (flag === '--log-level') o.logLevel = value;
     else if (flag === '--state-dir') o.stateDirs.push(value);
+    else if (flag === '--node-config') o.nodeConfig = value;
     else if (flag === '--poll-interval-ms') o.pollMs = Number(value);
     else if (flag === '--metrics-address') o.metrics = parseMetricsAddress(value);
     else throw new Error(`unknown option ${flag}\n${USAGE}`);
   }
   if (!o.socket.startsWith('/')) throw new Error(`--socket must be an absolute path`);
+  if (!o.nodeConfig.startsWith('/')) throw new Error(`--node-config must be an absolute path`);
   for (const d of o.stateDirs) if (!d.startsWith('/')) throw new Error(`--state-dir must be an absolute path (got ${d})`);
   if (!Number.isInteger(o.pollMs) || (o.pollMs !== 0 && (o.pollMs < 200 || o.pollMs > 60000))) throw new Error(`--poll-interval-ms must be 0 or an integer from 200 to 60000`);
-  if (o.stateDirs.length === 0) o.stateDirs.push(DEFAULTS.stateDir);
   return o;
+}
+
+/** The node file's stateDir, else the default: what recovery watches when no --state-dir is given. */
+function nodeStateDir(nodeConfig: string): string {
+  const dir = readNodeFile(nodeConfigPath({}, nodeConfig)).values?.stateDir;
+  return typeof dir === 'string' && dir.startsWith('/') ? dir : DEFAULTS.stateDir;
 }
 
 /** Runs until SIGTERM or SIGINT; the exit code. */
@@ -73,12 +80,20 @@ export async function runDaemon(argv: readonly string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
+  if (options.stateDirs.length === 0) {
+    try {
+      options.stateDirs.push(nodeStateDir(options.nodeConfig));
+    } catch (err) {
+      process.stderr.write(`dpu-overlay daemon: ${(err as Error).message}\n`);
+      return 2;
+    }
+  }
   const log = createLogger({ logFile: options.logFile, logLevel: options.logLevel }, { daemon: true });
-  const server = new DaemonServer(options.socket, log, { stateDirs: options.stateDirs, pollMs: options.pollMs, metrics: options.metrics !== undefined });
+  const server = new DaemonServer(options.socket, log, { stateDirs: options.stateDirs, pollMs: options.pollMs, metrics: options.metrics !== undefined, nodeConfig: options.nodeConfig });
   let metricsServer: Server | undefined;
   try {
     await server.listen();
-    if (options.metrics && server.metrics) metricsServer = await serveMetrics(options.metrics, server.metrics, () => server.healthProblem(nodeFilePath()));
+    if (options.metrics && server.metrics) metricsServer = await serveMetrics(options.metrics, server.metrics, () => server.healthProblem(options.nodeConfig));
   } catch (err) {
     log.error({ err: (err as Error).message }, 'dpu-overlay daemon cannot start');
     await server.close();
@@ -86,7 +101,7 @@ export async function runDaemon(argv: readonly string[]): Promise<number> {
   }
   const reopen = () => log.info({ files: server.reopenLogs() }, 'SIGHUP: log files opened again');
   process.on('SIGHUP', reopen);
-  log.info({ version: VERSION, pid: process.pid, stateDirs: options.stateDirs, pollMs: options.pollMs || undefined, metrics: options.metrics ? `${options.metrics.host}:${options.metrics.port}` : undefined }, 'dpu-overlay daemon started');
+  log.info({ version: VERSION, pid: process.pid, nodeConfig: options.nodeConfig, stateDirs: options.stateDirs, pollMs: options.pollMs || undefined, metrics: options.metrics ? `${options.metrics.host}:${options.metrics.port}` : undefined }, 'dpu-overlay daemon started');
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);

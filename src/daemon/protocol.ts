@@ -61,6 +61,11 @@ export interface CniForwardRequest {
    * (podman's /run/netns/netns-* bind mounts) names files the daemon cannot see, or sees as other files.
    */
   cniNetns?: string;
+  /**
+   * "<dev>:<ino>" of the node file the plugin resolved ("" when there is none): the daemon runs the command only
+   * if its own resolution (the same environment, else its --node-config) finds the same file.
+   */
+  nodeFile?: string;
 }
 
 /**

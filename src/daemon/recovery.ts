@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { CniError } from '../cni/errors';
 import { layerErrorToCni } from '../plugin/layer-errors';
 import { loadNetConf } from '../config/load';
+import { splitByOwner } from '../config/ownership';
 import type { DpuConfig } from '../config/schema';
 import { dpuTarget, type PlugRequest, type PlugResult, type UnplugRequest, type VfFunctionTarget, type VfFunctionValues } from '../dpu/api';
 import type { OvsSettings } from '../dpu/ovs/commands';
@@ -127,7 +128,9 @@ export function planRecovery(known: DpuIdentity | undefined, probe: DpuProbe, re
 export function recordedDpu(att: Attachment): DpuConfig | undefined {
   if (att.dpu?.config) return att.dpu.config;
   try {
-    return loadNetConf(JSON.parse(att.rawConfig) as Record<string, unknown>, {}).dpu;
+    // A record from before the trust split carries the node's values itself; they were the node's when it was made.
+    const { network, node } = splitByOwner(JSON.parse(att.rawConfig) as Record<string, unknown>);
+    return loadNetConf(network, {}, { path: '(the attachment record)', values: node }).dpu;
   } catch {
     return undefined;
   }

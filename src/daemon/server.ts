@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { CniError, ErrorCode } from '../cni/errors';
 import { layerErrorToCni } from '../plugin/layer-errors';
 import { formatIssues } from '../config/load';
-import { type DpuConfig, DpuConfigSchema } from '../config/schema';
+import { DEFAULTS, type DpuConfig, DpuConfigSchema } from '../config/schema';
 import { dpuTarget } from '../dpu/api';
 import type { Logger } from '../log';
 import { DpuConnection, identityKey } from './connection';
@@ -75,6 +75,8 @@ export interface DaemonServerOptions {
   /** stateDirs whose attachment records recovery watches; none: no recovery. */
   stateDirs?: readonly string[];
   pollMs?: number;
+  /** The node file for forwarded commands whose environment names none (the daemon's --node-config). */
+  nodeConfig?: string;
   /** For the CNI commands the daemon runs (tests substitute a fake host). */
   runner?: CommandRunner;
   /** Keep Prometheus series (served by metrics.ts's serveMetrics when --metrics-address is given). */
@@ -112,7 +114,7 @@ export class DaemonServer {
       });
     }
     if (opts.stateDirs?.length && opts.pollMs) {
-      const follower = new TunnelFollower((dpu) => ({ reconcile: (s, targets) => this.connectionFor(dpu).client(s).reconcileTunnels(targets) }), log);
+      const follower = new TunnelFollower((dpu) => ({ reconcile: (s, targets) => this.connectionFor(dpu).client(s).reconcileTunnels(targets) }), log, opts.nodeConfig ?? DEFAULTS.nodeConfig);
       this.recovery = new DpuRecovery({
         stateDirs: opts.stateDirs, pollMs: opts.pollMs, linkFor: (dpu) => this.recoveryLink(dpu), follower,
         onReplugged: (target) => this.metrics?.replugged(target),
@@ -128,6 +130,7 @@ export class DaemonServer {
       deps: {
         runner: opts.runner ?? new ProcessRunner(), dpuClient: (dpu) => new InProcessDpuClient(dpu, serve), logger: (conf, bindings) => loggers.forCommand(conf, bindings),
         observeSteps: (command, steps) => this.metrics?.cniSteps(command, steps),
+        ...(opts.nodeConfig ? { nodeConfig: opts.nodeConfig } : {}),
       },
       onCompleted: (command, code, seconds) => this.metrics?.cniRequest(command, code, seconds),
       configErrorLogger: (settings) => loggers.forConfigError(settings),

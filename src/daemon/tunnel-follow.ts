@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import { loadNetConf } from '../config/load';
-import { nodeConfigPath, readNodeFile } from '../config/node-file';
+import { readNodeFile } from '../config/node-file';
 import type { DpuConfig } from '../config/schema';
 import { dpuTarget } from '../dpu/api';
 import type { TunnelDiff, TunnelTarget } from '../dpu/ovs/tunnels';
@@ -32,15 +32,6 @@ function stampOf(path: string): string {
   }
 }
 
-/** Where an attachment's node file is: what its network config named (or the default). */
-export function nodeFileOf(att: Attachment): string | undefined {
-  try {
-    return nodeConfigPath(JSON.parse(att.rawConfig) as Record<string, unknown>);
-  } catch {
-    return undefined;
-  }
-}
-
 /** The attachment's DPU settings as they are now: its network config over the node file read again. */
 export function currentDpu(att: Attachment, path: string): DpuConfig | undefined {
   const conf = loadNetConf(JSON.parse(att.rawConfig) as Record<string, unknown>, {}, readNodeFile(path));
@@ -60,6 +51,8 @@ export class TunnelFollower {
   constructor(
     private readonly linkFor: (dpu: DpuConfig) => TunnelLink,
     private readonly log: Logger,
+    /** The node file the attachments' commands read: the daemon's --node-config. */
+    private readonly nodeFile: string,
   ) {}
 
   /** One poll over the records recovery scanned. Exposed for tests. */
@@ -75,7 +68,7 @@ export class TunnelFollower {
 
   private async pollOnce(records: readonly Attachment[]): Promise<void> {
     const ready = records.filter((a) => a.phase === 'ready' && !a.hostReleased && a.dpu && !a.dpu.lsp && (a.dpu.config?.controlPlane ?? 'static') === 'static');
-    const files = [...new Set(ready.map(nodeFileOf).filter((p): p is string => p !== undefined))].sort();
+    const files = ready.length ? [this.nodeFile] : [];
     const key = JSON.stringify([files.map((f) => [f, stampOf(f)]), ready.map((a) => `${a.dpu?.target}/${a.vni}`).sort()]);
     this.polls++;
     if (key === this.lastKey && this.polls < SAFETY_POLLS) return;
@@ -84,10 +77,10 @@ export class TunnelFollower {
     this.polls = 0;
     const plans = new Map<string, Plan>();
     for (const att of ready) {
-      const path = nodeFileOf(att);
+      const path = this.nodeFile;
       let dpu: DpuConfig | undefined;
       try {
-        dpu = path === undefined ? undefined : currentDpu(att, path);
+        dpu = currentDpu(att, path);
       } catch (err) {
         // A node file being rewritten, or broken: the bridges stay as they are until it reads well.
         // Tried again when the file changes (its stamp is in the key), not at every poll.

@@ -22,6 +22,8 @@ export interface Deps {
   logger?(conf: NetConf, bindings: Record<string, unknown>): Logger;
   /** Where delegated plugins' stderr goes (default: ours, which the runtime collects). */
   stderr?(text: string): void;
+  /** The node file when the request's environment names none (DPU_OVERLAY_NODE_CONFIG): the daemon's --node-config. */
+  nodeConfig?: string;
   /** Called once the config is loaded, before anything else: the daemon refuses (throws) or accepts the command here. */
   admit?(conf: NetConf): void;
   /** Called with the step timings of the closing log line (the daemon's metrics). */
@@ -42,7 +44,7 @@ export interface Context {
 
 export function prepare(req: CniRequest, deps: Deps): Context {
   const timer = new StepTimer();
-  const node = readNodeFile(nodeConfigPath(req.config));
+  const node = readNodeFile(nodeConfigPath(req.rawEnv, deps.nodeConfig));
   const conf = loadNetConf(req.config, req.env.args, node);
   deps.admit?.(conf);
   const bindings = { command: req.env.command, containerId: req.env.containerId || undefined, ifname: req.env.ifname || undefined, network: conf.name };

@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cni, container, hostLocal, linkJson, netConf, nsName, PREFIX, removeContainers, requireBinary, site, type Site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
+import { cni, container, hostLocal, linkJson, netConf, nodeEnv, nsName, PREFIX, removeContainers, requireBinary, site, type Site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
 import { buildLibcniDriver, type ConfList, type Json, pluginDir, rmEmptyDir, run } from './runtimes';
 
 jest.setTimeout(180000);
@@ -64,7 +64,8 @@ function libcni(command: 'ADD' | 'CHECK' | 'DEL', list: ConfList, id: string, ne
   const file = join(WORK, `${id}.conflist`);
   writeFileSync(file, JSON.stringify(list));
   const env = { PATH: process.env.PATH, CNI_PATH: join(WORK, 'bin'), CNI_CACHE_DIR: join(WORK, 'cache'), CNI_CONTAINERID: id, CNI_NETNS: netns, CNI_IFNAME: 'net1', CNI_ARGS: 'IgnoreUnknown=1', CAP_ARGS: '{}' };
-  const r = run('ip', ['netns', 'exec', A.hostNetns, driver, command, file], { env });
+  // libcni passes its environment on to the plugins: the node file, as a runtime would set it
+  const r = run('ip', ['netns', 'exec', A.hostNetns, driver, command, file], { env: { ...env, ...nodeEnv(A, list.plugins[0]) } });
   let json: Json | undefined;
   try {
     json = r.stdout.trim() ? (JSON.parse(r.stdout) as Json) : undefined;

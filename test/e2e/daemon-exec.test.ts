@@ -7,7 +7,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  BINARY, cni, CNI_PATH, type CniOutcome, container, dpuExec, envFor, firstIp, hostLocal, inNetns, netConf, ping, readJsonLines, removeContainers, requireBinary, type Site, site,
+  BINARY, cni, CNI_PATH, type CniOutcome, container, dpuExec, envFor, firstIp, nodeEnv, hostLocal, inNetns, netConf, ping, readJsonLines, removeContainers, requireBinary, type Site, site,
   type Testbed, testbedDown, testbedUp,
 } from '../testkit/testbed';
 
@@ -135,7 +135,7 @@ describe('the daemon runs whole CNI commands', () => {
     const ns = container('x-err');
     const bad: Record<string, unknown> = { ...conf(A), mtu: 10 };
     const viaDaemon = cni(A, bad, { command: 'ADD', containerId: 'xe', netns: ns });
-    const direct = cni(A, { ...bad, dpu: { ...(bad.dpu as object), daemonSocket: '' } }, { command: 'ADD', containerId: 'xe', netns: ns });
+    const direct = cni(A, { ...conf(A, { socket: '' }), mtu: 10 }, { command: 'ADD', containerId: 'xe', netns: ns });
     expect(viaDaemon.status).toBe(1);
     expect(viaDaemon.json?.code).toBe(7);
     expect(viaDaemon.json).toEqual(direct.json);
@@ -197,7 +197,7 @@ describe('the daemon runs whole CNI commands', () => {
     chmodSync(join(bin, 'slow-local'), 0o755);
     const ns = container('x-kill');
     const c = conf(A, { ipam: { ...hostLocal(tb, A, SUBNET, '10.102.0.10', '10.102.0.99'), type: 'slow-local' } });
-    const env = envFor({ command: 'ADD', containerId: 'xk', netns: ns, env: { CNI_PATH: `${bin}:${CNI_PATH}` } });
+    const env = envFor({ command: 'ADD', containerId: 'xk', netns: ns, env: { CNI_PATH: `${bin}:${CNI_PATH}` } }, nodeEnv(A, c));
     const plugin = spawn('ip', ['netns', 'exec', A.hostNetns, BINARY], { env, stdio: ['pipe', 'ignore', 'ignore'] });
     plugin.stdin.end(JSON.stringify(c));
     const deadline = Date.now() + 30000;

@@ -11,7 +11,7 @@
 import { chmodSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parse } from 'yaml';
-import { container, daemonSocketFor, dpuExec, inNetns, linkJson, ping, PREFIX, removeContainers, requireBinary, site, type Site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
+import { container, daemonSocketFor, nodeEnv, dpuExec, inNetns, linkJson, ping, PREFIX, removeContainers, requireBinary, site, type Site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
 import { buildLibcniDriver, type ConfList, forTestbed, type Json, pluginDir, readShipped, rmEmptyDir, run, RuntimeHost } from './runtimes';
 
 jest.setTimeout(180000);
@@ -75,7 +75,7 @@ function libcniRun(c: DriverCall, host?: RuntimeHost): { status: number; json: J
     CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${c.pod};K8S_POD_INFRA_CONTAINER_ID=${c.id};K8S_POD_UID=6f3c1a52-${c.id.slice(-4)}-4f7e-9d0c-${c.id.slice(0, 12)}`,
     CAP_ARGS: JSON.stringify(c.capArgs ?? {}),
   };
-  const r = host ? host.exec(driver, [c.command, file], { env }) : run('ip', ['netns', 'exec', A.hostNetns, driver, c.command, file], { env });
+  const r = host ? host.exec(driver, [c.command, file], { env }) : run('ip', ['netns', 'exec', A.hostNetns, driver, c.command, file], { env: { ...env, ...nodeEnv(A, c.list) } });
   let json: Json | undefined;
   try {
     json = r.stdout.trim() ? (JSON.parse(r.stdout) as Json) : undefined;

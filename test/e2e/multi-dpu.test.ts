@@ -35,9 +35,7 @@ const networkWide = { containerId: '', netns: '', ifname: '' };
 /** Host a: both PFs, each mapped to its own DPU; no `dpu` at all. */
 function confA(extra: Record<string, unknown> = {}): Record<string, unknown> {
   const [pf0, pf1] = A.pfs as [SitePf, SitePf];
-  const base = netConf(tb, A, { name: NET, vni: 101, ipam: hostLocal(tb, A, '10.101.0.0/24', '10.101.0.10', '10.101.0.59', NET) });
-  delete base.dpu;
-  return { ...base, pf: [pf0.pf, pf1.pf], dpus: { [pf0.pf]: dpuConf(tb, pf0), [pf1.pf]: dpuConf(tb, pf1) }, ...extra };
+  return netConf(tb, A, { name: NET, vni: 101, ipam: hostLocal(tb, A, '10.101.0.0/24', '10.101.0.10', '10.101.0.59', NET), drop: ['dpu'], extra: { pf: [pf0.pf, pf1.pf], dpus: { [pf0.pf]: dpuConf(tb, pf0), [pf1.pf]: dpuConf(tb, pf1) }, ...extra } });
 }
 
 /** Host b: one PF, one DPU, whose VXLAN mesh includes both of host a's DPUs (from the testbed's remoteVteps). */
@@ -136,7 +134,7 @@ describe('a host with two PFs on two DPUs', () => {
     expect(cni(A, confA(), { command: 'STATUS', ...networkWide }).status).toBe(0);
     sh('bash', [TESTBED, 'dpu-ctl', 'a2', 'sshd-stop']);
     try {
-      const r = cni(A, confA({ dpus: { ...(confA().dpus as object), [A.pfs[1]?.pf as string]: dpuConf(tb, A.pfs[1] as SitePf, { timeoutMs: 2000 }) } }), { command: 'STATUS', ...networkWide });
+      const r = cni(A, confA({ dpus: { [A.pfs[0]?.pf as string]: dpuConf(tb, A.pfs[0] as SitePf), [A.pfs[1]?.pf as string]: dpuConf(tb, A.pfs[1] as SitePf, { timeoutMs: 2000 }) } }), { command: 'STATUS', ...networkWide });
       expect(r.status).not.toBe(0);
       expect(r.json).toMatchObject({ code: 50 });
       expect(String(r.json?.msg)).toContain(`DPU root@${A.pfs[1]?.dpuHost}:22 (dpus.ens1f1np1) is not usable`);

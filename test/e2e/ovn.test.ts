@@ -37,14 +37,10 @@ afterAll(() => {
 const RANGE: Record<string, [string, string]> = { a: ['10.100.0.10', '10.100.0.39'], b: ['10.100.0.40', '10.100.0.69'], c: ['10.100.0.70', '10.100.0.99'] };
 
 /** An operator's OVN-mode config: no localVtep, no remoteVteps, MTU 1400 for Geneve over a 1500-byte underlay. */
-function ovnConf(s: Site, vni = 100): Record<string, unknown> {
+function ovnConf(s: Site, vni = 100, dpu: Record<string, unknown> = {}): Record<string, unknown> {
   const [start, end] = vni === 100 ? (RANGE[s.name] as [string, string]) : [`10.${vni}.0.10`, `10.${vni}.0.99`];
   const subnet = vni === 100 ? '10.100.0.0/24' : `10.${vni}.0.0/24`;
-  const conf = netConf(tb, s, { name: `vni${vni}`, vni, ipam: hostLocal(tb, s, subnet, start, end, `vni${vni}`), dpu: { controlPlane: 'ovn', timeoutMs: 15000 } });
-  const dpu = conf.dpu as Record<string, unknown>;
-  delete dpu.localVtep;
-  delete dpu.remoteVteps;
-  return { ...conf, mtu: 1400 };
+  return netConf(tb, s, { name: `vni${vni}`, vni, ipam: hostLocal(tb, s, subnet, start, end, `vni${vni}`), dpu: { controlPlane: 'ovn', timeoutMs: 15000, ...dpu }, extra: { mtu: 1400 }, drop: ['dpu.localVtep', 'dpu.remoteVteps'] });
 }
 
 function added(s: Site, id: string, vni = 100): { ns: string; ip: string; out: CniOutcome } {
@@ -226,8 +222,7 @@ describe('OVN mode through dist/dpu-overlay', () => {
     dpuCtl('a', 'ovn-controller-stop');
     try {
       const ns = container('oc-down');
-      const conf = ovnConf(A);
-      const short = { ...conf, dpu: { ...(conf.dpu as Record<string, unknown>), ovn: { upTimeoutMs: 2000 } } };
+      const short = ovnConf(A, 100, { ovn: { upTimeoutMs: 2000 } });
       const out = cni(A, short, { command: 'ADD', containerId: 'oc-down', netns: ns });
       expect([out.status, out.json?.code]).toEqual([1, 11]);
       expect(out.json?.msg).toMatch(/ovn-controller|up/);
@@ -273,8 +268,7 @@ describe('OVN mode through dist/dpu-overlay', () => {
 
   test('a switchPrefix the guard was not given is refused on the DPU, and ADD rolls back with a message naming the guard option', () => {
     const ns = container('prefix');
-    const conf = ovnConf(A);
-    const other = { ...conf, dpu: { ...(conf.dpu as Record<string, unknown>), ovn: { switchPrefix: 'tenant' } } };
+    const other = ovnConf(A, 100, { ovn: { switchPrefix: 'tenant' } });
     const out = cni(A, other, { command: 'ADD', containerId: 'prefix', netns: ns });
     expect([out.status, out.json?.code]).toEqual([1, 112]);
     expect(out.json?.msg).toMatch(/tenant100 is not a configured prefix.*--ovn-switch-prefix matching dpu\.ovn\.switchPrefix/);
@@ -357,8 +351,7 @@ describe('OVN mode through dist/dpu-overlay', () => {
     for (let i = 0; i < 200 && !listening(); i++) spawnSync('sleep', ['0.05']);
     try {
       expect(listening()).toBe(true);
-      const conf = ovnConf(A);
-      const viaDaemon = { ...conf, dpu: { ...(conf.dpu as Record<string, unknown>), daemonSocket: socket } };
+      const viaDaemon = ovnConf(A, 100, { daemonSocket: socket });
       const b = added(B, 'dmn-b');
       const ns = container('dmn-a');
       const add = cni(A, viaDaemon, { command: 'ADD', containerId: 'dmn-a', netns: ns });
@@ -399,8 +392,7 @@ describe('OVN mode through dist/dpu-overlay', () => {
       const line = readFileSync(join(tb.stateDir, 'authorized_keys'), 'utf8').split('\n').find((l) => l.endsWith(' dpu-overlay') && l.includes(readFileSync(`${key}.pub`, 'utf8').split(' ')[1] as string));
       expect(line).toMatch(/^command="\/usr\/local\/libexec\/dpu-overlay\/dpu-guard --ovn --ovn-switch-prefix 'vni'",/);
       const ns = container('installed');
-      const conf = ovnConf(A);
-      const withKey = { ...conf, dpu: { ...(conf.dpu as Record<string, unknown>), privateKeyFile: key } };
+      const withKey = ovnConf(A, 100, { privateKeyFile: key });
       const add = cni(A, withKey, { command: 'ADD', containerId: 'installed', netns: ns });
       expect([add.status, add.json?.msg]).toEqual([0, undefined]);
       expect(cni(A, { ...withKey, prevResult: add.json }, { command: 'CHECK', containerId: 'installed', netns: ns }).status).toBe(0);

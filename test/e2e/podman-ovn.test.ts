@@ -14,30 +14,21 @@ let tb: Testbed;
 const hosts: RuntimeHost[] = [];
 const podman: Record<string, Podman> = {};
 
-/** forTestbed fills in this site's VTEPs for the static mode; the shipped OVN conflist has none, nor does this. */
-function withoutVteps(list: ConfList): ConfList {
-  return {
-    ...list,
-    plugins: list.plugins.map((p) => {
-      if (p.type !== 'dpu-overlay') return p;
-      const { localVtep: _l, remoteVteps: _r, ...dpu } = p.dpu as Json;
-      return { ...p, dpu };
-    }),
-  };
-}
+/** The node file of an OVN node (cni-conf/node-ovn.json.example): controlPlane ovn, no VTEPs. */
+const OVN_NODE = { dpu: { controlPlane: 'ovn' }, drop: ['dpu.localVtep', 'dpu.remoteVteps'] };
 
 beforeAll(() => {
   requireBinary();
   tb = testbedUp(3, 'a,b', 1, { ovn: true });
   const shipped = JSON.parse(readShipped('podman-dpu-vni100-ovn.conflist')) as ConfList;
   const plugin = shipped.plugins.find((p) => p.type === 'dpu-overlay') as Json;
-  expect([plugin.mtu, (plugin.dpu as Json).controlPlane, (plugin.dpu as Json).localVtep]).toEqual([1400, 'ovn', undefined]);
+  expect([plugin.mtu, (plugin.dpu as Json).controlPlane, (plugin.dpu as Json).localVtep]).toEqual([1400, undefined, undefined]);
   for (const name of ['a', 'b']) {
     const s = site(tb, name);
     const host = new RuntimeHost(s, `/tmp/${PREFIX}-runtimes/podman-ovn-${name}`);
     hosts.push(host);
     host.start(tb);
-    host.writeConf(`${NET}.conflist`, withoutVteps(forTestbed(shipped, tb, s, { range: ranges[name] as [string, string] })));
+    host.writeConf(`${NET}.conflist`, forTestbed(shipped, tb, s, { range: ranges[name] as [string, string] }, OVN_NODE));
     podman[name] = new Podman(host);
     podman[name].importBusybox();
   }

@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { BINARY, container, envFor, hostLocal, netConf, removeContainers, requireBinary, site, type Site, type Testbed, testbedDown, testbedUp, type CniCall } from '../testkit/testbed';
+import { BINARY, container, envFor, nodeEnv, hostLocal, netConf, removeContainers, requireBinary, site, type Site, type Testbed, testbedDown, testbedUp, type CniCall } from '../testkit/testbed';
 
 jest.setTimeout(180000);
 
@@ -33,7 +33,7 @@ afterAll(() => {
 function traced(conf: Record<string, unknown>, call: CniCall): { stdout: string; status: number | null; children: string[] } {
   const out = join(tb.stateDir, `strace-${call.command}`);
   rmSync(out, { force: true });
-  const r = spawnSync('ip', ['netns', 'exec', A.hostNetns, 'strace', '-f', '-qq', '-e', 'trace=execve', '-o', out, BINARY], { input: JSON.stringify(conf), env: envFor(call), encoding: 'utf8', timeout: 60000 });
+  const r = spawnSync('ip', ['netns', 'exec', A.hostNetns, 'strace', '-f', '-qq', '-e', 'trace=execve', '-o', out, BINARY], { input: JSON.stringify(conf), env: envFor(call, nodeEnv(A, conf)), encoding: 'utf8', timeout: 60000 });
   // One entry per process: the first successful execve of each pid (nsenter then execs ip in the same process).
   const byPid = new Map<string, string>();
   for (const line of readFileSync(out, 'utf8').split('\n')) {

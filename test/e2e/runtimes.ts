@@ -6,9 +6,9 @@
  * `ip netns exec` is not used: it remounts /sys, and runc then finds no cgroup mounts.
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { BINARY, CNI_PATH, daemonSocketFor, PREFIX, ROOT, type Site, type Testbed } from '../testkit/testbed';
+import { BINARY, CNI_PATH, hostNodeFilePath, NODE_FILE, netConf, type NetOptions, PREFIX, ROOT, type Site, type Testbed } from '../testkit/testbed';
 
 export const CNI_CONF = join(ROOT, 'cni-conf');
 export const IMAGE = `localhost/${PREFIX}-busybox:latest`;
@@ -25,22 +25,25 @@ export interface SiteAddresses {
   range: [string, string];
 }
 
+/** The directory a runtime host sees as /etc/cni/dpu-overlay: its node.json is the site's node file. */
+export function etcDirOf(tb: Testbed, s: Site): string {
+  return dirname(hostNodeFilePath(tb, s));
+}
+
 /**
- * The one place where a shipped config is adapted to the testbed: the DPU's address, VTEPs and SSH files of
- * the emulated site, and the emulation-only keys (sysfs tree, userspace datapath, state, log and IPAM dirs
- * under the testbed's state dir). Everything else stays as shipped.
+ * The one place where a shipped config is adapted to the testbed. The network config keeps only the IPAM
+ * directories and range of the site; the site's values (DPU address, VTEPs, SSH files, and the emulation's sysfs
+ * tree, datapath, state and log) go into its node file, etcDirOf(tb, s)/node.json, which runtime hosts see at
+ * the default path /etc/cni/dpu-overlay/node.json (the returned list's NODE_FILE names it). node: other node
+ * values (NetOptions dpu / drop), e.g. OVN mode.
  */
-export function forTestbed(shipped: ConfList, tb: Testbed, s: Site, a: SiteAddresses): ConfList {
+export function forTestbed(shipped: ConfList, tb: Testbed, s: Site, a: SiteAddresses, node: Pick<NetOptions, 'dpu' | 'drop' | 'extra'> = {}): ConfList & { [NODE_FILE]?: string } {
   const plugins = shipped.plugins.map((p) => {
     if (p.type !== 'dpu-overlay') return p;
     const ipam = p.ipam as Json | undefined;
     const ranges = ipam?.ranges as Array<Array<Json>> | undefined;
     return {
       ...p,
-      sysfsRoot: s.sysfsRoot,
-      stateDir: join(tb.stateDir, `plugin-${s.name}`),
-      logFile: join(tb.stateDir, `plugin-${s.name}.log`),
-      logLevel: 'debug',
       ...(ipam ? {
         ipam: {
           ...ipam,
@@ -48,22 +51,16 @@ export function forTestbed(shipped: ConfList, tb: Testbed, s: Site, a: SiteAddre
           dataDir: join(tb.stateDir, `ipam-${s.name}-${shipped.name}`),
         },
       } : {}),
-      dpu: {
-        ...(p.dpu as Json),
-        host: s.dpuHost,
-        port: s.dpuPort,
-        user: s.dpuUser,
-        privateKeyFile: tb.privateKeyFile,
-        knownHostsFile: tb.knownHostsFile,
-        localVtep: s.localVtep,
-        remoteVteps: s.remoteVteps,
-        datapathType: 'netdev',
-        // a daemon at the shipped default path sits in the root netns: the emulated host's own (DPUO_PLUGIN_PATH=daemon) or none
-        daemonSocket: daemonSocketFor(s),
-      },
     };
   });
-  return { ...shipped, plugins };
+  // the host's own node file (the one its daemon reads too), with the test's node values if it has any
+  const path = hostNodeFilePath(tb, s);
+  const own = netConf(tb, s, node)[NODE_FILE] as string;
+  if (own !== path) {
+    writeFileSync(`${path}.tmp`, readFileSync(own, 'utf8'), { mode: 0o644 });
+    renameSync(`${path}.tmp`, path);
+  }
+  return Object.assign({ ...shipped, plugins }, { [NODE_FILE]: path });
 }
 
 export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeout?: number } = {}): SpawnSyncReturns<string> {
@@ -153,7 +150,10 @@ export class RuntimeHost {
    * extraBinds: more "target=source" directories of this host (e.g. its /etc/cni/dpu-overlay).
    */
   start(tb: Testbed, extraBinds: string[] = []): this {
-    const binds = [`/etc/cni/net.d=${this.netDir}`, `/opt/cni/bin=${this.binDir}`, '/var/lib=overlay', '/run=overlay', ...extraBinds];
+    // the site's node file at the default path, as on a real node (unless the test brings its own directory)
+    const etc = extraBinds.some((b) => b.startsWith('/etc/cni/dpu-overlay=')) ? [] : [`/etc/cni/dpu-overlay=${etcDirOf(tb, this.site)}`];
+    mkdirSync(etcDirOf(tb, this.site), { recursive: true, mode: 0o755 });
+    const binds = [`/etc/cni/net.d=${this.netDir}`, `/opt/cni/bin=${this.binDir}`, '/var/lib=overlay', '/run=overlay', ...etc, ...extraBinds];
     const env = { ...process.env, KEEP: `/run/netns ${tb.stateDir}` };
     const log = join(this.dir, 'anchor.log');
     // the anchor must not hold our pipes open (spawnSync would wait for it)

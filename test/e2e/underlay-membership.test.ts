@@ -5,7 +5,7 @@
  */
 import {
   cni, container, dpuExec, firstIp, hostLocal, netConf, ping, pluginPath, removeContainers, requireBinary, setRemoteVteps, site, type Site,
-  type Testbed, testbedDown, testbedUp, vtepsInNodeFile,
+  type Testbed, testbedDown, testbedUp,
 } from '../testkit/testbed';
 
 jest.setTimeout(180000);
@@ -23,7 +23,7 @@ const ip: Record<string, string> = {};
 const ranges: Record<string, [string, string]> = { a: ['10.123.0.10', '10.123.0.59'], b: ['10.123.0.60', '10.123.0.109'], c: ['10.123.0.110', '10.123.0.159'] };
 function conf(s: Site): Record<string, unknown> {
   const [start, end] = ranges[s.name] as [string, string];
-  return vtepsInNodeFile(tb, s, netConf(tb, s, { ipam: hostLocal(tb, s, '10.123.0.0/24', start, end) }));
+  return netConf(tb, s, { ipam: hostLocal(tb, s, '10.123.0.0/24', start, end) });
 }
 
 /** The remotes of br-vni100's VXLAN tunnels on a DPU. */

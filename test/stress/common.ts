@@ -28,7 +28,7 @@ import { spawnSync } from 'node:child_process';
 import { appendFileSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { BINARY, type CniOutcome, dpuExec, envFor, outcome, PREFIX, runInNetns, sh, type Site, TESTBED, type Testbed } from '../testkit/testbed';
+import { BINARY, type CniOutcome, dpuExec, envFor, nodeEnv, outcome, PREFIX, runInNetns, sh, type Site, TESTBED, type Testbed } from '../testkit/testbed';
 
 /** What one scenario, or one shape row of it, found; `violations` must stay empty. */
 export interface Tally {
@@ -257,7 +257,7 @@ export interface Outcome extends CniOutcome {
 
 /** The packaged plugin inside an emulated host's netns, asynchronously (scenarios run several at once). */
 export async function runPlugin(s: Site, conf: unknown, call: { command: string; containerId?: string; netns?: string; ifname?: string; args?: string }, o: RunOptions = {}): Promise<Outcome> {
-  const env = envFor({ ...call, env: o.env });
+  const env = envFor({ ...call, env: o.env }, typeof conf === 'object' && conf !== null ? nodeEnv(s, conf as Record<string, unknown>) : nodeEnv(s));
   for (const [k, v] of Object.entries(env)) if (v === UNSET) delete env[k];
   return runRecorded(s.hostNetns, env, o.stdin ?? JSON.stringify(conf), o.timeoutMs ?? 60000, o.tag);
 }

@@ -11,9 +11,11 @@
  * reruns one. The summary has one row per mutation kind.
  */
 import fc from 'fast-check';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { CNI_PATH, container, hostLocal, netConf, type Site, type Testbed } from '../testkit/testbed';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { FIELD_OWNERSHIP, ownerOf, splitByOwner } from '../../src/config/ownership';
+import { CNI_PATH, container, hostLocal, legacyConf, netConf, nodeEnv, type Site, type Testbed } from '../testkit/testbed';
 import { MAX_JSON_DEPTH } from '../../src/cni/skel';
 import {
   diffLines, expectCniError, expectSuccess, forcedWrapper, hostSnapshot, newTally, type Outcome, ovsDump, ovsState, parallel, recordedCommands,
@@ -78,7 +80,9 @@ type Mutation =
   | { kind: 'pf-list'; how: 'duplicate' | 'empty' | 'too-many' | 'hostile-member' | 'unknown-pf'; frag: string }
   | { kind: 'dpus'; how: 'hostile-key' | 'proto-key' | 'entry-type' | 'entry-hostile'; frag: string }
   | { kind: 'node-file'; path: string }
-  | { kind: 'vtep-family'; remote: string; at: number };
+  | { kind: 'vtep-family'; remote: string; at: number }
+  | { kind: 'node-field'; field: string; same: boolean }
+  | { kind: 'node-path'; field: string; path: string };
 
 /**
  * nodeConfig may name any path: root-owned files that are not node files are refused without their content in the
@@ -93,6 +97,28 @@ const BAD_GC_LISTS = (frag: string): unknown[] => [
   frag, 1, {}, null, [null], [frag], [{}], [{ containerID: frag }], [{ ifname: 'eth0' }], [{ containerID: 1, ifname: 'eth0' }],
   [{ containerID: 'x'.repeat(257) + frag, ifname: 'eth0' }], [{ containerID: 'c', ifname: frag.repeat(65) }], [{ containerID: 'c', ifname: ['eth0'] }],
 ];
+
+/** Node fields a network config sets (ownership.ts): refused (7) unless equal to the node's value. */
+const NODE_FIELDS = FIELD_OWNERSHIP.filter((f) => f.owner === 'node' && f.field !== 'nodeConfig').map((f) => f.field);
+/** Paths a tenant's config names for the root plugin to open: devices, a FIFO, shell rc files (fuzz() checks they stay unopened). */
+export const FIFO_NAME = 'tenant.fifo';
+const NODE_PATH_FIELDS = ['logFile', 'stateDir', 'sysfsRoot', 'nodeConfig'] as const;
+const NODE_PATHS = ['/dev/ptmx', '/dev/watchdog', '/dev/null', FIFO_NAME, '/root/.bashrc', '/root/.profile', '/etc/profile'] as const;
+
+/** A value for a node field that is not the node's, of the right shape where one is easy to give. */
+function otherValue(field: string, marker: string): unknown {
+  if (field === 'dpus') return { ens9f9: { host: `${marker}.example` } };
+  if (field === 'dpu.remoteVteps') return ['198.18.0.77'];
+  if (field === 'dpu.ovn') return { switchPrefix: 'tenant' };
+  if (['pfIndex', 'dpu.port', 'dpu.timeoutMs'].includes(field)) return 7;
+  if (['spoofchk', 'trust'].includes(field)) return 'off';
+  if (field === 'dpu.representorTemplate') return 'pf0vf{pf}';
+  return field.endsWith('File') || ['sysfsRoot', 'stateDir', 'dpu.daemonSocket'].includes(field) ? `/tmp/${marker}` : `${marker}x`;
+}
+
+function valueAt(obj: Record<string, unknown>, path: string): unknown {
+  return path.split('.').reduce<unknown>((v, k) => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[k] : undefined), obj);
+}
 
 const frag = fc.constantFrom(...HOSTILE);
 const text = fc.string({ unit: 'binary', maxLength: 12 });
@@ -116,6 +142,8 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('node-file' as const), path: fc.constantFrom(...NODE_FILE_PATHS) }) },
   // a remote VTEP of the other address family than localVtep: no VXLAN tunnel can join them
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('vtep-family' as const), remote: fc.constantFrom('2001:db8::1', '::ffff:198.51.100.2', 'fe80::1', '::'), at: fc.nat({ max: 3 }) }) },
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant('node-field' as const), field: fc.constantFrom(...NODE_FIELDS), same: fc.boolean() }) },
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('node-path' as const), field: fc.constantFrom(...NODE_PATH_FIELDS), path: fc.constantFrom(...NODE_PATHS) }) },
 );
 
 type Command = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC';
@@ -146,6 +174,11 @@ function stillValid(field: string, value: unknown): boolean {
   return (['runtimeConfig', 'args', 'prevResult'].includes(field) && plainObject) || (field === 'dpu.remoteVteps' && Array.isArray(value) && value.length === 0);
 }
 
+function isNodeField(path: string): boolean {
+  const [top, sub] = path.split('.');
+  return ownerOf(top as string) === 'node' || (top === 'dpu' && sub !== undefined && ownerOf(`dpu.${sub}`) === 'node');
+}
+
 function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
   const keys = path.split('.');
   let cur: Record<string, unknown> | unknown[] = obj;
@@ -164,7 +197,7 @@ function deep(depth: number): string {
 const NO_NUL = (s: string) => s.replace(/\0/g, '');
 
 /** Turns one generated mutation into a concrete input; `base` is a valid config, `marker` unique to the input. */
-export function buildCase(id: number, m: Mutation, base: Record<string, unknown>, cmd: Command, regularFile: string): FuzzCase {
+export function buildCase(id: number, m: Mutation, base: Record<string, unknown>, cmd: Command, regularFile: string, node: Record<string, unknown> = {}): FuzzCase {
   const marker = `h6z${id}q`;
   const conf = structuredClone(base);
   const c: FuzzCase = { id, kind: m.kind, label: m.kind, command: cmd, conf, env: {}, expect: [E.config], marker };
@@ -288,7 +321,7 @@ export function buildCase(id: number, m: Mutation, base: Record<string, unknown>
     case 'pf-list': {
       c.command = 'ADD';
       c.label = `pf list ${m.how}`;
-      const pf = String(base.pf);
+      const pf = String(node.pf ?? 'ens1f0np0');
       const member = `${marker}${m.frag}`;
       conf.pf = { duplicate: [pf, pf], empty: [], 'too-many': Array.from({ length: 17 }, (_, i) => `${marker}${i}`), 'hostile-member': [pf, member], 'unknown-pf': [`${marker}`.slice(0, 15)] }[m.how];
       if (m.how === 'unknown-pf') c.expect = [101];
@@ -297,9 +330,11 @@ export function buildCase(id: number, m: Mutation, base: Record<string, unknown>
     case 'dpus': {
       c.command = 'ADD';
       c.label = `dpus ${m.how}`;
-      const pf = String(base.pf);
+      const pf = String(node.pf ?? 'ens1f0np0');
       const key = { 'hostile-key': `${marker}${m.frag}`, 'proto-key': '__proto__', 'entry-type': pf, 'entry-hostile': pf }[m.how];
-      const value = m.how === 'entry-type' ? `${marker}` : m.how === 'entry-hostile' ? { ...(base.dpu as object), host: `${marker}${m.frag}` } : base.dpu;
+      // the node's DPU (the network config has none): a network config's dpus is the node owner's either way
+      const dpu = (node.dpu ?? {}) as object;
+      const value = m.how === 'entry-type' ? `${marker}` : m.how === 'entry-hostile' ? { ...dpu, host: `${marker}${m.frag}` } : dpu;
       // JSON text, so "__proto__" is an own key as a runtime's JSON would carry it
       c.stdin = JSON.stringify(conf).replace(/}$/, `,"dpus":{${JSON.stringify(key)}:${JSON.stringify(value)}}}`);
       break;
@@ -319,7 +354,24 @@ export function buildCase(id: number, m: Mutation, base: Record<string, unknown>
       conf.nodeConfig = m.path;
       c.mustNotMatch = NODE_FILE_LEAKS;
       break;
+    case 'node-field': {
+      // the node's own value (node file, here every one the base has) is accepted; anything else is the node owner's
+      const own = valueAt(node, m.field);
+      const same = m.same && own !== undefined;
+      setPath(conf, m.field, same ? structuredClone(own) : otherValue(m.field, marker));
+      c.label = `node field ${m.field}${same ? ' (the node\'s value)' : ''}`;
+      c.expect = same ? 'ok' : [E.config];
+      break;
+    }
+    case 'node-path':
+      c.command = 'ADD';
+      c.label = `${m.field} ${m.path}`;
+      conf[m.field] = m.path === FIFO_NAME ? join(dirname(regularFile), FIFO_NAME) : m.path;
+      break;
   }
+  // a mutation of a node field is refused by the ownership check, whatever the value's own validity
+  if (['wrong-type', 'hostile-string', 'relative-path', 'absolute-read-path', 'number-range', 'pf-list', 'dpus'].includes(m.kind) && 'field' in m && isNodeField(m.field)) c.expect = [E.config];
+  if (m.kind === 'pf-list' || m.kind === 'dpus') c.expect = [E.config];
   if (c.expect === 'ok') c.command = 'ADD';
   return c;
 }
@@ -378,9 +430,9 @@ export const FUZZ_DPU_TIMEOUT_MS = 30000;
 export const FUZZ_KILL_AFTER_MS = 240000;
 
 /** The fuzz inputs for one seed: depends on nothing else (not on outcomes, timing or other scenarios). */
-export function fuzzCases(seed: number, inputs: number, base: Record<string, unknown>, regularFile: string): FuzzCase[] {
+export function fuzzCases(seed: number, inputs: number, base: Record<string, unknown>, regularFile: string, node: Record<string, unknown> = {}): FuzzCase[] {
   const muts = fc.sample(fc.tuple(mutation, fc.constantFrom<Command>('ADD', 'ADD', 'ADD', 'DEL', 'CHECK', 'STATUS')), { seed, numRuns: inputs });
-  return muts.map(([m, cmd], i) => buildCase(i, m, base, cmd, regularFile));
+  return muts.map(([m, cmd], i) => buildCase(i, m, base, cmd, regularFile, node));
 }
 
 /** The tag runPlugin keeps in each run record: enough to find the input again and judge a replay. */
@@ -398,10 +450,21 @@ export async function fuzz(tb: Testbed, s: Site, o: FuzzOptions): Promise<Tally>
   const width = o.width ?? 3;
   const rec = forcedWrapper(tb, 'fuzz-record');
   const ipam = hostLocal(tb, s, '10.120.0.0/24', '10.120.0.10', '10.120.0.250', 'fuzz');
-  const base = netConf(tb, s, { name: 'fuzz', vni: 4242, ipam, dpu: { privateKeyFile: rec.key, timeoutMs: FUZZ_DPU_TIMEOUT_MS } });
+  const opts = { name: 'fuzz', vni: 4242, ipam, dpu: { privateKeyFile: rec.key, timeoutMs: FUZZ_DPU_TIMEOUT_MS } };
+  const base = netConf(tb, s, opts);
+  // the node file's values (what a network config may repeat), and every input runs with that node file
+  const node = splitByOwner(legacyConf(tb, s, opts)).node;
+  const baseEnv = nodeEnv(s, base);
   const regularFile = join(stressDir(tb), 'regular-file');
   writeFileSync(regularFile, 'not a namespace\n');
-  const stateDirs = [base.stateDir as string, ipam.dataDir as string];
+  const stateDirs = [node.stateDir as string, ipam.dataDir as string];
+  // node-path inputs name these: none may be opened (a FIFO's reader would unblock, a file's times would move)
+  const fifo = join(stressDir(tb), FIFO_NAME);
+  rmSync(fifo, { force: true });
+  execFileSync('mkfifo', ['-m', '0600', fifo]);
+  const fifoReader = spawn('sh', ['-c', 'exec cat "$0" >/dev/null', fifo], { stdio: 'ignore' });
+  const rcTimes = () => ['/root/.bashrc', '/root/.profile', '/etc/profile'].map((f) => (existsSync(f) ? `${f} ${statSync(f).mtimeMs} ${statSync(f).size}` : `${f} absent`)).join('\n');
+  const rcBefore = rcTimes();
   const netns = Array.from({ length: Math.max(width, ...(o.replay ?? []).map((r) => Number((r.tag as { width?: number } | undefined)?.width ?? 0))) }, (_, w) => container(`fz${w}`));
   // one valid ADD and DEL first: the base config works, and the state directories exist before the snapshot
   for (const command of ['ADD', 'DEL']) {
@@ -411,7 +474,7 @@ export async function fuzz(tb: Testbed, s: Site, o: FuzzOptions): Promise<Tally>
   const before = hostSnapshot(s, stateDirs);
   const ovsBefore = ovsState(s.name);
   const replayed = (o.replay ?? []).map(caseFromRecord);
-  const generated = o.only || !o.replay ? fuzzCases(o.seed, o.inputs, base, regularFile).filter((c) => !o.only || o.only.includes(c.id)) : [];
+  const generated = o.only || !o.replay ? fuzzCases(o.seed, o.inputs, base, regularFile, node).filter((c) => !o.only || o.only.includes(c.id)) : [];
   const cases = [...replayed, ...generated.filter((c) => !replayed.some((r) => r.id === c.id))];
   const byId = new Map(cases.map((c) => [c.id, c]));
   const inFlight = new Set<number>();
@@ -421,7 +484,7 @@ export async function fuzz(tb: Testbed, s: Site, o: FuzzOptions): Promise<Tally>
     const tag: FuzzTag = { scenario: 'fuzz', seed: o.seed, inputs: o.inputs, index: c.id, kind: c.kind, label: c.label, expect: c.expect, width, alongside: [...inFlight] };
     inFlight.add(c.id);
     try {
-      await runCase(shape(t, c.kind), s, c, base, netns[w] as string, tag, retries);
+      await runCase(shape(t, c.kind), s, { ...c, env: { ...baseEnv, ...c.env } }, base, netns[w] as string, tag, retries);
     } finally {
       inFlight.delete(c.id);
       done += 1;
@@ -445,6 +508,11 @@ export async function fuzz(tb: Testbed, s: Site, o: FuzzOptions): Promise<Tally>
     if (hit && c.expect === 'ok') violation(row, `input ${c.id} (${c.label}): an ignored field reached the DPU: ${hit.slice(0, 200)}`, { dpuCommand: hit, input: c.id });
     if (dump.includes(c.marker)) violation(row, `input ${c.id} (${c.label}): its value is in the OVS database`, { input: c.id });
   }
+  if (fifoReader.exitCode !== null) violation(t, `a network config's path opened the FIFO ${fifo} (its reader unblocked)`);
+  fifoReader.kill('SIGKILL');
+  rmSync(fifo, { force: true });
+  const rcAfter = rcTimes();
+  if (rcAfter !== rcBefore) violation(t, `a shell rc file changed: ${diffLines(rcBefore, rcAfter)}`);
   const after = hostSnapshot(s, stateDirs);
   if (after !== before) violation(t, `host state changed: ${diffLines(before, after)}`, { hostBefore: before, hostAfter: after });
   const ovsAfter = ovsState(s.name);

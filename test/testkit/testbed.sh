@@ -324,7 +324,7 @@ host_daemon_start() {
   fi
   rm -f -- "$sock" "$STATE/daemon-$s.pid"
   # `ip netns exec` and a non-leader `setsid` both exec: $! is the daemon's pid
-  ip netns exec "$ns" setsid "$DPUO_BIN" daemon --socket "$sock" --state-dir "$STATE/plugin-$s" \
+  ip netns exec "$ns" setsid "$DPUO_BIN" daemon --socket "$sock" --state-dir "$STATE/plugin-$s" --node-config "$STATE/etc-$s/node.json" \
     --log-file "$STATE/daemon-$s.log" --log-level debug </dev/null >/dev/null 2>>"$STATE/daemon-$s.stderr" &
   pid=$!
   echo "$pid" >"$STATE/daemon-$s.pid"

@@ -1,6 +1,9 @@
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { NODE_CONFIG_ENV } from '../../src/config/defaults';
+import { splitByOwner } from '../../src/config/ownership';
 
 /** The checkout: found upwards, so the helpers also work bundled by scripts/run-ts.js (npm run stress). */
 function repoRoot(from: string): string {
@@ -79,8 +82,10 @@ export function testbedUp(vfs = 8, sites = 'a,b,c', pfs = 1, opts: { ovn?: boole
   sh('bash', [TESTBED, 'up', '--sites', sites, '--vfs', String(vfs), '--pfs', String(pfs), ...(opts.ovn ? ['--ovn'] : []), ...(opts.underlay ? ['--underlay', opts.underlay] : [])]);
   const tb = JSON.parse(sh('bash', [TESTBED, 'env'])) as Testbed;
   for (const entry of readdirSync(tb.stateDir)) {
-    if (/^(plugin-|ipam-|daemon-|node-)/.test(entry)) rmSync(join(tb.stateDir, entry), { recursive: true, force: true });
+    if (/^(plugin-|ipam-|daemon-|node-|etc-)/.test(entry)) rmSync(join(tb.stateDir, entry), { recursive: true, force: true });
   }
+  hostEdits.clear();
+  for (const s of tb.sites) hostNodeFile(tb, s);
   if ((opts.path ?? activePath) === 'daemon') startHostDaemons();
   return tb;
 }
@@ -116,10 +121,10 @@ export function hostDaemonLog(tb: Testbed, name: string): string {
  * A daemon of a test's own (its own socket and log) in a host's netns, as a child of the test, for tests about the
  * daemon itself; resolves once it logs that it listens.
  */
-export async function spawnDaemon(s: Site, o: { socket: string; logFile: string; stateDir?: string; args?: string[]; env?: Record<string, string> }): Promise<ChildProcess> {
+export async function spawnDaemon(s: Site, o: { socket: string; logFile: string; stateDir?: string; nodeConfig?: string; args?: string[]; env?: Record<string, string> }): Promise<ChildProcess> {
   const listening = () => readJsonLines(o.logFile).filter((l) => l.msg === 'dpu-overlay daemon listening').length;
   const before = listening();
-  const p = spawn('ip', ['netns', 'exec', s.hostNetns, BINARY, 'daemon', '--socket', o.socket, '--log-file', o.logFile, '--log-level', 'debug', ...(o.stateDir ? ['--state-dir', o.stateDir] : []), ...(o.args ?? [])], { stdio: 'ignore', env: { ...process.env, ...o.env } });
+  const p = spawn('ip', ['netns', 'exec', s.hostNetns, BINARY, 'daemon', '--socket', o.socket, '--log-file', o.logFile, '--log-level', 'debug', ...(o.stateDir ? ['--state-dir', o.stateDir] : []), ...(o.nodeConfig ? ['--node-config', o.nodeConfig] : []), ...(o.args ?? [])], { stdio: 'ignore', env: { ...process.env, ...o.env } });
   const deadline = Date.now() + 10000;
   while (listening() === before) {
     if (p.exitCode !== null || Date.now() > deadline) throw new Error(`the daemon in ${s.hostNetns} did not start listening on ${o.socket} (see ${o.logFile})`);
@@ -186,6 +191,12 @@ export function site(tb: Testbed, name: string): Site {
   return s;
 }
 
+/**
+ * What a test changes from its host's defaults. stateDir, extra and dpu may name node fields as well as network
+ * fields: netConf splits them by owner (src/config/ownership.ts), and node values other than the host's go into
+ * a node file of their own, which the config carries (NODE_FILE) to cni()/cniAsync()/nodeEnv(). raw goes into the
+ * network config as it is: a tenant's config setting node fields (tests of the refusal).
+ */
 export interface NetOptions {
   name?: string;
   vni?: number;
@@ -194,6 +205,59 @@ export interface NetOptions {
   stateDir?: string;
   extra?: Record<string, unknown>;
   dpu?: Record<string, unknown>;
+  raw?: Record<string, unknown>;
+  /** Node file keys that are no config field: delegate, limits. */
+  node?: Record<string, unknown>;
+  /** Fields left out of the host's values, e.g. ['dpu.localVtep'] (OVN) or ['dpu'] (a host with dpus only). */
+  drop?: string[];
+}
+
+/** The node file a config from netConf goes with (a symbol: kept by object spread, never sent as JSON). */
+export const NODE_FILE: unique symbol = Symbol('dpu-overlay node file');
+export type NetConfig = Record<string, unknown> & { [NODE_FILE]?: string };
+
+/** dpu values a test changed in a host's own node file, as an operator would (setRemoteVteps); kept until testbedUp. */
+const hostEdits = new Map<string, Record<string, unknown>>();
+
+function withHostEdits(s: Site, node: Record<string, unknown>): Record<string, unknown> {
+  const edits = hostEdits.get(s.hostNetns);
+  return edits ? { ...node, dpu: { ...((node.dpu ?? {}) as Record<string, unknown>), ...edits } } : node;
+}
+
+/** The node file of each emulated host, by host netns: what cni() uses for a config that carries none. */
+const hostNodeFiles = new Map<string, string>();
+
+/** Writes path (root's, 0644, atomically: plugins may be reading it) unless it already holds text. */
+function writeNodeFile(path: string, node: Record<string, unknown>): string {
+  const text = JSON.stringify(node, null, 2) + '\n';
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  if (existsSync(path) && readFileSync(path, 'utf8') === text) return path;
+  writeFileSync(`${path}.tmp`, text, { mode: 0o644 });
+  renameSync(`${path}.tmp`, path);
+  return path;
+}
+
+/**
+ * The path of host s's own node file: testbed.sh daemon-start gives it to the host's daemon as --node-config, and
+ * runtime hosts (test/e2e/runtimes.ts) see its directory as /etc/cni/dpu-overlay, so both read the same file.
+ */
+export function hostNodeFilePath(tb: Testbed, s: Site): string {
+  return join(tb.stateDir, `etc-${s.name}`, 'node.json');
+}
+
+/** Writes host s's node file for the active plugin path and returns its path. */
+export function hostNodeFile(tb: Testbed, s: Site): string {
+  return nodeFileFor(tb, s, netConf(tb, s));
+}
+
+/** The environment naming conf's node file (the host's for a config without one): what a runtime sets for the plugin. */
+export function nodeEnv(s: Site, conf?: Record<string, unknown>): Record<string, string> {
+  const path = (conf as NetConfig | undefined)?.[NODE_FILE] ?? hostNodeFiles.get(s.hostNetns);
+  return path ? { [NODE_CONFIG_ENV]: path } : {};
+}
+
+function nodeFileFor(tb: Testbed, s: Site, conf: NetConfig): string {
+  return conf[NODE_FILE] ?? hostNodeFilePath(tb, s);
 }
 
 /** The host a PF (or the site itself) belongs to. */
@@ -226,8 +290,38 @@ export function dpuConf(tb: Testbed, p: SitePf, extra: Record<string, unknown> =
   };
 }
 
-/** A network config for one emulated host, as an operator would write it (plus the emulation's sysfs root and datapath). */
-export function netConf(tb: Testbed, s: Site, o: NetOptions = {}): Record<string, unknown> {
+/**
+ * A network config for one emulated host (network fields only), and the node file it goes with: the host's own
+ * (sysfs root, state and log, PF, its DPU) unless o sets other node values, then one of their own.
+ */
+export function netConf(tb: Testbed, s: Site, o: NetOptions = {}): NetConfig {
+  const split = splitByOwner(fullConf(tb, s, o));
+  const { network } = split;
+  const node = { ...split.node, ...o.node };
+  const base = splitByOwner(fullConf(tb, s, {})).node;
+  const own = JSON.stringify(node) === JSON.stringify(base);
+  const path = own ? hostNodeFilePath(tb, s) : join(tb.stateDir, `node-${s.name}-${createHash('sha256').update(JSON.stringify(node)).digest('hex').slice(0, 12)}.json`);
+  writeNodeFile(path, own ? withHostEdits(s, node) : node);
+  if (own) hostNodeFiles.set(s.hostNetns, path);
+  return Object.assign({ ...network, ...o.raw }, { [NODE_FILE]: path });
+}
+
+/** Every value of a host's config in one object, as a conflist held it before the trust split (tests of the migration). */
+export function legacyConf(tb: Testbed, s: Site, o: NetOptions = {}): Record<string, unknown> {
+  return fullConf(tb, s, o);
+}
+
+function fullConf(tb: Testbed, s: Site, o: NetOptions): Record<string, unknown> {
+  const conf = hostConf(tb, s, o);
+  for (const field of o.drop ?? []) {
+    const [top, sub] = field.split('.') as [string, string | undefined];
+    if (sub === undefined) delete conf[top];
+    else if (typeof conf[top] === 'object' && conf[top] !== null) conf[top] = Object.fromEntries(Object.entries(conf[top] as object).filter(([k]) => k !== sub));
+  }
+  return conf;
+}
+
+function hostConf(tb: Testbed, s: Site, o: NetOptions): Record<string, unknown> {
   const name = o.name ?? 'vni100';
   return {
     cniVersion: o.cniVersion ?? '1.1.0',
@@ -246,41 +340,11 @@ export function netConf(tb: Testbed, s: Site, o: NetOptions = {}): Record<string
   };
 }
 
-/** A site's node file (the root-owned per-host file network configs draw node values from). */
-export function nodeFilePath(tb: Testbed, s: Site): string {
-  return join(tb.stateDir, `node-${s.name}`, 'node.json');
-}
-
-/** Replaces a site's node file as an operator would: a new file renamed over the old one. */
-export function writeNodeFile(tb: Testbed, s: Site, values: Record<string, unknown>): void {
-  const path = nodeFilePath(tb, s);
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  writeFileSync(`${path}.tmp`, JSON.stringify(values, null, 2), { mode: 0o644 });
-  renameSync(`${path}.tmp`, path);
-}
-
-function nodeFileValues(tb: Testbed, s: Site): Record<string, unknown> {
-  const path = nodeFilePath(tb, s);
-  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>) : {};
-}
-
-/**
- * The config with its VTEPs (localVtep, remoteVteps) taken from the site's node file instead: they are the node
- * owner's, and editing them there (setRemoteVteps) is how a node joins or leaves. The node file is written now
- * with the config's values unless it has them already.
- */
-export function vtepsInNodeFile(tb: Testbed, s: Site, conf: Record<string, unknown>): Record<string, unknown> {
-  const { localVtep, remoteVteps, ...dpu } = conf.dpu as Record<string, unknown>;
-  const node = nodeFileValues(tb, s);
-  const nodeDpu = (node.dpu ?? {}) as Record<string, unknown>;
-  if (nodeDpu.remoteVteps === undefined) writeNodeFile(tb, s, { ...node, dpu: { ...nodeDpu, localVtep, remoteVteps } });
-  return { ...conf, dpu, nodeConfig: nodeFilePath(tb, s) };
-}
-
 /** Sets the remote VTEPs in a site's node file (a node joining, leaving or renumbered). */
 export function setRemoteVteps(tb: Testbed, s: Site, remoteVteps: string[]): void {
-  const node = nodeFileValues(tb, s);
-  writeNodeFile(tb, s, { ...node, dpu: { ...((node.dpu ?? {}) as Record<string, unknown>), remoteVteps } });
+  hostEdits.set(s.hostNetns, { ...hostEdits.get(s.hostNetns), remoteVteps });
+  const path = hostNodeFilePath(tb, s);
+  writeNodeFile(path, withHostEdits(s, JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>));
 }
 
 export function hostLocal(tb: Testbed, s: Site, subnet: string, start: string, end: string, network = 'vni100'): Record<string, unknown> {
@@ -304,7 +368,7 @@ export interface CniOutcome {
   ms: number;
 }
 
-export function envFor(call: CniCall): Record<string, string> {
+export function envFor(call: CniCall, node: Record<string, string> = {}): Record<string, string> {
   return {
     PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
     CNI_COMMAND: call.command,
@@ -313,6 +377,7 @@ export function envFor(call: CniCall): Record<string, string> {
     CNI_IFNAME: call.ifname ?? 'eth0',
     CNI_ARGS: call.args ?? '',
     CNI_PATH: CNI_PATH,
+    ...node,
     ...call.env,
   };
 }
@@ -361,12 +426,12 @@ export function runInNetns(netns: string, file: string, args: string[], env: Rec
 /** Runs the packaged plugin on an emulated host (inside its network namespace), as a runtime would. */
 export function cni(s: Site, conf: Record<string, unknown>, call: CniCall): CniOutcome {
   const t0 = Date.now();
-  const r = spawnSync('ip', ['netns', 'exec', s.hostNetns, BINARY], { input: JSON.stringify(conf), env: envFor(call), encoding: 'utf8', timeout: 60000 });
+  const r = spawnSync('ip', ['netns', 'exec', s.hostNetns, BINARY], { input: JSON.stringify(conf), env: envFor(call, nodeEnv(s, conf)), encoding: 'utf8', timeout: 60000 });
   return outcome({ status: r.status, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - t0 });
 }
 
 export async function cniAsync(s: Site, conf: Record<string, unknown>, call: CniCall, timeoutMs?: number): Promise<CniOutcome> {
-  return outcome(await runInNetns(s.hostNetns, BINARY, [], envFor(call), JSON.stringify(conf), timeoutMs));
+  return outcome(await runInNetns(s.hostNetns, BINARY, [], envFor(call, nodeEnv(s, conf)), JSON.stringify(conf), timeoutMs));
 }
 
 const containers = new Set<string>();

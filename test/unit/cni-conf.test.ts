@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import { DaemonSet, type IDaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
 import { parse } from 'yaml';
 import { loadNetConf } from '../../src/config/load';
-import { NODE_FILE_KEYS, parseNodeFile } from '../../src/config/node-file';
-import { NetConfSchema } from '../../src/config/schema';
+import { parseNodeFile } from '../../src/config/node-file';
+import { NODE_FILE_KEYS, splitByOwner } from '../../src/config/ownership';
+import { nodeFieldsChanged } from '../../src/config/ownership-check';
 
 const DIR = join(__dirname, '..', '..', 'cni-conf');
 const E2E = join(__dirname, '..', 'e2e');
@@ -38,11 +39,6 @@ function dpuOverlayConf(list: ConfList): Json {
   return { ...plugin, cniVersion: list.cniVersion, name: list.name };
 }
 
-function expectValid(conf: Json): void {
-  const parsed = NetConfSchema.safeParse(conf);
-  expect(parsed.error?.issues ?? []).toEqual([]);
-}
-
 const nad = parse(read('multus-network-attachment.yaml')) as { apiVersion: string; kind: string; metadata: { name: string; annotations: Record<string, string> }; spec: { config: string } };
 const dpConfigMap = parse(read('sriov-device-plugin-config.yaml')) as { apiVersion: string; kind: string; metadata: { name: string; namespace: string }; data: Record<string, string> };
 const resource = (JSON.parse(dpConfigMap.data['config.json'] ?? '{}') as { resourceList: Array<{ resourcePrefix: string; resourceName: string; selectors: { pfNames: string[]; vendors: string[] } }> }).resourceList;
@@ -55,12 +51,17 @@ test('every file in cni-conf/ is run by an end-to-end test under its runtime', (
 test.each([
   ['10-dpu-overlay.conflist (containerd, CRI-O)'],
   ['podman-dpu-vni100.conflist (Podman)'],
-])('%s: cniVersion 1.0.0 (Podman 4.3 rejects 1.1.0), dpu-overlay then tuning, a config the plugin accepts', (label) => {
+  ['podman-dpu-vni100-ovn.conflist (Podman, OVN)'],
+])('%s: cniVersion 1.0.0 (Podman 4.3 rejects 1.1.0), dpu-overlay then tuning, network fields only, a config the plugin accepts with the node file', (label) => {
   const list = JSON.parse(read(label.split(' ')[0] as string)) as ConfList;
   expect(list.cniVersion).toBe('1.0.0');
   expect(list.plugins.map((p) => p.type)).toEqual(['dpu-overlay', 'tuning']);
-  expectValid(dpuOverlayConf(list));
-  expect(dpuOverlayConf(list).pf).toBe(resource[0]?.selectors.pfNames[0]);
+  const plugin = dpuOverlayConf(list);
+  expect(nodeFieldsChanged(plugin, { path: '/etc/cni/dpu-overlay/node.json' })).toEqual([]);
+  expect(splitByOwner(plugin).node).toEqual({});
+  const nodeExample = label.includes('OVN') ? 'node-ovn.json.example' : 'node.json.example';
+  const conf = loadNetConf(plugin, {}, { path: '/etc/cni/dpu-overlay/node.json', values: parseNodeFile(read(nodeExample), nodeExample) });
+  expect(conf.pf).toBe(resource[0]?.selectors.pfNames[0]);
 });
 
 test('the containerd/CRI-O conflist declares the capabilities libcni turns into runtimeConfig', () => {
@@ -112,7 +113,7 @@ describe('Multus NetworkAttachmentDefinition and SR-IOV device plugin config', (
   });
 });
 
-test('the OVN-mode NAD: the static NAD with controlPlane ovn and MTU 1400, no per-host value, no VTEPs; with its node file a valid config', () => {
+test('the OVN-mode NAD: the static NAD with MTU 1400, no node value; its node file sets controlPlane ovn and no VTEPs; together a valid config', () => {
   const ovnNad = parse(read('multus-network-attachment-ovn.yaml')) as typeof nad;
   expect(ovnNad).toMatchObject({ apiVersion: nad.apiVersion, kind: nad.kind, metadata: { annotations: nad.metadata.annotations } });
   const list = JSON.parse(ovnNad.spec.config) as ConfList;
@@ -124,12 +125,13 @@ test('the OVN-mode NAD: the static NAD with controlPlane ovn and MTU 1400, no pe
     if (key !== 'dpu') expect([key, plugin[key]]).toEqual([key, undefined]);
   }
   const dpu = plugin.dpu as Json;
-  expect(dpu.controlPlane).toBe('ovn');
-  for (const key of ['host', 'port', 'user', 'privateKeyFile', 'knownHostsFile', 'localVtep', 'remoteVteps', 'daemonSocket']) {
+  expect(splitByOwner(plugin).node).toEqual({});
+  for (const key of ['host', 'port', 'user', 'privateKeyFile', 'knownHostsFile', 'localVtep', 'remoteVteps', 'daemonSocket', 'controlPlane']) {
     expect([key, dpu[key]]).toEqual([key, undefined]);
   }
   const node = parseNodeFile(read('node-ovn.json.example'), 'node-ovn.json.example');
   expect((node.dpu as Json).localVtep).toBeUndefined();
+  expect((node.dpu as Json).controlPlane).toBe('ovn');
   const conf = loadNetConf({ ...plugin, deviceID: '0000:03:00.2' }, {}, { path: '/etc/cni/dpu-overlay/node.json', values: node });
   expect(conf.dpu).toMatchObject({ ...(node.dpu as Json), controlPlane: 'ovn' });
 });

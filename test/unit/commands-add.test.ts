@@ -67,7 +67,7 @@ describe('ADD', () => {
 
     // IPAM got the config exactly as the runtime sent it, and the container's identity
     expect(b.ipam.log()).toEqual([['ADD', 'c1', 'net1', NS, '-']]);
-    expect(JSON.parse(b.ipam.stdinOf('ADD'))).toEqual(b.config());
+    expect(JSON.parse(b.ipam.stdinOf('ADD'))).toEqual(b.sent());
 
     // the representor of PF 0 / VF 0 went on the DPU
     expect(b.dpu.callsOf('plug')).toEqual([{ network: 'ovl', vni: 5001, containerId: 'c1', ifname: 'net1', netns: NS, representor: 'pf0vf0', mtu: 1450 }]);

@@ -79,7 +79,7 @@ describe('CHECK', () => {
     const { b, prevResult } = await added();
     const config = b.config({ prevResult });
     expect((await b.run('CHECK', { config, env: { CNI_PATH: `/nonexistent:${b.cniPath}`, HTTP_PROXY: 'http://proxy:3128' } })).exitCode).toBe(0);
-    expect(JSON.parse(b.ipam.stdinOf('CHECK'))).toEqual(config);
+    expect(JSON.parse(b.ipam.stdinOf('CHECK'))).toEqual(b.sent(config));
     expect(b.ipam.envOf('CHECK')).toMatchObject({ CNI_COMMAND: 'CHECK', CNI_PATH: `/nonexistent:${b.cniPath}`, HTTP_PROXY: 'http://proxy:3128', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1', CNI_NETNS: NS });
   });
 

@@ -3,33 +3,35 @@ import { loadNetConf } from '../../src/config/load';
 import { errorOf } from './helpers/errors';
 
 const dpu = { host: 'dpu1', privateKeyFile: '/k', knownHostsFile: '/kh', localVtep: '192.0.2.1' };
-const base = { cniVersion: '1.1.0', name: 'ovl', type: 'dpu-overlay', vni: 7, pf: 'ens1f0' };
+const base = { cniVersion: '1.1.0', name: 'ovl', type: 'dpu-overlay', vni: 7 };
+/** The node's values (pf, the DPU) come from its node file since the trust split. */
+const node = { path: '/etc/cni/dpu-overlay/node.json', values: { pf: 'ens1f0', dpu } };
 
 describe("sriov-cni's spellings", () => {
   it.each(Object.entries(SRIOV_CNI_ALIASES))('%s is read as %s', (alias, canonical) => {
     const value = alias === 'link_state' ? 'disable' : 100;
-    const conf = loadNetConf({ ...base, [alias]: value }, {}) as unknown as Record<string, unknown>;
+    const conf = loadNetConf({ ...base, [alias]: value }, {}, node) as unknown as Record<string, unknown>;
     expect(conf[canonical]).toBe(value);
     expect(conf.unknownFields).toEqual([]);
   });
 
   it('both spellings with the same value are fine', () => {
-    expect(loadNetConf({ ...base, max_tx_rate: 10, maxTxRate: 10 }, {}).maxTxRate).toBe(10);
+    expect(loadNetConf({ ...base, max_tx_rate: 10, maxTxRate: 10 }, {}, node).maxTxRate).toBe(10);
   });
 
   it('both spellings with different values are code 7 naming both', () => {
-    const err = errorOf(() => loadNetConf({ ...base, max_tx_rate: 10, maxTxRate: 20 }, {}));
+    const err = errorOf(() => loadNetConf({ ...base, max_tx_rate: 10, maxTxRate: 20 }, {}, node));
     expect(err.code).toBe(7);
     expect(err.message).toMatch(/max_tx_rate: sriov-cni's spelling of maxTxRate, which is also set to another value/);
   });
 
   it('an alias is validated with the canonical rules', () => {
-    const err = errorOf(() => loadNetConf({ ...base, link_state: 'sideways' }, {}));
+    const err = errorOf(() => loadNetConf({ ...base, link_state: 'sideways' }, {}, node));
     expect([err.code, err.message]).toEqual([7, expect.stringContaining('linkState: ')]);
   });
 
   it('min_tx_rate above max_tx_rate is refused as the canonical names are', () => {
-    expect(errorOf(() => loadNetConf({ ...base, min_tx_rate: 200, max_tx_rate: 100 }, {})).code).toBe(7);
+    expect(errorOf(() => loadNetConf({ ...base, min_tx_rate: 200, max_tx_rate: 100 }, {}, node)).code).toBe(7);
   });
 
   it('does not change the caller\'s object', () => {
@@ -41,13 +43,13 @@ describe("sriov-cni's spellings", () => {
 
 describe('unknown fields', () => {
   it('are collected at the top level, in dpu and in each dpus entry, and dropped from the result', () => {
-    const conf = loadNetConf({ ...base, maxTxrate: 5, vlanProto: '802.1ad', dpu: { ...dpu, knownHostFile: '/x' }, dpus: { ens1f0: { ...dpu, hwoffload: 'require' } } }, {});
+    const conf = loadNetConf({ ...base, maxTxrate: 5, vlanProto: '802.1ad', dpu: { ...dpu, knownHostFile: '/x' }, dpus: { ens1f0: { ...dpu, hwoffload: 'require' } } }, {}, { ...node, values: { ...node.values, dpus: { ens1f0: { ...dpu, hwoffload: 'require' } } } });
     expect(conf.unknownFields).toEqual(['maxTxrate', 'vlanProto', 'dpu.knownHostFile', 'dpus.ens1f0.hwoffload']);
     expect(conf.maxTxRate).toBeUndefined();
   });
 
   it('the spec\'s and the runtimes\' own fields are not reported', () => {
-    const conf = loadNetConf({ ...base, capabilities: { mac: true }, dns: {}, 'cni.dev/valid-attachments': [], runtimeConfig: {}, args: {}, prevResult: {} }, {});
+    const conf = loadNetConf({ ...base, capabilities: { mac: true }, dns: {}, 'cni.dev/valid-attachments': [], runtimeConfig: {}, args: {}, prevResult: {} }, {}, node);
     expect(conf.unknownFields).toEqual([]);
   });
 

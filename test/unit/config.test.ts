@@ -1,4 +1,5 @@
 import { loadNetConf, type NetConf, requireVfSource } from '../../src/config/load';
+import { loadSplit } from './helpers/split';
 import { DEFAULTS } from '../../src/config/schema';
 import { errorOf } from './helpers/errors';
 
@@ -7,7 +8,7 @@ const dpu = { host: 'dpu1.example.net', privateKeyFile: '/etc/dpu-overlay/id_ed2
 const base = { cniVersion: '1.1.0', name: 'ovl', type: 'dpu-overlay', vni: 5001, pf: 'ens1f0' };
 
 function load(extra: Record<string, unknown>, args: Record<string, string> = {}): NetConf {
-  return loadNetConf({ ...base, ...extra }, args);
+  return loadSplit({ ...base, ...extra }, args);
 }
 
 function withDpu(extra: Record<string, unknown>): Record<string, unknown> {

@@ -75,13 +75,30 @@ function collect(): { answers: CniForwardResponse[]; send(r: CniForwardResponse)
 }
 
 describe('daemon: whole CNI commands', () => {
+  it('refuses a command whose node file is another file for the daemon than for the plugin (it runs standalone)', async () => {
+    const dir = tmpDir('node-id-');
+    const file = join(dir, 'node.json');
+    writeFileSync(file, '{}', { mode: 0o644 });
+    const ex = executor();
+    const other = collect();
+    ex.handle({ id: 3, op: 'cni', env: { ...env('STATUS'), DPU_OVERLAY_NODE_CONFIG: file }, stdin: CONFIG, netns: NETNS, nodeFile: '1:2' }, other.send, () => false);
+    expect(await other.final()).toEqual({ id: 3, refused: expect.stringMatching(/the node file .*node\.json is not the same file for the daemon as for the plugin/) });
+    const none = collect();
+    ex.handle({ id: 4, op: 'cni', env: env('STATUS'), stdin: CONFIG, netns: NETNS, nodeFile: netnsId(file) }, none.send, () => false);
+    expect(await none.final()).toEqual({ id: 4, refused: expect.stringMatching(/\/etc\/cni\/dpu-overlay\/node\.json is not the same file/) });
+    const same = collect();
+    ex.handle({ id: 5, op: 'cni', env: { ...env('STATUS'), DPU_OVERLAY_NODE_CONFIG: file }, stdin: CONFIG, netns: NETNS, nodeFile: netnsId(file) }, same.send, () => false);
+    expect(await same.final()).not.toMatchObject({ refused: expect.stringMatching(/node file/) });
+  });
+
   it('runs ADD through the plugin skeleton and handlers: accepted, then the same result as standalone', async () => {
     const ns = await createNetns();
     const bed = new Bed([ns.path]);
     const config = bed.config({ dpu: { ...(bed.config().dpu as object), daemonSocket: SOCKET } });
     const ex = new CniExecutor({ socketPath: SOCKET, netns: NETNS, deps: { runner: bed.host, dpuClient: () => bed.dpu, logger: () => silentLogger() } });
     const c = collect();
-    ex.handle({ id: 7, op: 'cni', env: { ...env('ADD'), CNI_NETNS: ns.path, CNI_PATH: bed.cniPath }, stdin: JSON.stringify(config), netns: NETNS }, c.send, () => false);
+    const split = bed.split(config);
+    ex.handle({ id: 7, op: 'cni', env: { ...env('ADD'), CNI_NETNS: ns.path, CNI_PATH: bed.cniPath, ...split.env }, stdin: JSON.stringify(split.network), netns: NETNS }, c.send, () => false);
     const res = await c.final();
     expect(c.answers[0]).toEqual({ id: 7, accepted: true });
     expect(res).toMatchObject({ id: 7, ok: true, stderr: "", exitCode: 0 });
@@ -224,7 +241,15 @@ describe('forwarder', () => {
   mkdirSync(join(dir, 'run'), { mode: 0o700 });
   let server: Server | undefined;
   const uid = process.getuid?.() ?? 0;
-  const conf = (s: unknown = socket) => JSON.stringify({ cniVersion: '1.1.0', dpu: { daemonSocket: s } });
+  const conf = () => JSON.stringify({ cniVersion: '1.1.0', name: 'n', vni: 1 });
+  let nodeFiles = 0;
+  /** The environment naming a node file (root's, as the runtime would) whose dpu.daemonSocket is s; undefined: a node file without dpu. */
+  const nodeEnv = (node: unknown): Record<string, string> => {
+    const path = join(dir, `node-${nodeFiles++}.json`);
+    writeFileSync(path, typeof node === 'string' ? node : JSON.stringify(node), { mode: 0o644 });
+    return { DPU_OVERLAY_NODE_CONFIG: path };
+  };
+  const sockEnv = (command: string, s: unknown = socket) => ({ ...env(command), ...nodeEnv({ dpu: { daemonSocket: s } }) });
 
   afterEach(async () => {
     await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
@@ -237,15 +262,17 @@ describe('forwarder', () => {
     await new Promise<void>((r) => server?.listen(socket, r));
   }
 
-  it('finds the socket in dpu, dpus, or the default; "" and junk mean standalone', () => {
-    expect(daemonSocketOf(conf('/a/b.sock'))).toBe('/a/b.sock');
-    expect(daemonSocketOf(JSON.stringify({ dpus: { p0: { daemonSocket: '/c/d.sock' } } }))).toBe('/c/d.sock');
-    expect(daemonSocketOf('{"cniVersion":"1.1.0","dpu":{}}')).toBe('/run/dpu-overlay/dpu.sock');
-    expect(daemonSocketOf(conf(''))).toEqual({ standalone: expect.any(String) });
-    expect(daemonSocketOf(conf(7))).toEqual({ standalone: expect.any(String) });
-    expect(daemonSocketOf(conf('rel/x'))).toEqual({ standalone: expect.any(String) });
-    expect(daemonSocketOf('not json')).toEqual({ standalone: expect.any(String) });
-    expect(daemonSocketOf('['.repeat(100))).toEqual({ standalone: expect.any(String) });
+  it('finds the socket in the node file\'s dpu, dpus, or the default; "" and junk mean standalone', () => {
+    expect(daemonSocketOf(nodeEnv({ dpu: { daemonSocket: '/a/b.sock' } }))).toBe('/a/b.sock');
+    expect(daemonSocketOf(nodeEnv({ dpus: { p0: { daemonSocket: '/c/d.sock' } } }))).toBe('/c/d.sock');
+    expect(daemonSocketOf(nodeEnv({ dpu: {} }))).toBe('/run/dpu-overlay/dpu.sock');
+    expect(daemonSocketOf({ DPU_OVERLAY_NODE_CONFIG: join(dir, 'absent.json') })).toBe('/run/dpu-overlay/dpu.sock');
+    expect(daemonSocketOf(nodeEnv({ dpu: { daemonSocket: '' } }))).toEqual({ standalone: expect.any(String) });
+    expect(daemonSocketOf(nodeEnv({ dpu: { daemonSocket: 7 } }))).toEqual({ standalone: expect.any(String) });
+    expect(daemonSocketOf(nodeEnv({ dpu: { daemonSocket: 'rel/x' } }))).toEqual({ standalone: expect.any(String) });
+    expect(daemonSocketOf(nodeEnv('not json'))).toEqual({ standalone: expect.any(String) });
+    expect(daemonSocketOf(nodeEnv('['.repeat(100)))).toEqual({ standalone: expect.any(String) });
+    expect(daemonSocketOf({ DPU_OVERLAY_NODE_CONFIG: 'relative.json' })).toEqual({ standalone: expect.any(String) });
   });
 
   it('passes the daemon\'s answer through, with env, stdin and netns sent', async () => {
@@ -255,7 +282,7 @@ describe('forwarder', () => {
       sock.write(JSON.stringify({ id: req.id, accepted: true }) + '\n');
       sock.write(JSON.stringify({ id: req.id, ok: true, exitCode: 0, stdout: '{"cniVersion":"1.1.0"}\n', stderr: 'warn\n' }) + '\n');
     });
-    const out = await forward({ ...env('ADD'), X: 'y' }, Promise.resolve(conf()), uid);
+    const out = await forward({ ...sockEnv('ADD'), X: 'y' }, Promise.resolve(conf()), uid);
     expect(out).toEqual({ exitCode: 0, stdout: '{"cniVersion":"1.1.0"}\n', stderr: 'warn\n' });
     expect(seen).toMatchObject({ op: 'cni', stdin: conf(), netns: NETNS, cniNetns: NETNS, env: { CNI_COMMAND: 'ADD', X: 'y' } });
   });
@@ -266,23 +293,34 @@ describe('forwarder', () => {
     ['closed after accepted', (req: Record<string, unknown>, sock: Socket) => sock.end(JSON.stringify({ id: req.id, accepted: true }) + '\n'), /closed/],
   ])('runs standalone when the daemon %s', async (_name, script, why) => {
     await fakeDaemon(script);
-    expect(await forward(env('DEL'), Promise.resolve(conf()), uid)).toEqual({ standalone: expect.stringMatching(why) });
+    expect(await forward(sockEnv('DEL'), Promise.resolve(conf()), uid)).toEqual({ standalone: expect.stringMatching(why) });
   });
 
   it('runs standalone with no socket, a refused connection, an untrusted directory, unreadable stdin, or VERSION', async () => {
-    expect(await forward(env('ADD'), Promise.resolve(conf()), uid)).toEqual({ standalone: expect.stringMatching(/does not exist/) });
+    expect(await forward(sockEnv('ADD'), Promise.resolve(conf()), uid)).toEqual({ standalone: expect.stringMatching(/does not exist/) });
     const stale = join(dir, 'run', 'stale.sock');
     const s = createServer();
     await new Promise<void>((r) => s.listen(stale, r));
     s.close(); // the file stays behind with nobody listening? Node unlinks it: recreate a stale one by hand
-    expect(await forward(env('ADD'), Promise.resolve(conf(stale)), uid)).toEqual({ standalone: expect.any(String) });
+    expect(await forward(sockEnv('ADD', stale), Promise.resolve(conf()), uid)).toEqual({ standalone: expect.any(String) });
     const open = join(dir, 'open');
     mkdirSync(open, { mode: 0o777 });
     chmodSync(open, 0o777);
     writeFileSync(join(open, 'x'), '');
-    expect(await forward(env('ADD'), Promise.resolve(conf(join(open, 'x'))), uid)).toEqual({ standalone: expect.stringMatching(/not a socket/) });
-    expect(await forward(env('ADD'), Promise.reject(new Error('big')), uid)).toEqual({ standalone: 'stdin unreadable' });
-    expect(await forward(env('VERSION'), Promise.resolve(conf()), uid)).toEqual({ standalone: 'command not forwarded' });
+    expect(await forward(sockEnv('ADD', join(open, 'x')), Promise.resolve(conf()), uid)).toEqual({ standalone: expect.stringMatching(/not a socket/) });
+    expect(await forward(sockEnv('ADD'), Promise.reject(new Error('big')), uid)).toEqual({ standalone: 'stdin unreadable' });
+    expect(await forward(sockEnv('VERSION'), Promise.resolve(conf()), uid)).toEqual({ standalone: 'command not forwarded' });
+  });
+
+  it('never takes the socket from the network config: one naming a socket there is forwarded to the node file\'s', async () => {
+    let seen: Record<string, unknown> | undefined;
+    await fakeDaemon((req, sock) => {
+      seen = req;
+      sock.write(JSON.stringify({ id: req.id, refused: 'test' }) + '\n');
+    });
+    const elsewhere = JSON.stringify({ cniVersion: '1.1.0', name: 'n', vni: 1, dpu: { daemonSocket: '/elsewhere/x.sock' } });
+    expect(await forward(sockEnv('ADD'), Promise.resolve(elsewhere), uid)).toEqual({ standalone: 'refused: test' });
+    expect(seen).toMatchObject({ op: 'cni' });
   });
 });
 
@@ -294,11 +332,16 @@ describe('DaemonServer with the forwarder over its socket', () => {
     const server = new DaemonServer(socket, silentLogger(), { runner: { run: async () => ({ exitCode: 0, stdout: '', stderr: '' }), hostNetdevs: () => new Set<string>() } });
     await server.listen();
     try {
-      const bad = JSON.stringify({ cniVersion: '1.1.0', name: 'n', vni: 0, dpu: { daemonSocket: socket } });
-      const out = await forward(env('ADD'), Promise.resolve(bad), process.getuid?.() ?? 0);
+      const node = (s: string) => {
+        const path = join(dir, `node-${s.length}.json`);
+        writeFileSync(path, JSON.stringify({ dpu: { daemonSocket: s } }), { mode: 0o644 });
+        return { DPU_OVERLAY_NODE_CONFIG: path };
+      };
+      const bad = JSON.stringify({ cniVersion: '1.1.0', name: 'n', vni: 0 });
+      const out = await forward({ ...env('ADD'), ...node(socket) }, Promise.resolve(bad), process.getuid?.() ?? 0);
       expect(out).toMatchObject({ exitCode: 1, stderr: '' });
       expect(JSON.parse((out as { stdout: string }).stdout)).toMatchObject({ code: 7, msg: expect.stringMatching(/vni/) });
-      expect(await forward(env('ADD'), Promise.resolve(JSON.stringify({ cniVersion: '1.1.0', name: 'n', vni: 1, dpu: { daemonSocket: '/elsewhere/x.sock' } })), process.getuid?.() ?? 0)).toEqual({ standalone: expect.stringMatching(/does not exist/) });
+      expect(await forward({ ...env('ADD'), ...node('/elsewhere/x.sock') }, Promise.resolve(JSON.stringify({ cniVersion: '1.1.0', name: 'n', vni: 1 })), process.getuid?.() ?? 0)).toEqual({ standalone: expect.stringMatching(/does not exist/) });
     } finally {
       await server.close();
     }

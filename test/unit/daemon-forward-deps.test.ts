@@ -39,15 +39,17 @@ afterAll(async () => {
 });
 
 function runPlugin(daemonSocket: string, cacheOut: string): Promise<{ code: number | null; stdout: string; stderr: string; loaded: string[] }> {
+  const nodeFile = `${cacheOut}.node.json`;
+  writeFileSync(nodeFile, JSON.stringify({ stateDir: join(dir, 'state'), logFile: join(dir, 'log'), dpu: { daemonSocket } }), { mode: 0o644 });
   const child = spawn(process.execPath, ['--require', preload, bundle], {
-    env: { PATH: process.env.PATH, CACHE_OUT: cacheOut, CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1', CNI_PATH: '/nonexistent' },
+    env: { PATH: process.env.PATH, CACHE_OUT: cacheOut, CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1', CNI_PATH: '/nonexistent', DPU_OVERLAY_NODE_CONFIG: nodeFile },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdin.end(JSON.stringify({ cniVersion: '1.1.0', name: 'n', vni: 1, stateDir: join(dir, 'state'), logFile: join(dir, 'log'), dpu: { daemonSocket } }));
+  child.stdin.end(JSON.stringify({ cniVersion: '1.1.0', name: 'n', vni: 1 }));
   return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr, loaded: JSON.parse(readFileSync(cacheOut, 'utf8')) as string[] })));
 }
 

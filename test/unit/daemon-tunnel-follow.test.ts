@@ -16,10 +16,10 @@ function setup(): { dir: string; node: string; write: (remotes: string[]) => voi
   chmodSync(dir, 0o755);
   const node = join(dir, 'node.json');
   const write = (remotes: string[]) => {
-    writeFileSync(`${node}.tmp`, JSON.stringify({ dpu: { localVtep: '2001:db8::1', remoteVteps: remotes } }), { mode: 0o644 });
+    writeFileSync(`${node}.tmp`, JSON.stringify({ pf: 'ens1f0', dpu: { ...dpu, localVtep: '2001:db8::1', remoteVteps: remotes } }), { mode: 0o644 });
     renameSync(`${node}.tmp`, node);
   };
-  const raw = { cniVersion: '1.1.0', name: 'ovl', type: 'dpu-overlay', vni: 100, pf: 'ens1f0', nodeConfig: node, dpu };
+  const raw = { cniVersion: '1.1.0', name: 'ovl', type: 'dpu-overlay', vni: 100 };
   const att = (vni: number) => ({
     version: 1, phase: 'ready', network: 'ovl', containerId: `c${vni}`, ifname: 'eth0', netns: '/run/netns/x', vni, tmpName: 'dpuo00000000', mtu: 1430, cniPath: [],
     vf: { pci: '0000:03:00.2', index: 0, pfName: 'ens1f0', pfPci: '0000:03:00.0', pfIndex: 0, originalName: 'ens1f0v0', originalMac: '02:00:00:00:00:01', originalMtu: 1500 },
@@ -35,7 +35,7 @@ describe('the daemon follows node files (static mode)', () => {
     write(['2001:db8::2', '2001:db8::3']);
     const calls: Array<{ remotes: string[]; targets: TunnelTarget[] }> = [];
     const m = memoryLogger();
-    const f = new TunnelFollower(() => ({ reconcile: async (d: DpuConfig, targets: TunnelTarget[]) => (calls.push({ remotes: d.remoteVteps, targets }), []) }), m.log);
+    const f = new TunnelFollower(() => ({ reconcile: async (d: DpuConfig, targets: TunnelTarget[]) => (calls.push({ remotes: d.remoteVteps, targets }), []) }), m.log, node);
     const records = [att(100), att(200)];
     await f.poll(records);
     expect(calls).toEqual([{ remotes: ['2001:db8::2', '2001:db8::3'], targets: [{ bridge: 'br-vni100', vni: 100 }, { bridge: 'br-vni200', vni: 200 }] }]);
@@ -52,10 +52,10 @@ describe('the daemon follows node files (static mode)', () => {
   });
 
   it('OVN-mode and released attachments are not its business', async () => {
-    const { write, att } = setup();
+    const { write, att, node } = setup();
     write(['2001:db8::2']);
     const calls: TunnelTarget[][] = [];
-    const f = new TunnelFollower(() => ({ reconcile: async (_d: DpuConfig, t: TunnelTarget[]) => (calls.push(t), []) }), memoryLogger().log);
+    const f = new TunnelFollower(() => ({ reconcile: async (_d: DpuConfig, t: TunnelTarget[]) => (calls.push(t), []) }), memoryLogger().log, node);
     const ovn = att(300);
     (ovn.dpu as { lsp?: unknown }).lsp = { uuid: '22222222-2222-4222-8222-222222222222', name: 'dpuo-x' };
     const released = { ...att(400), hostReleased: true };

@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadNetConf } from '../../src/config/load';
+import { loadSplit } from './helpers/split';
 import { Sysfs } from '../../src/kernel/sysfs';
 import { configuredDpus, dpuForPf, dpuOfRecord } from '../../src/plugin/dpu-client';
 import { type Attachment, StateStore } from '../../src/store/attachments';
@@ -38,7 +38,7 @@ function record(b: Bed, containerId: string): Attachment {
 }
 
 function conf(raw: Record<string, unknown>) {
-  return loadNetConf({ cniVersion: '1.1.0', name: 'n', vni: 1, ...raw }, {});
+  return loadSplit({ cniVersion: '1.1.0', name: 'n', vni: 1, ...raw }, {});
 }
 
 function rejected(raw: Record<string, unknown>): string {

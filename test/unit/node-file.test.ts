@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { loadNetConf, requireVfSource } from '../../src/config/load';
 import { mergeNodeFile, NODE_FILE_MAX_BYTES, nodeConfigPath, readNodeFile } from '../../src/config/node-file';
 import { DEFAULTS } from '../../src/config/schema';
+import { splitByOwner } from '../../src/config/ownership';
 import { Bed } from './helpers/bed';
 import { errorOf } from './helpers/errors';
 import { createNetns, type TestNetns } from './helpers/netns';
@@ -30,10 +31,10 @@ describe('merge: the network config wins field by field, dpu key by key, dpus en
     expect(c.dpu).toMatchObject({ ...NODE_DPU, hwOffload: 'require', port: 22 });
   });
 
-  it('every top-level value set in the network config wins over the node file', () => {
-    const net = { ...NAD, pf: 'ens2f0', pfIndex: 1, sysfsRoot: '/sys', stateDir: '/s', logFile: '/l', logLevel: 'warn' };
-    const c = loadNetConf(net, {}, nodeFile({ ...NODE, pfIndex: 0 }));
-    expect([c.pf, c.pfIndex, c.sysfsRoot, c.stateDir, c.logFile, c.logLevel]).toEqual(['ens2f0', 1, '/sys', '/s', '/l', 'warn']);
+  it('a node field the node file delegates: the network config\'s value wins', () => {
+    const net = { ...NAD, pf: 'ens2f0', logLevel: 'warn' };
+    const c = loadNetConf(net, {}, nodeFile({ ...NODE, delegate: ['pf', 'logLevel'] }));
+    expect([c.pf, c.logLevel, c.stateDir]).toEqual(['ens2f0', 'warn', '/var/lib/x']);
   });
 
   it('dpu key by key: an array is one value (remoteVteps replaced, not joined)', () => {
@@ -79,7 +80,7 @@ describe('merge: the network config wins field by field, dpu key by key, dpus en
     const merged = mergeNodeFile(JSON.parse('{"dpus":{"__proto__":{"host":"x"}}}') as Record<string, unknown>, { dpus: {} });
     expect(Object.getPrototypeOf(merged.dpus)).toBe(Object.prototype);
     expect(Object.keys(merged.dpus as object)).toEqual(['__proto__']);
-    const err = errorOf(() => loadNetConf({ ...NAD, dpu: undefined, ...merged }, {}));
+    const err = errorOf(() => loadNetConf({ ...NAD, dpu: undefined }, {}, nodeFile(merged)));
     expect([err.code, err.message]).toEqual([7, 'invalid network config: dpus.__proto__: key must be a PF network interface name']);
     expect(({} as Record<string, unknown>).host).toBeUndefined();
   });
@@ -94,11 +95,13 @@ describe('merge: the network config wins field by field, dpu key by key, dpus en
     const nets: TestNetns[] = [await createNetns()];
     try {
       const b = new Bed(nets.map((n) => n.path));
-      writeFileSync(b.nodeConfig, JSON.stringify({ dpu: { ...NODE_DPU, localVtep: '192.0.2.1' } }), { mode: 0o644 });
-      const out = await b.run('ADD', { config: b.config({ dpu: { hwOffload: 'ignore', daemonSocket: '/run/x/dpu.sock' } }) });
+      const { network, node } = splitByOwner(b.config({ dpu: { ...NODE_DPU, localVtep: '192.0.2.1', daemonSocket: '/run/x/dpu.sock' } }));
+      writeFileSync(b.nodeConfig, JSON.stringify(node), { mode: 0o644 });
+      const env = { DPU_OVERLAY_NODE_CONFIG: b.nodeConfig };
+      const out = await b.run('ADD', { env, config: { ...network, dpu: { hwOffload: 'ignore' } } });
       expect(out.exitCode).toBe(0);
       expect(b.dpuConfigs[0]).toMatchObject({ ...NODE_DPU, localVtep: '192.0.2.1', hwOffload: 'ignore', daemonSocket: '/run/x/dpu.sock' });
-      expect((await b.run('DEL', { config: b.config({ dpu: { hwOffload: 'ignore' } }) })).exitCode).toBe(0);
+      expect((await b.run('DEL', { env, config: { ...network, dpu: { hwOffload: 'ignore' } } })).exitCode).toBe(0);
       expect(b.dpuConfigs[1]?.host).toBe(NODE_DPU.host);
     } finally {
       for (const n of nets) n.close();
@@ -126,15 +129,15 @@ describe('a required value with no source: code 7 naming the field and both plac
   });
 
   it('pf (ADD without a deviceID) names the node file too', () => {
-    const err = errorOf(() => requireVfSource(loadNetConf({ ...NAD, nodeConfig: '/etc/n.json' }, {}, nodeFile({ dpu: NODE_DPU }, '/etc/n.json'))));
+    const err = errorOf(() => requireVfSource(loadNetConf(NAD, {}, nodeFile({ dpu: NODE_DPU }, '/etc/n.json'))));
     expect(err.code).toBe(7);
     expect(err.message).toMatch(/^invalid network config: pf: .*node file \/etc\/n\.json/);
   });
 
   it('a wrong value is not called missing', () => {
-    const err = errorOf(() => loadNetConf({ ...NAD, dpu: { host: '-bad' } }, {}, nodeFile({ dpu: NODE_DPU })));
+    const err = errorOf(() => loadNetConf(NAD, {}, nodeFile({ dpu: { ...NODE_DPU, host: '-bad' } })));
     expect(err.message).toContain('dpu.host: ');
-    expect(err.message).not.toContain('node file');
+    expect(err.message).not.toContain('not set');
   });
 
   it('no dpu anywhere is still host-only mode', () => {
@@ -142,17 +145,23 @@ describe('a required value with no source: code 7 naming the field and both plac
   });
 });
 
-describe('nodeConfig', () => {
+describe('the node file\'s path: DPU_OVERLAY_NODE_CONFIG, else the fallback (the daemon\'s --node-config), else the default', () => {
   it('defaults to /etc/cni/dpu-overlay/node.json', () => {
     expect(DEFAULTS.nodeConfig).toBe('/etc/cni/dpu-overlay/node.json');
     expect(nodeConfigPath({})).toBe(DEFAULTS.nodeConfig);
+    expect(nodeConfigPath({ DPU_OVERLAY_NODE_CONFIG: '' })).toBe(DEFAULTS.nodeConfig);
     expect(loadNetConf({ ...NAD, dpu: undefined }, {}).nodeConfig).toBe(DEFAULTS.nodeConfig);
   });
 
-  it.each([['relative', 'node.json'], ['a number', 7], ['empty', '']])('%s is refused with code 7', (_n, v) => {
-    const err = errorOf(() => nodeConfigPath({ nodeConfig: v }));
-    expect(err.code).toBe(7);
-    expect(err.message).toContain('nodeConfig: must be an absolute path');
+  it('the environment wins over the fallback', () => {
+    expect(nodeConfigPath({}, '/etc/d.json')).toBe('/etc/d.json');
+    expect(nodeConfigPath({ DPU_OVERLAY_NODE_CONFIG: '/etc/e.json' }, '/etc/d.json')).toBe('/etc/e.json');
+  });
+
+  it('a relative path in the environment is refused with code 4', () => {
+    const err = errorOf(() => nodeConfigPath({ DPU_OVERLAY_NODE_CONFIG: 'node.json' }));
+    expect(err.code).toBe(4);
+    expect(err.message).toContain('DPU_OVERLAY_NODE_CONFIG must be an absolute path');
   });
 });
 
@@ -182,7 +191,7 @@ describe('readNodeFile: a root-owned regular file, not writable by group or othe
   });
 
   it.each<[string, string, RegExp]>([
-    ['an unknown key (a typo)', JSON.stringify({ ...NODE, dpuu: {} }), /unknown key "dpuu"; it may hold only pf, pfIndex, sysfsRoot, stateDir, logFile, logLevel, dpu, dpus/],
+    ['an unknown key (a typo)', JSON.stringify({ ...NODE, dpuu: {} }), /unknown key "dpuu"; it may hold only pf, pfIndex, sysfsRoot, stateDir, logFile, logLevel, spoofchk, trust, dpus, dpu, delegate, limits/],
     ['a network-wide key', JSON.stringify({ vni: 100 }), /unknown key "vni"/],
     ['not JSON', '{"pf": ', /is not valid JSON/],
     ['an array', '[]', /must hold one JSON object/],

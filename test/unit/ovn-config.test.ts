@@ -1,10 +1,11 @@
-import { loadNetConf, type NetConf } from '../../src/config/load';
+import type { NetConf } from '../../src/config/load';
+import { loadSplit } from './helpers/split';
 import { DEFAULTS } from '../../src/config/schema';
 import { errorOf } from './helpers/errors';
 
 const dpu = { host: 'dpu1.example.net', privateKeyFile: '/etc/dpu-overlay/id_ed25519', knownHostsFile: '/etc/dpu-overlay/known_hosts' };
 const base = { cniVersion: '1.1.0', name: 'ovl', type: 'dpu-overlay', vni: 5001, pf: 'ens1f0' };
-const load = (d: Record<string, unknown>): NetConf => loadNetConf({ ...base, dpu: { ...dpu, ...d } }, {});
+const load = (d: Record<string, unknown>): NetConf => loadSplit({ ...base, dpu: { ...dpu, ...d } }, {});
 
 describe('dpu.controlPlane and dpu.ovn', () => {
   it('defaults to the static control plane, and OVN settings have their defaults', () => {

@@ -1,8 +1,10 @@
-import { mkdirSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PluginHandlers } from '../../../src/cni/skel';
 import { pluginHandlers } from '../../../src/plugin';
 import type { DpuConfig } from '../../../src/config/schema';
+import { NODE_CONFIG_ENV } from '../../../src/config/defaults';
+import { splitByOwner } from '../../../src/config/ownership';
 import { type CniOutcome, runCni } from './cni';
 import { FakeDpu } from './fake-dpu';
 import { FakeHost } from './fake-host';
@@ -27,8 +29,10 @@ export class Bed {
   readonly sysfsRoot = join(this.root, 'sys');
   readonly stateDir = join(this.root, 'state');
   readonly cniPath = join(this.root, 'cni-bin');
-  /** This node's file (absent unless a test writes it): never the real /etc/cni/dpu-overlay/node.json. */
+  /** A node file a test writes itself (absent unless it does): never the real /etc/cni/dpu-overlay/node.json. */
   readonly nodeConfig = join(this.root, 'node.json');
+  /** The node file run() writes from the node fields of the config it is given. */
+  readonly autoNodeConfig = join(this.root, 'node-auto.json');
   readonly host: FakeHost;
   readonly dpu = new FakeDpu();
   /** DPUs at other addresses than 192.0.2.10 (a host with several DPUs), made on first use. */
@@ -83,13 +87,17 @@ export class Bed {
       pf: PF0.name,
       sysfsRoot: this.sysfsRoot,
       stateDir: this.stateDir,
-      nodeConfig: this.nodeConfig,
       ipam: { type: this.ipam.type },
       dpu: { host: '192.0.2.10', privateKeyFile: '/etc/dpu-overlay/id_ed25519', hostKeyFingerprint: FINGERPRINT, localVtep: '192.0.2.1', remoteVteps: ['192.0.2.2'] },
       ...extra,
     };
   }
 
+  /**
+   * Runs a command with config written the old way (every value in one object): its node fields go into
+   * autoNodeConfig, named by DPU_OVERLAY_NODE_CONFIG, as a node owner would split it. With that variable in
+   * opts.env the config goes to the plugin as it is (tests of the split itself).
+   */
   run(
     command: string,
     opts: { containerId?: string; ifname?: string; netns?: string; args?: string; config?: Record<string, unknown>; env?: Record<string, string | undefined> } = {},
@@ -103,7 +111,24 @@ export class Bed {
       CNI_ARGS: opts.args,
       ...opts.env,
     };
-    return runCni(this.handlers, env, opts.config ?? this.config());
+    const config = opts.config ?? this.config();
+    if (opts.env?.[NODE_CONFIG_ENV] !== undefined) return runCni(this.handlers, env, config);
+    const split = this.split(config);
+    return runCni(this.handlers, { ...env, ...split.env }, split.network);
+  }
+
+  /** config's node fields written to autoNodeConfig; its network fields, and the env naming that node file. */
+  split(config: Record<string, unknown> | string): { network: Record<string, unknown> | string; env: Record<string, string> } {
+    // a config given as text (malformed on purpose) goes as it is, with the node fields of the default config
+    const { network, node } = typeof config === 'string' ? { network: config, node: splitByOwner(this.config()).node } : splitByOwner(config);
+    writeFileSync(`${this.autoNodeConfig}.tmp`, JSON.stringify(node), { mode: 0o644 });
+    renameSync(`${this.autoNodeConfig}.tmp`, this.autoNodeConfig);
+    return { network, env: { [NODE_CONFIG_ENV]: this.autoNodeConfig } };
+  }
+
+  /** What run() sends the plugin for config (its network fields): what delegated IPAM plugins get. */
+  sent(config: Record<string, unknown> = this.config()): Record<string, unknown> {
+    return splitByOwner(config).network;
   }
 
   /** Every file below stateDir (dot files too), relative. */
