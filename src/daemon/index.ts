@@ -3,7 +3,7 @@ import { createLogger } from '../log';
 import { VERSION } from '../version';
 import { DaemonServer } from './server';
 
-const USAGE = `usage: dpu-overlay daemon [--socket PATH] [--log-file PATH] [--log-level LEVEL] [--state-dir DIR]... [--poll-interval-ms N]
+const USAGE = `usage: dpu-overlay daemon [--socket PATH] [--log-file PATH] [--log-level LEVEL] [--state-dir DIR]... [--poll-interval-ms N] [--empty-bridge-grace-ms N]
 Runs the dpu-overlay plugin's CNI commands in-process for plugins in this network namespace, over one
 authenticated SSH connection per DPU kept warm, and serves single DPU operations on a unix socket (root only). Network configs reach it through dpu.daemonSocket (default ${DEFAULTS.dpu.daemonSocket}).
 It also watches every DPU that the attachment records under --state-dir name, and re-plugs their
@@ -13,6 +13,8 @@ ports after a DPU reboot or an OVS database reset.
   --log-level LEVEL       trace|debug|info|warn|error (default ${DEFAULTS.logLevel})
   --state-dir DIR         the plugin's stateDir; repeat for networks with their own (default ${DEFAULTS.stateDir})
   --poll-interval-ms N    probe each DPU every N ms, 200..60000, or 0: no recovery (default ${DEFAULTS.daemonPollMs})
+  --empty-bridge-grace-ms N  remove a VNI bridge once it has had no container for N ms, 0..600000; 0: the DEL
+                          of its last container removes it before answering (default ${DEFAULTS.daemonEmptyBridgeGraceMs})
 `;
 
 export interface DaemonOptions {
@@ -21,10 +23,11 @@ export interface DaemonOptions {
   logLevel: string;
   stateDirs: string[];
   pollMs: number;
+  emptyBridgeGraceMs: number;
 }
 
 export function parseDaemonArgs(argv: readonly string[]): DaemonOptions | 'help' {
-  const o: DaemonOptions = { socket: DEFAULTS.dpu.daemonSocket, logFile: DEFAULTS.daemonLogFile, logLevel: DEFAULTS.logLevel, stateDirs: [], pollMs: DEFAULTS.daemonPollMs };
+  const o: DaemonOptions = { socket: DEFAULTS.dpu.daemonSocket, logFile: DEFAULTS.daemonLogFile, logLevel: DEFAULTS.logLevel, stateDirs: [], pollMs: DEFAULTS.daemonPollMs, emptyBridgeGraceMs: DEFAULTS.daemonEmptyBridgeGraceMs };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     if (flag === '--help' || flag === '-h') return 'help';
@@ -35,11 +38,13 @@ export function parseDaemonArgs(argv: readonly string[]): DaemonOptions | 'help'
     else if (flag === '--log-level') o.logLevel = value;
     else if (flag === '--state-dir') o.stateDirs.push(value);
     else if (flag === '--poll-interval-ms') o.pollMs = Number(value);
+    else if (flag === '--empty-bridge-grace-ms') o.emptyBridgeGraceMs = Number(value);
     else throw new Error(`unknown option ${flag}\n${USAGE}`);
   }
   if (!o.socket.startsWith('/')) throw new Error(`--socket must be an absolute path`);
   for (const d of o.stateDirs) if (!d.startsWith('/')) throw new Error(`--state-dir must be an absolute path (got ${d})`);
   if (!Number.isInteger(o.pollMs) || (o.pollMs !== 0 && (o.pollMs < 200 || o.pollMs > 60000))) throw new Error(`--poll-interval-ms must be 0 or an integer from 200 to 60000`);
+  if (!Number.isInteger(o.emptyBridgeGraceMs) || o.emptyBridgeGraceMs < 0 || o.emptyBridgeGraceMs > 600000) throw new Error(`--empty-bridge-grace-ms must be an integer from 0 to 600000`);
   if (o.stateDirs.length === 0) o.stateDirs.push(DEFAULTS.stateDir);
   return o;
 }
@@ -58,14 +63,14 @@ export async function runDaemon(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const log = createLogger({ logFile: options.logFile, logLevel: options.logLevel }, { daemon: true });
-  const server = new DaemonServer(options.socket, log, { stateDirs: options.stateDirs, pollMs: options.pollMs });
+  const server = new DaemonServer(options.socket, log, { stateDirs: options.stateDirs, pollMs: options.pollMs, emptyBridgeGraceMs: options.emptyBridgeGraceMs });
   try {
     await server.listen();
   } catch (err) {
     log.error({ err: (err as Error).message }, 'dpu-overlay daemon cannot start');
     return 1;
   }
-  log.info({ version: VERSION, pid: process.pid, stateDirs: options.stateDirs, pollMs: options.pollMs || undefined }, 'dpu-overlay daemon started');
+  log.info({ version: VERSION, pid: process.pid, stateDirs: options.stateDirs, pollMs: options.pollMs || undefined, emptyBridgeGraceMs: options.emptyBridgeGraceMs }, 'dpu-overlay daemon started');
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);

@@ -70,6 +70,8 @@ export interface DaemonServerOptions {
   /** stateDirs whose attachment records recovery watches; none: no recovery. */
   stateDirs?: readonly string[];
   pollMs?: number;
+  /** How long an emptied VNI bridge stays before the daemon removes it; 0: the DEL removes it before answering. */
+  emptyBridgeGraceMs?: number;
   /** For the CNI commands the daemon runs (tests substitute a fake host). */
   runner?: CommandRunner;
 }
@@ -83,12 +85,14 @@ export class DaemonServer {
   private readonly cni: CniExecutor;
 
   private readonly netns: string;
+  private readonly emptyBridgeGraceMs: number;
 
   constructor(
     readonly socketPath: string,
     private readonly log: Logger,
     opts: DaemonServerOptions = {},
   ) {
+    this.emptyBridgeGraceMs = opts.emptyBridgeGraceMs ?? 0;
     if (opts.stateDirs?.length && opts.pollMs) {
       this.recovery = new DpuRecovery({ stateDirs: opts.stateDirs, pollMs: opts.pollMs, linkFor: (dpu) => this.recoveryLink(dpu) }, log);
     }
@@ -160,7 +164,7 @@ export class DaemonServer {
     const key = identityKey(dpu);
     let c = this.connections.get(key);
     if (!c) {
-      c = new DpuConnection(dpu, this.log);
+      c = new DpuConnection(dpu, this.log, { emptyBridgeGraceMs: this.emptyBridgeGraceMs });
       this.connections.set(key, c);
       this.log.info({ dpu: c.target, connections: this.connections.size }, 'new DPU identity');
       c.keepWarm();
@@ -200,7 +204,7 @@ export class DaemonServer {
 
   private closeIdle(): void {
     for (const [key, c] of this.connections) {
-      if (Date.now() - c.lastUsed > IDLE_CLOSE_MS) {
+      if (Date.now() - c.lastUsed > IDLE_CLOSE_MS && c.emptyBridgesPending === 0) {
         c.close();
         this.connections.delete(key);
       }
@@ -213,6 +217,8 @@ export class DaemonServer {
     const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     await this.cni.drain();
     this.recovery?.stop();
+    // A stopped daemon leaves no empty bridge behind: what is still in its grace period goes now.
+    await Promise.all([...this.connections.values()].map((c) => c.flushEmptyBridges()));
     for (const c of this.connections.values()) c.close();
     this.connections.clear();
     for (const sock of this.clients) sock.destroy();

@@ -276,10 +276,34 @@ describe('gc', () => {
     expect(removes).toEqual([[['br-vni5001', OTHER]], [['br-vni7', IFACE]]]);
   });
 
-  it('nothing stale: only the query', async () => {
-    const t = new FakeTransport([ok(ports)]);
+  it('nothing stale: the query and a look at the network\'s bridge, which keeps its containers', async () => {
+    const t = new FakeTransport([ok(ports), usage]);
     expect(await client(t).gc('ovl', 5001, [{ containerId: 'c1', ifname: 'net1' }, { containerId: 'c2', ifname: 'net1' }, { containerId: 'c3', ifname: 'net1' }])).toBe(0);
+    expect(t.commands).toHaveLength(2);
+    expect(t.argv(1)[0]).not.toContain('remove');
+  });
+
+  it('nothing stale but the bridge has no container (a daemon stopped in its grace period): GC removes it', async () => {
+    const t = new FakeTransport([ok(noRows(['_uuid', 'name', 'external_ids'])), ok([bridgeRow([TUN, INTERNAL]), uuids(TUN), uuids(INTERNAL)].join('\n')), ok('[{"count":1},{"count":1}]\n')]);
+    expect(await client(t).gc('ovl', 5001, [])).toBe(0);
+    expect(t.commands).toHaveLength(3);
+    expect((t.argv(2)[0] as string[]).slice(0, 2)).toEqual(['ovsdb-client', 'transact']);
+  });
+});
+
+describe('an empty-bridge sink (the daemon)', () => {
+  it('unplug hands the emptied bridge over instead of removing it; GC still removes it itself', async () => {
+    const handed: unknown[] = [];
+    const sink = { emptied: (_c: unknown, b: unknown) => void handed.push(b) };
+    const tables = ok([bridgeRow([TUN, INTERNAL]), uuids(TUN), uuids(INTERNAL)].join('\n') + '\n');
+    const t = new FakeTransport([tables]);
+    await new OvsDpuClient(t, s, silentLogger(), sink).unplug({ ...req, portUuid: PORT });
     expect(t.commands).toHaveLength(1);
+    expect(handed).toEqual([{ bridge: 'br-vni5001', bridgeUuid: BR, ports: [TUN, INTERNAL] }]);
+    const g = new FakeTransport([ok(noRows(['_uuid', 'name', 'external_ids'])), tables, ok('[{"count":1},{"count":1}]\n')]);
+    await new OvsDpuClient(g, s, silentLogger(), sink).gc('ovl', 5001, []);
+    expect(g.commands).toHaveLength(3);
+    expect(handed).toHaveLength(1);
   });
 });
 

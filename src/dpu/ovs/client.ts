@@ -22,6 +22,22 @@ export interface DpuProbe {
   ports: Map<string, PortOwner>;
 }
 
+/** A VNI bridge an unplug left without container ports, as that transaction saw it. */
+export interface EmptyBridge {
+  bridge: string;
+  bridgeUuid: string;
+  /** Its ports then (tunnels and internal port): the removal only goes ahead if they are still exactly these. */
+  ports: string[];
+}
+
+/**
+ * Takes over the removal of emptied VNI bridges so that the DEL does not wait for it (the daemon removes them after
+ * a grace period). Without one, the unplug removes the bridge itself before it returns.
+ */
+export interface EmptyBridgeSink {
+  emptied(client: OvsDpuClient, b: EmptyBridge): void;
+}
+
 /** DpuClient over one DPU transport: every request is one ovs-vsctl transaction (see commands.ts). */
 export class OvsDpuClient implements DpuClient {
   readonly target: string;
@@ -30,6 +46,7 @@ export class OvsDpuClient implements DpuClient {
     private readonly transport: DpuTransport,
     private readonly s: OvsSettings,
     private readonly log: Logger,
+    private readonly emptyBridges?: EmptyBridgeSink,
   ) {
     this.target = transport.target;
   }
@@ -72,13 +89,24 @@ export class OvsDpuClient implements DpuClient {
     return { bridge, portUuid: assertUuid(portUuid, 'port') };
   }
 
-  /** Deletes the bridge when only its tunnels and internal port remain, unless a concurrent ADD got there first. */
-  private async removeBridgeIfUnused(bridge: string, tables: Array<OvsTable | string>): Promise<void> {
+  /**
+   * Deletes the bridge when only its tunnels and internal port remain, unless a concurrent ADD got there first;
+   * handed to the sink instead when there is one and the caller (a DEL) should not wait for it.
+   */
+  private async removeBridgeIfUnused(bridge: string, tables: Array<OvsTable | string>, deferrable: boolean): Promise<void> {
     const usage = parseBridgeUsage(tables);
     if (!usage.bridgeUuid || usage.containerPorts.length > 0) return;
-    const out = await this.run('remove empty bridge', [removeBridgeIfUnchangedCommand(usage.bridgeUuid, usage.ports)]);
+    const empty = { bridge, bridgeUuid: usage.bridgeUuid, ports: usage.ports };
+    if (deferrable && this.emptyBridges) this.emptyBridges.emptied(this, empty);
+    else await this.removeEmptyBridge(empty, 'removed VNI bridge with its last container');
+  }
+
+  /** One transaction: the bridge goes only if its ports are still those it had when it was seen empty. True if it went. */
+  async removeEmptyBridge(b: EmptyBridge, removedMsg: string): Promise<boolean> {
+    const out = await this.run('remove empty bridge', [removeBridgeIfUnchangedCommand(b.bridgeUuid, b.ports)]);
     const kept = out.some((o) => typeof o === 'string' && o.includes('"error"'));
-    this.log.info({ dpu: this.target, bridge, removed: !kept }, kept ? 'VNI bridge gained a port concurrently; kept' : 'removed VNI bridge with its last container');
+    this.log.info({ dpu: this.target, bridge: b.bridge, removed: !kept }, kept ? 'VNI bridge changed since it was seen empty (a port was added); kept' : removedMsg);
+    return !kept;
   }
 
   private async ownerPorts(filter: Partial<PortOwner> & { vni?: number }): Promise<Array<{ uuid: string; name: string; ids: Record<string, string> }>> {
@@ -95,7 +123,7 @@ export class OvsDpuClient implements DpuClient {
       uuids = (await this.ownerPorts({ containerId: req.containerId, ifname: req.ifname, network: req.network })).map((p) => p.uuid);
     }
     if (uuids.length === 0) return;
-    await this.removeBridgeIfUnused(bridge, await this.run('unplug', [removePortsCommand(this.s, bridge, req.vni, uuids)]));
+    await this.removeBridgeIfUnused(bridge, await this.run('unplug', [removePortsCommand(this.s, bridge, req.vni, uuids)]), true);
   }
 
   /**
@@ -106,7 +134,7 @@ export class OvsDpuClient implements DpuClient {
     const items = reqs.map((r) => ({ bridge: bridgeName(this.s.bridgePrefix, r.vni), vni: r.vni, portUuid: r.portUuid }));
     const out = await this.run('unplug', [removePortsBatchCommand(this.s, items)]);
     if (out.length !== reqs.length * UNPLUG_OUTPUTS) throw new DpuError('bad-output', `DPU ${this.target}: unplug: unexpected ovs-vsctl output`);
-    for (const [k, item] of items.entries()) await this.removeBridgeIfUnused(item.bridge, out.slice(k * UNPLUG_OUTPUTS, (k + 1) * UNPLUG_OUTPUTS));
+    for (const [k, item] of items.entries()) await this.removeBridgeIfUnused(item.bridge, out.slice(k * UNPLUG_OUTPUTS, (k + 1) * UNPLUG_OUTPUTS), true);
     return items.map(() => undefined);
   }
 
@@ -144,9 +172,12 @@ export class OvsDpuClient implements DpuClient {
       const v = Number(p.ids[EXT.vni] ?? vni);
       byVni.set(v, [...(byVni.get(v) ?? []), p.uuid]);
     }
+    // The network's own bridge is looked at even with nothing stale: one a daemon meant to remove after its grace
+    // period, and did not (it stopped), goes here.
+    if (!byVni.has(vni)) byVni.set(vni, []);
     for (const [v, uuids] of byVni) {
       const bridge = bridgeName(this.s.bridgePrefix, v);
-      await this.removeBridgeIfUnused(bridge, await this.run('gc', [removePortsCommand(this.s, bridge, v, uuids)]));
+      await this.removeBridgeIfUnused(bridge, await this.run('gc', [removePortsCommand(this.s, bridge, v, uuids)]), false);
     }
     return stale.length;
   }
