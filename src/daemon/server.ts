@@ -9,6 +9,7 @@ import { dpuTarget } from '../dpu/api';
 import type { Logger } from '../log';
 import { DpuConnection, identityKey } from './connection';
 import { DpuRecovery, type RecoveryLink } from './recovery';
+import { TunnelFollower } from './tunnel-follow';
 import { ProcessRunner } from '../kernel/exec';
 import type { CommandRunner } from '../kernel/exec';
 import { CniExecutor } from './cni-exec';
@@ -94,7 +95,8 @@ export class DaemonServer {
   ) {
     this.emptyBridgeGraceMs = opts.emptyBridgeGraceMs ?? 0;
     if (opts.stateDirs?.length && opts.pollMs) {
-      this.recovery = new DpuRecovery({ stateDirs: opts.stateDirs, pollMs: opts.pollMs, linkFor: (dpu) => this.recoveryLink(dpu) }, log);
+      const follower = new TunnelFollower((dpu) => ({ reconcile: (s, targets) => this.connectionFor(dpu).client(s).reconcileTunnels(targets) }), log);
+      this.recovery = new DpuRecovery({ stateDirs: opts.stateDirs, pollMs: opts.pollMs, linkFor: (dpu) => this.recoveryLink(dpu), follower }, log);
     }
     const serve = ((op, dpu, args) => this.dispatch(op, dpu, args)) as ServeOp;
     const loggers = new RequestLoggers();
@@ -114,6 +116,7 @@ export class DaemonServer {
       probe: () => conn.client(probeSettings).probe(),
       plug: (s, req) => conn.plug(s, req),
       unplug: (s, req) => (req.portUuid ? conn.unplug(s, { ...req, portUuid: req.portUuid }) : conn.clientFor(s).unplug(req)),
+      setVfFunction: (s, target, values) => conn.clientFor(s).setVfFunction(target, values),
     };
   }
 

@@ -6,7 +6,7 @@ import { argvAsRunBySh } from './helpers/argv-echo';
 import { memoryLogger, silentLogger } from './helpers/logger';
 import { removeTmpDirs } from './helpers/tmp';
 import { dpuRejectionOf } from './helpers/errors';
-import { DpuError } from '../../src/dpu/errors';
+import { DpuError, DpuPortOwned } from '../../src/dpu/errors';
 
 afterAll(removeTmpDirs);
 
@@ -26,6 +26,14 @@ const ovsConfig = (hw?: string) => table(['other_config'], [[['map', hw === unde
 const bridgeRow = (ports: string[]) => table(['_uuid', 'ports'], [[['uuid', BR], ports.length === 1 ? ['uuid', ports[0]] : ['set', ports.map((p) => ['uuid', p])]]]);
 const uuids = (...u: string[]) => table(['_uuid'], u.map((x) => [['uuid', x]]));
 const noRows = (headings: string[]) => table(headings, []);
+/** The tunnel reading a plug ends with: bridge, tunnel ports, tunnel interfaces (per bridge). */
+const tunnelRead = (remotes = ['192.0.2.2'], vni = 5001) =>
+  [
+    bridgeRow([TUN, PORT]),
+    table(['_uuid', 'name', 'external_ids'], remotes.map((r) => [['uuid', TUN], tunnelPortName(vni, r), ['map', [['dpu-overlay.remote', r], ['dpu-overlay.role', 'tunnel'], ['dpu-overlay.vni', String(vni)]]]])),
+    table(['name', 'options'], remotes.map((r) => [tunnelPortName(vni, r), ['map', [['key', String(vni)], ['local_ip', '192.0.2.1'], ['remote_ip', r]]]])),
+  ].join('\n') + '\n';
+const noBridgeRead = () => [noRows(['_uuid', 'ports']), noRows(['_uuid', 'name', 'external_ids']), noRows(['name', 'options'])].join('\n') + '\n';
 
 /** A transport that records each command line and answers from a queue (or a function). */
 class FakeTransport implements DpuTransport {
@@ -57,10 +65,10 @@ describe('plugBatch (the daemon merging concurrent ADDs)', () => {
   const req2: PlugRequest = { ...req, containerId: 'c2', representor: 'pf0vf1' };
 
   it('one ip per representor, then one ovs-vsctl transaction with distinct @ids; results split per request', async () => {
-    const t = new FakeTransport([ok(`${IFACE}\n${PORT}\n${ovsConfig('true')}\n${OTHER}\n${PORT2}\n${ovsConfig('true')}\n`)]);
+    const t = new FakeTransport([ok(`${IFACE}\n${PORT}\n${ovsConfig('true')}\n${OTHER}\n${PORT2}\n${ovsConfig('true')}\n${tunnelRead()}`)]);
     expect(await client(t).plugBatch([req, req2])).toEqual([{ bridge: 'br-vni5001', portUuid: PORT }, { bridge: 'br-vni5001', portUuid: PORT2 }]);
     const ran = t.argv(0);
-    expect(ran.map((a) => a[0])).toEqual(['ip', 'ip', 'ovs-vsctl']);
+    expect(ran.map((a) => a[0])).toEqual(['ip', 'ip', 'ovs-vsctl', 'ovs-vsctl']);
     const vsctl = ran[2] as string[];
     expect(vsctl.filter((w) => w.startsWith('--id='))).toEqual(['--id=@i0', '--id=@p0', '--id=@i1', '--id=@p1']);
     expect(vsctl).toContain('interfaces=@i1');
@@ -75,14 +83,62 @@ describe('plugBatch (the daemon merging concurrent ADDs)', () => {
 
 describe('plug', () => {
   it('sends ip + one ovs-vsctl transaction and returns the bridge and the new Port UUID', async () => {
-    const t = new FakeTransport([ok(`${IFACE}\n${PORT}\n${ovsConfig('true')}\n`)]);
+    const t = new FakeTransport([ok(`${IFACE}\n${PORT}\n${ovsConfig('true')}\n${tunnelRead()}`)]);
     expect(await client(t).plug(req)).toEqual({ bridge: 'br-vni5001', portUuid: PORT });
     expect(t.commands).toHaveLength(1);
     const ran = t.argv(0);
-    expect(ran.map((a) => a[0])).toEqual(['ip', 'ovs-vsctl']);
+    expect(ran.map((a) => a[0])).toEqual(['ip', 'ovs-vsctl', 'ovs-vsctl']);
     expect(ran[1]).toContain('--may-exist');
     expect(ran[1]).toContain('name=pf0vf0');
     expect(ran[1]).toContain(tunnelPortName(5001, '192.0.2.2'));
+  });
+
+  describe('a port of the representor\'s name exists (the plug never deletes by name)', () => {
+    const taken = { exitCode: 1, stdout: '', stderr: `ovs-vsctl: transaction error: {"details":"Transaction causes multiple rows in \\"Port\\" table to have identical values (\\"pf0vf0\\") for index on column \\"name\\".","error":"constraint violation"}\n` };
+    const holder = (ids: Array<[string, string]>) => ok(table(['_uuid', 'name', 'external_ids'], [[['uuid', OTHER], 'pf0vf0', ['map', ids]]]));
+    const owned = (c: string): Array<[string, string]> => [['dpu-overlay.container', c], ['dpu-overlay.ifname', 'net1'], ['dpu-overlay.network', 'ovl'], ['dpu-overlay.role', 'container'], ['dpu-overlay.vni', '100']];
+
+    it('its own earlier port (a repeated or interrupted ADD, a re-plug): removed owner-checked, then plugged again', async () => {
+      const t = new FakeTransport([taken, holder(owned('c1')), ok(`[{},{"count":1}]\n${IFACE}\n${PORT}\n${ovsConfig('true')}\n`)]);
+      expect(await client(t).plug(req)).toEqual({ bridge: 'br-vni5001', portUuid: PORT });
+      expect(t.argv(1)[0]).toEqual(expect.arrayContaining(['find', 'Port', 'name=pf0vf0']));
+      const again = t.argv(2);
+      expect(again.map((a) => a[0])).toEqual(['ovsdb-client', 'ip', 'ovs-vsctl', 'ovs-vsctl']);
+      expect(again[0]?.[2]).toContain(`["uuid","${OTHER}"]`);
+      expect(again[0]?.[2]).toContain('["dpu-overlay.container","c1"]');
+    });
+
+    it('another attachment\'s port: not moved, code 102 naming its owner (the plugin decides whether it is stale)', async () => {
+      const t = new FakeTransport([taken, holder(owned('c9'))]);
+      const err = await client(t).plug(req).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DpuPortOwned);
+      expect(err).toMatchObject({ kind: 'port-owned', holder: { containerId: 'c9', ifname: 'net1', network: 'ovl', portUuid: OTHER } });
+      expect((err as Error).message).toMatch(/pf0vf0 is plugged for another attachment \(container c9, ifname net1, network ovl\)/);
+      expect(await dpuRejectionOf(client(new FakeTransport([taken, holder(owned('c9'))])).plug(req))).toMatchObject({ code: 102 });
+      expect(t.commands).toHaveLength(2);
+    });
+
+    it('another attachment\'s port the plugin named as stale (reclaim): removed only while it still has that owner', async () => {
+      const t = new FakeTransport([ok(`[{},{"count":1}]\n${IFACE}\n${PORT}\n${ovsConfig('true')}\n`)]);
+      await client(t).plug({ ...req, reclaim: { network: 'ovl', containerId: 'c9', ifname: 'net1', portUuid: OTHER } });
+      expect(t.argv(0)[0]?.[2]).toContain('["dpu-overlay.container","c9"]');
+      // the named port was replaced meanwhile by a live one: refused again, nothing removed
+      const t2 = new FakeTransport([taken, holder(owned('c7'))]);
+      expect(await dpuRejectionOf(client(t2).plug({ ...req, reclaim: { network: 'ovl', containerId: 'c9', ifname: 'net1', portUuid: OTHER } }))).toMatchObject({ code: 102 });
+    });
+
+    it('a port dpu-overlay did not make: code 112 saying how to remove it', async () => {
+      const t = new FakeTransport([taken, holder([['foo', 'bar']])]);
+      const err = await dpuRejectionOf(client(t).plug(req));
+      expect(err).toMatchObject({ code: 112 });
+      expect(err.message).toMatch(/dpu-overlay did not make .*ovs-vsctl del-port pf0vf0/);
+    });
+
+    it('gone by the time it is looked up: plugged again without a removal', async () => {
+      const t = new FakeTransport([taken, ok(noRows(['_uuid', 'name', 'external_ids'])), ok(`${IFACE}\n${PORT}\n${ovsConfig('true')}\n`)]);
+      expect(await client(t).plug(req)).toEqual({ bridge: 'br-vni5001', portUuid: PORT });
+      expect(t.argv(2).map((a) => a[0])).toEqual(['ip', 'ovs-vsctl', 'ovs-vsctl']);
+    });
   });
 
   it('warns when hw-offload was not on yet (enable), and not when it was', async () => {
@@ -118,6 +174,7 @@ describe('plug', () => {
       ['ip', 'link', 'set'],
       ['ovs-vsctl', '--timeout=1', 'wait-until'],
       ['ovs-vsctl', '--timeout=10', '-f'],
+      ['ovs-vsctl', '--timeout=10', '-f'],
     ]);
   });
 
@@ -130,14 +187,16 @@ describe('unplugBatch (the daemon merging concurrent DELs)', () => {
   const PORT2 = '33333333-3333-4333-8333-333333333333';
   const tables = (ports: string[]) => [bridgeRow(ports), uuids(TUN), uuids(INTERNAL)].join('\n');
 
-  it('one transaction removing both ports; only the request that leaves the bridge empty removes it', async () => {
-    const t = new FakeTransport([ok(`${tables([TUN, INTERNAL, PORT2])}\n${tables([TUN, INTERNAL])}\n`), ok('[{"count":1},{"count":1}]\n')]);
-    await client(t).unplugBatch([{ ...req, portUuid: PORT }, { ...req, containerId: 'c2', portUuid: PORT2 }]);
+  it('one owner-checked transaction per port, one usage read; the last request on the bridge decides whether it goes', async () => {
+    const t = new FakeTransport([ok(`[{},{"count":1}]\n[{},{"count":1}]\n${tables([TUN, INTERNAL])}\n${tables([TUN, INTERNAL])}\n`), ok('[{"count":1},{"count":1}]\n')]);
+    await client(t).unplugBatch([{ ...req, portUuid: PORT }, { ...req, containerId: 'c2', representor: 'pf0vf1', portUuid: PORT2 }]);
     expect(t.commands).toHaveLength(2);
-    const vsctl = t.argv(0)[0] as string[];
-    expect(vsctl.filter((w) => w === 'remove')).toHaveLength(2);
-    expect(vsctl).toContain(PORT);
-    expect(vsctl).toContain(PORT2);
+    const ran = t.argv(0);
+    expect(ran.map((a) => a[0])).toEqual(['ovsdb-client', 'ovsdb-client', 'ovs-vsctl']);
+    expect(ran[0]?.[2]).toContain(PORT);
+    expect(ran[0]?.[2]).toContain('["dpu-overlay.container","c1"]');
+    expect(ran[1]?.[2]).toContain(PORT2);
+    expect(ran[1]?.[2]).toContain('["dpu-overlay.container","c2"]');
     expect((t.argv(1)[0] as string[])[0]).toBe('ovsdb-client');
   });
 
@@ -148,14 +207,16 @@ describe('unplugBatch (the daemon merging concurrent DELs)', () => {
 });
 
 describe('unplug', () => {
-  const usage = (ports: string[]) => ok([bridgeRow(ports), uuids(TUN), uuids(INTERNAL)].join('\n') + '\n');
+  const usage = (ports: string[], removed = '[{},{"count":1}]') => ok([removed, bridgeRow(ports), uuids(TUN), uuids(INTERNAL)].join('\n') + '\n');
 
   it('by UUID; removes the bridge when only its tunnel and internal port remain, guarded by the exact port set', async () => {
     const t = new FakeTransport([usage([TUN, INTERNAL]), ok('[{"count":1},{"count":1}]\n')]);
     await client(t).unplug({ ...req, portUuid: PORT });
     expect(t.commands).toHaveLength(2);
-    const first = t.argv(0)[0] as string[];
-    expect(first.slice(first.indexOf('--') + 1, first.indexOf('--') + 7)).toEqual(['--if-exists', 'remove', 'Bridge', 'br-vni5001', 'ports', PORT]);
+    const [removal, read] = t.argv(0) as [string[], string[]];
+    expect(removal.slice(0, 2)).toEqual(['ovsdb-client', 'transact']);
+    expect(JSON.parse(removal[2] as string)[1]).toMatchObject({ op: 'wait', table: 'Port', where: [['_uuid', '==', ['uuid', PORT]], ['name', '==', 'pf0vf0'], ['external_ids', 'includes', ['map', [['dpu-overlay.container', 'c1'], ['dpu-overlay.ifname', 'net1'], ['dpu-overlay.network', 'ovl'], ['dpu-overlay.role', 'container']]]]] });
+    expect(read[0]).toBe('ovs-vsctl');
     const second = t.argv(1)[0] as string[];
     expect(second.slice(0, 2)).toEqual(['ovsdb-client', 'transact']);
     const txn = JSON.parse(second[2] as string) as Array<Record<string, unknown>>;
@@ -170,7 +231,7 @@ describe('unplug', () => {
   });
 
   it('a bridge that is already gone: nothing more', async () => {
-    const t = new FakeTransport([ok([noRows(['_uuid', 'ports']), noRows(['_uuid']), noRows(['_uuid'])].join('\n'))]);
+    const t = new FakeTransport([ok(['[{"details":"\\"wait\\" timed out","error":"timed out"}]', noRows(['_uuid', 'ports']), noRows(['_uuid']), noRows(['_uuid'])].join('\n'))]);
     await client(t).unplug({ ...req, portUuid: PORT });
     expect(t.commands).toHaveLength(1);
   });
@@ -189,17 +250,24 @@ describe('unplug', () => {
     expect(t.argv(0)[0]).toEqual(expect.arrayContaining(['find', 'Port', 'external_ids:dpu-overlay.container="c1"', 'external_ids:dpu-overlay.ifname="net1"', 'external_ids:dpu-overlay.network="ovl"']));
   });
 
-  it('without a UUID: removes every port of that owner in one transaction', async () => {
+  it('a port meanwhile taken by another owner: its removal changes nothing (the wait fails), the rest goes on', async () => {
+    const t = new FakeTransport([usage([TUN, INTERNAL, OTHER], '[{"details":"\\"wait\\" timed out","error":"timed out"}]')]);
+    await expect(client(t).unplug({ ...req, portUuid: PORT })).resolves.toBeUndefined();
+    expect(t.commands).toHaveLength(1);
+  });
+
+  it('without a UUID: removes every port of that owner, each by its owner-checked transaction', async () => {
     const found = table(['_uuid', 'name', 'external_ids'], [
       [['uuid', PORT], 'pf0vf0', ['map', [['dpu-overlay.container', 'c1']]]],
       [['uuid', OTHER], 'pf0vf1', ['map', [['dpu-overlay.container', 'c1']]]],
     ]);
-    const t = new FakeTransport([ok(found), usage([TUN, INTERNAL, 'ffffffff-ffff-4fff-8fff-ffffffffffff'])]);
+    const t = new FakeTransport([ok(found), ok(['[{},{"count":1}]', '[{},{"count":1}]', bridgeRow([TUN, INTERNAL, 'ffffffff-ffff-4fff-8fff-ffffffffffff']), uuids(TUN), uuids(INTERNAL)].join('\n'))]);
     await client(t).unplug({ network: 'ovl', vni: 5001, containerId: 'c1', ifname: 'net1', representor: '' });
-    const argv = t.argv(1)[0] as string[];
-    expect(argv.filter((a) => a === 'remove')).toHaveLength(2);
-    expect(argv).toContain(PORT);
-    expect(argv).toContain(OTHER);
+    const ran = t.argv(1);
+    expect(ran.map((a) => a[0])).toEqual(['ovsdb-client', 'ovsdb-client', 'ovs-vsctl']);
+    expect(ran[0]?.[2]).toContain(`["uuid","${PORT}"]`);
+    expect(ran[0]?.[2]).toContain('["name","==","pf0vf0"]');
+    expect(ran[1]?.[2]).toContain(`["uuid","${OTHER}"]`);
   });
 
   it('a failing unplug is code 112', async () => {
@@ -266,27 +334,39 @@ describe('gc', () => {
   const usage = ok([bridgeRow([TUN, INTERNAL, PORT]), uuids(TUN), uuids(INTERNAL)].join('\n'));
 
   it('removes ports of this network whose owner is not kept, per VNI bridge, and counts them', async () => {
-    const t = new FakeTransport([ok(ports), usage, usage]);
+    const t = new FakeTransport([ok(ports), usage, usage, ok(tunnelRead() + noBridgeRead())]);
     expect(await client(t).gc('ovl', 5001, [{ containerId: 'c1', ifname: 'net1' }])).toBe(2);
     expect(t.argv(0)[0]).toEqual(expect.arrayContaining(['external_ids:dpu-overlay.network="ovl"']));
     const removes = [1, 2].map((i) => {
-      const argv = t.argv(i)[0] as string[];
-      return argv.flatMap((a, j) => (a === 'remove' ? [[argv[j + 2], argv[j + 4]]] : []));
+      const [removal, read] = t.argv(i) as [string[], string[]];
+      const wait = JSON.parse(removal[2] as string)[1] as { where: unknown[] };
+      return [wait.where[0], wait.where[2], read.find((w) => w.startsWith('name=br-'))];
     });
-    expect(removes).toEqual([[['br-vni5001', OTHER]], [['br-vni7', IFACE]]]);
+    // each removal names the owner the port had when GC read it: a port re-plugged meanwhile stays
+    expect(removes).toEqual([
+      [['_uuid', '==', ['uuid', OTHER]], ['external_ids', 'includes', ['map', [['dpu-overlay.container', 'c2'], ['dpu-overlay.ifname', 'net1'], ['dpu-overlay.network', 'ovl'], ['dpu-overlay.role', 'container']]]], 'name=br-vni5001'],
+      [['_uuid', '==', ['uuid', IFACE]], ['external_ids', 'includes', ['map', [['dpu-overlay.container', 'c3'], ['dpu-overlay.ifname', 'net1'], ['dpu-overlay.network', 'ovl'], ['dpu-overlay.role', 'container']]]], 'name=br-vni7'],
+    ]);
   });
 
-  it('nothing stale: the query and a look at the network\'s bridge, which keeps its containers', async () => {
-    const t = new FakeTransport([ok(ports), usage]);
+  it('a failing tunnel reading does not fail GC: logged, tried again by the next command', async () => {
+    const m = memoryLogger();
+    const t = new FakeTransport([ok(ports), usage, { exitCode: 1, stdout: '', stderr: 'database connection failed' }]);
+    expect(await client(t, {}, m.log).gc('ovl', 5001, [{ containerId: 'c1', ifname: 'net1' }, { containerId: 'c2', ifname: 'net1' }, { containerId: 'c3', ifname: 'net1' }])).toBe(0);
+    expect(m.records.some((r) => r.msg === 'could not reconcile VNI bridge tunnels with remoteVteps')).toBe(true);
+  });
+
+  it('nothing stale: the query, a look at the network\'s bridge (which keeps its containers), then the tunnel reading', async () => {
+    const t = new FakeTransport([ok(ports), usage, ok(tunnelRead())]);
     expect(await client(t).gc('ovl', 5001, [{ containerId: 'c1', ifname: 'net1' }, { containerId: 'c2', ifname: 'net1' }, { containerId: 'c3', ifname: 'net1' }])).toBe(0);
-    expect(t.commands).toHaveLength(2);
-    expect(t.argv(1)[0]).not.toContain('remove');
+    expect(t.commands).toHaveLength(3);
+    expect(t.argv(1).map((a) => a[0])).toEqual(['ovs-vsctl']);
   });
 
-  it('nothing stale but the bridge has no container (a daemon stopped in its grace period): GC removes it', async () => {
-    const t = new FakeTransport([ok(noRows(['_uuid', 'name', 'external_ids'])), ok([bridgeRow([TUN, INTERNAL]), uuids(TUN), uuids(INTERNAL)].join('\n')), ok('[{"count":1},{"count":1}]\n')]);
+  it('nothing stale but the bridge has no container (a daemon killed in its grace period): GC removes it', async () => {
+    const t = new FakeTransport([ok(noRows(['_uuid', 'name', 'external_ids'])), ok([bridgeRow([TUN, INTERNAL]), uuids(TUN), uuids(INTERNAL)].join('\n')), ok('[{"count":1},{"count":1}]\n'), ok(noBridgeRead())]);
     expect(await client(t).gc('ovl', 5001, [])).toBe(0);
-    expect(t.commands).toHaveLength(3);
+    expect(t.commands).toHaveLength(4);
     expect((t.argv(2)[0] as string[]).slice(0, 2)).toEqual(['ovsdb-client', 'transact']);
   });
 });
@@ -295,14 +375,13 @@ describe('an empty-bridge sink (the daemon)', () => {
   it('unplug hands the emptied bridge over instead of removing it; GC still removes it itself', async () => {
     const handed: unknown[] = [];
     const sink = { emptied: (_c: unknown, b: unknown) => void handed.push(b) };
-    const tables = ok([bridgeRow([TUN, INTERNAL]), uuids(TUN), uuids(INTERNAL)].join('\n') + '\n');
-    const t = new FakeTransport([tables]);
+    const t = new FakeTransport([ok(['[{},{"count":1}]', bridgeRow([TUN, INTERNAL]), uuids(TUN), uuids(INTERNAL)].join('\n') + '\n')]);
     await new OvsDpuClient(t, s, silentLogger(), sink).unplug({ ...req, portUuid: PORT });
     expect(t.commands).toHaveLength(1);
     expect(handed).toEqual([{ bridge: 'br-vni5001', bridgeUuid: BR, ports: [TUN, INTERNAL] }]);
-    const g = new FakeTransport([ok(noRows(['_uuid', 'name', 'external_ids'])), tables, ok('[{"count":1},{"count":1}]\n')]);
+    const g = new FakeTransport([ok(noRows(['_uuid', 'name', 'external_ids'])), ok([bridgeRow([TUN, INTERNAL]), uuids(TUN), uuids(INTERNAL)].join('\n')), ok('[{"count":1},{"count":1}]\n'), ok(noBridgeRead())]);
     await new OvsDpuClient(g, s, silentLogger(), sink).gc('ovl', 5001, []);
-    expect(g.commands).toHaveLength(3);
+    expect(g.commands).toHaveLength(4);
     expect(handed).toHaveLength(1);
   });
 });
@@ -332,5 +411,57 @@ describe('status and close', () => {
     expect(c.target).toBe('root@192.0.2.10:22');
     c.close();
     expect(t.closed).toBe(1);
+  });
+});
+
+describe('tunnels follow remoteVteps (static mode)', () => {
+  const GONE = '198.51.100.9';
+  it('a plug whose reading shows a tunnel to a remote no longer configured removes it, owner-checked', async () => {
+    const m = memoryLogger();
+    const t = new FakeTransport([ok(`${IFACE}\n${PORT}\n${ovsConfig('true')}\n${tunnelRead(['192.0.2.2', GONE])}`), ok('[{},{"count":1}]\n')]);
+    expect(await client(t, {}, m.log).plug(req)).toEqual({ bridge: 'br-vni5001', portUuid: PORT });
+    expect(t.commands).toHaveLength(2);
+    const [removal] = t.argv(1);
+    expect(removal?.slice(0, 2)).toEqual(['ovsdb-client', 'transact']);
+    const txn = JSON.parse(removal?.[2] as string) as [string, { rows: unknown[] }, { where: unknown[]; mutations: unknown[] }];
+    expect(txn[1].rows).toEqual([{ name: tunnelPortName(5001, GONE), external_ids: ['map', [['dpu-overlay.remote', GONE], ['dpu-overlay.role', 'tunnel'], ['dpu-overlay.vni', '5001']]] }]);
+    expect(txn[2].where).toEqual([['name', '==', 'br-vni5001']]);
+    expect(m.records.some((r) => r.msg === 'VNI bridge tunnels reconciled with remoteVteps')).toBe(true);
+  });
+
+  it('a tunnel port without the plugin name or on another bridge is left alone', async () => {
+    const foreign = table(['_uuid', 'name', 'external_ids'], [
+      [['uuid', OTHER], 'vxdeadbeef', ['map', [['dpu-overlay.remote', GONE], ['dpu-overlay.role', 'tunnel'], ['dpu-overlay.vni', '5001']]]],
+      [['uuid', INTERNAL], tunnelPortName(5001, GONE), ['map', [['dpu-overlay.remote', GONE], ['dpu-overlay.role', 'tunnel'], ['dpu-overlay.vni', '5001']]]],
+    ]);
+    const reading = [bridgeRow([TUN, OTHER]), foreign, table(['name', 'options'], [])].join('\n');
+    const t = new FakeTransport([ok(reading), ok('')]);
+    const [d] = await client(t).reconcileTunnels([{ bridge: 'br-vni5001', vni: 5001 }]);
+    expect(d?.extra).toEqual([]);
+    expect(d?.missing).toEqual(['192.0.2.2']);
+    // the missing tunnel is made again; nothing is removed
+    expect(t.argv(1).map((a) => a[0])).toEqual(['ovs-vsctl']);
+  });
+
+  it('a renumbered local VTEP: the tunnel is stale and set again', async () => {
+    const t = new FakeTransport([ok(tunnelRead()), ok('')]);
+    const [d] = await client(t, { localVtep: '192.0.2.77' }).reconcileTunnels([{ bridge: 'br-vni5001', vni: 5001 }]);
+    expect(d?.stale).toEqual(['192.0.2.2']);
+    expect(t.argv(1)[0]).toContain('options:local_ip=192.0.2.77');
+  });
+
+  it('CHECK: a bridge whose tunnels differ is code 120 saying what differs, and is reconciled', async () => {
+    const tunnel = tunnelPortName(5001, '192.0.2.2');
+    const check = [
+      table(['_uuid', 'ports', 'datapath_type'], [[['uuid', BR], ['set', [['uuid', PORT], ['uuid', TUN]]], 'system']]),
+      table(['_uuid', 'name', 'external_ids'], [[['uuid', PORT], 'pf0vf0', ['map', [['dpu-overlay.container', 'c1'], ['dpu-overlay.ifname', 'net1'], ['dpu-overlay.network', 'ovl']]]]]),
+      table(['name', 'options'], [[tunnel, ['map', [['key', '5001'], ['remote_ip', '192.0.2.2']]]]]),
+      ovsConfig('true'),
+    ].join('\n');
+    const t = new FakeTransport([ok(`${check}\n${tunnelRead(['192.0.2.2', GONE])}`), ok('[{},{"count":1}]\n')]);
+    const err = await dpuRejectionOf(client(t).check(req));
+    expect(err.code).toBe(120);
+    expect(err.message).toMatch(/br-vni5001: tunnel to 198\.51\.100\.9, which is not in remoteVteps .*reconciled now/);
+    expect(t.argv(1)[0]?.[0]).toBe('ovsdb-client');
   });
 });
