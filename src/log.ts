@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, constants, fstatSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { elapsedMs } from './util/time';
@@ -14,8 +14,8 @@ export interface LogSettings {
 export function createLogger(settings: LogSettings, bindings: Record<string, unknown> = {}, warnStream?: pino.DestinationStream): Logger {
   const streams: pino.StreamEntry[] = [{ level: 'warn', stream: warnStream ?? pino.destination({ dest: 2, sync: true }) }];
   if (settings.logFile && settings.logLevel !== 'silent') {
-    const fd = openLogFile(settings.logFile);
-    if (fd !== undefined) streams.push({ level: settings.logLevel as pino.Level, stream: pino.destination({ dest: fd, sync: true }) });
+    const file = ReopenableLogFile.open(settings.logFile);
+    if (file) streams.push({ level: settings.logLevel as pino.Level, stream: file });
   }
   const level = settings.logLevel === 'silent' ? 'warn' : lowerOf(settings.logLevel, 'warn');
   return pino({ level, base: { pid: process.pid, ...bindings }, redact: { paths: ['privateKey', '*.privateKey', 'passphrase'], remove: true } }, pino.multistream(streams));
@@ -41,6 +41,53 @@ function openLogFile(path: string): number | undefined {
     process.stderr.write(`dpu-overlay: not logging to logFile ${path}: ${why}; logging warnings to stderr only\n`);
     return undefined;
   }
+}
+
+/**
+ * A log file written synchronously, one line per write, that reopenLogFiles() opens again by path (after
+ * logrotate moved it: SIGHUP to the daemon). A file that cannot be reopened keeps the old descriptor.
+ */
+class ReopenableLogFile implements pino.DestinationStream {
+  private static readonly open_ = new Set<ReopenableLogFile>();
+
+  private constructor(
+    private readonly path: string,
+    private fd: number,
+  ) {}
+
+  static open(path: string): ReopenableLogFile | undefined {
+    const fd = openLogFile(path);
+    if (fd === undefined) return undefined;
+    const file = new ReopenableLogFile(path, fd);
+    ReopenableLogFile.open_.add(file);
+    return file;
+  }
+
+  static reopenAll(): number {
+    for (const f of ReopenableLogFile.open_) f.reopen();
+    return ReopenableLogFile.open_.size;
+  }
+
+  write(line: string): void {
+    try {
+      writeSync(this.fd, line);
+    } catch {
+      // A full disk or a revoked file must not break the command; the line is lost.
+    }
+  }
+
+  private reopen(): void {
+    const fd = openLogFile(this.path);
+    if (fd === undefined) return;
+    const old = this.fd;
+    this.fd = fd;
+    closeSync(old);
+  }
+}
+
+/** Opens every log file this process writes again by its path; how many. */
+export function reopenLogFiles(): number {
+  return ReopenableLogFile.reopenAll();
 }
 
 function lowerOf(a: string, b: string): string {

@@ -101,6 +101,7 @@ export function takeBatch<T>(items: T[], bytes: (item: T) => number): T[] {
  */
 export class DpuConnection implements DpuTransport {
   readonly target: string;
+  readonly controlPlane: 'static' | 'ovn';
   lastUsed = Date.now();
   private readonly ssh: SshTransport;
   private channels = 0;
@@ -124,6 +125,11 @@ export class DpuConnection implements DpuTransport {
     // OVN mode's ADD waits for the port to come up on the DPU: its commands need longer than dpu.timeoutMs.
     this.ssh = new SshTransport(conf.controlPlane === 'ovn' ? { ...conf, timeoutMs: ovnExecTimeoutMs(conf) } : conf, () => this.dropped());
     this.target = this.ssh.target;
+    this.controlPlane = conf.controlPlane === 'ovn' ? 'ovn' : 'static';
+  }
+
+  get connected(): boolean {
+    return this.ssh.connected;
   }
 
   /** Connects now and keeps retrying with backoff until it succeeds or the connection is closed. */

@@ -1,5 +1,5 @@
 import type { DestinationStream } from 'pino';
-import { createLogger, type LogSettings, type Logger } from '../log';
+import { createLogger, type LogSettings, type Logger, reopenLogFiles } from '../log';
 import { requestScope } from '../util/request-scope';
 
 /** Distinct (logFile, logLevel) pairs kept open; more than any node has networks. */
@@ -20,6 +20,7 @@ const requestStderr: DestinationStream = {
  */
 export class RequestLoggers {
   private readonly bases = new Map<string, Logger>();
+  private readonly configErrorBases = new Map<string, Logger>();
 
   forCommand(settings: LogSettings, bindings: Record<string, unknown>): Logger {
     const key = JSON.stringify([settings.logFile ?? '', settings.logLevel]);
@@ -34,5 +35,22 @@ export class RequestLoggers {
       this.bases.set(key, base);
     }
     return base.child({ ...bindings, via: 'daemon' });
+  }
+
+  /** For config errors (logged before the command has a logger): the file only, not the command's stderr, as standalone. */
+  forConfigError(settings: LogSettings): Logger {
+    const key = JSON.stringify([settings.logFile ?? '', settings.logLevel]);
+    let base = this.configErrorBases.get(key);
+    if (!base) {
+      if (this.configErrorBases.size >= MAX_BASE_LOGGERS) this.configErrorBases.clear();
+      base = createLogger(settings, {}, { write: () => undefined });
+      this.configErrorBases.set(key, base);
+    }
+    return base.child({ via: 'daemon' });
+  }
+
+  /** Every log file of this process (commands' and the daemon's own) opened again by path. */
+  reopen(): number {
+    return reopenLogFiles();
   }
 }

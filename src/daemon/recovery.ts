@@ -12,6 +12,7 @@ import { type Attachment, attachmentKey, StateStore } from '../store/attachments
 import { untrustedDirReason } from '../util/secure-fs';
 import { elapsedMs } from '../util/time';
 import { identityKey } from './connection';
+import { processNetnsIdentities, recordedNetnsAlive } from '../kernel/netns';
 
 /**
  * The daemon's DPU recovery: every pollMs it probes each DPU that the attachment records under its stateDirs
@@ -21,6 +22,7 @@ import { identityKey } from './connection';
  * The DPUs and how to reach them come from the records, not from the requests the daemon served: a record
  * holds the DPU settings ADD used (dpu.config; older records: the network config ADD got), so recovery
  * works for attachments made before the daemon (re)started or over direct SSH, and stops with the last DEL.
+ * The record and recovery model: docs/design/records-and-recovery.md.
  */
 
 /** How recovery reaches one DPU: the daemon's warm connection for that identity. */
@@ -138,6 +140,15 @@ export interface RecoveryOptions {
   expectedUid?: number;
   /** Re-plug every ready attachment, not only those whose port is missing (dpu-overlay replug --all). */
   replugAll?: boolean;
+  /** Counts each attachment re-plugged (metrics), by DPU target. */
+  onReplugged?(target: string): void;
+  /**
+   * Releases an attachment whose container's network namespace is gone, as GC would (host, IPAM, DPU, record).
+   * Without it such attachments are left alone, never re-plugged.
+   */
+  releaseGone?(att: Attachment): Promise<void>;
+  /** Whether an attachment's network namespace still exists (tests substitute their own). */
+  netnsAlive?(att: Attachment, inProcesses: () => ReadonlySet<string>): boolean;
   /** Static mode: keeps the records' VNI bridges' tunnels in line with the node files (tunnel-follow.ts). */
   follower?: { poll(records: readonly Attachment[]): Promise<void> };
 }
@@ -172,6 +183,42 @@ export class DpuRecovery {
 
   stop(): void {
     clearInterval(this.timer);
+  }
+
+  /**
+   * The attachments of plan whose container still exists. The others (a host power cycle took their namespaces,
+   * the runtime has not sent DEL yet) are not re-plugged: their ports would come back for dead pods. They are
+   * released as GC would release them, outside the lock (DEL takes it); one that fails is tried at the next poll.
+   */
+  private async withoutGoneContainers(target: string, replug: Attachment[]): Promise<Attachment[]> {
+    if (replug.length === 0) return replug;
+    let seen: ReadonlySet<string> | undefined;
+    const inProcesses = () => (seen ??= processNetnsIdentities());
+    const alive = this.o.netnsAlive ?? recordedNetnsAlive;
+    const live: Attachment[] = [];
+    const gone: Attachment[] = [];
+    for (const att of replug) (alive(att, inProcesses) ? live : gone).push(att);
+    for (const att of gone) {
+      const fields = { dpu: target, containerId: att.containerId, ifname: att.ifname, netns: att.netns };
+      if (!this.o.releaseGone) {
+        this.warnOnce(`gone ${att.containerId} ${att.ifname}`, fields, 'not re-plugging an attachment whose container network namespace is gone; its DEL or GC releases it');
+        continue;
+      }
+      try {
+        await this.o.releaseGone(att);
+        this.log.info(fields, 'released an attachment whose container network namespace is gone instead of re-plugging it');
+      } catch (err) {
+        this.log.error({ ...fields, err: (err as Error).message }, 'releasing an attachment whose container is gone failed; tried again at the next poll');
+      }
+    }
+    return live;
+  }
+
+  /** What the watch of each DPU knows, for the daemon's status. */
+  views(): Array<{ target: string; bootId?: string; down?: { since: string; error: string }; recovering?: { reason: string; count: number } }> {
+    return [...this.watches.values()].flatMap((w) =>
+      w.target ? [{ target: w.target, ...(w.identity ? { bootId: w.identity.bootId } : {}), ...(w.down ? { down: { since: w.down.since.toISOString(), error: w.down.error } } : {}), ...(w.recovering ? { recovering: w.recovering } : {}) }] : [],
+    );
   }
 
   /** Why STATUS must say the DPU is not available (code 50), or undefined. */
@@ -261,6 +308,7 @@ export class DpuRecovery {
     if (w.down) this.log.info({ dpu: target, downSince: w.down.since.toISOString() }, 'DPU answers again');
     const plan = planRecovery(w.identity, probe, g.records.map((r) => r.att), this.o.replugAll, w.retry);
     this.reportDuplicates(w, target, plan.duplicates);
+    plan.replug = await this.withoutGoneContainers(target, plan.replug);
     // Identity is taken now: what fails below is retried by key, not by re-plugging everything again.
     const changed = w.identity?.bootId !== probe.bootId || w.identity.dbUuid !== probe.dbUuid;
     w.identity = { bootId: probe.bootId, dbUuid: probe.dbUuid };
@@ -311,6 +359,7 @@ export class DpuRecovery {
       const fn = att.vfFunction;
       if (fn) await link.setVfFunction(r.dpu, fn.target, fn.applied);
       this.log.info({ containerId: att.containerId, ifname: att.ifname, representor: req.representor, bridge, portUuid, vfFunction: fn ? fn.applied : undefined }, 're-plugged attachment');
+      this.o.onReplugged?.(dpuTarget(r.dpu));
       return 'replugged';
     } catch (err) {
       const cni = layerErrorToCni(err);

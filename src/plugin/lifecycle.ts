@@ -3,6 +3,7 @@ import type { DpuClient } from '../dpu/api';
 import { DpuClients, dpuOfRecord } from './dpu-client';
 import type { DpuConfig } from '../config/schema';
 import { loadNetConf, type NetConf } from '../config/load';
+import { unknownFieldsWarning } from '../config/aliases';
 import { nodeConfigPath, readNodeFile } from '../config/node-file';
 import { IpamDelegate, type IpamCall } from '../cni/invoke';
 import { LinkOps } from '../kernel/iproute2';
@@ -23,6 +24,8 @@ export interface Deps {
   stderr?(text: string): void;
   /** Called once the config is loaded, before anything else: the daemon refuses (throws) or accepts the command here. */
   admit?(conf: NetConf): void;
+  /** Called with the step timings of the closing log line (the daemon's metrics). */
+  observeSteps?(command: string, steps: Readonly<Record<string, number>>): void;
 }
 
 export interface Context {
@@ -44,6 +47,8 @@ export function prepare(req: CniRequest, deps: Deps): Context {
   deps.admit?.(conf);
   const bindings = { command: req.env.command, containerId: req.env.containerId || undefined, ifname: req.env.ifname || undefined, network: conf.name };
   const log = deps.logger ? deps.logger(conf, bindings) : createLogger(conf, bindings);
+  const ignored = unknownFieldsWarning(conf.unknownFields);
+  if (ignored) log.warn(ignored);
   log.debug({ nodeConfig: node.path, keys: node.values ? Object.keys(node.values) : undefined }, node.values ? 'node file merged' : 'no node file');
   const state = new StateStore(conf.stateDir);
   return { req, conf, log, timer, state, sysfs: new Sysfs(conf.sysfsRoot), links: new LinkOps(deps.runner), ipam: new IpamDelegate(deps.runner, { env: req.rawEnv, stderr: deps.stderr ?? ((text) => void process.stderr.write(text)) }), deps };
@@ -59,10 +64,12 @@ export async function withDpu<T>(ctx: Context, warm: DpuConfig | undefined, body
   dpus.warm(warm);
   try {
     const out = await body(dpus);
+    ctx.deps.observeSteps?.(ctx.req.env.command, ctx.timer.steps);
     ctx.log.info({ steps: ctx.timer.steps, totalMs: ctx.timer.totalMs(), dpuConnectMs: dpus.connectMs }, `${ctx.req.env.command} done`);
     return out;
   } catch (err) {
     const reported = layerErrorToCni(err);
+    ctx.deps.observeSteps?.(ctx.req.env.command, ctx.timer.steps);
     ctx.log.error({ steps: ctx.timer.steps, totalMs: ctx.timer.totalMs(), err: (err as Error).message, code: (reported as { code?: number }).code, details: (err as { details?: string }).details || undefined }, `${ctx.req.env.command} failed`);
     throw err;
   } finally {

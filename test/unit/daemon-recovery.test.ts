@@ -135,9 +135,42 @@ describe('DpuRecovery', () => {
     link = new FakeLink();
     const m = memoryLogger();
     logs = m.records;
-    recovery = new DpuRecovery({ stateDirs: [dir], pollMs: 1000, linkFor: () => link }, m.log);
+    // the records' container namespaces (/run/netns/<id>) do not exist here: every container counts as alive
+    recovery = new DpuRecovery({ stateDirs: [dir], pollMs: 1000, linkFor: () => link, netnsAlive: () => true }, m.log);
   });
   afterEach(() => removeTmpDirs());
+
+  it('after a database wipe, an attachment whose container namespace is gone is released (releaseGone), never re-plugged', async () => {
+    const released: string[] = [];
+    const m = memoryLogger();
+    recovery = new DpuRecovery({
+      stateDirs: [dir], pollMs: 1000, linkFor: () => link, netnsAlive: (att) => att.containerId !== 'gone',
+      releaseGone: async (att) => void released.push(att.containerId),
+    }, m.log);
+    state.saveAttachment(record('a', 1));
+    state.saveAttachment(record('gone', 2));
+    link.answer = probe(BOOT, DB2, []);
+    await recovery.tick();
+    expect(link.plugs.map((p) => p.containerId)).toEqual(['a']);
+    expect(released).toEqual(['gone']);
+    expect(m.records.some((l) => String(l.msg).startsWith('released an attachment whose container network namespace is gone') && l.containerId === 'gone')).toBe(true);
+  });
+
+  it('without releaseGone a gone container is only reported, never re-plugged; a failing release is retried at the next poll', async () => {
+    const m = memoryLogger();
+    let calls = 0;
+    recovery = new DpuRecovery({ stateDirs: [dir], pollMs: 1000, linkFor: () => link, netnsAlive: () => false }, m.log);
+    state.saveAttachment(record('gone', 2));
+    link.answer = probe(BOOT, DB2, []);
+    await recovery.tick();
+    expect(link.plugs).toEqual([]);
+    expect(m.records.some((l) => String(l.msg).startsWith('not re-plugging an attachment whose container network namespace is gone'))).toBe(true);
+    recovery = new DpuRecovery({ stateDirs: [dir], pollMs: 1000, linkFor: () => link, netnsAlive: () => false, releaseGone: () => Promise.reject(new Error(`busy ${++calls}`)) }, m.log);
+    await recovery.tick();
+    await recovery.tick();
+    expect(calls).toBe(2);
+    expect(link.plugs).toEqual([]);
+  });
 
   it('outage, then a new database: STATUS reasons meanwhile; every ready attachment re-plugged with its owner; the new port UUID recorded', async () => {
     state.saveAttachment(record('a', 1));

@@ -308,10 +308,16 @@ export class OvsDpuClient implements DpuClient {
   }
 
   async status(): Promise<void> {
-    const [ovsT] = await this.run('status', [statusCommand(this.s)]);
-    if (this.s.hwOffload === 'require' && hwOffloadValue(ovsT) !== 'true') {
+    const hw = await this.hwOffloadState();
+    if (this.s.hwOffload === 'require' && hw !== 'true') {
       throw new DpuError('offload-required-missing', `DPU ${this.target}: hwOffload is "require" but other_config:hw-offload is not true`);
     }
+  }
+
+  /** other_config:hw-offload of the DPU's OVS (STATUS's command), undefined when unset. */
+  async hwOffloadState(): Promise<string | undefined> {
+    const [ovsT] = await this.run('status', [statusCommand(this.s)]);
+    return hwOffloadValue(ovsT);
   }
 
   /** One round trip: boot id, database identity and container ports (the daemon's recovery watch). */
