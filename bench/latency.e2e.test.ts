@@ -10,24 +10,29 @@ import { requireBinary, ROOT } from '../test/testkit/testbed';
 
 jest.setTimeout(300000);
 
-test('bench --cycles 2 --bursts 1,2 --attachments 3 writes the JSON and the markdown table', () => {
+test('bench --cycles 2 --bursts 1,16 --attachments 3 writes the JSON and the markdown table', () => {
   requireBinary();
   const out = mkdtempSync(join(tmpdir(), 'dpuo-bench-'));
   try {
-    const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'run-ts.js'), join(ROOT, 'bench', 'latency.ts'), '--cycles', '2', '--bursts', '1,2', '--attachments', '3', '--idle-seconds', '1', '--out', out], { encoding: 'utf8', timeout: 280000 });
+    const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'run-ts.js'), join(ROOT, 'bench', 'latency.ts'), '--cycles', '2', '--bursts', '1,16', '--attachments', '3', '--idle-seconds', '1', '--out', out], { encoding: 'utf8', timeout: 280000 });
     expect(r.stderr).toContain('testbed');
     expect(r.status).toBe(0);
     const report = JSON.parse(readFileSync(join(out, 'latency.json'), 'utf8')) as Record<string, any>;
-    expect(Object.keys(report.sequential)).toEqual(['host-device', 'host-device + ssh', 'dpu-overlay cold', 'dpu-overlay warm']);
+    expect(Object.keys(report.sequential)).toEqual(['host-device', 'host-device + ssh', 'dpu-overlay cold', 'dpu-overlay cold, first on its VNI', 'dpu-overlay warm', 'dpu-overlay warm, first on its VNI']);
     for (const v of Object.values(report.sequential) as Array<Record<string, { n: number; p50: number }>>) {
       expect([2, 4]).toContain(v.add?.n); // host-device runs beside both the cold and the warm rows
       expect(v.add?.p50).toBeGreaterThan(0);
     }
-    expect(report.bursts.warm.map((b: { n: number }) => b.n)).toEqual([1, 2]);
+    expect(report.bursts.warm.map((b: { n: number }) => b.n)).toEqual([1, 16]);
+    expect(report.bursts.warm[1].hostDevice.addWallMs).toBeGreaterThan(0);
+    expect(report.dpuRoundTrip.transport.p50).toBeGreaterThan(0);
+    expect(report.dpuRoundTrip.openssh.p50).toBeGreaterThan(0);
     expect(report.machine.cores).toBeGreaterThan(0);
     expect(report.peakRssKb).toBeGreaterThan(1000);
     expect(Object.keys(report.breakdown.cold)).toContain('DPU step (rest of the connect + OVS transaction)');
-    expect(report.targets.map((t: { ratio: number }) => Number.isFinite(t.ratio))).toEqual([true, true, true]);
+    expect(report.targets.map((t: { name: string; ratio: number }) => [t.name.split(' ').slice(0, 2).join(' '), Number.isFinite(t.ratio)])).toEqual([
+      ['warm ADD', true], ['warm DEL', true], ['cold ADD', true], ['wall time', true], ['DPU round', true], ['VERSION p50', true],
+    ]);
     expect(report.targets.every((t: { met: boolean; floor?: string }) => t.met || Boolean(t.floor))).toBe(true);
     expect(report.version.helloSea.p50).toBeGreaterThan(0);
     expect(report.childEnv).toEqual(['PATH', 'CNI_*']);
@@ -39,7 +44,8 @@ test('bench --cycles 2 --bursts 1,2 --attachments 3 writes the JSON and the mark
     expect(md).toContain('| dpu-overlay warm ADD |');
     expect(md).toContain('| VERSION p50 / hello-world SEA VERSION p50 (the Node floor) |');
     expect(md).toContain('| daemon RSS with 3 attachments |');
-    expect(md).toContain('Command: `npm run bench -- --cycles 2 --bursts 1,2 --attachments 3');
+    expect(md).toContain('| DPU round trip, OpenSSH ControlMaster (same command) |');
+    expect(md).toContain('Command: `npm run bench -- --cycles 2 --bursts 1,16 --attachments 3');
     expect(r.stdout).toContain(md);
   } finally {
     rmSync(out, { recursive: true, force: true });

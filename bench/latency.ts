@@ -3,6 +3,8 @@
 // operator would script (host-device + OpenSSH ovs-vsctl); bursts; VERSION next to a hello-world SEA built the same
 // way (the Node floor); the daemon's RSS with many attachments and its CPU at idle. Children get a scrubbed
 // environment (bench/latency/env.ts); the cost of two inherited variables is measured once, on purpose.
+// Every sequential row runs with a second container kept on the network's VNI (the steady state of a node: the VNI
+// bridge exists), except the "first on its VNI" rows, whose ADD creates the bridge (a new VNI each cycle).
 //   node scripts/run-ts.js bench/latency.ts [--quick] [--cycles N] [--bursts 1,2,5] [--attachments N] [--idle-seconds S] [--snapshot] [--out DIR] [--docs]
 // Prints the JSON and a markdown table on stdout; writes DIR/latency.{json,md} (default build/benchmarks);
 // --docs (formerly --readme) also puts the table into docs/benchmarks.md between the bench:latency markers and
@@ -31,10 +33,10 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, cycles: 50, bursts: [1, 2, 5, 10, 20, 40], attachments: 100, idleSeconds: 10, snapshot: false, out: join(ROOT, 'build', 'benchmarks'), readme: false };
+  const o: Options = { quick: false, cycles: 50, bursts: [1, 2, 5, 10, 16, 20, 40], attachments: 100, idleSeconds: 10, snapshot: false, out: join(ROOT, 'build', 'benchmarks'), readme: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '--quick') Object.assign(o, { quick: true, cycles: 8, bursts: [1, 5, 20], idleSeconds: 5 });
+    if (a === '--quick') Object.assign(o, { quick: true, cycles: 8, bursts: [1, 16], attachments: 20, idleSeconds: 5 });
     else if (a === '--cycles') o.cycles = Number(argv[++i]);
     else if (a === '--bursts') o.bursts = String(argv[++i]).split(',').map(Number);
     else if (a === '--attachments') o.attachments = Number(argv[++i]);
@@ -50,6 +52,9 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
+const BENCH_VNI = 100;
+/** The "first on its VNI" rows take a new VNI per ADD, from here up. */
+let freshVni = 3000;
 const HOST_DEVICE = join(CNI_PATH.split(':')[0] as string, 'host-device');
 const progress = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 
@@ -117,9 +122,10 @@ interface Bench {
   daemon?: Daemon;
 }
 
-function pluginConf(b: Bench, warm: boolean): Record<string, unknown> {
+function pluginConf(b: Bench, warm: boolean, vni = BENCH_VNI): Record<string, unknown> {
   return netConf(b.tb, b.s, {
     name: 'bench',
+    vni,
     ipam: hostLocal(b.tb, b.s, '10.77.0.0/16', '10.77.0.10', '10.77.255.200', 'bench'),
     extra: { logLevel: 'info', logFile: b.logFile, stateDir: join(b.tb.stateDir, 'plugin-bench') },
     dpu: { daemonSocket: warm ? b.socket : '', timeoutMs: 20000 },
@@ -143,8 +149,8 @@ function opsAddPort(vf: number, b: Bench): string {
   return `ip link set dev ${rep} mtu 1450 up && ovs-vsctl --may-exist add-br br-bench -- set Bridge br-bench datapath_type=netdev -- --may-exist add-port br-bench ${rep}`;
 }
 
-async function plugin(b: Bench, command: string, id: string, netns: string, warm: boolean, bin = BINARY): Promise<Run> {
-  const conf = pluginConf(b, warm);
+async function plugin(b: Bench, command: string, id: string, netns: string, warm: boolean, bin = BINARY, vni = BENCH_VNI): Promise<Run> {
+  const conf = pluginConf(b, warm, vni);
   const run = await must(`dpu-overlay ${command} ${id}`, runInNetns(b.s.hostNetns, bin, [], cniEnv(command, id, netns, nodeEnv(b.s, conf)), JSON.stringify(conf)));
   return { ...run, key: `${command} ${id}` };
 }
@@ -162,6 +168,18 @@ async function hostDeviceSsh(b: Bench, command: string, id: string, netns: strin
 }
 
 type Cycle = (command: 'ADD' | 'DEL', id: string, netns: string) => Promise<Run>;
+
+/** ADD on a VNI no container is on yet (the bridge and its tunnels are created), DEL on the same VNI. */
+function firstOnVni(b: Bench, warm: boolean): Cycle {
+  let vni = 0;
+  return (cmd, id, ns) => {
+    if (cmd === 'ADD') vni = freshVni++;
+    return plugin(b, cmd, id, ns, warm, BINARY, vni);
+  };
+}
+
+/** The host-device rows use the VFs from the end of the list: the plugin allocates from the start. */
+const hdVf = (b: Bench, k: number) => b.s.vfs.length - 1 - k;
 
 type Cycles = { add: Run[]; del: Run[] };
 
@@ -183,16 +201,32 @@ async function cycles(n: number, scenarios: Record<string, Cycle>): Promise<Reco
   return out;
 }
 
+/** n concurrent ADDs then n concurrent DELs of the plugin, each beside the same burst of host-device (interleaved). */
 async function burst(b: Bench, n: number, warm: boolean): Promise<BurstResult> {
   const nets = Array.from({ length: n }, (_, i) => container(`bench-b${i}`));
-  const wall = async (command: string) => {
+  const wall = async (one: (ns: string, i: number) => Promise<Run>) => {
     const t0 = process.hrtime.bigint();
-    const runs = await Promise.all(nets.map((ns, i) => plugin(b, command, `burst-${n}-${i}`, ns, warm)));
+    const runs = await Promise.all(nets.map(one));
     return { wallMs: Math.round(Number(process.hrtime.bigint() - t0) / 1e5) / 10, per: stats(runs.map((r) => r.ms)) };
   };
-  const add = await wall('ADD');
-  const del = await wall('DEL');
-  return { n, addWallMs: add.wallMs, addPerCall: add.per, delWallMs: del.wallMs, delPerCall: del.per };
+  const hd = (command: string) => wall((ns, i) => hostDevice(b, command, `burst-hd-${n}-${i}`, ns, hdVf(b, i)));
+  const ours = (command: string) => wall((ns, i) => plugin(b, command, `burst-${n}-${i}`, ns, warm));
+  const hdAdd = await hd('ADD');
+  const hdDel = await hd('DEL');
+  const add = await ours('ADD');
+  const del = await ours('DEL');
+  return { n, addWallMs: add.wallMs, addPerCall: add.per, delWallMs: del.wallMs, delPerCall: del.per, hostDevice: { addWallMs: hdAdd.wallMs, delWallMs: hdDel.wallMs } };
+}
+
+/** The fixed command of the round-trip row: the read half of an unplug, one ovs-vsctl transaction. */
+const RTT_COMMAND = 'ovs-vsctl --timeout=5 --columns=other_config find Open_vSwitch';
+
+/** One warm round trip through the plugin's transport beside OpenSSH with ControlMaster (bench/latency/dpu-rtt.ts). */
+async function dpuRoundTrip(b: Bench, n: number): Promise<NonNullable<Report['dpuRoundTrip']>> {
+  const conf = { host: b.s.dpuHost, port: b.s.dpuPort, user: b.s.dpuUser, privateKeyFile: b.tb.privateKeyFile, knownHostsFile: b.tb.knownHostsFile, command: RTT_COMMAND, n };
+  const r = await must('dpu round trip', runInNetns(b.s.hostNetns, process.execPath, [join(ROOT, 'scripts', 'run-ts.js'), join(ROOT, 'bench', 'latency', 'dpu-rtt.ts'), JSON.stringify(conf)], scrubbedEnv()));
+  const ms = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { transport: number[]; openssh: number[] };
+  return { command: RTT_COMMAND, transport: stats(ms.transport), openssh: stats(ms.openssh) };
 }
 
 /** VERSION start-up of each program, n times, interleaved so that the ratios between them share the load. */
@@ -248,7 +282,8 @@ async function main(): Promise<void> {
   const hello = helloSea(progress);
   const snapshotBin = o.snapshot ? await snapshotBinary(progress) : undefined;
   progress(`testbed ${PREFIX}: up`);
-  const tb = testbedUp(Math.max(...o.bursts, o.attachments + 1, 2), 'a,b');
+  // +2: the container kept on the VNI, and host-device's VFs counted from the end.
+  const tb = testbedUp(Math.max(...o.bursts, o.attachments + 1, 2) + 2, 'a,b');
   const s = site(tb, 'a');
   const b: Bench = { tb, s, logFile: join(tb.stateDir, 'plugin-bench.log'), socket: join(tb.stateDir, 'bench-daemon', 'dpu.sock') };
   rmSync(b.logFile, { force: true });
@@ -259,24 +294,33 @@ async function main(): Promise<void> {
     const keep = (name: string, c: Cycles) => (sequential[name] = { add: stats(c.add.map((r) => r.ms)), del: stats(c.del.map((r) => r.ms)) });
     // Warm-up: first executions pay for page cache and the DPU's first bridge.
     await cycles(2, { 'warm-up': (cmd, id, ns) => plugin(b, cmd, id, ns, false) });
-    const hd: Cycle = (cmd, id, ns) => hostDevice(b, cmd, id, ns, 0);
+    // The steady state of a node: another container stays on the VNI, so its bridge exists.
+    await plugin(b, 'ADD', 'keeper', container('bench-keeper'), false);
+    const hd: Cycle = (cmd, id, ns) => hostDevice(b, cmd, id, ns, hdVf(b, 0));
     const standalone = await cycles(o.cycles, {
       'host-device': hd,
-      'host-device + ssh': (cmd, id, ns) => hostDeviceSsh(b, cmd, id, ns, 0),
+      'host-device + ssh': (cmd, id, ns) => hostDeviceSsh(b, cmd, id, ns, hdVf(b, 0)),
       'dpu-overlay cold': (cmd, id, ns) => plugin(b, cmd, id, ns, false),
+      'dpu-overlay cold, first on its VNI': firstOnVni(b, false),
       ...(snapshotBin ? { 'dpu-overlay cold, V8 snapshot': ((cmd, id, ns) => plugin(b, cmd, id, ns, false, snapshotBin)) as Cycle } : {}),
     });
     const bursts: Report['bursts'] = { warm: [], cold: [] };
     for (const n of o.bursts) bursts.cold.push(await burst(b, n, false));
     await daemonUp(b);
     // host-device again beside the warm rows: its row pools both halves, so each ratio has its baseline measured alongside.
-    const daemonRows = await cycles(o.cycles, { 'host-device': hd, 'dpu-overlay warm': (cmd, id, ns) => plugin(b, cmd, id, ns, true) });
+    const daemonRows = await cycles(o.cycles, {
+      'host-device': hd,
+      'dpu-overlay warm': (cmd, id, ns) => plugin(b, cmd, id, ns, true),
+      'dpu-overlay warm, first on its VNI': firstOnVni(b, true),
+    });
     const pooled = (k: string): Cycles => ({ add: [...(standalone[k]?.add ?? []), ...(daemonRows[k]?.add ?? [])], del: [...(standalone[k]?.del ?? []), ...(daemonRows[k]?.del ?? [])] });
     for (const [name, c] of Object.entries({ ...standalone, ...daemonRows })) keep(name, name === 'host-device' ? pooled(name) : c);
     const cold = standalone['dpu-overlay cold'] as Cycles;
     const warm = daemonRows['dpu-overlay warm'] as Cycles;
     for (const n of o.bursts) bursts.warm.push(await burst(b, n, true));
     progress(`bursts: ${o.bursts.join(', ')} done`);
+    const dpuRtt = await dpuRoundTrip(b, Math.max(o.cycles, 10));
+    progress(`DPU round trip: plugin transport p50 ${dpuRtt.transport.p50} ms, OpenSSH ControlMaster p50 ${dpuRtt.openssh.p50} ms`);
     const daemon = await daemonUsage(b, o.attachments, o.idleSeconds);
     await daemonDown(b);
     const v = versions(Math.max(o.cycles, 10), {
@@ -296,6 +340,7 @@ async function main(): Promise<void> {
       sequential,
       breakdown: { cold: breakdown(cold.add, b.logFile), warm: breakdown(warm.add, b.logFile) },
       bursts,
+      dpuRoundTrip: dpuRtt,
       version: { dpuOverlay: at('dpuOverlay'), helloSea: at('helloSea'), hostDevice: at('hostDevice'), helloSeaKey: hello.key },
       envEffects: ENV_EFFECTS.map((e) => ({ name: e.name, p50: at(e.name).p50, addedMs: Math.round((at(e.name).p50 - at('dpuOverlay').p50) * 10) / 10 })),
       ...(snapshotBin ? { snapshotVersion: at('snapshot') } : {}),
@@ -315,6 +360,7 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify(report) + '\n\n' + md);
   } finally {
     await daemonDown(b);
+    await plugin(b, 'DEL', 'keeper', '', false).catch(() => undefined);
     removeContainers();
     testbedDown();
     progress(`testbed ${PREFIX}: down`);

@@ -36,6 +36,8 @@ export const DEFAULTS = {
   daemonLogFile: '/var/log/dpu-overlay-daemon.log',
   /** How often the daemon probes each DPU with attachments for a reboot, a new OVS database or lost ports. */
   daemonPollMs: 2000,
+  /** How long the daemon keeps a VNI bridge without containers (a new container on the VNI reuses it and its tunnels). */
+  daemonEmptyBridgeGraceMs: 30000,
   /** The node owner's values (host paths, DPU, keys, VTEPs, PF); see ownership.ts and node-file-read.ts. */
   nodeConfig: DEFAULT_NODE_CONFIG,
   dpu: {

@@ -10,6 +10,7 @@ import { DpuChannelLost, type DpuTransport, type ExecResult, SshTransport } from
 import { plugCommands, removePortsBatchCommands } from '../dpu/ovs/commands';
 import { commandLine } from '../dpu/quote';
 import type { Logger } from '../log';
+import { EmptyBridgeRemover } from './empty-bridges';
 import { isTransientDpuError } from '../plugin/dpu-errors';
 
 /** sshd's default MaxSessions is 10: stay below it on one connection. */
@@ -112,10 +113,15 @@ export class DpuConnection implements DpuTransport {
   private readonly uplinks = new Map<string, { uplink: Uplink | undefined; at: number }>();
   private readonly chassis: ChassisCache = {};
 
+  private readonly emptyBridges?: EmptyBridgeRemover;
+
+  /** emptyBridgeGraceMs: how long an emptied VNI bridge stays before it is removed (0: by the DEL itself). */
   constructor(
     conf: DpuConfig,
     private readonly log: Logger,
+    opts: { emptyBridgeGraceMs?: number } = {},
   ) {
+    this.emptyBridges = EmptyBridgeRemover.sinkFor(opts.emptyBridgeGraceMs ?? 0, log);
     // OVN mode's ADD waits for the port to come up on the DPU: its commands need longer than dpu.timeoutMs.
     this.ssh = new SshTransport(conf.controlPlane === 'ovn' ? { ...conf, timeoutMs: ovnExecTimeoutMs(conf) } : conf, () => this.dropped());
     this.target = this.ssh.target;
@@ -188,7 +194,7 @@ export class DpuConnection implements DpuTransport {
   }
 
   client(s: OvsSettings): OvsDpuClient {
-    return new OvsDpuClient(this, s, this.log);
+    return new OvsDpuClient(this, s, this.log, this.emptyBridges);
   }
 
   /** The client for the DPU's control plane: OVN mode's is not batched (one line per ADD already). */
@@ -254,7 +260,18 @@ export class DpuConnection implements DpuTransport {
     else q.busy = false;
   }
 
+  /** Empty VNI bridges still in their grace period. */
+  get emptyBridgesPending(): number {
+    return this.emptyBridges?.size ?? 0;
+  }
+
+  /** Removes the empty VNI bridges still in their grace period now (at shutdown). */
+  async flushEmptyBridges(): Promise<void> {
+    await this.emptyBridges?.flush();
+  }
+
   close(): void {
+    this.emptyBridges?.cancel();
     this.closed = true;
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;

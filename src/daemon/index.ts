@@ -9,7 +9,7 @@ import { type MetricsAddress, parseMetricsAddress, serveMetrics } from './metric
 /** The documented port of the DaemonSet's and systemd unit's metrics endpoint. */
 export const DEFAULT_METRICS_ADDRESS = '127.0.0.1:9741';
 
-const USAGE = `usage: dpu-overlay daemon [--socket PATH] [--log-file PATH] [--log-level LEVEL] [--node-config PATH] [--state-dir DIR]... [--poll-interval-ms N]
+const USAGE = `usage: dpu-overlay daemon [--socket PATH] [--log-file PATH] [--log-level LEVEL] [--node-config PATH] [--state-dir DIR]... [--poll-interval-ms N] [--empty-bridge-grace-ms N]
 Runs the dpu-overlay plugin's CNI commands in-process for plugins in this network namespace, over one
 authenticated SSH connection per DPU kept warm, and serves single DPU operations on a unix socket (root only). Plugins find it through the node file's dpu.daemonSocket (default ${DEFAULTS.dpu.daemonSocket}).
 It also watches every DPU that the attachment records under --state-dir name, and re-plugs their
@@ -22,6 +22,8 @@ ports after a DPU reboot or an OVS database reset.
   --state-dir DIR         the plugin's stateDir; repeat for node files with their own (default: the node file's
                           stateDir, else ${DEFAULTS.stateDir})
   --poll-interval-ms N    probe each DPU every N ms, 200..60000, or 0: no recovery (default ${DEFAULTS.daemonPollMs})
+  --empty-bridge-grace-ms N  remove a VNI bridge once it has had no container for N ms, 0..600000; 0: the DEL
+                          of its last container removes it before answering (default ${DEFAULTS.daemonEmptyBridgeGraceMs})
   --metrics-address H:P   serve GET /metrics (Prometheus) and GET /healthz there, e.g. ${DEFAULT_METRICS_ADDRESS}
                           (default: off; the DaemonSet and the systemd unit turn it on at ${DEFAULT_METRICS_ADDRESS})
 Signals: SIGTERM/SIGINT stop it after the commands running finish; SIGHUP opens its log files again (logrotate).
@@ -34,12 +36,13 @@ export interface DaemonOptions {
   logLevel: string;
   stateDirs: string[];
   pollMs: number;
+  emptyBridgeGraceMs: number;
   metrics?: MetricsAddress;
   nodeConfig: string;
 }
 
 export function parseDaemonArgs(argv: readonly string[]): DaemonOptions | 'help' {
-  const o: DaemonOptions = { socket: DEFAULTS.dpu.daemonSocket, logFile: DEFAULTS.daemonLogFile, logLevel: DEFAULTS.logLevel, stateDirs: [], pollMs: DEFAULTS.daemonPollMs, nodeConfig: DEFAULTS.nodeConfig };
+  const o: DaemonOptions = { socket: DEFAULTS.dpu.daemonSocket, logFile: DEFAULTS.daemonLogFile, logLevel: DEFAULTS.logLevel, stateDirs: [], pollMs: DEFAULTS.daemonPollMs, nodeConfig: DEFAULTS.nodeConfig, emptyBridgeGraceMs: DEFAULTS.daemonEmptyBridgeGraceMs };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     if (flag === '--help' || flag === '-h') return 'help';
@@ -51,6 +54,7 @@ export function parseDaemonArgs(argv: readonly string[]): DaemonOptions | 'help'
     else if (flag === '--state-dir') o.stateDirs.push(value);
     else if (flag === '--node-config') o.nodeConfig = value;
     else if (flag === '--poll-interval-ms') o.pollMs = Number(value);
+    else if (flag === '--empty-bridge-grace-ms') o.emptyBridgeGraceMs = Number(value);
     else if (flag === '--metrics-address') o.metrics = parseMetricsAddress(value);
     else throw new Error(`unknown option ${flag}\n${USAGE}`);
   }
@@ -58,6 +62,7 @@ export function parseDaemonArgs(argv: readonly string[]): DaemonOptions | 'help'
   if (!o.nodeConfig.startsWith('/')) throw new Error(`--node-config must be an absolute path`);
   for (const d of o.stateDirs) if (!d.startsWith('/')) throw new Error(`--state-dir must be an absolute path (got ${d})`);
   if (!Number.isInteger(o.pollMs) || (o.pollMs !== 0 && (o.pollMs < 200 || o.pollMs > 60000))) throw new Error(`--poll-interval-ms must be 0 or an integer from 200 to 60000`);
+  if (!Number.isInteger(o.emptyBridgeGraceMs) || o.emptyBridgeGraceMs < 0 || o.emptyBridgeGraceMs > 600000) throw new Error(`--empty-bridge-grace-ms must be an integer from 0 to 600000`);
   return o;
 }
 
@@ -89,7 +94,7 @@ export async function runDaemon(argv: readonly string[]): Promise<number> {
     }
   }
   const log = createLogger({ logFile: options.logFile, logLevel: options.logLevel }, { daemon: true });
-  const server = new DaemonServer(options.socket, log, { stateDirs: options.stateDirs, pollMs: options.pollMs, metrics: options.metrics !== undefined, nodeConfig: options.nodeConfig });
+  const server = new DaemonServer(options.socket, log, { stateDirs: options.stateDirs, pollMs: options.pollMs, metrics: options.metrics !== undefined, nodeConfig: options.nodeConfig, emptyBridgeGraceMs: options.emptyBridgeGraceMs });
   let metricsServer: Server | undefined;
   try {
     await server.listen();
@@ -101,7 +106,7 @@ export async function runDaemon(argv: readonly string[]): Promise<number> {
   }
   const reopen = () => log.info({ files: server.reopenLogs() }, 'SIGHUP: log files opened again');
   process.on('SIGHUP', reopen);
-  log.info({ version: VERSION, pid: process.pid, nodeConfig: options.nodeConfig, stateDirs: options.stateDirs, pollMs: options.pollMs || undefined, metrics: options.metrics ? `${options.metrics.host}:${options.metrics.port}` : undefined }, 'dpu-overlay daemon started');
+  log.info({ version: VERSION, pid: process.pid, nodeConfig: options.nodeConfig, stateDirs: options.stateDirs, pollMs: options.pollMs || undefined, metrics: options.metrics ? `${options.metrics.host}:${options.metrics.port}` : undefined, emptyBridgeGraceMs: options.emptyBridgeGraceMs }, 'dpu-overlay daemon started');
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);

@@ -77,6 +77,8 @@ export interface DaemonServerOptions {
   pollMs?: number;
   /** The node file for forwarded commands whose environment names none (the daemon's --node-config). */
   nodeConfig?: string;
+  /** How long an emptied VNI bridge stays before the daemon removes it; 0: the DEL removes it before answering. */
+  emptyBridgeGraceMs?: number;
   /** For the CNI commands the daemon runs (tests substitute a fake host). */
   runner?: CommandRunner;
   /** Keep Prometheus series (served by metrics.ts's serveMetrics when --metrics-address is given). */
@@ -95,6 +97,7 @@ export class DaemonServer {
   private readonly loggers: RequestLoggers;
 
   private readonly netns: string;
+  private readonly emptyBridgeGraceMs: number;
   private readonly stateDirs: readonly string[];
   readonly metrics?: DaemonMetrics;
   /** The last timed DPU operation of each DPU (by target), for status. */
@@ -106,6 +109,7 @@ export class DaemonServer {
     private readonly log: Logger,
     opts: DaemonServerOptions = {},
   ) {
+    this.emptyBridgeGraceMs = opts.emptyBridgeGraceMs ?? 0;
     this.stateDirs = opts.stateDirs ?? [];
     if (opts.metrics) {
       this.metrics = new DaemonMetrics({
@@ -200,7 +204,7 @@ export class DaemonServer {
     const key = identityKey(dpu);
     let c = this.connections.get(key);
     if (!c) {
-      c = new DpuConnection(dpu, this.log);
+      c = new DpuConnection(dpu, this.log, { emptyBridgeGraceMs: this.emptyBridgeGraceMs });
       this.connections.set(key, c);
       this.log.info({ dpu: c.target, connections: this.connections.size }, 'new DPU identity');
       c.keepWarm();
@@ -300,7 +304,7 @@ export class DaemonServer {
 
   private closeIdle(): void {
     for (const [key, c] of this.connections) {
-      if (Date.now() - c.lastUsed > IDLE_CLOSE_MS) {
+      if (Date.now() - c.lastUsed > IDLE_CLOSE_MS && c.emptyBridgesPending === 0) {
         c.close();
         this.connections.delete(key);
       }
@@ -314,6 +318,8 @@ export class DaemonServer {
     const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     await this.cni.drain();
     this.recovery?.stop();
+    // A stopped daemon leaves no empty bridge behind: what is still in its grace period goes now.
+    await Promise.all([...this.connections.values()].map((c) => c.flushEmptyBridges()));
     for (const c of this.connections.values()) c.close();
     this.connections.clear();
     for (const sock of this.clients) sock.destroy();

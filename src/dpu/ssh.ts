@@ -188,6 +188,9 @@ export class SshTransport implements DpuTransport {
         client.end();
         reject(this.connectError(err, offered, expected.describe, expected.verify));
       });
+      // ssh2 leaves Nagle on: a small request would wait for the DPU's delayed ACK (40 ms) of the one before it.
+      // Set as soon as TCP connects, before the SSH handshake's first packet.
+      client.once('connect', () => client.setNoDelay(true));
       client.connect(config);
     }));
     this.connecting = attempt;

@@ -16,7 +16,8 @@
 #                                             nb-unblock, sb-stop, sb-start, northd-stop, northd-start
 #   testbed.sh ovn-nbctl|ovn-sbctl <args...>  run against the central's NB/SB (unix socket)
 #   testbed.sh daemon-start [site...]         one `dpu-overlay daemon` per emulated host (default: every
-#                                             site), in the host's netns, socket <state>/daemon-X/d.sock
+#                                             site), in the host's netns, socket <state>/daemon-X/d.sock;
+#                                             empty VNI bridges go with the DEL unless DPUO_DAEMON_BRIDGE_GRACE_MS
 #   testbed.sh daemon-stop [site...]          stop them and remove their sockets (down does too)
 #
 # State dir: ${DPUO_TESTBED_DIR:-/run/<prefix>-testbed}; netns names <prefix>-host-X,
@@ -325,7 +326,7 @@ host_daemon_start() {
   rm -f -- "$sock" "$STATE/daemon-$s.pid"
   # `ip netns exec` and a non-leader `setsid` both exec: $! is the daemon's pid
   ip netns exec "$ns" setsid "$DPUO_BIN" daemon --socket "$sock" --state-dir "$STATE/plugin-$s" --node-config "$STATE/etc-$s/node.json" \
-    --log-file "$STATE/daemon-$s.log" --log-level debug </dev/null >/dev/null 2>>"$STATE/daemon-$s.stderr" &
+    --log-file "$STATE/daemon-$s.log" --log-level debug --empty-bridge-grace-ms "${DPUO_DAEMON_BRIDGE_GRACE_MS:-0}" </dev/null >/dev/null 2>>"$STATE/daemon-$s.stderr" &
   pid=$!
   echo "$pid" >"$STATE/daemon-$s.pid"
   local n=1000

@@ -351,15 +351,38 @@ describe('gc', () => {
 
   it('a failing tunnel reading does not fail GC: logged, tried again by the next command', async () => {
     const m = memoryLogger();
-    const t = new FakeTransport([ok(ports), { exitCode: 1, stdout: '', stderr: 'database connection failed' }]);
+    const t = new FakeTransport([ok(ports), usage, { exitCode: 1, stdout: '', stderr: 'database connection failed' }]);
     expect(await client(t, {}, m.log).gc('ovl', 5001, [{ containerId: 'c1', ifname: 'net1' }, { containerId: 'c2', ifname: 'net1' }, { containerId: 'c3', ifname: 'net1' }])).toBe(0);
     expect(m.records.some((r) => r.msg === 'could not reconcile VNI bridge tunnels with remoteVteps')).toBe(true);
   });
 
-  it('nothing stale: only the query, then the tunnel reading (tunnels follow remoteVteps)', async () => {
-    const t = new FakeTransport([ok(ports), ok(tunnelRead())]);
+  it('nothing stale: the query, a look at the network\'s bridge (which keeps its containers), then the tunnel reading', async () => {
+    const t = new FakeTransport([ok(ports), usage, ok(tunnelRead())]);
     expect(await client(t).gc('ovl', 5001, [{ containerId: 'c1', ifname: 'net1' }, { containerId: 'c2', ifname: 'net1' }, { containerId: 'c3', ifname: 'net1' }])).toBe(0);
-    expect(t.commands).toHaveLength(2);
+    expect(t.commands).toHaveLength(3);
+    expect(t.argv(1).map((a) => a[0])).toEqual(['ovs-vsctl']);
+  });
+
+  it('nothing stale but the bridge has no container (a daemon killed in its grace period): GC removes it', async () => {
+    const t = new FakeTransport([ok(noRows(['_uuid', 'name', 'external_ids'])), ok([bridgeRow([TUN, INTERNAL]), uuids(TUN), uuids(INTERNAL)].join('\n')), ok('[{"count":1},{"count":1}]\n'), ok(noBridgeRead())]);
+    expect(await client(t).gc('ovl', 5001, [])).toBe(0);
+    expect(t.commands).toHaveLength(4);
+    expect((t.argv(2)[0] as string[]).slice(0, 2)).toEqual(['ovsdb-client', 'transact']);
+  });
+});
+
+describe('an empty-bridge sink (the daemon)', () => {
+  it('unplug hands the emptied bridge over instead of removing it; GC still removes it itself', async () => {
+    const handed: unknown[] = [];
+    const sink = { emptied: (_c: unknown, b: unknown) => void handed.push(b) };
+    const t = new FakeTransport([ok(['[{},{"count":1}]', bridgeRow([TUN, INTERNAL]), uuids(TUN), uuids(INTERNAL)].join('\n') + '\n')]);
+    await new OvsDpuClient(t, s, silentLogger(), sink).unplug({ ...req, portUuid: PORT });
+    expect(t.commands).toHaveLength(1);
+    expect(handed).toEqual([{ bridge: 'br-vni5001', bridgeUuid: BR, ports: [TUN, INTERNAL] }]);
+    const g = new FakeTransport([ok(noRows(['_uuid', 'name', 'external_ids'])), ok([bridgeRow([TUN, INTERNAL]), uuids(TUN), uuids(INTERNAL)].join('\n')), ok('[{"count":1},{"count":1}]\n'), ok(noBridgeRead())]);
+    await new OvsDpuClient(g, s, silentLogger(), sink).gc('ovl', 5001, []);
+    expect(g.commands).toHaveLength(4);
+    expect(handed).toHaveLength(1);
   });
 });
 

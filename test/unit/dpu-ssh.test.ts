@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { createServer, type AddressInfo, type Server as NetServer, Socket } from 'node:net';
 import { join } from 'node:path';
 import { Server, type ServerChannel, utils } from 'ssh2';
 import { dpuRejectionOf } from './helpers/errors';
@@ -194,6 +194,24 @@ describe('SshTransport against a local SSH server', () => {
     expect(connectionsSeen).toBe(before + 1);
     expect((await t.exec('echo warm')).exitCode).toBe(0);
     expect(connectionsSeen).toBe(before + 1);
+  });
+
+  it('turns Nagle off on the connection (TCP_NODELAY): small requests do not wait for the DPU\'s delayed ACK', async () => {
+    const calls: Array<{ remotePort?: number; enable: unknown; connecting: boolean }> = [];
+    const original = Socket.prototype.setNoDelay;
+    const spy = jest.spyOn(Socket.prototype, 'setNoDelay').mockImplementation(function (this: Socket, enable?: boolean) {
+      calls.push({ remotePort: this.remotePort, enable, connecting: this.connecting });
+      return original.call(this, enable);
+    });
+    try {
+      const t = transport({ hostKeyFingerprint: sshKeygenFingerprint(hostKey.pub) });
+      expect((await t.exec('echo nodelay')).exitCode).toBe(0);
+    } finally {
+      spy.mockRestore();
+    }
+    // Once TCP is connected, before the SSH handshake.
+    expect(calls.filter((c) => c.enable === true && c.remotePort === port && !c.connecting)).toHaveLength(1);
+    expect(calls.every((c) => c.enable === true)).toBe(true);
   });
 
   it('warm() then close() before ssh2 has loaded: no connection is left behind', async () => {

@@ -57,6 +57,22 @@ export function reclaimFor(target: string, req: PlugRequest, holder: NamedPort):
   throw new DpuPortOwned(target, req.representor, { ...owner, portUuid: holder.uuid });
 }
 
+/** A VNI bridge an unplug left without container ports, as that transaction saw it. */
+export interface EmptyBridge {
+  bridge: string;
+  bridgeUuid: string;
+  /** Its ports then (tunnels and internal port): the removal only goes ahead if they are still exactly these. */
+  ports: string[];
+}
+
+/**
+ * Takes over the removal of emptied VNI bridges so that the DEL does not wait for it (the daemon removes them after
+ * a grace period). Without one, the unplug removes the bridge itself before it returns.
+ */
+export interface EmptyBridgeSink {
+  emptied(client: OvsDpuClient, b: EmptyBridge): void;
+}
+
 /** DpuClient over one DPU transport: every request is one ovs-vsctl transaction (see commands.ts). */
 export class OvsDpuClient implements DpuClient {
   readonly target: string;
@@ -65,6 +81,7 @@ export class OvsDpuClient implements DpuClient {
     private readonly transport: DpuTransport,
     private readonly s: OvsSettings,
     private readonly log: Logger,
+    private readonly emptyBridges?: EmptyBridgeSink,
   ) {
     this.target = transport.target;
   }
@@ -179,15 +196,26 @@ export class OvsDpuClient implements DpuClient {
     return { bridge, portUuid: assertUuid(portUuid, 'port') };
   }
 
-  /** Deletes the bridge when only its tunnels and internal port remain, unless a concurrent ADD got there first. */
-  private async removeBridgeIfUnused(bridge: string, tables: Array<OvsTable | string>): Promise<void> {
+  /**
+   * Deletes the bridge when only its tunnels and internal port remain, unless a concurrent ADD got there first;
+   * handed to the sink instead when there is one and the caller (a DEL) should not wait for it.
+   */
+  private async removeBridgeIfUnused(bridge: string, tables: Array<OvsTable | string>, deferrable: boolean): Promise<void> {
     const usage = parseBridgeUsage(tables);
     if (!usage.bridgeUuid || usage.containerPorts.length > 0) return;
-    const command = [removeBridgeIfUnchangedCommand(usage.bridgeUuid, usage.ports)];
+    const empty = { bridge, bridgeUuid: usage.bridgeUuid, ports: usage.ports };
+    if (deferrable && this.emptyBridges) this.emptyBridges.emptied(this, empty);
+    else await this.removeEmptyBridge(empty, 'removed VNI bridge with its last container');
+  }
+
+  /** One transaction: the bridge goes only if its ports are still those it had when it was seen empty. True if it went. */
+  async removeEmptyBridge(b: EmptyBridge, removedMsg: string): Promise<boolean> {
+    const command = [removeBridgeIfUnchangedCommand(b.bridgeUuid, b.ports)];
     const r = await this.transport.exec(commandLine(command));
     if (r.exitCode !== 0) await this.run('remove empty bridge', command, r);
     const kept = r.stdout.includes('"error"');
-    this.log.info({ dpu: this.target, bridge, removed: !kept }, kept ? 'VNI bridge gained a port concurrently; kept' : 'removed VNI bridge with its last container');
+    this.log.info({ dpu: this.target, bridge: b.bridge, removed: !kept }, kept ? 'VNI bridge changed since it was seen empty (a port was added); kept' : removedMsg);
+    return !kept;
   }
 
   private async ownerPorts(filter: Partial<PortOwner> & { vni?: number }): Promise<Array<{ uuid: string; name: string; ids: Record<string, string> }>> {
@@ -202,7 +230,7 @@ export class OvsDpuClient implements DpuClient {
       ? [{ uuid: req.portUuid, name: req.representor, owner }]
       : (await this.ownerPorts(owner)).map((p) => ({ uuid: p.uuid, name: p.name, owner }));
     if (ports.length === 0) return;
-    await this.removeBridgeIfUnused(bridge, withoutResults(await this.run('unplug', removePortsCommands(this.s, bridge, req.vni, ports))));
+    await this.removeBridgeIfUnused(bridge, withoutResults(await this.run('unplug', removePortsCommands(this.s, bridge, req.vni, ports))), true);
   }
 
   /**
@@ -215,7 +243,7 @@ export class OvsDpuClient implements DpuClient {
     const out = withoutResults(await this.run('unplug', removePortsBatchCommands(this.s, items)));
     if (out.length !== reqs.length * UNPLUG_OUTPUTS) throw new DpuError('bad-output', `DPU ${this.target}: unplug: unexpected ovs-vsctl output`);
     const last = new Map(items.map((item, k) => [item.bridge, k]));
-    for (const [bridge, k] of last) await this.removeBridgeIfUnused(bridge, out.slice(k * UNPLUG_OUTPUTS, (k + 1) * UNPLUG_OUTPUTS));
+    for (const [bridge, k] of last) await this.removeBridgeIfUnused(bridge, out.slice(k * UNPLUG_OUTPUTS, (k + 1) * UNPLUG_OUTPUTS), true);
     return items.map(() => undefined);
   }
 
@@ -261,9 +289,12 @@ export class OvsDpuClient implements DpuClient {
       const owner = { network: p.ids[EXT.network] ?? network, containerId: p.ids[EXT.container] ?? '', ifname: p.ids[EXT.ifname] ?? '' };
       byVni.set(v, [...(byVni.get(v) ?? []), { uuid: p.uuid, name: p.name, owner }]);
     }
+    // The network's own bridge is looked at even with nothing stale: one a daemon meant to remove after its grace
+    // period, and did not (it was killed), goes here.
+    if (!byVni.has(vni)) byVni.set(vni, []);
     for (const [v, ports] of byVni) {
       const bridge = bridgeName(this.s.bridgePrefix, v);
-      await this.removeBridgeIfUnused(bridge, withoutResults(await this.run('gc', removePortsCommands(this.s, bridge, v, ports))));
+      await this.removeBridgeIfUnused(bridge, withoutResults(await this.run('gc', removePortsCommands(this.s, bridge, v, ports))), false);
     }
     // The bridges GC touches follow remoteVteps: without a daemon this is how a node file edit reaches them.
     const vnis = new Set([vni, ...byVni.keys()]);
