@@ -12,6 +12,7 @@ import { plugCommands, removePortsBatchCommand } from '../dpu/ovs/commands';
 import { commandLine } from '../dpu/quote';
 import type { Logger } from '../log';
 import { isTransientDpuError } from '../plugin/dpu-errors';
+import { LOST_CHANNEL_ATTEMPTS } from './deadlines';
 
 /** sshd's default MaxSessions is 10: stay below it on one connection. */
 export const MAX_CHANNELS = 8;
@@ -35,7 +36,6 @@ export const MAX_BATCH = 64;
  * (ARG_MAX, 2 MiB by default). A single request larger than this (1024 remoteVteps) still goes, alone.
  */
 export const MAX_BATCH_BYTES = 512 * 1024;
-const LOST_CHANNEL_ATTEMPTS = 3;
 /** How long the uplink found for a localVtep is trusted: an ADD needing nothing else from the DPU then costs no round trip. */
 export const UPLINK_CACHE_MS = 30000;
 

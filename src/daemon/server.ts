@@ -14,7 +14,7 @@ import type { CommandRunner } from '../kernel/exec';
 import { CniExecutor } from './cni-exec';
 import { InProcessDpuClient, type ServeOp } from './in-process-dpu';
 import { RequestLoggers } from './loggers';
-import { type CniForwardRequest, type DaemonError, type DaemonOp, type DaemonRequest, type DaemonResponse, isDaemonOp, MAX_CNI_LINE_BYTES, netnsId, type OpArgs, type OpResult, readLines } from './protocol';
+import { type CniForwardRequest, type DaemonError, HELLO, type DaemonOp, type DaemonRequest, type DaemonResponse, isDaemonOp, MAX_CNI_LINE_BYTES, netnsId, type OpArgs, type OpResult, readLines } from './protocol';
 
 const IDLE_CLOSE_MS = 10 * 60 * 1000;
 
@@ -139,6 +139,8 @@ export class DaemonServer {
     sock.on('close', () => this.clients.delete(sock));
     sock.on('error', () => undefined);
     const send = (res: unknown) => sock.writable && sock.write(JSON.stringify(res) + '\n');
+    // Who we are, before reading anything: the plugin sends nothing to a socket that does not say this.
+    send(HELLO);
     readLines(
       sock,
       (line) => {
