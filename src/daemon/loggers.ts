@@ -5,7 +5,7 @@ import { requestScope } from '../util/request-scope';
 /** Distinct (logFile, logLevel) pairs kept open; more than any node has networks. */
 const MAX_BASE_LOGGERS = 32;
 /** An evicted logger's file stays open this long for the commands still using it, then is closed. */
-export const EVICTED_CLOSE_MS = 60000;
+export const EVICTED_CLOSE_MS = 10000;
 
 /** Warnings go to the stderr of the command being run (the reply the runtime sees), else to the daemon's. */
 const requestStderr: DestinationStream = {
