@@ -6,8 +6,8 @@ import { type DaemonOp, type DaemonRequest, type DaemonResponse, helloProblem, t
 import { dpuRequestBoundMs } from './deadlines';
 import { DpuError } from '../dpu/errors';
 
-/** Connecting and the daemon's hello (as the forwarder's). */
-const HELLO_TIMEOUT_MS = 300;
+/** Connecting and the daemon's hello (as the forwarder's, src/daemon/forward.ts). */
+const HELLO_TIMEOUT_MS = 3300;
 /** Past the daemon's bound for a request, the time its answer may take to arrive. */
 const ANSWER_SLACK_MS = 2000;
 import type { Logger } from '../log';

@@ -12,8 +12,13 @@ import { type CniForwardRequest, type CniForwardResponse, fileIdOf, helloProblem
  */
 
 export const FORWARDED: ReadonlySet<string> = new Set(['ADD', 'DEL', 'CHECK', 'GC', 'STATUS']);
-/** Connecting and the daemon's hello: a socket silent this long gets nothing, and the plugin runs the command. */
+/** Connecting (the kernel's part: a daemon that is not listening is refused at once). */
 const CONNECT_TIMEOUT_MS = 300;
+/**
+ * The daemon's hello after connecting: it needs the daemon's event loop, which a burst of commands keeps busy,
+ * so it gets longer than the connect. A socket silent this long gets nothing, and the plugin runs the command.
+ */
+export const HELLO_TIMEOUT_MS = 3000;
 
 /** The daemon's answer: what the plugin prints, writes to stderr and exits with. */
 export interface Forwarded {
@@ -73,8 +78,8 @@ function tryAgain(stdin: string, msg: string): Forwarded {
 }
 
 export interface ExchangeTimes {
-  /** Connecting and the daemon's hello, together. */
   connectTimeoutMs: number;
+  helloTimeoutMs: number;
   /** From the request sent to accepted or refused. */
   acceptDeadlineMs: number;
 }
@@ -86,6 +91,7 @@ export interface ExchangeTimes {
  */
 export function exchange(socket: string, line: string, times: Partial<ExchangeTimes> = {}, stdin = ''): Promise<Forwarded | Standalone> {
   const connectTimeoutMs = times.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+  const helloTimeoutMs = times.helloTimeoutMs ?? HELLO_TIMEOUT_MS;
   const acceptDeadlineMs = times.acceptDeadlineMs ?? ACCEPT_DEADLINE_MS;
   return new Promise((resolve) => {
     let settled = false;
@@ -103,7 +109,8 @@ export function exchange(socket: string, line: string, times: Partial<ExchangeTi
       clearTimeout(timer);
       timer = setTimeout(() => done(outcome()), ms);
     };
-    deadline(connectTimeoutMs, () => ({ standalone: `no hello from the daemon within ${connectTimeoutMs} ms` }));
+    deadline(connectTimeoutMs, () => ({ standalone: `no connection within ${connectTimeoutMs} ms` }));
+    sock.once('connect', () => deadline(helloTimeoutMs, () => ({ standalone: `no hello from the daemon within ${helloTimeoutMs} ms` })));
     sock.on('error', (err: NodeJS.ErrnoException) => done({ standalone: `daemon socket: ${err.code ?? err.message}` }));
     // The daemon gone (it died): nothing acts on the command any more, so the plugin runs it, even after accepted.
     sock.on('close', () => done({ standalone: 'the daemon closed the connection before answering' }));

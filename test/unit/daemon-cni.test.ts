@@ -277,8 +277,8 @@ describe('forwarder', () => {
     const received: string[] = [];
     await fakeDaemon((req) => received.push(String(req.op)), null);
     const t0 = Date.now();
-    expect(await forward(env('ADD'), Promise.resolve(conf()), uid)).toEqual({ standalone: 'no hello from the daemon within 300 ms' });
-    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(await forward(env('ADD'), Promise.resolve(conf()), uid)).toEqual({ standalone: 'no hello from the daemon within 3000 ms' });
+    expect(Date.now() - t0).toBeLessThan(4500);
     expect(received).toEqual([]);
   });
 
