@@ -16,7 +16,7 @@ const esmDeps = { transform: { '^.+\\.ts$': tsJest, '/node_modules/.+\\.js$': '<
   testEnvironmentOptions: { globalsCleanup: 'off' } };
 const BOTH_PATHS = [
   'conformance', 'overlay', 'ifname', 'guard-and-chaining', 'multi-dpu', 'ovn', 'dpu-vf-settings',
-  'libcni-multus', 'libcni-multus-ovn', 'podman', 'podman-ovn', 'containerd', 'stress',
+  'libcni-multus', 'libcni-multus-ovn', 'podman', 'podman-ovn', 'containerd', 'stress', 'underlay-membership', 'underlay-ipv6',
 ];
 module.exports = {
   projects: [

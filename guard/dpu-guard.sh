@@ -217,6 +217,9 @@ sub vsctl_sub_ok {
     return 1 if $table eq 'Port' && $cols eq '--columns=_uuid' && @cond == 2
       && $cond[0] eq 'external_ids:dpu-overlay.role="tunnel"' && $cond[1] =~ /^external_ids:dpu-overlay\.vni="$UINT"\z/;
     return 1 if $table eq 'Port' && $cols eq '--columns=_uuid,name,external_ids' && @cond == 1 && $cond[0] =~ /^name=$REP\z/;
+    # a VNI's tunnels, to bring them in line with remoteVteps
+    return 1 if $table eq 'Port' && $cols eq '--columns=_uuid,name,external_ids' && @cond == 2
+      && $cond[0] eq 'external_ids:dpu-overlay.role="tunnel"' && $cond[1] =~ /^external_ids:dpu-overlay\.vni="$UINT"\z/;
     return 1 if $table eq 'Port' && $cols eq '--columns=_uuid,name,external_ids' && @cond >= 1
       && $cond[0] eq 'external_ids:dpu-overlay.role="container"'
       && all_match(qr/external_ids:dpu-overlay\.(?:network|container|ifname|vni)=$JSTR/, @cond[1 .. $#cond]);
@@ -228,6 +231,19 @@ sub vsctl_sub_ok {
 
 # ovsdb-client transact: only the "remove this bridge if its ports are still exactly these" transaction.
 my $TXN_RE = qr/^\["Open_vSwitch",\{"op":"wait","table":"Bridge","where":\[\["_uuid","==",\["uuid","($UUID)"\]\]\],"columns":\["ports"\],"until":"==","rows":\[\{"ports":\["set",\[(?:\["uuid","$UUID"\](?:,\["uuid","$UUID"\])*)?\]\]\}\],"timeout":0\},\{"op":"mutate","table":"Open_vSwitch","where":\[\],"mutations":\[\["bridges","delete",\["uuid","($UUID)"\]\]\]\}\]\z/;
+
+# ovsdb-client transact: "remove this tunnel port from this VNI bridge if it is still exactly the plugin's tunnel"
+# (src/dpu/ovs/tunnels.ts removeTunnelCommand). The port name must be the one the plugin derives from VNI and remote.
+my $TUNNEL_TXN_RE = qr/^\["Open_vSwitch",\{"op":"wait","table":"Port","where":\[\["_uuid","==",\["uuid","($UUID)"\]\]\],"columns":\["name","external_ids"\],"until":"==","rows":\[\{"name":"($TUNNEL)","external_ids":\["map",\[\["dpu-overlay\.remote","($IP)"\],\["dpu-overlay\.role","tunnel"\],\["dpu-overlay\.vni","($UINT)"\]\]\]\}\],"timeout":0\},\{"op":"mutate","table":"Bridge","where":\[\["name","==","($BRIDGE)"\]\],"mutations":\[\["ports","delete",\["uuid","($UUID)"\]\]\]\}\]\z/;
+
+sub tunnel_txn_why {
+  my ($port, $name, $remote, $vni, $bridge, $port2) = @_;
+  return 'ovsdb-client transact: the wait and the mutate must name the same port' unless $port eq $port2;
+  require Digest::SHA;
+  return 'ovsdb-client transact: the tunnel name is not the one of its VNI and remote'
+    unless $name eq 'vx' . substr(Digest::SHA::sha256_hex("$vni/$remote"), 0, 8);
+  return undef;
+}
 
 # ---------------------------------------------------------------- OVN mode (--ovn)
 # The shapes of src/dpu/ovn/commands.ts. Each northbound transaction is matched loosely to extract its values,
@@ -518,7 +534,8 @@ sub check_command {
       return 'ovsdb-client transact: the wait and the mutate must name the same bridge' unless $1 eq $2;
       return undef;
     }
-    return 'only the plugin\'s bridge-removal transaction is allowed for ovsdb-client';
+    return tunnel_txn_why($1, $2, $3, $4, $5, $6) if @a == 3 && $a[1] eq 'transact' && $a[2] =~ $TUNNEL_TXN_RE;
+    return 'only the plugin\'s bridge-removal and tunnel-removal transactions are allowed for ovsdb-client';
   }
   if ($prog eq 'devlink') {
     return undef if $s eq 'devlink -j port show' || $s eq 'devlink -j port function rate show';
@@ -623,7 +640,8 @@ refuse('command line longer than 1 MiB') if length($line) > $MAX_LINE;
 my @commands = tokenise($line);
 # One request is at most 3 commands; the daemon's batch of up to 64 ADDs is one "ip link set" per
 # representor, the optional wait-until and one ovs-vsctl.
-refuse('more than 66 commands joined with &&') if @commands > 66;
+# A plug also reads its bridges' tunnels afterwards: one more ovs-vsctl.
+refuse('more than 67 commands joined with &&') if @commands > 67;
 my %nb_shape;
 for my $c (@commands) {
   my $why = check_command(@$c);

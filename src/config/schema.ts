@@ -86,6 +86,16 @@ export const DpuConfigSchema = z
     message: 'must be set to the DPU\'s underlay IP address (static control plane); with controlPlane "ovn" the DPU\'s external_ids:ovn-encap-ip is used instead',
     path: ['localVtep'],
   })
+  .superRefine((d, ctx) => {
+    // A VXLAN tunnel's two ends are one address family: OVS cannot send from an IPv4 VTEP to an IPv6 one.
+    if (d.controlPlane !== 'static' || d.localVtep === undefined) return;
+    const family = (a: string) => (a.includes(':') ? 'IPv6' : 'IPv4');
+    const mine = family(d.localVtep);
+    const other = d.remoteVteps.findIndex((r) => family(r) !== mine);
+    if (other >= 0) {
+      ctx.addIssue({ code: 'custom', path: ['remoteVteps', other], message: `${d.remoteVteps[other]} is ${family(d.remoteVteps[other] as string)} but localVtep ${d.localVtep} is ${mine}: a VXLAN tunnel needs both ends in one address family; list the remote's ${mine} VTEP, or give this DPU a VTEP of the remote's family` });
+    }
+  })
   .refine((d) => d.knownHostsFile !== undefined || d.hostKeyFingerprint !== undefined, {
     message: 'set knownHostsFile or hostKeyFingerprint: the DPU host key must be verified',
     path: ['knownHostsFile'],

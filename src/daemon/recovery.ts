@@ -115,6 +115,8 @@ export interface RecoveryOptions {
   expectedUid?: number;
   /** Re-plug every ready attachment, not only those whose port is missing (dpu-overlay replug --all). */
   replugAll?: boolean;
+  /** Static mode: keeps the records' VNI bridges' tunnels in line with the node files (tunnel-follow.ts). */
+  follower?: { poll(records: readonly Attachment[]): Promise<void> };
 }
 
 interface Group {
@@ -215,6 +217,8 @@ export class DpuRecovery {
         }
       }),
     );
+    // Not awaited: a slow DPU must not hold up the next recovery poll (the follower skips while busy).
+    void this.o.follower?.poll(groups.flatMap((g) => g.records.map((r) => r.att))).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'tunnel follow poll failed'));
   }
 
   private async watch(g: Group, w: WatchState): Promise<void> {

@@ -9,6 +9,7 @@ import { dpuTarget } from '../dpu/api';
 import type { Logger } from '../log';
 import { DpuConnection, identityKey } from './connection';
 import { DpuRecovery, type RecoveryLink } from './recovery';
+import { TunnelFollower } from './tunnel-follow';
 import { ProcessRunner } from '../kernel/exec';
 import type { CommandRunner } from '../kernel/exec';
 import { CniExecutor } from './cni-exec';
@@ -90,7 +91,8 @@ export class DaemonServer {
     opts: DaemonServerOptions = {},
   ) {
     if (opts.stateDirs?.length && opts.pollMs) {
-      this.recovery = new DpuRecovery({ stateDirs: opts.stateDirs, pollMs: opts.pollMs, linkFor: (dpu) => this.recoveryLink(dpu) }, log);
+      const follower = new TunnelFollower((dpu) => ({ reconcile: (s, targets) => this.connectionFor(dpu).client(s).reconcileTunnels(targets) }), log);
+      this.recovery = new DpuRecovery({ stateDirs: opts.stateDirs, pollMs: opts.pollMs, linkFor: (dpu) => this.recoveryLink(dpu), follower }, log);
     }
     const serve = ((op, dpu, args) => this.dispatch(op, dpu, args)) as ServeOp;
     const loggers = new RequestLoggers();

@@ -62,6 +62,12 @@ test('ADD, CHECK and DEL with 1024 remoteVteps through the guard (longer than on
   expect(tunnelPorts()).toHaveLength(1024);
   expect(dpuExec('a', 'ovs-vsctl', 'list-ports', 'br-vni100').split('\n')).toContain('pf0vf0');
   expect(cni(A, { ...conf, prevResult: add.json }, { command: 'CHECK', containerId: 'many', netns: ns }).status).toBe(0);
+  // 124 remotes leave the list: CHECK reports it and removes their tunnels through the guard (several command lines)
+  const fewer = { ...conf, dpu: { ...(conf.dpu as object), remoteVteps: manyRemotes.slice(0, 900) } };
+  const check = cni(A, { ...fewer, prevResult: add.json }, { command: 'CHECK', containerId: 'many', netns: ns });
+  expect(check.json).toMatchObject({ code: 120, msg: expect.stringMatching(/tunnel to 10\.203\.132\.1, .*\(124 in all\), which are not in remoteVteps .*reconciled now/) });
+  expect(tunnelPorts()).toHaveLength(900);
+  expect(cni(A, { ...fewer, prevResult: add.json }, { command: 'CHECK', containerId: 'many', netns: ns }).status).toBe(0);
   expect(cni(A, conf, { command: 'DEL', containerId: 'many', netns: ns }).status).toBe(0);
   expect(dpuExec('a', 'ovs-vsctl', 'list-br')).not.toContain('br-vni100');
   expect(tunnelPorts()).toEqual([]);

@@ -74,7 +74,8 @@ type Mutation =
   | { kind: 'gc-list'; value: unknown }
   | { kind: 'pf-list'; how: 'duplicate' | 'empty' | 'too-many' | 'hostile-member' | 'unknown-pf'; frag: string }
   | { kind: 'dpus'; how: 'hostile-key' | 'proto-key' | 'entry-type' | 'entry-hostile'; frag: string }
-  | { kind: 'node-file'; path: string };
+  | { kind: 'node-file'; path: string }
+  | { kind: 'vtep-family'; remote: string; at: number };
 
 /**
  * nodeConfig may name any path: root-owned files that are not node files are refused without their content in the
@@ -110,6 +111,8 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('pf-list' as const), how: fc.constantFrom('duplicate' as const, 'empty' as const, 'too-many' as const, 'hostile-member' as const, 'unknown-pf' as const), frag }) },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('dpus' as const), how: fc.constantFrom('hostile-key' as const, 'proto-key' as const, 'entry-type' as const, 'entry-hostile' as const), frag }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('node-file' as const), path: fc.constantFrom(...NODE_FILE_PATHS) }) },
+  // a remote VTEP of the other address family than localVtep: no VXLAN tunnel can join them
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('vtep-family' as const), remote: fc.constantFrom('2001:db8::1', '::ffff:198.51.100.2', 'fe80::1', '::'), at: fc.nat({ max: 3 }) }) },
 );
 
 type Command = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC';
@@ -296,6 +299,15 @@ export function buildCase(id: number, m: Mutation, base: Record<string, unknown>
       const value = m.how === 'entry-type' ? `${marker}` : m.how === 'entry-hostile' ? { ...(base.dpu as object), host: `${marker}${m.frag}` } : base.dpu;
       // JSON text, so "__proto__" is an own key as a runtime's JSON would carry it
       c.stdin = JSON.stringify(conf).replace(/}$/, `,"dpus":{${JSON.stringify(key)}:${JSON.stringify(value)}}}`);
+      break;
+    }
+    case 'vtep-family': {
+      c.command = 'ADD';
+      c.label = `remote VTEP ${m.remote} of the other family`;
+      const dpu = { ...(base.dpu as Record<string, unknown>) };
+      const remotes = [...((dpu.remoteVteps as string[] | undefined) ?? [])];
+      remotes.splice(Math.min(m.at, remotes.length), 0, m.remote);
+      conf.dpu = { ...dpu, remoteVteps: remotes };
       break;
     }
     case 'node-file':

@@ -31,6 +31,7 @@ STATE=${DPUO_TESTBED_DIR:-/run/$PREFIX-testbed}
 STATE=${STATE%/}
 UNDERLAY_NS=$PREFIX-underlay
 OVN_NS=$PREFIX-ovn
+UNDERLAY=ipv4
 OVN_IP=198.51.100.254
 OVN_NB_SCHEMA=/usr/share/ovn/ovn-nb.ovsschema
 OVN_SB_SCHEMA=/usr/share/ovn/ovn-sb.ovsschema
@@ -50,7 +51,7 @@ msg() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 
 usage() {
   cat >&2 <<EOF
-usage: $PROG up [--sites a,b,c] [--vfs N] [--pfs 1|2] [--ovn]
+usage: $PROG up [--sites a,b,c] [--vfs N] [--pfs 1|2] [--ovn] [--underlay ipv4|ipv6]
        $PROG down
        $PROG env
        $PROG status
@@ -94,7 +95,12 @@ host_ns() { echo "$PREFIX-host-$1"; }
 dpu_ns() { echo "$PREFIX-dpu-$1"; }
 mgmt_host_ip() { echo "192.0.2.$((4 * $1 + 1))"; }
 mgmt_dpu_ip() { echo "192.0.2.$((4 * $1 + 2))"; }
-vtep_ip() { echo "198.51.100.$(($1 + 1))"; }
+# the VTEPs: 198.51.100.0/24, or with --underlay ipv6 the documentation prefix 2001:db8::/32 (uplinks IPv6-only)
+vtep_ip() { if [[ $UNDERLAY == ipv6 ]]; then echo "2001:db8:100::$(($1 + 1))"; else echo "198.51.100.$(($1 + 1))"; fi; }
+vtep_cidr() { if [[ $UNDERLAY == ipv6 ]]; then echo "$(vtep_ip "$1")/64 nodad"; else echo "$(vtep_ip "$1")/24"; fi; }
+# the OVN central's underlay address, and as an OVSDB remote wants it (IPv6 in brackets)
+set_ovn_ip() { if [[ $UNDERLAY == ipv6 ]]; then OVN_IP=2001:db8:100::fe; else OVN_IP=198.51.100.254; fi; }
+ovn_remote_ip() { if [[ $UNDERLAY == ipv6 ]]; then echo "[$OVN_IP]"; else echo "$OVN_IP"; fi; }
 vf_pci() { # VF index [PF number] -> PCI address (devfn = 2 + index; bus 03 for PF 0, 04 for PF 1)
   local devfn=$((2 + $1))
   printf '0000:%02x:%02x.%d' $((3 + ${2:-0})) $((devfn >> 3)) $((devfn & 7))
@@ -185,15 +191,17 @@ read_config() { # sets SITES (array), VFS and PFS; fails if not up
   local f=$STATE/config
   [[ -r $f ]] || return 1
   local line
-  SITES=() VFS= PFS=1 OVN=0
+  SITES=() VFS= PFS=1 OVN=0 UNDERLAY=ipv4
   while IFS='=' read -r k line; do
     case $k in
       sites) IFS=',' read -r -a SITES <<<"$line" ;;
       vfs) VFS=$line ;;
       pfs) PFS=$line ;;
       ovn) OVN=$line ;;
+      underlay) UNDERLAY=$line ;;
     esac
   done <"$f"
+  set_ovn_ip
   ((${#SITES[@]})) && [[ $VFS =~ ^[0-9]+$ && $PFS =~ ^[12]$ && $OVN =~ ^[01]$ ]]
 }
 
@@ -564,7 +572,8 @@ ovs_fresh() {
     ((w-- > 0)) || { echo "br-phy did not appear on DPU $site" >&2; return 1; }
     sleep 0.01
   done
-  ip -n "$dns" addr replace "$(vtep_ip "$i")/24" dev br-phy
+  # shellcheck disable=SC2046 # vtep_cidr is "addr/len [nodad]"
+  ip -n "$dns" addr replace $(vtep_cidr "$i") dev br-phy
   ip -n "$dns" link set br-phy up
   ((OVN == 0)) || ovn_dpu_config "$site"
 }
@@ -575,11 +584,11 @@ ovn_dpu_config() {
   i=$(dpu_index "$dpu")
   dpu_nsx "$dpu" ovs-vsctl --timeout=10 -- set Open_vSwitch . \
     "external_ids:system-id=$(system_id "$dpu")" \
-    "external_ids:ovn-remote=tcp:$OVN_IP:6642" \
+    "external_ids:ovn-remote=tcp:$(ovn_remote_ip):6642" \
     external_ids:ovn-encap-type=geneve \
     "external_ids:ovn-encap-ip=$(vtep_ip "$i")" \
     external_ids:ovn-bridge-datapath-type=netdev \
-    "external_ids:ovn-nb=tcp:$OVN_IP:6641" \
+    "external_ids:ovn-nb=tcp:$(ovn_remote_ip):6641" \
     external_ids:ovn-monitor-all=true \
     -- --may-exist add-br br-int \
     -- set Bridge br-int datapath_type=netdev fail_mode=secure other_config:disable-in-band=true
@@ -602,7 +611,7 @@ ovn_db_start() { # nb|sb
   [[ $db == nb ]] || port=6642
   pid_from_file "$o/run/ovn${db}_db.pid" >/dev/null && return 0
   ip netns exec "$OVN_NS" ovsdb-server "$o/db/ovn${db}_db.db" \
-    --remote="punix:$o/run/ovn${db}_db.sock" --remote="ptcp:$port:$OVN_IP" \
+    --remote="punix:$o/run/ovn${db}_db.sock" --remote="ptcp:$port:$(ovn_remote_ip)" \
     --pidfile="$o/run/ovn${db}_db.pid" --unixctl="$o/run/ovn${db}_db.ctl" \
     --log-file="$o/log/ovsdb-server-$db.log" -vconsole:off --detach --no-chdir \
     </dev/null >/dev/null 2>>"$o/log/ovsdb-server-$db.log"
@@ -626,7 +635,7 @@ setup_ovn_central() {
   ip -n "$UNDERLAY_NS" link set p0-ovn master br-ul up
   ip -n "$OVN_NS" -batch - <<EOF
 link set lo up
-addr add $OVN_IP/24 dev ovn0
+addr add $OVN_IP/$([[ $UNDERLAY == ipv6 ]] && echo '64 nodad' || echo 24) dev ovn0
 link set ovn0 up
 EOF
   # the DPUs' userspace datapath does not fill in checksums of offloaded packets
@@ -755,7 +764,8 @@ cmd_dpu_ctl() {
         ((w-- > 0)) || die "br-phy did not come back on DPU $site"
         sleep 0.01
       done
-      ip -n "$dns" addr replace "$(vtep_ip "$(dpu_index "$site")")/24" dev br-phy
+      # shellcheck disable=SC2046
+      ip -n "$dns" addr replace $(vtep_cidr "$(dpu_index "$site")") dev br-phy
       ip -n "$dns" link set br-phy up
       ;;
     db-reset) ovs_fresh "$site" ;;
@@ -787,12 +797,16 @@ cmd_up() {
       --pfs) (($# >= 2)) || die "--pfs needs a value"; pfs=$2; shift 2 ;;
       --pfs=*) pfs=${1#*=}; shift ;;
       --ovn) OVN=1; shift ;;
+      --underlay) (($# >= 2)) || die "--underlay needs a value"; UNDERLAY=$2; shift 2 ;;
+      --underlay=*) UNDERLAY=${1#*=}; shift ;;
       -h | --help) usage; exit 0 ;;
       *) usage; die "unknown option for up: $1" ;;
     esac
   done
   [[ $vfs =~ ^[0-9]+$ ]] && ((vfs >= 1 && vfs <= MAX_VFS)) || die "--vfs must be 1..$MAX_VFS"
   [[ $pfs =~ ^[0-9]+$ ]] && ((pfs >= 1 && pfs <= MAX_PFS)) || die "--pfs must be 1..$MAX_PFS"
+  [[ $UNDERLAY == ipv4 || $UNDERLAY == ipv6 ]] || die "--underlay must be ipv4 or ipv6"
+  set_ovn_ip
   local sites=() s seen=,
   IFS=',' read -r -a sites <<<"$sites_arg"
   ((${#sites[@]})) || die "--sites is empty"
@@ -847,7 +861,7 @@ cmd_up() {
   fi
   ip -n "$UNDERLAY_NS" -batch - <<EOF
 link set lo up
-link add br-ul type bridge stp_state 0 forward_delay 0
+link add br-ul type bridge stp_state 0 forward_delay 0 mcast_snooping 0
 link set br-ul up
 EOF
 
@@ -908,7 +922,7 @@ EOF
   fi
 
   local IFS=,
-  printf 'sites=%s\nvfs=%s\npfs=%s\novn=%s\n' "${sites[*]}" "$vfs" "$pfs" "$OVN" >"$STATE/config"
+  printf 'sites=%s\nvfs=%s\npfs=%s\novn=%s\nunderlay=%s\n' "${sites[*]}" "$vfs" "$pfs" "$OVN" "$UNDERLAY" >"$STATE/config"
   local with=
   ((OVN == 0)) || with=", OVN central $OVN_IP in netns $OVN_NS"
   msg "testbed up: sites ${sites[*]}, $pfs PF(s) with $vfs VFs each$with, state in $STATE"
@@ -956,7 +970,7 @@ cmd_env() {
     ns_exists "$(dpu_ns "$d")" || die "testbed is broken: netns $(dpu_ns "$d") is missing; run: $PROG up"
   done
   local out first p
-  out="{\"stateDir\":$(json_str "$STATE"),\"privateKeyFile\":$(json_str "$STATE/id_ed25519"),\"knownHostsFile\":$(json_str "$STATE/known_hosts"),\"sites\":["
+  out="{\"underlay\":\"$UNDERLAY\",\"stateDir\":$(json_str "$STATE"),\"privateKeyFile\":$(json_str "$STATE/id_ed25519"),\"knownHostsFile\":$(json_str "$STATE/known_hosts"),\"sites\":["
   first=1
   for s in "${SITES[@]}"; do
     ((first)) || out+=","
@@ -972,7 +986,7 @@ cmd_env() {
   out+="]"
   if ((OVN)); then
     local o=$STATE/ovn/run
-    out+=",\"ovn\":{\"netns\":\"$OVN_NS\",\"address\":\"$OVN_IP\",\"nb\":\"tcp:$OVN_IP:6641\",\"sb\":\"tcp:$OVN_IP:6642\""
+    out+=",\"ovn\":{\"netns\":\"$OVN_NS\",\"address\":\"$OVN_IP\",\"nb\":\"tcp:$(ovn_remote_ip):6641\",\"sb\":\"tcp:$(ovn_remote_ip):6642\""
     out+=",\"nbSocket\":$(json_str "unix:$o/ovnnb_db.sock"),\"sbSocket\":$(json_str "unix:$o/ovnsb_db.sock"),\"encapType\":\"geneve\"}"
   fi
   out+="}"

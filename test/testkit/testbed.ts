@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 /** The checkout: found upwards, so the helpers also work bundled by scripts/run-ts.js (npm run stress). */
@@ -58,7 +58,10 @@ export interface Site extends SitePf {
 export interface OvnCentral {
   netns: string; address: string; nb: string; sb: string; nbSocket: string; sbSocket: string; encapType: 'geneve';
 }
-export interface Testbed { stateDir: string; privateKeyFile: string; knownHostsFile: string; sites: Site[]; ovn?: OvnCentral }
+export interface Testbed {
+  /** `up --underlay ipv6`: the DPUs' uplinks, VTEPs and the OVN central on 2001:db8::/32 only. */
+  underlay?: 'ipv4' | 'ipv6';
+  stateDir: string; privateKeyFile: string; knownHostsFile: string; sites: Site[]; ovn?: OvnCentral }
 
 export function sh(cmd: string, args: string[], input?: string): string {
   return execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -72,11 +75,11 @@ export function requireBinary(): void {
  * Brings the testbed up fresh, without plugin, IPAM or daemon state from an earlier run; on the daemon path
  * (pluginPath(), or opts.path) with one daemon per host running.
  */
-export function testbedUp(vfs = 8, sites = 'a,b,c', pfs = 1, opts: { ovn?: boolean; path?: PluginPath } = {}): Testbed {
-  sh('bash', [TESTBED, 'up', '--sites', sites, '--vfs', String(vfs), '--pfs', String(pfs), ...(opts.ovn ? ['--ovn'] : [])]);
+export function testbedUp(vfs = 8, sites = 'a,b,c', pfs = 1, opts: { ovn?: boolean; path?: PluginPath; underlay?: 'ipv4' | 'ipv6' } = {}): Testbed {
+  sh('bash', [TESTBED, 'up', '--sites', sites, '--vfs', String(vfs), '--pfs', String(pfs), ...(opts.ovn ? ['--ovn'] : []), ...(opts.underlay ? ['--underlay', opts.underlay] : [])]);
   const tb = JSON.parse(sh('bash', [TESTBED, 'env'])) as Testbed;
   for (const entry of readdirSync(tb.stateDir)) {
-    if (/^(plugin-|ipam-|daemon-)/.test(entry)) rmSync(join(tb.stateDir, entry), { recursive: true, force: true });
+    if (/^(plugin-|ipam-|daemon-|node-)/.test(entry)) rmSync(join(tb.stateDir, entry), { recursive: true, force: true });
   }
   if ((opts.path ?? activePath) === 'daemon') startHostDaemons();
   return tb;
@@ -241,6 +244,43 @@ export function netConf(tb: Testbed, s: Site, o: NetOptions = {}): Record<string
     dpu: dpuConf(tb, s, o.dpu),
     ...o.extra,
   };
+}
+
+/** A site's node file (the root-owned per-host file network configs draw node values from). */
+export function nodeFilePath(tb: Testbed, s: Site): string {
+  return join(tb.stateDir, `node-${s.name}`, 'node.json');
+}
+
+/** Replaces a site's node file as an operator would: a new file renamed over the old one. */
+export function writeNodeFile(tb: Testbed, s: Site, values: Record<string, unknown>): void {
+  const path = nodeFilePath(tb, s);
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  writeFileSync(`${path}.tmp`, JSON.stringify(values, null, 2), { mode: 0o644 });
+  renameSync(`${path}.tmp`, path);
+}
+
+function nodeFileValues(tb: Testbed, s: Site): Record<string, unknown> {
+  const path = nodeFilePath(tb, s);
+  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>) : {};
+}
+
+/**
+ * The config with its VTEPs (localVtep, remoteVteps) taken from the site's node file instead: they are the node
+ * owner's, and editing them there (setRemoteVteps) is how a node joins or leaves. The node file is written now
+ * with the config's values unless it has them already.
+ */
+export function vtepsInNodeFile(tb: Testbed, s: Site, conf: Record<string, unknown>): Record<string, unknown> {
+  const { localVtep, remoteVteps, ...dpu } = conf.dpu as Record<string, unknown>;
+  const node = nodeFileValues(tb, s);
+  const nodeDpu = (node.dpu ?? {}) as Record<string, unknown>;
+  if (nodeDpu.remoteVteps === undefined) writeNodeFile(tb, s, { ...node, dpu: { ...nodeDpu, localVtep, remoteVteps } });
+  return { ...conf, dpu, nodeConfig: nodeFilePath(tb, s) };
+}
+
+/** Sets the remote VTEPs in a site's node file (a node joining, leaving or renumbered). */
+export function setRemoteVteps(tb: Testbed, s: Site, remoteVteps: string[]): void {
+  const node = nodeFileValues(tb, s);
+  writeNodeFile(tb, s, { ...node, dpu: { ...((node.dpu ?? {}) as Record<string, unknown>), remoteVteps } });
 }
 
 export function hostLocal(tb: Testbed, s: Site, subnet: string, start: string, end: string, network = 'vni100'): Record<string, unknown> {

@@ -60,7 +60,8 @@ describe('accepted values', () => {
     ['dpu.representorTemplate {vf} only', withDpu({ representorTemplate: 'vf{vf}_r' }), (c) => c.dpu?.representorTemplate, 'vf{vf}_r'],
     ['dpu.representorTemplate {pf} only', withDpu({ representorTemplate: 'p{pf}' }), (c) => c.dpu?.representorTemplate, 'p{pf}'],
     ['dpu.localVtep IPv6', withDpu({ localVtep: '2001:db8::1' }), (c) => c.dpu?.localVtep, '2001:db8::1'],
-    ['dpu.remoteVteps', withDpu({ remoteVteps: ['192.0.2.2', '2001:db8::2'] }), (c) => c.dpu?.remoteVteps, ['192.0.2.2', '2001:db8::2']],
+    ['dpu.remoteVteps', withDpu({ remoteVteps: ['192.0.2.2', '192.0.2.3'] }), (c) => c.dpu?.remoteVteps, ['192.0.2.2', '192.0.2.3']],
+    ['dpu.remoteVteps over an IPv6 underlay', withDpu({ localVtep: '2001:db8::1', remoteVteps: ['2001:db8::2', '2001:db8:1::3'] }), (c) => c.dpu?.remoteVteps, ['2001:db8::2', '2001:db8:1::3']],
     ['dpu.hwOffload require', withDpu({ hwOffload: 'require' }), (c) => c.dpu?.hwOffload, 'require'],
     ['dpu.hwOffload ignore', withDpu({ hwOffload: 'ignore' }), (c) => c.dpu?.hwOffload, 'ignore'],
   ])('%s', (_name, extra, get, want) => {
@@ -138,6 +139,8 @@ describe('rejected values name the JSON path, code 7', () => {
     ['dpu.localVtep missing', withDpu({ localVtep: undefined }), 'dpu.localVtep'],
     ['dpu.remoteVteps not IPs', withDpu({ remoteVteps: ['192.0.2.2', 'dpu2'] }), 'dpu.remoteVteps[1]'],
     ['dpu.remoteVteps a CIDR', withDpu({ remoteVteps: ['192.0.2.0/24'] }), 'dpu.remoteVteps[0]'],
+    ['dpu.remoteVteps an IPv6 remote with an IPv4 localVtep', withDpu({ remoteVteps: ['192.0.2.2', '2001:db8::2'] }), 'dpu.remoteVteps[1]'],
+    ['dpu.remoteVteps an IPv4 remote with an IPv6 localVtep', withDpu({ localVtep: '2001:db8::1', remoteVteps: ['192.0.2.2'] }), 'dpu.remoteVteps[0]'],
     ['dpu.remoteVteps not an array', withDpu({ remoteVteps: '192.0.2.2' }), 'dpu.remoteVteps'],
     ['dpu.hwOffload on', withDpu({ hwOffload: 'on' }), 'dpu.hwOffload'],
     ['dpu without knownHostsFile and hostKeyFingerprint', withDpu({ knownHostsFile: undefined }), 'dpu.knownHostsFile'],

@@ -55,6 +55,9 @@ function answer(command: string): { out: string; err: string; code: number } {
   const plugs = command.split('--id=@p').length - 1;
   const lines: string[] = [];
   for (let k = 0; k < plugs; k++) lines.push(uuid(++seq), uuid(++seq), ovsConfig);
+  // the tunnel reading after the plug: bridge, tunnel ports, tunnel interfaces per bridge
+  const tunnelReads = command.split(' find Bridge name=').length - 1;
+  for (let k = 0; k < tunnelReads; k++) lines.push(table(['_uuid', 'ports'], []), table(['_uuid', 'name', 'external_ids'], []), table(['name', 'options'], []));
   return { out: lines.map((l) => `${l}\n`).join(''), err: '', code: 0 };
 }
 

@@ -26,6 +26,14 @@ const ovsConfig = (hw?: string) => table(['other_config'], [[['map', hw === unde
 const bridgeRow = (ports: string[]) => table(['_uuid', 'ports'], [[['uuid', BR], ports.length === 1 ? ['uuid', ports[0]] : ['set', ports.map((p) => ['uuid', p])]]]);
 const uuids = (...u: string[]) => table(['_uuid'], u.map((x) => [['uuid', x]]));
 const noRows = (headings: string[]) => table(headings, []);
+/** The tunnel reading a plug ends with: bridge, tunnel ports, tunnel interfaces (per bridge). */
+const tunnelRead = (remotes = ['192.0.2.2'], vni = 5001) =>
+  [
+    bridgeRow([TUN, PORT]),
+    table(['_uuid', 'name', 'external_ids'], remotes.map((r) => [['uuid', TUN], tunnelPortName(vni, r), ['map', [['dpu-overlay.remote', r], ['dpu-overlay.role', 'tunnel'], ['dpu-overlay.vni', String(vni)]]]])),
+    table(['name', 'options'], remotes.map((r) => [tunnelPortName(vni, r), ['map', [['key', String(vni)], ['local_ip', '192.0.2.1'], ['remote_ip', r]]]])),
+  ].join('\n') + '\n';
+const noBridgeRead = () => [noRows(['_uuid', 'ports']), noRows(['_uuid', 'name', 'external_ids']), noRows(['name', 'options'])].join('\n') + '\n';
 
 /** A transport that records each command line and answers from a queue (or a function). */
 class FakeTransport implements DpuTransport {
@@ -57,10 +65,10 @@ describe('plugBatch (the daemon merging concurrent ADDs)', () => {
   const req2: PlugRequest = { ...req, containerId: 'c2', representor: 'pf0vf1' };
 
   it('one ip per representor, then one ovs-vsctl transaction with distinct @ids; results split per request', async () => {
-    const t = new FakeTransport([ok(`${IFACE}\n${PORT}\n${ovsConfig('true')}\n${OTHER}\n${PORT2}\n${ovsConfig('true')}\n`)]);
+    const t = new FakeTransport([ok(`${IFACE}\n${PORT}\n${ovsConfig('true')}\n${OTHER}\n${PORT2}\n${ovsConfig('true')}\n${tunnelRead()}`)]);
     expect(await client(t).plugBatch([req, req2])).toEqual([{ bridge: 'br-vni5001', portUuid: PORT }, { bridge: 'br-vni5001', portUuid: PORT2 }]);
     const ran = t.argv(0);
-    expect(ran.map((a) => a[0])).toEqual(['ip', 'ip', 'ovs-vsctl']);
+    expect(ran.map((a) => a[0])).toEqual(['ip', 'ip', 'ovs-vsctl', 'ovs-vsctl']);
     const vsctl = ran[2] as string[];
     expect(vsctl.filter((w) => w.startsWith('--id='))).toEqual(['--id=@i0', '--id=@p0', '--id=@i1', '--id=@p1']);
     expect(vsctl).toContain('interfaces=@i1');
@@ -75,11 +83,11 @@ describe('plugBatch (the daemon merging concurrent ADDs)', () => {
 
 describe('plug', () => {
   it('sends ip + one ovs-vsctl transaction and returns the bridge and the new Port UUID', async () => {
-    const t = new FakeTransport([ok(`${IFACE}\n${PORT}\n${ovsConfig('true')}\n`)]);
+    const t = new FakeTransport([ok(`${IFACE}\n${PORT}\n${ovsConfig('true')}\n${tunnelRead()}`)]);
     expect(await client(t).plug(req)).toEqual({ bridge: 'br-vni5001', portUuid: PORT });
     expect(t.commands).toHaveLength(1);
     const ran = t.argv(0);
-    expect(ran.map((a) => a[0])).toEqual(['ip', 'ovs-vsctl']);
+    expect(ran.map((a) => a[0])).toEqual(['ip', 'ovs-vsctl', 'ovs-vsctl']);
     expect(ran[1]).toContain('--may-exist');
     expect(ran[1]).toContain('name=pf0vf0');
     expect(ran[1]).toContain(tunnelPortName(5001, '192.0.2.2'));
@@ -117,6 +125,7 @@ describe('plug', () => {
     expect(t.argv(0).map((a) => a.slice(0, 3))).toEqual([
       ['ip', 'link', 'set'],
       ['ovs-vsctl', '--timeout=1', 'wait-until'],
+      ['ovs-vsctl', '--timeout=10', '-f'],
       ['ovs-vsctl', '--timeout=10', '-f'],
     ]);
   });
@@ -266,7 +275,7 @@ describe('gc', () => {
   const usage = ok([bridgeRow([TUN, INTERNAL, PORT]), uuids(TUN), uuids(INTERNAL)].join('\n'));
 
   it('removes ports of this network whose owner is not kept, per VNI bridge, and counts them', async () => {
-    const t = new FakeTransport([ok(ports), usage, usage]);
+    const t = new FakeTransport([ok(ports), usage, usage, ok(tunnelRead() + noBridgeRead())]);
     expect(await client(t).gc('ovl', 5001, [{ containerId: 'c1', ifname: 'net1' }])).toBe(2);
     expect(t.argv(0)[0]).toEqual(expect.arrayContaining(['external_ids:dpu-overlay.network="ovl"']));
     const removes = [1, 2].map((i) => {
@@ -276,10 +285,17 @@ describe('gc', () => {
     expect(removes).toEqual([[['br-vni5001', OTHER]], [['br-vni7', IFACE]]]);
   });
 
-  it('nothing stale: only the query', async () => {
-    const t = new FakeTransport([ok(ports)]);
+  it('a failing tunnel reading does not fail GC: logged, tried again by the next command', async () => {
+    const m = memoryLogger();
+    const t = new FakeTransport([ok(ports), { exitCode: 1, stdout: '', stderr: 'database connection failed' }]);
+    expect(await client(t, {}, m.log).gc('ovl', 5001, [{ containerId: 'c1', ifname: 'net1' }, { containerId: 'c2', ifname: 'net1' }, { containerId: 'c3', ifname: 'net1' }])).toBe(0);
+    expect(m.records.some((r) => r.msg === 'could not reconcile VNI bridge tunnels with remoteVteps')).toBe(true);
+  });
+
+  it('nothing stale: only the query, then the tunnel reading (tunnels follow remoteVteps)', async () => {
+    const t = new FakeTransport([ok(ports), ok(tunnelRead())]);
     expect(await client(t).gc('ovl', 5001, [{ containerId: 'c1', ifname: 'net1' }, { containerId: 'c2', ifname: 'net1' }, { containerId: 'c3', ifname: 'net1' }])).toBe(0);
-    expect(t.commands).toHaveLength(1);
+    expect(t.commands).toHaveLength(2);
   });
 });
 
@@ -308,5 +324,57 @@ describe('status and close', () => {
     expect(c.target).toBe('root@192.0.2.10:22');
     c.close();
     expect(t.closed).toBe(1);
+  });
+});
+
+describe('tunnels follow remoteVteps (static mode)', () => {
+  const GONE = '198.51.100.9';
+  it('a plug whose reading shows a tunnel to a remote no longer configured removes it, owner-checked', async () => {
+    const m = memoryLogger();
+    const t = new FakeTransport([ok(`${IFACE}\n${PORT}\n${ovsConfig('true')}\n${tunnelRead(['192.0.2.2', GONE])}`), ok('[{},{"count":1}]\n')]);
+    expect(await client(t, {}, m.log).plug(req)).toEqual({ bridge: 'br-vni5001', portUuid: PORT });
+    expect(t.commands).toHaveLength(2);
+    const [removal] = t.argv(1);
+    expect(removal?.slice(0, 2)).toEqual(['ovsdb-client', 'transact']);
+    const txn = JSON.parse(removal?.[2] as string) as [string, { rows: unknown[] }, { where: unknown[]; mutations: unknown[] }];
+    expect(txn[1].rows).toEqual([{ name: tunnelPortName(5001, GONE), external_ids: ['map', [['dpu-overlay.remote', GONE], ['dpu-overlay.role', 'tunnel'], ['dpu-overlay.vni', '5001']]] }]);
+    expect(txn[2].where).toEqual([['name', '==', 'br-vni5001']]);
+    expect(m.records.some((r) => r.msg === 'VNI bridge tunnels reconciled with remoteVteps')).toBe(true);
+  });
+
+  it('a tunnel port without the plugin name or on another bridge is left alone', async () => {
+    const foreign = table(['_uuid', 'name', 'external_ids'], [
+      [['uuid', OTHER], 'vxdeadbeef', ['map', [['dpu-overlay.remote', GONE], ['dpu-overlay.role', 'tunnel'], ['dpu-overlay.vni', '5001']]]],
+      [['uuid', INTERNAL], tunnelPortName(5001, GONE), ['map', [['dpu-overlay.remote', GONE], ['dpu-overlay.role', 'tunnel'], ['dpu-overlay.vni', '5001']]]],
+    ]);
+    const reading = [bridgeRow([TUN, OTHER]), foreign, table(['name', 'options'], [])].join('\n');
+    const t = new FakeTransport([ok(reading), ok('')]);
+    const [d] = await client(t).reconcileTunnels([{ bridge: 'br-vni5001', vni: 5001 }]);
+    expect(d?.extra).toEqual([]);
+    expect(d?.missing).toEqual(['192.0.2.2']);
+    // the missing tunnel is made again; nothing is removed
+    expect(t.argv(1).map((a) => a[0])).toEqual(['ovs-vsctl']);
+  });
+
+  it('a renumbered local VTEP: the tunnel is stale and set again', async () => {
+    const t = new FakeTransport([ok(tunnelRead()), ok('')]);
+    const [d] = await client(t, { localVtep: '192.0.2.77' }).reconcileTunnels([{ bridge: 'br-vni5001', vni: 5001 }]);
+    expect(d?.stale).toEqual(['192.0.2.2']);
+    expect(t.argv(1)[0]).toContain('options:local_ip=192.0.2.77');
+  });
+
+  it('CHECK: a bridge whose tunnels differ is code 120 saying what differs, and is reconciled', async () => {
+    const tunnel = tunnelPortName(5001, '192.0.2.2');
+    const check = [
+      table(['_uuid', 'ports', 'datapath_type'], [[['uuid', BR], ['set', [['uuid', PORT], ['uuid', TUN]]], 'system']]),
+      table(['_uuid', 'name', 'external_ids'], [[['uuid', PORT], 'pf0vf0', ['map', [['dpu-overlay.container', 'c1'], ['dpu-overlay.ifname', 'net1'], ['dpu-overlay.network', 'ovl']]]]]),
+      table(['name', 'options'], [[tunnel, ['map', [['key', '5001'], ['remote_ip', '192.0.2.2']]]]]),
+      ovsConfig('true'),
+    ].join('\n');
+    const t = new FakeTransport([ok(`${check}\n${tunnelRead(['192.0.2.2', GONE])}`), ok('[{},{"count":1}]\n')]);
+    const err = await dpuRejectionOf(client(t).check(req));
+    expect(err.code).toBe(120);
+    expect(err.message).toMatch(/br-vni5001: tunnel to 198\.51\.100\.9, which is not in remoteVteps .*reconciled now/);
+    expect(t.argv(1)[0]?.[0]).toBe('ovsdb-client');
   });
 });

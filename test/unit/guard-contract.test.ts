@@ -12,6 +12,8 @@ import {
   probeCommands, removePortsBatchCommand, removePortsCommand, statusCommand,
 } from '../../src/dpu/ovs/commands';
 import { type Argv, commandLine } from '../../src/dpu/quote';
+import { removeTunnelCommand, tunnelQueryCommand } from '../../src/dpu/ovs/tunnels';
+import { tunnelPortName } from '../../src/dpu/ovs/commands';
 import { REMOTE_COMMAND } from '../../src/dpu/ssh';
 import { DEVLINK_PORTS_QUERY, DEVLINK_RATES_QUERY, smartnicQuery, uplinkQuery, vfFunctionSetCommands } from '../../src/dpu/vf-function';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
@@ -82,6 +84,23 @@ describe('every DPU command the plugin builds passes the guard unchanged', () =>
   it('the bridge removal transaction (the guard looks the bridge up by UUID; in a dry run it does not)', () => {
     expectAccepted([removeBridgeIfUnchangedCommand(UUID[0], [UUID[1]])]);
     expectAccepted([removeBridgeIfUnchangedCommand(UUID[0], [])]);
+  });
+
+  it('tunnels following remoteVteps: the reading, and the owner-checked removal of one tunnel', () => {
+    expectAccepted([tunnelQueryCommand(base, [{ bridge: 'br-vni7', vni: 7 }, { bridge: 'br-vni16777215', vni: 16777215 }])]);
+    for (const remote of ['198.51.100.3', '2001:db8:ffff:ffff:ffff:ffff:ffff:ffff']) {
+      expectAccepted([removeTunnelCommand('br-vni7', 7, { uuid: UUID[0], name: tunnelPortName(7, remote), remote })]);
+    }
+    expectAccepted([removeTunnelCommand('ovl_x-15', 15, { uuid: UUID[0], name: tunnelPortName(15, '198.51.100.3'), remote: '198.51.100.3' })], CUSTOM_GUARD);
+  });
+
+  it.each<[string, Argv]>([
+    ['a name not derived from VNI and remote', removeTunnelCommand('br-vni7', 7, { uuid: UUID[0], name: tunnelPortName(8, '198.51.100.3'), remote: '198.51.100.3' })],
+    ['a representor', removeTunnelCommand('br-vni7', 7, { uuid: UUID[0], name: 'pf0vf1', remote: '198.51.100.3' })],
+    ['a bridge that is not a VNI bridge', removeTunnelCommand('br-int', 7, { uuid: UUID[0], name: tunnelPortName(7, '198.51.100.3'), remote: '198.51.100.3' })],
+    ['the wait and the mutate on different ports', [...removeTunnelCommand('br-vni7', 7, { uuid: UUID[0], name: tunnelPortName(7, '198.51.100.3'), remote: '198.51.100.3' }).slice(0, 2), (removeTunnelCommand('br-vni7', 7, { uuid: UUID[0], name: tunnelPortName(7, '198.51.100.3'), remote: '198.51.100.3' })[2] as string).replace(/"delete",\["uuid","[^"]+"/, `"delete",["uuid","${UUID[1]}"`)]],
+  ])('a tunnel removal with %s is refused', (_why, argv) => {
+    expect(throughGuard([argv]).status).toBe(126);
   });
 
   it('a representor or bridge outside the configured names is refused', () => {
@@ -274,8 +293,8 @@ esac
     ['a query of another chassis\'s ports', [minePortsCommand(ovnS, 'dpuo-b', 'net-a')], /not this DPU's system-id/],
     ['a query of a foreign port by name', [portByNameCommand(ovnS, 'vm1')], /not this DPU's system-id/],
     ['a query of another table', [['ovsdb-client', '--timeout=10', 'query', '["OVN_Northbound",{"op":"select","table":"NB_Global","where":[],"columns":["options"]}]']], /not one of the plugin's OVN_Northbound queries/],
-    ['an NB server named by the plugin', [['ovsdb-client', '--timeout=10', 'transact', 'tcp:203.0.113.9:6641', (ensure()[3] as string)]], /bridge-removal transaction/],
-    ['an NB timeout over 600 s', [['ovsdb-client', '--timeout=601', 'transact', ensure()[3] as string]], /bridge-removal transaction/],
+    ['an NB server named by the plugin', [['ovsdb-client', '--timeout=10', 'transact', 'tcp:203.0.113.9:6641', (ensure()[3] as string)]], /bridge-removal and tunnel-removal transactions/],
+    ['an NB timeout over 600 s', [['ovsdb-client', '--timeout=601', 'transact', ensure()[3] as string]], /bridge-removal and tunnel-removal transactions/],
     ['iface-id of another chassis\'s port', [['ovs-vsctl', '--timeout=10', '-f', 'json', '--', '--id=@i', 'create', 'Interface', 'name=pf0vf3', 'external_ids:iface-id="dpuo-dpuo-b-0123456789abcdef"', `external_ids:iface-id-ver="${L}"`]], /subcommand not allowed/],
     ['two iface-ids', [['ovs-vsctl', '--timeout=10', '-f', 'json', '--', '--id=@i', 'create', 'Interface', 'name=pf0vf3', `external_ids:iface-id="${lsp.name}"`, `external_ids:iface-id="${lsp.name}"`, `external_ids:iface-id-ver="${L}"`]], /subcommand not allowed/],
     ['another bridge than br-int', [['ovs-vsctl', '--timeout=10', '-f', 'json', '--', '--if-exists', 'remove', 'Bridge', 'br-ex', 'ports', L]], /subcommand not allowed/],

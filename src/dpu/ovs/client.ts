@@ -7,6 +7,7 @@ import {
 } from './commands';
 import { assertUuid, hwOffloadValue, mapOf, type OvsTable, parseBridgeUsage, parseTables, rows, uuidOf, uuidSet } from './parse';
 import { type Argv, commandLine } from '../quote';
+import { describeDiff, differs, reconcileCommands, TUNNEL_QUERY_OUTPUTS, type TunnelDiff, tunnelDiff, tunnelQueryCommand, type TunnelTarget } from './tunnels';
 import type { DpuTransport } from '../ssh';
 import {
   DEVLINK_PORTS_QUERY, DEVLINK_RATES_QUERY, type DpuFacts, type DpuFactsRequest, parseDevlinkPort, parseDevlinkRate, parseSmartnicConfig, parseUplink,
@@ -52,14 +53,52 @@ export class OvsDpuClient implements DpuClient {
 
   async plug(req: PlugRequest): Promise<PlugResult> {
     const { commands, bridge } = plugCommands(this.s, req);
-    return this.plugResult(bridge, await this.run('plug', commands));
+    const targets = [{ bridge, vni: req.vni }];
+    const out = await this.run('plug', [...commands, tunnelQueryCommand(this.s, targets)]);
+    await this.afterPlug(targets, out.slice(PLUG_OUTPUTS));
+    return this.plugResult(bridge, out.slice(0, PLUG_OUTPUTS));
+  }
+
+  /** The plug made every configured tunnel; the reading after it shows the ones to remotes no longer configured. */
+  private async afterPlug(targets: TunnelTarget[], tables: Array<OvsTable | string>): Promise<void> {
+    if (tables.length !== targets.length * TUNNEL_QUERY_OUTPUTS) return;
+    try {
+      await this.reconcileTunnels(targets, tables);
+    } catch (err) {
+      // The container's port is in place: a tunnel left over is removed by the next ADD, CHECK or GC.
+      this.log.warn({ dpu: this.target, err: (err as Error).message }, 'could not remove tunnels to VTEPs no longer configured');
+    }
+  }
+
+  /**
+   * Static mode: brings VNI bridges' tunnels in line with remoteVteps (missing or renumbered ones made again,
+   * those to remotes no longer listed removed, owner-checked). Returns what differed before; a bridge that does
+   * not exist is left alone. tables: a tunnelQueryCommand reading already made.
+   */
+  async reconcileTunnels(targets: readonly TunnelTarget[], tables?: Array<OvsTable | string>): Promise<TunnelDiff[]> {
+    if (targets.length === 0) return [];
+    const out = tables ?? (await this.run('read tunnels', [tunnelQueryCommand(this.s, targets)]));
+    const diffs = targets.map((t, k) => tunnelDiff(this.s, t, out.slice(k * TUNNEL_QUERY_OUTPUTS, (k + 1) * TUNNEL_QUERY_OUTPUTS)));
+    const commands = reconcileCommands(this.s, diffs);
+    if (commands.length === 0) return diffs;
+    // The guard takes at most 66 commands per line.
+    const res: Array<OvsTable | string> = [];
+    for (let k = 0; k < commands.length; k += 60) res.push(...(await this.run('reconcile tunnels', commands.slice(k, k + 60))));
+    const kept = res.filter((o) => typeof o === 'string' && o.includes('"error"')).length;
+    for (const d of diffs.filter(differs)) {
+      this.log.info({ dpu: this.target, bridge: d.bridge, added: [...d.missing, ...d.stale], removed: d.extra.map((t) => t.remote), changedMeanwhile: kept || undefined }, 'VNI bridge tunnels reconciled with remoteVteps');
+    }
+    return diffs;
   }
 
   /** Several plugs in one transaction; if it fails, nothing was applied and each should be retried alone. */
   async plugBatch(reqs: readonly PlugRequest[]): Promise<PlugResult[]> {
     const { commands, bridges } = plugBatchCommands(this.s, reqs);
-    const out = await this.run('plug', commands);
-    if (out.length !== reqs.length * PLUG_OUTPUTS) throw new DpuError('bad-output', `DPU ${this.target}: plug: unexpected ovs-vsctl output`);
+    const targets = [...new Map(reqs.map((r, k) => [bridges[k] as string, { bridge: bridges[k] as string, vni: r.vni }])).values()];
+    const all = await this.run('plug', [...commands, tunnelQueryCommand(this.s, targets)]);
+    const out = all.slice(0, reqs.length * PLUG_OUTPUTS);
+    if (all.length !== (reqs.length * PLUG_OUTPUTS) + (targets.length * TUNNEL_QUERY_OUTPUTS)) throw new DpuError('bad-output', `DPU ${this.target}: plug: unexpected ovs-vsctl output`);
+    await this.afterPlug(targets, all.slice(out.length));
     return bridges.map((bridge, k) => this.plugResult(bridge, out.slice(k * PLUG_OUTPUTS, (k + 1) * PLUG_OUTPUTS)));
   }
 
@@ -112,7 +151,8 @@ export class OvsDpuClient implements DpuClient {
 
   async check(req: PlugRequest): Promise<void> {
     const bridge = bridgeName(this.s.bridgePrefix, req.vni);
-    const [bridgeT, portT, tunnelsT, ovsT] = await this.run('check', [checkCommand(this.s, bridge, req.vni, req.representor)]);
+    const target = { bridge, vni: req.vni };
+    const [bridgeT, portT, tunnelsT, ovsT, ...tunnelTables] = await this.run('check', [checkCommand(this.s, bridge, req.vni, req.representor), tunnelQueryCommand(this.s, [target])]);
     const fail = (msg: string) => new DpuError('check-mismatch', `DPU ${this.target}: ${msg}`);
     const br = rows(bridgeT)[0];
     if (!br) throw fail(`VNI bridge ${bridge} does not exist (removed behind the plugin's back?); DEL and ADD the container again`);
@@ -122,6 +162,12 @@ export class OvsDpuClient implements DpuClient {
     const ids = mapOf(port.external_ids);
     if (!isOwnedBy(ids, req)) throw fail(`port ${req.representor} belongs to container ${ids[EXT.container] ?? '?'} ifname ${ids[EXT.ifname] ?? '?'}, not ${req.containerId} ${req.ifname}`);
     const present = new Map(rows(tunnelsT).map((r) => [String(r.name), mapOf(r.options).remote_ip]));
+    const diff = tunnelDiff(this.s, target, tunnelTables);
+    if (differs(diff)) {
+      // Reported, and repaired so the bridge follows the configuration as after an ADD.
+      const repaired = await this.reconcileTunnels([target], tunnelTables).then(() => 'reconciled now', (err: unknown) => `not reconciled: ${(err as Error).message}`);
+      throw fail(`${describeDiff(diff)} (VNI ${req.vni}; ${repaired})`);
+    }
     for (const [name, remote] of expectedTunnels(this.s, req.vni)) {
       if (present.get(name) !== remote) throw fail(`VXLAN tunnel ${name} to ${remote} (VNI ${req.vni}) is missing`);
     }
@@ -147,6 +193,14 @@ export class OvsDpuClient implements DpuClient {
     for (const [v, uuids] of byVni) {
       const bridge = bridgeName(this.s.bridgePrefix, v);
       await this.removeBridgeIfUnused(bridge, await this.run('gc', [removePortsCommand(this.s, bridge, v, uuids)]));
+    }
+    // The bridges GC touches follow remoteVteps: without a daemon this is how a node file edit reaches them.
+    const vnis = new Set([vni, ...byVni.keys()]);
+    try {
+      await this.reconcileTunnels([...vnis].map((v) => ({ bridge: bridgeName(this.s.bridgePrefix, v), vni: v })));
+    } catch (err) {
+      // GC's own work is done; the tunnels are tried again by the next ADD, CHECK or GC.
+      this.log.warn({ dpu: this.target, err: (err as Error).message }, 'could not reconcile VNI bridge tunnels with remoteVteps');
     }
     return stale.length;
   }

@@ -29,13 +29,13 @@ export function tunnelPortName(vni: number, remote: string): string {
   return `vx${createHash('sha256').update(`${vni}/${remote}`).digest('hex').slice(0, 8)}`;
 }
 
-function vsctl(s: Pick<OvsSettings, 'timeoutMs'>, ...commands: string[][]): string[] {
+export function vsctl(s: Pick<OvsSettings, 'timeoutMs'>, ...commands: string[][]): string[] {
   const argv = ['ovs-vsctl', `--timeout=${Math.max(1, Math.ceil(s.timeoutMs / 1000))}`, '-f', 'json'];
   for (const c of commands) argv.push('--', ...c);
   return argv;
 }
 
-function ext(key: string, value: string | number): string {
+export function ext(key: string, value: string | number): string {
   return `external_ids:${key}=${ovsString(String(value))}`;
 }
 
@@ -45,7 +45,8 @@ export function ownerIds(o: PortOwner & { vni: number; netns?: string }): string
   return ids;
 }
 
-function tunnelCommands(s: OvsSettings, bridge: string, vni: number): string[][] {
+/** Ensures a tunnel per remote VTEP on the bridge (idempotent; tunnels.ts removes those no longer configured). */
+export function tunnelCommands(s: OvsSettings, bridge: string, vni: number): string[][] {
   return s.remoteVteps.flatMap((remote) => {
     const port = tunnelPortName(vni, remote);
     return [
