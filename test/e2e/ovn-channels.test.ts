@@ -67,7 +67,7 @@ afterAll(async () => {
   testbedDown();
 });
 
-test('9 OVN ADDs stuck on a stopped ovn-controller do not starve another network\'s STATUS', async () => {
+test('9 OVN ADDs stuck on a stopped ovn-controller do not starve another network\'s STATUS: it reaches the DPU while they wait', async () => {
   // Warm the daemon's connection and the chassis identity first.
   expect(cni(A, ovnConf(201), { command: 'STATUS' }).status).toBe(0);
   dpuCtl('a', 'ovn-controller-stop');
@@ -81,7 +81,8 @@ test('9 OVN ADDs stuck on a stopped ovn-controller do not starve another network
   await new Promise((r) => setTimeout(r, 4000));
   const status = await cniAsync(A, ovnConf(201), { command: 'STATUS' }, 300000);
   const pendingAtStatus = pending;
-  expect([status.status, status.json?.msg]).toEqual([0, undefined]);
+  // The DPU's own answer (it ran there: ovn-controller is down), not a timeout waiting for a channel.
+  expect(status.json).toMatchObject({ code: 50, msg: expect.stringMatching(/ovn-controller is not running/) });
   // STATUS answered while the ADDs were still waiting for their ports: it did not queue behind them.
   expect(pendingAtStatus).toBeGreaterThanOrEqual(6);
   dpuCtl('a', 'ovn-controller-start');
