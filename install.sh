@@ -385,7 +385,8 @@ Wants=network-online.target
 Before=kubelet.service containerd.service crio.service podman.service
 
 [Service]
-ExecStart=$CNI_BIN_DIR/dpu-overlay daemon --socket /run/dpu-overlay/dpu.sock
+ExecStart=$CNI_BIN_DIR/dpu-overlay daemon --socket /run/dpu-overlay/dpu.sock --metrics-address 127.0.0.1:9741
+ExecReload=/bin/kill -HUP \$MAINPID
 Restart=always
 RestartSec=1
 RuntimeDirectory=dpu-overlay

@@ -15,7 +15,7 @@ const esmDeps = { transform: { '^.+\\.ts$': tsJest, '/node_modules/.+\\.js$': '<
   // signal-exit (under execa) keeps a counter on process; jest 30's globals protection recurses on it.
   testEnvironmentOptions: { globalsCleanup: 'off' } };
 const BOTH_PATHS = [
-  'conformance', 'overlay', 'ifname', 'guard-and-chaining', 'multi-dpu', 'ovn', 'dpu-vf-settings',
+  'conformance', 'overlay', 'ifname', 'guard-and-chaining', 'multi-dpu', 'ovn', 'dpu-vf-settings', 'dpu-ownership',
   'libcni-multus', 'libcni-multus-ovn', 'podman', 'podman-ovn', 'containerd', 'stress', 'underlay-membership', 'underlay-ipv6',
 ];
 module.exports = {

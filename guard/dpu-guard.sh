@@ -195,16 +195,14 @@ sub vsctl_sub_ok {
     && all_match(qr/(?:protected=true|$EXT)/, @w[3 .. $n - 1]);
   # hardware offload switch
   return 1 if $s eq 'set Open_vSwitch . other_config:hw-offload=true';
-  # the representor's port
-  return 1 if $n == 3 && $w[0] eq '--if-exists' && $w[1] eq 'del-port' && $w[2] =~ /^$REP\z/;
+  # the representor's port (created only: a port of that name makes the create fail on OVS's unique name index;
+  # a container port is removed only by the owner-checked transaction below, never by name or bare UUID)
   # (@i/@p carry a number when the daemon batches several ADDs in one transaction: @i0, @p0, @i1, ...)
   return 1 if $n >= 4 && $w[0] =~ /^--id=\@i\d{0,3}\z/ && $w[1] eq 'create' && $w[2] eq 'Interface'
     && $w[3] =~ /^name=$REP\z/ && all_match(qr/(?:mtu_request=$UINT|$EXT)/, @w[4 .. $n - 1]);
   return 1 if $n >= 5 && $w[0] =~ /^--id=\@p(\d{0,3})\z/ && $w[4] eq "interfaces=\@i$1" && $w[1] eq 'create' && $w[2] eq 'Port'
     && $w[3] =~ /^name=$REP\z/ && all_match($EXT, @w[5 .. $n - 1]);
   return 1 if $n == 5 && $w[0] eq 'add' && $w[1] eq 'Bridge' && $w[2] =~ /^$BRIDGE\z/ && $w[3] eq 'ports' && $w[4] =~ /^\@p\d{0,3}\z/;
-  return 1 if $n == 6 && $w[0] eq '--if-exists' && $w[1] eq 'remove' && $w[2] eq 'Bridge' && $w[3] =~ /^$BRIDGE\z/
-    && $w[4] eq 'ports' && $w[5] =~ /^$UUID\z/;
   # read-only queries
   if ($n >= 3 && $w[0] =~ /^--columns=/ && $w[1] eq 'find') {
     my ($cols, $table, @cond) = ($w[0], $w[2], @w[3 .. $n - 1]);
@@ -231,6 +229,18 @@ sub vsctl_sub_ok {
 
 # ovsdb-client transact: only the "remove this bridge if its ports are still exactly these" transaction.
 my $TXN_RE = qr/^\["Open_vSwitch",\{"op":"wait","table":"Bridge","where":\[\["_uuid","==",\["uuid","($UUID)"\]\]\],"columns":\["ports"\],"until":"==","rows":\[\{"ports":\["set",\[(?:\["uuid","$UUID"\](?:,\["uuid","$UUID"\])*)?\]\]\}\],"timeout":0\},\{"op":"mutate","table":"Open_vSwitch","where":\[\],"mutations":\[\["bridges","delete",\["uuid","($UUID)"\]\]\]\}\]\z/;
+
+# ovsdb-client transact: remove one container port only while it still has the owner the plugin names
+# (src/dpu/ovs/commands.ts removeOwnedPortTxn): a Port named like a representor, carrying dpu-overlay's
+# role=container and owner external_ids, is dropped from whichever bridge holds it. Matched loosely, then rebuilt
+# from the extracted values and compared byte for byte: no other condition or op survives.
+my $OWNED_RE = qr/^\["Open_vSwitch",\{"op":"wait","table":"Port","where":\[\["_uuid","==",\["uuid","($UUID)"\]\],\["name","==","([^"\\]*)"\],\["external_ids","includes",\["map",\[\["dpu-overlay\.container",($JSTR)\],\["dpu-overlay\.ifname",($JSTR)\],\["dpu-overlay\.network",($JSTR)\],\["dpu-overlay\.role","container"\]\]\]\]\],/;
+
+sub txn_remove_owned {
+  my ($u, $p, $c, $i, $net) = @_;
+  return qq~["Open_vSwitch",{"op":"wait","table":"Port","where":[["_uuid","==",["uuid","$u"]],["name","==","$p"],["external_ids","includes",["map",[["dpu-overlay.container",$c],["dpu-overlay.ifname",$i],["dpu-overlay.network",$net],["dpu-overlay.role","container"]]]]],"columns":["name"],"until":"==","rows":[{"name":"$p"}],"timeout":0},~
+    . qq~{"op":"mutate","table":"Bridge","where":[["ports","includes",["uuid","$u"]]],"mutations":[["ports","delete",["set",[["uuid","$u"]]]]]}]~;
+}
 
 # ovsdb-client transact: "remove this tunnel port from this VNI bridge if it is still exactly the plugin's tunnel"
 # (src/dpu/ovs/tunnels.ts removeTunnelCommand). The port name must be the one the plugin derives from VNI and remote.
@@ -374,7 +384,9 @@ sub query_mine {
 my $QUERY_PING = '["OVN_Northbound",{"op":"comment","comment":"dpu-overlay status"}]';
 
 # An NB transaction or query: (shape, undef) if allowed, else (undef, reason). Tolerated errors per shape are in %NB_TOLERATED.
-my %NB_TOLERATED = ('ensure-switch' => 'duplicate uuid', 'delete-port' => 'timed out', 'delete-switch' => 'timed out');
+# add-port: its logical port's UUID is new per ADD attempt, so "duplicate uuid" means this very transaction was
+# applied by an earlier run of the same line (repeated after a lost SSH channel).
+my %NB_TOLERATED = ('ensure-switch' => 'duplicate uuid', 'add-port' => 'duplicate uuid', 'delete-port' => 'timed out', 'delete-switch' => 'timed out');
 my $NOT_OURS = "not this DPU's system-id";
 
 sub nb_shape {
@@ -443,7 +455,6 @@ sub ovn_vsctl_sub_ok {
     return $ids == 1 && $vers == 1;
   }
   return 1 if $n == 5 && $w[0] eq 'add' && $w[1] eq 'Bridge' && $w[2] eq 'br-int' && $w[3] eq 'ports' && $w[4] =~ /^\@p\d{0,3}\z/;
-  return 1 if $n == 6 && $w[0] eq '--if-exists' && $w[1] eq 'remove' && $w[2] eq 'Bridge' && $w[3] eq 'br-int' && $w[4] eq 'ports' && $w[5] =~ /^$UUID\z/;
   return 1 if $n == 4 && $w[0] eq '--columns=_uuid,name,external_ids' && $w[1] eq 'find' && $w[2] eq 'Interface' && $w[3] =~ /^name=$REP\z/;
   return 1 if $n == 4 && $w[0] =~ /^--columns=_uuid,(?:ports|datapath_type)\z/ && $w[1] eq 'find' && $w[2] eq 'Bridge' && $w[3] eq 'name=br-int';
   return 0;
@@ -534,8 +545,14 @@ sub check_command {
       return 'ovsdb-client transact: the wait and the mutate must name the same bridge' unless $1 eq $2;
       return undef;
     }
+    if (@a == 3 && $a[1] eq 'transact' && $a[2] =~ $OWNED_RE) {
+      my ($u, $p, $c, $i, $net) = ($1, $2, $3, $4, $5);
+      return "ovsdb-client transact: port name $p is not a representor name" unless $p =~ /^$REP\z/;
+      return 'ovsdb-client transact: not the plugin\'s port removal' unless $a[2] eq txn_remove_owned($u, $p, $c, $i, $net);
+      return undef;
+    }
     return tunnel_txn_why($1, $2, $3, $4, $5, $6) if @a == 3 && $a[1] eq 'transact' && $a[2] =~ $TUNNEL_TXN_RE;
-    return 'only the plugin\'s bridge-removal and tunnel-removal transactions are allowed for ovsdb-client';
+    return 'only the plugin\'s bridge-removal and tunnel-removal transactions and its owner-checked port removal are allowed for ovsdb-client';
   }
   if ($prog eq 'devlink') {
     return undef if $s eq 'devlink -j port show' || $s eq 'devlink -j port function rate show';

@@ -11,15 +11,27 @@ export interface LogSettings {
   logLevel: string;
 }
 
-/** A pino destination that never throws: a full or broken log file costs log lines, never the command. */
+/**
+ * A log file written synchronously, one line per write, that never throws: a full or broken log file costs log
+ * lines, never the command. reopenLogFiles() opens every one again by path (after logrotate moved it: SIGHUP to
+ * the daemon); a file that cannot be reopened keeps the old descriptor.
+ */
 export class SafeFileDestination implements pino.DestinationStream {
+  private static readonly live = new Set<SafeFileDestination>();
   private failed?: string;
 
   constructor(
     private fd: number | undefined,
     private readonly path: string,
     private readonly onFailure: (why: string) => void = (why) => process.stderr.write(why),
-  ) {}
+  ) {
+    if (fd !== undefined) SafeFileDestination.live.add(this);
+  }
+
+  static reopenAll(): number {
+    for (const f of SafeFileDestination.live) f.reopen();
+    return SafeFileDestination.live.size;
+  }
 
   write(line: string): void {
     if (this.fd === undefined) return;
@@ -40,7 +52,17 @@ export class SafeFileDestination implements pino.DestinationStream {
     }
   }
 
+  private reopen(): void {
+    if (this.fd === undefined) return;
+    const fd = openLogFile(this.path);
+    if (typeof fd !== 'number') return;
+    const old = this.fd;
+    this.fd = fd;
+    closeSync(old);
+  }
+
   close(): void {
+    SafeFileDestination.live.delete(this);
     if (this.fd === undefined) return;
     try {
       closeSync(this.fd);
@@ -49,6 +71,11 @@ export class SafeFileDestination implements pino.DestinationStream {
     }
     this.fd = undefined;
   }
+}
+
+/** Opens every log file this process writes again by its path; how many. */
+export function reopenLogFiles(): number {
+  return SafeFileDestination.reopenAll();
 }
 
 /** stderr (or the daemon's per-request stream) as a destination that never throws (EPIPE, a closed stderr). */

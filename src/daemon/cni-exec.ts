@@ -3,9 +3,12 @@ import { dispatch, type PluginHandlers } from '../cni/skel';
 import { CURRENT_VERSION } from '../cni/version';
 import { DEFAULT_DAEMON_SOCKET } from '../config/defaults';
 import type { NetConf } from '../config/load';
+import type { LogSettings, Logger } from '../log';
+import type { Attachment } from '../store/attachments';
 import { type Deps, pluginHandlers } from '../plugin';
 import { configuredDpus } from '../plugin/dpu-client';
 import { requestScope } from '../util/request-scope';
+import { logConfigError } from '../plugin/config-error-log';
 import { commandBoundMs } from './deadlines';
 import { FORWARDED } from './forward';
 import { type CniForwardRequest, type CniForwardResponse, fileIdOf, MAX_CNI_STDERR_BYTES } from './protocol';
@@ -19,7 +22,11 @@ export interface CniExecOptions {
   /** The daemon's network namespace (protocol.ts netnsId). */
   netns: string;
   /** The plugin's boundaries for commands run here (runner, in-process DPU client, per-command loggers). */
-  deps: Required<Pick<Deps, 'runner' | 'dpuClient' | 'logger'>>;
+  deps: Required<Pick<Deps, 'runner' | 'dpuClient' | 'logger'>> & Pick<Deps, 'observeSteps'>;
+  /** Where a config error (before the command has a logger) is logged; default: deps.logger. */
+  configErrorLogger?(settings: LogSettings): Logger;
+  /** Called once per command the daemon ran (not refused): its CNI error code (0: success) and duration. */
+  onCompleted?(command: string, code: number, seconds: number): void;
   /** Tests substitute handlers; production runs the plugin's. */
   handlers?(deps: Deps): PluginHandlers;
 }
@@ -31,6 +38,17 @@ type Send = (res: CniForwardResponse) => void;
 
 function isStringRecord(v: unknown): v is Record<string, string> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string');
+}
+
+/** The CNI error code of a command's outcome: 0 on success, else the code of the error JSON it printed. */
+export function cniCodeOf(exitCode: number, stdout: string): number {
+  if (exitCode === 0) return 0;
+  try {
+    const code = (JSON.parse(stdout) as { code?: unknown }).code;
+    return typeof code === 'number' ? code : exitCode;
+  } catch {
+    return exitCode;
+  }
 }
 
 /** The daemon side of forwarded CNI commands: each runs in-process through the plugin's own skeleton and handlers. */
@@ -115,6 +133,7 @@ export class CniExecutor {
       },
     };
     const handlers = (this.opts.handlers ?? pluginHandlers)(deps);
+    const t0 = performance.now();
     try {
       const exitCode = await requestScope.run({ env, stderr: captureStderr }, () =>
         dispatch(handlers, {
@@ -122,16 +141,52 @@ export class CniExecutor {
           readStdin: async () => stdin,
           writeStdout: (text) => void (stdout += text + '\n'),
           onError: (err, command) => {
+            if (!(err instanceof Refused)) logConfigError(err, command, { ...env, DPU_OVERLAY_NODE_CONFIG: process.env.DPU_OVERLAY_NODE_CONFIG }, (settings) => this.opts.configErrorLogger?.(settings) ?? this.opts.deps.logger(settings as NetConf, {}));
             if (!(err instanceof CniError) && !(err instanceof Refused)) captureStderr(`dpu-overlay ${command}: unexpected error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
           },
         }),
       );
+      if (!refusal) this.opts.onCompleted?.(env.CNI_COMMAND ?? '', cniCodeOf(exitCode, stdout), (performance.now() - t0) / 1000);
       send(refusal ? { id, refused: refusal } : { id, ok: true, exitCode, stdout, stderr });
     } catch (err) {
       // dispatch answers every error itself; this is the daemon failing around it.
       const msg = `dpu-overlay daemon: ${err instanceof Error ? err.message : String(err)}`;
       send(accepted ? { id, ok: true, exitCode: 1, stdout: JSON.stringify(toErrorJson(new Error(msg), CURRENT_VERSION)) + '\n', stderr } : { id, refused: msg });
     }
+  }
+
+  /**
+   * Releases a recorded attachment whose container is gone by running the plugin's DEL for it in-process, as the
+   * runtime's DEL would (host side, IPAM, DPU port, record), queued behind any command of the same attachment.
+   */
+  releaseGone(att: Pick<Attachment, 'containerId' | 'ifname' | 'rawConfig' | 'cniPath'>): Promise<void> {
+    const env: Record<string, string> = { CNI_COMMAND: 'DEL', CNI_CONTAINERID: att.containerId, CNI_IFNAME: att.ifname, CNI_NETNS: '', CNI_PATH: att.cniPath.join(':') };
+    for (const k of ['DPU_OVERLAY_NODE_CONFIG', 'PATH']) if (process.env[k] !== undefined) env[k] = process.env[k] as string;
+    const key = JSON.stringify([att.containerId, att.ifname]);
+    let outcome: { exitCode: number; stdout: string } = { exitCode: 1, stdout: '' };
+    // Never rejects: the next command queued behind it for this attachment must still run.
+    const run = async () => {
+      let stdout = '';
+      try {
+        const handlers = (this.opts.handlers ?? pluginHandlers)({ ...this.opts.deps, stderr: () => undefined });
+        const exitCode = await requestScope.run({ env, stderr: () => undefined }, () =>
+          dispatch(handlers, { env, readStdin: async () => att.rawConfig, writeStdout: (text) => void (stdout += text), onError: () => undefined }),
+        );
+        outcome = { exitCode, stdout };
+      } catch (err) {
+        outcome = { exitCode: 1, stdout: (err as Error).message };
+      }
+    };
+    const job = (this.tails.get(key) ?? Promise.resolve()).then(run);
+    this.tails.set(key, job);
+    this.running.add(job);
+    void job.finally(() => {
+      this.running.delete(job);
+      if (this.tails.get(key) === job) this.tails.delete(key);
+    });
+    return job.then(() => {
+      if (outcome.exitCode !== 0) throw new Error(`DEL failed: ${outcome.stdout.trim()}`);
+    });
   }
 
   /** Refuses new commands and waits for the ones running (their plugins are still connected and waiting). */

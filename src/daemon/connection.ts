@@ -8,7 +8,7 @@ import { type ChassisCache, OvnDpuClient, ovnExecTimeoutMs } from '../dpu/ovn/cl
 import type { DpuClient } from '../dpu/api';
 import type { OvsSettings } from '../dpu/ovs/commands';
 import { DpuChannelLost, type DpuTransport, type ExecResult, SshTransport } from '../dpu/ssh';
-import { plugCommands, removePortsBatchCommand } from '../dpu/ovs/commands';
+import { plugCommands, removePortsBatchCommands } from '../dpu/ovs/commands';
 import { commandLine } from '../dpu/quote';
 import type { Logger } from '../log';
 import { isTransientDpuError } from '../plugin/dpu-errors';
@@ -91,7 +91,7 @@ const PLUG: Batchable<PlugRequest, PlugResult> = {
 };
 const UNPLUG: Batchable<UnplugByUuid, void> = {
   op: 'unplug', channel: 'priority', one: (c, r) => c.unplug(r), many: (c, rs) => c.unplugBatch(rs),
-  bytes: (s, r) => commandLine([removePortsBatchCommand(s, [{ bridge: s.bridgePrefix, vni: r.vni, portUuid: r.portUuid }])]).length,
+  bytes: (s, r) => commandLine(removePortsBatchCommands(s, [{ bridge: s.bridgePrefix, vni: r.vni, port: { uuid: r.portUuid, name: r.representor, owner: r } }])).length,
 };
 
 /** The longest prefix of items within MAX_BATCH requests and MAX_BATCH_BYTES, and at least one. */
@@ -113,6 +113,7 @@ export function takeBatch<T>(items: T[], bytes: (item: T) => number): T[] {
  */
 export class DpuConnection implements DpuTransport {
   readonly target: string;
+  readonly controlPlane: 'static' | 'ovn';
   lastUsed = Date.now();
   private readonly ssh: SshTransport;
   private channels = 0;
@@ -135,6 +136,11 @@ export class DpuConnection implements DpuTransport {
     this.defaultTimeoutMs = conf.timeoutMs;
     this.ssh = new SshTransport({ ...conf, timeoutMs: Math.max(conf.timeoutMs, DEFAULTS.dpu.timeoutMs) }, () => this.dropped());
     this.target = this.ssh.target;
+    this.controlPlane = conf.controlPlane === 'ovn' ? 'ovn' : 'static';
+  }
+
+  get connected(): boolean {
+    return this.ssh.connected;
   }
 
   /** Connects now and keeps retrying with backoff until it succeeds or the connection is closed. */
@@ -278,7 +284,8 @@ export class DpuConnection implements DpuTransport {
   }
 
   plug(s: ConnSettings, req: PlugRequest): Promise<PlugResult> {
-    return s.controlPlane === 'ovn' ? this.clientFor(s, 'bulk').plug(req) : this.enqueue(PLUG, s, req);
+    // A plug that reclaims a port goes alone: its removal is one more command on the line (the guard's limit).
+    return s.controlPlane === 'ovn' || req.reclaim ? this.clientFor(s, 'bulk').plug(req) : this.enqueue(PLUG, s, req);
   }
 
   unplug(s: ConnSettings, req: UnplugByUuid): Promise<void> {

@@ -1,5 +1,5 @@
 import type { DestinationStream } from 'pino';
-import { type ClosableLogger, createClosableLogger, type LogSettings, type Logger } from '../log';
+import { type ClosableLogger, createClosableLogger, type LogSettings, type Logger, reopenLogFiles } from '../log';
 import { requestScope } from '../util/request-scope';
 
 /** Distinct (logFile, logLevel) pairs kept open; more than any node has networks. */
@@ -23,6 +23,7 @@ const requestStderr: DestinationStream = {
  */
 export class RequestLoggers {
   private readonly bases = new Map<string, ClosableLogger>();
+  private readonly configErrorBases = new Map<string, ClosableLogger>();
 
   constructor(private readonly closeAfterMs = EVICTED_CLOSE_MS) {}
 
@@ -43,6 +44,26 @@ export class RequestLoggers {
       else setTimeout(() => oldest.close(), this.closeAfterMs).unref();
     }
     return base.logger.child({ ...bindings, via: 'daemon' });
+  }
+
+  /** For config errors (logged before the command has a logger): the file only, not the command's stderr, as standalone. */
+  forConfigError(settings: LogSettings): Logger {
+    const key = JSON.stringify([settings.logFile ?? '', settings.logLevel]);
+    let base = this.configErrorBases.get(key);
+    if (!base) {
+      if (this.configErrorBases.size >= MAX_BASE_LOGGERS) {
+        for (const b of this.configErrorBases.values()) b.close();
+        this.configErrorBases.clear();
+      }
+      base = createClosableLogger(settings, {}, { write: () => undefined });
+      this.configErrorBases.set(key, base);
+    }
+    return base.logger.child({ via: 'daemon' });
+  }
+
+  /** Every log file of this process (commands' and the daemon's own) opened again by path. */
+  reopen(): number {
+    return reopenLogFiles();
   }
 
   /** Open log files (for tests). */

@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { DpuConfig } from '../config/schema';
 import type { DpuClient } from '../dpu/api';
+import type { NodeStatus } from './node-status';
 
 /**
  * Plugin <-> daemon wire format: one JSON object per line over the daemon's unix socket.
@@ -16,6 +17,21 @@ export type OpResult<K extends DaemonOp> = Awaited<ReturnType<DpuClient[K]>>;
 
 /** netns: the sender's (see netnsId); a daemon in another namespace answers internal, and the plugin goes direct. */
 export type DaemonRequest = { [K in DaemonOp]: { id: number; op: K; dpu: DpuConfig; args: OpArgs<K>; netns?: string } }[DaemonOp];
+
+/**
+ * Operations about the daemon itself (no DPU named): their answers, typed. Sent as { id, op } and answered as a
+ * DaemonResponse whose result is NodeOpResult[op].
+ */
+export interface NodeOpResult {
+  nodeStatus: NodeStatus;
+}
+export type NodeOp = keyof NodeOpResult;
+export const NODE_OPS = ['nodeStatus'] as const satisfies ReadonlyArray<NodeOp>;
+export type NodeRequest = { [K in NodeOp]: { id: number; op: K } }[NodeOp];
+
+export function isNodeOp(op: unknown): op is NodeOp {
+  return (NODE_OPS as readonly unknown[]).includes(op);
+}
 
 export function isDaemonOp(op: unknown): op is DaemonOp {
   return (DAEMON_OPS as readonly unknown[]).includes(op);

@@ -4,7 +4,7 @@ import { CniError } from '../cni/errors';
 import { layerErrorToCni } from '../plugin/layer-errors';
 import { loadNetConf } from '../config/load';
 import type { DpuConfig } from '../config/schema';
-import { dpuTarget, type PlugRequest, type PlugResult, type UnplugRequest } from '../dpu/api';
+import { dpuTarget, type PlugRequest, type PlugResult, type UnplugRequest, type VfFunctionTarget, type VfFunctionValues } from '../dpu/api';
 import type { OvsSettings } from '../dpu/ovs/commands';
 import type { DpuProbe } from '../dpu/ovs/client';
 import type { Logger } from '../log';
@@ -12,6 +12,7 @@ import { type Attachment, attachmentKey, StateStore } from '../store/attachments
 import { untrustedDirReason } from '../util/secure-fs';
 import { elapsedMs } from '../util/time';
 import { identityKey } from './connection';
+import { processNetnsIdentities, recordedNetnsAlive } from '../kernel/netns';
 
 /**
  * The daemon's DPU recovery: every pollMs it probes each DPU that the attachment records under its stateDirs
@@ -28,6 +29,8 @@ export interface RecoveryLink {
   probe(): Promise<DpuProbe>;
   plug(s: OvsSettings, req: PlugRequest): Promise<PlugResult>;
   unplug(s: OvsSettings, req: UnplugRequest): Promise<void>;
+  /** Gives the VF function the values ADD recorded (DPU-mode VF settings; lost with the DPU's devlink state). */
+  setVfFunction(s: DpuConfig, target: VfFunctionTarget, values: VfFunctionValues): Promise<void>;
 }
 
 export interface DpuIdentity {
@@ -47,6 +50,8 @@ export interface WatchState {
   retry?: Set<string>;
   /** user@host:port, for messages. */
   target?: string;
+  /** Representors that more than one ready record names (see RecoveryPlan.duplicates), as STATUS words them. */
+  duplicates?: string[];
 }
 
 export interface RecoveryPlan {
@@ -56,6 +61,22 @@ export interface RecoveryPlan {
   replug: Attachment[];
   /** DELs that released the host while the DPU was unreachable: their port (if still there) goes, then the record. */
   finish: Attachment[];
+  /**
+   * Representors that two or more ready records of this DPU name (a template that mapped two VFs to one
+   * representor, or a planted record): none of them is re-plugged, or they would take the port from each other
+   * at every poll. Reported until an operator DELs the wrong one.
+   */
+  duplicates: Array<{ representor: string; records: Attachment[] }>;
+}
+
+/** Ready records that share a representor, by representor. */
+export function duplicateRepresentors(ready: readonly Attachment[]): Array<{ representor: string; records: Attachment[] }> {
+  const by = new Map<string, Attachment[]>();
+  for (const a of ready) {
+    const rep = a.dpu?.representor;
+    if (rep !== undefined) by.set(rep, [...(by.get(rep) ?? []), a]);
+  }
+  return [...by].filter(([, records]) => records.length > 1).map(([representor, records]) => ({ representor, records }));
 }
 
 /** The port ADD (or the last re-plug) made for att, if the DPU still has it for the same owner. */
@@ -78,7 +99,10 @@ function hasPort(att: Attachment, probe: DpuProbe): boolean {
 
 /** Decides, from the last known identity and a fresh probe, which records of this DPU need work. Pure. */
 export function planRecovery(known: DpuIdentity | undefined, probe: DpuProbe, records: readonly Attachment[], all = false, retry: ReadonlySet<string> = new Set()): RecoveryPlan {
-  const ready = records.filter((a) => a.phase === 'ready' && !a.hostReleased && a.dpu);
+  const live = records.filter((a) => a.phase === 'ready' && !a.hostReleased && a.dpu);
+  const duplicates = duplicateRepresentors(live);
+  const shared = new Set(duplicates.flatMap((d) => d.records));
+  const ready = live.filter((a) => !shared.has(a));
   const finish = records.filter((a) => a.hostReleased && a.dpu?.unplugPending);
   let reason: string | undefined;
   let replug: Attachment[];
@@ -95,7 +119,7 @@ export function planRecovery(known: DpuIdentity | undefined, probe: DpuProbe, re
     replug = ready.filter((a) => !hasPort(a, probe) || retry.has(attachmentKey(a.containerId, a.ifname)));
     if (replug.length) reason = `${replug.length} port(s) missing from the DPU or not re-plugged yet`;
   }
-  return { reason, replug, finish };
+  return { reason, replug, finish, duplicates };
 }
 
 /** The DPU settings an attachment was plugged with: recorded at ADD, or read again from ADD's network config. */
@@ -115,6 +139,15 @@ export interface RecoveryOptions {
   expectedUid?: number;
   /** Re-plug every ready attachment, not only those whose port is missing (dpu-overlay replug --all). */
   replugAll?: boolean;
+  /** Counts each attachment re-plugged (metrics), by DPU target. */
+  onReplugged?(target: string): void;
+  /**
+   * Releases an attachment whose container's network namespace is gone, as GC would (host, IPAM, DPU, record).
+   * Without it such attachments are left alone, never re-plugged.
+   */
+  releaseGone?(att: Attachment): Promise<void>;
+  /** Whether an attachment's network namespace still exists (tests substitute their own). */
+  netnsAlive?(att: Attachment, inProcesses: () => ReadonlySet<string>): boolean;
   /** Static mode: keeps the records' VNI bridges' tunnels in line with the node files (tunnel-follow.ts). */
   follower?: { poll(records: readonly Attachment[]): Promise<void> };
 }
@@ -151,18 +184,55 @@ export class DpuRecovery {
     clearInterval(this.timer);
   }
 
+  /**
+   * The attachments of plan whose container still exists. The others (a host power cycle took their namespaces,
+   * the runtime has not sent DEL yet) are not re-plugged: their ports would come back for dead pods. They are
+   * released as GC would release them, outside the lock (DEL takes it); one that fails is tried at the next poll.
+   */
+  private async withoutGoneContainers(target: string, replug: Attachment[]): Promise<Attachment[]> {
+    if (replug.length === 0) return replug;
+    let seen: ReadonlySet<string> | undefined;
+    const inProcesses = () => (seen ??= processNetnsIdentities());
+    const alive = this.o.netnsAlive ?? recordedNetnsAlive;
+    const live: Attachment[] = [];
+    const gone: Attachment[] = [];
+    for (const att of replug) (alive(att, inProcesses) ? live : gone).push(att);
+    for (const att of gone) {
+      const fields = { dpu: target, containerId: att.containerId, ifname: att.ifname, netns: att.netns };
+      if (!this.o.releaseGone) {
+        this.warnOnce(`gone ${att.containerId} ${att.ifname}`, fields, 'not re-plugging an attachment whose container network namespace is gone; its DEL or GC releases it');
+        continue;
+      }
+      try {
+        await this.o.releaseGone(att);
+        this.log.info(fields, 'released an attachment whose container network namespace is gone instead of re-plugging it');
+      } catch (err) {
+        this.log.error({ ...fields, err: (err as Error).message }, 'releasing an attachment whose container is gone failed; tried again at the next poll');
+      }
+    }
+    return live;
+  }
+
+  /** What the watch of each DPU knows, for the daemon's status. */
+  views(): Array<{ target: string; bootId?: string; down?: { since: string; error: string }; recovering?: { reason: string; count: number } }> {
+    return [...this.watches.values()].flatMap((w) =>
+      w.target ? [{ target: w.target, ...(w.identity ? { bootId: w.identity.bootId } : {}), ...(w.down ? { down: { since: w.down.since.toISOString(), error: w.down.error } } : {}), ...(w.recovering ? { recovering: w.recovering } : {}) }] : [],
+    );
+  }
+
   /** Why STATUS must say the DPU is not available (code 50), or undefined. */
   problem(dpu: DpuConfig): string | undefined {
     const w = this.watches.get(identityKey(dpu));
-    return w && (w.down || w.recovering) ? this.describe(dpuTarget(dpu), w) : undefined;
+    return w && (w.down || w.recovering || w.duplicates?.length) ? this.describe(dpuTarget(dpu), w) : undefined;
   }
 
-  /** Every DPU that is down or still being recovered, as STATUS would word it. */
+  /** Every DPU that is down, still being recovered or has records sharing a representor, as STATUS would word it. */
   problems(): string[] {
-    return [...this.watches.values()].flatMap((w) => (w.target && (w.down || w.recovering) ? [this.describe(w.target, w)] : []));
+    return [...this.watches.values()].flatMap((w) => (w.target && (w.down || w.recovering || w.duplicates?.length) ? [this.describe(w.target, w)] : []));
   }
 
   private describe(target: string, w: WatchState): string {
+    if (!w.down && !w.recovering && w.duplicates?.length) return `DPU ${target}: ${w.duplicates.join('; ')}`;
     if (w.down) return `DPU ${target} is not available: it has not answered the dpu-overlay daemon's probe since ${w.down.since.toISOString()}: ${w.down.error}`;
     return `DPU ${target} is not available yet: the dpu-overlay daemon is re-plugging ${w.recovering?.count ?? 0} attachment(s) because ${w.recovering?.reason ?? '?'}`;
   }
@@ -236,6 +306,8 @@ export class DpuRecovery {
     }
     if (w.down) this.log.info({ dpu: target, downSince: w.down.since.toISOString() }, 'DPU answers again');
     const plan = planRecovery(w.identity, probe, g.records.map((r) => r.att), this.o.replugAll, w.retry);
+    this.reportDuplicates(w, target, plan.duplicates);
+    plan.replug = await this.withoutGoneContainers(target, plan.replug);
     // Identity is taken now: what fails below is retried by key, not by re-plugging everything again.
     const changed = w.identity?.bootId !== probe.bootId || w.identity.dbUuid !== probe.dbUuid;
     w.identity = { bootId: probe.bootId, dbUuid: probe.dbUuid };
@@ -259,6 +331,16 @@ export class DpuRecovery {
     w.recovering = undefined;
   }
 
+  private reportDuplicates(w: WatchState, target: string, duplicates: RecoveryPlan['duplicates']): void {
+    w.duplicates = duplicates.map((d) => `representor ${d.representor} is named by ${d.records.length} attachment records (${d.records.map((a) => `container ${a.containerId} ifname ${a.ifname} network ${a.network}`).join(', ')}): none is re-plugged; DEL the attachment that should not have it`);
+    for (const [k, d] of duplicates.entries()) {
+      const key = `dup ${target} ${d.representor} ${d.records.map((a) => attachmentKey(a.containerId, a.ifname)).sort().join(' ')}`;
+      if (this.warned.has(key)) continue;
+      this.warned.add(key);
+      this.log.error({ dpu: target, representor: d.representor, attachments: d.records.map((a) => ({ containerId: a.containerId, ifname: a.ifname, network: a.network })) }, w.duplicates[k] as string);
+    }
+  }
+
   /** Plugs att again under its lock, as it is recorded then; records the new port UUID. */
   private async replug(link: RecoveryLink, r: Group['records'][number]): Promise<'replugged' | 'skipped' | 'failed'> {
     const { att: seen, state } = r;
@@ -272,7 +354,11 @@ export class DpuRecovery {
       const { bridge, portUuid, lsp } = await link.plug(r.dpu, req);
       att.dpu = { ...att.dpu, bridge, portUuid, ...(lsp ? { lsp } : {}) };
       state.saveAttachment(att);
-      this.log.info({ containerId: att.containerId, ifname: att.ifname, representor: req.representor, bridge, portUuid }, 're-plugged attachment');
+      // The DPU's devlink state (MAC, link state, rates of the VF function) does not survive what lost the port.
+      const fn = att.vfFunction;
+      if (fn) await link.setVfFunction(r.dpu, fn.target, fn.applied);
+      this.log.info({ containerId: att.containerId, ifname: att.ifname, representor: req.representor, bridge, portUuid, vfFunction: fn ? fn.applied : undefined }, 're-plugged attachment');
+      this.o.onReplugged?.(dpuTarget(r.dpu));
       return 'replugged';
     } catch (err) {
       const cni = layerErrorToCni(err);

@@ -49,7 +49,7 @@ export async function runReplug(argv: readonly string[]): Promise<number> {
         let conn = connections.get(key);
         if (!conn) connections.set(key, (conn = new DpuConnection(dpu, log)));
         const c = conn;
-        return { probe: () => c.client(dpu).probe(), plug: (s, req) => c.plug(s, req), unplug: (s, req) => c.clientFor(s).unplug(req) };
+        return { probe: () => c.client(dpu).probe(), plug: (s, req) => c.plug(s, req), unplug: (s, req) => c.clientFor(s).unplug(req), setVfFunction: (s, target, values) => c.clientFor(s).setVfFunction(target, values) };
       },
     },
     log,

@@ -1,4 +1,5 @@
 import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { readNodeFile } from '../config/node-file';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { CniError, ErrorCode } from '../cni/errors';
@@ -15,7 +16,10 @@ import type { CommandRunner } from '../kernel/exec';
 import { CniExecutor } from './cni-exec';
 import { InProcessDpuClient, type ServeOp } from './in-process-dpu';
 import { RequestLoggers } from './loggers';
-import { type CniForwardRequest, type DaemonError, HELLO, type DaemonOp, type DaemonRequest, type DaemonResponse, isDaemonOp, MAX_CNI_LINE_BYTES, netnsId, type OpArgs, type OpResult, readLines } from './protocol';
+import { type CniForwardRequest, type DaemonError, type DaemonOp, type DaemonRequest, type DaemonResponse, HELLO, isDaemonOp, isNodeOp, MAX_CNI_LINE_BYTES, netnsId, type NodeOpResult, type OpArgs, type OpResult, readLines } from './protocol';
+import { DaemonMetrics } from './metrics';
+import { countAttachments, type DpuStatusView, type NodeStatus, recordedAttachments } from './node-status';
+import { VERSION } from '../version';
 
 const IDLE_CLOSE_MS = 10 * 60 * 1000;
 
@@ -73,6 +77,10 @@ export interface DaemonServerOptions {
   pollMs?: number;
   /** For the CNI commands the daemon runs (tests substitute a fake host). */
   runner?: CommandRunner;
+  /** Keep Prometheus series (served by metrics.ts's serveMetrics when --metrics-address is given). */
+  metrics?: boolean;
+  /** Recovery's hook for attachments whose container is gone: release them as GC would. */
+  releaseGone?: boolean;
 }
 
 export class DaemonServer {
@@ -82,17 +90,34 @@ export class DaemonServer {
   private idleTimer?: NodeJS.Timeout;
   private readonly recovery?: DpuRecovery;
   private readonly cni: CniExecutor;
+  private readonly loggers: RequestLoggers;
 
   private readonly netns: string;
+  private readonly stateDirs: readonly string[];
+  readonly metrics?: DaemonMetrics;
+  /** The last timed DPU operation of each DPU (by target), for status. */
+  private readonly lastRoundTrip = new Map<string, { op: string; ms: number; at: string }>();
+  private listening = false;
 
   constructor(
     readonly socketPath: string,
     private readonly log: Logger,
     opts: DaemonServerOptions = {},
   ) {
+    this.stateDirs = opts.stateDirs ?? [];
+    if (opts.metrics) {
+      this.metrics = new DaemonMetrics({
+        dpus: () => [...this.connections.values()].map((c) => ({ dpu: c.target, connected: c.connected })),
+        attachments: () => countAttachments(recordedAttachments(this.stateDirs).attachments),
+      });
+    }
     if (opts.stateDirs?.length && opts.pollMs) {
       const follower = new TunnelFollower((dpu) => ({ reconcile: (s, targets) => this.connectionFor(dpu).client(s).reconcileTunnels(targets) }), log);
-      this.recovery = new DpuRecovery({ stateDirs: opts.stateDirs, pollMs: opts.pollMs, linkFor: (dpu) => this.recoveryLink(dpu), follower }, log);
+      this.recovery = new DpuRecovery({
+        stateDirs: opts.stateDirs, pollMs: opts.pollMs, linkFor: (dpu) => this.recoveryLink(dpu), follower,
+        onReplugged: (target) => this.metrics?.replugged(target),
+        ...(opts.releaseGone === false ? {} : { releaseGone: (att) => this.cni.releaseGone(att) }),
+      }, log);
     }
     const serve = ((op, dpu, args) => this.dispatch(op, dpu, args)) as ServeOp;
     const loggers = new RequestLoggers();
@@ -100,8 +125,14 @@ export class DaemonServer {
     this.cni = new CniExecutor({
       socketPath,
       netns: this.netns,
-      deps: { runner: opts.runner ?? new ProcessRunner(), dpuClient: (dpu) => new InProcessDpuClient(dpu, serve), logger: (conf, bindings) => loggers.forCommand(conf, bindings) },
+      deps: {
+        runner: opts.runner ?? new ProcessRunner(), dpuClient: (dpu) => new InProcessDpuClient(dpu, serve), logger: (conf, bindings) => loggers.forCommand(conf, bindings),
+        observeSteps: (command, steps) => this.metrics?.cniSteps(command, steps),
+      },
+      onCompleted: (command, code, seconds) => this.metrics?.cniRequest(command, code, seconds),
+      configErrorLogger: (settings) => loggers.forConfigError(settings),
     });
+    this.loggers = loggers;
   }
 
   private recoveryLink(dpu: DpuConfig): RecoveryLink {
@@ -109,9 +140,10 @@ export class DaemonServer {
     // The probe must fail fast on a DPU whose ovsdb is gone: ovs-vsctl waits its whole --timeout for the database.
     const probeSettings = { ...dpu, timeoutMs: Math.min(dpu.timeoutMs, 2000) };
     return {
-      probe: () => conn.client(probeSettings).probe(),
+      probe: () => this.timed(conn.target, 'probe', () => conn.client(probeSettings).probe()),
       plug: (s, req) => conn.plug(s, req),
       unplug: (s, req) => (req.portUuid ? conn.unplug(s, { ...req, portUuid: req.portUuid }) : conn.clientFor(s).unplug(req)),
+      setVfFunction: (s, target, values) => conn.clientFor(s).setVfFunction(target, values),
     };
   }
 
@@ -130,6 +162,7 @@ export class DaemonServer {
     }
     chmodSync(this.socketPath, 0o600);
     this.server = server;
+    this.listening = true;
     this.idleTimer = setInterval(() => this.closeIdle(), 60000);
     this.idleTimer.unref();
     this.log.info({ socket: this.socketPath }, 'dpu-overlay daemon listening');
@@ -152,7 +185,9 @@ export class DaemonServer {
         } catch {
           req = undefined;
         }
-        if (typeof req === 'object' && req !== null && (req as { op?: unknown }).op === 'cni') this.cni.handle(req as Partial<CniForwardRequest>, send, () => sock.destroyed || !sock.writable);
+        const op = typeof req === 'object' && req !== null ? (req as { op?: unknown }).op : undefined;
+        if (op === 'cni') this.cni.handle(req as Partial<CniForwardRequest>, send, () => sock.destroyed || !sock.writable);
+        else if (isNodeOp(op)) send(this.answerNodeOp(req as { id?: unknown; op: keyof NodeOpResult }));
         else void this.answer(req).then(send);
       },
       () => sock.destroy(),
@@ -170,6 +205,16 @@ export class DaemonServer {
       c.keepWarm();
     }
     return c;
+  }
+
+  private answerNodeOp(req: { id?: unknown; op: keyof NodeOpResult }): DaemonResponse {
+    const id = typeof req.id === 'number' ? req.id : 0;
+    const ops: { [K in keyof NodeOpResult]: () => NodeOpResult[K] } = { nodeStatus: () => this.nodeStatus() };
+    try {
+      return { id, ok: true, result: ops[req.op]() };
+    } catch (err) {
+      return { id, ok: false, error: { code: ErrorCode.IoFailure, msg: `dpu-overlay daemon: ${(err as Error).message}` }, internal: true };
+    }
   }
 
   private async answer(message: unknown): Promise<DaemonResponse> {
@@ -199,7 +244,57 @@ export class DaemonServer {
     }
     const conn = this.connectionFor(dpu);
     const serve = SERVE[op] as (conn: DpuConnection, dpu: DpuConfig, ...args: unknown[]) => Promise<unknown>;
-    return serve(conn, dpu, ...args);
+    return this.timed(conn.target, op, () => serve(conn, dpu, ...args));
+  }
+
+  /** Times one DPU operation for dpu_overlay_dpu_round_trip_seconds and status (failed ones too: they took that long). */
+  private async timed<T>(target: string, op: string, fn: () => Promise<T>): Promise<T> {
+    const t0 = performance.now();
+    try {
+      return await fn();
+    } finally {
+      const ms = performance.now() - t0;
+      this.metrics?.dpuRoundTrip(target, op, ms / 1000);
+      this.lastRoundTrip.set(target, { op, ms, at: new Date().toISOString() });
+    }
+  }
+
+  /** The daemon's view for `dpu-overlay status`: its DPU connections (with recovery's knowledge) and the records. */
+  nodeStatus(): NodeStatus {
+    const watched = new Map((this.recovery?.views() ?? []).map((v) => [v.target, v]));
+    const dpus: DpuStatusView[] = [];
+    for (const c of this.connections.values()) {
+      const w = watched.get(c.target);
+      const rt = this.lastRoundTrip.get(c.target);
+      dpus.push({
+        dpu: c.target, connected: c.connected, controlPlane: c.controlPlane,
+        ...(rt ? { lastRoundTrip: rt } : {}), ...(w?.bootId ? { bootId: w.bootId } : {}),
+        ...(w?.down ? { down: w.down } : {}), ...(w?.recovering ? { recovering: w.recovering } : {}),
+      });
+    }
+    return { source: 'daemon', version: VERSION, pid: process.pid, socket: this.socketPath, dpus, ...recordedAttachments(this.stateDirs) };
+  }
+
+  /** Why the daemon cannot serve (for /healthz), or undefined. */
+  healthProblem(nodeFile: string | undefined): string | undefined {
+    if (!this.listening) return `not listening on ${this.socketPath}`;
+    try {
+      if (!lstatSync(this.socketPath).isSocket()) return `${this.socketPath} is not a socket`;
+    } catch {
+      return `socket ${this.socketPath} is gone (removed by someone else); restart the daemon`;
+    }
+    if (!nodeFile) return undefined;
+    try {
+      if (!readNodeFile(nodeFile).values) return `node file ${nodeFile} is missing: every ADD on this node would fail with code 7; write it (see docs/kubernetes.md)`;
+    } catch (err) {
+      return `${(err as Error).message} (every ADD on this node would fail)`;
+    }
+    return undefined;
+  }
+
+  /** After SIGHUP: log files are opened again (logrotate moved them). */
+  reopenLogs(): void {
+    this.loggers.reopen();
   }
 
   private closeIdle(): void {
@@ -213,6 +308,7 @@ export class DaemonServer {
 
   async close(): Promise<void> {
     clearInterval(this.idleTimer);
+    this.listening = false;
     // No new connections; the commands running finish and answer their plugins, which are still waiting.
     const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     await this.cni.drain();

@@ -15,6 +15,18 @@ export interface LspRef {
   name: string;
 }
 
+/** A container port on the DPU and the owner its external_ids name (removed only while they still do). */
+export interface OwnedPort {
+  uuid: string;
+  name: string;
+  owner: PortOwner;
+}
+
+/** A port of the representor's name that a plug may replace: its own earlier port, or that of an attachment with no record. */
+export interface Reclaim extends PortOwner {
+  portUuid: string;
+}
+
 export interface PlugRequest extends PortOwner {
   vni: number;
   netns: string;
@@ -27,6 +39,8 @@ export interface PlugRequest extends PortOwner {
   host?: string;
   /** OVN mode (CHECK): the logical port ADD made. */
   lsp?: LspRef;
+  /** Replace this port of the representor's name, only while it still has this owner (see DpuPortOwned). */
+  reclaim?: Reclaim;
 }
 
 export interface PlugResult {

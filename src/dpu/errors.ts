@@ -1,3 +1,4 @@
+import type { PortOwner } from './api';
 import { LayerError } from '../util/layer-error';
 
 /** What went wrong on or on the way to the DPU; plugin/dpu-errors.ts gives each its CNI code. */
@@ -22,6 +23,8 @@ export type DpuErrorKind =
   | 'not-set-up'
   /** A name dpu-overlay would use belongs to something it did not create. */
   | 'name-conflict'
+  /** The representor's OVS port belongs to another attachment (see DpuPortOwned). */
+  | 'port-owned'
   /** hwOffload is "require" and the DPU's OVS does not offload. */
   | 'offload-required-missing'
   /** OVN: the DPU cannot reach the northbound database. */
@@ -43,5 +46,21 @@ export class DpuError extends LayerError<DpuErrorKind> {
   constructor(kind: DpuErrorKind, msg: string, details = '') {
     super(kind, msg, details);
     this.name = 'DpuError';
+  }
+}
+
+/**
+ * The representor's OVS port carries another attachment's owner external_ids. The DPU cannot tell a live attachment
+ * from a crash's leftover: the plugin decides from its records (plugin/port-owner.ts) and may ask again with
+ * PlugRequest.reclaim naming this owner.
+ */
+export class DpuPortOwned extends DpuError {
+  constructor(
+    target: string,
+    readonly representor: string,
+    readonly holder: PortOwner & { portUuid: string },
+  ) {
+    super('port-owned', `DPU ${target}: representor ${representor} is plugged for another attachment (container ${holder.containerId}, ifname ${holder.ifname}, network ${holder.network}); it is not moved`, JSON.stringify({ portOwner: holder }));
+    this.name = 'DpuPortOwned';
   }
 }

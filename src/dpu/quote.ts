@@ -19,3 +19,8 @@ export function commandLine(commands: readonly Argv[]): string {
 export function ovsString(value: string): string {
   return JSON.stringify(value).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
+
+/** JSON as ovsString writes strings (DEL and the C1 controls escaped; they only occur inside strings): OVSDB transactions. */
+export function ovsJson(value: unknown): string {
+  return JSON.stringify(value).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}

@@ -1,4 +1,4 @@
-import { statfsSync, statSync } from 'node:fs';
+import { readdirSync, statfsSync, statSync } from 'node:fs';
 
 export const NSFS_MAGIC = 0x6e736673;
 
@@ -23,4 +23,32 @@ export function isNetnsFile(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** The dev:inode of every network namespace a process is in (read from /proc/PID/ns/net). */
+export function processNetnsIdentities(proc = '/proc'): Set<string> {
+  const ids = new Set<string>();
+  let pids: string[];
+  try {
+    pids = readdirSync(proc).filter((n) => /^\d+$/.test(n));
+  } catch {
+    return ids;
+  }
+  for (const pid of pids) {
+    const id = netnsIdentity(`${proc}/${pid}/ns/net`);
+    if (id) ids.add(id);
+  }
+  return ids;
+}
+
+/**
+ * Whether the network namespace ADD recorded still exists, as far as this process can tell: its file still names
+ * the same namespace, or some process is still in it (a runtime in a mount namespace of its own names files this
+ * process cannot see). Without a recorded identity, any namespace file at the path counts as alive.
+ */
+export function recordedNetnsAlive(recorded: { netns: string; netnsId?: string }, inProcesses: () => ReadonlySet<string>): boolean {
+  const now = netnsIdentity(recorded.netns);
+  if (recorded.netnsId === undefined) return now !== undefined && isNetnsFile(recorded.netns);
+  if (now === recorded.netnsId) return true;
+  return inProcesses().has(recorded.netnsId);
 }

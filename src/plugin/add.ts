@@ -20,6 +20,7 @@ import { returnVfToHost, usableNetns } from '../kernel/vf';
 import { type Context, ipamCall, loadRecord, refuseInFlight, withDpu } from './lifecycle';
 import { releaseAttachment } from './release';
 import { applyVfSettings, wantsDpuFunction } from './vf-settings';
+import { plugOwned } from './port-owner';
 
 /**
  * A claim a new ADD may take over when the pool is exhausted: its container's namespace is gone and the
@@ -191,7 +192,7 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
       const startPlug = (ipam: CniResult | undefined) => {
         if (!client || !dpuConf) return undefined;
         const plug = plugOf(ipam);
-        const plugged = timer.step('dpu', () => client.plug(plug).catch((err: unknown) => {
+        const plugged = timer.step('dpu', () => plugOwned(client, state, plug, log).catch((err: unknown) => {
           throw err instanceof CniError ? new CniError(err.code, `binding representor ${representor} on the DPU failed: ${err.message}`, err.details) : err;
         }));
         // Rollback waits for a plug still in flight, then unplugs what it made.

@@ -19,6 +19,9 @@ export async function cmdCheck(ctx: Context): Promise<void> {
   // Not code 3: that tells the runtime nothing needs cleaning up, while a VF and an address may still be held.
   if (!att || att.phase !== 'ready') throw fail(`no ${att ? 'completed ' : ''}attachment of ${ifname} in container ${containerId} on network ${conf.name} in ${conf.stateDir} (interrupted ADD, or stateDir lost?); DEL and ADD it again`);
 
+  const twin = att.dpu && state.scanAttachments().records.find((o) => o !== att && !(o.containerId === containerId && o.ifname === ifname) && o.phase === 'ready' && !o.hostReleased && o.dpu?.target === att.dpu?.target && o.dpu?.representor === att.dpu?.representor);
+  if (twin) throw fail(`representor ${att.dpu?.representor} on DPU ${att.dpu?.target} is also named by the record of container ${twin.containerId} (ifname ${twin.ifname}, network ${twin.network}): two attachments share it and neither is re-plugged; DEL the one that should not have it`);
+
   const interfaces = (prev.interfaces ?? []) as CniInterface[];
   const index = interfaces.findIndex((i) => i.name === ifname && (i.sandbox === undefined || i.sandbox === netns));
   if (index < 0) throw fail(`prevResult has no interface ${ifname} in sandbox ${netns}`);

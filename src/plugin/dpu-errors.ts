@@ -17,6 +17,7 @@ export const DPU_ERROR_CODES: { readonly [K in DpuErrorKind]: number } = {
   'output-too-large': ErrorCode.DpuCommandFailed,
   'not-set-up': ErrorCode.DpuCommandFailed,
   'name-conflict': ErrorCode.DpuCommandFailed,
+  'port-owned': ErrorCode.VfInUse,
   'offload-required-missing': ErrorCode.HwOffloadRequired,
   'check-mismatch': ErrorCode.CheckFailed,
   unavailable: ErrorCode.PluginNotAvailable,

@@ -23,6 +23,8 @@ export interface Deps {
   stderr?(text: string): void;
   /** Called once the config is loaded, before anything else: the daemon refuses (throws) or accepts the command here. */
   admit?(conf: NetConf): void;
+  /** Called with the step timings of the closing log line (the daemon's metrics). */
+  observeSteps?(command: string, steps: Readonly<Record<string, number>>): void;
 }
 
 export interface Context {
@@ -59,10 +61,12 @@ export async function withDpu<T>(ctx: Context, warm: DpuConfig | undefined, body
   dpus.warm(warm);
   try {
     const out = await body(dpus);
+    ctx.deps.observeSteps?.(ctx.req.env.command, ctx.timer.steps);
     ctx.log.info({ steps: ctx.timer.steps, totalMs: ctx.timer.totalMs(), dpuConnectMs: dpus.connectMs }, `${ctx.req.env.command} done`);
     return out;
   } catch (err) {
     const reported = layerErrorToCni(err);
+    ctx.deps.observeSteps?.(ctx.req.env.command, ctx.timer.steps);
     ctx.log.error({ steps: ctx.timer.steps, totalMs: ctx.timer.totalMs(), err: (err as Error).message, code: (reported as { code?: number }).code, details: (err as { details?: string }).details || undefined }, `${ctx.req.env.command} failed`);
     throw err;
   } finally {

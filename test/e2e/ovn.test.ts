@@ -6,7 +6,8 @@ import { randomUUID } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { addPortTxn, newLsp, NB, ovsJson } from '../../src/dpu/ovn/commands';
+import { addPortTxn, ensureSwitchTxn, newLsp, NB, ovsJson } from '../../src/dpu/ovn/commands';
+import { removeOwnedPortCommand } from '../../src/dpu/ovs/commands';
 import { commandLine } from '../../src/dpu/quote';
 import {
   BINARY, cni, cniAsync, type CniOutcome, container, dpuCtl, dpuExec, firstIp, hostLocal, inNetns, netConf, ovnCtl, ovnNbctl, p0Packets, readJsonLines,
@@ -293,6 +294,58 @@ describe('OVN mode through dist/dpu-overlay', () => {
     expect(lsps()).toEqual([]);
     // the same key cannot run anything else
     expect(sshA('ovn-nbctl ls-add evil').status).toBe(126);
+  });
+
+  test('a template that reaches another pod\'s representor: 102, that pod\'s br-int port and logical port untouched, this ADD\'s logical port rolled back', () => {
+    const v = added(A, 'ovictim');
+    const rep = brInt(A)[0] as string;
+    const before = dpuExec(A.dpu, 'ovs-vsctl', '--bare', '--columns=_uuid', 'find', 'Port', `name=${rep}`).trim();
+    const bad = ovnConf(A, 200);
+    (bad.dpu as Record<string, unknown>).representorTemplate = rep.replace(/vf\d+$/, 'vf{pf}');
+    const ns = container('othief');
+    const r = cni(A, bad, { command: 'ADD', containerId: 'othief', netns: ns });
+    expect(r.json).toMatchObject({ code: 102 });
+    expect(r.json?.msg).toMatch(/belongs to the live attachment of container ovictim/);
+    expect(dpuExec(A.dpu, 'ovs-vsctl', '--bare', '--columns=_uuid', 'find', 'Port', `name=${rep}`).trim()).toBe(before);
+    expect(lspOf('othief')).toBe('');
+    expect(lspOf('ovictim')).not.toBe('');
+    expect(cni(A, { ...ovnConf(A), prevResult: v.out.json }, { command: 'CHECK', containerId: 'ovictim', netns: v.ns }).status).toBe(0);
+    expect(cni(A, bad, { command: 'DEL', containerId: 'othief', netns: ns }).status).toBe(0);
+    del(A, 'ovictim', v.ns);
+  });
+
+  test('guard --ovn removes only ports with the plugin\'s owner external_ids: a br-int port it never made stays', () => {
+    dpuExec(A.dpu, 'ovs-vsctl', 'add-port', 'br-int', 'pf0vf2', '--', 'set', 'Interface', 'pf0vf2', 'type=internal');
+    const uuid = dpuExec(A.dpu, 'ovs-vsctl', '--bare', '--columns=_uuid', 'find', 'Port', 'name=pf0vf2').trim();
+    expect(sshA(`ovs-vsctl --timeout=10 -f json -- --if-exists remove Bridge br-int ports ${uuid}`).status).toBe(126);
+    expect(sshA('ovs-vsctl --timeout=10 -f json -- --if-exists del-port pf0vf2').status).toBe(126);
+    const named = sshA(commandLine([removeOwnedPortCommand({ uuid, name: 'pf0vf2', owner: { network: 'vni100', containerId: 'x', ifname: 'eth0' } })]));
+    expect([named.status, named.stdout]).toEqual([0, expect.stringMatching(/timed out/)]);
+    expect(brInt(A)).toContain('pf0vf2');
+    dpuExec(A.dpu, 'ovs-vsctl', 'del-port', 'br-int', 'pf0vf2');
+  });
+
+  test('an add-port repeated after a lost channel succeeds ("duplicate uuid" is its own logical port), and a re-plug (replug --all) replaces its own port', () => {
+    const settings = { timeoutMs: 10000, hwOffload: 'ignore' as const, ovn: { switchPrefix: 'vni', portSecurity: true, upTimeoutMs: 10000 } };
+    const req = { network: 'vni100', containerId: 'twice', ifname: 'eth0', vni: 100, netns: '/x', representor: 'pf0vf2', mtu: 1400, mac: '02:00:00:00:00:98', ips: ['10.100.0.98'], host: 'h' };
+    const lsp = newLsp(A.ovnSystemId as string, req, randomUUID());
+    const line = commandLine([['ovsdb-client', '--timeout=10', 'transact', ovsJson([NB, ...ensureSwitchTxn('vni', 100)])], ['ovsdb-client', '--timeout=10', 'transact', ovsJson([NB, ...addPortTxn(settings, req, A.ovnSystemId as string, lsp)])]]);
+    for (let i = 0; i < 2; i++) expect([sshA(line).status, sshA(line).stderr]).toEqual([0, '']);
+    expect(lspOf('twice')).toBe(lsp.name);
+    ovnNbctl(tb, 'lsp-del', lsp.name);
+
+    // a re-plug of a port that is still there (replug --all): the plug finds its own port in the way and replaces it
+    const first = added(A, 'again');
+    const portBefore = dpuExec(A.dpu, 'ovs-vsctl', '--bare', '--columns=_uuid', 'find', 'Port', 'external_ids:dpu-overlay.container=again').trim();
+    const replug = spawnSync('ip', ['netns', 'exec', A.hostNetns, BINARY, 'replug', '--all', '--state-dir', join(tb.stateDir, `plugin-${A.name}`), '--log-file', join(tb.stateDir, 'ovn-replug.log')], { encoding: 'utf8', timeout: 60000 });
+    expect([replug.status, replug.stderr]).toEqual([0, '']);
+    const portAfter = dpuExec(A.dpu, 'ovs-vsctl', '--bare', '--columns=_uuid', 'find', 'Port', 'external_ids:dpu-overlay.container=again').trim();
+    expect(portAfter).not.toBe(portBefore);
+    expect(portAfter).toMatch(/^[0-9a-f-]{36}$/);
+    expect(brInt(A)).toHaveLength(1);
+    expect(cni(A, { ...ovnConf(A), prevResult: first.out.json }, { command: 'CHECK', containerId: 'again', netns: first.ns }).status).toBe(0);
+    del(A, 'again', first.ns);
+    expect(brInt(A)).toEqual([]);
   });
 
   test('ADD, CHECK, DEL, GC and STATUS through the daemon (the warm DPU channel) in OVN mode', async () => {

@@ -2,14 +2,11 @@
  * Podman 4.3 with its CNI backend (runc) drives the packaged plugin with the shipped
  * cni-conf/podman-dpu-vni100.conflist: containers on two emulated hosts reach each other over VNI 100,
  * --mac-address/--ip arrive as CNI_ARGS MAC=/IP=, podman stop sends DEL and the VF goes back.
- * Also runs the DaemonSet's install command (cni-conf/daemonset.yaml) in a container.
  */
-import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from 'yaml';
-import { BINARY, linkJson, PREFIX, ROOT, requireBinary, site, type Site, type Testbed, TESTBED, testbedDown, testbedUp } from '../testkit/testbed';
-import { type ConfList, forTestbed, IMAGE, ok, Podman, readShipped, run, RuntimeHost } from './runtimes';
+import { linkJson, PREFIX, requireBinary, site, type Site, type Testbed, TESTBED, testbedDown, testbedUp } from '../testkit/testbed';
+import { type ConfList, forTestbed, IMAGE, Podman, readShipped, run, RuntimeHost } from './runtimes';
 
 jest.setTimeout(180000);
 
@@ -104,43 +101,4 @@ describe('containers on two hosts', () => {
     expect(linkJson(a.hostNetns, a.vfs[0]?.netdev as string)?.address).toBe(a.vfs[0]?.mac);
     expect(dpuPorts('a')).toBe('');
   });
-});
-
-test('the DaemonSet install command (cni-conf/daemonset.yaml) puts a working plugin into the node\'s /opt/cni/bin', () => {
-  const ds = parse(readShipped('daemonset.yaml')) as { spec: { template: { spec: { containers: Array<{ command: string[]; args: string[]; volumeMounts: Array<{ name: string; mountPath: string }> }>; volumes: Array<{ name: string; hostPath?: { path: string } }> } } } };
-  const pod = ds.spec.template.spec;
-  const ctr = pod.containers[0] as (typeof pod.containers)[number];
-  const copies = [...readShipped('Containerfile').matchAll(/^COPY\s+(\S+)\s+(\S+)$/gm)].map((m) => [m[1] as string, m[2] as string] as const);
-  expect(copies.map(([from]) => from)).toEqual(['dist/dpu-overlay', 'cni-conf/node.json.example']);
-  // the image's files, mounted where the Containerfile puts them (the busybox image stands in for the built one)
-  const imageFiles = copies.flatMap(([from, to]) => ['-v', `${from === 'dist/dpu-overlay' ? BINARY : join(ROOT, from)}:${to}:ro`]);
-  // hostPath volumes become private directories standing in for the node's
-  const node = `/tmp/${PREFIX}-runtimes/podman-a/node`;
-  const volumeArgs = ctr.volumeMounts.flatMap((m) => {
-    const vol = pod.volumes.find((v) => v.name === m.name);
-    const hostDir = join(node, vol?.hostPath?.path ?? m.name);
-    mkdirSync(hostDir, { recursive: true });
-    return ['-v', `${hostDir}:${m.mountPath}`];
-  });
-  writeFileSync(join(node, 'ssh', 'id_ed25519'), 'key');
-  writeFileSync(join(node, 'ssh', 'known_hosts'), 'hosts');
-  writeFileSync(join(node, '/etc/cni/dpu-overlay/node.json'), '{"pf":"mine"}');
-  const id = p('a').ok(['run', '-d', '--network', 'none', ...imageFiles, ...volumeArgs, '--entrypoint', JSON.stringify(ctr.command), IMAGE, ...ctr.args]).trim();
-  let logs = '';
-  for (let i = 0; i < 100 && !logs.includes('installed'); i++) {
-    logs = p('a').run(['logs', id]).stdout;
-    run('sleep', ['0.1']);
-  }
-  expect(logs).toContain('dpu-overlay installed');
-  const installed = join(node, '/opt/cni/bin/dpu-overlay');
-  const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
-  expect(sha(installed)).toBe(sha(BINARY));
-  const version = ok(run(installed, [], { env: { PATH: process.env.PATH, CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"1.0.0"}' }), 'installed plugin VERSION');
-  expect(JSON.parse(version).supportedVersions).toContain('1.0.0');
-  expect(readFileSync(join(node, '/etc/cni/dpu-overlay/known_hosts'), 'utf8')).toBe('hosts');
-  // the example next to the node's own file, which is the operator's and stays as it was
-  expect(readFileSync(join(node, '/etc/cni/dpu-overlay/node.json.example'), 'utf8')).toBe(readShipped('node.json.example'));
-  expect(statSync(join(node, '/etc/cni/dpu-overlay/node.json.example')).mode & 0o777).toBe(0o644);
-  expect(readFileSync(join(node, '/etc/cni/dpu-overlay/node.json'), 'utf8')).toBe('{"pf":"mine"}');
-  p('a').ok(['rm', '--force', '--time', '0', id]);
 });

@@ -4,9 +4,10 @@
  * (install.sh --dpu) refusing everything but the plugin's own operations.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { container, dpuExec, hostLocal, netConf, PREFIX, ROOT, sh, type Site, site, type Testbed } from '../testkit/testbed';
+import { BINARY, container, dpuExec, hostLocal, netConf, PREFIX, ROOT, sh, type Site, site, type Testbed } from '../testkit/testbed';
+import { StateStore } from '../../src/store/attachments';
 import {
   diffLines, expectCniError, expectSuccess, forcedWrapper, hostSnapshot, listTree, newKey, newTally, type Outcome, type Probe, recordedCommands,
   runPlugin, runProbes, stressDir, type Tally, timed, violation,
@@ -351,6 +352,64 @@ async function vfIdentityProbe(c: Ctx, label: string, rename: boolean, decoy: bo
 }
 
 
+/**
+ * Another attachment's representor, reached three ways: templates (with pfIndex) that map a new ADD's VF onto it,
+ * a planted second record naming it (what a collision left before it was refused), and requests repeated on it
+ * (replug --all twice). The attachment's DPU port must never move, and nothing of the refused ADDs stays.
+ */
+async function sharedRepresentor(c: Ctx): Promise<void> {
+  const { t, tb, A } = c;
+  // this checkout's guard, bound to a key of its own (nothing installed on the machine)
+  const key = newKey(tb, 'owner_guarded_ed25519');
+  appendFileSync(join(tb.stateDir, 'authorized_keys'), `command="sh ${join(ROOT, 'guard', 'dpu-guard.sh')}",no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding ${readFileSync(`${key}.pub`, 'utf8').trim()}\n`);
+  const stateDir = join(stressDir(tb), 'shared-rep-state');
+  rmSync(stateDir, { recursive: true, force: true });
+  const conf = (dpu: Record<string, unknown> = {}, extra: Record<string, unknown> = {}, name = 'sec') =>
+    netConf(tb, A, { name, vni: name === 'sec' ? 5000 : 5001, stateDir, ipam: hostLocal(tb, A, '10.151.0.0/24', '10.151.0.10', '10.151.0.99', name), dpu: { privateKeyFile: key, ...dpu }, extra });
+  const portOf = (containerId: string) => dpuExec(A.name, 'ovs-vsctl', '--bare', '--columns=_uuid,name', 'find', 'Port', `external_ids:dpu-overlay.container=${containerId}`).trim();
+  const victimNs = container('shared-victim');
+  if (!expectSuccess(t, 'shared representor: ADD the owner', await op(c, 'ADD', 'shared-victim', victimNs, conf()))) return;
+  const store = new StateStore(stateDir);
+  const victim = store.loadAttachment('shared-victim', 'eth0');
+  const rep = victim?.dpu?.representor ?? '';
+  const owned = portOf('shared-victim');
+  const vfIndex = Number(/vf(\d+)$/.exec(rep)?.[1] ?? 0);
+  const templates: Array<[Record<string, unknown>, Record<string, unknown>]> = [
+    [{ representorTemplate: 'pf0vf{pf}' }, { pfIndex: vfIndex }],
+    [{ representorTemplate: `pf{pf}vf${vfIndex}` }, {}],
+    [{ representorTemplate: `${rep.replace(/\d+$/, '')}{pf}` }, { pfIndex: vfIndex }],
+  ];
+  for (const [k, [dpu, extra]] of templates.entries()) {
+    const id = `shared-thief${k}`;
+    const ns = container(id);
+    t.faults += 1;
+    const out = await op(c, 'ADD', id, ns, conf(dpu, extra, 'sec2'));
+    expectCniError(t, `shared representor: template ${String(dpu.representorTemplate)} reaching ${rep}`, out, 102);
+    if (store.loadAttachment(id, 'eth0')) violation(t, `shared representor: the refused ADD ${id} left a record`);
+    await op(c, 'DEL', id, ns, conf(dpu, extra, 'sec2'));
+  }
+  if (portOf('shared-victim') !== owned) violation(t, `shared representor: the owner's port changed (${owned} -> ${portOf('shared-victim')})`);
+  if (victim?.dpu) {
+    store.saveAttachment({ ...victim, containerId: 'shared-twin', network: 'sec2', vni: 5001, dpu: { ...victim.dpu, portUuid: '00000000-0000-4000-8000-0000000000aa' } });
+    const replug = () => spawnSync('ip', ['netns', 'exec', A.hostNetns, BINARY, 'replug', '--all', '--state-dir', stateDir, '--log-file', join(stressDir(tb), 'shared-replug.log')], { encoding: 'utf8', timeout: 60000 });
+    t.faults += 1;
+    t.operations += 1;
+    const dup = replug();
+    if (dup.status !== 1 || !dup.stderr.includes(`representor ${rep} is named by 2 attachment records`)) violation(t, `shared representor: replug --all with two records naming ${rep} exited ${dup.status}: ${dup.stderr.slice(0, 300)}`);
+    if (portOf('shared-victim') !== owned || portOf('shared-twin') !== '') violation(t, 'shared representor: replug --all moved a port named by two records');
+    store.removeAttachment('shared-twin', 'eth0');
+    for (let i = 0; i < 2; i++) {
+      t.operations += 1;
+      const again = replug();
+      if (again.status !== 0) violation(t, `shared representor: replug --all (${i + 1}) exited ${again.status}: ${again.stderr.slice(0, 300)}`);
+    }
+    const after = portOf('shared-victim');
+    if (!after.endsWith(rep)) violation(t, `shared representor: after replug --all the owner's port is ${JSON.stringify(after)}`);
+  }
+  expectSuccess(t, 'shared representor: DEL the owner', await op(c, 'DEL', 'shared-victim', victimNs, conf()));
+  if (dpuExec(A.name, 'ovs-vsctl', '--bare', '--columns=name', 'find', 'Port', `name=${rep}`).trim() !== '') violation(t, `shared representor: ${rep} still has a port after the last DEL`);
+}
+
 function ctx(tb: Testbed, t: Tally): Ctx {
   const A = site(tb, 'a');
   return {
@@ -367,6 +426,7 @@ export const SECURITY_PROBES: ReadonlyArray<readonly [string, Probe]> = [
   ['state tampering', (tb, t) => stateTampering(ctx(tb, t))],
   ['stale claims heal', (tb, t) => staleClaimHeals(ctx(tb, t))],
   ['forced-command guard', (tb, t) => guard(ctx(tb, t))],
+  ['another attachment\'s representor (templates, duplicate records, repeated re-plugs)', (tb, t) => sharedRepresentor(ctx(tb, t))],
   ['no key material in logs', async (tb, t) => logsHoldNoKeys(ctx(tb, t))],
   ['DEL ignores a netns hint of another container', (tb, t) => netnsHintOfAnotherContainer(ctx(tb, t))],
   ['DEL returns a renamed VF', (tb, t) => vfIdentityProbe(ctx(tb, t), 'renamed-vf', true, false)],

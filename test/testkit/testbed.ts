@@ -116,10 +116,10 @@ export function hostDaemonLog(tb: Testbed, name: string): string {
  * A daemon of a test's own (its own socket and log) in a host's netns, as a child of the test, for tests about the
  * daemon itself; resolves once it logs that it listens.
  */
-export async function spawnDaemon(s: Site, o: { socket: string; logFile: string; stateDir?: string }): Promise<ChildProcess> {
+export async function spawnDaemon(s: Site, o: { socket: string; logFile: string; stateDir?: string; args?: string[]; env?: Record<string, string> }): Promise<ChildProcess> {
   const listening = () => readJsonLines(o.logFile).filter((l) => l.msg === 'dpu-overlay daemon listening').length;
   const before = listening();
-  const p = spawn('ip', ['netns', 'exec', s.hostNetns, BINARY, 'daemon', '--socket', o.socket, '--log-file', o.logFile, '--log-level', 'debug', ...(o.stateDir ? ['--state-dir', o.stateDir] : [])], { stdio: 'ignore' });
+  const p = spawn('ip', ['netns', 'exec', s.hostNetns, BINARY, 'daemon', '--socket', o.socket, '--log-file', o.logFile, '--log-level', 'debug', ...(o.stateDir ? ['--state-dir', o.stateDir] : []), ...(o.args ?? [])], { stdio: 'ignore', env: { ...process.env, ...o.env } });
   const deadline = Date.now() + 10000;
   while (listening() === before) {
     if (p.exitCode !== null || Date.now() > deadline) throw new Error(`the daemon in ${s.hostNetns} did not start listening on ${o.socket} (see ${o.logFile})`);

@@ -5,6 +5,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DaemonSet, type IDaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
 import { parse } from 'yaml';
 import { loadNetConf } from '../../src/config/load';
 import { NODE_FILE_KEYS, parseNodeFile } from '../../src/config/node-file';
@@ -27,8 +28,8 @@ const CONSUMERS: Record<string, string> = {
   'node-ovn.json.example': 'libcni-multus-ovn.test.ts',
   'sriov-device-plugin-config.yaml': 'libcni-multus.test.ts',
   'node.json.example': 'libcni-multus.test.ts',
-  'daemonset.yaml': 'podman.test.ts',
-  Containerfile: 'podman.test.ts',
+  'daemonset.yaml': 'daemonset.test.ts',
+  Containerfile: 'daemonset.test.ts',
 };
 
 function dpuOverlayConf(list: ConfList): Json {
@@ -134,60 +135,83 @@ test('the OVN-mode NAD: the static NAD with controlPlane ovn and MTU 1400, no pe
 });
 
 describe('DaemonSet and its image', () => {
-  const ds = parse(read('daemonset.yaml')) as {
-    apiVersion: string; kind: string;
-    spec: {
-      selector: { matchLabels: Record<string, string> };
-      template: {
-        metadata: { labels: Record<string, string> };
-        spec: {
-          containers: Array<{ image: string; command: string[]; args: string[]; volumeMounts: Array<{ name: string; mountPath: string }> }>;
-          volumes: Array<{ name: string; hostPath?: { path: string }; secret?: { secretName: string } }>;
-        };
-      };
-    };
+  const raw = parse(read('daemonset.yaml')) as Json;
+  const ds = raw as unknown as IDaemonSet;
+  const pod = ds.spec?.template.spec as NonNullable<NonNullable<IDaemonSet['spec']>['template']['spec']>;
+  const init = (name: string) => pod.initContainers?.find((c) => c.name === name);
+  const daemon = pod.containers.find((c) => c.name === 'daemon');
+  const hostPathOf = (ctr: typeof daemon, mountPath: string) => {
+    const m = ctr?.volumeMounts?.find((v) => v.mountPath === mountPath);
+    return pod.volumes?.find((v) => v.name === m?.name)?.hostPath?.path;
   };
-  const pod = ds.spec.template.spec;
-  const ctr = pod.containers[0];
-  const mountOf = (hostPath: string) => {
-    const vol = pod.volumes.find((v) => v.hostPath?.path === hostPath);
-    return ctr?.volumeMounts.find((m) => m.name === vol?.name)?.mountPath;
+  const mountOf = (ctr: typeof daemon, hostPath: string) => {
+    const vol = pod.volumes?.find((v) => v.hostPath?.path === hostPath);
+    return ctr?.volumeMounts?.find((m) => m.name === vol?.name);
   };
 
-  test('kind, apiVersion, selector matching the pod template', () => {
-    expect(ds).toMatchObject({ apiVersion: 'apps/v1', kind: 'DaemonSet' });
-    expect(ds.spec.template.metadata.labels).toMatchObject(ds.spec.selector.matchLabels);
-    expect(pod.containers).toHaveLength(1);
+  test('validates against the Kubernetes API schemas (kubernetes-models), and a broken copy does not', () => {
+    expect(() => new DaemonSet(ds).validate()).not.toThrow();
+    const broken = JSON.parse(JSON.stringify(raw)) as IDaemonSet;
+    (broken.spec?.template.spec?.containers[0]?.volumeMounts?.[0] as { mountPropagation: string }).mountPropagation = 'Sideways';
+    expect(() => new DaemonSet(broken).validate()).toThrow(/mountPropagation/);
   });
 
-  test('mounts the node\'s /opt/cni/bin and installs the binary there atomically (copy, then rename)', () => {
-    const bin = mountOf('/opt/cni/bin');
-    expect(bin).toBeDefined();
-    const script = ctr?.args.join(' ') ?? '';
+  test('selector matches the pod template; every volume mount names a volume', () => {
+    expect(ds.spec?.template.metadata?.labels).toMatchObject(ds.spec?.selector.matchLabels ?? { none: 'x' });
+    for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
+      for (const m of c.volumeMounts ?? []) expect([c.name, m.name, pod.volumes?.some((v) => v.name === m.name)]).toEqual([c.name, m.name, true]);
+    }
+  });
+
+  test('the install init container puts the binary into the node\'s /opt/cni/bin atomically (copy, then rename) and makes the socket directory 0700', () => {
+    const ctr = init('install');
+    const bin = mountOf(ctr, '/opt/cni/bin')?.mountPath;
+    const run = mountOf(ctr, '/run/dpu-overlay')?.mountPath;
+    const script = ctr?.args?.join(' ') ?? '';
     expect(script).toContain(`mv -f ${bin}/.dpu-overlay.new ${bin}/dpu-overlay`);
-  });
-
-  test('installs the DPU key where the shipped configs look for it', () => {
-    const dir = mountOf('/etc/cni/dpu-overlay');
-    const dpu = dpuOverlayConf(JSON.parse(read('10-dpu-overlay.conflist')) as ConfList).dpu as { privateKeyFile: string; knownHostsFile: string };
-    expect(dpu.privateKeyFile).toBe('/etc/cni/dpu-overlay/id_ed25519');
-    expect(dpu.knownHostsFile).toBe('/etc/cni/dpu-overlay/known_hosts');
-    expect(ctr?.args.join(' ')).toContain(`chmod 0600 ${dir}/id_ed25519`);
-    expect(pod.volumes.find((v) => v.secret)?.secret?.secretName).toBe('dpu-overlay-ssh');
-  });
-
-  test('installs node.json.example from the image next to the node file, never the node file itself', () => {
-    const dir = mountOf('/etc/cni/dpu-overlay');
-    const script = ctr?.args.join(' ') ?? '';
-    expect(read('Containerfile')).toMatch(/^COPY cni-conf\/node\.json\.example \/node\.json\.example$/m);
-    expect(script).toContain(`cp /node.json.example ${dir}/node.json.example;`);
-    expect(script).toContain(`chmod 0644 ${dir}/node.json.example;`);
+    expect(script).toContain(`chmod 0700 ${run}`);
     expect(script).not.toMatch(/node\.json[^.]/);
   });
 
-  test('the Containerfile puts dist/dpu-overlay where the install command copies it from', () => {
-    const copy = /^COPY\s+(\S+)\s+(\S+)$/m.exec(read('Containerfile'));
-    expect(copy?.[1]).toBe('dist/dpu-overlay');
-    expect(ctr?.args.join(' ')).toContain(`cp ${copy?.[2]} `);
+  test('no key in a Secret: each node generates its own (dpu-overlay keygen) where the node file\'s privateKeyFile points', () => {
+    expect(pod.volumes?.some((v) => v.secret)).toBe(false);
+    const ctr = init('node-key');
+    expect(ctr?.command).toEqual(['/dpu-overlay', 'keygen']);
+    const dir = mountOf(ctr, '/etc/cni/dpu-overlay')?.mountPath;
+    expect(ctr?.args).toEqual([`${dir}/id_ed25519`]);
+    const node = parseNodeFile(read('node.json.example'), 'node.json.example');
+    expect((node.dpu as Json).privateKeyFile).toBe('/etc/cni/dpu-overlay/id_ed25519');
+  });
+
+  test('the daemon container: host network and PID namespace, privileged, the runtime\'s netns directories with HostToContainer propagation, socket, state and node file on hostPath', () => {
+    expect(pod.hostNetwork).toBe(true);
+    expect(pod.hostPID).toBe(true);
+    expect(daemon?.securityContext?.privileged).toBe(true);
+    expect(daemon?.command).toEqual(['/dpu-overlay']);
+    const args = daemon?.args ?? [];
+    const flag = (f: string) => args[args.indexOf(f) + 1];
+    expect(args[0]).toBe('daemon');
+    expect(flag('--socket')).toBe('/run/dpu-overlay/dpu.sock');
+    expect(flag('--metrics-address')).toBe('127.0.0.1:9741');
+    expect(hostPathOf(daemon, '/run/dpu-overlay')).toBe('/run/dpu-overlay');
+    expect(hostPathOf(daemon, flag('--state-dir') as string)).toBeUndefined(); // under /var/lib/cni:
+    expect(hostPathOf(daemon, '/var/lib/cni')).toBe('/var/lib/cni');
+    expect((flag('--state-dir') as string).startsWith('/var/lib/cni/')).toBe(true);
+    for (const netns of ['/run/netns', '/var/run/netns']) expect(mountOf(daemon, netns)?.mountPropagation).toBe('HostToContainer');
+    expect(hostPathOf(daemon, '/opt/cni/bin')).toBe('/opt/cni/bin');
+    expect(daemon?.env).toContainEqual({ name: 'DPU_OVERLAY_NODE_CONFIG', value: '/etc/cni/dpu-overlay/node.json' });
+    expect(hostPathOf(daemon, '/etc/cni/dpu-overlay')).toBe('/etc/cni/dpu-overlay');
+  });
+
+  test('readiness and liveness ask /healthz on the metrics address (503 without node file or socket)', () => {
+    const [host, port] = ((daemon?.args ?? [])[(daemon?.args ?? []).indexOf('--metrics-address') + 1] as string).split(':');
+    for (const probe of [daemon?.readinessProbe, daemon?.livenessProbe]) expect(probe?.httpGet).toEqual({ host, port: Number(port), path: '/healthz' });
+  });
+
+  test('the Containerfile puts dist/dpu-overlay at /dpu-overlay on a glibc base, and node.json.example where install copies it from', () => {
+    const copies = [...read('Containerfile').matchAll(/^COPY\s+(\S+)\s+(\S+)$/gm)].map((m) => [m[1], m[2]]);
+    expect(copies).toEqual([['dist/dpu-overlay', '/dpu-overlay'], ['cni-conf/node.json.example', '/node.json.example']]);
+    expect(read('Containerfile')).toMatch(/^FROM \S*debian:\S+-slim$/m);
+    expect(init('install')?.args?.join(' ')).toContain('cp /dpu-overlay ');
   });
 });

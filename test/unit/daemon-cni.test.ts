@@ -1,6 +1,7 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { CniError, ErrorCode } from '../../src/cni/errors';
 import type { PluginHandlers } from '../../src/cni/skel';
 import type { CniResult } from '../../src/cni/types';
 import { CniExecutor } from '../../src/daemon/cni-exec';
@@ -355,5 +356,28 @@ describe('DaemonServer with the forwarder over its socket', () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('CniExecutor.releaseGone', () => {
+  it('runs the plugin\'s DEL for the record (its config, no netns), queued with the attachment\'s other commands; a failure rejects and does not block the queue', async () => {
+    const seen: Array<{ command: string; netns: string; config: string; path: string[] }> = [];
+    let fail = true;
+    const ex = executor(() => {
+      const del = async (req: Parameters<PluginHandlers['del']>[0]) => {
+        seen.push({ command: req.env.command, netns: req.env.netns, config: req.rawConfig, path: req.env.path });
+        if (fail) throw new CniError(ErrorCode.TryAgainLater, 'busy');
+      };
+      return { add: async () => undefined, del, check: async () => undefined, gc: async () => undefined, status: async () => undefined } as unknown as PluginHandlers;
+    });
+    const att = { containerId: 'gone', ifname: 'net1', rawConfig: JSON.stringify({ cniVersion: '1.1.0', name: 'n', type: 'dpu-overlay' }), cniPath: ['/opt/cni/bin'] };
+    await expect(ex.releaseGone(att)).rejects.toThrow(/DEL failed: .*busy/);
+    fail = false;
+    await expect(ex.releaseGone(att)).resolves.toBeUndefined();
+    expect(seen).toEqual([
+      { command: 'DEL', netns: '', config: att.rawConfig, path: ['/opt/cni/bin'] },
+      { command: 'DEL', netns: '', config: att.rawConfig, path: ['/opt/cni/bin'] },
+    ]);
+    await ex.drain();
   });
 });

@@ -4,7 +4,7 @@
  * re-plugged; a record under a DEL's lock is left alone; STATUS reasons while down and while recovering.
  */
 import { DpuConfigSchema, type DpuConfig } from '../../src/config/schema';
-import type { PlugRequest, PlugResult, PortOwner, UnplugRequest } from '../../src/dpu/api';
+import type { PlugRequest, PlugResult, PortOwner, UnplugRequest, VfFunctionTarget, VfFunctionValues } from '../../src/dpu/api';
 import type { DpuProbe } from '../../src/dpu/ovs/client';
 import { DpuRecovery, planRecovery, type RecoveryLink } from '../../src/daemon/recovery';
 import { type Attachment, StateStore } from '../../src/store/attachments';
@@ -45,7 +45,7 @@ describe('planRecovery', () => {
   const all = [a, b, deleted, adding];
 
   it('same identity, every port present: nothing to do', () => {
-    expect(planRecovery({ bootId: BOOT, dbUuid: DB }, probe(BOOT, DB, [[1, 'a'], [2, 'bb']]), [a, b])).toEqual({ reason: undefined, replug: [], finish: [] });
+    expect(planRecovery({ bootId: BOOT, dbUuid: DB }, probe(BOOT, DB, [[1, 'a'], [2, 'bb']]), [a, b])).toEqual({ reason: undefined, replug: [], finish: [], duplicates: [] });
   });
 
   it('a new OVS database: every ready attachment, never an interrupted DEL or an ADD in progress', () => {
@@ -77,6 +77,16 @@ describe('planRecovery', () => {
     expect(plan.finish).toEqual([deleted]);
   });
 
+  it('two records naming one representor: neither is re-plugged (not even with --all or after a reboot), both are reported', () => {
+    const twin = record('zz', 9, { network: 'other', vni: 200 });
+    expect(twin.dpu?.representor).toBe(b.dpu?.representor);
+    for (const plan of [planRecovery({ bootId: BOOT, dbUuid: DB }, probe(BOOT2, DB, []), [a, b, twin]), planRecovery(undefined, probe(BOOT, DB, [[1, 'a']]), [a, b, twin], true), planRecovery(undefined, probe(BOOT, DB, [[1, 'a']]), [a, b, twin])]) {
+      expect(plan.replug).not.toContain(b);
+      expect(plan.replug).not.toContain(twin);
+      expect(plan.duplicates).toEqual([{ representor: 'pf0vf2', records: [b, twin] }]);
+    }
+  });
+
   it('a record without a port UUID (older plugin) matches its port by owner', () => {
     const old = record('a', undefined);
     expect(planRecovery(undefined, probe(BOOT, DB, [[7, 'a']]), [old]).replug).toEqual([]);
@@ -100,6 +110,11 @@ class FakeLink implements RecoveryLink {
     this.unplugs.push(req);
     return Promise.resolve();
   }
+  vfSets: Array<{ target: VfFunctionTarget; values: VfFunctionValues }> = [];
+  setVfFunction(_s: unknown, target: VfFunctionTarget, values: VfFunctionValues): Promise<void> {
+    this.vfSets.push({ target, values });
+    return Promise.resolve();
+  }
   /** What the DPU holds after the plugs so far (their new UUIDs). */
   portsOf(records: Attachment[]): Array<[number, string]> {
     return records.map((r) => [Number(r.dpu?.portUuid?.slice(-12)), r.containerId]);
@@ -120,9 +135,42 @@ describe('DpuRecovery', () => {
     link = new FakeLink();
     const m = memoryLogger();
     logs = m.records;
-    recovery = new DpuRecovery({ stateDirs: [dir], pollMs: 1000, linkFor: () => link }, m.log);
+    // the records' container namespaces (/run/netns/<id>) do not exist here: every container counts as alive
+    recovery = new DpuRecovery({ stateDirs: [dir], pollMs: 1000, linkFor: () => link, netnsAlive: () => true }, m.log);
   });
   afterEach(() => removeTmpDirs());
+
+  it('after a database wipe, an attachment whose container namespace is gone is released (releaseGone), never re-plugged', async () => {
+    const released: string[] = [];
+    const m = memoryLogger();
+    recovery = new DpuRecovery({
+      stateDirs: [dir], pollMs: 1000, linkFor: () => link, netnsAlive: (att) => att.containerId !== 'gone',
+      releaseGone: async (att) => void released.push(att.containerId),
+    }, m.log);
+    state.saveAttachment(record('a', 1));
+    state.saveAttachment(record('gone', 2));
+    link.answer = probe(BOOT, DB2, []);
+    await recovery.tick();
+    expect(link.plugs.map((p) => p.containerId)).toEqual(['a']);
+    expect(released).toEqual(['gone']);
+    expect(m.records.some((l) => String(l.msg).startsWith('released an attachment whose container network namespace is gone') && l.containerId === 'gone')).toBe(true);
+  });
+
+  it('without releaseGone a gone container is only reported, never re-plugged; a failing release is retried at the next poll', async () => {
+    const m = memoryLogger();
+    let calls = 0;
+    recovery = new DpuRecovery({ stateDirs: [dir], pollMs: 1000, linkFor: () => link, netnsAlive: () => false }, m.log);
+    state.saveAttachment(record('gone', 2));
+    link.answer = probe(BOOT, DB2, []);
+    await recovery.tick();
+    expect(link.plugs).toEqual([]);
+    expect(m.records.some((l) => String(l.msg).startsWith('not re-plugging an attachment whose container network namespace is gone'))).toBe(true);
+    recovery = new DpuRecovery({ stateDirs: [dir], pollMs: 1000, linkFor: () => link, netnsAlive: () => false, releaseGone: () => Promise.reject(new Error(`busy ${++calls}`)) }, m.log);
+    await recovery.tick();
+    await recovery.tick();
+    expect(calls).toBe(2);
+    expect(link.plugs).toEqual([]);
+  });
 
   it('outage, then a new database: STATUS reasons meanwhile; every ready attachment re-plugged with its owner; the new port UUID recorded', async () => {
     state.saveAttachment(record('a', 1));
@@ -236,6 +284,42 @@ describe('DpuRecovery', () => {
     await recovery.tick();
     expect(link.plugs.map((p) => p.containerId)).toEqual(['a', 'bb']);
     expect(recovery.problem(DPU)).toBeUndefined();
+  });
+
+  it('two records naming one representor: no flip-flop over many polls, one error logged, STATUS and replug say so', async () => {
+    state.saveAttachment(record('bb', 2));
+    state.saveAttachment(record('zz', 9, { network: 'other', vni: 200 }));
+    state.saveAttachment(record('a', 1));
+    // the DPU has only one port for pf0vf2 (whoever plugged last): each poll would otherwise re-plug the other
+    link.answer = probe(BOOT, DB, [[1, 'a'], [2, 'bb']]);
+    for (let i = 0; i < 6; i++) {
+      link.answer = probe(BOOT, DB, [[1, 'a'], i % 2 ? [2, 'bb'] : [9, 'zz']]);
+      await recovery.tick();
+    }
+    expect(link.plugs).toEqual([]);
+    const errors = logs.filter((r) => r.level === 50);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]?.msg).toMatch(/representor pf0vf2 is named by 2 attachment records \(container bb ifname net1 network ovl, container zz ifname net1 network other\): none is re-plugged/);
+    expect(recovery.problem(DPU)).toMatch(/representor pf0vf2 is named by 2 attachment records/);
+    expect(recovery.problems()).toHaveLength(1);
+    // once the wrong record is gone (DEL), the other is handled as usual again
+    state.removeAttachment('zz', 'net1');
+    link.answer = probe(BOOT, DB, [[1, 'a']]);
+    await recovery.tick();
+    expect(link.plugs.map((p) => p.containerId)).toEqual(['bb']);
+    expect(recovery.problem(DPU)).toBeUndefined();
+  });
+
+  it('a re-plug gives the VF function the settings ADD recorded again (the DPU\'s devlink state is lost with the port)', async () => {
+    const target: VfFunctionTarget = { path: 'devlink', handle: 'pci/0000:03:00.0/1' };
+    state.saveAttachment(record('a', 1, { vfFunction: { target, applied: { maxTxRate: 100, linkState: 'enable' }, saved: {} } }));
+    state.saveAttachment(record('bb', 2));
+    link.answer = probe(BOOT, DB, [[1, 'a'], [2, 'bb']]);
+    await recovery.tick();
+    link.answer = probe(BOOT2, DB, []);
+    await recovery.tick();
+    expect(link.plugs).toHaveLength(2);
+    expect(link.vfSets).toEqual([{ target, values: { maxTxRate: 100, linkState: 'enable' } }]);
   });
 
   it('no records: no DPU is probed', async () => {

@@ -6,7 +6,7 @@ import { argvAsRunBySh } from './helpers/argv-echo';
 import { memoryLogger, silentLogger } from './helpers/logger';
 import { removeTmpDirs } from './helpers/tmp';
 import { dpuRejectionOf } from './helpers/errors';
-import { DpuError } from '../../src/dpu/errors';
+import { DpuError, DpuPortOwned } from '../../src/dpu/errors';
 
 afterAll(removeTmpDirs);
 
@@ -93,6 +93,54 @@ describe('plug', () => {
     expect(ran[1]).toContain(tunnelPortName(5001, '192.0.2.2'));
   });
 
+  describe('a port of the representor\'s name exists (the plug never deletes by name)', () => {
+    const taken = { exitCode: 1, stdout: '', stderr: `ovs-vsctl: transaction error: {"details":"Transaction causes multiple rows in \\"Port\\" table to have identical values (\\"pf0vf0\\") for index on column \\"name\\".","error":"constraint violation"}\n` };
+    const holder = (ids: Array<[string, string]>) => ok(table(['_uuid', 'name', 'external_ids'], [[['uuid', OTHER], 'pf0vf0', ['map', ids]]]));
+    const owned = (c: string): Array<[string, string]> => [['dpu-overlay.container', c], ['dpu-overlay.ifname', 'net1'], ['dpu-overlay.network', 'ovl'], ['dpu-overlay.role', 'container'], ['dpu-overlay.vni', '100']];
+
+    it('its own earlier port (a repeated or interrupted ADD, a re-plug): removed owner-checked, then plugged again', async () => {
+      const t = new FakeTransport([taken, holder(owned('c1')), ok(`[{},{"count":1}]\n${IFACE}\n${PORT}\n${ovsConfig('true')}\n`)]);
+      expect(await client(t).plug(req)).toEqual({ bridge: 'br-vni5001', portUuid: PORT });
+      expect(t.argv(1)[0]).toEqual(expect.arrayContaining(['find', 'Port', 'name=pf0vf0']));
+      const again = t.argv(2);
+      expect(again.map((a) => a[0])).toEqual(['ovsdb-client', 'ip', 'ovs-vsctl', 'ovs-vsctl']);
+      expect(again[0]?.[2]).toContain(`["uuid","${OTHER}"]`);
+      expect(again[0]?.[2]).toContain('["dpu-overlay.container","c1"]');
+    });
+
+    it('another attachment\'s port: not moved, code 102 naming its owner (the plugin decides whether it is stale)', async () => {
+      const t = new FakeTransport([taken, holder(owned('c9'))]);
+      const err = await client(t).plug(req).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DpuPortOwned);
+      expect(err).toMatchObject({ kind: 'port-owned', holder: { containerId: 'c9', ifname: 'net1', network: 'ovl', portUuid: OTHER } });
+      expect((err as Error).message).toMatch(/pf0vf0 is plugged for another attachment \(container c9, ifname net1, network ovl\)/);
+      expect(await dpuRejectionOf(client(new FakeTransport([taken, holder(owned('c9'))])).plug(req))).toMatchObject({ code: 102 });
+      expect(t.commands).toHaveLength(2);
+    });
+
+    it('another attachment\'s port the plugin named as stale (reclaim): removed only while it still has that owner', async () => {
+      const t = new FakeTransport([ok(`[{},{"count":1}]\n${IFACE}\n${PORT}\n${ovsConfig('true')}\n`)]);
+      await client(t).plug({ ...req, reclaim: { network: 'ovl', containerId: 'c9', ifname: 'net1', portUuid: OTHER } });
+      expect(t.argv(0)[0]?.[2]).toContain('["dpu-overlay.container","c9"]');
+      // the named port was replaced meanwhile by a live one: refused again, nothing removed
+      const t2 = new FakeTransport([taken, holder(owned('c7'))]);
+      expect(await dpuRejectionOf(client(t2).plug({ ...req, reclaim: { network: 'ovl', containerId: 'c9', ifname: 'net1', portUuid: OTHER } }))).toMatchObject({ code: 102 });
+    });
+
+    it('a port dpu-overlay did not make: code 112 saying how to remove it', async () => {
+      const t = new FakeTransport([taken, holder([['foo', 'bar']])]);
+      const err = await dpuRejectionOf(client(t).plug(req));
+      expect(err).toMatchObject({ code: 112 });
+      expect(err.message).toMatch(/dpu-overlay did not make .*ovs-vsctl del-port pf0vf0/);
+    });
+
+    it('gone by the time it is looked up: plugged again without a removal', async () => {
+      const t = new FakeTransport([taken, ok(noRows(['_uuid', 'name', 'external_ids'])), ok(`${IFACE}\n${PORT}\n${ovsConfig('true')}\n`)]);
+      expect(await client(t).plug(req)).toEqual({ bridge: 'br-vni5001', portUuid: PORT });
+      expect(t.argv(2).map((a) => a[0])).toEqual(['ip', 'ovs-vsctl', 'ovs-vsctl']);
+    });
+  });
+
   it('warns when hw-offload was not on yet (enable), and not when it was', async () => {
     const m1 = memoryLogger();
     await client(new FakeTransport([ok(`${IFACE}\n${PORT}\n${ovsConfig()}\n`)]), {}, m1.log).plug(req);
@@ -139,14 +187,16 @@ describe('unplugBatch (the daemon merging concurrent DELs)', () => {
   const PORT2 = '33333333-3333-4333-8333-333333333333';
   const tables = (ports: string[]) => [bridgeRow(ports), uuids(TUN), uuids(INTERNAL)].join('\n');
 
-  it('one transaction removing both ports; only the request that leaves the bridge empty removes it', async () => {
-    const t = new FakeTransport([ok(`${tables([TUN, INTERNAL, PORT2])}\n${tables([TUN, INTERNAL])}\n`), ok('[{"count":1},{"count":1}]\n')]);
-    await client(t).unplugBatch([{ ...req, portUuid: PORT }, { ...req, containerId: 'c2', portUuid: PORT2 }]);
+  it('one owner-checked transaction per port, one usage read; the last request on the bridge decides whether it goes', async () => {
+    const t = new FakeTransport([ok(`[{},{"count":1}]\n[{},{"count":1}]\n${tables([TUN, INTERNAL])}\n${tables([TUN, INTERNAL])}\n`), ok('[{"count":1},{"count":1}]\n')]);
+    await client(t).unplugBatch([{ ...req, portUuid: PORT }, { ...req, containerId: 'c2', representor: 'pf0vf1', portUuid: PORT2 }]);
     expect(t.commands).toHaveLength(2);
-    const vsctl = t.argv(0)[0] as string[];
-    expect(vsctl.filter((w) => w === 'remove')).toHaveLength(2);
-    expect(vsctl).toContain(PORT);
-    expect(vsctl).toContain(PORT2);
+    const ran = t.argv(0);
+    expect(ran.map((a) => a[0])).toEqual(['ovsdb-client', 'ovsdb-client', 'ovs-vsctl']);
+    expect(ran[0]?.[2]).toContain(PORT);
+    expect(ran[0]?.[2]).toContain('["dpu-overlay.container","c1"]');
+    expect(ran[1]?.[2]).toContain(PORT2);
+    expect(ran[1]?.[2]).toContain('["dpu-overlay.container","c2"]');
     expect((t.argv(1)[0] as string[])[0]).toBe('ovsdb-client');
   });
 
@@ -157,14 +207,16 @@ describe('unplugBatch (the daemon merging concurrent DELs)', () => {
 });
 
 describe('unplug', () => {
-  const usage = (ports: string[]) => ok([bridgeRow(ports), uuids(TUN), uuids(INTERNAL)].join('\n') + '\n');
+  const usage = (ports: string[], removed = '[{},{"count":1}]') => ok([removed, bridgeRow(ports), uuids(TUN), uuids(INTERNAL)].join('\n') + '\n');
 
   it('by UUID; removes the bridge when only its tunnel and internal port remain, guarded by the exact port set', async () => {
     const t = new FakeTransport([usage([TUN, INTERNAL]), ok('[{"count":1},{"count":1}]\n')]);
     await client(t).unplug({ ...req, portUuid: PORT });
     expect(t.commands).toHaveLength(2);
-    const first = t.argv(0)[0] as string[];
-    expect(first.slice(first.indexOf('--') + 1, first.indexOf('--') + 7)).toEqual(['--if-exists', 'remove', 'Bridge', 'br-vni5001', 'ports', PORT]);
+    const [removal, read] = t.argv(0) as [string[], string[]];
+    expect(removal.slice(0, 2)).toEqual(['ovsdb-client', 'transact']);
+    expect(JSON.parse(removal[2] as string)[1]).toMatchObject({ op: 'wait', table: 'Port', where: [['_uuid', '==', ['uuid', PORT]], ['name', '==', 'pf0vf0'], ['external_ids', 'includes', ['map', [['dpu-overlay.container', 'c1'], ['dpu-overlay.ifname', 'net1'], ['dpu-overlay.network', 'ovl'], ['dpu-overlay.role', 'container']]]]] });
+    expect(read[0]).toBe('ovs-vsctl');
     const second = t.argv(1)[0] as string[];
     expect(second.slice(0, 2)).toEqual(['ovsdb-client', 'transact']);
     const txn = JSON.parse(second[2] as string) as Array<Record<string, unknown>>;
@@ -179,7 +231,7 @@ describe('unplug', () => {
   });
 
   it('a bridge that is already gone: nothing more', async () => {
-    const t = new FakeTransport([ok([noRows(['_uuid', 'ports']), noRows(['_uuid']), noRows(['_uuid'])].join('\n'))]);
+    const t = new FakeTransport([ok(['[{"details":"\\"wait\\" timed out","error":"timed out"}]', noRows(['_uuid', 'ports']), noRows(['_uuid']), noRows(['_uuid'])].join('\n'))]);
     await client(t).unplug({ ...req, portUuid: PORT });
     expect(t.commands).toHaveLength(1);
   });
@@ -198,17 +250,24 @@ describe('unplug', () => {
     expect(t.argv(0)[0]).toEqual(expect.arrayContaining(['find', 'Port', 'external_ids:dpu-overlay.container="c1"', 'external_ids:dpu-overlay.ifname="net1"', 'external_ids:dpu-overlay.network="ovl"']));
   });
 
-  it('without a UUID: removes every port of that owner in one transaction', async () => {
+  it('a port meanwhile taken by another owner: its removal changes nothing (the wait fails), the rest goes on', async () => {
+    const t = new FakeTransport([usage([TUN, INTERNAL, OTHER], '[{"details":"\\"wait\\" timed out","error":"timed out"}]')]);
+    await expect(client(t).unplug({ ...req, portUuid: PORT })).resolves.toBeUndefined();
+    expect(t.commands).toHaveLength(1);
+  });
+
+  it('without a UUID: removes every port of that owner, each by its owner-checked transaction', async () => {
     const found = table(['_uuid', 'name', 'external_ids'], [
       [['uuid', PORT], 'pf0vf0', ['map', [['dpu-overlay.container', 'c1']]]],
       [['uuid', OTHER], 'pf0vf1', ['map', [['dpu-overlay.container', 'c1']]]],
     ]);
-    const t = new FakeTransport([ok(found), usage([TUN, INTERNAL, 'ffffffff-ffff-4fff-8fff-ffffffffffff'])]);
+    const t = new FakeTransport([ok(found), ok(['[{},{"count":1}]', '[{},{"count":1}]', bridgeRow([TUN, INTERNAL, 'ffffffff-ffff-4fff-8fff-ffffffffffff']), uuids(TUN), uuids(INTERNAL)].join('\n'))]);
     await client(t).unplug({ network: 'ovl', vni: 5001, containerId: 'c1', ifname: 'net1', representor: '' });
-    const argv = t.argv(1)[0] as string[];
-    expect(argv.filter((a) => a === 'remove')).toHaveLength(2);
-    expect(argv).toContain(PORT);
-    expect(argv).toContain(OTHER);
+    const ran = t.argv(1);
+    expect(ran.map((a) => a[0])).toEqual(['ovsdb-client', 'ovsdb-client', 'ovs-vsctl']);
+    expect(ran[0]?.[2]).toContain(`["uuid","${PORT}"]`);
+    expect(ran[0]?.[2]).toContain('["name","==","pf0vf0"]');
+    expect(ran[1]?.[2]).toContain(`["uuid","${OTHER}"]`);
   });
 
   it('a failing unplug is code 112', async () => {
@@ -279,10 +338,15 @@ describe('gc', () => {
     expect(await client(t).gc('ovl', 5001, [{ containerId: 'c1', ifname: 'net1' }])).toBe(2);
     expect(t.argv(0)[0]).toEqual(expect.arrayContaining(['external_ids:dpu-overlay.network="ovl"']));
     const removes = [1, 2].map((i) => {
-      const argv = t.argv(i)[0] as string[];
-      return argv.flatMap((a, j) => (a === 'remove' ? [[argv[j + 2], argv[j + 4]]] : []));
+      const [removal, read] = t.argv(i) as [string[], string[]];
+      const wait = JSON.parse(removal[2] as string)[1] as { where: unknown[] };
+      return [wait.where[0], wait.where[2], read.find((w) => w.startsWith('name=br-'))];
     });
-    expect(removes).toEqual([[['br-vni5001', OTHER]], [['br-vni7', IFACE]]]);
+    // each removal names the owner the port had when GC read it: a port re-plugged meanwhile stays
+    expect(removes).toEqual([
+      [['_uuid', '==', ['uuid', OTHER]], ['external_ids', 'includes', ['map', [['dpu-overlay.container', 'c2'], ['dpu-overlay.ifname', 'net1'], ['dpu-overlay.network', 'ovl'], ['dpu-overlay.role', 'container']]]], 'name=br-vni5001'],
+      [['_uuid', '==', ['uuid', IFACE]], ['external_ids', 'includes', ['map', [['dpu-overlay.container', 'c3'], ['dpu-overlay.ifname', 'net1'], ['dpu-overlay.network', 'ovl'], ['dpu-overlay.role', 'container']]]], 'name=br-vni7'],
+    ]);
   });
 
   it('a failing tunnel reading does not fail GC: logged, tried again by the next command', async () => {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { PlugRequest } from '../../src/dpu/api';
 import { representorName } from '../../src/dpu/api';
-import { bridgeName, bridgeUsageQueries, checkCommand, EXT, expectedTunnels, findOwnerPortsCommand, isOwnedBy, type OvsSettings, plugCommands, removeBridgeIfUnchangedCommand, removePortsCommand, statusCommand, tunnelPortName } from '../../src/dpu/ovs/commands';
+import { bridgeName, bridgeUsageQueries, checkCommand, EXT, expectedTunnels, findOwnerPortsCommand, isOwnedBy, type OvsSettings, plugCommands, removeBridgeIfUnchangedCommand, removeOwnedPortTxn, removePortsCommands, statusCommand, tunnelPortName } from '../../src/dpu/ovs/commands';
 import { hwOffloadValue, mapOf, parseBridgeUsage, parseTables, rows, uuidOf, uuidSet } from '../../src/dpu/ovs/parse';
 import { commandLine } from '../../src/dpu/quote';
 import { argvAsRunBySh } from './helpers/argv-echo';
@@ -57,7 +57,7 @@ describe('names', () => {
 });
 
 describe('plugCommands', () => {
-  it('brings the representor up, then ONE ovs-vsctl transaction that ensures bridge, tunnels and port', () => {
+  it('brings the representor up, then ONE ovs-vsctl transaction that ensures bridge, tunnels and port (never deleting one by name)', () => {
     const { commands, bridge } = plugCommands(s, req);
     expect(bridge).toBe('br-vni5001');
     expect(commands).toHaveLength(2);
@@ -73,7 +73,6 @@ describe('plugCommands', () => {
       ['--may-exist', 'add-port', 'br-vni5001', T2],
       ['set', 'Interface', T2, 'type=vxlan', 'options:key=5001', 'options:remote_ip=2001:db8::3', 'options:local_ip=192.0.2.1'],
       ['set', 'Port', T2, 'protected=true', 'external_ids:dpu-overlay.role="tunnel"', 'external_ids:dpu-overlay.vni="5001"', 'external_ids:dpu-overlay.remote="2001:db8::3"'],
-      ['--if-exists', 'del-port', 'pf0vf3'],
       ['--id=@i', 'create', 'Interface', 'name=pf0vf3', 'mtu_request=1450', ...owner],
       ['--id=@p', 'create', 'Port', 'name=pf0vf3', 'interfaces=@i', ...owner],
       ['add', 'Bridge', 'br-vni5001', 'ports', '@p'],
@@ -125,24 +124,38 @@ describe('plugCommands', () => {
 });
 
 describe('other commands', () => {
-  it('unplug removes the port from the bridge by UUID (--if-exists), then reads what is left', () => {
-    const t = txn(removePortsCommand(s, 'br-vni5001', 5001, ['aaaaaaaa-0000-0000-0000-000000000001']));
-    expect(t.commands).toEqual([
-      ['--if-exists', 'remove', 'Bridge', 'br-vni5001', 'ports', 'aaaaaaaa-0000-0000-0000-000000000001'],
-      ['--columns=_uuid,ports', 'find', 'Bridge', 'name=br-vni5001'],
-      ['--columns=_uuid', 'find', 'Port', 'external_ids:dpu-overlay.role="tunnel"', 'external_ids:dpu-overlay.vni="5001"'],
-      ['--columns=_uuid', 'find', 'Port', 'name=br-vni5001'],
-    ]);
-    expect(bridgeUsageQueries('br-vni5001', 5001)).toEqual(t.commands.slice(1));
+  const owned = { uuid: 'aaaaaaaa-0000-0000-0000-000000000001', name: 'pf0vf3', owner: { network: 'ovl', containerId: 'c1', ifname: 'net1' } };
+
+  it('unplug removes each port by an owner-checked OVSDB transaction, then reads what is left', () => {
+    const cmds = removePortsCommands(s, 'br-vni5001', 5001, [owned]);
+    expect(cmds).toHaveLength(2);
+    expect(cmds[0]?.slice(0, 2)).toEqual(['ovsdb-client', 'transact']);
+    expect(JSON.parse(cmds[0]?.[2] as string)).toEqual(removeOwnedPortTxn(owned));
+    expect(txn(cmds[1] as string[]).commands).toEqual(bridgeUsageQueries('br-vni5001', 5001));
   });
 
-  it('removePorts removes several in one transaction', () => {
-    const t = txn(removePortsCommand(s, 'br-vni7', 7, ['u1', 'u2']));
-    expect(t.commands.slice(0, 2)).toEqual([
-      ['--if-exists', 'remove', 'Bridge', 'br-vni7', 'ports', 'u1'],
-      ['--if-exists', 'remove', 'Bridge', 'br-vni7', 'ports', 'u2'],
+  it('the owner-checked removal: a wait (timeout 0) on the port, its name and the owner keys, then the bridge reference goes', () => {
+    const u = ['uuid', owned.uuid];
+    expect(removeOwnedPortTxn(owned)).toEqual([
+      'Open_vSwitch',
+      {
+        op: 'wait', table: 'Port',
+        where: [['_uuid', '==', u], ['name', '==', 'pf0vf3'], ['external_ids', 'includes', ['map', [['dpu-overlay.container', 'c1'], ['dpu-overlay.ifname', 'net1'], ['dpu-overlay.network', 'ovl'], ['dpu-overlay.role', 'container']]]]],
+        columns: ['name'], until: '==', rows: [{ name: 'pf0vf3' }], timeout: 0,
+      },
+      { op: 'mutate', table: 'Bridge', where: [['ports', 'includes', u]], mutations: [['ports', 'delete', ['set', [u]]]] },
     ]);
-    expect(t.commands).toHaveLength(5);
+  });
+
+  it('a plug that reclaims a port removes it (owner-checked) before anything else', () => {
+    const { commands } = plugCommands(s, { ...req, reclaim: { ...owned.owner, portUuid: owned.uuid } });
+    expect(commands).toHaveLength(3);
+    expect(JSON.parse(commands[0]?.[2] as string)).toEqual(removeOwnedPortTxn(owned));
+  });
+
+  it('removePorts: one transaction per port (one that changes nothing cannot abort the others)', () => {
+    const cmds = removePortsCommands(s, 'br-vni7', 7, [owned, { ...owned, uuid: 'u2' }]);
+    expect(cmds.map((c) => c[0])).toEqual(['ovsdb-client', 'ovsdb-client', 'ovs-vsctl']);
   });
 
   it('findOwnerPorts filters by the given owner fields only', () => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { PlugRequest } from '../../src/dpu/api';
 import {
   BOOT_ID_COMMAND, checkCommand, findOwnerPortsCommand, OFFLOADED_FLOWS_COMMAND, type OvsSettings, plugBatchCommands, plugCommands, removeBridgeIfUnchangedCommand,
-  probeCommands, removePortsBatchCommand, removePortsCommand, statusCommand,
+  probeCommands, removeOwnedPortCommand, removePortsBatchCommands, removePortsCommands, statusCommand,
 } from '../../src/dpu/ovs/commands';
 import { type Argv, commandLine } from '../../src/dpu/quote';
 import { removeTunnelCommand, tunnelQueryCommand } from '../../src/dpu/ovs/tunnels';
@@ -75,8 +75,11 @@ describe('every DPU command the plugin builds passes the guard unchanged', () =>
     expectAccepted([findOwnerPortsCommand(base, { network: o.network, containerId: o.containerId, ifname: o.ifname, vni: 7 })]);
     expectAccepted([findOwnerPortsCommand(base, { network: o.network })]);
     expectAccepted([checkCommand(base, 'br-vni7', 7, 'pf0vf0')]);
-    expectAccepted([removePortsCommand(base, 'br-vni7', 7, [...UUID])]);
-    expectAccepted([removePortsBatchCommand(base, UUID.map((u, k) => ({ bridge: `br-vni${k}`, vni: k + 1, portUuid: u })))]);
+    const owner = { network: o.network, containerId: o.containerId, ifname: o.ifname };
+    expectAccepted(removePortsCommands(base, 'br-vni7', 7, UUID.map((u) => ({ uuid: u, name: 'pf0vf3', owner }))));
+    expectAccepted(removePortsBatchCommands(base, UUID.map((u, k) => ({ bridge: `br-vni${k}`, vni: k + 1, port: { uuid: u, name: `pf1vf${k}`, owner } }))));
+    // a plug that replaces its own earlier port (or a stale attachment's the plugin named) removes it first
+    expectAccepted(plugCommands(base, { ...o, vni: 100, representor: 'pf0vf3', mtu: 1450, reclaim: { ...owner, portUuid: UUID[0] } }).commands);
     expectAccepted([statusCommand(base)]);
     expectAccepted([OFFLOADED_FLOWS_COMMAND]);
   });
@@ -84,6 +87,26 @@ describe('every DPU command the plugin builds passes the guard unchanged', () =>
   it('the bridge removal transaction (the guard looks the bridge up by UUID; in a dry run it does not)', () => {
     expectAccepted([removeBridgeIfUnchangedCommand(UUID[0], [UUID[1]])]);
     expectAccepted([removeBridgeIfUnchangedCommand(UUID[0], [])]);
+  });
+
+  describe('a container port goes only by the owner-checked transaction, never by name or bare UUID', () => {
+    const owner = { network: 'net-a', containerId: 'c1', ifname: 'eth0' };
+    const removal = removeOwnedPortCommand({ uuid: UUID[0], name: 'pf0vf3', owner });
+    const edit = (f: (j: string) => string): Argv => ['ovsdb-client', 'transact', f(removal[2] as string)];
+    it.each<[string, Argv]>([
+      ['del-port by name (what a plug did before)', ['ovs-vsctl', '--timeout=5', '-f', 'json', '--', '--if-exists', 'del-port', 'pf0vf0']],
+      ['a removal by bare UUID from a VNI bridge', ['ovs-vsctl', '--timeout=5', '-f', 'json', '--', '--if-exists', 'remove', 'Bridge', 'br-vni7', 'ports', UUID[0]]],
+      ['a removal by bare UUID from br-int', ['ovs-vsctl', '--timeout=5', '-f', 'json', '--', '--if-exists', 'remove', 'Bridge', 'br-int', 'ports', UUID[0]]],
+      ['a port that is not named like a representor', removeOwnedPortCommand({ uuid: UUID[0], name: 'br-phy', owner })],
+      ['without the role (any port with such keys)', edit((j) => j.replace(',["dpu-overlay.role","container"]', ''))],
+      ['another owner condition than "includes"', edit((j) => j.replace('"includes"', '"excludes"'))],
+      ['a wait on another port than the one removed', edit((j) => j.replace(`"mutate","table":"Bridge","where":[["ports","includes",["uuid","${UUID[0]}"]]],"mutations":[["ports","delete",["set",[["uuid","${UUID[0]}"]]]]]`, `"mutate","table":"Bridge","where":[["ports","includes",["uuid","${UUID[1]}"]]],"mutations":[["ports","delete",["set",[["uuid","${UUID[1]}"]]]]]`))],
+      ['an extra op', edit((j) => `${j.slice(0, -1)},{"op":"delete","table":"Bridge","where":[]}]`)],
+      ['a timeout that waits', edit((j) => j.replace('"timeout":0', '"timeout":100'))],
+    ])('refused: %s', (_name, argv) => {
+      expect(throughGuard([argv]).status).toBe(126);
+    });
+    it('accepted: the transaction as built', () => expectAccepted([removal]));
   });
 
   it('tunnels following remoteVteps: the reading, and the owner-checked removal of one tunnel', () => {
@@ -227,7 +250,7 @@ esac
 
   /** What the guard runs: the plugin's argv, with the DPU's own NB server (and SSL options) in every NB call. */
   function asRun(commands: readonly Argv[], nb = NB_REMOTE, ssl: string[] = []): string[][] {
-    return commands.map((c) => (c[0] === 'ovsdb-client' ? ['ovsdb-client', c[1] as string, ...ssl, c[2] as string, nb, c[3] as string] : [...c]));
+    return commands.map((c) => (c[0] === 'ovsdb-client' && c[3]?.startsWith('["OVN_Northbound"') ? ['ovsdb-client', c[1] as string, ...ssl, c[2] as string, nb, c[3] as string] : [...c]));
   }
 
   function expectOvnAccepted(commands: readonly Argv[], guardArgs?: string[], dpu?: string, nb?: string, ssl?: string[]): void {
@@ -254,7 +277,9 @@ esac
     const l = newLsp('dpuo-a', r, L);
     expectOvnAccepted(ovnPlugCommands(ovnS, r, 'dpuo-a', l));
     expectOvnAccepted(ovnPlugCommands({ ...ovnS, hwOffload: 'require', ovn: { ...ovnS.ovn, portSecurity: false } }, { ...r, vni: 16777215, ips: [] }, 'dpuo-a', l));
-    expectOvnAccepted(ovnUnplugCommands(ovnS, 'dpuo-a', [{ vni: 1, portUuid: UUID[1], lsp: l }, { vni: 2, lsp: { uuid: UUID[1], name: 'dpuo-dpuo-a-0123456789abcdef' } }, { vni: 3, portUuid: L }]));
+    const owner = { network: r.network, containerId: r.containerId, ifname: r.ifname };
+    expectOvnAccepted(ovnUnplugCommands(ovnS, 'dpuo-a', [{ vni: 1, port: { uuid: UUID[1], name: 'pf0vf3', owner }, lsp: l }, { vni: 2, lsp: { uuid: UUID[1], name: 'dpuo-dpuo-a-0123456789abcdef' } }, { vni: 3, port: { uuid: L, name: 'pf1vf9', owner } }]));
+    expectOvnAccepted(ovnPlugCommands(ovnS, { ...r, reclaim: { ...owner, portUuid: UUID[1] } }, 'dpuo-a', l));
     expectOvnAccepted(ovnCheckCommands(ovnS, r, l));
     expectOvnAccepted([chassisQuery(ovnS), minePortsCommand(ovnS, 'dpuo-a', r.network), findOwnerPortsCommand(ovnS, { network: r.network })]);
     expectOvnAccepted([portByNameCommand(ovnS, l.name), findOwnerPortsCommand(ovnS, { network: r.network, containerId: r.containerId, ifname: r.ifname })]);
@@ -298,6 +323,8 @@ esac
     ['iface-id of another chassis\'s port', [['ovs-vsctl', '--timeout=10', '-f', 'json', '--', '--id=@i', 'create', 'Interface', 'name=pf0vf3', 'external_ids:iface-id="dpuo-dpuo-b-0123456789abcdef"', `external_ids:iface-id-ver="${L}"`]], /subcommand not allowed/],
     ['two iface-ids', [['ovs-vsctl', '--timeout=10', '-f', 'json', '--', '--id=@i', 'create', 'Interface', 'name=pf0vf3', `external_ids:iface-id="${lsp.name}"`, `external_ids:iface-id="${lsp.name}"`, `external_ids:iface-id-ver="${L}"`]], /subcommand not allowed/],
     ['another bridge than br-int', [['ovs-vsctl', '--timeout=10', '-f', 'json', '--', '--if-exists', 'remove', 'Bridge', 'br-ex', 'ports', L]], /subcommand not allowed/],
+    ['any br-int port by bare UUID (one the plugin never made)', [['ovs-vsctl', '--timeout=10', '-f', 'json', '--', '--if-exists', 'remove', 'Bridge', 'br-int', 'ports', L]], /subcommand not allowed/],
+    ['a br-int port by name', [['ovs-vsctl', '--timeout=10', '-f', 'json', '--', '--if-exists', 'del-port', 'pf0vf3']], /subcommand not allowed/],
     ['a wait on another column', [['ovs-vsctl', '--timeout=10', 'wait-until', 'Interface', 'pf0vf3', 'external_ids:iface-id="x"']], /must start with/],
     ['other ovn-appctl commands', [['ovn-appctl', '-t', 'ovn-controller', 'exit']], /only "ovn-appctl -t ovn-controller connection-status"/],
     ['ovn-nbctl', [['ovn-nbctl', 'show']], /command ovn-nbctl is not allowed/],
@@ -327,8 +354,11 @@ esac
     let r = run([ensure()], '[{},{"details":"x","error":"duplicate uuid"}]\n');
     expect([r.status, r.stdout]).toEqual([0, '[{},{"details":"x","error":"duplicate uuid"}]\n']);
     expect(readFileSync(`${bin}/argv`, 'utf8')).toBe(`--timeout=10 transact ${NB_REMOTE} ${ensure()[3]}\n`);
+    // add-port repeated after a lost channel: its logical port (a UUID new per ADD attempt) is there already
     r = run([addPort()], '[{},{"details":"x","error":"duplicate uuid"},null]\n');
-    expect([r.status, r.stderr]).toEqual([65, 'dpu-guard: OVN_Northbound add-port: duplicate uuid: x\n']);
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    r = run([addPort()], '[{},{"details":"x","error":"constraint violation"},null]\n');
+    expect([r.status, r.stderr]).toEqual([65, 'dpu-guard: OVN_Northbound add-port: constraint violation: x\n']);
     r = run(del, '[{"details":"\\"where\\" clause test failed","error":"timed out"},null]\n');
     expect(r.status).toBe(0);
     // an "error" inside a value is not an op error

@@ -22,6 +22,7 @@ const DPU_CODES: Array<[DpuErrorKind, number]> = [
   ['output-too-large', 112],
   ['not-set-up', 112],
   ['name-conflict', 112],
+  ['port-owned', 102],
   ['offload-required-missing', 113],
   ['check-mismatch', 120],
   ['unavailable', 50],

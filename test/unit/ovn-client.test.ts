@@ -86,7 +86,7 @@ describe('plug', () => {
     expect(err.message).toMatch(/did not come up within dpu.ovn.upTimeoutMs \(10000 ms\).*connection-status/);
     const rollback = t.commands[2] as string;
     const l = lspUuidOf(t.commands[1] as string);
-    expect(rollback).toContain(`--if-exists remove Bridge br-int ports ${PORT}`);
+    expect(rollback).toContain(`"op":"wait","table":"Port","where":[["_uuid","==",["uuid","${PORT}"]]`);
     expect(rollback).toContain(`"op":"wait","table":"Logical_Switch_Port","where":[["_uuid","==",["uuid","${l}"]],["name","==","${P}"]`);
     expect(rollback).toContain('"name","==","vni100"');
   });
@@ -135,6 +135,34 @@ describe('plug', () => {
     expect(err.message).toMatch(/another dpu.ovn.switchPrefix/);
   });
 
+  describe('the representor has a port already (the plug never deletes one by name)', () => {
+    const taken = (cmd: string) => fail(1, 'ovs-vsctl: transaction error: {"details":"Transaction causes multiple rows in \\"Interface\\" table to have identical values (\\"pf0vf0\\") for index on column \\"name\\".","error":"constraint violation"}', `${ENSURED}\n${ADDED(lspUuidOf(cmd))}\n`);
+    const holder = (c: string) => ok(table(['_uuid', 'name', 'external_ids'], [[['uuid', IFACE], 'pf0vf0', ['map', [['dpu-overlay.container', c], ['dpu-overlay.ifname', 'net1'], ['dpu-overlay.network', 'ovl'], ['dpu-overlay.role', 'container']]]]]));
+
+    it('the same line repeated after a lost channel: "duplicate uuid" is its own logical port, its own OVS port is replaced, and it succeeds', async () => {
+      // what the DPU answers to the line run a second time: the switch and the logical port exist (both tolerated)
+      const repeated = (cmd: string) => fail(1, taken(cmd).stderr, `${ENSURED}\n[{},{"details":"insert operation not allowed when UUID is already in use","error":"duplicate uuid"}]\n`);
+      const again = () => ok(`[{},{"count":1}]\n${ENSURED}\n[{},{"details":"x","error":"duplicate uuid"}]\n${IFACE}\n${PORT}\n${ovsConfig('true')}\n`);
+      const t = new FakeTransport([CHASSIS, repeated, holder('c1'), again]);
+      const r = await client(t).plug(req);
+      const l = lspUuidOf(t.commands[1] as string);
+      expect(r).toEqual({ bridge: 'br-int', portUuid: PORT, lsp: { uuid: l, name: P } });
+      // the same logical port (same UUID) again, after the owner-checked removal of our own OVS port
+      expect(lspUuidOf(t.commands[3] as string)).toBe(l);
+      expect((t.commands[3] as string).split(' && ')[0]).toContain(`"where":[["_uuid","==",["uuid","${IFACE}"]]`);
+      expect(t.commands).toHaveLength(4);
+    });
+
+    it('another live attachment\'s port: not moved (102), and this ADD\'s logical port is rolled back', async () => {
+      const t = new FakeTransport([CHASSIS, taken, holder('c9'), ok('[{},{"count":1}]\n[{},{"count":1}]\n')]);
+      const err = await codeOf(client(t).plug(req));
+      expect(err.code).toBe(102);
+      expect(err.message).toMatch(/container c9/);
+      expect(t.commands[3]).toContain(`"table":"Logical_Switch_Port","where":[["_uuid","==",["uuid","${lspUuidOf(t.commands[1] as string)}"]]`);
+      expect(t.commands[3]).not.toContain('"table":"Port"');
+    });
+  });
+
   it('an op error the guard did not catch (no guard?) is still an error', async () => {
     const t = new FakeTransport([CHASSIS, ok(`[{"details":"x","error":"timed out"},null]\n${ADDED(L)}\n${IFACE}\n${PORT}\n`)]);
     expect((await codeOf(client(t).plug(req))).message).toMatch(/OVN_Northbound: timed out/);
@@ -148,7 +176,9 @@ describe('unplug', () => {
     await client(t).unplug({ ...req, portUuid: PORT, lsp });
     expect(t.commands).toHaveLength(1);
     const cmds = (t.commands[0] as string).split(' && ');
-    expect(cmds[0]).toBe(`ovs-vsctl --timeout=10 -f json -- --if-exists remove Bridge br-int ports ${PORT}`);
+    expect(cmds[0]).toMatch(/^ovsdb-client transact /);
+    expect(cmds[0]).toContain(`"op":"wait","table":"Port","where":[["_uuid","==",["uuid","${PORT}"]]`);
+    expect(cmds[0]).toContain('["dpu-overlay.container","c1"],["dpu-overlay.ifname","net1"],["dpu-overlay.network","ovl"],["dpu-overlay.role","container"]');
     expect(cmds[1]).toContain(`["options","includes",["map",[["iface-id-ver","${L}"],["requested-chassis","dpuo-a"]]]]`);
     expect(cmds[2]).toContain('"columns":["ports"],"until":"==","rows":[{"ports":["set",[]]}]');
   });
@@ -162,7 +192,9 @@ describe('unplug', () => {
     const t = new FakeTransport([fail(126, "dpu-guard: refused: ovsdb-client transact OVN_Northbound: delete-port: requested-chassis is not this DPU's system-id"), ok()]);
     const log = memoryLogger();
     await client(t, {}, {}, log.log).unplug({ ...req, portUuid: PORT, lsp });
-    expect(t.commands[1]).toBe(`ovs-vsctl --timeout=10 -f json -- --if-exists remove Bridge br-int ports ${PORT}`);
+    expect(t.commands[1]).toMatch(/^ovsdb-client transact /);
+    expect(t.commands[1]).toContain(`"op":"wait","table":"Port","where":[["_uuid","==",["uuid","${PORT}"]]`);
+    expect(t.commands[1]).not.toContain('OVN_Northbound');
     expect(log.records.some((r) => /ovn-nbctl lsp-del/.test(String(r.msg)))).toBe(true);
   });
 
@@ -172,7 +204,7 @@ describe('unplug', () => {
     const t = new FakeTransport([CHASSIS, ok(`${rowsLine}\n${table(['_uuid', 'name', 'external_ids'], [[['uuid', PORT], 'pf0vf0', ['map', []]]])}\n`), ok()]);
     await client(t).unplug(req);
     expect(t.commands[1]).toContain(`ovs-vsctl --timeout=10 -f json -- --columns=_uuid,name,external_ids find Port 'external_ids:dpu-overlay.role="container"'`);
-    expect(t.commands[2]).toContain(`remove Bridge br-int ports ${PORT}`);
+    expect(t.commands[2]).toContain(`"op":"wait","table":"Port","where":[["_uuid","==",["uuid","${PORT}"]]`);
     expect(t.commands[2]).toContain(`["uuid","${L}"]`);
     expect(t.commands[2]).not.toContain(`["uuid","${IFACE}"]`);
   });
@@ -226,7 +258,8 @@ describe('check, gc, status, facts', () => {
     expect(t.commands[1]).toContain('["requested-chassis","dpuo-a"]');
     expect(t.commands[2]).toContain(`["uuid","${IFACE}"]`);
     expect(t.commands[2]).not.toContain(`["uuid","${L}"]`);
-    expect(t.commands[2]).toContain(`remove Bridge br-int ports ${PORT}`);
+    expect(t.commands[2]).toContain(`"op":"wait","table":"Port","where":[["_uuid","==",["uuid","${PORT}"]]`);
+    expect(t.commands[2]).toContain('["dpu-overlay.container","c2"]');
   });
 
   it('status: connected, NB reachable and br-int present is fine; anything else is 50', async () => {

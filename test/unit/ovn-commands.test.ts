@@ -77,10 +77,13 @@ describe('OVN northbound transactions (golden JSON: the guard compares them byte
 
   it('DEL: OVS ports first, then each logical port, then each touched switch once', () => {
     const lsp2 = { uuid: 'a1b2c3d4-e5f6-4711-8899-aabbccddeeff', name: 'dpuo-dpuo-a-0000000000000001' };
-    const cmds = unplugCommands(s, 'dpuo-a', [{ vni: 5, portUuid: L, lsp }, { vni: 5, lsp: lsp2 }, { vni: 6, portUuid: lsp2.uuid }]);
-    expect(cmds.map((c) => c[0])).toEqual(['ovs-vsctl', 'ovsdb-client', 'ovsdb-client', 'ovsdb-client']);
-    expect(cmds[0]?.join(' ')).toBe(`ovs-vsctl --timeout=10 -f json -- --if-exists remove Bridge br-int ports ${L} -- --if-exists remove Bridge br-int ports ${lsp2.uuid}`);
-    expect(cmds[3]?.[3]).toContain('"vni5"');
+    const owner = { network: 'ovl', containerId: 'c1', ifname: 'net1' };
+    const cmds = unplugCommands(s, 'dpuo-a', [{ vni: 5, port: { uuid: L, name: 'pf0vf3', owner }, lsp }, { vni: 5, lsp: lsp2 }, { vni: 6, port: { uuid: lsp2.uuid, name: 'pf0vf4', owner } }]);
+    expect(cmds.map((c) => c.slice(0, 2).join(' '))).toEqual(['ovsdb-client transact', 'ovsdb-client transact', 'ovsdb-client --timeout=10', 'ovsdb-client --timeout=10', 'ovsdb-client --timeout=10']);
+    // the OVS ports: owner-checked Open_vSwitch transactions (never any br-int port by bare UUID)
+    expect(cmds[0]?.[2]).toContain(`["Open_vSwitch",{"op":"wait","table":"Port","where":[["_uuid","==",["uuid","${L}"]],["name","==","pf0vf3"]`);
+    expect(cmds[1]?.[2]).toContain(`["uuid","${lsp2.uuid}"]`);
+    expect(cmds[4]?.[3]).toContain('"vni5"');
     expect(unplugCommands(s, 'dpuo-a', [])).toEqual([]);
   });
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { DpuError } from '../errors';
 import type { Logger } from '../../log';
 import type { DpuClient, DpuFacts, DpuFactsRequest, LspRef, PlugRequest, PlugResult, PortOwner, UnplugRequest, VfFunctionTarget, VfFunctionValues } from '../api';
-import { OvsDpuClient } from '../ovs/client';
+import { isNameTaken, OvsDpuClient } from '../ovs/client';
 import { EXT, findOwnerPortsCommand, isOwnedBy, OFFLOADED_FLOWS_COMMAND, type OvsSettings } from '../ovs/commands';
 import { hwOffloadValue, mapOf, type OvsTable, parseTables, rows, uuidOf, uuidSet } from '../ovs/parse';
 import { type Argv, commandLine } from '../quote';
@@ -12,6 +12,17 @@ import {
   statusCommands, switchName, systemIdOfPort, unplugCommands,
 } from './commands';
 import { isConnected, lspRow, type LspRow, nbResultLines, parseChassis, parseNbResult, selectRows, untolerated } from './parse';
+
+function ownerOf(o: PortOwner): PortOwner {
+  return { network: o.network, containerId: o.containerId, ifname: o.ifname };
+}
+
+/** stdout without its first line that is an OVSDB result. */
+function dropFirstResultLine(stdout: string): string {
+  const lines = stdout.split('\n');
+  const k = lines.findIndex((l) => l.startsWith('['));
+  return k < 0 ? stdout : [...lines.slice(0, k), ...lines.slice(k + 1)].join('\n');
+}
 
 export type OvnClientSettings = OvnSettings & OvsSettings;
 
@@ -89,27 +100,42 @@ export class OvnDpuClient implements DpuClient {
 
   async plug(req: PlugRequest): Promise<PlugResult> {
     let chassis = await this.chassis();
+    let lsp = newLsp(chassis.systemId, req, randomUUID());
     for (let attempt = 1; ; attempt++) {
-      const lsp = newLsp(chassis.systemId, req, randomUUID());
       const r = await this.transport.exec(commandLine(plugCommands(this.s, req, chassis.systemId, lsp)));
-      if (r.exitCode === 0) return this.plugResult(req, chassis, lsp, r.stdout);
-      const retry = attempt === 1 ? this.retryReason(r) : undefined;
-      if (retry === 'system-id') {
+      // The owner-checked removal of a reclaimed port prints the first result line: not one of the NB results.
+      const stdout = req.reclaim ? dropFirstResultLine(r.stdout) : r.stdout;
+      if (r.exitCode === 0) return this.plugResult(req, chassis, lsp, stdout);
+      const retry = attempt <= 2 ? this.retryReason(r) : undefined;
+      if (retry === 'name-taken') {
+        // The representor has a port already (ours from a repeated or interrupted ADD, or a re-plug; or a stale
+        // attachment's the plugin named): the same logical port again, after that port's owner-checked removal.
+        try {
+          req = await this.ovs.withReclaim(req);
+        } catch (err) {
+          await this.rollback(req, chassis, lsp, stdout);
+          throw err;
+        }
+      } else if (retry === 'system-id' && attempt === 1) {
         chassis = await this.chassis(true);
-      } else if (retry === 'stale-port') {
+        lsp = newLsp(chassis.systemId, req, randomUUID());
+      } else if (retry === 'stale-port' && attempt === 1) {
         // A port of ours with this name that no record knows (an ADD killed mid-way): remove it, then add again.
         await this.unplug({ ...req, portUuid: undefined, lsp: undefined });
-      } else if (retry !== 'switch-gone') {
-        await this.rollback(req, chassis, lsp, r.stdout);
+        lsp = newLsp(chassis.systemId, req, randomUUID());
+      } else if (retry === 'switch-gone' && attempt === 1) {
+        lsp = newLsp(chassis.systemId, req, randomUUID());
+      } else {
+        await this.rollback(req, chassis, lsp, stdout);
         throw this.error('plug', r);
       }
-      this.log.info({ dpu: this.target, representor: req.representor, retry }, 'OVN plug: retrying once');
+      this.log.info({ dpu: this.target, representor: req.representor, retry }, 'OVN plug: retrying');
     }
   }
 
-  private retryReason(r: ExecResult): 'system-id' | 'stale-port' | 'switch-gone' | undefined {
+  private retryReason(r: ExecResult): 'system-id' | 'stale-port' | 'switch-gone' | 'name-taken' | undefined {
     if (r.exitCode === 126 && /not this DPU's system-id/.test(r.stderr)) return 'system-id';
-    if (r.exitCode !== EXIT_NB_OP_FAILED) return undefined;
+    if (r.exitCode !== EXIT_NB_OP_FAILED) return isNameTaken(r.stderr) ? 'name-taken' : undefined;
     // Another DPU's DEL removed the switch between ENSURE and the port insert: ENSURE recreates it.
     if (/OVN_Northbound add-port: timed out/.test(r.stderr)) return 'switch-gone';
     if (/OVN_Northbound add-port: constraint violation/.test(r.stderr)) return 'stale-port';
@@ -119,11 +145,13 @@ export class OvnDpuClient implements DpuClient {
   /** After a failed ADD line: whatever of it took effect (the logical port, the OVS port) goes again. */
   private async rollback(req: PlugRequest, chassis: Chassis, lsp: LspRef, stdout: string): Promise<void> {
     const [, added] = nbResultLines(stdout);
-    const lspMade = added !== undefined && parseNbResult(added).errors.length === 0;
+    // "duplicate uuid": this attempt's own logical port, inserted by an earlier run of the same line.
+    const lspMade = added !== undefined && untolerated(parseNbResult(added), ['duplicate uuid']) === undefined;
     const portUuid = stdout.split('\n').filter((l) => UUID_LINE.test(l.trim()))[1]?.trim();
     if (!lspMade && !portUuid) return;
     try {
-      await this.run('rollback', unplugCommands(this.s, chassis.systemId, [{ vni: req.vni, ...(portUuid ? { portUuid } : {}), ...(lspMade ? { lsp } : {}) }]));
+      const port = portUuid ? { port: { uuid: portUuid, name: req.representor, owner: ownerOf(req) } } : {};
+      await this.run('rollback', unplugCommands(this.s, chassis.systemId, [{ vni: req.vni, ...port, ...(lspMade ? { lsp } : {}) }]));
     } catch (err) {
       this.log.warn({ dpu: this.target, representor: req.representor, lsp: lsp.name, err: (err as Error).message }, 'OVN plug failed and its rollback too: DEL or GC removes the port');
     }
@@ -131,7 +159,7 @@ export class OvnDpuClient implements DpuClient {
 
   private plugResult(req: PlugRequest, chassis: Chassis, lsp: LspRef, stdout: string): PlugResult {
     const [ensured, added] = nbResultLines(stdout).map(parseNbResult);
-    const failed = !ensured || !added ? { error: 'no result', details: '' } : untolerated(ensured, ['duplicate uuid']) ?? untolerated(added, []);
+    const failed = !ensured || !added ? { error: 'no result', details: '' } : untolerated(ensured, ['duplicate uuid']) ?? untolerated(added, ['duplicate uuid']);
     const portUuid = stdout.split('\n').filter((l) => UUID_LINE.test(l.trim()))[1]?.trim();
     if (failed || !portUuid) {
       throw new DpuError('bad-output', `DPU ${this.target}: plug: unexpected output${failed ? ` (OVN_Northbound: ${failed.error}: ${failed.details})` : ''}; is guard/dpu-guard.sh on the DPU run with --ovn?`);
@@ -153,25 +181,25 @@ export class OvnDpuClient implements DpuClient {
     });
   }
 
-  private ovsPorts(stdout: string): Array<{ uuid: string; ids: Record<string, string> }> {
+  private ovsPorts(stdout: string): Array<{ uuid: string; name: string; ids: Record<string, string> }> {
     const tables = parseTables(stdout.split('\n').filter((l) => l.startsWith('{')).join('\n'));
-    return rows(tables[0]).map((r) => ({ uuid: uuidOf(r._uuid) as string, ids: mapOf(r.external_ids) }));
+    return rows(tables[0]).map((r) => ({ uuid: uuidOf(r._uuid) as string, name: String(r.name), ids: mapOf(r.external_ids) }));
   }
 
   async unplug(req: UnplugRequest): Promise<void> {
     const items: PortToRemove[] = [];
     let systemId = req.lsp ? systemIdOfPort(req.lsp.name) : undefined;
+    const owner = ownerOf(req);
     if (req.lsp && systemId) {
-      items.push({ vni: req.vni, ...(req.portUuid ? { portUuid: req.portUuid } : {}), lsp: req.lsp });
+      items.push({ vni: req.vni, ...(req.portUuid ? { port: { uuid: req.portUuid, name: req.representor, owner } } : {}), lsp: req.lsp });
     } else {
       // No record of the logical port: found by its name (stable per chassis and owner) and the OVS ports by owner.
       systemId = (await this.chassis()).systemId;
       const name = newLsp(systemId, req, '').name;
-      const owner = { containerId: req.containerId, ifname: req.ifname, network: req.network };
       const out = await this.run('find ports', [portByNameCommand(this.s, name), findOwnerPortsCommand(this.s, owner)]);
       for (const row of this.ownRows(nbResultLines(out)[0], systemId)) items.push({ vni: Number(row.ids[EXT.vni] ?? req.vni), lsp: { uuid: row.uuid, name: row.name } });
-      for (const p of this.ovsPorts(out)) items.push({ vni: req.vni, portUuid: p.uuid });
-      if (req.portUuid && !items.some((i) => i.portUuid === req.portUuid)) items.push({ vni: req.vni, portUuid: req.portUuid });
+      for (const p of this.ovsPorts(out)) items.push({ vni: req.vni, port: { uuid: p.uuid, name: p.name, owner } });
+      if (req.portUuid && !items.some((i) => i.port?.uuid === req.portUuid)) items.push({ vni: req.vni, port: { uuid: req.portUuid, name: req.representor, owner } });
     }
     if (items.length === 0) return;
     const r = await this.transport.exec(commandLine(unplugCommands(this.s, systemId, items)));
@@ -179,7 +207,7 @@ export class OvnDpuClient implements DpuClient {
     if (!(r.exitCode === 126 && /not this DPU's system-id/.test(r.stderr))) throw this.error('unplug', r);
     // The DPU has a new system-id (reinstalled): the guard no longer lets it touch the old chassis's port. DEL must
     // not wedge on that: the OVS port goes, the logical port is left for an operator.
-    const ports = items.flatMap((i) => (i.portUuid ? [{ vni: i.vni, portUuid: i.portUuid }] : []));
+    const ports = items.flatMap((i) => (i.port ? [{ vni: i.vni, port: i.port }] : []));
     if (ports.length) await this.run('unplug', unplugCommands(this.s, systemId, ports));
     for (const i of items) {
       if (i.lsp) this.log.warn({ dpu: this.target, lsp: i.lsp.name, chassis: systemId }, `logical port ${i.lsp.name} belongs to chassis ${systemId}, which is no longer this DPU's system-id: left in the OVN northbound database; remove it with ovn-nbctl lsp-del ${i.lsp.name}`);
@@ -233,7 +261,7 @@ export class OvnDpuClient implements DpuClient {
       owners.add(`${row.ids[EXT.container]}/${row.ids[EXT.ifname]}`);
     }
     for (const p of this.ovsPorts(out).filter((p) => stale(p.ids))) {
-      items.push({ vni: Number(p.ids[EXT.vni] ?? vni), portUuid: p.uuid });
+      items.push({ vni: Number(p.ids[EXT.vni] ?? vni), port: { uuid: p.uuid, name: p.name, owner: { network: p.ids[EXT.network] ?? network, containerId: p.ids[EXT.container] ?? '', ifname: p.ids[EXT.ifname] ?? '' } } });
       owners.add(`${p.ids[EXT.container]}/${p.ids[EXT.ifname]}`);
     }
     if (items.length) await this.run('gc', unplugCommands(this.s, systemId, items));

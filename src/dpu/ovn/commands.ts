@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { DpuConfig } from '../../config/schema';
-import type { LspRef, PlugRequest, PortOwner } from '../api';
-import { EXT, ownerIds } from '../ovs/commands';
-import { type Argv, ovsString } from '../quote';
+import type { LspRef, OwnedPort, PlugRequest, PortOwner } from '../api';
+import { EXT, ownerIds, reclaimCommands, removeOwnedPortCommand } from '../ovs/commands';
+import { type Argv, ovsJson, ovsString } from '../quote';
 
 /**
  * OVN mode's DPU commands (design: /work/notes/ovn-design.md §2-3). Northbound writes are `ovsdb-client transact`
@@ -47,10 +47,7 @@ export function systemIdOfPort(name: string): string | undefined {
   return PORT_NAME.exec(name)?.[1];
 }
 
-/** JSON as ovsString writes strings: DEL and the C1 controls escaped (they only occur inside strings). */
-export function ovsJson(value: unknown): string {
-  return JSON.stringify(value).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
+export { ovsJson };
 
 function seconds(ms: number): number {
   return Math.max(1, Math.ceil(ms / 1000));
@@ -82,7 +79,11 @@ export function addresses(req: Pick<PlugRequest, 'mac' | 'ips'>): string {
   return [(req.mac ?? '').toLowerCase(), ...(req.ips ?? [])].join(' ');
 }
 
-/** The logical port on the VNI's switch, bound to this chassis only. */
+/**
+ * The logical port on the VNI's switch, bound to this chassis only. lsp.uuid is new per ADD attempt, so a
+ * "duplicate uuid" answer means this very transaction was applied already (a line repeated after a lost channel):
+ * tolerated, like the switch's.
+ */
 export function addPortTxn(s: OvnSettings, req: PlugRequest, systemId: string, lsp: LspRef): unknown[] {
   const u = switchUuid(req.vni);
   const addr = addresses(req);
@@ -165,14 +166,13 @@ export function newLsp(systemId: string, o: PortOwner, uuid: string): LspRef {
 export function plugCommands(s: OvnSettings, req: PlugRequest, systemId: string, lsp: LspRef): Argv[] {
   const ids = ownerIds(req);
   const vs = [
-    ['--if-exists', 'del-port', req.representor],
     ['--id=@i', 'create', 'Interface', `name=${req.representor}`, `mtu_request=${req.mtu}`, `external_ids:iface-id=${ovsString(lsp.name)}`, `external_ids:iface-id-ver=${ovsString(lsp.uuid)}`, ...ids],
     ['--id=@p', 'create', 'Port', `name=${req.representor}`, 'interfaces=@i', ...ids],
     ['add', 'Bridge', INTEGRATION_BRIDGE, 'ports', '@p'],
     ['--columns=other_config', 'find', 'Open_vSwitch'],
   ];
   if (s.hwOffload === 'enable') vs.push(['set', 'Open_vSwitch', '.', 'other_config:hw-offload=true']);
-  const commands: Argv[] = [['ip', 'link', 'set', 'dev', req.representor, 'mtu', String(req.mtu), 'up']];
+  const commands: Argv[] = [...reclaimCommands([req]), ['ip', 'link', 'set', 'dev', req.representor, 'mtu', String(req.mtu), 'up']];
   if (s.hwOffload === 'require') commands.push(['ovs-vsctl', '--timeout=1', 'wait-until', 'Open_vSwitch', '.', 'other_config:hw-offload=true']);
   commands.push(
     nb(s, 'transact', ensureSwitchTxn(s.ovn.switchPrefix, req.vni)),
@@ -185,8 +185,8 @@ export function plugCommands(s: OvnSettings, req: PlugRequest, systemId: string,
 
 export interface PortToRemove {
   vni: number;
-  /** The OVS port on br-int (by UUID: a no-op for a port meanwhile replaced). */
-  portUuid?: string;
+  /** The OVS port on br-int (by UUID and owner: a no-op for a port meanwhile removed or replaced). */
+  port?: OwnedPort;
   lsp?: LspRef;
 }
 
@@ -195,9 +195,7 @@ export interface PortToRemove {
  * has just emptied. Every step is idempotent, so a failed line is simply repeated.
  */
 export function unplugCommands(s: OvnSettings, systemId: string, items: readonly PortToRemove[]): Argv[] {
-  const commands: Argv[] = [];
-  const ports = items.flatMap((i) => (i.portUuid ? [['--if-exists', 'remove', 'Bridge', INTEGRATION_BRIDGE, 'ports', i.portUuid]] : []));
-  if (ports.length) commands.push(vsctl(s, ...ports));
+  const commands: Argv[] = items.flatMap((i) => (i.port ? [removeOwnedPortCommand(i.port)] : []));
   const lsps = items.flatMap((i) => (i.lsp ? [i.lsp] : []));
   for (const lsp of lsps) commands.push(nb(s, 'transact', deletePortTxn(lsp, systemId)));
   const vnis = [...new Set(items.filter((i) => i.lsp).map((i) => i.vni))];

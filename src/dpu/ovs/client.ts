@@ -1,14 +1,14 @@
-import { DpuError } from '../errors';
+import { DpuError, DpuPortOwned } from '../errors';
 import type { Logger } from '../../log';
-import type { DpuClient, PlugRequest, PlugResult, PortOwner, UnplugRequest } from '../api';
+import type { DpuClient, OwnedPort, PlugRequest, PlugResult, PortOwner, Reclaim, UnplugRequest } from '../api';
 import {
   bridgeName, checkCommand, EXT, expectedTunnels, findOwnerPortsCommand, isOwnedBy, OFFLOADED_FLOWS_COMMAND, type OvsSettings, PLUG_OUTPUTS,
-  plugBatchCommands, plugCommands, probeCommands, removeBridgeIfUnchangedCommand, removePortsBatchCommand, removePortsCommand, statusCommand, UNPLUG_OUTPUTS,
+  plugBatchCommands, plugCommands, portByNameCommand, probeCommands, removeBridgeIfUnchangedCommand, removePortsBatchCommands, removePortsCommands, statusCommand, UNPLUG_OUTPUTS,
 } from './commands';
 import { assertUuid, hwOffloadValue, mapOf, type OvsTable, parseBridgeUsage, parseTables, rows, uuidOf, uuidSet } from './parse';
 import { type Argv, commandLine } from '../quote';
 import { describeDiff, differs, reconcileCommands, TUNNEL_QUERY_OUTPUTS, type TunnelDiff, tunnelDiff, tunnelQueryCommand, type TunnelTarget } from './tunnels';
-import type { DpuTransport } from '../ssh';
+import type { DpuTransport, ExecResult } from '../ssh';
 import {
   DEVLINK_PORTS_QUERY, DEVLINK_RATES_QUERY, type DpuFacts, type DpuFactsRequest, parseDevlinkPort, parseDevlinkRate, parseSmartnicConfig, parseUplink,
   smartnicQuery, splitJsonDocuments, uplinkQuery, type VfFunctionState, type VfFunctionTarget, type VfFunctionValues, vfFunctionSetCommands,
@@ -23,6 +23,40 @@ export interface DpuProbe {
   ports: Map<string, PortOwner>;
 }
 
+/** An ovs-vsctl or ovsdb-client failure saying a Port or Interface of that name exists (OVS's unique name index). */
+export function isNameTaken(stderr: string): boolean {
+  return /constraint violation/.test(stderr) && /index on column \\?"name\\?"|identical values/.test(stderr);
+}
+
+/** The ovs-vsctl tables of a line whose owner-checked removals (ovsdb-client) printed their result lines first. */
+function withoutResults(out: Array<OvsTable | string>): Array<OvsTable | string> {
+  return out.filter((o) => !(typeof o === 'string' && o.startsWith('[')));
+}
+
+/** A port of the representor's name, as find Port name=... shows it. */
+export interface NamedPort {
+  uuid: string;
+  name: string;
+  ids: Record<string, string>;
+}
+
+/**
+ * A plug found a port of its representor's name: the removal to ask for first (its own earlier port: an interrupted
+ * or repeated ADD, a re-plug; or the stale owner the plugin named in req.reclaim), else an error. Never another
+ * attachment's port unasked, never a port dpu-overlay did not make.
+ */
+export function reclaimFor(target: string, req: PlugRequest, holder: NamedPort): Reclaim {
+  const ids = holder.ids;
+  if (ids[EXT.role] !== 'container' || ids[EXT.container] === undefined || ids[EXT.ifname] === undefined || ids[EXT.network] === undefined) {
+    throw new DpuError('name-conflict', `DPU ${target}: an OVS port named ${req.representor} exists that dpu-overlay did not make (it has no dpu-overlay owner external_ids): remove it on the DPU (ovs-vsctl del-port ${req.representor}) if nothing uses it`);
+  }
+  const owner = { network: ids[EXT.network], containerId: ids[EXT.container], ifname: ids[EXT.ifname] };
+  if (isOwnedBy(ids, req)) return { ...owner, portUuid: holder.uuid };
+  const r = req.reclaim;
+  if (r && r.portUuid === holder.uuid && isOwnedBy(ids, r)) return { ...owner, portUuid: holder.uuid };
+  throw new DpuPortOwned(target, req.representor, { ...owner, portUuid: holder.uuid });
+}
+
 /** DpuClient over one DPU transport: every request is one ovs-vsctl transaction (see commands.ts). */
 export class OvsDpuClient implements DpuClient {
   readonly target: string;
@@ -35,8 +69,8 @@ export class OvsDpuClient implements DpuClient {
     this.target = transport.target;
   }
 
-  private async run(step: string, commands: readonly Argv[]): Promise<Array<OvsTable | string>> {
-    const r = await this.transport.exec(commandLine(commands));
+  private async run(step: string, commands: readonly Argv[], done?: ExecResult): Promise<Array<OvsTable | string>> {
+    const r = done ?? (await this.transport.exec(commandLine(commands)));
     if (r.exitCode !== 0) {
       const stderr = r.stderr.trim().slice(0, 600);
       if (/wait-until|timeout/.test(stderr) && this.s.hwOffload === 'require' && step === 'plug') {
@@ -52,11 +86,44 @@ export class OvsDpuClient implements DpuClient {
   }
 
   async plug(req: PlugRequest): Promise<PlugResult> {
-    const { commands, bridge } = plugCommands(this.s, req);
-    const targets = [{ bridge, vni: req.vni }];
-    const out = await this.run('plug', [...commands, tunnelQueryCommand(this.s, targets)]);
-    await this.afterPlug(targets, out.slice(PLUG_OUTPUTS));
-    return this.plugResult(bridge, out.slice(0, PLUG_OUTPUTS));
+    for (let attempt = 1; ; attempt++) {
+      const { commands, bridge } = plugCommands(this.s, req);
+      const targets = [{ bridge, vni: req.vni }];
+      const line = [...commands, tunnelQueryCommand(this.s, targets)];
+      const r = await this.transport.exec(commandLine(line));
+      if (r.exitCode === 0) {
+        const out = this.tables('plug', r.stdout);
+        await this.afterPlug(targets, out.slice(PLUG_OUTPUTS));
+        return this.plugResult(bridge, out.slice(0, PLUG_OUTPUTS));
+      }
+      if (attempt > 2 || !isNameTaken(r.stderr)) await this.run('plug', line, r);
+      req = await this.withReclaim(req);
+    }
+  }
+
+  /** The plug again, first removing the port of its name that is in the way if that port may go (see reclaimFor). */
+  async withReclaim(req: PlugRequest): Promise<PlugRequest> {
+    const holder = await this.portNamed(req.representor);
+    const { reclaim: _old, ...plain } = req;
+    if (!holder) return plain;
+    const reclaim = reclaimFor(this.target, req, holder);
+    this.log.info({ dpu: this.target, representor: req.representor, portUuid: holder.uuid, owner: reclaim }, 'replacing the representor\'s earlier port');
+    return { ...plain, reclaim };
+  }
+
+  async portNamed(name: string): Promise<NamedPort | undefined> {
+    const [table] = await this.run('find port', [portByNameCommand(this.s, name)]);
+    const row = rows(table)[0];
+    return row ? { uuid: uuidOf(row._uuid) as string, name: String(row.name), ids: mapOf(row.external_ids) } : undefined;
+  }
+
+  /** ovs-vsctl's tables from a line that may begin with ovsdb-client result lines (the owner-checked removals). */
+  private tables(step: string, stdout: string): Array<OvsTable | string> {
+    try {
+      return parseTables(stdout.split('\n').filter((l) => !l.startsWith('[')).join('\n'));
+    } catch {
+      throw new DpuError('bad-output', `DPU ${this.target}: ${step}: unexpected ovs-vsctl output`);
+    }
   }
 
   /** The plug made every configured tunnel; the reading after it shows the ones to remotes no longer configured. */
@@ -93,6 +160,7 @@ export class OvsDpuClient implements DpuClient {
 
   /** Several plugs in one transaction; if it fails, nothing was applied and each should be retried alone. */
   async plugBatch(reqs: readonly PlugRequest[]): Promise<PlugResult[]> {
+    // A reclaim is settled alone (its port's owner is checked there); the batch fails as a whole on a taken name.
     const { commands, bridges } = plugBatchCommands(this.s, reqs);
     const targets = [...new Map(reqs.map((r, k) => [bridges[k] as string, { bridge: bridges[k] as string, vni: r.vni }])).values()];
     const all = await this.run('plug', [...commands, tunnelQueryCommand(this.s, targets)]);
@@ -115,8 +183,10 @@ export class OvsDpuClient implements DpuClient {
   private async removeBridgeIfUnused(bridge: string, tables: Array<OvsTable | string>): Promise<void> {
     const usage = parseBridgeUsage(tables);
     if (!usage.bridgeUuid || usage.containerPorts.length > 0) return;
-    const out = await this.run('remove empty bridge', [removeBridgeIfUnchangedCommand(usage.bridgeUuid, usage.ports)]);
-    const kept = out.some((o) => typeof o === 'string' && o.includes('"error"'));
+    const command = [removeBridgeIfUnchangedCommand(usage.bridgeUuid, usage.ports)];
+    const r = await this.transport.exec(commandLine(command));
+    if (r.exitCode !== 0) await this.run('remove empty bridge', command, r);
+    const kept = r.stdout.includes('"error"');
     this.log.info({ dpu: this.target, bridge, removed: !kept }, kept ? 'VNI bridge gained a port concurrently; kept' : 'removed VNI bridge with its last container');
   }
 
@@ -127,25 +197,25 @@ export class OvsDpuClient implements DpuClient {
 
   async unplug(req: UnplugRequest): Promise<void> {
     const bridge = bridgeName(this.s.bridgePrefix, req.vni);
-    let uuids: string[];
-    if (req.portUuid) {
-      uuids = [req.portUuid];
-    } else {
-      uuids = (await this.ownerPorts({ containerId: req.containerId, ifname: req.ifname, network: req.network })).map((p) => p.uuid);
-    }
-    if (uuids.length === 0) return;
-    await this.removeBridgeIfUnused(bridge, await this.run('unplug', [removePortsCommand(this.s, bridge, req.vni, uuids)]));
+    const owner = { containerId: req.containerId, ifname: req.ifname, network: req.network };
+    const ports: OwnedPort[] = req.portUuid
+      ? [{ uuid: req.portUuid, name: req.representor, owner }]
+      : (await this.ownerPorts(owner)).map((p) => ({ uuid: p.uuid, name: p.name, owner }));
+    if (ports.length === 0) return;
+    await this.removeBridgeIfUnused(bridge, withoutResults(await this.run('unplug', removePortsCommands(this.s, bridge, req.vni, ports))));
   }
 
   /**
-   * Several unplugs by port UUID in one transaction. Each request's usage tables show the bridge after its own
-   * removal, so only the last request leaving a bridge empty removes it. On failure nothing was applied.
+   * Several unplugs by port UUID in one line. The usage tables are read after all removals, so only the last
+   * request on a bridge decides whether it goes. On failure the removals already made stay made (each is its own
+   * transaction, and repeating one is a no-op).
    */
   async unplugBatch(reqs: ReadonlyArray<UnplugRequest & { portUuid: string }>): Promise<void[]> {
-    const items = reqs.map((r) => ({ bridge: bridgeName(this.s.bridgePrefix, r.vni), vni: r.vni, portUuid: r.portUuid }));
-    const out = await this.run('unplug', [removePortsBatchCommand(this.s, items)]);
+    const items = reqs.map((r) => ({ bridge: bridgeName(this.s.bridgePrefix, r.vni), vni: r.vni, port: { uuid: r.portUuid, name: r.representor, owner: { containerId: r.containerId, ifname: r.ifname, network: r.network } } }));
+    const out = withoutResults(await this.run('unplug', removePortsBatchCommands(this.s, items)));
     if (out.length !== reqs.length * UNPLUG_OUTPUTS) throw new DpuError('bad-output', `DPU ${this.target}: unplug: unexpected ovs-vsctl output`);
-    for (const [k, item] of items.entries()) await this.removeBridgeIfUnused(item.bridge, out.slice(k * UNPLUG_OUTPUTS, (k + 1) * UNPLUG_OUTPUTS));
+    const last = new Map(items.map((item, k) => [item.bridge, k]));
+    for (const [bridge, k] of last) await this.removeBridgeIfUnused(bridge, out.slice(k * UNPLUG_OUTPUTS, (k + 1) * UNPLUG_OUTPUTS));
     return items.map(() => undefined);
   }
 
@@ -185,14 +255,15 @@ export class OvsDpuClient implements DpuClient {
   async gc(network: string, vni: number, keep: ReadonlyArray<Pick<PortOwner, 'containerId' | 'ifname'>>): Promise<number> {
     const valid = new Set(keep.map((k) => `${k.containerId}/${k.ifname}`));
     const stale = (await this.ownerPorts({ network })).filter((p) => !valid.has(`${p.ids[EXT.container]}/${p.ids[EXT.ifname]}`));
-    const byVni = new Map<number, string[]>();
+    const byVni = new Map<number, OwnedPort[]>();
     for (const p of stale) {
       const v = Number(p.ids[EXT.vni] ?? vni);
-      byVni.set(v, [...(byVni.get(v) ?? []), p.uuid]);
+      const owner = { network: p.ids[EXT.network] ?? network, containerId: p.ids[EXT.container] ?? '', ifname: p.ids[EXT.ifname] ?? '' };
+      byVni.set(v, [...(byVni.get(v) ?? []), { uuid: p.uuid, name: p.name, owner }]);
     }
-    for (const [v, uuids] of byVni) {
+    for (const [v, ports] of byVni) {
       const bridge = bridgeName(this.s.bridgePrefix, v);
-      await this.removeBridgeIfUnused(bridge, await this.run('gc', [removePortsCommand(this.s, bridge, v, uuids)]));
+      await this.removeBridgeIfUnused(bridge, withoutResults(await this.run('gc', removePortsCommands(this.s, bridge, v, ports))));
     }
     // The bridges GC touches follow remoteVteps: without a daemon this is how a node file edit reaches them.
     const vnis = new Set([vni, ...byVni.keys()]);
@@ -206,10 +277,16 @@ export class OvsDpuClient implements DpuClient {
   }
 
   async status(): Promise<void> {
-    const [ovsT] = await this.run('status', [statusCommand(this.s)]);
-    if (this.s.hwOffload === 'require' && hwOffloadValue(ovsT) !== 'true') {
+    const hw = await this.hwOffloadState();
+    if (this.s.hwOffload === 'require' && hw !== 'true') {
       throw new DpuError('offload-required-missing', `DPU ${this.target}: hwOffload is "require" but other_config:hw-offload is not true`);
     }
+  }
+
+  /** other_config:hw-offload of the DPU's OVS (STATUS's command), undefined when unset. */
+  async hwOffloadState(): Promise<string | undefined> {
+    const [ovsT] = await this.run('status', [statusCommand(this.s)]);
+    return hwOffloadValue(ovsT);
   }
 
   /** One round trip: boot id, database identity and container ports (the daemon's recovery watch). */

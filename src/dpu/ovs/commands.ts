@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { DpuError } from '../errors';
 import type { DpuConfig } from '../../config/schema';
-import type { PlugRequest, PortOwner } from '../api';
-import { type Argv, ovsString } from '../quote';
+import type { OwnedPort, PlugRequest, PortOwner } from '../api';
+import { type Argv, ovsJson, ovsString } from '../quote';
 
 /** external_ids keys the plugin owns on the DPU. */
 export const EXT = {
@@ -63,7 +63,6 @@ function plugTxn(s: OvsSettings, req: PlugRequest, bridge: string, tag = ''): st
     ['--may-exist', 'add-br', bridge],
     ['set', 'Bridge', bridge, `datapath_type=${s.datapathType}`, ext(EXT.managed, 'true'), ext(EXT.vni, req.vni)],
     ...tunnelCommands(s, bridge, req.vni),
-    ['--if-exists', 'del-port', req.representor],
     [`--id=@i${tag}`, 'create', 'Interface', `name=${req.representor}`, `mtu_request=${req.mtu}`, ...ownerIds(req)],
     [`--id=@p${tag}`, 'create', 'Port', `name=${req.representor}`, `interfaces=@i${tag}`, ...ownerIds(req)],
     ['add', 'Bridge', bridge, 'ports', `@p${tag}`],
@@ -71,6 +70,28 @@ function plugTxn(s: OvsSettings, req: PlugRequest, bridge: string, tag = ''): st
   ];
   if (s.hwOffload === 'enable') txn.push(['set', 'Open_vSwitch', '.', 'other_config:hw-offload=true']);
   return txn;
+}
+
+/**
+ * Removes one container port only while it is still that owner's (the plugin's owner external_ids and the name),
+ * in one OVSDB transaction: a wait with timeout 0 on the Port, then the Bridge's reference goes (the Port and its
+ * Interface with it). A port meanwhile removed or taken by another owner makes the wait fail ("timed out"), and
+ * the transaction changes nothing. This is the only way the plugin removes a container port: the plug transaction
+ * never deletes by name, so an existing port of that name makes its create fail on OVS's unique name index.
+ * guard/dpu-guard.sh rebuilds it byte for byte.
+ */
+export function removeOwnedPortTxn(p: OwnedPort): unknown[] {
+  const u = ['uuid', p.uuid];
+  const owner = [[EXT.container, p.owner.containerId], [EXT.ifname, p.owner.ifname], [EXT.network, p.owner.network], [EXT.role, 'container']];
+  return [
+    'Open_vSwitch',
+    { op: 'wait', table: 'Port', where: [['_uuid', '==', u], ['name', '==', p.name], ['external_ids', 'includes', ['map', owner]]], columns: ['name'], until: '==', rows: [{ name: p.name }], timeout: 0 },
+    { op: 'mutate', table: 'Bridge', where: [['ports', 'includes', u]], mutations: [['ports', 'delete', ['set', [u]]]] },
+  ];
+}
+
+export function removeOwnedPortCommand(p: OwnedPort): Argv {
+  return ['ovsdb-client', 'transact', ovsJson(removeOwnedPortTxn(p))];
 }
 
 /** What a plug transaction prints per request: the Interface UUID, the Port UUID, the Open_vSwitch other_config table. */
@@ -88,13 +109,18 @@ function representorsUp(s: OvsSettings, reqs: readonly PlugRequest[]): Argv[] {
  */
 export function plugCommands(s: OvsSettings, req: PlugRequest): { commands: Argv[]; bridge: string } {
   const bridge = bridgeName(s.bridgePrefix, req.vni);
-  return { commands: [...representorsUp(s, [req]), vsctl(s, ...plugTxn(s, req, bridge))], bridge };
+  return { commands: [...reclaimCommands([req]), ...representorsUp(s, [req]), vsctl(s, ...plugTxn(s, req, bridge))], bridge };
+}
+
+/** The owner-checked removals a plug asks for first (its own earlier port, or a stale attachment's); each prints one result line. */
+export function reclaimCommands(reqs: readonly PlugRequest[]): Argv[] {
+  return reqs.flatMap((r) => (r.reclaim ? [removeOwnedPortCommand({ uuid: r.reclaim.portUuid, name: r.representor, owner: r.reclaim })] : []));
 }
 
 /** Several ADDs in one ovs-vsctl transaction (the daemon's batching); prints PLUG_OUTPUTS lines per request, in order. */
 export function plugBatchCommands(s: OvsSettings, reqs: readonly PlugRequest[]): { commands: Argv[]; bridges: string[] } {
   const bridges = reqs.map((r) => bridgeName(s.bridgePrefix, r.vni));
-  return { commands: [...representorsUp(s, reqs), vsctl(s, ...reqs.flatMap((r, k) => plugTxn(s, r, bridges[k] as string, String(k))))], bridges };
+  return { commands: [...reclaimCommands(reqs), ...representorsUp(s, reqs), vsctl(s, ...reqs.flatMap((r, k) => plugTxn(s, r, bridges[k] as string, String(k))))], bridges };
 }
 
 export function bridgeUsageQueries(bridge: string, vni: number): string[][] {
@@ -114,21 +140,23 @@ export function findOwnerPortsCommand(s: Pick<OvsSettings, 'timeoutMs'>, filter:
   return vsctl(s, ['--columns=_uuid,name,external_ids', 'find', 'Port', ...where]);
 }
 
-function removePortsTxn(bridge: string, vni: number, portUuids: readonly string[]): string[][] {
-  return [...portUuids.map((u) => ['--if-exists', 'remove', 'Bridge', bridge, 'ports', u]), ...bridgeUsageQueries(bridge, vni)];
+/**
+ * DEL/GC: each port removed by its own owner-checked transaction (a no-op for a port meanwhile removed or replaced),
+ * then one ovs-vsctl reading what is left on the bridge. Prints one result line per port, then the usage tables.
+ */
+export function removePortsCommands(s: OvsSettings, bridge: string, vni: number, ports: readonly OwnedPort[]): Argv[] {
+  return [...ports.map(removeOwnedPortCommand), vsctl(s, ...bridgeUsageQueries(bridge, vni))];
 }
 
-/** DEL/GC by port UUID: a no-op for a port meanwhile replaced. Also reads what is left on the bridge. */
-export function removePortsCommand(s: OvsSettings, bridge: string, vni: number, portUuids: readonly string[]): Argv {
-  return vsctl(s, ...removePortsTxn(bridge, vni, portUuids));
-}
-
-/** What a removal prints per request: the three bridge usage tables, as seen after that request's removal. */
+/** What a removal prints per request after the result lines: the three bridge usage tables. */
 export const UNPLUG_OUTPUTS = 3;
 
-/** Several DELs by port UUID in one transaction (the daemon's batching); UNPLUG_OUTPUTS tables per request, in order. */
-export function removePortsBatchCommand(s: OvsSettings, reqs: ReadonlyArray<{ bridge: string; vni: number; portUuid: string }>): Argv {
-  return vsctl(s, ...reqs.flatMap((r) => removePortsTxn(r.bridge, r.vni, [r.portUuid])));
+/**
+ * Several DELs in one line (the daemon's batching): one owner-checked transaction per port, so one that changes
+ * nothing cannot abort the others, then the usage tables of every request's bridge, read after all removals.
+ */
+export function removePortsBatchCommands(s: OvsSettings, reqs: ReadonlyArray<{ bridge: string; vni: number; port: OwnedPort }>): Argv[] {
+  return [...reqs.map((r) => removeOwnedPortCommand(r.port)), vsctl(s, ...reqs.flatMap((r) => bridgeUsageQueries(r.bridge, r.vni)))];
 }
 
 /** Deletes the bridge only if its ports are still exactly `ports` (OVSDB wait with timeout 0): a concurrent ADD wins. */
@@ -139,6 +167,11 @@ export function removeBridgeIfUnchangedCommand(bridgeUuid: string, ports: string
     { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['bridges', 'delete', ['uuid', bridgeUuid]]] },
   ];
   return ['ovsdb-client', 'transact', JSON.stringify(txn)];
+}
+
+/** The port of a representor's name and its owner, wherever it is (a plug found the name taken). */
+export function portByNameCommand(s: Pick<OvsSettings, 'timeoutMs'>, representor: string): Argv {
+  return vsctl(s, ['--columns=_uuid,name,external_ids', 'find', 'Port', `name=${representor}`]);
 }
 
 export function checkCommand(s: OvsSettings, bridge: string, vni: number, representor: string): Argv {

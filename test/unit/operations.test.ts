@@ -1,0 +1,79 @@
+import { pluginConfigsIn } from '../../src/cli/doctor';
+import { cniCodeOf } from '../../src/daemon/cni-exec';
+import { DaemonMetrics, parseMetricsAddress } from '../../src/daemon/metrics';
+import { countAttachments, formatNodeStatus } from '../../src/daemon/node-status';
+import { parseDaemonArgs } from '../../src/daemon';
+import { recordedNetnsAlive } from '../../src/kernel/netns';
+
+describe('daemon metrics', () => {
+  it('--metrics-address takes HOST:PORT and [IPv6]:PORT only', () => {
+    expect(parseMetricsAddress('127.0.0.1:9741')).toEqual({ host: '127.0.0.1', port: 9741 });
+    expect(parseMetricsAddress('[::1]:9741')).toEqual({ host: '::1', port: 9741 });
+    for (const bad of ['9741', '127.0.0.1', '127.0.0.1:0', '127.0.0.1:70000', ':9741', 'a:b:9741']) expect(() => parseMetricsAddress(bad)).toThrow(/HOST:PORT/);
+    expect((parseDaemonArgs(['--metrics-address', '127.0.0.1:1234']) as { metrics: unknown }).metrics).toEqual({ host: '127.0.0.1', port: 1234 });
+    expect((parseDaemonArgs([]) as { metrics?: unknown }).metrics).toBeUndefined();
+  });
+
+  it('exposes the series with their labels; gauges are read at scrape time', async () => {
+    let connected = true;
+    const m = new DaemonMetrics({ dpus: () => [{ dpu: 'root@d:22', connected }], attachments: () => [{ network: 'n', vni: 7, count: 2 }] });
+    m.cniRequest('ADD', 0, 0.2);
+    m.cniRequest('ADD', 7, 0.001);
+    m.cniSteps('ADD', { dpu: 12, ipam: 3 });
+    m.dpuRoundTrip('root@d:22', 'plug', 0.01);
+    m.replugged('root@d:22');
+    let text = await m.registry.metrics();
+    expect(text).toContain('dpu_overlay_cni_requests_total{command="ADD",code="0"} 1');
+    expect(text).toContain('dpu_overlay_cni_requests_total{command="ADD",code="7"} 1');
+    expect(text).toContain('dpu_overlay_cni_request_duration_seconds_count{command="ADD"} 2');
+    expect(text).toContain('dpu_overlay_cni_step_duration_seconds_count{command="ADD",step="dpu"} 1');
+    expect(text).toContain('dpu_overlay_dpu_round_trip_seconds_count{dpu="root@d:22",op="plug"} 1');
+    expect(text).toContain('dpu_overlay_dpu_replugs_total{dpu="root@d:22"} 1');
+    expect(text).toContain('dpu_overlay_attachments{network="n",vni="7"} 2');
+    expect(text).toContain('dpu_overlay_dpu_connected{dpu="root@d:22"} 1');
+    connected = false;
+    text = await m.registry.metrics();
+    expect(text).toContain('dpu_overlay_dpu_connected{dpu="root@d:22"} 0');
+  });
+
+  it('a command\'s code is 0 on success, else its error JSON\'s code', () => {
+    expect(cniCodeOf(0, '{}')).toBe(0);
+    expect(cniCodeOf(1, '{"code":11,"msg":"x"}')).toBe(11);
+    expect(cniCodeOf(1, 'not json')).toBe(1);
+  });
+});
+
+describe('status', () => {
+  it('counts attachments holding a VF by network and VNI, and prints a table', () => {
+    const base = { ifname: 'net1', vf: '0000:03:00.2', netns: '/run/netns/x', stateDir: '/s' };
+    const atts = [
+      { ...base, containerId: 'a', network: 'n', vni: 1, state: 'ready' as const },
+      { ...base, containerId: 'b', network: 'n', vni: 1, state: 'adding' as const },
+      { ...base, containerId: 'c', network: 'n', vni: 1, state: 'del-pending' as const },
+      { ...base, containerId: 'd', network: 'm', vni: 2, state: 'ready' as const, representor: 'pf0vf1' },
+    ];
+    expect(countAttachments(atts)).toEqual([{ network: 'n', vni: 1, count: 2 }, { network: 'm', vni: 2, count: 1 }]);
+    const text = formatNodeStatus({ source: 'records', version: '0', dpus: [], attachments: atts, invalidRecords: [{ file: '/s/x', problem: 'bad' }] });
+    expect(text).toMatch(/^daemon: not running/);
+    expect(text).toContain('pf0vf1');
+    expect(text).toContain('INVALID RECORD /s/x: bad');
+  });
+});
+
+describe('doctor', () => {
+  it('finds the dpu-overlay plugins of a .conf and of a .conflist (with the list\'s name)', () => {
+    expect(pluginConfigsIn('{"type":"dpu-overlay","name":"a"}')).toEqual([{ type: 'dpu-overlay', name: 'a' }]);
+    expect(pluginConfigsIn('{"type":"bridge","name":"a"}')).toEqual([]);
+    expect(pluginConfigsIn('{"name":"l","cniVersion":"1.1.0","plugins":[{"type":"dpu-overlay","vni":5},{"type":"tuning"}]}')).toEqual([{ type: 'dpu-overlay', vni: 5, name: 'l', cniVersion: '1.1.0' }]);
+  });
+});
+
+describe('recovery: is a container still there', () => {
+  it('the recorded namespace file naming the same namespace, or a process in it, keeps it alive', () => {
+    const self = { netns: '/proc/self/ns/net' };
+    expect(recordedNetnsAlive(self, () => new Set())).toBe(true);
+    expect(recordedNetnsAlive({ netns: '/nonexistent/ns', netnsId: '1:2' }, () => new Set())).toBe(false);
+    expect(recordedNetnsAlive({ netns: '/nonexistent/ns', netnsId: '1:2' }, () => new Set(['1:2']))).toBe(true);
+    expect(recordedNetnsAlive({ netns: '/nonexistent/ns' }, () => new Set())).toBe(false);
+  });
+});
