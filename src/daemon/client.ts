@@ -7,7 +7,7 @@ import { dpuRequestBoundMs } from './deadlines';
 import { DpuError } from '../dpu/errors';
 
 /** Connecting and the daemon's hello (as the forwarder's, src/daemon/forward.ts). */
-const HELLO_TIMEOUT_MS = 3300;
+const HELLO_TIMEOUT_MS = 10300;
 /** Past the daemon's bound for a request, the time its answer may take to arrive. */
 const ANSWER_SLACK_MS = 2000;
 import type { Logger } from '../log';

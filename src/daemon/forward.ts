@@ -16,9 +16,9 @@ export const FORWARDED: ReadonlySet<string> = new Set(['ADD', 'DEL', 'CHECK', 'G
 const CONNECT_TIMEOUT_MS = 300;
 /**
  * The daemon's hello after connecting: it needs the daemon's event loop, which a burst of commands keeps busy,
- * so it gets longer than the connect. A socket silent this long gets nothing, and the plugin runs the command.
+ * so it gets much longer than the connect (a burst of 64 ADDs on two cores passed 3 s). A socket silent this long gets nothing, and the plugin runs the command.
  */
-export const HELLO_TIMEOUT_MS = 3000;
+export const HELLO_TIMEOUT_MS = 10000;
 
 /** The daemon's answer: what the plugin prints, writes to stderr and exits with. */
 export interface Forwarded {

@@ -278,10 +278,10 @@ describe('forwarder', () => {
     const received: string[] = [];
     await fakeDaemon((req) => received.push(String(req.op)), null);
     const t0 = Date.now();
-    expect(await forward(env('ADD'), Promise.resolve(conf()), uid)).toEqual({ standalone: 'no hello from the daemon within 3000 ms' });
-    expect(Date.now() - t0).toBeLessThan(4500);
+    expect(await forward(env('ADD'), Promise.resolve(conf()), uid)).toEqual({ standalone: 'no hello from the daemon within 10000 ms' });
+    expect(Date.now() - t0).toBeLessThan(12000);
     expect(received).toEqual([]);
-  });
+  }, 20000);
 
   it.each([
     ['another server', '{"jsonrpc":"2.0"}', /did not identify itself as a dpu-overlay daemon/],
