@@ -142,7 +142,7 @@ describe('DaemonDpuClient', () => {
     expect(received).toEqual([]);
     expect(direct.callsOf('status')).toHaveLength(1);
     c.close();
-  });
+   }, 20000);
 });
 
 describe('DaemonDpuClient trusts only a root-owned socket in a private directory', () => {
