@@ -7,7 +7,7 @@
 #   ./install.sh --dpu --ovn --ovn-remote R --ovn-nb R --encap-ip IP  ... and make it an OVN chassis
 #   ./install.sh --ovn-central --listen IP                            a lab OVN central (NB, SB, northd)
 #
-# Idempotent: re-running skips what is already in place. See --help and README.md.
+# Idempotent: re-running skips what is already in place. See --help and docs/install.md.
 set -euo pipefail
 
 REPO=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
@@ -97,7 +97,7 @@ that restricts the plugin's key to the commands the plugin sends.
                              must never equal any chassis's hostname
   --bridge-datapath-type T   br-int's datapath: system (default) or netdev (OVS-DOCA)
 
-Lab central (--ovn-central, one machine; production runs OVN's clustered databases, see README.md):
+Lab central (--ovn-central, one machine; production runs OVN's clustered databases, see docs/install.md):
   --listen IP                the address NB (tcp 6641) and SB (tcp 6642) listen on, without TLS
 
   -h, --help          this text
@@ -379,7 +379,7 @@ daemon_unit() {
   cat <<EOF
 [Unit]
 Description=dpu-overlay daemon (DPU connections and OVS transactions for the CNI plugin)
-Documentation=file://$REPO/README.md
+Documentation=file://$REPO/docs/daemon.md
 After=network-online.target
 Wants=network-online.target
 Before=kubelet.service containerd.service crio.service podman.service
@@ -651,7 +651,7 @@ central_main() {
   cat <<EOF
   lab OVN central: NB tcp:$LISTEN:6641, SB tcp:$LISTEN:6642 (no TLS), northd running
   on each DPU:  ./install.sh --dpu --ovn --ovn-remote tcp:$LISTEN:6642 --ovn-nb tcp:$LISTEN:6641 --encap-ip <its VTEP>
-  production: OVN's clustered NB/SB over ssl (ovn-ctl(8), "Creating a clustered db on 3 nodes"); see README.md
+  production: OVN's clustered NB/SB over ssl (ovn-ctl(8), "Creating a clustered db on 3 nodes"); see docs/install.md
 EOF
 }
 

@@ -1,6 +1,6 @@
 /**
  * Smoke test of npm run bench (bench/latency.ts): a tiny run on its own testbed must produce every
- * figure the README table shows. The figures themselves are not asserted (timings are for the benchmark).
+ * figure the docs/benchmarks.md table shows. The figures themselves are not asserted (timings are for the benchmark).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

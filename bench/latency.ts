@@ -3,9 +3,10 @@
 // operator would script (host-device + OpenSSH ovs-vsctl); bursts; VERSION next to a hello-world SEA built the same
 // way (the Node floor); the daemon's RSS with many attachments and its CPU at idle. Children get a scrubbed
 // environment (bench/latency/env.ts); the cost of two inherited variables is measured once, on purpose.
-//   node scripts/run-ts.js bench/latency.ts [--quick] [--cycles N] [--bursts 1,2,5] [--attachments N] [--idle-seconds S] [--snapshot] [--out DIR] [--readme]
-// Prints the JSON and a markdown table on stdout; writes DIR/latency.{json,md} (default docs/benchmarks);
-// --readme also puts the table into README.md between the bench:latency markers.
+//   node scripts/run-ts.js bench/latency.ts [--quick] [--cycles N] [--bursts 1,2,5] [--attachments N] [--idle-seconds S] [--snapshot] [--out DIR] [--docs]
+// Prints the JSON and a markdown table on stdout; writes DIR/latency.{json,md} (default build/benchmarks);
+// --docs (formerly --readme) also puts the table into docs/benchmarks.md between the bench:latency markers and
+// the JSON into docs/benchmarks/latency.json.
 // Needs root; brings up its own testbed (DPUO_TESTBED_PREFIX, default dpuo) and takes it down.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,7 +15,7 @@ import { join } from 'node:path';
 import { BINARY, CNI_PATH, container, envFor, hostLocal, netConf, type NetnsRun, PREFIX, removeContainers, ROOT, runInNetns, type Site, site, type Testbed, testbedDown, testbedUp } from '../test/testkit/testbed';
 import { type Daemon, idleCpuPercent, rssKb, startDaemon, stopDaemon } from './latency/daemon';
 import { ENV_EFFECTS, scrubbedEnv } from './latency/env';
-import { type BurstResult, DPU_CONNECT, markdown, median, type Report, type Stats, stats, targets, updateReadme } from './latency/report';
+import { type BurstResult, DPU_CONNECT, markdown, median, type Report, type Stats, stats, targets, updateBenchmarksDoc } from './latency/report';
 import { helloSea } from './latency/sea-floor';
 import { snapshotBinary } from './latency/snapshot';
 
@@ -30,7 +31,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, cycles: 50, bursts: [1, 2, 5, 10, 20, 40], attachments: 100, idleSeconds: 10, snapshot: false, out: join(ROOT, 'docs', 'benchmarks'), readme: false };
+  const o: Options = { quick: false, cycles: 50, bursts: [1, 2, 5, 10, 20, 40], attachments: 100, idleSeconds: 10, snapshot: false, out: join(ROOT, 'build', 'benchmarks'), readme: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') Object.assign(o, { quick: true, cycles: 8, bursts: [1, 5, 20], idleSeconds: 5 });
@@ -40,7 +41,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--idle-seconds') o.idleSeconds = Number(argv[++i]);
     else if (a === '--snapshot') o.snapshot = true;
     else if (a === '--out') o.out = String(argv[++i]);
-    else if (a === '--readme') o.readme = true;
+    else if (a === '--docs' || a === '--readme') o.readme = true;
     else throw new Error(`unknown argument ${a}`);
   }
   if (!(o.cycles >= 1) || o.bursts.some((n) => !(n >= 1 && n <= 40))) throw new Error('--cycles >= 1, bursts between 1 and 40');
@@ -306,8 +307,9 @@ async function main(): Promise<void> {
     writeFileSync(join(o.out, 'latency.json'), JSON.stringify(report, null, 2) + '\n');
     writeFileSync(join(o.out, 'latency.md'), md);
     if (o.readme) {
-      updateReadme(md);
-      progress('README.md figures updated');
+      updateBenchmarksDoc(md);
+      writeFileSync(join(ROOT, 'docs', 'benchmarks', 'latency.json'), JSON.stringify(report, null, 2) + '\n');
+      progress('docs/benchmarks.md figures updated');
     }
     process.stdout.write(JSON.stringify(report) + '\n\n' + md);
   } finally {

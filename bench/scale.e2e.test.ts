@@ -1,6 +1,6 @@
 /**
  * Smoke test of npm run bench:scale (bench/scale.ts): its --quick run on its own testbed (3 DPUs x 8 VFs, OVN)
- * must produce every figure the README table shows, count the tunnel ports the two modes build, and leave nothing
+ * must produce every figure the docs/benchmarks.md table shows, count the tunnel ports the two modes build, and leave nothing
  * behind. Timings are not asserted (they are for the benchmark).
  */
 import { spawnSync } from 'node:child_process';

@@ -1,9 +1,9 @@
 // Scale of OVN mode next to the static mesh (issue 14): 3 emulated DPUs x N VFs over 1, 10 and 50 VNIs, warm ADDs
 // (through one daemon per host) of every VF in each mode, then the DPUs' tunnel ports, OpenFlow flows and
 // ovn-controller CPU, and by arithmetic the cost at 100 and 1,000 hosts.
-//   node scripts/run-ts.js bench/scale.ts [--quick] [--vfs N] [--vnis 1,10,50] [--idle S] [--out DIR] [--readme]
-// Writes DIR/scale.{json,md} (default docs/benchmarks); --readme puts the table into README.md between the
-// bench:scale markers. Progress on stderr. Needs root; brings up its own testbed (DPUO_TESTBED_PREFIX) and takes it down.
+//   node scripts/run-ts.js bench/scale.ts [--quick] [--vfs N] [--vnis 1,10,50] [--idle S] [--out DIR] [--docs]
+// Writes DIR/scale.{json,md} (default build/benchmarks); --docs (formerly --readme) puts the table into docs/benchmarks.md between the
+// bench:scale markers (and the JSON into docs/benchmarks/scale.json). Progress on stderr. Needs root; brings up its own testbed (DPUO_TESTBED_PREFIX) and takes it down.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -13,12 +13,12 @@ import {
   type Site, type Testbed, testbedDown, testbedUp,
 } from '../test/testkit/testbed';
 import { brIntPorts, claimToInstalledMs, flows, type Mode, ovnControllerCpuMs, ovnControllerLog, staticBridges, tunnelPorts } from './scale/dpu';
-import { FORMULAS, markdown, type Phase, projections, ratio, type Report, stats, updateReadme } from './scale/report';
+import { FORMULAS, markdown, type Phase, projections, ratio, type Report, stats, updateBenchmarksDoc } from './scale/report';
 
 interface Options { quick: boolean; vfs: number; vnis: number[]; idleS: number; out: string; readme: boolean }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, vfs: 32, vnis: [1, 10, 50], idleS: 10, out: join(ROOT, 'docs', 'benchmarks'), readme: false };
+  const o: Options = { quick: false, vfs: 32, vnis: [1, 10, 50], idleS: 10, out: join(ROOT, 'build', 'benchmarks'), readme: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') Object.assign(o, { quick: true, vfs: 8, vnis: [1, 10], idleS: 3 });
@@ -26,7 +26,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--vnis') o.vnis = String(argv[++i]).split(',').map(Number);
     else if (a === '--idle') o.idleS = Number(argv[++i]);
     else if (a === '--out') o.out = String(argv[++i]);
-    else if (a === '--readme') o.readme = true;
+    else if (a === '--docs' || a === '--readme') o.readme = true;
     else throw new Error(`unknown argument ${a}`);
   }
   if (!(o.vfs >= 1 && o.vfs <= 64) || o.vnis.some((n) => !(Number.isInteger(n) && n >= 1 && n <= 100)) || !(o.idleS >= 1)) {
@@ -220,8 +220,9 @@ async function main(): Promise<void> {
     writeFileSync(join(o.out, 'scale.json'), JSON.stringify(report, null, 2) + '\n');
     writeFileSync(join(o.out, 'scale.md'), md);
     if (o.readme) {
-      updateReadme(md);
-      progress('README.md table updated');
+      updateBenchmarksDoc(md);
+      writeFileSync(join(ROOT, 'docs', 'benchmarks', 'scale.json'), JSON.stringify(report, null, 2) + '\n');
+      progress('docs/benchmarks.md table updated');
     }
     process.stdout.write(md);
     const left = Object.entries(report.leftovers).filter(([, v]) => v !== 0);

@@ -259,6 +259,7 @@ sub tunnel_txn_why {
 # The shapes of src/dpu/ovn/commands.ts. Each northbound transaction is matched loosely to extract its values,
 # the values are checked, and the transaction is rebuilt from them and compared byte for byte: extra ops,
 # reordered keys, smuggled columns or a requested-chassis list cannot survive the rebuild.
+# Why this design, and the UUID scheme: docs/design/ovn-transactions.md.
 my $SWITCH_UUID_PREFIX = 'd9c0a7e0-0dfb-4f1e-8a5c-';
 my $OVN_SWITCH = '(?:' . join('|', map { quotemeta($_) } @ovn_prefixes) . ')';
 my $MAC = qr/[0-9a-f]{2}(?::[0-9a-f]{2}){5}/;

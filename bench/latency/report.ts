@@ -1,6 +1,6 @@
 // The bench's figures: statistics, issue 13's targets (ratios measured side by side in one run, with the measured
-// floor for each one missed), the markdown table, and the README section between the bench:latency markers.
-import { updateReadmeSection } from '../readme-section';
+// floor for each one missed), the markdown table, and the docs/benchmarks.md section between the bench:latency markers.
+import { updateBenchmarksSection } from '../docs-section';
 
 export interface Stats {
   n: number;
@@ -126,6 +126,6 @@ export function markdown(r: Report): string {
   ].join('\n') + '\n';
 }
 
-export function updateReadme(md: string): void {
-  updateReadmeSection('latency', md);
+export function updateBenchmarksDoc(md: string): void {
+  updateBenchmarksSection('latency', md);
 }

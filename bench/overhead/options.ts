@@ -13,13 +13,13 @@ export interface Options {
   dpuCores: number[];
   binary: string;
   hostOverlay: HostOverlayDatapath;
-  /** a README whose results block to rewrite with this run's table and chart */
+  /** a markdown file (docs/benchmarks.md) whose results block to rewrite with this run's table and chart */
   readme?: string;
 }
 
 export const USAGE = `usage: npm run bench:overhead -- [--modes ${MODES.join(',')}] [--pairs 1,2,5,10,20] [--seconds N]
        [--out DIR] [--hosts CONFIG.json] [--host-cores LIST] [--dpu-cores LIST] [--binary PATH]
-       [--host-overlay auto|kernel|ovs] [--readme README.md]`;
+       [--host-overlay auto|kernel|ovs] [--readme docs/benchmarks.md]`;
 
 function numbers(flag: string, v: string, min: number): number[] {
   const xs = v.split(',').map((x) => Number(x.trim()));

@@ -113,7 +113,7 @@ export async function fig4Svg(r: Results): Promise<string> {
   }
 }
 
-export const README_BEGIN = '<!-- overhead-results:begin (written by npm run bench:overhead -- --readme README.md) -->';
+export const README_BEGIN = '<!-- overhead-results:begin (written by npm run bench:overhead -- --readme docs/benchmarks.md) -->';
 export const README_END = '<!-- overhead-results:end -->';
 
 /** Replaces the results block of a README with this run's command, table and chart (`chartPath` relative to the README). */

@@ -1,5 +1,5 @@
-// The scale bench's results: statistics, the 100 / 1,000-host arithmetic, markdown and the README block.
-import { updateReadmeSection } from '../readme-section';
+// The scale bench's results: statistics, the 100 / 1,000-host arithmetic, markdown and the docs/benchmarks.md block.
+import { updateBenchmarksSection } from '../docs-section';
 import type { Mode } from './dpu';
 
 export interface Stats { n: number; p50: number; p99: number; max: number }
@@ -112,6 +112,6 @@ export function markdown(r: Report): string {
   return out.join('\n') + '\n';
 }
 
-export function updateReadme(md: string): void {
-  updateReadmeSection('scale', md);
+export function updateBenchmarksDoc(md: string): void {
+  updateBenchmarksSection('scale', md);
 }

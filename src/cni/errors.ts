@@ -1,6 +1,6 @@
 import { LayerError } from '../util/layer-error';
 
-/** CNI SPEC 1.1.0 "Error" codes; plugin-specific codes start at 100 (see README). */
+/** CNI SPEC 1.1.0 "Error" codes; plugin-specific codes start at 100 (see docs/operations.md "Error codes"). */
 export const ErrorCode = {
   IncompatibleVersion: 1,
   UnsupportedField: 2,

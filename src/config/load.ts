@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { CniError, ErrorCode } from '../cni/errors';
+import { applyConventions } from './aliases';
 import { mergeNodeFile, NODE_FILE_KEYS, type NodeFile } from './node-file';
 import { DEFAULTS, type DpuConfig, MAC_ADDRESS, NetConfSchema, type NetConfInput, pfList } from './schema';
 
@@ -13,6 +14,8 @@ export interface NetConf extends NetConfInput {
   dpus?: Record<string, DpuConfig>;
   /** pf as a list (empty without one): ADD without a deviceID takes the first free VF of the first PF that has one. */
   pfs: string[];
+  /** Fields the plugin ignores (aliases.ts): the caller logs them, loading stays side-effect free. */
+  unknownFields: string[];
 }
 
 function formatPath(path: ReadonlyArray<PropertyKey>): string {
@@ -69,13 +72,14 @@ function formatMerged(error: z.ZodError, merged: Record<string, unknown>, node: 
  */
 export function loadNetConf(raw: Record<string, unknown>, cniArgs: Record<string, string>, nodeFile?: NodeFile): NetConf {
   const node = nodeFile ?? { path: typeof raw.nodeConfig === 'string' ? raw.nodeConfig : DEFAULTS.nodeConfig };
-  const merged = mergeNodeFile(raw, node.values);
+  const { config, unknownFields } = applyConventions(raw);
+  const merged = mergeNodeFile(config, node.values);
   refuseProtoKey(merged.dpus);
   const parsed = NetConfSchema.safeParse(merged);
   if (!parsed.success) {
     throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network config: ${formatMerged(parsed.error, merged, node)}`);
   }
-  const conf: NetConf = { ...parsed.data, pfs: pfList(parsed.data.pf) };
+  const conf: NetConf = { ...parsed.data, pfs: pfList(parsed.data.pf), unknownFields };
   conf.resolvedDeviceId = (conf.runtimeConfig?.deviceID ?? conf.deviceID ?? conf.pciBusID)?.toLowerCase();
   const argsMac = cniArgs.MAC;
   if (argsMac !== undefined && !MAC_ADDRESS.test(argsMac)) {

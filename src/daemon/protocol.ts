@@ -7,7 +7,7 @@ import type { NodeStatus } from './node-status';
 /**
  * Plugin <-> daemon wire format: one JSON object per line over the daemon's unix socket.
  * A request names the DPU fully (identity and OVS settings): the daemon serves it on the
- * connection for exactly that identity, never another.
+ * connection for exactly that identity, never another. Design and fallback rules: docs/design/daemon-protocol.md.
  */
 /** The operations the daemon serves: DpuClient methods, with arguments and answers typed by that API. */
 export const DAEMON_OPS = ['plug', 'unplug', 'check', 'gc', 'status', 'facts', 'setVfFunction'] as const satisfies ReadonlyArray<keyof DpuClient>;

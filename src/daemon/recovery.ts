@@ -22,6 +22,7 @@ import { processNetnsIdentities, recordedNetnsAlive } from '../kernel/netns';
  * The DPUs and how to reach them come from the records, not from the requests the daemon served: a record
  * holds the DPU settings ADD used (dpu.config; older records: the network config ADD got), so recovery
  * works for attachments made before the daemon (re)started or over direct SSH, and stops with the last DEL.
+ * The record and recovery model: docs/design/records-and-recovery.md.
  */
 
 /** How recovery reaches one DPU: the daemon's warm connection for that identity. */

@@ -2,7 +2,7 @@ import { CniError, ErrorCode } from '../cni/errors';
 import type { DpuClient } from '../dpu/api';
 import { DpuError, type DpuErrorKind } from '../dpu/errors';
 
-/** The CNI code of each DPU error kind (README "Error codes"). */
+/** The CNI code of each DPU error kind (docs/operations.md "Error codes"). */
 export const DPU_ERROR_CODES: { readonly [K in DpuErrorKind]: number } = {
   // Outages: the runtime retries.
   unreachable: ErrorCode.TryAgainLater,

@@ -3,6 +3,7 @@ import type { DpuClient } from '../dpu/api';
 import { DpuClients, dpuOfRecord } from './dpu-client';
 import type { DpuConfig } from '../config/schema';
 import { loadNetConf, type NetConf } from '../config/load';
+import { unknownFieldsWarning } from '../config/aliases';
 import { nodeConfigPath, readNodeFile } from '../config/node-file';
 import { IpamDelegate, type IpamCall } from '../cni/invoke';
 import { LinkOps } from '../kernel/iproute2';
@@ -46,6 +47,8 @@ export function prepare(req: CniRequest, deps: Deps): Context {
   deps.admit?.(conf);
   const bindings = { command: req.env.command, containerId: req.env.containerId || undefined, ifname: req.env.ifname || undefined, network: conf.name };
   const log = deps.logger ? deps.logger(conf, bindings) : createLogger(conf, bindings);
+  const ignored = unknownFieldsWarning(conf.unknownFields);
+  if (ignored) log.warn(ignored);
   log.debug({ nodeConfig: node.path, keys: node.values ? Object.keys(node.values) : undefined }, node.values ? 'node file merged' : 'no node file');
   const state = new StateStore(conf.stateDir);
   return { req, conf, log, timer, state, sysfs: new Sysfs(conf.sysfsRoot), links: new LinkOps(deps.runner), ipam: new IpamDelegate(deps.runner, { env: req.rawEnv, stderr: deps.stderr ?? ((text) => void process.stderr.write(text)) }), deps };

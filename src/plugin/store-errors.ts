@@ -1,7 +1,7 @@
 import { CniError, ErrorCode } from '../cni/errors';
 import type { StoreError, StoreErrorKind } from '../store/errors';
 
-/** The CNI code of each state store error kind (README "Error codes"). */
+/** The CNI code of each state store error kind (docs/operations.md "Error codes"). */
 export const STORE_ERROR_CODES: { readonly [K in StoreErrorKind]: number } = {
   io: ErrorCode.IoFailure,
   'untrusted-dir': ErrorCode.InvalidNetworkConfig,

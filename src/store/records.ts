@@ -56,7 +56,7 @@ export interface DpuRecord {
   config?: DpuConfig;
 }
 
-/** Everything DEL, CHECK and GC need, even after the network config file changed. */
+/** Everything DEL, CHECK and GC need, even after the network config file changed (docs/design/records-and-recovery.md). */
 export interface Attachment {
   version: 1;
   phase: 'adding' | 'ready';

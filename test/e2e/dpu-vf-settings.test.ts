@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { cni, container, dpuExec, hostLocal, linkJson, netConf, nsName, removeContainers, requireBinary, ROOT, sh, site, type Site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
+import { cni, container, dpuExec, hostLocal, linkJson, netConf, nsName, readJsonLines, removeContainers, requireBinary, ROOT, sh, site, type Site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
 
 jest.setTimeout(120000);
 
@@ -62,6 +62,20 @@ test('DPU-side VF MAC and rate through the guard: the container sees the MAC, th
   expect(devlinkPort(HANDLE0)?.function.hw_addr).toBe('00:00:00:00:00:00');
   expect(rates()[HANDLE0]?.tx_max).toBeUndefined();
   expect(linkJson(A.hostNetns, A.vfs[0]?.netdev as string)?.address).toBe(A.vfs[0]?.mac);
+});
+
+test("sriov-cni's max_tx_rate sets the DPU-side rate limit; unknown fields give one warning line per command", () => {
+  const conf = netConf(tb, A, { ipam: hostLocal(tb, A, '10.112.0.0/24', '10.112.0.10', '10.112.0.20', 'vfalias'), dpu: { privateKeyFile: key, knownHostFile: '/typo' }, extra: { max_tx_rate: 200, link_state: 'enable', frobnicate: true } });
+  const ns = container('vfalias');
+  const add = cni(A, conf, { command: 'ADD', containerId: 'vfalias', netns: ns });
+  expect([add.status, add.json?.msg]).toEqual([0, undefined]);
+  expect(rates()[HANDLE0]?.tx_max).toBe(200 * 125000);
+  expect(cni(A, { ...conf, prevResult: add.json }, { command: 'CHECK', containerId: 'vfalias', netns: ns }).status).toBe(0);
+  expect(cni(A, conf, { command: 'DEL', containerId: 'vfalias', netns: ns }).status).toBe(0);
+  expect(rates()[HANDLE0]?.tx_max).toBeUndefined();
+
+  const warnings = readJsonLines(conf.logFile as string).filter((l) => l.containerId === 'vfalias' && l.level === 40 && /ignored unknown config field/.test(String(l.msg)));
+  expect(warnings.map((l) => [l.command, l.msg])).toEqual(['ADD', 'CHECK', 'DEL'].map((c) => [c, 'ignored unknown config fields "frobnicate", "dpu.knownHostFile": check the spelling (see docs/configuration.md)']));
 });
 
 test.each([

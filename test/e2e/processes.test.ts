@@ -1,7 +1,7 @@
 /**
  * End-to-end, issue 13: how many processes a standalone ADD, CHECK and DEL start on the emulated host (static
  * mode, host-local IPAM), counted with strace (every process that made a successful execve), not by timing.
- * The README's "Processes per command" table lists them.
+ * docs/benchmarks.md's "Processes per command" table lists them.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';

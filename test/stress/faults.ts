@@ -1,5 +1,5 @@
 /**
- * Crashes and faults, each followed by the documented recovery (README "Troubleshooting"):
+ * Crashes and faults, each followed by the documented recovery (docs/operations.md "Recovery after crashes and faults"):
  * SIGKILL at every fault point of ADD and DEL (then DEL or GC), DPU sshd down, ovs-vswitchd restarted,
  * OVS database reset, the container's netns deleted before DEL, the stateDir lost (rebooted host), and a
  * slow DPU (timeouts fire with code 11). After each: host and DPU clean, the VF allocatable again.
@@ -172,7 +172,7 @@ async function dbReset(bed: Bed): Promise<void> {
   dpuCtl(B, 'db-reset');
   t.faults += 1;
   if (pluginPath() === 'daemon') {
-    // the daemon watches the DPU (README "DPU reboot and OVS database reset") and plugs the port again by itself
+    // the daemon watches the DPU (docs/daemon.md "DPU reboot and OVS database reset") and plugs the port again by itself
     const deadline = Date.now() + 30000;
     while (ovsState(B.name).ports.length === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 200));
     if (ovsState(B.name).ports.length === 0) violation(t, `${tag}: the daemon did not plug the port again within 30 s`);

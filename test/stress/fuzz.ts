@@ -37,7 +37,7 @@ const ODD_ENV = ['CNI_IFNAME', 'CNI_IFNAME', 'CNI_CONTAINERID', 'CNI_NETNS', 'CN
 
 /** Config fields whose value is a string with a pattern; a hostile value there is code 7. */
 const STRING_FIELDS = [
-  'name', 'pf', 'mac', 'deviceID', 'pciBusID', 'spoofchk', 'trust', 'linkState', 'logLevel', 'ipam.type', 'dpu.host', 'dpu.user',
+  'name', 'pf', 'mac', 'deviceID', 'pciBusID', 'spoofchk', 'trust', 'linkState', 'link_state', 'logLevel', 'ipam.type', 'dpu.host', 'dpu.user',
   'dpu.bridgePrefix', 'dpu.representorTemplate', 'dpu.localVtep', 'dpu.remoteVteps.0', 'dpu.hostKeyFingerprint', 'dpu.datapathType',
   'dpu.hwOffload', 'dpu.vfSettings', 'runtimeConfig.mac', 'runtimeConfig.deviceID', 'args.cni.mac',
 ] as const;
@@ -52,6 +52,9 @@ const NUMBER_FIELDS: Record<string, readonly number[]> = {
   vlan: [-1, 4095, 1.5],
   minTxRate: [-1, 0.1],
   maxTxRate: [-5, 2.5],
+  // sriov-cni's spellings, read as minTxRate/maxTxRate
+  min_tx_rate: [-1, 0.1],
+  max_tx_rate: [-5, 2.5],
   'dpu.port': [0, 65536, -22, 22.5],
   'dpu.timeoutMs': [0, 99, 600001, 1000.5],
 };

@@ -8,7 +8,7 @@ import { StoreError, type StoreErrorKind } from '../../src/store/errors';
 import { InvalidRecordError } from '../../src/store/records';
 import { LayerError } from '../../src/util/layer-error';
 
-// The codes README "Error codes" promises: written out here, so a change to the tables is a change to this test.
+// The codes docs/operations.md "Error codes" promises: written out here, so a change to the tables is a change to this test.
 const DPU_CODES: Array<[DpuErrorKind, number]> = [
   ['unreachable', 11],
   ['timeout', 11],

@@ -5,7 +5,7 @@ import { EXT, ownerIds, reclaimCommands, removeOwnedPortCommand } from '../ovs/c
 import { type Argv, ovsJson, ovsString } from '../quote';
 
 /**
- * OVN mode's DPU commands (design: /work/notes/ovn-design.md §2-3). Northbound writes are `ovsdb-client transact`
+ * OVN mode's DPU commands (design: docs/design/ovn-transactions.md). Northbound writes are `ovsdb-client transact`
  * of fixed-shape JSON: conditional steps ovn-nbctl cannot express (create the switch only if missing, delete only
  * our own port, delete the switch only when empty) are OVSDB "wait" ops with timeout 0 in the same transaction.
  * guard/dpu-guard.sh rebuilds each transaction from the values it extracts and compares byte for byte, so key

@@ -1,0 +1,22 @@
+import { readFileSync } from 'node:fs';
+import { BENCHMARKS_DOC, replaceSection, sectionMarks } from './docs-section';
+import { README_BEGIN, README_END } from './overhead/report';
+
+describe('the benchmarks write their figures into docs/benchmarks.md', () => {
+  it('which has every marker pair the benches look for', () => {
+    const doc = readFileSync(BENCHMARKS_DOC, 'utf8');
+    for (const name of ['latency', 'scale']) {
+      const { start, end } = sectionMarks(name);
+      expect(doc.indexOf(start)).toBeGreaterThan(-1);
+      expect(doc.indexOf(end)).toBeGreaterThan(doc.indexOf(start));
+    }
+    expect(doc.indexOf(README_END)).toBeGreaterThan(doc.indexOf(README_BEGIN));
+    expect(doc.indexOf(README_BEGIN)).toBeGreaterThan(-1);
+  });
+
+  it('replaceSection swaps only what stands between one pair of markers', () => {
+    const text = 'a\n<!-- bench:x:start -->\nold\n<!-- bench:x:end -->\nb\n<!-- bench:y:start -->\nkeep\n<!-- bench:y:end -->\n';
+    expect(replaceSection(text, 'x', 'new\n')).toBe('a\n<!-- bench:x:start -->\nnew\n<!-- bench:x:end -->\nb\n<!-- bench:y:start -->\nkeep\n<!-- bench:y:end -->\n');
+    expect(() => replaceSection(text, 'z', 'n')).toThrow(/no <!-- bench:z:start -->/);
+  });
+});
