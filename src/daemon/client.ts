@@ -2,7 +2,14 @@ import { connect, type Socket } from 'node:net';
 import { NO_SOCKET, untrustedSocketReason } from '../util/socket-trust';
 import { CniError } from '../cni/errors';
 import type { DpuConfig } from '../config/schema';
-import { type DaemonOp, type DaemonRequest, type DaemonResponse, type OpArgs, type OpResult, netnsId, readLines } from './protocol';
+import { type DaemonOp, type DaemonRequest, type DaemonResponse, helloProblem, type OpArgs, type OpResult, netnsId, readLines } from './protocol';
+import { dpuRequestBoundMs } from './deadlines';
+import { DpuError } from '../dpu/errors';
+
+/** Connecting and the daemon's hello (as the forwarder's, src/daemon/forward.ts). */
+const HELLO_TIMEOUT_MS = 10300;
+/** Past the daemon's bound for a request, the time its answer may take to arrive. */
+const ANSWER_SLACK_MS = 2000;
 import type { Logger } from '../log';
 import { type DpuClient, type DpuFacts, type DpuFactsRequest, dpuTarget, type VfFunctionTarget, type VfFunctionValues, type PlugRequest, type PlugResult, type PortOwner, type UnplugRequest } from '../dpu/api';
 import { assertUuid } from '../dpu/ovs/parse';
@@ -17,9 +24,10 @@ interface Pending {
 }
 
 /**
- * DpuClient through the dpu-overlay daemon's warm SSH connection, falling back to a direct client
- * (same requests, same errors) whenever the daemon does not answer. Every DPU request is idempotent
- * (ports are replaced or removed by UUID), so one the daemon may have applied before dying is safe to repeat.
+ * DpuClient through the dpu-overlay daemon's warm SSH connection, falling back to a direct client (same requests,
+ * same errors) when the daemon is absent, does not identify itself, answers internal, or goes away before
+ * answering: then nothing acts on the request any more and repeating it is safe. A daemon that stays silent past
+ * its own bound for the request may still be acting on it: that request fails with 11 instead of being repeated.
  */
 export class DaemonDpuClient implements DpuClient {
   readonly target: string;
@@ -56,26 +64,36 @@ export class DaemonDpuClient implements DpuClient {
       }
       const t0 = performance.now();
       const sock = connect(this.conf.daemonSocket);
-      sock.once('connect', () => {
-        this.socketMs = elapsedMs(t0);
-        sock.removeAllListeners('error');
-        this.attach(sock);
-        resolve(sock);
-      });
-      sock.once('error', (err: NodeJS.ErrnoException) => {
-        this.log.debug({ socket: this.conf.daemonSocket, err: err.code ?? err.message }, 'no dpu-overlay daemon; connecting to the DPU directly');
+      const giveUp = (why: string) => {
+        clearTimeout(timer);
+        this.log.debug({ socket: this.conf.daemonSocket, err: why }, 'no dpu-overlay daemon; connecting to the DPU directly');
+        sock.destroy();
         resolve(undefined);
-      });
+      };
+      // Nothing is sent before the daemon's hello: a silent socket, or one that says anything else, gets nothing.
+      const timer = setTimeout(() => giveUp(`no hello within ${HELLO_TIMEOUT_MS} ms`), HELLO_TIMEOUT_MS);
+      sock.once('error', (err: NodeJS.ErrnoException) => giveUp(err.code ?? err.message));
+      let greeted = false;
+      readLines(
+        sock,
+        (line) => {
+          if (greeted) return this.settle(line);
+          const problem = helloProblem(line);
+          if (problem) return giveUp(problem);
+          greeted = true;
+          clearTimeout(timer);
+          this.socketMs = elapsedMs(t0);
+          sock.removeAllListeners('error');
+          this.attach(sock);
+          resolve(sock);
+        },
+        () => sock.destroy(),
+      );
     });
     return this.socket;
   }
 
   private attach(sock: Socket): void {
-    readLines(
-      sock,
-      (line) => this.settle(line),
-      () => sock.destroy(),
-    );
     sock.on('error', () => undefined);
     sock.on('close', () => {
       this.socket = Promise.resolve(undefined);
@@ -101,12 +119,13 @@ export class DaemonDpuClient implements DpuClient {
 
   private request<K extends DaemonOp>(sock: Socket, op: K, args: OpArgs<K>): Promise<unknown> {
     const id = ++this.seq;
-    // The daemon answers within its own dpu.timeoutMs; past twice that it is presumed stuck.
-    const limitMs = 2 * this.conf.timeoutMs + 1000;
+    // The daemon answers within its own bound for this request; until then it may still be acting on it, so the
+    // plugin must not repeat it directly: past the bound the request fails with 11 (try again), not a direct repeat.
+    const limitMs = dpuRequestBoundMs(this.conf) + ANSWER_SLACK_MS;
     return new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new DaemonUnavailable(`no answer within ${limitMs} ms`));
+        reject(new DpuError('timeout', `the dpu-overlay daemon (${this.conf.daemonSocket}) did not answer ${op} for DPU ${this.target} within ${limitMs} ms; it may still be acting on it`));
       }, limitMs);
       const done = <T>(f: (v: T) => void) => (v: T) => {
         clearTimeout(timer);

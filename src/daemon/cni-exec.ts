@@ -10,6 +10,7 @@ import { type Deps, pluginHandlers } from '../plugin';
 import { configuredDpus } from '../plugin/dpu-client';
 import { requestScope } from '../util/request-scope';
 import { logConfigError } from '../plugin/config-error-log';
+import { commandBoundMs } from './deadlines';
 import { FORWARDED } from './forward';
 import { type CniForwardRequest, type CniForwardResponse, fileIdOf, MAX_CNI_STDERR_BYTES } from './protocol';
 
@@ -145,7 +146,7 @@ export class CniExecutor {
         refusal = this.refusalFor(conf) ?? (gone() ? 'the plugin hung up' : undefined);
         if (refusal) throw new Refused(refusal);
         accepted = true;
-        send({ id, accepted: true });
+        send({ id, accepted: true, boundMs: commandBoundMs(configuredDpus(conf).map((c) => c.dpu)) });
       },
     };
     const handlers = (this.opts.handlers ?? pluginHandlers)(deps);

@@ -1,5 +1,6 @@
 import { statSync } from 'node:fs';
-import type { DpuConfig } from '../config/schema';
+import { DEFAULTS, type DpuConfig } from '../config/schema';
+import { DpuError } from '../dpu/errors';
 import type { DpuFacts, DpuFactsRequest, PlugRequest, PlugResult, UnplugRequest } from '../dpu/api';
 import type { Uplink } from '../dpu/vf-function';
 import { OvsDpuClient } from '../dpu/ovs/client';
@@ -12,9 +13,21 @@ import { commandLine } from '../dpu/quote';
 import type { Logger } from '../log';
 import { EmptyBridgeRemover } from './empty-bridges';
 import { isTransientDpuError } from '../plugin/dpu-errors';
+import { LOST_CHANNEL_ATTEMPTS } from './deadlines';
 
 /** sshd's default MaxSessions is 10: stay below it on one connection. */
 export const MAX_CHANNELS = 8;
+/** Channels an ADD's steps never take: DEL, CHECK, STATUS, GC and the recovery probe always have these. */
+export const RESERVED_CHANNELS = 2;
+
+/** bulk: an ADD's steps (plug, facts, VF settings), which can wait long on a slow DPU; priority: everything else. */
+export type ChannelKind = 'bulk' | 'priority';
+
+interface Waiter {
+  kind: ChannelKind;
+  grant(): void;
+  timer?: NodeJS.Timeout;
+}
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 10000;
 /** Requests per transaction; for plugs, guard/dpu-guard.sh accepts this many "ip link set" plus two commands per line. */
@@ -24,7 +37,6 @@ export const MAX_BATCH = 64;
  * (ARG_MAX, 2 MiB by default). A single request larger than this (1024 remoteVteps) still goes, alone.
  */
 export const MAX_BATCH_BYTES = 512 * 1024;
-const LOST_CHANNEL_ATTEMPTS = 3;
 /** How long the uplink found for a localVtep is trusted: an ADD needing nothing else from the DPU then costs no round trip. */
 export const UPLINK_CACHE_MS = 30000;
 
@@ -64,6 +76,7 @@ interface Queue<Q, R> {
 /** A request kind the daemon can merge: alone, or many in one ovs-vsctl transaction that applies all or nothing. */
 interface Batchable<Q, R> {
   op: string;
+  channel: ChannelKind;
   one(client: OvsDpuClient, req: Q): Promise<R>;
   many(client: OvsDpuClient, reqs: Q[]): Promise<R[]>;
   /** About what the request adds to a batched command line. */
@@ -75,10 +88,10 @@ export type UnplugByUuid = UnplugRequest & { portUuid: string };
 export type ConnSettings = OvsSettings & Partial<Pick<DpuConfig, 'controlPlane' | 'ovn'>>;
 
 const PLUG: Batchable<PlugRequest, PlugResult> = {
-  op: 'plug', one: (c, r) => c.plug(r), many: (c, rs) => c.plugBatch(rs), bytes: (s, r) => commandLine(plugCommands(s, r).commands).length,
+  op: 'plug', channel: 'bulk', one: (c, r) => c.plug(r), many: (c, rs) => c.plugBatch(rs), bytes: (s, r) => commandLine(plugCommands(s, r).commands).length,
 };
 const UNPLUG: Batchable<UnplugByUuid, void> = {
-  op: 'unplug', one: (c, r) => c.unplug(r), many: (c, rs) => c.unplugBatch(rs),
+  op: 'unplug', channel: 'priority', one: (c, r) => c.unplug(r), many: (c, rs) => c.unplugBatch(rs),
   bytes: (s, r) => commandLine(removePortsBatchCommands(s, [{ bridge: s.bridgePrefix, vni: r.vni, port: { uuid: r.portUuid, name: r.representor, owner: r } }])).length,
 };
 
@@ -105,7 +118,9 @@ export class DpuConnection implements DpuTransport {
   lastUsed = Date.now();
   private readonly ssh: SshTransport;
   private channels = 0;
-  private readonly waiting: Array<() => void> = [];
+  private bulkChannels = 0;
+  private readonly waiting: Waiter[] = [];
+  private readonly defaultTimeoutMs: number;
   private backoffMs = MIN_BACKOFF_MS;
   private reconnectTimer?: NodeJS.Timeout;
   private closed = false;
@@ -122,8 +137,10 @@ export class DpuConnection implements DpuTransport {
     opts: { emptyBridgeGraceMs?: number } = {},
   ) {
     this.emptyBridges = EmptyBridgeRemover.sinkFor(opts.emptyBridgeGraceMs ?? 0, log);
-    // OVN mode's ADD waits for the port to come up on the DPU: its commands need longer than dpu.timeoutMs.
-    this.ssh = new SshTransport(conf.controlPlane === 'ovn' ? { ...conf, timeoutMs: ovnExecTimeoutMs(conf) } : conf, () => this.dropped());
+    // Each request brings its own deadline (execWith); the handshake's is the longest a network may set by default,
+    // so a network with a short timeoutMs cannot make the shared connection unable to open.
+    this.defaultTimeoutMs = conf.timeoutMs;
+    this.ssh = new SshTransport({ ...conf, timeoutMs: Math.max(conf.timeoutMs, DEFAULTS.dpu.timeoutMs) }, () => this.dropped());
     this.target = this.ssh.target;
     this.controlPlane = conf.controlPlane === 'ovn' ? 'ovn' : 'static';
   }
@@ -163,22 +180,72 @@ export class DpuConnection implements DpuTransport {
     this.retryLater();
   }
 
-  private async channel(): Promise<() => void> {
-    if (this.channels >= MAX_CHANNELS) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.channels++;
-    return () => {
+  /**
+   * A channel for one request, waiting at most waitMs. Bulk requests (an ADD's plug, facts, VF settings) may hold
+   * at most MAX_CHANNELS - RESERVED_CHANNELS: DEL, CHECK, STATUS, GC and the recovery probe always find one.
+   */
+  private channel(kind: ChannelKind, waitMs: number): Promise<() => void> {
+    const release = () => {
       this.channels--;
-      this.waiting.shift()?.();
+      if (kind === 'bulk') this.bulkChannels--;
+      this.grantWaiting();
     };
+    if (this.canTake(kind)) {
+      this.take(kind);
+      return Promise.resolve(release);
+    }
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        kind,
+        grant: () => {
+          clearTimeout(waiter.timer);
+          this.take(kind);
+          resolve(release);
+        },
+        timer: setTimeout(() => {
+          this.waiting.splice(this.waiting.indexOf(waiter), 1);
+          reject(new DpuError('timeout', `DPU ${this.target}: no SSH channel free within ${waitMs} ms (${this.channels} of ${MAX_CHANNELS} busy, ${this.bulkChannels} with ADD steps; is the DPU's OVS or ovn-controller slow?)`));
+        }, waitMs),
+      };
+      this.waiting.push(waiter);
+    });
   }
 
-  async exec(command: string): Promise<ExecResult> {
+  private canTake(kind: ChannelKind): boolean {
+    return this.channels < MAX_CHANNELS && (kind === 'priority' || this.bulkChannels < MAX_CHANNELS - RESERVED_CHANNELS);
+  }
+
+  private take(kind: ChannelKind): void {
+    this.channels++;
+    if (kind === 'bulk') this.bulkChannels++;
+  }
+
+  /** Hands freed channels to waiters in arrival order, skipping bulk waiters while only reserved channels are free. */
+  private grantWaiting(): void {
+    for (let i = 0; i < this.waiting.length; ) {
+      const w = this.waiting[i] as Waiter;
+      if (!this.canTake(w.kind)) {
+        i++;
+        continue;
+      }
+      this.waiting.splice(i, 1);
+      w.grant();
+    }
+  }
+
+  /** The default exec: a priority request with the first config's deadline (tests and single-network callers). */
+  exec(command: string): Promise<ExecResult> {
+    return this.execWith(command, this.defaultTimeoutMs, 'priority');
+  }
+
+  /** One remote command with this request's own deadline: waits at most timeoutMs for a channel, then runs within timeoutMs. */
+  async execWith(command: string, timeoutMs: number, kind: ChannelKind): Promise<ExecResult> {
     this.lastUsed = Date.now();
-    const release = await this.channel();
+    const release = await this.channel(kind, timeoutMs);
     try {
       for (let attempt = 1; ; attempt++) {
         try {
-          return await this.ssh.exec(command);
+          return await this.ssh.exec(command, timeoutMs);
         } catch (err) {
           // A failed command, an oversized output or one timeout ends only its own channel; the connection
           // stays for the others. Without a connection, keep trying in the background.
@@ -193,32 +260,38 @@ export class DpuConnection implements DpuTransport {
     }
   }
 
-  client(s: OvsSettings): OvsDpuClient {
-    return new OvsDpuClient(this, s, this.log, this.emptyBridges);
+  /** This connection seen with one request's deadline and channel class. */
+  private transport(timeoutMs: number, kind: ChannelKind): DpuTransport {
+    return { target: this.target, exec: (command) => this.execWith(command, timeoutMs, kind), close: () => undefined };
+  }
+
+  client(s: OvsSettings, kind: ChannelKind = 'priority'): OvsDpuClient {
+    return new OvsDpuClient(this.transport(s.timeoutMs, kind), s, this.log, this.emptyBridges);
   }
 
   /** The client for the DPU's control plane: OVN mode's is not batched (one line per ADD already). */
-  clientFor(s: ConnSettings): DpuClient {
-    return s.controlPlane === 'ovn' && s.ovn ? this.ovnClient({ ...s, ovn: s.ovn }) : this.client(s);
+  clientFor(s: ConnSettings, kind: ChannelKind = 'priority'): DpuClient {
+    return s.controlPlane === 'ovn' && s.ovn ? this.ovnClient({ ...s, ovn: s.ovn }, kind) : this.client(s, kind);
   }
 
-  private ovnClient(s: OvsSettings & Pick<DpuConfig, 'ovn'>): OvnDpuClient {
-    return new OvnDpuClient(this, s, this.log, this.chassis);
+  private ovnClient(s: OvsSettings & Pick<DpuConfig, 'ovn'>, kind: ChannelKind): OvnDpuClient {
+    // OVN mode's ADD waits for the port to come up on the DPU: its commands need longer than dpu.timeoutMs.
+    return new OvnDpuClient(this.transport(ovnExecTimeoutMs({ timeoutMs: s.timeoutMs, ovn: s.ovn }), kind), s, this.log, this.chassis);
   }
 
   /** ADD's facts, the uplink from the cache while it is fresh (an uplink not found is never cached). */
   async facts(s: ConnSettings, req: DpuFactsRequest): Promise<DpuFacts> {
-    if (s.controlPlane === 'ovn' || s.localVtep === undefined) return this.clientFor(s).facts(req);
+    if (s.controlPlane === 'ovn' || s.localVtep === undefined) return this.clientFor(s, 'bulk').facts(req);
     const cached = this.uplinks.get(s.localVtep);
     if (!req.vfFunction && cached?.uplink && Date.now() - cached.at < UPLINK_CACHE_MS) return { uplink: cached.uplink };
-    const facts = await this.client(s).facts(req);
+    const facts = await this.client(s, 'bulk').facts(req);
     this.uplinks.set(s.localVtep, { uplink: facts.uplink, at: Date.now() });
     return facts;
   }
 
   plug(s: ConnSettings, req: PlugRequest): Promise<PlugResult> {
     // A plug that reclaims a port goes alone: its removal is one more command on the line (the guard's limit).
-    return s.controlPlane === 'ovn' || req.reclaim ? this.clientFor(s).plug(req) : this.enqueue(PLUG, s, req);
+    return s.controlPlane === 'ovn' || req.reclaim ? this.clientFor(s, 'bulk').plug(req) : this.enqueue(PLUG, s, req);
   }
 
   unplug(s: ConnSettings, req: UnplugByUuid): Promise<void> {
@@ -242,7 +315,7 @@ export class DpuConnection implements DpuTransport {
 
   private async flush<Q, R>(kind: Batchable<Q, R>, s: OvsSettings, q: Queue<Q, R>): Promise<void> {
     const batch = takeBatch(q.items, (item) => kind.bytes(s, item.req));
-    const client = this.client(s);
+    const client = this.client(s, kind.channel);
     this.log.info({ dpu: this.target, op: kind.op, requests: batch.length }, 'ovs-vsctl transaction');
     if (batch.length === 1) {
       const [only] = batch as [Queued<Q, R>];

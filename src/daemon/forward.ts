@@ -2,17 +2,25 @@ import { connect } from 'node:net';
 import { DEFAULT_DAEMON_SOCKET } from '../config/defaults';
 import { nodeConfigPath, readNodeFile } from '../config/node-file-read';
 import { untrustedSocketReason } from '../util/socket-trust';
-import { type CniForwardRequest, type CniForwardResponse, MAX_CNI_LINE_BYTES, fileIdOf, netnsId, readLines } from './protocol';
+import { type CniForwardRequest, type CniForwardResponse, fileIdOf, helloProblem, MAX_CNI_LINE_BYTES, netnsId, readLines } from './protocol';
 
 /**
  * The plugin's side of whole-command forwarding. Loaded by src/main.ts on every call, so it must stay free of
  * zod, pino, ssh2 and the plugin modules (test/unit/daemon-forward-deps.test.ts checks). The daemon's socket is the
  * node owner's (dpu.daemonSocket in the node file), never the network config's: the daemon receives the command's
- * whole environment. Whenever the daemon cannot give a complete answer the plugin runs the command itself.
+ * whole environment. Whenever the daemon does not take the command (no hello,
+ * refused, gone) the plugin runs it itself; once the daemon accepted it, the plugin never runs it alongside
+ * (docs/daemon.md).
  */
 
 export const FORWARDED: ReadonlySet<string> = new Set(['ADD', 'DEL', 'CHECK', 'GC', 'STATUS']);
+/** Connecting (the kernel's part: a daemon that is not listening is refused at once). */
 const CONNECT_TIMEOUT_MS = 300;
+/**
+ * The daemon's hello after connecting: it needs the daemon's event loop, which a burst of commands keeps busy,
+ * so it gets much longer than the connect (a burst of 64 ADDs on two cores passed 3 s). A socket silent this long gets nothing, and the plugin runs the command.
+ */
+export const HELLO_TIMEOUT_MS = 10000;
 
 /** The daemon's answer: what the plugin prints, writes to stderr and exits with. */
 export interface Forwarded {
@@ -52,11 +60,44 @@ function stringEnv(env: Record<string, string | undefined>): Record<string, stri
   return out;
 }
 
-/** Sends the command to the daemon and waits for its complete answer, or for a reason to run standalone. */
-export function exchange(socket: string, line: string, connectTimeoutMs = CONNECT_TIMEOUT_MS): Promise<Forwarded | Standalone> {
+/** A daemon that passed the hello but neither accepts nor refuses within this is wedged: the plugin answers 11. */
+export const ACCEPT_DEADLINE_MS = 5 * 60 * 1000;
+/** Past the daemon's announced bound, the time its answer may take to arrive. */
+const ANSWER_SLACK_MS = 2000;
+
+/** A CNI error the plugin prints itself (code 11: the daemon may still be acting; the runtime retries). */
+function tryAgain(stdin: string, msg: string): Forwarded {
+  let cniVersion = '1.1.0';
+  try {
+    const v = (JSON.parse(stdin) as { cniVersion?: unknown }).cniVersion;
+    if (typeof v === 'string' && /^\d+\.\d+\.\d+$/.test(v)) cniVersion = v;
+  } catch {
+    // the version of the error is then ours
+  }
+  return { exitCode: 1, stdout: JSON.stringify({ cniVersion, code: 11, msg, details: '' }) + '\n', stderr: `dpu-overlay: ${msg}\n` };
+}
+
+export interface ExchangeTimes {
+  connectTimeoutMs: number;
+  helloTimeoutMs: number;
+  /** From the request sent to accepted or refused. */
+  acceptDeadlineMs: number;
+}
+
+/**
+ * Sends the command to the daemon and waits for its complete answer, or for a reason to run standalone. Nothing is
+ * sent before the daemon's hello (a socket that stays silent or says anything else gets nothing: standalone). Once
+ * the request is sent the plugin never runs the command in parallel with the daemon: past a deadline it answers 11.
+ */
+export function exchange(socket: string, line: string, times: Partial<ExchangeTimes> = {}, stdin = ''): Promise<Forwarded | Standalone> {
+  const connectTimeoutMs = times.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+  const helloTimeoutMs = times.helloTimeoutMs ?? HELLO_TIMEOUT_MS;
+  const acceptDeadlineMs = times.acceptDeadlineMs ?? ACCEPT_DEADLINE_MS;
   return new Promise((resolve) => {
     let settled = false;
+    let phase: 'hello' | 'sent' | 'accepted' = 'hello';
     const sock = connect(socket);
+    let timer: NodeJS.Timeout | undefined;
     const done = (outcome: Forwarded | Standalone) => {
       if (settled) return;
       settled = true;
@@ -64,27 +105,40 @@ export function exchange(socket: string, line: string, connectTimeoutMs = CONNEC
       sock.destroy();
       resolve(outcome);
     };
-    const timer = setTimeout(() => done({ standalone: `no connection within ${connectTimeoutMs} ms` }), connectTimeoutMs);
-    sock.once('connect', () => {
-      // From here on the runtime's own timeout bounds the command.
+    const deadline = (ms: number, outcome: () => Forwarded | Standalone) => {
       clearTimeout(timer);
-      sock.write(line);
-    });
+      timer = setTimeout(() => done(outcome()), ms);
+    };
+    deadline(connectTimeoutMs, () => ({ standalone: `no connection within ${connectTimeoutMs} ms` }));
+    sock.once('connect', () => deadline(helloTimeoutMs, () => ({ standalone: `no hello from the daemon within ${helloTimeoutMs} ms` })));
     sock.on('error', (err: NodeJS.ErrnoException) => done({ standalone: `daemon socket: ${err.code ?? err.message}` }));
+    // The daemon gone (it died): nothing acts on the command any more, so the plugin runs it, even after accepted.
     sock.on('close', () => done({ standalone: 'the daemon closed the connection before answering' }));
     readLines(
       sock,
       (text) => {
-        let res: Partial<CniForwardResponse & Forwarded & { refused: string; ok: boolean }>;
+        if (phase === 'hello') {
+          const problem = helloProblem(text);
+          if (problem) return done({ standalone: problem });
+          phase = 'sent';
+          deadline(acceptDeadlineMs, () => tryAgain(stdin, `the dpu-overlay daemon at ${socket} neither accepted nor refused the command within ${acceptDeadlineMs} ms; it may still start it: try again`));
+          sock.write(line);
+          return;
+        }
+        let res: Partial<CniForwardResponse & Forwarded & { refused: string; ok: boolean; accepted: boolean; boundMs: number }>;
         try {
           res = JSON.parse(text) as typeof res;
         } catch {
-          return done({ standalone: 'malformed answer from the daemon' });
+          return done(phase === 'sent' ? { standalone: 'malformed answer from the daemon' } : tryAgain(stdin, `malformed answer from the dpu-overlay daemon at ${socket} after it accepted the command; try again`));
         }
-        if (typeof res.refused === 'string') done({ standalone: `refused: ${res.refused}` });
-        else if (res.ok === true && typeof res.exitCode === 'number' && typeof res.stdout === 'string' && typeof res.stderr === 'string') done({ exitCode: res.exitCode, stdout: res.stdout, stderr: res.stderr });
+        if (typeof res.refused === 'string' && phase === 'sent') done({ standalone: `refused: ${res.refused}` });
+        else if (res.accepted === true && phase === 'sent') {
+          phase = 'accepted';
+          const boundMs = typeof res.boundMs === 'number' && res.boundMs > 0 ? res.boundMs : acceptDeadlineMs;
+          deadline(boundMs + ANSWER_SLACK_MS, () => tryAgain(stdin, `the dpu-overlay daemon at ${socket} accepted the command but did not answer within its bound (${boundMs} ms); it may still be running it: try again`));
+        } else if (res.ok === true && typeof res.exitCode === 'number' && typeof res.stdout === 'string' && typeof res.stderr === 'string') done({ exitCode: res.exitCode, stdout: res.stdout, stderr: res.stderr });
       },
-      () => done({ standalone: 'over-long answer from the daemon' }),
+      () => done(phase === 'accepted' ? tryAgain(stdin, `over-long answer from the dpu-overlay daemon at ${socket}; try again`) : { standalone: 'over-long answer from the daemon' }),
       MAX_CNI_LINE_BYTES,
     );
   });
@@ -115,7 +169,7 @@ export async function forward(env: Record<string, string | undefined>, stdin: Pr
   const req: CniForwardRequest = { id: 1, op: 'cni', env: stringEnv(env), stdin: text, netns, nodeFile, ...(cniNetns ? { cniNetns } : {}) };
   const line = JSON.stringify(req) + '\n';
   if (line.length > MAX_CNI_LINE_BYTES) return { standalone: 'request larger than the daemon accepts' };
-  return exchange(socket, line);
+  return exchange(socket, line, {}, text);
 }
 
 export function isForwarded(outcome: Forwarded | Standalone): outcome is Forwarded {

@@ -68,13 +68,35 @@ export interface CniForwardRequest {
   nodeFile?: string;
 }
 
+/** What the daemon writes first on every connection, before reading anything: who it is and which protocol it speaks. */
+export const DAEMON_MAGIC = 'dpu-overlay-daemon';
+export const PROTOCOL_VERSION = 1;
+export interface DaemonHello {
+  hello: typeof DAEMON_MAGIC;
+  protocol: number;
+}
+export const HELLO: DaemonHello = { hello: DAEMON_MAGIC, protocol: PROTOCOL_VERSION };
+
+/** Why line is not this daemon's hello (another server on the socket, another protocol version), or undefined. */
+export function helloProblem(line: string): string | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return 'the socket did not identify itself as a dpu-overlay daemon';
+  }
+  if (typeof v !== 'object' || v === null || (v as { hello?: unknown }).hello !== DAEMON_MAGIC) return 'the socket did not identify itself as a dpu-overlay daemon';
+  const protocol = (v as { protocol?: unknown }).protocol;
+  return protocol === PROTOCOL_VERSION ? undefined : `the daemon speaks protocol ${String(protocol)}, this plugin ${PROTOCOL_VERSION} (upgrade both together)`;
+}
+
 /**
- * The daemon's answers to a cni request: `accepted` once it starts running the command (the plugin must not run
- * it itself from then on unless the connection is lost), then the outcome; or `refused` (before accepted): the
- * plugin runs the command standalone.
+ * The daemon's answers to a cni request: `accepted` once it starts running the command, with boundMs, the longest
+ * it can take (the plugin must not run the command itself from then on unless the connection is lost, and past
+ * boundMs answers 11 instead), then the outcome; or `refused` (before accepted): the plugin runs it standalone.
  */
 export type CniForwardResponse =
-  | { id: number; accepted: true }
+  | { id: number; accepted: true; boundMs: number }
   | { id: number; ok: true; exitCode: number; stdout: string; stderr: string }
   | { id: number; refused: string };
 

@@ -16,7 +16,7 @@ import type { CommandRunner } from '../kernel/exec';
 import { CniExecutor } from './cni-exec';
 import { InProcessDpuClient, type ServeOp } from './in-process-dpu';
 import { RequestLoggers } from './loggers';
-import { type CniForwardRequest, type DaemonError, type DaemonOp, type DaemonRequest, type DaemonResponse, isDaemonOp, isNodeOp, MAX_CNI_LINE_BYTES, netnsId, type NodeOpResult, type OpArgs, type OpResult, readLines } from './protocol';
+import { type CniForwardRequest, type DaemonError, type DaemonOp, type DaemonRequest, type DaemonResponse, HELLO, isDaemonOp, isNodeOp, MAX_CNI_LINE_BYTES, netnsId, type NodeOpResult, type OpArgs, type OpResult, readLines } from './protocol';
 import { DaemonMetrics } from './metrics';
 import { countAttachments, type DpuStatusView, type NodeStatus, recordedAttachments } from './node-status';
 import { VERSION } from '../version';
@@ -181,6 +181,8 @@ export class DaemonServer {
     sock.on('close', () => this.clients.delete(sock));
     sock.on('error', () => undefined);
     const send = (res: unknown) => sock.writable && sock.write(JSON.stringify(res) + '\n');
+    // Who we are, before reading anything: the plugin sends nothing to a socket that does not say this.
+    send(HELLO);
     readLines(
       sock,
       (line) => {

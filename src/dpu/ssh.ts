@@ -231,17 +231,21 @@ export class SshTransport implements DpuTransport {
 
   /**
    * Runs the command line through REMOTE_COMMAND with the line on stdin: a line in the SSH exec request
-   * itself is bounded by sshd's packet size and by the DPU's execve limit for one argument.
+   * itself is bounded by sshd's packet size and by the DPU's execve limit for one argument. timeoutMs: this
+   * request's own deadline (the daemon's shared connection serves networks with different ones).
    */
-  async exec(command: string): Promise<ExecResult> {
-    const deadline = Date.now() + this.s.timeoutMs;
+  async exec(command: string, timeoutMs = this.s.timeoutMs): Promise<ExecResult> {
+    const deadline = Date.now() + timeoutMs;
     const attempt = this.connect();
+    // A request whose deadline is shorter than the handshake's own gives up waiting without abandoning the
+    // handshake, which other requests on this connection still wait for.
+    const ownsHandshake = timeoutMs >= this.s.timeoutMs;
     let client: Client;
     try {
-      client = await this.withTimeout(attempt, this.s.timeoutMs, 'connecting', () => this.close());
+      client = await this.withTimeout(attempt, timeoutMs, 'connecting', () => ownsHandshake && this.close());
     } catch (err) {
       // Reported now; the next exec tries a new connection instead of repeating this failure.
-      if (this.connecting === attempt) this.close();
+      if (this.connecting === attempt && (ownsHandshake || !(err instanceof DpuError && err.kind === 'timeout'))) this.close();
       throw err;
     }
     const remaining = Math.max(1, deadline - Date.now());

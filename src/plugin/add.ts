@@ -8,6 +8,7 @@ import { interfaceSetupLines, parseLinkDevices, temporaryName } from '../kernel/
 import { KernelError } from '../kernel/errors';
 import { type AllocationOwner, type Attachment, claimIsLive, InvalidRecordError, isInFlight } from '../store/attachments';
 import { selfIdentity } from '../kernel/process';
+import { recordedConfig } from '../store/records';
 import type { DpuFacts } from '../dpu/api';
 import { checkUnderlayMtu } from '../dpu/mtu';
 import { type DpuClients, dpuForPf } from './dpu-client';
@@ -127,6 +128,8 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
   const { conf, req, state, links, timer, log } = ctx;
   const { env } = req;
   requireVfSource(conf);
+  // Refused before anything is taken: the record could not be written later.
+  const recorded = recordedConfig(req.rawConfig);
   if (netnsIdentity(env.netns) === hostNetnsIdentity()) {
     throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS ${env.netns} is the plugin's own (host) network namespace, not a container's`);
   }
@@ -157,7 +160,7 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
         netns: env.netns, netnsId: netnsIdentity(env.netns), owner: selfIdentity(), vni: conf.vni,
         vf: { pci: vf.pci, index: vf.index, pfName: vf.pfName, pfPci: vf.pfPci, pfIndex: vf.pfIndex, originalName: link.name, originalMac: link.mac, originalMtu: link.mtu },
         ...(dpu?.key !== undefined ? { dpuKey: dpu.key } : {}),
-        tmpName, mac: conf.resolvedMac, mtu: conf.mtu, rawConfig: req.rawConfig, ipamType: conf.ipam?.type, cniPath: env.path.filter((p) => p.startsWith('/')),
+        tmpName, mac: conf.resolvedMac, mtu: conf.mtu, rawConfig: recorded, ipamType: conf.ipam?.type, cniPath: env.path.filter((p) => p.startsWith('/')),
       };
       if (!state.createAttachment(att)) {
         throw new CniError(ErrorCode.TryAgainLater, `another ADD of ${env.ifname} in container ${env.containerId} started meanwhile; try again later`);
@@ -215,7 +218,7 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
       const announce = timer.step('announce', () => links.announceOnUp(env.netns, tmpName));
       let ipamResult: CniResult | undefined;
       if (conf.ipam) {
-        const call = ipamCall({ ...att, ipamType: conf.ipam.type }, env.netns, env.argsRaw, req.cniVersion);
+        const call = ipamCall({ ...att, rawConfig: req.rawConfig, ipamType: conf.ipam.type }, env.netns, env.argsRaw, req.cniVersion);
         // Before ADD: a plugin that exited 0 with a result we reject still holds the address.
         undo.push('release IPAM', () => ctx.ipam.del(call));
         ipamResult = await timer.step('ipam', () => ctx.ipam.add(call)).finally(() => announce.catch(() => undefined));

@@ -7,6 +7,7 @@ export const STORE_ERROR_CODES: { readonly [K in StoreErrorKind]: number } = {
   'untrusted-dir': ErrorCode.InvalidNetworkConfig,
   'invalid-record': ErrorCode.IoFailure,
   'record-rejected': ErrorCode.IoFailure,
+  'record-too-large': ErrorCode.InvalidNetworkConfig,
 };
 
 /** The CNI error of a store error: its kind's code (999, internal, for a kind this plugin does not know) and message. */

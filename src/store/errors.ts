@@ -9,7 +9,9 @@ export type StoreErrorKind =
   /** A record on disk is unreadable or breaks the rules (InvalidRecordError). */
   | 'invalid-record'
   /** A record about to be written does not validate; nothing was written. */
-  | 'record-rejected';
+  | 'record-rejected'
+  /** What a record would keep of the network config is larger than a record may be. */
+  | 'record-too-large';
 
 export class StoreError extends LayerError<StoreErrorKind> {
   constructor(kind: StoreErrorKind, msg: string) {

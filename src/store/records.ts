@@ -206,3 +206,30 @@ export function parseRecord<T>(schema: z.ZodType, text: string, file: string): T
   if (!parsed.success) throw new InvalidRecordError(file, formatIssues(parsed.error));
   return parsed.data as T;
 }
+
+/**
+ * The keys of a network config that a delegated IPAM plugin reads on DEL (host-local, static, dhcp, whereabouts):
+ * a record keeps only these of ADD's config, so a config carrying a large DPU section (hundreds of VTEPs) or any
+ * other bulk does not make every record, and the daemon's poll that reads them all, that large.
+ */
+const IPAM_CONFIG_KEYS = ['cniVersion', 'name', 'type', 'ipam', 'dns', 'args', 'runtimeConfig'] as const;
+/** The config a record keeps, serialised: far above any real IPAM section. */
+export const MAX_RECORDED_CONFIG_BYTES = 256 * 1024;
+
+/** Thrown when what a record would keep of the config passes MAX_RECORDED_CONFIG_BYTES. */
+export class RecordTooLargeError extends StoreError {
+  constructor(bytes: number) {
+    super('record-too-large', `invalid network config: the parts kept for DEL (${IPAM_CONFIG_KEYS.join(', ')}) take ${bytes} bytes, more than the ${MAX_RECORDED_CONFIG_BYTES} a record may keep; shrink the ipam section`);
+    this.name = 'RecordTooLargeError';
+  }
+}
+
+/** What an attachment record keeps of ADD's network config (its text, as the IPAM plugin will read it on DEL). */
+export function recordedConfig(rawConfig: string): string {
+  const conf = JSON.parse(rawConfig) as Record<string, unknown>;
+  const kept: Record<string, unknown> = {};
+  for (const k of IPAM_CONFIG_KEYS) if (Object.hasOwn(conf, k)) kept[k] = conf[k];
+  const text = JSON.stringify(kept);
+  if (Buffer.byteLength(text) > MAX_RECORDED_CONFIG_BYTES) throw new RecordTooLargeError(Buffer.byteLength(text));
+  return text;
+}

@@ -13,6 +13,7 @@ import {
   runPlugin, runProbes, stressDir, type Tally, timed, violation,
 } from './common';
 import { oversize } from './oversize';
+import { ROBUSTNESS_PROBES } from './robustness';
 
 const GUARD_DIR = '/usr/local/libexec/dpu-overlay';
 
@@ -81,7 +82,7 @@ async function stateAndLogModes(c: Ctx): Promise<void> {
   const add = await op(c, 'ADD', 'modes-1', ns, conf);
   if (!expectSuccess(t, 'modes: ADD', add)) return;
   const want: Array<[string, number]> = [
-    [stateDir, 0o700], [join(stateDir, 'allocations'), 0o700], [join(stateDir, 'attachments'), 0o700], [join(base, 'log'), 0o700], [logFile, 0o600],
+    [stateDir, 0o700], [join(stateDir, 'allocations'), 0o700], [join(stateDir, 'attachments'), 0o700], [join(base, 'log'), 0o700], [logFile, 0o640],
     ...readdirSync(join(stateDir, 'allocations')).map((f): [string, number] => [join(stateDir, 'allocations', f), 0o600]),
     ...readdirSync(join(stateDir, 'attachments')).map((f): [string, number] => [join(stateDir, 'attachments', f), 0o600]),
   ];
@@ -431,6 +432,7 @@ export const SECURITY_PROBES: ReadonlyArray<readonly [string, Probe]> = [
   ['DEL returns a renamed VF', (tb, t) => vfIdentityProbe(ctx(tb, t), 'renamed-vf', true, false)],
   ['DEL leaves a decoy veth called eth0', (tb, t) => vfIdentityProbe(ctx(tb, t), 'decoy-veth', false, true)],
   ['oversized DPU commands and output', (tb, t) => oversize(tb, t, site(tb, 'a'))],
+  ...ROBUSTNESS_PROBES,
 ];
 
 export async function security(tb: Testbed, o: SecurityOptions): Promise<Tally> {

@@ -5,8 +5,8 @@ import { CniError, ErrorCode } from '../../src/cni/errors';
 import type { PluginHandlers } from '../../src/cni/skel';
 import type { CniResult } from '../../src/cni/types';
 import { CniExecutor } from '../../src/daemon/cni-exec';
-import { daemonSocketOf, forward } from '../../src/daemon/forward';
-import { type CniForwardResponse, netnsId, readLines } from '../../src/daemon/protocol';
+import { daemonSocketOf, exchange, forward } from '../../src/daemon/forward';
+import { type CniForwardResponse, HELLO, netnsId, readLines } from '../../src/daemon/protocol';
 import type { Deps } from '../../src/plugin';
 import type { NetConf } from '../../src/config/load';
 import { FAULT_ENV, faultPoint } from '../../src/util/fault';
@@ -100,7 +100,7 @@ describe('daemon: whole CNI commands', () => {
     const split = bed.split(config);
     ex.handle({ id: 7, op: 'cni', env: { ...env('ADD'), CNI_NETNS: ns.path, CNI_PATH: bed.cniPath, ...split.env }, stdin: JSON.stringify(split.network), netns: NETNS }, c.send, () => false);
     const res = await c.final();
-    expect(c.answers[0]).toEqual({ id: 7, accepted: true });
+    expect(c.answers[0]).toEqual({ id: 7, accepted: true, boundMs: expect.any(Number) });
     expect(res).toMatchObject({ id: 7, ok: true, stderr: "", exitCode: 0 });
     const result = JSON.parse((res as { stdout: string }).stdout) as { interfaces: Array<{ name: string }> };
     expect(result.interfaces.map((i) => i.name)).toContain('net1');
@@ -128,7 +128,7 @@ describe('daemon: whole CNI commands', () => {
     g.release('ADD:c1');
     expect(await a1.final()).toMatchObject({ id: 1, ok: true, exitCode: 0 });
     await g.waitFor('DEL:c1');
-    expect(a2.answers).toEqual([{ id: 2, accepted: true }]);
+    expect(a2.answers).toEqual([{ id: 2, accepted: true, boundMs: expect.any(Number) }]);
     g.release('DEL:c1');
     expect(await a2.final()).toMatchObject({ id: 2, ok: true, exitCode: 0, stdout: '' });
     expect(g.log).toEqual(['start ADD:c1', 'start ADD:c2', 'end ADD:c2', 'end ADD:c1', 'start DEL:c1', 'end DEL:c1']);
@@ -256,10 +256,14 @@ describe('forwarder', () => {
     server = undefined;
   });
 
-  /** A fake daemon answering each request with script(request, socket). */
-  async function fakeDaemon(script: (req: Record<string, unknown>, sock: Socket) => void): Promise<void> {
-    server = createServer((sock) => readLines(sock, (l) => script(JSON.parse(l) as Record<string, unknown>, sock), () => sock.destroy(), 64 * 1024 * 1024));
+  /** A fake daemon saying hello (unless told otherwise) and answering each request with script(request, socket). */
+  async function fakeDaemon(script: (req: Record<string, unknown>, sock: Socket) => void, hello: string | null = JSON.stringify(HELLO)): Promise<void> {
+    server = createServer((sock) => {
+      if (hello !== null) sock.write(hello + '\n');
+      readLines(sock, (l) => script(JSON.parse(l) as Record<string, unknown>, sock), () => sock.destroy(), 64 * 1024 * 1024);
+    });
     await new Promise<void>((r) => server?.listen(socket, r));
+    chmodSync(socket, 0o600);
   }
 
   it('finds the socket in the node file\'s dpu, dpus, or the default; "" and junk mean standalone', () => {
@@ -279,7 +283,7 @@ describe('forwarder', () => {
     let seen: Record<string, unknown> = {};
     await fakeDaemon((req, sock) => {
       seen = req;
-      sock.write(JSON.stringify({ id: req.id, accepted: true }) + '\n');
+      sock.write(JSON.stringify({ id: req.id, accepted: true, boundMs: 1000 }) + '\n');
       sock.write(JSON.stringify({ id: req.id, ok: true, exitCode: 0, stdout: '{"cniVersion":"1.1.0"}\n', stderr: 'warn\n' }) + '\n');
     });
     const out = await forward({ ...sockEnv('ADD'), X: 'y' }, Promise.resolve(conf()), uid);
@@ -290,10 +294,60 @@ describe('forwarder', () => {
   it.each([
     ['refused', (req: Record<string, unknown>, sock: Socket) => sock.write(JSON.stringify({ id: req.id, refused: 'no' }) + '\n'), /refused: no/],
     ['closed before accepted', (_req: Record<string, unknown>, sock: Socket) => sock.destroy(), /closed/],
-    ['closed after accepted', (req: Record<string, unknown>, sock: Socket) => sock.end(JSON.stringify({ id: req.id, accepted: true }) + '\n'), /closed/],
+    // The daemon died (its connection closed): nothing acts on the command any more.
+    ['closed after accepted', (req: Record<string, unknown>, sock: Socket) => sock.end(JSON.stringify({ id: req.id, accepted: true, boundMs: 1000 }) + '\n'), /closed/],
   ])('runs standalone when the daemon %s', async (_name, script, why) => {
     await fakeDaemon(script);
     expect(await forward(sockEnv('DEL'), Promise.resolve(conf()), uid)).toEqual({ standalone: expect.stringMatching(why) });
+  });
+
+  it('a silent socket gets nothing and the command runs standalone within the connect timeout', async () => {
+    const received: string[] = [];
+    await fakeDaemon((req) => received.push(String(req.op)), null);
+    const t0 = Date.now();
+    expect(await forward(env('ADD'), Promise.resolve(conf()), uid)).toEqual({ standalone: 'no hello from the daemon within 10000 ms' });
+    expect(Date.now() - t0).toBeLessThan(12000);
+    expect(received).toEqual([]);
+  }, 20000);
+
+  it.each([
+    ['another server', '{"jsonrpc":"2.0"}', /did not identify itself as a dpu-overlay daemon/],
+    ['not JSON', 'SSH-2.0-OpenSSH_9.2', /did not identify itself/],
+    ['another protocol version', JSON.stringify({ ...HELLO, protocol: 99 }), /speaks protocol 99, this plugin 1/],
+  ])('a socket answering with %s gets nothing: standalone', async (_name, hello, why) => {
+    const received: string[] = [];
+    await fakeDaemon((req) => received.push(String(req.op)), hello);
+    expect(await forward(env('ADD'), Promise.resolve(conf()), uid)).toEqual({ standalone: expect.stringMatching(why) });
+    expect(received).toEqual([]);
+  });
+
+  it('once the daemon accepted, the plugin never runs the command itself: past the daemon\'s bound it answers 11', async () => {
+    await fakeDaemon((req, sock) => sock.write(JSON.stringify({ id: req.id, accepted: true, boundMs: 200 }) + '\n'));
+    const t0 = Date.now();
+    const out = await forward(env('ADD'), Promise.resolve(JSON.stringify({ cniVersion: '1.0.0', dpu: { daemonSocket: socket } })), uid);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(2000);
+    expect(out).toMatchObject({ exitCode: 1 });
+    expect(JSON.parse((out as { stdout: string }).stdout)).toEqual({ cniVersion: '1.0.0', code: 11, msg: expect.stringMatching(/accepted the command but did not answer within its bound \(200 ms\); it may still be running it: try again/), details: '' });
+  });
+
+  it('a daemon that says hello but neither accepts nor refuses: 11 at the accept deadline, never standalone', async () => {
+    await fakeDaemon(() => undefined);
+    const line = JSON.stringify({ id: 1, op: 'cni', env: env('ADD'), stdin: conf(), netns: NETNS }) + '\n';
+    const out = await exchange(socket, line, { acceptDeadlineMs: 300 }, conf());
+    expect(JSON.parse((out as { stdout: string }).stdout)).toMatchObject({ code: 11, msg: expect.stringMatching(/neither accepted nor refused the command within 300 ms/) });
+  });
+
+  it('a socket group- or world-accessible, or in a directory others can enter, is not trusted', async () => {
+    await fakeDaemon(() => undefined);
+    chmodSync(socket, 0o666);
+    expect(await forward(env('ADD'), Promise.resolve(conf()), uid)).toEqual({ standalone: expect.stringMatching(/is accessible by group or others \(mode 666/) });
+    chmodSync(socket, 0o600);
+    chmodSync(join(dir, 'run'), 0o755);
+    try {
+      expect(await forward(env('ADD'), Promise.resolve(conf()), uid)).toEqual({ standalone: expect.stringMatching(/is not private \(mode 755/) });
+    } finally {
+      chmodSync(join(dir, 'run'), 0o700);
+    }
   });
 
   it('runs standalone with no socket, a refused connection, an untrusted directory, unreadable stdin, or VERSION', async () => {

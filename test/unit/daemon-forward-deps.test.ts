@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { buildSync } from 'esbuild';
-import { readLines } from '../../src/daemon/protocol';
+import { HELLO, readLines } from '../../src/daemon/protocol';
 import { removeTmpDirs, tmpDir } from './helpers/tmp';
 
 /**
@@ -23,14 +23,16 @@ beforeAll(async () => {
   buildSync({ entryPoints: [join(__dirname, '../../src/main.ts')], bundle: true, platform: 'node', target: 'node20', format: 'cjs', packages: 'external', outfile: bundle, logLevel: 'error' });
   writeFileSync(preload, "process.on('exit', () => require('node:fs').writeFileSync(process.env.CACHE_OUT, JSON.stringify(Object.keys(require.cache))));\n");
   mkdirSync(runDir, { mode: 0o700 });
-  server = createServer((sock) =>
+  server = createServer((sock) => {
+    sock.write(JSON.stringify(HELLO) + '\n');
     readLines(sock, (line) => {
       const req = JSON.parse(line) as { id: number };
       sock.write(JSON.stringify({ id: req.id, accepted: true }) + '\n');
       sock.write(JSON.stringify({ id: req.id, ok: true, exitCode: 3, stdout: '{"from":"daemon"}\n', stderr: 'daemon stderr\n' }) + '\n');
-    }, () => sock.destroy(), 64 * 1024 * 1024),
-  );
+    }, () => sock.destroy(), 64 * 1024 * 1024);
+  });
   await new Promise<void>((r) => server.listen(socket, r));
+  chmodSync(socket, 0o600);
 });
 
 afterAll(async () => {

@@ -7,7 +7,7 @@ import type { DpuConfig } from '../../src/config/schema';
 import type { DpuClient, PlugRequest } from '../../src/dpu/api';
 import { DaemonDpuClient } from '../../src/daemon/client';
 import { fingerprint, REMOTE_COMMAND } from '../../src/dpu/ssh';
-import { DpuConnection, MAX_BATCH, MAX_BATCH_BYTES, takeBatch } from '../../src/daemon/connection';
+import { DpuConnection, MAX_BATCH, MAX_BATCH_BYTES, MAX_CHANNELS, RESERVED_CHANNELS, takeBatch } from '../../src/daemon/connection';
 import { DaemonServer } from '../../src/daemon/server';
 import { memoryLogger, silentLogger } from './helpers/logger';
 import { removeTmpDirs, tmpDir } from './helpers/tmp';
@@ -80,6 +80,8 @@ beforeAll(async () => {
             const command = info.command === REMOTE_COMMAND ? Buffer.concat(input).toString().replace(/\n$/, '') : `unexpected exec request: ${info.command}`;
             commands.push(command);
             if (command === 'drop-connection' && dropped++ === 0) return conn.end();
+            // Never answers: a DPU whose ovn-controller is stopped (the client's deadline closes the channel).
+            if (command === 'hang') return;
             if (command === 'flood') {
               const pump = () => {
                 while (stream.writable && stream.write(Buffer.alloc(65536, 'x')));
@@ -94,7 +96,7 @@ beforeAll(async () => {
               stream.stderr.write(a.err);
               stream.exit(a.code);
               stream.end();
-            }, command === 'slow' ? 300 : 30);
+            }, command === 'slow' ? 300 : command.includes('name=slowrep') ? 600 : 30);
           });
         });
       });
@@ -178,9 +180,10 @@ describe('DaemonServer', () => {
         let got = '';
         sock.on('data', (d) => {
           got += String(d);
-          if (got.includes('\n')) {
+          const lines = got.split('\n');
+          if (lines.length > 2) {
             sock.destroy();
-            resolve(got);
+            resolve(lines[1] as string);
           }
         });
         sock.on('error', reject);
@@ -341,6 +344,38 @@ describe('DpuConnection shares one connection safely', () => {
     expect(m.records.some((r) => r.msg === 'DPU connection lost mid-command; repeating it on a new connection')).toBe(true);
     c.close();
   });
+});
+
+describe('DpuConnection: deadlines and channels per request', () => {
+  it('each request keeps its own timeoutMs: a connection opened by a 100 ms config still runs a 5 s network\'s slow plug', async () => {
+    const c = new DpuConnection(dpuConf('/unused', { timeoutMs: 100 }), silentLogger());
+    const patient = dpuConf('/unused', { timeoutMs: 5000 });
+    const hasty = dpuConf('/unused', { timeoutMs: 100 });
+    await expect(c.plug(patient, plugReq('slowrep'))).resolves.toMatchObject({ bridge: 'br-vni100' });
+    await expect(c.plug(hasty, plugReq('slowrep'))).rejects.toMatchObject({ kind: 'timeout' });
+    c.close();
+  });
+
+  it('the first config\'s short deadline does not make the shared handshake fail for a patient request', async () => {
+    const c = new DpuConnection(dpuConf('/unused', { timeoutMs: 100 }), silentLogger());
+    await expect(c.clientFor(dpuConf('/unused', { timeoutMs: 5000 })).status()).resolves.toBeUndefined();
+    c.close();
+  });
+
+  it('ADD steps stuck on the DPU leave channels for DEL, CHECK, STATUS and the recovery probe; an ADD step waits a bounded time', async () => {
+    const c = new DpuConnection(dpuConf('/unused'), silentLogger());
+    expect((await c.exec('true')).exitCode).toBe(0);
+    const stuck = Array.from({ length: MAX_CHANNELS + 1 }, () => c.execWith('hang', 3000, 'bulk'));
+    for (const s of stuck) s.catch(() => undefined);
+    const t0 = Date.now();
+    const [status, probe] = await Promise.all([c.execWith('true', 2000, 'priority'), c.exec('true')]);
+    expect([status.exitCode, probe.exitCode]).toEqual([0, 0]);
+    expect(Date.now() - t0).toBeLessThan(1500);
+    await expect(c.execWith('true', 200, 'bulk')).rejects.toMatchObject({ kind: 'timeout', message: expect.stringMatching(new RegExp(`no SSH channel free within 200 ms \\(${MAX_CHANNELS - RESERVED_CHANNELS} of ${MAX_CHANNELS} busy`)) });
+    const outcomes = await Promise.allSettled(stuck);
+    expect(outcomes.every((o) => o.status === 'rejected')).toBe(true);
+    c.close();
+   }, 20000);
 });
 
 describe('takeBatch', () => {

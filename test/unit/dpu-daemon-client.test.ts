@@ -6,7 +6,7 @@ import { CniError } from '../../src/cni/errors';
 import type { DpuConfig } from '../../src/config/schema';
 import type { DpuClient, PlugRequest } from '../../src/dpu/api';
 import { DaemonDpuClient } from '../../src/daemon/client';
-import { type DaemonRequest, type DaemonResponse, netnsId } from '../../src/daemon/protocol';
+import { type DaemonRequest, type DaemonResponse, HELLO, netnsId } from '../../src/daemon/protocol';
 import { FakeDpu } from './helpers/fake-dpu';
 import { silentLogger } from './helpers/logger';
 
@@ -38,6 +38,7 @@ function conf(): DpuConfig {
 /** A daemon stand-in: answer(req, socket) returns the response, or undefined to say nothing. */
 async function daemon(answer: (r: DaemonRequest, sock: Socket) => Omit<DaemonResponse, 'id'> | undefined): Promise<void> {
   const s = createServer((sock) => {
+    sock.write(JSON.stringify(HELLO) + '\n');
     let buf = '';
     sock.on('data', (d) => {
       buf += d.toString();
@@ -51,6 +52,7 @@ async function daemon(answer: (r: DaemonRequest, sock: Socket) => Omit<DaemonRes
     });
   });
   await new Promise<void>((resolve) => s.listen(conf().daemonSocket, resolve));
+  chmodSync(conf().daemonSocket, 0o600);
   server = s;
 }
 
@@ -113,15 +115,34 @@ describe('DaemonDpuClient', () => {
     c.close();
   });
 
-  it('a daemon that never answers is given up on after 2 x timeoutMs + 1 s, then the request goes direct', async () => {
+  it('a daemon that never answers may still be acting: past its bound for the request (4 x timeoutMs + 2 s) the request fails 11-kind, never repeated directly', async () => {
     await daemon(() => undefined);
-    const { c, direct } = subject();
+    const { c, made } = subject();
     const t0 = Date.now();
-    await expect(c.gc('ovl', 5001, [])).resolves.toBe(0);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(2900);
-    expect(direct.callsOf('gc')).toHaveLength(1);
+    await expect(c.gc('ovl', 5001, [])).rejects.toMatchObject({ kind: 'timeout', message: expect.stringMatching(/did not answer gc .* within 6000 ms; it may still be acting on it/) });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(5900);
+    expect(made()).toBe(0);
     c.close();
+  }, 15000);
+
+  it('an OVN-mode request\'s bound covers the daemon\'s plug (3 x timeoutMs + upTimeoutMs per attempt): longer than the old 2 x timeoutMs + 1 s', () => {
+    const { dpuRequestBoundMs } = jest.requireActual<typeof import('../../src/daemon/deadlines')>('../../src/daemon/deadlines');
+    const ovn = { ...conf(), controlPlane: 'ovn' as const };
+    expect(dpuRequestBoundMs(ovn)).toBe(4 * (3 * 1000 + 10000));
+    expect(dpuRequestBoundMs(ovn)).toBeGreaterThan(2 * ovn.timeoutMs + 1000);
   });
+
+  it('a socket that never says hello gets nothing: the request goes direct', async () => {
+    const silent = createServer((sock) => sock.on('data', (d) => received.push(JSON.parse(String(d)) as DaemonRequest)));
+    await new Promise<void>((resolve) => silent.listen(conf().daemonSocket, resolve));
+    chmodSync(conf().daemonSocket, 0o600);
+    server = silent;
+    const { c, direct } = subject();
+    await expect(c.status()).resolves.toBeUndefined();
+    expect(received).toEqual([]);
+    expect(direct.callsOf('status')).toHaveLength(1);
+    c.close();
+   }, 20000);
 });
 
 describe('DaemonDpuClient trusts only a root-owned socket in a private directory', () => {

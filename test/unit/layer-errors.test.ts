@@ -36,6 +36,7 @@ const STORE_CODES: Array<[StoreErrorKind, number]> = [
   ['untrusted-dir', 7],
   ['invalid-record', 5],
   ['record-rejected', 5],
+  ['record-too-large', 7],
 ];
 
 class OtherLayerError extends LayerError<'odd'> {}

@@ -146,7 +146,7 @@ describe('temporary files and the log file', () => {
     expect(readFileSync(target, 'utf8')).toBe('root:x:0:0\n');
   });
 
-  it('a new logFile is created 0600 and appended to', () => {
+  it('a new logFile is created 0640 and appended to', () => {
     const logFile = join(tmpDir(), 'logs', 'p.log');
     createLogger({ logFile, logLevel: 'info' }).info('one');
     createLogger({ logFile, logLevel: 'info' }).info('two');
