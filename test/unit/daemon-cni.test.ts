@@ -305,7 +305,7 @@ describe('forwarder', () => {
     const received: string[] = [];
     await fakeDaemon((req) => received.push(String(req.op)), null);
     const t0 = Date.now();
-    expect(await forward(env('ADD'), Promise.resolve(conf()), uid)).toEqual({ standalone: 'no hello from the daemon within 10000 ms' });
+    expect(await forward(sockEnv('ADD'), Promise.resolve(conf()), uid)).toEqual({ standalone: 'no hello from the daemon within 10000 ms' });
     expect(Date.now() - t0).toBeLessThan(12000);
     expect(received).toEqual([]);
   }, 20000);
@@ -317,14 +317,14 @@ describe('forwarder', () => {
   ])('a socket answering with %s gets nothing: standalone', async (_name, hello, why) => {
     const received: string[] = [];
     await fakeDaemon((req) => received.push(String(req.op)), hello);
-    expect(await forward(env('ADD'), Promise.resolve(conf()), uid)).toEqual({ standalone: expect.stringMatching(why) });
+    expect(await forward(sockEnv('ADD'), Promise.resolve(conf()), uid)).toEqual({ standalone: expect.stringMatching(why) });
     expect(received).toEqual([]);
   });
 
   it('once the daemon accepted, the plugin never runs the command itself: past the daemon\'s bound it answers 11', async () => {
     await fakeDaemon((req, sock) => sock.write(JSON.stringify({ id: req.id, accepted: true, boundMs: 200 }) + '\n'));
     const t0 = Date.now();
-    const out = await forward(env('ADD'), Promise.resolve(JSON.stringify({ cniVersion: '1.0.0', dpu: { daemonSocket: socket } })), uid);
+    const out = await forward(sockEnv('ADD'), Promise.resolve(JSON.stringify({ cniVersion: '1.0.0' })), uid);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(2000);
     expect(out).toMatchObject({ exitCode: 1 });
     expect(JSON.parse((out as { stdout: string }).stdout)).toEqual({ cniVersion: '1.0.0', code: 11, msg: expect.stringMatching(/accepted the command but did not answer within its bound \(200 ms\); it may still be running it: try again/), details: '' });
@@ -340,11 +340,11 @@ describe('forwarder', () => {
   it('a socket group- or world-accessible, or in a directory others can enter, is not trusted', async () => {
     await fakeDaemon(() => undefined);
     chmodSync(socket, 0o666);
-    expect(await forward(env('ADD'), Promise.resolve(conf()), uid)).toEqual({ standalone: expect.stringMatching(/is accessible by group or others \(mode 666/) });
+    expect(await forward(sockEnv('ADD'), Promise.resolve(conf()), uid)).toEqual({ standalone: expect.stringMatching(/is accessible by group or others \(mode 666/) });
     chmodSync(socket, 0o600);
     chmodSync(join(dir, 'run'), 0o755);
     try {
-      expect(await forward(env('ADD'), Promise.resolve(conf()), uid)).toEqual({ standalone: expect.stringMatching(/is not private \(mode 755/) });
+      expect(await forward(sockEnv('ADD'), Promise.resolve(conf()), uid)).toEqual({ standalone: expect.stringMatching(/is not private \(mode 755/) });
     } finally {
       chmodSync(join(dir, 'run'), 0o700);
     }
