@@ -3,7 +3,8 @@ import { cniCodeOf } from '../../src/daemon/cni-exec';
 import { DaemonMetrics, parseMetricsAddress } from '../../src/daemon/metrics';
 import { countAttachments, formatNodeStatus } from '../../src/daemon/node-status';
 import { parseDaemonArgs } from '../../src/daemon';
-import { recordedNetnsAlive } from '../../src/kernel/netns';
+import { hostBootId, recordedNetnsAlive } from '../../src/kernel/netns';
+import { usableNetns } from '../../src/kernel/vf';
 
 describe('daemon metrics', () => {
   it('--metrics-address takes HOST:PORT and [IPv6]:PORT only', () => {
@@ -75,5 +76,16 @@ describe('recovery: is a container still there', () => {
     expect(recordedNetnsAlive({ netns: '/nonexistent/ns', netnsId: '1:2' }, () => new Set())).toBe(false);
     expect(recordedNetnsAlive({ netns: '/nonexistent/ns', netnsId: '1:2' }, () => new Set(['1:2']))).toBe(true);
     expect(recordedNetnsAlive({ netns: '/nonexistent/ns' }, () => new Set())).toBe(false);
+  });
+
+  it('an identity recorded in an earlier boot of the host is gone, whoever has that inode number now (numbers are reused)', () => {
+    const boot = hostBootId();
+    expect(boot).toMatch(/^[0-9a-f-]{36}$/);
+    const earlier = '00000000-0000-4000-8000-000000000000';
+    expect(recordedNetnsAlive({ netns: '/nonexistent/ns', netnsId: '1:2', netnsBoot: boot as string }, () => new Set(['1:2']))).toBe(true);
+    expect(recordedNetnsAlive({ netns: '/nonexistent/ns', netnsId: '1:2', netnsBoot: earlier }, () => new Set(['1:2']))).toBe(false);
+    // a /proc/PID path that names a namespace with the recorded numbers in a later boot is not entered by DEL either
+    const sibling = { netns: '/proc/1/ns/net', netnsId: '0:0', netnsBoot: earlier };
+    expect(usableNetns(sibling, '/proc/1/ns/net')).toBeUndefined();
   });
 });
