@@ -1,6 +1,9 @@
 import { pluginConfigsIn } from '../../src/cli/doctor';
 import { cniCodeOf } from '../../src/daemon/cni-exec';
-import { DaemonMetrics, parseMetricsAddress } from '../../src/daemon/metrics';
+import { connect, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { request } from 'node:http';
+import { ATTACHMENTS_TTL_MS, DaemonMetrics, parseMetricsAddress, serveMetrics } from '../../src/daemon/metrics';
 import { countAttachments, formatNodeStatus } from '../../src/daemon/node-status';
 import { parseDaemonArgs } from '../../src/daemon';
 import { hostBootId, recordedNetnsAlive } from '../../src/kernel/netns';
@@ -67,6 +70,59 @@ describe('doctor', () => {
     expect(pluginConfigsIn('{"type":"bridge","name":"a"}')).toEqual([]);
     expect(pluginConfigsIn('{"name":"l","cniVersion":"1.1.0","plugins":[{"type":"dpu-overlay","vni":5},{"type":"tuning"}]}')).toEqual([{ type: 'dpu-overlay', vni: 5, name: 'l', cniVersion: '1.1.0' }]);
   });
+});
+
+describe('metrics server: reachable by any local user', () => {
+  const get = (port: number, path: string, headers: Record<string, string> = {}) =>
+    new Promise<number>((resolve, reject) => {
+      request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      }).on('error', reject).end();
+    });
+  const connected = (port: number) =>
+    new Promise<Socket>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => resolve(s));
+      s.on('error', () => undefined);
+      s.resume();
+    });
+
+  it('scrapes in a loop read the records once per TTL; oversize headers get 431; held-open connections are capped and cut off', async () => {
+    let reads = 0;
+    let t = 0;
+    const m = new DaemonMetrics({ dpus: () => [], attachments: () => (reads++, [{ network: 'n', vni: 1, count: 1 }]) }, () => t);
+    const limits = { maxConnections: 8, headersTimeoutMs: 500, requestTimeoutMs: 1000, idleTimeoutMs: 1000, maxHeaderSize: 8192 };
+    const server = await serveMetrics({ host: '127.0.0.1', port: 0 }, m, () => undefined, limits);
+    const port = (server.address() as AddressInfo).port;
+    try {
+      for (let k = 0; k < 20; k++) expect(await get(port, '/metrics')).toBe(200);
+      expect(reads).toBe(1);
+      t += ATTACHMENTS_TTL_MS;
+      expect(await get(port, '/metrics')).toBe(200);
+      expect(reads).toBe(2);
+      m.cniRequest('DEL', 0, 0.1);
+      expect(await get(port, '/metrics')).toBe(200);
+      expect(reads).toBe(3);
+      expect(await get(port, '/healthz', { 'X-Big': 'a'.repeat(64 * 1024) })).toBe(431);
+      // slowloris: connections that never finish their headers, and some that send nothing
+      const held: Socket[] = [];
+      for (let k = 0; k < 20; k++) {
+        const s = await connected(port);
+        if (k % 2) s.write('GET /metrics HTTP/1.1\r\nX-Slow: ');
+        held.push(s);
+      }
+      const open = await new Promise<number>((resolve) => server.getConnections((_e, n) => resolve(n)));
+      expect(open).toBeLessThanOrEqual(limits.maxConnections);
+      // all of them cut off by the server within its timeouts (generous margin for a loaded machine)
+      const deadline = Date.now() + 20000;
+      while (Date.now() < deadline && held.some((s) => !s.destroyed && !s.readableEnded)) await new Promise((r) => setTimeout(r, 100));
+      expect(held.filter((s) => !s.destroyed && !s.readableEnded)).toEqual([]);
+      held.forEach((s) => s.destroy());
+      expect(await get(port, '/healthz')).toBe(200);
+    } finally {
+      server.close();
+    }
+  }, 40000);
 });
 
 describe('recovery: is a container still there', () => {
