@@ -1,4 +1,4 @@
-import { pluginConfigsIn } from '../../src/cli/doctor';
+import { formatFindings, pluginConfigsIn } from '../../src/cli/doctor';
 import { cniCodeOf } from '../../src/daemon/cni-exec';
 import { connect, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -69,6 +69,19 @@ describe('doctor', () => {
     expect(pluginConfigsIn('{"type":"dpu-overlay","name":"a"}')).toEqual([{ type: 'dpu-overlay', name: 'a' }]);
     expect(pluginConfigsIn('{"type":"bridge","name":"a"}')).toEqual([]);
     expect(pluginConfigsIn('{"name":"l","cniVersion":"1.1.0","plugins":[{"type":"dpu-overlay","vni":5},{"type":"tuning"}]}')).toEqual([{ type: 'dpu-overlay', vni: 5, name: 'l', cniVersion: '1.1.0' }]);
+  });
+});
+
+describe('status and doctor print for a terminal', () => {
+  it('what a DPU answered (its stderr in an error) reaches the terminal without control characters', () => {
+    const evil = 'refused\x1b]0;owned\x07\x1b[2J\r\nPASS  all good\x9b';
+    const text = formatNodeStatus({ source: 'daemon', pid: 1, version: 'v', socket: '/s', dpus: [{ dpu: 'root@d:22', controlPlane: 'static', connected: false, down: { since: 'now', error: evil } }], attachments: [], invalidRecords: [] } as unknown as Parameters<typeof formatNodeStatus>[0]);
+    expect(text).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/);
+    expect(text).toContain('refused\\x1b]0;owned\\x07');
+    expect(text.split('\n').filter((l) => l.startsWith('PASS'))).toEqual([]);
+    const found = formatFindings([{ level: 'FAIL', check: 'DPU', detail: evil, fix: `fix ${evil}` }] as unknown as Parameters<typeof formatFindings>[0]);
+    expect(found).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/);
+    expect(found.split('\n')).toHaveLength(3);
   });
 });
 
