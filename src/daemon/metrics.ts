@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Seconds buckets from a fast host step (1 ms) to an OVN ADD waiting for its port (30 s). */
@@ -110,7 +111,14 @@ export async function serveMetrics(address: MetricsAddress, metrics: DaemonMetri
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: GET /metrics or /healthz\n');
     }
   });
-  server.maxConnections = limits.maxConnections;
+  // At the cap the oldest connection goes, not the new one: a local user holding connections open must not keep
+  // the kubelet's probe (also from 127.0.0.1) out, which would get the daemon restarted.
+  const open = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+    if (open.size > limits.maxConnections) open.values().next().value?.destroy();
+  });
   server.keepAliveTimeout = limits.headersTimeoutMs;
   // a connection that sends nothing at all is closed too
   server.setTimeout(limits.idleTimeoutMs, (socket) => socket.destroy());
