@@ -78,6 +78,8 @@ that restricts the plugin's key to the commands the plugin sends.
   --authorize-key FILE.pub   also put that line, for this public key, in root's authorized_keys
                              (an existing unrestricted entry for the same key is replaced)
   --authorized-keys FILE     use FILE instead of ~root/.ssh/authorized_keys
+  --guard-dir DIR            install the guard into DIR instead of $GUARD_DIR (an absolute path only root
+                             can write; tests give each emulated site its own)
   --bridge-prefix P          the plugin's dpu.bridgePrefix if not br-vni (repeatable)
   --representor-template T   the plugin's dpu.representorTemplate if not pf{pf}vf{vf} (repeatable)
 
@@ -106,7 +108,7 @@ EOF
 
 # ---------------------------------------------------------------- options
 MODE=host DEV=0 APT=1 BUILD=1 DAEMON_UNIT_WANTED=1 CNI_BIN_DIR=/opt/cni/bin
-AUTHORIZE_KEY= AUTHORIZED_KEYS= GUARD_ARGS=()
+AUTHORIZE_KEY= AUTHORIZED_KEYS= GUARD_ARGS=() GUARD_DIR_SET=0
 OVN=0 OVN_PREFIXES=() OVN_REMOTE= OVN_NB= OVN_NB_SSL=() ENCAP_IP= ENCAP_TYPE=geneve SYSTEM_ID= BRIDGE_DP_TYPE=system LISTEN=
 while (($#)); do
   case $1 in
@@ -119,6 +121,8 @@ while (($#)); do
     --cni-bin-dir=*) CNI_BIN_DIR=${1#*=} ;;
     --authorize-key) (($# >= 2)) || die "--authorize-key needs a .pub file"; AUTHORIZE_KEY=$2; shift ;;
     --authorize-key=*) AUTHORIZE_KEY=${1#*=} ;;
+    --guard-dir) (($# >= 2)) || die "--guard-dir needs an absolute directory"; GUARD_DIR=$2; GUARD=$GUARD_DIR/dpu-guard; GUARD_DIR_SET=1; shift ;;
+    --guard-dir=*) GUARD_DIR=${1#*=}; GUARD=$GUARD_DIR/dpu-guard; GUARD_DIR_SET=1 ;;
     --authorized-keys) (($# >= 2)) || die "--authorized-keys needs a file"; AUTHORIZED_KEYS=$2; shift ;;
     --authorized-keys=*) AUTHORIZED_KEYS=${1#*=} ;;
     --bridge-prefix) (($# >= 2)) || die "--bridge-prefix needs a value"; GUARD_ARGS+=(--bridge-prefix "$2"); shift ;;
@@ -174,6 +178,8 @@ elif [[ $MODE == dpu ]]; then
     die "--ovn-remote, --ovn-nb, --encap-ip, --system-id, --ovn-nb-ssl and --ovn-switch-prefix need --ovn"
 fi
 
+[[ $GUARD_DIR_SET == 0 || $MODE == dpu ]] || die "--guard-dir goes with --dpu"
+[[ $GUARD_DIR == /* && $GUARD_DIR != *[[:space:]\"\'\\,]* ]] || die "--guard-dir must be an absolute path without spaces, quotes, backslashes or commas (it goes into authorized_keys; got '$GUARD_DIR')"
 if [[ $MODE == host ]]; then
   [[ -z $AUTHORIZE_KEY && -z $AUTHORIZED_KEYS && ${#GUARD_ARGS[@]} -eq 0 ]] ||
     die "--authorize-key, --authorized-keys, --bridge-prefix and --representor-template go with --dpu"

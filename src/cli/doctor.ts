@@ -16,6 +16,7 @@ import { configuredDpus } from '../plugin/dpu-client';
 import { StateStore } from '../store/attachments';
 import { untrustedDirReason } from '../util/secure-fs';
 import { askDaemon } from './status';
+import { terminalSafe } from '../util/terminal';
 
 export const DOCTOR_USAGE = `usage: dpu-overlay doctor [--json] [--socket PATH] [--cni-path DIRS] [--node-config PATH] [CONFIG...]
 Checks this node for every dpu-overlay network in /etc/cni/net.d (or the CONFIG files given) and the node file:
@@ -277,7 +278,7 @@ export async function doctor(o: DoctorOptions): Promise<Finding[]> {
 }
 
 export function formatFindings(findings: readonly Finding[]): string {
-  return findings.map((f) => `${f.level}  ${f.check}: ${f.detail}${f.fix && f.level !== 'PASS' ? `\n      fix: ${f.fix}` : ''}`).join('\n') + '\n';
+  return findings.map((f) => `${f.level}  ${terminalSafe(`${f.check}: ${f.detail}`)}${f.fix && f.level !== 'PASS' ? `\n      fix: ${terminalSafe(f.fix)}` : ''}`).join('\n') + '\n';
 }
 
 export async function runDoctor(argv: readonly string[]): Promise<number> {

@@ -176,7 +176,7 @@ export class CniExecutor {
    * Releases a recorded attachment whose container is gone by running the plugin's DEL for it in-process, as the
    * runtime's DEL would (host side, IPAM, DPU port, record), queued behind any command of the same attachment.
    */
-  releaseGone(att: Pick<Attachment, 'containerId' | 'ifname' | 'rawConfig' | 'cniPath'>): Promise<void> {
+  releaseGone(att: Pick<Attachment, 'containerId' | 'ifname' | 'rawConfig' | 'cniPath'>, stillGone: () => boolean = () => true): Promise<void> {
     const env: Record<string, string> = { CNI_COMMAND: 'DEL', CNI_CONTAINERID: att.containerId, CNI_IFNAME: att.ifname, CNI_NETNS: '', CNI_PATH: att.cniPath.join(':') };
     for (const k of ['DPU_OVERLAY_NODE_CONFIG', 'PATH']) if (process.env[k] !== undefined) env[k] = process.env[k] as string;
     const key = JSON.stringify([att.containerId, att.ifname]);
@@ -185,6 +185,11 @@ export class CniExecutor {
     const run = async () => {
       let stdout = '';
       try {
+        // Asked when its turn comes: a command queued before it may have made the attachment live again.
+        if (!stillGone()) {
+          outcome = { exitCode: 0, stdout: '' };
+          return;
+        }
         const handlers = (this.opts.handlers ?? pluginHandlers)({ ...this.opts.deps, stderr: () => undefined });
         const exitCode = await requestScope.run({ env, stderr: () => undefined }, () =>
           dispatch(handlers, { env, readStdin: async () => att.rawConfig, writeStdout: (text) => void (stdout += text), onError: () => undefined }),

@@ -1,5 +1,6 @@
 import type { Attachment } from '../store/attachments';
 import { StateStore } from '../store/attachments';
+import { terminalSafe } from '../util/terminal';
 
 /** One DPU as the daemon sees it. */
 export interface DpuStatusView {
@@ -95,5 +96,5 @@ export function formatNodeStatus(s: NodeStatus): string {
   else lines.push(`  ${['CONTAINER', 'IFNAME', 'NETWORK', 'VNI', 'VF', 'REPRESENTOR', 'STATE'].join('\t')}`);
   for (const a of s.attachments) lines.push(`  ${[a.containerId.slice(0, 12), a.ifname, a.network, a.vni, a.vf, a.representor ?? '-', a.state].join('\t')}`);
   for (const bad of s.invalidRecords) lines.push(`  INVALID RECORD ${bad.file}: ${bad.problem}`);
-  return lines.join('\n') + '\n';
+  return lines.map(terminalSafe).join('\n') + '\n';
 }

@@ -149,7 +149,7 @@ export interface RecoveryOptions {
    * Releases an attachment whose container's network namespace is gone, as GC would (host, IPAM, DPU, record).
    * Without it such attachments are left alone, never re-plugged.
    */
-  releaseGone?(att: Attachment): Promise<void>;
+  releaseGone?(att: Attachment, stillGone: () => boolean): Promise<void>;
   /** Whether an attachment's network namespace still exists (tests substitute their own). */
   netnsAlive?(att: Attachment, inProcesses: () => ReadonlySet<string>): boolean;
   /** Static mode: keeps the records' VNI bridges' tunnels in line with the node files (tunnel-follow.ts). */
@@ -193,7 +193,7 @@ export class DpuRecovery {
    * the runtime has not sent DEL yet) are not re-plugged: their ports would come back for dead pods. They are
    * released as GC would release them, outside the lock (DEL takes it); one that fails is tried at the next poll.
    */
-  private async withoutGoneContainers(target: string, replug: Attachment[]): Promise<Attachment[]> {
+  private async withoutGoneContainers(target: string, replug: Attachment[], stateOf: (att: Attachment) => StateStore | undefined): Promise<Attachment[]> {
     if (replug.length === 0) return replug;
     let seen: ReadonlySet<string> | undefined;
     const inProcesses = () => (seen ??= processNetnsIdentities());
@@ -208,7 +208,13 @@ export class DpuRecovery {
         continue;
       }
       try {
-        await this.o.releaseGone(att);
+        // Judged from this poll's reading; the release waits behind the attachment's other commands, and a runtime
+        // may meanwhile have re-ADDed the same container and ifname in a live namespace: that record is not released.
+        const stillGone = () => {
+          const now = stateOf(att)?.loadAttachment(att.containerId, att.ifname);
+          return now !== undefined && now.netns === att.netns && now.netnsId === att.netnsId && !alive(now, () => processNetnsIdentities());
+        };
+        await this.o.releaseGone(att, stillGone);
         this.log.info(fields, 'released an attachment whose container network namespace is gone instead of re-plugging it');
       } catch (err) {
         this.log.error({ ...fields, err: (err as Error).message }, 'releasing an attachment whose container is gone failed; tried again at the next poll');
@@ -311,7 +317,8 @@ export class DpuRecovery {
     if (w.down) this.log.info({ dpu: target, downSince: w.down.since.toISOString() }, 'DPU answers again');
     const plan = planRecovery(w.identity, probe, g.records.map((r) => r.att), this.o.replugAll, w.retry);
     this.reportDuplicates(w, target, plan.duplicates);
-    plan.replug = await this.withoutGoneContainers(target, plan.replug);
+    const stores = new Map(g.records.map((r) => [r.att, r.state]));
+    plan.replug = await this.withoutGoneContainers(target, plan.replug, (att) => stores.get(att));
     // Identity is taken now: what fails below is retried by key, not by re-plugging everything again.
     const changed = w.identity?.bootId !== probe.bootId || w.identity.dbUuid !== probe.dbUuid;
     w.identity = { bootId: probe.bootId, dbUuid: probe.dbUuid };

@@ -122,7 +122,7 @@ export class DaemonServer {
       this.recovery = new DpuRecovery({
         stateDirs: opts.stateDirs, pollMs: opts.pollMs, linkFor: (dpu) => this.recoveryLink(dpu), follower,
         onReplugged: (target) => this.metrics?.replugged(target),
-        ...(opts.releaseGone === false ? {} : { releaseGone: (att) => this.cni.releaseGone(att) }),
+        ...(opts.releaseGone === false ? {} : { releaseGone: (att, stillGone) => this.cni.releaseGone(att, stillGone) }),
       }, log);
     }
     const serve = ((op, dpu, args) => this.dispatch(op, dpu, args)) as ServeOp;

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import type { Logger } from '../log';
 import type { VfRecord } from '../store/records';
 import { HOST_NETNS, type LinkOps, temporaryName } from './iproute2';
-import { hostNetnsIdentity, isNetnsFile, netnsIdentity } from './netns';
+import { hostNetnsIdentity, isNetnsFile, netnsIdentity, sameBoot } from './netns';
 import type { Sysfs } from './sysfs';
 
 /**
@@ -10,7 +10,8 @@ import type { Sysfs } from './sysfs';
  * dev:inode), else the recorded path if it still names that namespace (a /proc/PID path may by now be
  * another process). A hint naming anything else (another container, a plain file) is ignored. Never our own.
  */
-export function usableNetns(recorded: { netns: string; netnsId?: string }, hint: string): string | undefined {
+export function usableNetns(recorded: { netns: string; netnsId?: string; netnsBoot?: string }, hint: string): string | undefined {
+  if (!sameBoot(recorded)) return undefined;
   const host = hostNetnsIdentity();
   const matches = (path: string | undefined): path is string => {
     if (!path || !existsSync(path)) return false;

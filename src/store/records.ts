@@ -66,6 +66,8 @@ export interface Attachment {
   netns: string;
   /** dev:inode of the netns at ADD, to recognise it on a DEL without CNI_NETNS. */
   netnsId?: string;
+  /** The host's boot id at ADD: netnsId means nothing in another boot (inode numbers are reused). */
+  netnsBoot?: string;
   /** The ADD process while phase is "adding": only an ADD whose process is gone may be cleaned up. */
   owner?: ProcessIdentity;
   vni: number;
@@ -158,6 +160,7 @@ export const AttachmentSchema = z.object({
   ifname,
   netns: absolutePath,
   netnsId: z.string().regex(/^\d+:\d+$/, 'must be DEV:INODE').optional(),
+  netnsBoot: z.string().regex(/^[0-9a-f-]{36}$/, 'must be a boot id').optional(),
   owner: ProcessIdentitySchema.optional(),
   vni: z.number().int().min(1).max(16777215),
   vf: VfRecordSchema,

@@ -3,17 +3,15 @@
  * cannot run anything else on the DPU. Also: chaining with the reference tuning plugin via prevResult.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { cni, container, dpuExec, hostLocal, netConf, PREFIX, removeContainers, requireBinary, ROOT, sh, site, type Site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
 
 jest.setTimeout(120000);
 
-const GUARD_DIR = '/usr/local/libexec/dpu-overlay';
 let tb: Testbed;
 let A: Site;
 let key: string;
-let guardWasInstalled: boolean;
 
 beforeAll(() => {
   requireBinary();
@@ -23,14 +21,14 @@ beforeAll(() => {
   rmSync(key, { force: true });
   rmSync(`${key}.pub`, { force: true });
   sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'dpu-overlay-guarded', '-f', key]);
-  guardWasInstalled = existsSync(GUARD_DIR);
-  sh('bash', [join(ROOT, 'install.sh'), '--dpu', '--authorize-key', `${key}.pub`, '--authorized-keys', join(tb.stateDir, 'authorized_keys')]);
+  // this testbed's own guard directory: the machine-wide one is shared with other testbeds' runs
+  sh('bash', [join(ROOT, 'install.sh'), '--dpu', '--guard-dir', join(tb.stateDir, 'guard'), '--authorize-key', `${key}.pub`, '--authorized-keys', join(tb.stateDir, 'authorized_keys')]);
 });
 
 afterAll(() => {
   removeContainers();
   testbedDown();
-  if (!guardWasInstalled) rmSync(GUARD_DIR, { recursive: true, force: true });
+  rmSync(join(tb.stateDir, 'guard'), { recursive: true, force: true });
 });
 
 function sshGuarded(command: string) {

@@ -15,7 +15,8 @@ import {
 import { oversize } from './oversize';
 import { ROBUSTNESS_PROBES } from './robustness';
 
-const GUARD_DIR = '/usr/local/libexec/dpu-overlay';
+/** This testbed's own guard directory: the machine-wide one is shared with every other testbed on the machine. */
+const guardDir = (tb: Testbed) => join(tb.stateDir, 'guard');
 
 export interface SecurityOptions {
   progress?: (line: string) => void;
@@ -265,8 +266,7 @@ function sshGuarded(c: Ctx, key: string, command: string) {
 async function guard(c: Ctx): Promise<void> {
   const { t, tb, A } = c;
   const key = newKey(tb, 'guarded_ed25519');
-  const installedBefore = existsSync(GUARD_DIR);
-  sh('bash', [join(ROOT, 'install.sh'), '--dpu', '--authorize-key', `${key}.pub`, '--authorized-keys', join(tb.stateDir, 'authorized_keys')]);
+  sh('bash', [join(ROOT, 'install.sh'), '--dpu', '--guard-dir', guardDir(tb), '--authorize-key', `${key}.pub`, '--authorized-keys', join(tb.stateDir, 'authorized_keys')]);
   try {
     const conf = c.conf({ privateKeyFile: key });
     const ns = container('guard');
@@ -287,6 +287,7 @@ async function guard(c: Ctx): Promise<void> {
       `ovs-vsctl --timeout=5 -f json -- --if-exists del-port 'pf0vf0 -- del-br br-phy'`,
       `ip link set dev $(touch ${canary}) mtu 1450 up`,
       `ovs-vsctl --timeout=5 -f json -- --if-exists del-port pf0vf0 && sh -c 'touch ${canary}'`,
+      ...hostileTransactions(dpuExec(A.name, 'ovs-vsctl', 'get', 'Bridge', 'br-phy', '_uuid').trim()),
     ];
     for (const command of hostile) {
       const r = sshGuarded(c, key, command);
@@ -298,8 +299,32 @@ async function guard(c: Ctx): Promise<void> {
     if (!dpuExec(A.name, 'ovs-vsctl', 'list-br').includes('br-phy')) violation(t, 'guard: br-phy was deleted through the guard');
     rmSync(canary, { force: true });
   } finally {
-    if (!installedBefore) rmSync(GUARD_DIR, { recursive: true, force: true });
+    rmSync(guardDir(tb), { recursive: true, force: true });
   }
+}
+
+/**
+ * The guard's OVSDB transactions (owner-checked port removal, tunnel removal, bridge removal) reshaped by a holder of
+ * the host's key to reach the DPU's own bridge: each must be refused before ovsdb-client runs.
+ */
+function hostileTransactions(brPhy: string): string[] {
+  const u = '00000000-0000-4000-8000-000000000001';
+  const owner = [['dpu-overlay.container', 'c'], ['dpu-overlay.ifname', 'eth0'], ['dpu-overlay.network', 'n'], ['dpu-overlay.role', 'container']];
+  const wait = { op: 'wait', table: 'Port', where: [['_uuid', '==', ['uuid', u]], ['name', '==', 'pf0vf0'], ['external_ids', 'includes', ['map', owner]]], columns: ['name'], until: '==', rows: [{ name: 'pf0vf0' }], timeout: 0 };
+  const dropPhy = { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['bridges', 'delete', ['uuid', brPhy]]] };
+  const removePort = { op: 'mutate', table: 'Bridge', where: [['ports', 'includes', ['uuid', u]]], mutations: [['ports', 'delete', ['set', [['uuid', u]]]]] };
+  const tunnelWait = { op: 'wait', table: 'Port', where: [['_uuid', '==', ['uuid', u]]], columns: ['name', 'external_ids'], until: '==', rows: [{ name: 'vx00000000', external_ids: ['map', [['dpu-overlay.remote', '192.0.2.9'], ['dpu-overlay.role', 'tunnel'], ['dpu-overlay.vni', '7']]] }], timeout: 0 };
+  const bridgeWait = (b: string) => ({ op: 'wait', table: 'Bridge', where: [['_uuid', '==', ['uuid', b]]], columns: ['ports'], until: '==', rows: [{ ports: ['set', []] }], timeout: 0 });
+  const txns: unknown[][] = [
+    ['Open_vSwitch', wait, removePort, dropPhy],
+    ['Open_vSwitch', wait, dropPhy],
+    ['Open_vSwitch', { ...wait, where: [['_uuid', '==', ['uuid', u]], ['name', '==', 'pf0vf0']] }, removePort],
+    ['Open_vSwitch', { ...wait, until: '!=' }, removePort],
+    ['Open_vSwitch', tunnelWait, { op: 'mutate', table: 'Bridge', where: [['name', '==', 'br-phy']], mutations: [['ports', 'delete', ['uuid', u]]] }],
+    ['Open_vSwitch', bridgeWait(brPhy), dropPhy],
+    ['Open_vSwitch', bridgeWait(u), dropPhy],
+  ];
+  return txns.map((t) => `ovsdb-client transact '${JSON.stringify(t)}'`);
 }
 
 /** Links in a namespace (by /run/netns path) as `ip -j link` shows them. */

@@ -423,4 +423,17 @@ describe('CniExecutor.releaseGone', () => {
     ]);
     await ex.drain();
   });
+
+  it('asks stillGone when its turn comes and runs no DEL when the attachment is live again', async () => {
+    const seen: string[] = [];
+    const ex = executor(() => ({ add: async () => undefined, del: async (req: Parameters<PluginHandlers['del']>[0]) => void seen.push(req.env.containerId), check: async () => undefined, gc: async () => undefined, status: async () => undefined }) as unknown as PluginHandlers);
+    const att = { containerId: 'c1', ifname: 'net1', rawConfig: JSON.stringify({ cniVersion: '1.1.0', name: 'n', type: 'dpu-overlay' }), cniPath: ['/opt/cni/bin'] };
+    let asked = 0;
+    await expect(ex.releaseGone(att, () => (asked++, false))).resolves.toBeUndefined();
+    expect(asked).toBe(1);
+    expect(seen).toEqual([]);
+    await expect(ex.releaseGone(att, () => true)).resolves.toBeUndefined();
+    expect(seen).toEqual(['c1']);
+    await ex.drain();
+  });
 });
