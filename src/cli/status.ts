@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import { DEFAULT_DAEMON_SOCKET } from '../config/defaults';
 import { DEFAULTS } from '../config/schema';
 import { type NodeStatus, formatNodeStatus, recordedAttachments } from '../daemon/node-status';
-import type { DaemonResponse } from '../daemon/protocol';
+import { type DaemonResponse, readLinesAfterHello } from '../daemon/protocol';
 import { VERSION } from '../version';
 
 export const STATUS_USAGE = `usage: dpu-overlay status [--socket PATH] [--state-dir DIR]... [--json]
@@ -42,36 +42,41 @@ function parse(argv: readonly string[]): StatusOptions | 'help' {
 export function askDaemon(socket: string, timeoutMs = 5000): Promise<NodeStatus | undefined> {
   return new Promise((resolve, reject) => {
     const sock = connect(socket);
-    let buffered = '';
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error(`the daemon at ${socket} did not answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-    sock.setEncoding('utf8');
-    sock.once('connect', () => sock.write(JSON.stringify({ id: 1, op: 'nodeStatus' }) + '\n'));
-    sock.on('data', (chunk: string) => {
-      buffered += chunk;
-      const nl = buffered.indexOf('\n');
-      if (nl === -1) return;
+    let settled = false;
+    const finish = (f: () => void) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       sock.destroy();
-      try {
-        const res = JSON.parse(buffered.slice(0, nl)) as DaemonResponse;
-        if (res.ok) resolve(res.result as NodeStatus);
-        else reject(new Error(`the daemon at ${socket} answered: ${res.error.msg}`));
-      } catch (err) {
-        reject(new Error(`the daemon at ${socket} sent a malformed answer: ${(err as Error).message}`));
-      }
-    });
-    sock.once('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') resolve(undefined);
-      else reject(new Error(`cannot reach the daemon at ${socket}: ${err.message}`));
-    });
-    sock.once('close', () => {
-      clearTimeout(timer);
-      reject(new Error(`the daemon at ${socket} closed the connection without answering (a daemon older than this dpu-overlay?)`));
-    });
+      f();
+    };
+    const timer = setTimeout(() => finish(() => reject(new Error(`the daemon at ${socket} did not answer within ${timeoutMs} ms`))), timeoutMs);
+    // The daemon greets every connection first; the request goes only after its hello.
+    readLinesAfterHello(
+      sock,
+      {
+        onProblem: (problem) => finish(() => reject(new Error(`${socket}: ${problem}`))),
+        onHello: () => sock.write(JSON.stringify({ id: 1, op: 'nodeStatus' }) + '\n'),
+        onLine: (line) =>
+          finish(() => {
+            try {
+              const res = JSON.parse(line) as DaemonResponse;
+              if (res.ok) resolve(res.result as NodeStatus);
+              else reject(new Error(`the daemon at ${socket} answered: ${res.error.msg}`));
+            } catch (err) {
+              reject(new Error(`the daemon at ${socket} sent a malformed answer: ${(err as Error).message}`));
+            }
+          }),
+      },
+      () => finish(() => reject(new Error(`the daemon at ${socket} sent an over-long answer`))),
+    );
+    sock.once('error', (err: NodeJS.ErrnoException) =>
+      finish(() => {
+        if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') resolve(undefined);
+        else reject(new Error(`cannot reach the daemon at ${socket}: ${err.message}`));
+      }),
+    );
+    sock.once('close', () => finish(() => reject(new Error(`the daemon at ${socket} closed the connection without answering (a daemon older than this dpu-overlay?)`))));
   });
 }
 

@@ -2,7 +2,7 @@ import { connect, type Socket } from 'node:net';
 import { NO_SOCKET, untrustedSocketReason } from '../util/socket-trust';
 import { CniError } from '../cni/errors';
 import type { DpuConfig } from '../config/schema';
-import { type DaemonOp, type DaemonRequest, type DaemonResponse, helloProblem, type OpArgs, type OpResult, netnsId, readLines } from './protocol';
+import { type DaemonOp, type DaemonRequest, type DaemonResponse, type OpArgs, type OpResult, netnsId, readLinesAfterHello } from './protocol';
 import { dpuRequestBoundMs } from './deadlines';
 import { DpuError } from '../dpu/errors';
 
@@ -73,19 +73,18 @@ export class DaemonDpuClient implements DpuClient {
       // Nothing is sent before the daemon's hello: a silent socket, or one that says anything else, gets nothing.
       const timer = setTimeout(() => giveUp(`no hello within ${HELLO_TIMEOUT_MS} ms`), HELLO_TIMEOUT_MS);
       sock.once('error', (err: NodeJS.ErrnoException) => giveUp(err.code ?? err.message));
-      let greeted = false;
-      readLines(
+      readLinesAfterHello(
         sock,
-        (line) => {
-          if (greeted) return this.settle(line);
-          const problem = helloProblem(line);
-          if (problem) return giveUp(problem);
-          greeted = true;
-          clearTimeout(timer);
-          this.socketMs = elapsedMs(t0);
-          sock.removeAllListeners('error');
-          this.attach(sock);
-          resolve(sock);
+        {
+          onProblem: giveUp,
+          onHello: () => {
+            clearTimeout(timer);
+            this.socketMs = elapsedMs(t0);
+            sock.removeAllListeners('error');
+            this.attach(sock);
+            resolve(sock);
+          },
+          onLine: (line) => this.settle(line),
         },
         () => sock.destroy(),
       );

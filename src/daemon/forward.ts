@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import { DEFAULT_DAEMON_SOCKET } from '../config/defaults';
 import { nodeConfigPath, readNodeFile } from '../config/node-file-read';
 import { untrustedSocketReason } from '../util/socket-trust';
-import { type CniForwardRequest, type CniForwardResponse, fileIdOf, helloProblem, MAX_CNI_LINE_BYTES, netnsId, readLines } from './protocol';
+import { type CniForwardRequest, type CniForwardResponse, fileIdOf, MAX_CNI_LINE_BYTES, netnsId, readLinesAfterHello } from './protocol';
 
 /**
  * The plugin's side of whole-command forwarding. Loaded by src/main.ts on every call, so it must stay free of
@@ -114,29 +114,29 @@ export function exchange(socket: string, line: string, times: Partial<ExchangeTi
     sock.on('error', (err: NodeJS.ErrnoException) => done({ standalone: `daemon socket: ${err.code ?? err.message}` }));
     // The daemon gone (it died): nothing acts on the command any more, so the plugin runs it, even after accepted.
     sock.on('close', () => done({ standalone: 'the daemon closed the connection before answering' }));
-    readLines(
+    readLinesAfterHello(
       sock,
-      (text) => {
-        if (phase === 'hello') {
-          const problem = helloProblem(text);
-          if (problem) return done({ standalone: problem });
+      {
+        onProblem: (problem) => done({ standalone: problem }),
+        onHello: () => {
           phase = 'sent';
           deadline(acceptDeadlineMs, () => tryAgain(stdin, `the dpu-overlay daemon at ${socket} neither accepted nor refused the command within ${acceptDeadlineMs} ms; it may still start it: try again`));
           sock.write(line);
-          return;
-        }
-        let res: Partial<CniForwardResponse & Forwarded & { refused: string; ok: boolean; accepted: boolean; boundMs: number }>;
-        try {
-          res = JSON.parse(text) as typeof res;
-        } catch {
-          return done(phase === 'sent' ? { standalone: 'malformed answer from the daemon' } : tryAgain(stdin, `malformed answer from the dpu-overlay daemon at ${socket} after it accepted the command; try again`));
-        }
-        if (typeof res.refused === 'string' && phase === 'sent') done({ standalone: `refused: ${res.refused}` });
-        else if (res.accepted === true && phase === 'sent') {
-          phase = 'accepted';
-          const boundMs = typeof res.boundMs === 'number' && res.boundMs > 0 ? res.boundMs : acceptDeadlineMs;
-          deadline(boundMs + ANSWER_SLACK_MS, () => tryAgain(stdin, `the dpu-overlay daemon at ${socket} accepted the command but did not answer within its bound (${boundMs} ms); it may still be running it: try again`));
-        } else if (res.ok === true && typeof res.exitCode === 'number' && typeof res.stdout === 'string' && typeof res.stderr === 'string') done({ exitCode: res.exitCode, stdout: res.stdout, stderr: res.stderr });
+        },
+        onLine: (text) => {
+          let res: Partial<CniForwardResponse & Forwarded & { refused: string; ok: boolean; accepted: boolean; boundMs: number }>;
+          try {
+            res = JSON.parse(text) as typeof res;
+          } catch {
+            return done(phase === 'sent' ? { standalone: 'malformed answer from the daemon' } : tryAgain(stdin, `malformed answer from the dpu-overlay daemon at ${socket} after it accepted the command; try again`));
+          }
+          if (typeof res.refused === 'string' && phase === 'sent') done({ standalone: `refused: ${res.refused}` });
+          else if (res.accepted === true && phase === 'sent') {
+            phase = 'accepted';
+            const boundMs = typeof res.boundMs === 'number' && res.boundMs > 0 ? res.boundMs : acceptDeadlineMs;
+            deadline(boundMs + ANSWER_SLACK_MS, () => tryAgain(stdin, `the dpu-overlay daemon at ${socket} accepted the command but did not answer within its bound (${boundMs} ms); it may still be running it: try again`));
+          } else if (res.ok === true && typeof res.exitCode === 'number' && typeof res.stdout === 'string' && typeof res.stderr === 'string') done({ exitCode: res.exitCode, stdout: res.stdout, stderr: res.stderr });
+        },
       },
       () => done(phase === 'accepted' ? tryAgain(stdin, `over-long answer from the dpu-overlay daemon at ${socket}; try again`) : { standalone: 'over-long answer from the daemon' }),
       MAX_CNI_LINE_BYTES,

@@ -137,6 +137,37 @@ export function readLines(socket: Socket, onLine: (line: string) => void, onOver
   });
 }
 
+/**
+ * Every client's side of the daemon's greeting: the first line on the socket must be the daemon's hello
+ * (helloProblem), then each further line goes to onLine. onHello runs once the hello passed (the client sends its
+ * request only then: nothing is sent before it); onProblem runs instead when the first line is not the hello.
+ */
+export function readLinesAfterHello(
+  socket: Socket,
+  handlers: { onHello: () => void; onProblem: (problem: string) => void; onLine: (line: string) => void },
+  onOverflow: () => void,
+  limit = MAX_LINE_BYTES,
+): void {
+  let greeted = false;
+  let failed = false;
+  readLines(
+    socket,
+    (line) => {
+      if (failed) return;
+      if (greeted) return handlers.onLine(line);
+      const problem = helloProblem(line);
+      if (problem) {
+        failed = true;
+        return handlers.onProblem(problem);
+      }
+      greeted = true;
+      handlers.onHello();
+    },
+    onOverflow,
+    limit,
+  );
+}
+
 /** fileId of path, or undefined when it cannot be read. */
 export function fileIdOf(path: string): string | undefined {
   try {
