@@ -114,7 +114,7 @@ function networkList(): ConfList {
     if (p.type !== 'dpu-overlay') return p;
     const { pf: _pf, dpu, ...rest } = p as Json & { dpu: Json };
     const ipam = rest.ipam as Json & { ranges: Json[][] };
-    return { ...rest, logLevel: 'debug', ipam: { ...ipam, ranges: ipam.ranges.map((set) => set.map((r) => ({ ...r, rangeStart: '10.100.0.10', rangeEnd: '10.100.0.59' }))) }, dpu: { hwOffload: dpu.hwOffload } };
+    return { ...rest, ipam: { ...ipam, ranges: ipam.ranges.map((set) => set.map((r) => ({ ...r, rangeStart: '10.100.0.10', rangeEnd: '10.100.0.59' }))) }, dpu: { hwOffload: dpu.hwOffload } };
   });
   return { ...shipped, plugins };
 }
@@ -198,7 +198,7 @@ describe('the daemon container', () => {
     expect(probe(daemonContainer)).toBe(503);
     // the node owner: this node's file, pinning its DPU's host key, with the key the node generated
     const node = {
-      pf: A.pf, sysfsRoot: A.sysfsRoot,
+      pf: A.pf, sysfsRoot: A.sysfsRoot, logLevel: 'debug',
       dpu: {
         host: A.dpuHost, port: A.dpuPort, user: A.dpuUser, privateKeyFile: '/etc/cni/dpu-overlay/id_ed25519', hostKeyFingerprint: fingerprintOf(readFileSync(tb.knownHostsFile, 'utf8'), A.dpuHost),
         localVtep: A.localVtep, remoteVteps: A.remoteVteps, datapathType: 'netdev',

@@ -8,7 +8,7 @@ import { type ChildProcess, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  CNI_PATH, cni, ROOT, container, dpuCtl, hostLocal, netConf, readJsonLines, removeContainers, requireBinary, type Site, site, spawnDaemon, stopDaemon, type Testbed, testbedDown, testbedUp,
+  CNI_PATH, cni, ROOT, container, dpuCtl, hostLocal, NODE_FILE, netConf, readJsonLines, removeContainers, requireBinary, type Site, site, spawnDaemon, stopDaemon, type Testbed, testbedDown, testbedUp,
 } from '../testkit/testbed';
 import { doctorJson, failures, httpGet, METRICS_ADDRESS, parseMetrics, runBinary, series, seriesMatching, writeConfig } from './operations-kit';
 
@@ -29,7 +29,11 @@ let plainKeys: string;
 const conf = (o: { vni?: number } = {}) =>
   netConf(tb, A, { ipam: hostLocal(tb, A, '10.121.0.0/24', '10.121.0.10', '10.121.0.250'), dpu: { daemonSocket: socket }, ...(o.vni === undefined ? {} : { vni: o.vni }) });
 const env = () => ({ DPU_OVERLAY_NODE_CONFIG: nodeFile });
-const writeNodeFile = () => writeFileSync(nodeFile, JSON.stringify({ logFile: nodeLog }), { mode: 0o644 });
+/** This test's node file: the host's node values for conf() (DPU, PF, sysfs, state) with this test's logFile and dpu changes. */
+const writeNodeFile = (dpu: Record<string, unknown> = {}) => {
+  const host = JSON.parse(readFileSync(conf()[NODE_FILE] as string, 'utf8')) as Record<string, unknown>;
+  writeFileSync(nodeFile, JSON.stringify({ ...host, logFile: nodeLog, dpu: { ...(host.dpu as object), ...dpu } }), { mode: 0o644 });
+};
 const doctorArgs = () => ['--socket', socket, '--cni-path', CNI_PATH, '--node-config', nodeFile, configFile];
 
 beforeAll(async () => {
@@ -49,7 +53,7 @@ beforeAll(async () => {
   authorizedKeys = join(tb.stateDir, 'authorized_keys');
   plainKeys = readFileSync(authorizedKeys, 'utf8');
   writeFileSync(authorizedKeys, `command="${join(ROOT, 'guard', 'dpu-guard.sh')}",no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding ${readFileSync(`${tb.privateKeyFile}.pub`, 'utf8')}`);
-  daemon = await spawnDaemon(A, { socket, logFile: daemonLog, stateDir: join(tb.stateDir, 'plugin-a'), args: ['--metrics-address', METRICS_ADDRESS], env: env() });
+  daemon = await spawnDaemon(A, { socket, logFile: daemonLog, stateDir: join(tb.stateDir, 'plugin-a'), nodeConfig: nodeFile, args: ['--metrics-address', METRICS_ADDRESS], env: env() });
 });
 
 afterAll(async () => {
@@ -73,7 +77,7 @@ describe('metrics', () => {
     const bad = cni(A, { ...conf(), vni: 99999999 }, { command: 'ADD', containerId: 'm3', netns: n2, env: env() });
     expect(bad.json?.code).toBe(7);
     // every command went through this daemon
-    const via = readJsonLines(join(tb.stateDir, 'plugin-a.log')).filter((l) => l.via === 'daemon' && typeof l.msg === 'string' && / (done|failed)$/.test(l.msg as string));
+    const via = readJsonLines(nodeLog).filter((l) => l.via === 'daemon' && typeof l.msg === 'string' && / (done|failed)$/.test(l.msg as string));
     expect(via.length).toBeGreaterThanOrEqual(4);
 
     const res = httpGet(A, '/metrics');
@@ -208,7 +212,14 @@ describe('doctor', () => {
 
 describe('logs', () => {
   test('a config error (code 7) is logged to the node file\'s logFile before the error is printed, on both paths', () => {
-    const standalone = cni(A, { ...conf(), vni: 99999999, dpu: { ...(conf().dpu as object), daemonSocket: '' } }, { command: 'ADD', containerId: 'c7', netns: container('c7'), env: env() });
+    // the standalone path: the node file names no daemon socket (the node owner's field)
+    writeNodeFile({ daemonSocket: '' });
+    let standalone: ReturnType<typeof cni>;
+    try {
+      standalone = cni(A, { ...conf(), vni: 99999999 }, { command: 'ADD', containerId: 'c7', netns: container('c7'), env: env() });
+    } finally {
+      writeNodeFile();
+    }
     expect(standalone.json?.code).toBe(7);
     const lines = () => readJsonLines(nodeLog).filter((l) => l.code === 7 && l.containerId === 'c7');
     expect(lines()).toEqual([expect.objectContaining({ command: 'ADD', err: expect.stringContaining('vni'), nodeConfig: nodeFile })]);

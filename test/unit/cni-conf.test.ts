@@ -201,7 +201,7 @@ describe('DaemonSet and its image', () => {
     expect((flag('--state-dir') as string).startsWith('/var/lib/cni/')).toBe(true);
     for (const netns of ['/run/netns', '/var/run/netns']) expect(mountOf(daemon, netns)?.mountPropagation).toBe('HostToContainer');
     expect(hostPathOf(daemon, '/opt/cni/bin')).toBe('/opt/cni/bin');
-    expect(daemon?.env).toContainEqual({ name: 'DPU_OVERLAY_NODE_CONFIG', value: '/etc/cni/dpu-overlay/node.json' });
+    expect(flag('--node-config')).toBe('/etc/cni/dpu-overlay/node.json');
     expect(hostPathOf(daemon, '/etc/cni/dpu-overlay')).toBe('/etc/cni/dpu-overlay');
   });
 
