@@ -391,7 +391,7 @@ Wants=network-online.target
 Before=kubelet.service containerd.service crio.service podman.service
 
 [Service]
-ExecStart=$CNI_BIN_DIR/dpu-overlay daemon --socket /run/dpu-overlay/dpu.sock --metrics-address 127.0.0.1:9741
+ExecStart=$CNI_BIN_DIR/dpu-overlay daemon --socket /run/dpu-overlay/dpu.sock --metrics-address 127.0.0.1:9741 --node-config /etc/cni/dpu-overlay/node.json
 ExecReload=/bin/kill -HUP \$MAINPID
 Restart=always
 RestartSec=1

@@ -12,7 +12,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BINARY, hostLocal, netConf, PREFIX, readJsonLines, requireBinary, ROOT, type Site, site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
+import { BINARY, hostLocal, NODE_FILE, netConf, nodeEnv, PREFIX, readJsonLines, requireBinary, ROOT, type Site, site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
 import { buildLibcniDriver, ok, pluginDir, run } from './runtimes';
 import { httpGet } from './operations-kit';
 
@@ -52,7 +52,8 @@ function libcni(command: string, containerId: string, netns: string): void {
   const file = join(work, `${containerId}.conflist`);
   const c = conf();
   writeFileSync(file, JSON.stringify({ cniVersion: c.cniVersion, name: c.name, plugins: [c] }));
-  const env = { PATH: process.env.PATH, CNI_PATH: join(work, 'bin'), CNI_CACHE_DIR: join(work, 'cache'), CNI_CONTAINERID: containerId, CNI_NETNS: netns, CNI_IFNAME: 'net1', CNI_ARGS: 'IgnoreUnknown=1', CAP_ARGS: '{}' };
+  // the runtime names the node file (the unit's daemon reads the same one: its --node-config)
+  const env = { ...nodeEnv(A, c), PATH: process.env.PATH, CNI_PATH: join(work, 'bin'), CNI_CACHE_DIR: join(work, 'cache'), CNI_CONTAINERID: containerId, CNI_NETNS: netns, CNI_IFNAME: 'net1', CNI_ARGS: 'IgnoreUnknown=1', CAP_ARGS: '{}' };
   // nsenter --net, not ip netns exec: the runtime stays in the host's own mount namespace
   ok(run('nsenter', [`--net=/run/netns/${A.hostNetns}`, driver, command, file], { env }), `libcni ${command} ${containerId}`);
 }
@@ -72,7 +73,9 @@ beforeAll(async () => {
   for (const key of service.keys()) if (!EMULATED.has(key)) throw new Error(`unit option ${key} is not emulated by this test: emulate it or leave it out of the unit`);
   const exec = (service.get('ExecStart') ?? '').split(' ');
   expect(exec.slice(0, 2)).toEqual(['$CNI_BIN_DIR/dpu-overlay', 'daemon']);
-  const args = exec.slice(2).map((a) => (a === '/run/dpu-overlay/dpu.sock' ? socket : a));
+  const nodeFile = conf()[NODE_FILE] as string;
+  const args = exec.slice(2).map((a) => (a === '/run/dpu-overlay/dpu.sock' ? socket : a === '/etc/cni/dpu-overlay/node.json' ? nodeFile : a));
+  expect(args).toContain(nodeFile);
   const log = join(tb.stateDir, 'unit-daemon.log');
   rmSync(log, { force: true });
   const script = [...sandbox(service), 'exec "$@"'].join('\n');
