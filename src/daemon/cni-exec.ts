@@ -176,7 +176,10 @@ export class CniExecutor {
    * Releases a recorded attachment whose container is gone by running the plugin's DEL for it in-process, as the
    * runtime's DEL would (host side, IPAM, DPU port, record), queued behind any command of the same attachment.
    */
-  releaseGone(att: Pick<Attachment, 'containerId' | 'ifname' | 'rawConfig' | 'cniPath'>, stillGone: () => boolean = () => true): Promise<void> {
+  releaseGone(att: Pick<Attachment, 'containerId' | 'ifname' | 'rawConfig' | 'cniPath' | 'vni'>, stillGone: () => boolean = () => true): Promise<void> {
+    // A record keeps only the IPAM plugin's part of ADD's config (recordedConfig): the DEL's config needs the VNI
+    // back, else it is refused (code 7) at every poll and the attachment is never released.
+    const config = JSON.stringify({ ...(JSON.parse(att.rawConfig) as Record<string, unknown>), vni: att.vni });
     const env: Record<string, string> = { CNI_COMMAND: 'DEL', CNI_CONTAINERID: att.containerId, CNI_IFNAME: att.ifname, CNI_NETNS: '', CNI_PATH: att.cniPath.join(':') };
     for (const k of ['DPU_OVERLAY_NODE_CONFIG', 'PATH']) if (process.env[k] !== undefined) env[k] = process.env[k] as string;
     const key = JSON.stringify([att.containerId, att.ifname]);
@@ -192,7 +195,7 @@ export class CniExecutor {
         }
         const handlers = (this.opts.handlers ?? pluginHandlers)({ ...this.opts.deps, stderr: () => undefined });
         const exitCode = await requestScope.run({ env, stderr: () => undefined }, () =>
-          dispatch(handlers, { env, readStdin: async () => att.rawConfig, writeStdout: (text) => void (stdout += text), onError: () => undefined }),
+          dispatch(handlers, { env, readStdin: async () => config, writeStdout: (text) => void (stdout += text), onError: () => undefined }),
         );
         outcome = { exitCode, stdout };
       } catch (err) {

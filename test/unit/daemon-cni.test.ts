@@ -7,6 +7,7 @@ import type { CniResult } from '../../src/cni/types';
 import { CniExecutor } from '../../src/daemon/cni-exec';
 import { daemonSocketOf, exchange, forward } from '../../src/daemon/forward';
 import { type CniForwardResponse, HELLO, netnsId, readLines } from '../../src/daemon/protocol';
+import { recordedConfig } from '../../src/store/records';
 import type { Deps } from '../../src/plugin';
 import type { NetConf } from '../../src/config/load';
 import { FAULT_ENV, faultPoint } from '../../src/util/fault';
@@ -413,13 +414,18 @@ describe('CniExecutor.releaseGone', () => {
       };
       return { add: async () => undefined, del, check: async () => undefined, gc: async () => undefined, status: async () => undefined } as unknown as PluginHandlers;
     });
-    const att = { containerId: 'gone', ifname: 'net1', rawConfig: JSON.stringify({ cniVersion: '1.1.0', name: 'n', type: 'dpu-overlay' }), cniPath: ['/opt/cni/bin'] };
+    // what a record keeps of ADD's config: the IPAM part, without the VNI (the record has it on its own)
+    const rawConfig = recordedConfig(JSON.stringify({ cniVersion: '1.1.0', name: 'n', type: 'dpu-overlay', vni: 7, ipam: { type: 'host-local' } }));
+    expect(JSON.parse(rawConfig)).not.toHaveProperty('vni');
+    const att = { containerId: 'gone', ifname: 'net1', rawConfig, cniPath: ['/opt/cni/bin'], vni: 7 };
     await expect(ex.releaseGone(att)).rejects.toThrow(/DEL failed: .*busy/);
     fail = false;
     await expect(ex.releaseGone(att)).resolves.toBeUndefined();
+    // the DEL gets a config the plugin accepts: the recorded part plus the record's VNI
+    const config = JSON.stringify({ cniVersion: '1.1.0', name: 'n', type: 'dpu-overlay', ipam: { type: 'host-local' }, vni: 7 });
     expect(seen).toEqual([
-      { command: 'DEL', netns: '', config: att.rawConfig, path: ['/opt/cni/bin'] },
-      { command: 'DEL', netns: '', config: att.rawConfig, path: ['/opt/cni/bin'] },
+      { command: 'DEL', netns: '', config, path: ['/opt/cni/bin'] },
+      { command: 'DEL', netns: '', config, path: ['/opt/cni/bin'] },
     ]);
     await ex.drain();
   });
@@ -427,7 +433,7 @@ describe('CniExecutor.releaseGone', () => {
   it('asks stillGone when its turn comes and runs no DEL when the attachment is live again', async () => {
     const seen: string[] = [];
     const ex = executor(() => ({ add: async () => undefined, del: async (req: Parameters<PluginHandlers['del']>[0]) => void seen.push(req.env.containerId), check: async () => undefined, gc: async () => undefined, status: async () => undefined }) as unknown as PluginHandlers);
-    const att = { containerId: 'c1', ifname: 'net1', rawConfig: JSON.stringify({ cniVersion: '1.1.0', name: 'n', type: 'dpu-overlay' }), cniPath: ['/opt/cni/bin'] };
+    const att = { containerId: 'c1', ifname: 'net1', rawConfig: JSON.stringify({ cniVersion: '1.1.0', name: 'n', type: 'dpu-overlay' }), cniPath: ['/opt/cni/bin'], vni: 1 };
     let asked = 0;
     await expect(ex.releaseGone(att, () => (asked++, false))).resolves.toBeUndefined();
     expect(asked).toBe(1);
