@@ -3,10 +3,10 @@
  * guard --ovn). /metrics counts ADD/CHECK/DEL; doctor passes, then names the fix when ovn-controller is down.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  CNI_PATH, cni, container, dpuCtl, hostLocal, netConf, removeContainers, requireBinary, type Site, site, spawnDaemon, stopDaemon, type Testbed, testbedDown, testbedUp,
+  CNI_PATH, cni, container, dpuCtl, hostLocal, NODE_FILE, netConf, removeContainers, requireBinary, type Site, site, spawnDaemon, stopDaemon, type Testbed, testbedDown, testbedUp,
 } from '../testkit/testbed';
 import { doctorJson, failures, httpGet, METRICS_ADDRESS, parseMetrics, runBinary, series, writeConfig } from './operations-kit';
 
@@ -19,13 +19,8 @@ let nodeFile: string;
 let configFile: string;
 let daemon: ChildProcess | undefined;
 
-function ovnConf(): Record<string, unknown> {
-  const conf = netConf(tb, A, { ipam: hostLocal(tb, A, '10.122.0.0/24', '10.122.0.10', '10.122.0.99'), dpu: { controlPlane: 'ovn', timeoutMs: 15000, daemonSocket: socket } });
-  const dpu = conf.dpu as Record<string, unknown>;
-  delete dpu.localVtep;
-  delete dpu.remoteVteps;
-  return { ...conf, mtu: 1400 };
-}
+const ovnConf = () =>
+  netConf(tb, A, { ipam: hostLocal(tb, A, '10.122.0.0/24', '10.122.0.10', '10.122.0.99'), dpu: { controlPlane: 'ovn', timeoutMs: 15000, daemonSocket: socket }, drop: ['dpu.localVtep', 'dpu.remoteVteps'], extra: { mtu: 1400 } });
 const env = () => ({ DPU_OVERLAY_NODE_CONFIG: nodeFile });
 const doctorArgs = () => ['--socket', socket, '--cni-path', CNI_PATH, '--node-config', nodeFile, configFile];
 
@@ -37,11 +32,13 @@ beforeAll(async () => {
   const nodeDir = join(tb.stateDir, 'ops-ovn-node');
   nodeFile = join(nodeDir, 'node.json');
   mkdirSync(nodeDir, { recursive: true, mode: 0o755 });
-  writeFileSync(nodeFile, JSON.stringify({ logLevel: 'debug' }), { mode: 0o644 });
+  // this test's node file: the node values of ovnConf (DPU, PF, sysfs, state) with its own log level
+  const host = JSON.parse(readFileSync(ovnConf()[NODE_FILE] as string, 'utf8')) as Record<string, unknown>;
+  writeFileSync(nodeFile, JSON.stringify({ ...host, logLevel: 'debug' }), { mode: 0o644 });
   configFile = writeConfig(join(nodeDir, '10-ovn.conf'), ovnConf());
   const log = join(tb.stateDir, 'ops-ovn-daemon.log');
   rmSync(log, { force: true });
-  daemon = await spawnDaemon(A, { socket, logFile: log, stateDir: join(tb.stateDir, 'plugin-a'), args: ['--metrics-address', METRICS_ADDRESS], env: env() });
+  daemon = await spawnDaemon(A, { socket, logFile: log, stateDir: join(tb.stateDir, 'plugin-a'), nodeConfig: nodeFile, args: ['--metrics-address', METRICS_ADDRESS], env: env() });
 });
 
 afterAll(async () => {
