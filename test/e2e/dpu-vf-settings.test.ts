@@ -3,9 +3,9 @@
  * devlink is the testbed's stand-in (test/testkit/devlink-standin.sh): its hw_addr writes reach the emulated VF.
  */
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { cni, container, dpuExec, hostLocal, linkJson, netConf, nsName, readJsonLines, removeContainers, requireBinary, ROOT, sh, site, type Site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
+import { cni, container, dpuExec, hostLocal, linkJson, netConf, NODE_FILE, type NetConfig, nsName, readJsonLines, removeContainers, requireBinary, ROOT, sh, site, type Site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
 
 jest.setTimeout(120000);
 
@@ -36,6 +36,9 @@ const HANDLE0 = 'pci/0000:03:00.0/1';
 const devlinkPort = (handle: string) => (JSON.parse(dpuExec('a', 'devlink', '-j', 'port', 'show', handle)) as { port: Record<string, { function: { hw_addr: string } }> }).port[handle];
 const rates = () => (JSON.parse(dpuExec('a', 'devlink', '-j', 'port', 'function', 'rate', 'show')) as { rate: Record<string, { tx_max?: number }> }).rate;
 
+/** The node file a config from netConf goes with: where its plugin logs and keeps its records. */
+const nodeValues = (conf: NetConfig) => JSON.parse(readFileSync(conf[NODE_FILE] as string, 'utf8')) as { logFile: string; stateDir: string };
+
 function sshGuarded(command: string) {
   return spawnSync('ip', ['netns', 'exec', A.hostNetns, 'ssh', '-i', key, '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${tb.knownHostsFile}`, '-o', 'StrictHostKeyChecking=yes', `root@${A.dpuHost}`, command], { encoding: 'utf8', timeout: 20000 });
 }
@@ -65,7 +68,7 @@ test('DPU-side VF MAC and rate through the guard: the container sees the MAC, th
 });
 
 test("sriov-cni's max_tx_rate sets the DPU-side rate limit; unknown fields give one warning line per command", () => {
-  const conf = netConf(tb, A, { ipam: hostLocal(tb, A, '10.112.0.0/24', '10.112.0.10', '10.112.0.20', 'vfalias'), dpu: { privateKeyFile: key, knownHostFile: '/typo' }, extra: { max_tx_rate: 200, link_state: 'enable', frobnicate: true } });
+  const conf = netConf(tb, A, { ipam: hostLocal(tb, A, '10.112.0.0/24', '10.112.0.10', '10.112.0.20', 'vfalias'), dpu: { privateKeyFile: key }, extra: { max_tx_rate: 200, link_state: 'enable', frobnicate: true }, raw: { dpu: { knownHostFile: '/typo' } } });
   const ns = container('vfalias');
   const add = cni(A, conf, { command: 'ADD', containerId: 'vfalias', netns: ns });
   expect([add.status, add.json?.msg]).toEqual([0, undefined]);
@@ -74,7 +77,7 @@ test("sriov-cni's max_tx_rate sets the DPU-side rate limit; unknown fields give 
   expect(cni(A, conf, { command: 'DEL', containerId: 'vfalias', netns: ns }).status).toBe(0);
   expect(rates()[HANDLE0]?.tx_max).toBeUndefined();
 
-  const warnings = readJsonLines(conf.logFile as string).filter((l) => l.containerId === 'vfalias' && l.level === 40 && /ignored unknown config field/.test(String(l.msg)));
+  const warnings = readJsonLines(nodeValues(conf).logFile).filter((l) => l.containerId === 'vfalias' && l.level === 40 && /ignored unknown config field/.test(String(l.msg)));
   expect(warnings.map((l) => [l.command, l.msg])).toEqual(['ADD', 'CHECK', 'DEL'].map((c) => [c, 'ignored unknown config fields "frobnicate", "dpu.knownHostFile": check the spelling (see docs/configuration.md)']));
 });
 
@@ -104,7 +107,7 @@ test('mtu 1480 over the 1500-byte uplink is refused with code 7 and the numbers;
   expect(linkJson(nsName(ns), 'eth0')).toBeUndefined();
   expect(linkJson(A.hostNetns, A.vfs[0]?.netdev as string)).toMatchObject({ address: A.vfs[0]?.mac, mtu: 1500 });
   expect(dpuExec('a', 'ovs-vsctl', 'list-br')).not.toContain('br-vni100');
-  const stateDir = conf.stateDir as string;
+  const { stateDir } = nodeValues(conf);
   const leftovers = existsSync(stateDir) ? readdirSync(stateDir, { recursive: true }).map(String).filter((f) => !/^(\.|allocations$|attachments$|lock)/.test(f)) : [];
   expect(leftovers).toEqual([]);
   // IPAM ran alongside the DPU's answer and was undone: no address is held

@@ -53,15 +53,16 @@ const manyRemotes = Array.from({ length: 1024 }, (_, i) => `10.${200 + (i >> 8)}
 const tunnelPorts = () => dpuExec('a', 'ovs-vsctl', '--bare', '--columns=name', 'find', 'Port', 'external_ids:dpu-overlay.role=tunnel').split('\n').filter(Boolean);
 
 test('ADD, CHECK and DEL with 1024 remoteVteps through the guard (longer than one SSH packet or execve argument); nothing left behind', () => {
-  const conf = netConf(tb, A, { ipam: hostLocal(tb, A, '10.102.0.0/24', '10.102.0.10', '10.102.0.20', 'many'), dpu: { privateKeyFile: key, remoteVteps: manyRemotes, timeoutMs: 120000 } });
+  const many = (remoteVteps: string[]) => netConf(tb, A, { ipam: hostLocal(tb, A, '10.102.0.0/24', '10.102.0.10', '10.102.0.20', 'many'), dpu: { privateKeyFile: key, remoteVteps, timeoutMs: 120000 } });
+  const conf = many(manyRemotes);
   const ns = container('many');
   const add = cni(A, conf, { command: 'ADD', containerId: 'many', netns: ns });
   expect([add.status, add.json?.msg]).toEqual([0, undefined]);
   expect(tunnelPorts()).toHaveLength(1024);
   expect(dpuExec('a', 'ovs-vsctl', 'list-ports', 'br-vni100').split('\n')).toContain('pf0vf0');
   expect(cni(A, { ...conf, prevResult: add.json }, { command: 'CHECK', containerId: 'many', netns: ns }).status).toBe(0);
-  // 124 remotes leave the list: CHECK reports it and removes their tunnels through the guard (several command lines)
-  const fewer = { ...conf, dpu: { ...(conf.dpu as object), remoteVteps: manyRemotes.slice(0, 900) } };
+  // 124 remotes leave the node's list: CHECK reports it and removes their tunnels through the guard (several command lines)
+  const fewer = many(manyRemotes.slice(0, 900));
   const check = cni(A, { ...fewer, prevResult: add.json }, { command: 'CHECK', containerId: 'many', netns: ns });
   expect(check.json).toMatchObject({ code: 120, msg: expect.stringMatching(/tunnel to 10\.203\.132\.1, .*\(124 in all\), which are not in remoteVteps .*reconciled now/) });
   expect(tunnelPorts()).toHaveLength(900);

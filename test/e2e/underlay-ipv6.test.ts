@@ -48,13 +48,9 @@ function underlaySuite(plane: 'static' | 'ovn'): void {
   function conf(s: Site, over: { mtu?: number; dpu?: Record<string, unknown> } = {}): Record<string, unknown> {
     const start = s.name === 'a' ? '10.124.0.10' : '10.124.0.60';
     const end = s.name === 'a' ? '10.124.0.59' : '10.124.0.109';
-    const c = netConf(tb, s, { ipam: hostLocal(tb, s, '10.124.0.0/24', start, end), dpu: { ...(plane === 'ovn' ? { controlPlane: 'ovn', timeoutMs: 15000 } : {}), ...over.dpu } });
-    if (plane === 'ovn') {
-      const dpu = c.dpu as Record<string, unknown>;
-      delete dpu.localVtep;
-      delete dpu.remoteVteps;
-    }
-    return { ...c, mtu: over.mtu ?? mtu };
+    // OVN: the node file names no VTEPs (ovn-encap-ip is the DPU's own)
+    const ovn = plane === 'ovn' ? { dpu: { controlPlane: 'ovn', timeoutMs: 15000, ...over.dpu }, drop: ['dpu.localVtep', 'dpu.remoteVteps'] } : { dpu: over.dpu };
+    return netConf(tb, s, { ipam: hostLocal(tb, s, '10.124.0.0/24', start, end), ...ovn, extra: { mtu: over.mtu ?? mtu } });
   }
 
   beforeAll(() => {
