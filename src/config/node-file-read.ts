@@ -122,14 +122,21 @@ export function parseNodeFile(text: string, path: string): Json {
   for (const key of ['dpu', 'dpus'] as const) {
     if (parsed[key] !== undefined && !isObject(parsed[key])) throw invalid(`node file ${path}: ${key} must be an object`);
   }
+  if (isObject(parsed.dpu)) checkDpuKeys(parsed.dpu, 'dpu', path);
   if (isObject(parsed.dpus)) {
     for (const [pf, entry] of Object.entries(parsed.dpus)) {
       if (!isObject(entry)) throw invalid(`node file ${path}: dpus.${pf.slice(0, 64)} must be an object (the DPU behind that PF)`);
+      checkDpuKeys(entry, `dpus.${pf.slice(0, 64)}`, path);
     }
   }
   return parsed;
 }
 
+/** A misspelt DPU key in the node file would otherwise be dropped by validation and its default used silently. */
+function checkDpuKeys(dpu: Json, where: string, path: string): void {
+  const unknown = Object.keys(dpu).find((k) => ownerOf(`dpu.${k}`) === undefined);
+  if (unknown !== undefined) throw invalid(`node file ${path}: ${where}: unknown key ${JSON.stringify(unknown.slice(0, 64))}; check its spelling (docs/configuration.md lists the dpu fields)`);
+}
 
 function checkDelegate(delegate: unknown, path: string): void {
   if (delegate === undefined) return;

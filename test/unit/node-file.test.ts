@@ -193,6 +193,8 @@ describe('readNodeFile: a root-owned regular file, not writable by group or othe
   it.each<[string, string, RegExp]>([
     ['an unknown key (a typo)', JSON.stringify({ ...NODE, dpuu: {} }), /unknown key "dpuu"; it may hold only pf, pfIndex, sysfsRoot, stateDir, logFile, logLevel, spoofchk, trust, dpus, dpu, delegate, limits/],
     ['a network-wide key', JSON.stringify({ vni: 100 }), /unknown key "vni"/],
+    ['a misspelt dpu key (its default would be used silently)', JSON.stringify({ dpu: { timeoutMS: 1 } }), /dpu: unknown key "timeoutMS"; check its spelling/],
+    ['a misspelt key in a dpus entry', JSON.stringify({ dpus: { p0: { knownHostFile: '/k' } } }), /dpus\.p0: unknown key "knownHostFile"/],
     ['not JSON', '{"pf": ', /is not valid JSON/],
     ['an array', '[]', /must hold one JSON object/],
     ['dpu not an object', JSON.stringify({ dpu: 'x' }), /dpu must be an object/],
