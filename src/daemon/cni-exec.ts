@@ -9,6 +9,7 @@ import type { Attachment } from '../store/attachments';
 import { type Deps, pluginHandlers } from '../plugin';
 import { configuredDpus } from '../plugin/dpu-client';
 import { requestScope } from '../util/request-scope';
+import { networkOfRecord } from './record-network';
 import { logConfigError } from '../plugin/config-error-log';
 import { commandBoundMs } from './deadlines';
 import { FORWARDED } from './forward';
@@ -176,9 +177,11 @@ export class CniExecutor {
    * Releases a recorded attachment whose container is gone by running the plugin's DEL for it in-process, as the
    * runtime's DEL would (host side, IPAM, DPU port, record), queued behind any command of the same attachment.
    */
-  releaseGone(att: Pick<Attachment, 'containerId' | 'ifname' | 'rawConfig' | 'cniPath'>, stillGone: () => boolean = () => true): Promise<void> {
+  releaseGone(att: Pick<Attachment, 'containerId' | 'ifname' | 'rawConfig' | 'cniPath' | 'vni' | 'dpu'>, stillGone: () => boolean = () => true): Promise<void> {
     const env: Record<string, string> = { CNI_COMMAND: 'DEL', CNI_CONTAINERID: att.containerId, CNI_IFNAME: att.ifname, CNI_NETNS: '', CNI_PATH: att.cniPath.join(':') };
     for (const k of ['DPU_OVERLAY_NODE_CONFIG', 'PATH']) if (process.env[k] !== undefined) env[k] = process.env[k] as string;
+    // the record keeps only the IPAM keys of ADD's config: DEL's network config is rebuilt from the record
+    const config = JSON.stringify(networkOfRecord(att));
     const key = JSON.stringify([att.containerId, att.ifname]);
     let outcome: { exitCode: number; stdout: string } = { exitCode: 1, stdout: '' };
     // Never rejects: the next command queued behind it for this attachment must still run.
@@ -192,7 +195,7 @@ export class CniExecutor {
         }
         const handlers = (this.opts.handlers ?? pluginHandlers)({ ...this.opts.deps, stderr: () => undefined });
         const exitCode = await requestScope.run({ env, stderr: () => undefined }, () =>
-          dispatch(handlers, { env, readStdin: async () => att.rawConfig, writeStdout: (text) => void (stdout += text), onError: () => undefined }),
+          dispatch(handlers, { env, readStdin: async () => config, writeStdout: (text) => void (stdout += text), onError: () => undefined }),
         );
         outcome = { exitCode, stdout };
       } catch (err) {

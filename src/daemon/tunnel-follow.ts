@@ -1,7 +1,6 @@
 import { statSync } from 'node:fs';
 import { loadNetConf } from '../config/load';
 import { readNodeFile } from '../config/node-file';
-import { splitByOwner } from '../config/ownership';
 import type { DpuConfig } from '../config/schema';
 import { dpuTarget } from '../dpu/api';
 import type { TunnelDiff, TunnelTarget } from '../dpu/ovs/tunnels';
@@ -9,6 +8,7 @@ import type { Logger } from '../log';
 import { dpuOfRecord } from '../plugin/dpu-client';
 import type { Attachment } from '../store/attachments';
 import { identityKey, settingsKey } from './connection';
+import { networkOfRecord } from './record-network';
 
 /**
  * Static mode, in the daemon: every VNI bridge with a ready attachment follows the VTEPs the node file lists
@@ -31,19 +31,6 @@ function stampOf(path: string): string {
   } catch {
     return 'absent';
   }
-}
-
-/**
- * The network config of an attachment's ADD as far as its record holds it. A record keeps only the IPAM keys of
- * ADD's config (recordedConfig), so the network's other fields come from the record itself: its VNI, and the
- * network-owned DPU setting (hwOffload) of the recorded DPU settings. A record from before the trust split kept
- * the whole config, node values too: only its network part counts (the node file read now gives the rest).
- */
-export function networkOfRecord(att: Attachment): Record<string, unknown> {
-  const { network } = splitByOwner(JSON.parse(att.rawConfig) as Record<string, unknown>);
-  const hwOffload = att.dpu?.config?.hwOffload;
-  const dpu = network.dpu ?? (hwOffload === undefined ? undefined : { hwOffload });
-  return { ...network, vni: att.vni, ...(dpu === undefined ? {} : { dpu }) };
 }
 
 /** The attachment's DPU settings as they are now: its network config over the node file read again. */
