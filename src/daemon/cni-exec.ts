@@ -9,6 +9,7 @@ import type { Attachment } from '../store/attachments';
 import { type Deps, pluginHandlers } from '../plugin';
 import { configuredDpus } from '../plugin/dpu-client';
 import { requestScope } from '../util/request-scope';
+import { networkOfRecord } from './record-network';
 import { logConfigError } from '../plugin/config-error-log';
 import { commandBoundMs } from './deadlines';
 import { FORWARDED } from './forward';
@@ -176,12 +177,11 @@ export class CniExecutor {
    * Releases a recorded attachment whose container is gone by running the plugin's DEL for it in-process, as the
    * runtime's DEL would (host side, IPAM, DPU port, record), queued behind any command of the same attachment.
    */
-  releaseGone(att: Pick<Attachment, 'containerId' | 'ifname' | 'rawConfig' | 'cniPath' | 'vni'>, stillGone: () => boolean = () => true): Promise<void> {
-    // A record keeps only the IPAM plugin's part of ADD's config (recordedConfig): the DEL's config needs the VNI
-    // back, else it is refused (code 7) at every poll and the attachment is never released.
-    const config = JSON.stringify({ ...(JSON.parse(att.rawConfig) as Record<string, unknown>), vni: att.vni });
+  releaseGone(att: Pick<Attachment, 'containerId' | 'ifname' | 'rawConfig' | 'cniPath' | 'vni' | 'dpu'>, stillGone: () => boolean = () => true): Promise<void> {
     const env: Record<string, string> = { CNI_COMMAND: 'DEL', CNI_CONTAINERID: att.containerId, CNI_IFNAME: att.ifname, CNI_NETNS: '', CNI_PATH: att.cniPath.join(':') };
     for (const k of ['DPU_OVERLAY_NODE_CONFIG', 'PATH']) if (process.env[k] !== undefined) env[k] = process.env[k] as string;
+    // the record keeps only the IPAM keys of ADD's config: DEL's network config is rebuilt from the record
+    const config = JSON.stringify(networkOfRecord(att));
     const key = JSON.stringify([att.containerId, att.ifname]);
     let outcome: { exitCode: number; stdout: string } = { exitCode: 1, stdout: '' };
     // Never rejects: the next command queued behind it for this attachment must still run.

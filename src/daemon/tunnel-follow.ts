@@ -8,6 +8,7 @@ import type { Logger } from '../log';
 import { dpuOfRecord } from '../plugin/dpu-client';
 import type { Attachment } from '../store/attachments';
 import { identityKey, settingsKey } from './connection';
+import { networkOfRecord } from './record-network';
 
 /**
  * Static mode, in the daemon: every VNI bridge with a ready attachment follows the VTEPs the node file lists
@@ -34,7 +35,7 @@ function stampOf(path: string): string {
 
 /** The attachment's DPU settings as they are now: its network config over the node file read again. */
 export function currentDpu(att: Attachment, path: string): DpuConfig | undefined {
-  const conf = loadNetConf(JSON.parse(att.rawConfig) as Record<string, unknown>, {}, readNodeFile(path));
+  const conf = loadNetConf(networkOfRecord(att), {}, readNodeFile(path));
   return dpuOfRecord(conf, att)?.dpu;
 }
 

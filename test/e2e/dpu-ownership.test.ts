@@ -165,7 +165,9 @@ describe('recovery and replug --all', () => {
     const errors = lines.filter((l) => l.level === 50 && String(l.msg).startsWith(`representor ${rep} is named by 2 attachment records`));
     expect(errors).toHaveLength(1);
     expect(lines.filter((l) => l.msg === 're-plugged attachment')).toEqual([]);
-    const status = cni(A, { ...c, dpu: { ...(c.dpu as object), daemonSocket: join(tb.stateDir, 'dup-daemon', 'dpu.sock') } }, { command: 'STATUS', containerId: '', netns: '', ifname: '' });
+    // daemonSocket is the node's: STATUS asks this daemon through a node file that names its socket
+    const viaDaemon = conf('vni100', 100, 30, { stateDir: dir, dpu: { daemonSocket: join(tb.stateDir, 'dup-daemon', 'dpu.sock') } });
+    const status = cni(A, viaDaemon, { command: 'STATUS', containerId: '', netns: '', ifname: '' });
     expect(status.json).toMatchObject({ code: 50 });
     expect(status.json?.msg).toContain(`representor ${rep} is named by 2 attachment records`);
     await stopDaemon(daemon);

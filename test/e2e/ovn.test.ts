@@ -294,8 +294,8 @@ describe('OVN mode through dist/dpu-overlay', () => {
     const v = added(A, 'ovictim');
     const rep = brInt(A)[0] as string;
     const before = dpuExec(A.dpu, 'ovs-vsctl', '--bare', '--columns=_uuid', 'find', 'Port', `name=${rep}`).trim();
-    const bad = ovnConf(A, 200);
-    (bad.dpu as Record<string, unknown>).representorTemplate = rep.replace(/vf\d+$/, 'vf{pf}');
+    // the template is the node's: a node file of its own with the colliding template
+    const bad = ovnConf(A, 200, { representorTemplate: rep.replace(/vf\d+$/, 'vf{pf}') });
     const ns = container('othief');
     const r = cni(A, bad, { command: 'ADD', containerId: 'othief', netns: ns });
     expect(r.json).toMatchObject({ code: 102 });

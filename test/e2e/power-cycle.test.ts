@@ -8,7 +8,7 @@ import { type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  cni, container, dpuCtl, dpuExec, firstIp, hostLocal, NODE_FILE, netConf, nsName, ping, readJsonLines, removeContainers, requireBinary, sh, type Site, site, spawnDaemon, stopDaemon,
+  cni, container, dpuCtl, dpuExec, firstIp, hostLocal, netConf, nsName, ping, NODE_FILE, readJsonLines, removeContainers, requireBinary, sh, type Site, site, spawnDaemon, stopDaemon,
   type Testbed, testbedDown, testbedUp,
 } from '../testkit/testbed';
 import { httpGet, METRICS_ADDRESS, parseMetrics, series } from './operations-kit';
@@ -39,7 +39,7 @@ const records = () => {
   return existsSync(dir) ? readdirSync(dir).filter((f) => !f.startsWith('.')).sort() : [];
 };
 const allocations = () => readdirSync(join(tb.stateDir, 'plugin-a', 'allocations')).filter((f) => !f.startsWith('.'));
-// the daemon reads the node file the plugin's commands read (their stateDir, DPU): a released attachment's DEL needs it
+// --node-config: the node file A's commands use, which the daemon's own DEL of a gone container reads too
 const start = () => spawnDaemon(A, { socket, logFile: daemonLog, stateDir: join(tb.stateDir, 'plugin-a'), nodeConfig: confA()[NODE_FILE], args: ['--metrics-address', METRICS_ADDRESS, '--poll-interval-ms', '500'] });
 
 beforeAll(async () => {

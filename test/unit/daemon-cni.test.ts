@@ -7,9 +7,10 @@ import type { CniResult } from '../../src/cni/types';
 import { CniExecutor } from '../../src/daemon/cni-exec';
 import { daemonSocketOf, exchange, forward } from '../../src/daemon/forward';
 import { type CniForwardResponse, HELLO, netnsId, readLines } from '../../src/daemon/protocol';
-import { recordedConfig } from '../../src/store/records';
 import type { Deps } from '../../src/plugin';
 import type { NetConf } from '../../src/config/load';
+import type { Attachment } from '../../src/store/attachments';
+import { recordedConfig } from '../../src/store/records';
 import { FAULT_ENV, faultPoint } from '../../src/util/fault';
 import { requestScope } from '../../src/util/request-scope';
 import { Bed } from './helpers/bed';
@@ -414,16 +415,17 @@ describe('CniExecutor.releaseGone', () => {
       };
       return { add: async () => undefined, del, check: async () => undefined, gc: async () => undefined, status: async () => undefined } as unknown as PluginHandlers;
     });
-    // what a record keeps of ADD's config: the IPAM part, without the VNI (the record has it on its own)
-    const rawConfig = recordedConfig(JSON.stringify({ cniVersion: '1.1.0', name: 'n', type: 'dpu-overlay', vni: 7, ipam: { type: 'host-local' } }));
-    expect(JSON.parse(rawConfig)).not.toHaveProperty('vni');
-    const att = { containerId: 'gone', ifname: 'net1', rawConfig, cniPath: ['/opt/cni/bin'], vni: 7 };
+    // the record keeps only the IPAM keys of ADD's config: DEL gets the network config back with the record's VNI
+    // and its network-owned DPU setting, which loadNetConf requires (vni) or reads (hwOffload)
+    const ipam = { type: 'host-local', subnet: '10.1.0.0/24' };
+    const rawConfig = recordedConfig(JSON.stringify({ cniVersion: '1.1.0', name: 'n', type: 'dpu-overlay', vni: 42, mtu: 1400, dpu: { hwOffload: 'require' }, ipam }));
+    const dpu = { target: 'root@192.0.2.2:22', bridge: 'br-vni42', representor: 'pf0vf0', config: { host: '192.0.2.2', hwOffload: 'require' } } as unknown as Attachment['dpu'];
+    const att = { containerId: 'gone', ifname: 'net1', rawConfig, vni: 42, dpu, cniPath: ['/opt/cni/bin'] };
     await expect(ex.releaseGone(att)).rejects.toThrow(/DEL failed: .*busy/);
     fail = false;
     await expect(ex.releaseGone(att)).resolves.toBeUndefined();
-    // the DEL gets a config the plugin accepts: the recorded part plus the record's VNI
-    const config = JSON.stringify({ cniVersion: '1.1.0', name: 'n', type: 'dpu-overlay', ipam: { type: 'host-local' }, vni: 7 });
-    expect(seen).toEqual([
+    const config = { cniVersion: '1.1.0', name: 'n', type: 'dpu-overlay', ipam, vni: 42, dpu: { hwOffload: 'require' } };
+    expect(seen.map((s) => ({ ...s, config: JSON.parse(s.config) as unknown }))).toEqual([
       { command: 'DEL', netns: '', config, path: ['/opt/cni/bin'] },
       { command: 'DEL', netns: '', config, path: ['/opt/cni/bin'] },
     ]);
@@ -433,7 +435,7 @@ describe('CniExecutor.releaseGone', () => {
   it('asks stillGone when its turn comes and runs no DEL when the attachment is live again', async () => {
     const seen: string[] = [];
     const ex = executor(() => ({ add: async () => undefined, del: async (req: Parameters<PluginHandlers['del']>[0]) => void seen.push(req.env.containerId), check: async () => undefined, gc: async () => undefined, status: async () => undefined }) as unknown as PluginHandlers);
-    const att = { containerId: 'c1', ifname: 'net1', rawConfig: JSON.stringify({ cniVersion: '1.1.0', name: 'n', type: 'dpu-overlay' }), cniPath: ['/opt/cni/bin'], vni: 1 };
+    const att = { containerId: 'c1', ifname: 'net1', rawConfig: JSON.stringify({ cniVersion: '1.1.0', name: 'n', type: 'dpu-overlay' }), vni: 1, cniPath: ['/opt/cni/bin'] };
     let asked = 0;
     await expect(ex.releaseGone(att, () => (asked++, false))).resolves.toBeUndefined();
     expect(asked).toBe(1);

@@ -4,6 +4,7 @@ import type { DpuConfig } from '../../src/config/schema';
 import type { TunnelTarget } from '../../src/dpu/ovs/tunnels';
 import { TunnelFollower } from '../../src/daemon/tunnel-follow';
 import type { Attachment } from '../../src/store/attachments';
+import { recordedConfig } from '../../src/store/records';
 import { memoryLogger } from './helpers/logger';
 import { removeTmpDirs, tmpDir } from './helpers/tmp';
 
@@ -23,8 +24,9 @@ function setup(): { dir: string; node: string; write: (remotes: string[]) => voi
   const att = (vni: number) => ({
     version: 1, phase: 'ready', network: 'ovl', containerId: `c${vni}`, ifname: 'eth0', netns: '/run/netns/x', vni, tmpName: 'dpuo00000000', mtu: 1430, cniPath: [],
     vf: { pci: '0000:03:00.2', index: 0, pfName: 'ens1f0', pfPci: '0000:03:00.0', pfIndex: 0, originalName: 'ens1f0v0', originalMac: '02:00:00:00:00:01', originalMtu: 1500 },
-    rawConfig: JSON.stringify({ ...raw, vni }),
-    dpu: { target: 'root@192.0.2.2:22', bridge: `br-vni${vni}`, representor: 'pf0vf0', portUuid: '11111111-1111-4111-8111-111111111111' },
+    // what ADD records of its config (the IPAM keys only: no vni, no dpu section)
+    rawConfig: recordedConfig(JSON.stringify({ ...raw, vni, ipam: { type: 'host-local', subnet: '10.1.0.0/24' } })),
+    dpu: { target: 'root@192.0.2.2:22', bridge: `br-vni${vni}`, representor: 'pf0vf0', portUuid: '11111111-1111-4111-8111-111111111111', config: { ...dpu, hwOffload: 'require' } },
   }) as unknown as Attachment;
   return { dir, node, write, att };
 }
@@ -34,11 +36,14 @@ describe('the daemon follows node files (static mode)', () => {
     const { write, att, node } = setup();
     write(['2001:db8::2', '2001:db8::3']);
     const calls: Array<{ remotes: string[]; targets: TunnelTarget[] }> = [];
+    const offload: string[] = [];
     const m = memoryLogger();
-    const f = new TunnelFollower(() => ({ reconcile: async (d: DpuConfig, targets: TunnelTarget[]) => (calls.push({ remotes: d.remoteVteps, targets }), []) }), m.log, node);
+    const f = new TunnelFollower(() => ({ reconcile: async (d: DpuConfig, targets: TunnelTarget[]) => (calls.push({ remotes: d.remoteVteps, targets }), offload.push(d.hwOffload), []) }), m.log, node);
     const records = [att(100), att(200)];
     await f.poll(records);
     expect(calls).toEqual([{ remotes: ['2001:db8::2', '2001:db8::3'], targets: [{ bridge: 'br-vni100', vni: 100 }, { bridge: 'br-vni200', vni: 200 }] }]);
+    expect(m.records.filter((r) => r.msg === 'cannot read the node file to reconcile tunnels; bridges left as they are')).toEqual([]);
+    expect(offload).toEqual(['require']); // the network's own DPU setting, from the record
     await f.poll(records);
     expect(calls).toHaveLength(1); // nothing changed
     write(['2001:db8::2']);
