@@ -3,7 +3,7 @@
  * (testbed.sh up --ovn: central netns, ovn-controller per DPU, the plugin's key forced through guard --ovn).
  */
 import { randomUUID } from 'node:crypto';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { addPortTxn, ensureSwitchTxn, newLsp, NB, ovsJson } from '../../src/dpu/ovn/commands';
@@ -11,7 +11,7 @@ import { removeOwnedPortCommand } from '../../src/dpu/ovs/commands';
 import { commandLine } from '../../src/dpu/quote';
 import {
   BINARY, cni, cniAsync, type CniOutcome, container, dpuCtl, dpuExec, firstIp, hostLocal, inNetns, netConf, ovnCtl, ovnNbctl, p0Packets, readJsonLines,
-  removeContainers, requireBinary, ROOT, sh, site, type Site, type Testbed, testbedDown, testbedUp,
+  type NetConfig, NODE_FILE, removeContainers, requireBinary, ROOT, sh, site, type Site, spawnDaemon, stopDaemon, type Testbed, testbedDown, testbedUp,
 } from '../testkit/testbed';
 
 jest.setTimeout(180000);
@@ -37,7 +37,7 @@ afterAll(() => {
 const RANGE: Record<string, [string, string]> = { a: ['10.100.0.10', '10.100.0.39'], b: ['10.100.0.40', '10.100.0.69'], c: ['10.100.0.70', '10.100.0.99'] };
 
 /** An operator's OVN-mode config: no localVtep, no remoteVteps, MTU 1400 for Geneve over a 1500-byte underlay. */
-function ovnConf(s: Site, vni = 100, dpu: Record<string, unknown> = {}): Record<string, unknown> {
+function ovnConf(s: Site, vni = 100, dpu: Record<string, unknown> = {}): NetConfig {
   const [start, end] = vni === 100 ? (RANGE[s.name] as [string, string]) : [`10.${vni}.0.10`, `10.${vni}.0.99`];
   const subnet = vni === 100 ? '10.100.0.0/24' : `10.${vni}.0.0/24`;
   return netConf(tb, s, { name: `vni${vni}`, vni, ipam: hostLocal(tb, s, subnet, start, end, `vni${vni}`), dpu: { controlPlane: 'ovn', timeoutMs: 15000, ...dpu }, extra: { mtu: 1400 }, drop: ['dpu.localVtep', 'dpu.remoteVteps'] });
@@ -346,12 +346,10 @@ describe('OVN mode through dist/dpu-overlay', () => {
     const socket = join(tb.stateDir, 'ovn-daemon', 'dpu.sock');
     const log = join(tb.stateDir, 'ovn-daemon.log');
     rmSync(log, { force: true });
-    const daemon = spawn('ip', ['netns', 'exec', A.hostNetns, BINARY, 'daemon', '--socket', socket, '--log-file', log, '--log-level', 'debug'], { stdio: 'ignore' });
-    const listening = () => existsSync(log) && readJsonLines(log).some((l) => l.msg === 'dpu-overlay daemon listening');
-    for (let i = 0; i < 200 && !listening(); i++) spawnSync('sleep', ['0.05']);
+    // the socket is the node owner's: the plugin finds it in the config's node file, the daemon reads that file too
+    const viaDaemon = ovnConf(A, 100, { daemonSocket: socket });
+    const daemon = await spawnDaemon(A, { socket, logFile: log, nodeConfig: viaDaemon[NODE_FILE] });
     try {
-      expect(listening()).toBe(true);
-      const viaDaemon = ovnConf(A, 100, { daemonSocket: socket });
       const b = added(B, 'dmn-b');
       const ns = container('dmn-a');
       const add = cni(A, viaDaemon, { command: 'ADD', containerId: 'dmn-a', netns: ns });
@@ -368,11 +366,7 @@ describe('OVN mode through dist/dpu-overlay', () => {
       expect(lsps()).toEqual([]);
       expect(brInt(A)).toEqual([]);
     } finally {
-      await new Promise<void>((resolve) => {
-        if (daemon.exitCode !== null) return resolve();
-        daemon.once('exit', () => resolve());
-        daemon.kill('SIGTERM');
-      });
+      await stopDaemon(daemon);
     }
   });
 

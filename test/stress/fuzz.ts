@@ -171,7 +171,9 @@ export interface FuzzCase {
 /** An object where the schema wants an object with only optional keys, or an empty VTEP list, is still valid. */
 function stillValid(field: string, value: unknown): boolean {
   const plainObject = typeof value === 'object' && value !== null && !Array.isArray(value);
-  return (['runtimeConfig', 'args', 'prevResult'].includes(field) && plainObject) || (field === 'dpu.remoteVteps' && Array.isArray(value) && value.length === 0);
+  // a network config's dpu holds only its own settings (hwOffload) over the node file's: {} sets none of them
+  const empty = plainObject && Object.keys(value).length === 0;
+  return (['runtimeConfig', 'args', 'prevResult'].includes(field) && plainObject) || (field === 'dpu' && empty) || (field === 'dpu.remoteVteps' && Array.isArray(value) && value.length === 0);
 }
 
 function isNodeField(path: string): boolean {

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expectCniError, expectSuccess, newTally, type Outcome, recordViolationsTo, rollup, type RunRecord, runProbes, shape, timed, violation } from '../stress/common';
-import { caseFromRecord, fuzzCases } from '../stress/fuzz';
+import { buildCase, caseFromRecord, fuzzCases } from '../stress/fuzz';
 import type { Testbed } from '../testkit/testbed';
 
 const BASE = { cniVersion: '1.1.0', name: 'fuzz', type: 'dpu-overlay', vni: 4242, pf: 'pf0', dpu: { host: '192.0.2.1', timeoutMs: 30000 }, ipam: { type: 'host-local' } };
@@ -32,6 +32,12 @@ describe('fuzz inputs', () => {
     expect(JSON.stringify(fuzzCases(105964338, 50, BASE, '/tmp/regular'))).toBe(JSON.stringify(a.slice(0, 50)));
     expect(JSON.stringify(fuzzCases(105964339, 200, BASE, '/tmp/regular'))).not.toBe(JSON.stringify(a));
     expect(new Set(a.map((c) => c.kind)).size).toBeGreaterThan(5);
+  });
+
+  test('a network config\'s dpu = {} (no settings of its own over the node file\'s) is a valid ADD that gets its DEL; dpu = [] is refused', () => {
+    const empty = buildCase(98, { kind: 'wrong-type', field: 'dpu', value: {} }, BASE, 'DEL', '/tmp/regular');
+    expect([empty.expect, empty.command]).toEqual(['ok', 'ADD']);
+    expect(buildCase(99, { kind: 'wrong-type', field: 'dpu', value: [] }, BASE, 'ADD', '/tmp/regular').expect).toEqual([7]);
   });
 
   test('a recorded run comes back as a case with exactly its env and stdin', () => {
