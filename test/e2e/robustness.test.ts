@@ -123,6 +123,7 @@ describe('a log path that is not a regular file is never opened; the command run
     await new Promise((r) => setTimeout(r, 500));
     expect(alive(reader)).toBe(true);
     reader.kill();
+    rmSync(fifo, { force: true });
   });
 
   test('daemon path: a daemon whose --log-file is /dev/ptmx serves, and a command naming a FIFO log runs through it', async () => {
@@ -139,6 +140,7 @@ describe('a log path that is not a regular file is never opened; the command run
     expect(alive(reader)).toBe(true);
     expect(alive(d.proc)).toBe(true);
     reader.kill();
+    rmSync(fifo, { force: true });
     await stop(d.proc);
   });
 });
