@@ -9,7 +9,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, wr
 import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import {
-  BINARY, cni, type CniOutcome, container, dpuExec, envFor, hostLocal, netConf, removeContainers, requireBinary, type Site, site, type Testbed, testbedDown, testbedUp,
+  BINARY, cni, type CniOutcome, container, dpuExec, envFor, hostLocal, netConf, type NetConfig, nodeEnv, removeContainers, requireBinary, type Site, site, type Testbed, testbedDown, testbedUp,
 } from '../testkit/testbed';
 
 jest.setTimeout(300000);
@@ -42,10 +42,11 @@ async function hello(socket: string, deadlineMs = 15000): Promise<void> {
   }
 }
 
+/** A daemon of the test's own; empty VNI bridges go with the DEL (grace 0), as with the testkit's spawnDaemon. */
 async function ownDaemon(name: string, logFile: string, extra: string[] = []): Promise<OwnDaemon> {
   const socket = join(tb.stateDir, `rob-daemon-${name}`, 'dpu.sock');
   rmSync(join(tb.stateDir, `rob-daemon-${name}`), { recursive: true, force: true });
-  const proc = spawn('ip', ['netns', 'exec', A.hostNetns, BINARY, 'daemon', '--socket', socket, '--log-file', logFile, '--log-level', 'debug', '--state-dir', join(tb.stateDir, 'plugin-a'), ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn('ip', ['netns', 'exec', A.hostNetns, BINARY, 'daemon', '--socket', socket, '--log-file', logFile, '--log-level', 'debug', '--state-dir', join(tb.stateDir, 'plugin-a'), '--empty-bridge-grace-ms', '0', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
   proc.stderr?.resume();
   spawned.push(proc);
   await hello(socket);
@@ -62,15 +63,20 @@ async function stop(p: ChildProcess): Promise<void> {
 
 const alive = (p: ChildProcess) => p.exitCode === null && p.signalCode === null;
 
-function conf(o: { socket?: string; logFile?: string; dpu?: Record<string, unknown>; name?: string } = {}): Record<string, unknown> {
-  const c = netConf(tb, A, { name: o.name, ipam: hostLocal(tb, A, '10.103.0.0/24', '10.103.0.10', '10.103.0.250'), dpu: { daemonSocket: o.socket ?? '', ...o.dpu } });
-  return o.logFile === undefined ? c : { ...c, logFile: o.logFile };
+/** A network config on host a; logFile, the daemon socket and dpu's node values go into a node file of their own (NODE_FILE). */
+function conf(o: { socket?: string; logFile?: string; dpu?: Record<string, unknown>; name?: string } = {}): NetConfig {
+  return netConf(tb, A, {
+    name: o.name,
+    ipam: hostLocal(tb, A, '10.103.0.0/24', '10.103.0.10', '10.103.0.250'),
+    dpu: { daemonSocket: o.socket ?? '', ...o.dpu },
+    extra: o.logFile === undefined ? {} : { logFile: o.logFile },
+  });
 }
 
 const containerPorts = () => dpuExec('a', 'ovs-vsctl', '--bare', '--columns=name', 'find', 'Port', 'external_ids:dpu-overlay.role=container').split('\n').filter(Boolean);
 
 /** ADD then DEL of one container: both must succeed and leave no port. */
-function addDel(id: string, c: Record<string, unknown>): { add: CniOutcome; del: CniOutcome } {
+function addDel(id: string, c: NetConfig): { add: CniOutcome; del: CniOutcome } {
   const ns = container(`rob-${id}`);
   const add = cni(A, c, { command: 'ADD', containerId: id, netns: ns });
   const del = cni(A, c, { command: 'DEL', containerId: id, netns: ns });
@@ -95,7 +101,7 @@ describe('a log path that is not a regular file is never opened; the command run
     const trace = join(tb.stateDir, 'rob-ptmx.trace');
     const c = conf({ logFile: '/dev/ptmx' });
     const ns = container('rob-ptmx');
-    const run = (command: string) => spawnSync('strace', ['-f', '-qq', '-e', 'trace=open,openat,openat2', '-o', trace, 'ip', 'netns', 'exec', A.hostNetns, BINARY], { input: JSON.stringify(c), env: envFor({ command, containerId: 'ptmx', netns: ns }), encoding: 'utf8', timeout: 120000 });
+    const run = (command: string) => spawnSync('strace', ['-f', '-qq', '-e', 'trace=open,openat,openat2', '-o', trace, 'ip', 'netns', 'exec', A.hostNetns, BINARY], { input: JSON.stringify(c), env: envFor({ command, containerId: 'ptmx', netns: ns }, nodeEnv(A, c)), encoding: 'utf8', timeout: 120000 });
     const add = run('ADD');
     expect([add.status, add.stderr]).toEqual([0, expect.stringMatching(/not logging to logFile \/dev\/ptmx: it is not a regular file \(a character device\); name a regular file/)]);
     expect(readFileSync(trace, 'utf8')).not.toMatch(/open[^\n]*"\/dev\/ptmx"/);
@@ -117,6 +123,7 @@ describe('a log path that is not a regular file is never opened; the command run
     await new Promise((r) => setTimeout(r, 500));
     expect(alive(reader)).toBe(true);
     reader.kill();
+    rmSync(fifo, { force: true });
   });
 
   test('daemon path: a daemon whose --log-file is /dev/ptmx serves, and a command naming a FIFO log runs through it', async () => {
@@ -133,6 +140,7 @@ describe('a log path that is not a regular file is never opened; the command run
     expect(alive(reader)).toBe(true);
     expect(alive(d.proc)).toBe(true);
     reader.kill();
+    rmSync(fifo, { force: true });
     await stop(d.proc);
   });
 });
