@@ -1,7 +1,10 @@
 /** What the plugin asks of the DPU; the SSH/OVS implementation is in ovs.ts and ssh.ts. */
-import type { DpuFacts, DpuFactsRequest, VfFunctionTarget, VfFunctionValues } from './vf-function';
+import type { DpuFacts, DpuFactsRequest } from './vf-function';
+import type { VfFunctionTarget, VfFunctionValues } from '../model/vf';
 
-export type { DpuFacts, DpuFactsRequest, VfFunctionTarget, VfFunctionValues } from './vf-function';
+export type { DpuFacts, DpuFactsRequest } from './vf-function';
+// The DPU client's own vocabulary: its callers name these through the interface they call.
+export type { VfFunctionTarget, VfFunctionValues } from '../model/vf';
 
 export interface PortOwner {
   network: string;

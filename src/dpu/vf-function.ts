@@ -1,6 +1,7 @@
 import { DpuError } from './errors';
 import { MAC_ADDRESS } from '../config/schema';
 import type { Argv } from './quote';
+import type { VfFunctionTarget, VfFunctionValues } from '../model/vf';
 
 /**
  * A VF's settings as a BlueField in DPU mode takes them: on the Arm side, never through the host PF.
@@ -10,17 +11,6 @@ import type { Argv } from './quote';
  * - the older BSP's sysfs files /sys/class/net/p<N>/smart_nic/vf<M>/{mac,vport_state,max_tx_rate,min_tx_rate}
  *   and their read-back in .../config (NVIDIA BlueField BSP, "Controlling Host PF and VF Parameters").
  */
-
-/** The VF settings the DPU side can apply, in the config's vocabulary (rates in Mbit/s, like ip link). */
-export interface VfFunctionValues {
-  mac?: string;
-  linkState?: 'auto' | 'enable' | 'disable';
-  minTxRate?: number;
-  maxTxRate?: number;
-}
-
-/** Where a VF's function is set on the DPU. */
-export type VfFunctionTarget = { path: 'devlink'; handle: string } | { path: 'smartnic'; pfIndex: number; vfIndex: number };
 
 export interface VfFunctionState {
   target: VfFunctionTarget;

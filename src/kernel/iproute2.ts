@@ -3,7 +3,7 @@ import type { CniIpConfig, CniRoute } from '../cni/types';
 import { encodeBatchLine } from './iproute2-batch';
 import { type CommandRunner, CommandError, runChecked } from './exec';
 import { KernelError } from './errors';
-import type { VfAdminRecord } from '../store/attachments';
+import type { VfAdminRecord } from '../model/vf';
 
 export interface LinkInfo {
   name: string;

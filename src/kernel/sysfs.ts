@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { VfLookupError } from './errors';
 import type { LinkDevice } from './iproute2';
-import type { VfRecord } from '../store/attachments';
+import type { VfRecord } from '../model/vf';
 
 /** One SR-IOV virtual function as sysfs describes it. */
 export interface VfInfo {

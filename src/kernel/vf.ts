@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import type { Logger } from '../log';
-import type { VfRecord } from '../store/records';
+import type { VfRecord } from '../model/vf';
 import { HOST_NETNS, type LinkOps, temporaryName } from './iproute2';
 import { hostNetnsIdentity, isNetnsFile, netnsIdentity, sameBoot } from './netns';
 import type { Sysfs } from './sysfs';

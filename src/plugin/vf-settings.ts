@@ -1,9 +1,10 @@
 import { CniError, ErrorCode } from '../cni/errors';
 import type { DpuConfig } from '../config/schema';
 import type { DpuClient, DpuFacts } from '../dpu/api';
-import { restoreValues, type VfFunctionValues, wantsRates } from '../dpu/vf-function';
+import { restoreValues, wantsRates } from '../dpu/vf-function';
+import type { VfAdminRecord, VfFunctionValues } from '../model/vf';
 import type { VfInfo } from '../kernel/sysfs';
-import type { Attachment, VfAdminRecord } from '../store/attachments';
+import type { Attachment } from '../store/attachments';
 import type { UndoStack } from '../util/undo';
 import type { Context } from './lifecycle';
 

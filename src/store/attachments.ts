@@ -9,7 +9,7 @@ import { type AllocationOwner, AllocationOwnerSchema, type Attachment, Attachmen
 import { untrustedDirReason, writeExclusive, writeReplacing } from '../util/secure-fs';
 
 export { InvalidRecordError } from './records';
-export type { AllocationOwner, Attachment, DpuRecord, VfAdminRecord, VfRecord } from './records';
+export type { AllocationOwner, Attachment, DpuRecord } from './records';
 export { attachmentKey } from './records';
 
 const PRIVATE_DIR = 0o700;

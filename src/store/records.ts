@@ -2,39 +2,10 @@ import * as z from 'zod';
 import type { CniResult } from '../cni/types';
 import type { ProcessIdentity } from '../kernel/process';
 import { ifnameProblem } from '../cni/env';
-import type { VfFunctionTarget, VfFunctionValues } from '../dpu/vf-function';
+import type { VfAdminRecord, VfFunctionTarget, VfFunctionValues, VfRecord } from '../model/vf';
 import { StoreError } from './errors';
 import { formatIssues } from '../config/load';
 import { absolutePath, type DpuConfig, DpuConfigSchema, ipamType, mac, NETDEV_NAME, NETWORK_NAME, pciAddress, VF_ADMIN_FIELDS } from '../config/schema';
-
-/** The VF as the host had it before ADD, so DEL can put it back. */
-export interface VfRecord {
-  pci: string;
-  index: number;
-  pfName: string;
-  pfPci: string;
-  pfIndex: number;
-  originalName: string;
-  originalMac: string;
-  originalMtu: number;
-  /**
-   * Identity of a VF netdev that has no parent device (the emulated testbed's VFs are veths) in the container,
-   * as ADD saw it there: its ifindex and its peer (the representor, in a namespace the container cannot reach).
-   */
-  linkIdentity?: { ifindex: number; peer?: { netnsId: number; ifindex: number } };
-}
-
-/** VF admin settings (set through the PF) as they were before ADD. */
-export interface VfAdminRecord {
-  mac?: string;
-  vlan?: number;
-  vlanQoS?: number;
-  spoofchk?: 'on' | 'off';
-  trust?: 'on' | 'off';
-  linkState?: 'auto' | 'enable' | 'disable';
-  minTxRate?: number;
-  maxTxRate?: number;
-}
 
 /** VF settings applied on the DPU side (DPU mode): where, what ADD set, and what was there before. */
 export interface VfFunctionRecord {

@@ -11,8 +11,9 @@ import { describeDiff, differs, reconcileCommands, TUNNEL_QUERY_OUTPUTS, type Tu
 import type { DpuTransport, ExecResult } from '../ssh';
 import {
   DEVLINK_PORTS_QUERY, DEVLINK_RATES_QUERY, type DpuFacts, type DpuFactsRequest, parseDevlinkPort, parseDevlinkRate, parseSmartnicConfig, parseUplink,
-  smartnicQuery, splitJsonDocuments, uplinkQuery, type VfFunctionState, type VfFunctionTarget, type VfFunctionValues, vfFunctionSetCommands,
+  smartnicQuery, splitJsonDocuments, uplinkQuery, type VfFunctionState, vfFunctionSetCommands,
 } from '../vf-function';
+import type { VfFunctionTarget, VfFunctionValues } from '../../model/vf';
 
 /** What the daemon's recovery probe sees on a DPU. */
 export interface DpuProbe {
