@@ -1,5 +1,5 @@
 import { statfsSync } from 'node:fs';
-import { NSFS_MAGIC } from '../kernel/netns';
+import { NSFS_MAGIC } from '../util/nsfs';
 import { CniError, ErrorCode } from './errors';
 import type { CniCommand } from './types';
 

@@ -6,7 +6,7 @@ import { jsonDepth, MAX_JSON_DEPTH } from './skel';
 import type { CniResult } from './types';
 import { IPAM_TYPE } from '../config/schema';
 import { compareVersions, convertResult, isSupportedVersion, parseResult } from './version';
-import type { CommandRunner } from '../kernel/exec';
+import type { CommandRunner } from '../util/command-runner';
 
 export interface IpamCall {
   type: string;

@@ -12,7 +12,7 @@ import { DpuConnection, identityKey } from './connection';
 import { DpuRecovery, type RecoveryLink } from './recovery';
 import { TunnelFollower } from './tunnel-follow';
 import { ProcessRunner } from '../kernel/exec';
-import type { CommandRunner } from '../kernel/exec';
+import type { CommandRunner } from '../util/command-runner';
 import { CniExecutor } from './cni-exec';
 import { InProcessDpuClient, type ServeOp } from './in-process-dpu';
 import { RequestLoggers } from './loggers';

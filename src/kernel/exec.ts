@@ -1,24 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { KernelError, kindOfStderr } from './errors';
-
-export interface RunOptions {
-  input?: string;
-  env?: Record<string, string>;
-  timeoutMs?: number;
-}
-
-export interface RunResult {
-  exitCode: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** The boundary to the outside world on the host: unit tests record instead of executing. */
-export interface CommandRunner {
-  run(file: string, args: readonly string[], opts?: RunOptions): Promise<RunResult>;
-  /** Names of the network devices in this process's own network namespace. */
-  hostNetdevs(): Set<string>;
-}
+import type { CommandRunner, RunOptions, RunResult } from '../util/command-runner';
 
 /** More than any ip, nsenter or IPAM answer: a child printing without end is cut off, not buffered. */
 export const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;

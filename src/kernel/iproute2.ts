@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { CniIpConfig, CniRoute } from '../cni/types';
 import { encodeBatchLine } from './iproute2-batch';
-import { type CommandRunner, CommandError, runChecked } from './exec';
+import { CommandError, runChecked } from './exec';
+import type { CommandRunner } from '../util/command-runner';
 import { KernelError } from './errors';
 import type { VfAdminRecord } from '../model/vf';
 

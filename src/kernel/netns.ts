@@ -1,6 +1,5 @@
 import { readdirSync, readFileSync, statfsSync, statSync } from 'node:fs';
-
-export const NSFS_MAGIC = 0x6e736673;
+import { NSFS_MAGIC } from '../util/nsfs';
 
 /** dev:inode of a namespace file, to recognise the same namespace later (and never act on our own). */
 export function netnsIdentity(path: string): string | undefined {

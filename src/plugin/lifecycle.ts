@@ -7,7 +7,7 @@ import { unknownFieldsWarning } from '../config/aliases';
 import { nodeConfigPath, readNodeFile } from '../config/node-file';
 import { IpamDelegate, type IpamCall } from '../cni/invoke';
 import { LinkOps } from '../kernel/iproute2';
-import type { CommandRunner } from '../kernel/exec';
+import type { CommandRunner } from '../util/command-runner';
 import { type Attachment, InvalidRecordError, isInFlight, StateStore } from '../store/attachments';
 import { CniError, ErrorCode } from '../cni/errors';
 import { storeErrorToCni } from './store-errors';

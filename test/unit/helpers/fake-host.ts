@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { HOST_NETNS } from '../../../src/kernel/iproute2';
-import type { CommandRunner, RunOptions, RunResult } from '../../../src/kernel/exec';
+import type { CommandRunner, RunOptions, RunResult } from '../../../src/util/command-runner';
 import { iproute2BatchCommands } from './iproute2-batch';
 
 /** A netdev as the fake kernel keeps it. */

@@ -1,4 +1,4 @@
-import type { CommandRunner, RunOptions, RunResult } from '../../../src/kernel/exec';
+import type { CommandRunner, RunOptions, RunResult } from '../../../src/util/command-runner';
 
 export interface RecordedCall {
   file: string;
