@@ -2,7 +2,7 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { CniError, ErrorCode } from './errors';
-import { jsonDepth, MAX_JSON_DEPTH } from './skel';
+import { jsonDepth, MAX_JSON_DEPTH } from '../util/json-depth';
 import type { CniResult } from './types';
 import { IPAM_TYPE } from '../config/schema';
 import { compareVersions, convertResult, isSupportedVersion, parseResult } from './version';

@@ -1,7 +1,7 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { CniError, ErrorCode } from '../cni/errors';
-import { jsonDepth, MAX_JSON_DEPTH } from '../cni/skel';
+import { jsonDepth, MAX_JSON_DEPTH } from '../util/json-depth';
 import { untrustedDirReason } from '../util/secure-fs';
 import { DEFAULT_NODE_CONFIG, NODE_CONFIG_ENV } from './defaults';
 import { isDelegable, NODE_FILE_EXTRA_KEYS, NODE_FILE_KEYS, NODE_LIMIT_KEYS, ownerOf } from './ownership';

@@ -16,7 +16,7 @@ import { existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { FIELD_OWNERSHIP, ownerOf, splitByOwner } from '../../src/config/ownership';
 import { CNI_PATH, container, hostLocal, legacyConf, netConf, nodeEnv, type Site, type Testbed } from '../testkit/testbed';
-import { MAX_JSON_DEPTH } from '../../src/cni/skel';
+import { MAX_JSON_DEPTH } from '../../src/util/json-depth';
 import {
   diffLines, expectCniError, expectSuccess, forcedWrapper, hostSnapshot, newTally, type Outcome, ovsDump, ovsState, parallel, recordedCommands,
   runPlugin, runRecorded, type RunRecord, shape, stressDir, type Tally, timed, TRY_AGAIN, UNSET, violation,
