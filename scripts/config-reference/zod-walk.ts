@@ -1,4 +1,5 @@
-import { ABSOLUTE_PATH, IPAM_TYPE, MAC_ADDRESS, NETDEV_NAME, NETWORK_NAME, OVN_SWITCH_PREFIX, PCI_ADDRESS } from '../../src/config/schema';
+import { IPAM_TYPE } from '../../src/cni/invoke';
+import { ABSOLUTE_PATH, MAC_ADDRESS, NETDEV_NAME, NETWORK_NAME, OVN_SWITCH_PREFIX, PCI_ADDRESS } from '../../src/config/schema';
 
 /**
  * Reads what the reference needs (type, default, required) out of zod 4 schema objects. zod has no public

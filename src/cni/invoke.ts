@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { CniError, ErrorCode } from './errors';
 import { jsonDepth, MAX_JSON_DEPTH } from '../util/json-depth';
 import type { CniResult } from './types';
-import { IPAM_TYPE } from '../config/schema';
 import { compareVersions, convertResult, isSupportedVersion, parseResult } from './version';
 import type { CommandRunner } from '../util/command-runner';
 
@@ -61,6 +60,9 @@ function newestCommon(versions: readonly unknown[], wanted: string, minimum: str
     .sort(compareVersions)
     .pop();
 }
+
+/** A plain file name: never a path, so a delegated plugin is always looked up in CNI_PATH. */
+export const IPAM_TYPE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 export function findPlugin(type: string, cniPath: string[]): string {
   // A type is a file name, never a path: however it got here (config, a record), it only selects within CNI_PATH.

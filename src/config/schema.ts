@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { DEFAULT_DAEMON_SOCKET, DEFAULT_NODE_CONFIG } from './defaults';
+import { IPAM_TYPE } from '../cni/invoke';
 
 // Each plugin process parses one config: compiling a parser for it (zod's JIT) costs more than it saves.
 z.config({ jitless: true });
@@ -117,8 +118,6 @@ const PrevResultSchema = z.looseObject({
   dns: z.looseObject({}).optional(),
 });
 
-/** A plain file name: never a path, so a delegated plugin is always looked up in CNI_PATH. */
-export const IPAM_TYPE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 export const ipamType = z.string().regex(IPAM_TYPE, 'must be the file name of an IPAM plugin in CNI_PATH');
 
 const IpamSchema = z.looseObject({
