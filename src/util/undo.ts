@@ -1,4 +1,4 @@
-import type { Logger } from '../log';
+import type { Logger } from 'pino';
 
 /** Compensating actions of a multi-step operation, run newest first when it fails. */
 export class UndoStack {
