@@ -167,6 +167,9 @@ export class DpuRecovery {
   private readonly stores: StateStore[];
   private readonly warned = new Set<string>();
   private timer?: NodeJS.Timeout;
+  private stopped = false;
+  /** The polls still running (the recovery tick and the tunnel follower's): stop() waits for them. */
+  private readonly inFlight = new Set<Promise<unknown>>();
   private readonly expectedUid: number;
 
   constructor(
@@ -178,14 +181,23 @@ export class DpuRecovery {
   }
 
   start(): void {
-    const tick = () =>
-      void this.tick().catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'DPU recovery poll failed'));
+    const tick = () => {
+      if (!this.stopped) this.track(this.tick().catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'DPU recovery poll failed')));
+    };
     this.timer = setInterval(tick, this.o.pollMs);
     tick();
   }
 
-  stop(): void {
+  /** No poll starts after this; resolves once the polls already running are done (a stopping daemon must not outlive them). */
+  async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.timer);
+    while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
+  }
+
+  private track(p: Promise<unknown>): void {
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p));
   }
 
   /**
@@ -298,7 +310,7 @@ export class DpuRecovery {
       }),
     );
     // Not awaited: a slow DPU must not hold up the next recovery poll (the follower skips while busy).
-    void this.o.follower?.poll(groups.flatMap((g) => g.records.map((r) => r.att))).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'tunnel follow poll failed'));
+    if (this.o.follower && !this.stopped) this.track(this.o.follower.poll(groups.flatMap((g) => g.records.map((r) => r.att))).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'tunnel follow poll failed')));
   }
 
   private async watch(g: Group, w: WatchState): Promise<void> {

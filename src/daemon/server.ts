@@ -319,7 +319,8 @@ export class DaemonServer {
     // No new connections; the commands running finish and answer their plugins, which are still waiting.
     const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     await this.cni.drain();
-    this.recovery?.stop();
+    // after the polls still running: one of them could open a DPU connection that would keep the process alive
+    await this.recovery?.stop();
     // A stopped daemon leaves no empty bridge behind: what is still in its grace period goes now.
     await Promise.all([...this.connections.values()].map((c) => c.flushEmptyBridges()));
     for (const c of this.connections.values()) c.close();

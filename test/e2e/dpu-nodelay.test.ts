@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  BINARY, container, envFor, netConf, readJsonLines, removeContainers, requireBinary, runInNetns, type Site, site, type Testbed, testbedDown, testbedUp,
+  BINARY, container, envFor, type NetConfig, netConf, NODE_FILE, nodeEnv, readJsonLines, removeContainers, requireBinary, runInNetns, type Site, site, type Testbed, testbedDown, testbedUp,
 } from '../testkit/testbed';
 
 jest.setTimeout(180000);
@@ -44,7 +44,8 @@ function dpuSockets(trace: string, s: Site): { connected: string[]; nodelay: str
   return { connected, nodelay };
 }
 
-function conf(socket: string): Record<string, unknown> {
+/** The socket is the node owner's: it goes into the config's own node file, which nodeEnv names for the plugin. */
+function conf(socket: string): NetConfig {
   return netConf(tb, A, { dpu: { daemonSocket: socket } });
 }
 
@@ -55,9 +56,9 @@ it('standalone: the plugin sets TCP_NODELAY on its connection to the DPU', async
   const out = traceFile('standalone');
   rmSync(out, { force: true });
   const ns = container('nodelay-s');
-  const add = await runInNetns(A.hostNetns, 'strace', [...strace(out), BINARY], envFor({ command: 'ADD', containerId: 'nodelay-s', netns: ns }), JSON.stringify(conf('')));
+  const add = await runInNetns(A.hostNetns, 'strace', [...strace(out), BINARY], envFor({ command: 'ADD', containerId: 'nodelay-s', netns: ns }, nodeEnv(A, conf(''))), JSON.stringify(conf('')));
   expect(add.status).toBe(0);
-  const del = await runInNetns(A.hostNetns, BINARY, [], envFor({ command: 'DEL', containerId: 'nodelay-s', netns: ns }), JSON.stringify(conf('')));
+  const del = await runInNetns(A.hostNetns, BINARY, [], envFor({ command: 'DEL', containerId: 'nodelay-s', netns: ns }, nodeEnv(A, conf(''))), JSON.stringify(conf('')));
   expect(del.status).toBe(0);
   const { connected, nodelay } = dpuSockets(readFileSync(out, 'utf8'), A);
   expect(connected.length).toBeGreaterThanOrEqual(1);
@@ -69,7 +70,7 @@ it('daemon: the daemon sets TCP_NODELAY on its connection to the DPU', async () 
   rmSync(out, { force: true });
   const socket = join(tb.stateDir, 'daemon-nodelay', 'dpu.sock');
   const log = join(tb.stateDir, 'daemon-nodelay.log');
-  const p: ChildProcess = spawn('ip', ['netns', 'exec', A.hostNetns, 'strace', ...strace(out), BINARY, 'daemon', '--socket', socket, '--log-file', log, '--state-dir', join(tb.stateDir, 'plugin-a')], { stdio: 'ignore' });
+  const p: ChildProcess = spawn('ip', ['netns', 'exec', A.hostNetns, 'strace', ...strace(out), BINARY, 'daemon', '--socket', socket, '--log-file', log, '--state-dir', join(tb.stateDir, 'plugin-a'), '--node-config', conf(socket)[NODE_FILE] as string, '--empty-bridge-grace-ms', '0'], { stdio: 'ignore' });
   try {
     const deadline = Date.now() + 20000;
     while (!readJsonLines(log).some((l) => l.msg === 'dpu-overlay daemon listening')) {
@@ -77,9 +78,9 @@ it('daemon: the daemon sets TCP_NODELAY on its connection to the DPU', async () 
       await new Promise((r) => setTimeout(r, 50));
     }
     const ns = container('nodelay-d');
-    const add = await runInNetns(A.hostNetns, BINARY, [], envFor({ command: 'ADD', containerId: 'nodelay-d', netns: ns }), JSON.stringify(conf(socket)));
+    const add = await runInNetns(A.hostNetns, BINARY, [], envFor({ command: 'ADD', containerId: 'nodelay-d', netns: ns }, nodeEnv(A, conf(socket))), JSON.stringify(conf(socket)));
     expect(add.status).toBe(0);
-    const del = await runInNetns(A.hostNetns, BINARY, [], envFor({ command: 'DEL', containerId: 'nodelay-d', netns: ns }), JSON.stringify(conf(socket)));
+    const del = await runInNetns(A.hostNetns, BINARY, [], envFor({ command: 'DEL', containerId: 'nodelay-d', netns: ns }, nodeEnv(A, conf(socket))), JSON.stringify(conf(socket)));
     expect(del.status).toBe(0);
     // The daemon ran the commands (its log has their closing lines), so the connection in the trace is the daemon's.
     expect(readJsonLines(join(tb.stateDir, 'plugin-a.log')).some((l) => l.msg === 'ADD done' && l.containerId === 'nodelay-d' && l.via === 'daemon')).toBe(true);

@@ -8,7 +8,7 @@ import { rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import {
-  BINARY, cni, cniAsync, type CniOutcome, container, dpuCtl, hostLocal, netConf, removeContainers, requireBinary, type Site, site, type Testbed, testbedDown, testbedUp,
+  BINARY, cni, cniAsync, type CniOutcome, container, dpuCtl, hostLocal, type NetConfig, netConf, NODE_FILE, removeContainers, requireBinary, type Site, site, type Testbed, testbedDown, testbedUp,
 } from '../testkit/testbed';
 
 jest.setTimeout(400000);
@@ -36,11 +36,8 @@ async function hello(path: string): Promise<void> {
 }
 
 function ovnConf(vni: number): Record<string, unknown> {
-  const conf = netConf(tb, A, { name: `vni${vni}`, vni, ipam: hostLocal(tb, A, `10.${vni}.0.0/24`, `10.${vni}.0.10`, `10.${vni}.0.99`, `vni${vni}`), dpu: { controlPlane: 'ovn', timeoutMs: 5000, daemonSocket: socket, ovn: { upTimeoutMs: 30000 } } });
-  const dpu = conf.dpu as Record<string, unknown>;
-  delete dpu.localVtep;
-  delete dpu.remoteVteps;
-  return { ...conf, mtu: 1400 };
+  // node values (control plane, deadlines, socket) go into the config's own node file; OVN has no VTEP list
+  return netConf(tb, A, { name: `vni${vni}`, vni, ipam: hostLocal(tb, A, `10.${vni}.0.0/24`, `10.${vni}.0.10`, `10.${vni}.0.99`, `vni${vni}`), dpu: { controlPlane: 'ovn', timeoutMs: 5000, daemonSocket: socket, ovn: { upTimeoutMs: 30000 } }, extra: { mtu: 1400 }, drop: ['dpu.localVtep', 'dpu.remoteVteps'] });
 }
 
 beforeAll(async () => {
@@ -50,7 +47,9 @@ beforeAll(async () => {
   const dir = join(tb.stateDir, 'ovn-channels-daemon');
   rmSync(dir, { recursive: true, force: true });
   socket = join(dir, 'dpu.sock');
-  daemon = spawn('ip', ['netns', 'exec', A.hostNetns, BINARY, 'daemon', '--socket', socket, '--log-file', join(tb.stateDir, 'ovn-channels-daemon.log'), '--log-level', 'debug', '--state-dir', join(tb.stateDir, 'plugin-a')], { stdio: 'ignore' });
+  // the daemon reads the node file the configs name (it refuses a command whose node file is another)
+  const nodeFile = (ovnConf(200) as NetConfig)[NODE_FILE] as string;
+  daemon = spawn('ip', ['netns', 'exec', A.hostNetns, BINARY, 'daemon', '--socket', socket, '--log-file', join(tb.stateDir, 'ovn-channels-daemon.log'), '--log-level', 'debug', '--state-dir', join(tb.stateDir, 'plugin-a'), '--node-config', nodeFile], { stdio: 'ignore' });
   await hello(socket);
 });
 

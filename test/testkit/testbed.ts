@@ -134,12 +134,21 @@ export async function spawnDaemon(s: Site, o: { socket: string; logFile: string;
 }
 
 /** Stops a daemon from spawnDaemon with signal and waits for it to exit. */
+/**
+ * Stops a daemon of the test's own. One that outlives its signal by 20 s is killed and the test fails: left
+ * waiting, a test's afterAll would go on in the background and tear down the next suite's testbed.
+ */
 export async function stopDaemon(p: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (!p || p.exitCode !== null || p.signalCode !== null) return;
-  await new Promise<void>((resolve) => {
-    p.once('exit', () => resolve());
+  const stopped = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 20000);
+    p.once('exit', () => (clearTimeout(timer), resolve(true)));
     p.kill(signal);
   });
+  if (!stopped) {
+    p.kill('SIGKILL');
+    throw new Error(`the daemon (pid ${p.pid}) did not exit within 20 s of ${signal}`);
+  }
 }
 
 export function testbedDown(): void {

@@ -140,6 +140,21 @@ describe('DpuRecovery', () => {
   });
   afterEach(() => removeTmpDirs());
 
+  it('stop() waits for the polls already running (the tunnel follower\'s too) and no poll starts after it', async () => {
+    let polls = 0;
+    let running = 0;
+    const follower = { poll: async () => { polls++; running++; await new Promise((r) => setTimeout(r, 150)); running--; } };
+    const r = new DpuRecovery({ stateDirs: [dir], pollMs: 200, linkFor: () => link, netnsAlive: () => true, follower }, memoryLogger().log);
+    r.start();
+    await new Promise((res) => setTimeout(res, 20));
+    await r.stop();
+    expect(running).toBe(0);
+    const after = polls;
+    expect(after).toBeGreaterThan(0);
+    await new Promise((res) => setTimeout(res, 500));
+    expect(polls).toBe(after);
+  });
+
   it('after a database wipe, an attachment whose container namespace is gone is released (releaseGone), never re-plugged', async () => {
     const released: string[] = [];
     const m = memoryLogger();
