@@ -52,9 +52,14 @@ export class TunnelFollower {
   constructor(
     private readonly linkFor: (dpu: DpuConfig) => TunnelLink,
     private readonly log: Logger,
-    /** The node file the attachments' commands read: the daemon's --node-config. */
+    /** The node file of attachments recorded without one (older records): the daemon's --node-config. */
     private readonly nodeFile: string,
   ) {}
+
+  /** The node file the attachment's ADD read: its bridge follows that file's VTEPs. */
+  private nodeFileOf(att: Attachment): string {
+    return att.nodeConfig ?? this.nodeFile;
+  }
 
   /** One poll over the records recovery scanned. Exposed for tests. */
   async poll(records: readonly Attachment[]): Promise<void> {
@@ -69,7 +74,7 @@ export class TunnelFollower {
 
   private async pollOnce(records: readonly Attachment[]): Promise<void> {
     const ready = records.filter((a) => a.phase === 'ready' && !a.hostReleased && a.dpu && !a.dpu.lsp && (a.dpu.config?.controlPlane ?? 'static') === 'static');
-    const files = ready.length ? [this.nodeFile] : [];
+    const files = [...new Set(ready.map((a) => this.nodeFileOf(a)))].sort();
     const key = JSON.stringify([files.map((f) => [f, stampOf(f)]), ready.map((a) => `${a.dpu?.target}/${a.vni}`).sort()]);
     this.polls++;
     if (key === this.lastKey && this.polls < SAFETY_POLLS) return;
@@ -78,7 +83,7 @@ export class TunnelFollower {
     this.polls = 0;
     const plans = new Map<string, Plan>();
     for (const att of ready) {
-      const path = this.nodeFile;
+      const path = this.nodeFileOf(att);
       let dpu: DpuConfig | undefined;
       try {
         dpu = currentDpu(att, path);

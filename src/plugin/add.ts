@@ -157,7 +157,7 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
       const tmpName = temporaryName();
       const att: Attachment = {
         version: 1, phase: 'adding', network: conf.name, containerId: env.containerId, ifname: env.ifname,
-        netns: env.netns, netnsId: netnsIdentity(env.netns), netnsBoot: hostBootId(), owner: selfIdentity(), vni: conf.vni,
+        netns: env.netns, netnsId: netnsIdentity(env.netns), netnsBoot: hostBootId(), nodeConfig: conf.nodeConfig, owner: selfIdentity(), vni: conf.vni,
         vf: { pci: vf.pci, index: vf.index, pfName: vf.pfName, pfPci: vf.pfPci, pfIndex: vf.pfIndex, originalName: link.name, originalMac: link.mac, originalMtu: link.mtu },
         ...(dpu?.key !== undefined ? { dpuKey: dpu.key } : {}),
         tmpName, mac: conf.resolvedMac, mtu: conf.mtu, rawConfig: recorded, ipamType: conf.ipam?.type, cniPath: env.path.filter((p) => p.startsWith('/')),

@@ -39,6 +39,8 @@ export interface Attachment {
   netnsId?: string;
   /** The host's boot id at ADD: netnsId means nothing in another boot (inode numbers are reused). */
   netnsBoot?: string;
+  /** The node file ADD read (from a root-controlled place): the daemon reconciles the bridge with its VTEPs. */
+  nodeConfig?: string;
   /** The ADD process while phase is "adding": only an ADD whose process is gone may be cleaned up. */
   owner?: ProcessIdentity;
   vni: number;
@@ -132,6 +134,7 @@ export const AttachmentSchema = z.object({
   netns: absolutePath,
   netnsId: z.string().regex(/^\d+:\d+$/, 'must be DEV:INODE').optional(),
   netnsBoot: z.string().regex(/^[0-9a-f-]{36}$/, 'must be a boot id').optional(),
+  nodeConfig: absolutePath.optional(),
   owner: ProcessIdentitySchema.optional(),
   vni: z.number().int().min(1).max(16777215),
   vf: VfRecordSchema,

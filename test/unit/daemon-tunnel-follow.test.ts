@@ -56,6 +56,18 @@ describe('the daemon follows node files (static mode)', () => {
     expect(m.records.some((r) => r.msg === 'cannot read the node file to reconcile tunnels; bridges left as they are')).toBe(true);
   });
 
+  it('a bridge follows the node file its attachment\'s ADD read (recorded), not the daemon\'s --node-config', async () => {
+    const { dir, node, write, att } = setup();
+    write(['2001:db8::2', '2001:db8::3']);
+    const other = join(dir, 'other.json');
+    writeFileSync(other, JSON.stringify({ pf: 'ens1f0', dpu: { ...dpu, localVtep: '2001:db8::1', remoteVteps: ['2001:db8::9'] } }), { mode: 0o644 });
+    const calls: string[][] = [];
+    const f = new TunnelFollower(() => ({ reconcile: async (d: DpuConfig) => (calls.push(d.remoteVteps), []) }), memoryLogger().log, node);
+    const a = Object.assign(att(100), { nodeConfig: other });
+    await f.poll([a]);
+    expect(calls).toEqual([['2001:db8::9']]);
+  });
+
   it('OVN-mode and released attachments are not its business', async () => {
     const { write, att, node } = setup();
     write(['2001:db8::2']);
