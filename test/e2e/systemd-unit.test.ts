@@ -10,8 +10,8 @@
  * Emulation only: the socket, stateDir and log paths are the testbed's (other testbeds may run on this machine).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { BINARY, hostLocal, NODE_FILE, netConf, nodeEnv, PREFIX, readJsonLines, requireBinary, ROOT, type Site, site, type Testbed, testbedDown, testbedUp } from '../testkit/testbed';
 import { buildLibcniDriver, ok, pluginDir, run } from './runtimes';
 import { httpGet } from './operations-kit';
@@ -79,7 +79,12 @@ beforeAll(async () => {
   const log = join(tb.stateDir, 'unit-daemon.log');
   rmSync(log, { force: true });
   const script = [...sandbox(service), 'exec "$@"'].join('\n');
-  daemon = spawn('nsenter', [`--net=/run/netns/${A.hostNetns}`, 'unshare', '-m', '--propagation', 'slave', 'sh', '-c', script, 'unit', BINARY, 'daemon', ...args, '--state-dir', join(tb.stateDir, 'plugin-a'), '--log-file', log], { stdio: 'ignore' });
+  // the unit runs $CNI_BIN_DIR/dpu-overlay: a copy, since a checkout under /tmp is hidden by the unit's PrivateTmp
+  const unitBin = join(work, 'unit-bin', 'dpu-overlay');
+  mkdirSync(dirname(unitBin), { recursive: true });
+  copyFileSync(BINARY, unitBin);
+  chmodSync(unitBin, 0o755);
+  daemon = spawn('nsenter', [`--net=/run/netns/${A.hostNetns}`, 'unshare', '-m', '--propagation', 'slave', 'sh', '-c', script, 'unit', unitBin, 'daemon', ...args, '--state-dir', join(tb.stateDir, 'plugin-a'), '--log-file', log], { stdio: 'ignore' });
   const deadline = Date.now() + 20000;
   while (!readJsonLines(log).some((l) => l.msg === 'dpu-overlay daemon listening')) {
     if (daemon.exitCode !== null || Date.now() > deadline) throw new Error(`the unit's daemon did not start (see ${log})`);
