@@ -84,7 +84,7 @@ beforeAll(async () => {
   mkdirSync(dirname(unitBin), { recursive: true });
   copyFileSync(BINARY, unitBin);
   chmodSync(unitBin, 0o755);
-  daemon = spawn('nsenter', [`--net=/run/netns/${A.hostNetns}`, 'unshare', '-m', '--propagation', 'slave', 'sh', '-c', script, 'unit', unitBin, 'daemon', ...args, '--state-dir', join(tb.stateDir, 'plugin-a'), '--log-file', log], { stdio: 'ignore' });
+  daemon = spawn('nsenter', [`--net=/run/netns/${A.hostNetns}`, 'unshare', '-m', '--propagation', 'slave', 'sh', '-c', script, 'unit', unitBin, 'daemon', ...args, '--state-dir', join(tb.stateDir, 'plugin-a'), '--log-file', log], { stdio: 'ignore', cwd: '/' }); // systemd starts a system service in /
   const deadline = Date.now() + 20000;
   while (!readJsonLines(log).some((l) => l.msg === 'dpu-overlay daemon listening')) {
     if (daemon.exitCode !== null || Date.now() > deadline) throw new Error(`the unit's daemon did not start (see ${log})`);
