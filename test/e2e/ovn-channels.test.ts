@@ -8,7 +8,7 @@ import { rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import {
-  BINARY, cni, cniAsync, type CniOutcome, container, dpuCtl, hostLocal, type NetConfig, netConf, NODE_FILE, removeContainers, requireBinary, type Site, site, type Testbed, testbedDown, testbedUp,
+  BINARY, cni, cniAsync, type CniOutcome, container, dpuCtl, hostLocal, type NetConfig, netConf, NODE_FILE, removeContainers, requireBinary, type Site, site, stopDaemon, type Testbed, testbedDown, testbedUp,
 } from '../testkit/testbed';
 
 jest.setTimeout(400000);
@@ -55,13 +55,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   dpuCtl('a', 'ovn-controller-start');
-  if (daemon && daemon.exitCode === null) {
-    const p = daemon;
-    await new Promise<void>((resolve) => {
-      p.once('exit', () => resolve());
-      p.kill('SIGTERM');
-    });
-  }
+  await stopDaemon(daemon);
   removeContainers();
   testbedDown();
 });

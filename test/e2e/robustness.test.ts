@@ -9,7 +9,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, wr
 import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import {
-  BINARY, cni, type CniOutcome, container, dpuExec, envFor, hostLocal, netConf, type NetConfig, nodeEnv, removeContainers, requireBinary, type Site, site, type Testbed, testbedDown, testbedUp,
+  BINARY, cni, type CniOutcome, container, dpuExec, envFor, hostLocal, netConf, type NetConfig, nodeEnv, removeContainers, requireBinary, type Site, site, stopDaemon, type Testbed, testbedDown, testbedUp,
 } from '../testkit/testbed';
 
 jest.setTimeout(300000);
@@ -53,13 +53,6 @@ async function ownDaemon(name: string, logFile: string, extra: string[] = []): P
   return { proc, socket };
 }
 
-async function stop(p: ChildProcess): Promise<void> {
-  if (p.exitCode !== null || p.signalCode !== null) return;
-  await new Promise<void>((resolve) => {
-    p.once('exit', () => resolve());
-    p.kill('SIGTERM');
-  });
-}
 
 const alive = (p: ChildProcess) => p.exitCode === null && p.signalCode === null;
 
@@ -90,7 +83,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  for (const p of spawned) await stop(p);
+  for (const p of spawned) await stopDaemon(p);
   removeContainers();
   if (fullMount) spawnSync('umount', ['-l', fullMount]);
   testbedDown();
@@ -141,7 +134,7 @@ describe('a log path that is not a regular file is never opened; the command run
     expect(alive(d.proc)).toBe(true);
     reader.kill();
     rmSync(fifo, { force: true });
-    await stop(d.proc);
+    await stopDaemon(d.proc);
   });
 });
 
@@ -181,7 +174,7 @@ describe('a full log filesystem fails no command and kills no daemon', () => {
     expect(alive(d.proc)).toBe(true);
     expect(cni(A, conf({ socket: d.socket }), { command: 'DEL', containerId: 'dfull2', netns: ns }).status).toBe(0);
     expect(alive(d.proc)).toBe(true);
-    await stop(d.proc);
+    await stopDaemon(d.proc);
     expect(d.proc.exitCode).toBe(0);
   });
 });
@@ -235,7 +228,7 @@ describe('the daemon closes the log files it evicts', () => {
     // Evicted files are closed after a grace period for commands still using them.
     await new Promise((r) => setTimeout(r, 12000));
     expect(openLogs()).toBeLessThanOrEqual(32);
-    await stop(d.proc);
+    await stopDaemon(d.proc);
   });
 });
 
@@ -250,6 +243,6 @@ describe('deadlines per request on the daemon\'s shared DPU connection', () => {
     expect([add.status, add.json?.msg, del.status]).toEqual([0, undefined, 0]);
     expect(containerPorts()).toEqual([]);
     expect(dpuExec('a', 'ovs-vsctl', 'list-br').split('\n').filter((b) => b.startsWith('br-vni'))).toEqual([]);
-    await stop(d.proc);
+    await stopDaemon(d.proc);
   });
 });
