@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Builds dist/dpu-overlay: one self-contained linux-x64 executable (Node SEA via @yao-pkg/pkg, offline).
+#   0. the daemon's netlink addon is compiled (native/rtnetlink/build.sh; a SEA asset, see src/kernel/rtnetlink-addon.ts);
 #   1. esbuild bundles src/main.ts and its dependencies into one CommonJS file (a SEA can require built-ins only);
 #   2. pkg --sea bakes it into this machine's own node binary (useLocalNode: nothing is downloaded);
 #   3. the result is smoke-tested, because pkg ignores a failed bake and would leave a plain node binary.
@@ -9,6 +10,7 @@ version=$(node -p "require('./package.json').version")
 mkdir -p build dist
 
 npx tsc --noEmit
+bash native/rtnetlink/build.sh build/rtnetlink.node  # before the bundle: it records the addon's hash
 node scripts/bundle.js build/dpu-overlay.cjs
 
 rm -f dist/dpu-overlay

@@ -17,6 +17,12 @@ const optionalNative = {
   },
 };
 
+/** The hash the daemon checks its netlink addon (the SEA asset build/rtnetlink.node) against before loading it. */
+function rtnetlinkSha256() {
+  const file = 'build/rtnetlink.node.sha256';
+  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim() : '';
+}
+
 const outfile = process.argv[2] ?? 'build/dpu-overlay.cjs';
 
 /**
@@ -40,7 +46,7 @@ esbuild
     format: 'cjs',
     outfile,
     charset: 'ascii',
-    define: { __DPU_OVERLAY_VERSION__: JSON.stringify(version) },
+    define: { __DPU_OVERLAY_VERSION__: JSON.stringify(version), __RTNETLINK_SHA256__: JSON.stringify(rtnetlinkSha256()) },
     plugins: [optionalNative],
     logLevel: 'warning',
   })

@@ -6,7 +6,11 @@ const [entry, output] = process.argv.slice(2);
 sea(path.resolve(entry), {
   targets: [{ nodeRange: `node${process.versions.node.split('.')[0]}`, platform: 'linux', arch: 'x64', output: path.resolve(output) }],
   useLocalNode: true,
-  seaConfig: { disableExperimentalSEAWarning: true, useCodeCache: true, useSnapshot: false },
+  seaConfig: {
+    disableExperimentalSEAWarning: true, useCodeCache: true, useSnapshot: false,
+    // The daemon's netlink addon (native/rtnetlink), written out and loaded by src/kernel/rtnetlink-addon.ts.
+    assets: { 'rtnetlink.node': path.resolve('build/rtnetlink.node') },
+  },
 }).catch((err) => {
   console.error(`sea: ${err.message}`);
   process.exit(1);
