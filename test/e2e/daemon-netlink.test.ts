@@ -1,0 +1,136 @@
+/**
+ * End-to-end: the daemon's host steps go through its in-process rtnetlink (native/rtnetlink, loaded from the
+ * executable's SEA asset): an ADD and a DEL through the daemon start no `ip`, `nsenter` or `tee` (counted with
+ * strace attached to the daemon: every child that made a successful execve). When the addon cannot be loaded
+ * (here: a file of its name in the native directory whose hash is not the one recorded at build time) the daemon
+ * says why once and runs `ip` as the standalone plugin does.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  cni, container, firstIp, hostLocal, inNetns, netConf, readJsonLines, removeContainers, requireBinary, type Site, site, spawnDaemon, stopDaemon, type Testbed,
+  testbedDown, testbedUp,
+} from '../testkit/testbed';
+
+jest.setTimeout(240000);
+
+const hasStrace = spawnSync('strace', ['-V']).status === 0;
+const maybe = hasStrace ? describe : describe.skip;
+const ADDON_SHA = join(__dirname, '../../build/rtnetlink.node.sha256');
+
+let tb: Testbed;
+let A: Site;
+
+beforeAll(() => {
+  if (!hasStrace) return;
+  requireBinary();
+  tb = testbedUp(4, 'a,b');
+  A = site(tb, 'a');
+});
+
+afterAll(() => {
+  if (!hasStrace) return;
+  removeContainers();
+  testbedDown();
+});
+
+interface Traced {
+  proc: ChildProcess;
+  out: string;
+}
+
+/** Attaches strace -f to a running daemon; resolves once the kernel reports the tracer. */
+async function trace(pid: number, out: string): Promise<Traced> {
+  rmSync(out, { force: true });
+  const proc = spawn('strace', ['-f', '-qq', '-e', 'trace=execve', '-o', out, '-p', String(pid)], { stdio: 'ignore' });
+  const deadline = Date.now() + 20000;
+  while (!/TracerPid:\s+[1-9]/.test(readFileSync(`/proc/${pid}/status`, 'utf8'))) {
+    if (Date.now() > deadline) throw new Error(`strace did not attach to ${pid}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { proc, out };
+}
+
+/** Detaches and returns the program each child of the daemon ran first (nsenter then execs ip in the same process). */
+async function children(t: Traced): Promise<string[]> {
+  await new Promise<void>((resolve) => {
+    t.proc.once('exit', () => resolve());
+    t.proc.kill('SIGINT');
+  });
+  const byPid = new Map<string, string>();
+  for (const line of existsSync(t.out) ? readFileSync(t.out, 'utf8').split('\n') : []) {
+    const m = /^(\d+) +execve\("([^"]+)".*= 0$/.exec(line);
+    if (m && !byPid.has(m[1] as string)) byPid.set(m[1] as string, (m[2] as string).split('/').pop() as string);
+  }
+  return [...byPid.values()];
+}
+
+function daemonConf(socket: string): Record<string, unknown> {
+  return netConf(tb, A, { ipam: hostLocal(tb, A, '10.94.0.0/24', '10.94.0.10', '10.94.0.20'), dpu: { daemonSocket: socket } });
+}
+
+const netlinkLines = (log: string) => readJsonLines(log).filter((l) => /in-process netlink/.test(String(l.msg)));
+const via = (containerId: string, command: string) => readJsonLines(join(tb.stateDir, `plugin-${A.name}.log`)).filter((l) => l.msg === `${command} done` && l.containerId === containerId).at(-1)?.via;
+
+/** ADD (with an address and a route), then DEL, through the daemon at socket, with strace on it; the children of each. */
+async function addAndDel(daemon: ChildProcess, socket: string, id: string): Promise<{ add: string[]; del: string[] }> {
+  const conf = daemonConf(socket);
+  const ns = container(id);
+  const call = { containerId: id, netns: ns, ifname: 'net1' };
+  let t = await trace(daemon.pid as number, join(tb.stateDir, `strace-${id}-add`));
+  const add = cni(A, conf, { command: 'ADD', ...call });
+  const addChildren = await children(t);
+  expect([add.status, add.json?.msg]).toEqual([0, undefined]);
+  expect(via(id, 'ADD')).toBe('daemon');
+  expect(inNetns(ns, 'ip', ['-o', 'addr', 'show', 'dev', 'net1']).stdout).toContain(`inet ${firstIp(add.json)}/24`);
+  expect(inNetns(ns, 'cat', ['/proc/sys/net/ipv4/conf/net1/arp_notify']).stdout.trim()).toBe('1');
+
+  t = await trace(daemon.pid as number, join(tb.stateDir, `strace-${id}-del`));
+  const del = cni(A, conf, { command: 'DEL', ...call });
+  const delChildren = await children(t);
+  expect(del.status).toBe(0);
+  expect(via(id, 'DEL')).toBe('daemon');
+  expect(inNetns(ns, 'ip', ['-o', 'link', 'show']).stdout.split('\n').filter(Boolean)).toHaveLength(1); // lo only
+  return { add: addChildren, del: delChildren };
+}
+
+maybe('the daemon speaks rtnetlink itself', () => {
+  test('ADD and DEL through the daemon start no ip, nsenter or tee: only the IPAM plugin', async () => {
+    const socket = join(tb.stateDir, 'daemon-nl', 'd.sock');
+    const log = join(tb.stateDir, 'daemon-nl.log');
+    const d = await spawnDaemon(A, { socket, logFile: log, stateDir: join(tb.stateDir, `plugin-${A.name}`) });
+    try {
+      expect(netlinkLines(log)).toEqual([expect.objectContaining({ msg: 'in-process netlink loaded', level: 30 })]);
+      const { add, del } = await addAndDel(d, socket, 'nl1');
+      expect(add.filter((n) => n !== 'host-local')).toEqual([]);
+      expect(add).toContain('host-local');
+      expect(del.filter((n) => n !== 'host-local')).toEqual([]);
+    } finally {
+      await stopDaemon(d);
+    }
+  });
+
+  test('an addon file whose hash is not the recorded one: one warning saying so and what to do, and the daemon runs ip', async () => {
+    const dir = join(tb.stateDir, 'native-bad');
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { mode: 0o700 });
+    chmodSync(dir, 0o700);
+    const sha = readFileSync(ADDON_SHA, 'utf8').trim();
+    writeFileSync(join(dir, `rtnetlink-${sha.slice(0, 16)}.node`), 'not the addon', { mode: 0o500 });
+    const socket = join(tb.stateDir, 'daemon-nlbad', 'd.sock');
+    const log = join(tb.stateDir, 'daemon-nlbad.log');
+    const d = await spawnDaemon(A, { socket, logFile: log, stateDir: join(tb.stateDir, `plugin-${A.name}`), env: { DPU_OVERLAY_NATIVE_DIR: dir } });
+    try {
+      const { add, del } = await addAndDel(d, socket, 'nl2');
+      expect(add).toEqual(expect.arrayContaining(['ip', 'nsenter']));
+      expect(del).toEqual(expect.arrayContaining(['ip', 'nsenter']));
+      const lines = netlinkLines(log);
+      expect(lines).toEqual([expect.objectContaining({ level: 40, msg: 'in-process netlink unavailable: host link steps run ip and nsenter' })]);
+      expect(String(lines[0]?.reason)).toMatch(/has sha256 [0-9a-f]{64}, not the [0-9a-f]{64} this executable was built with: remove it/);
+    } finally {
+      await stopDaemon(d);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
