@@ -1,7 +1,8 @@
 /*
  * rtnetlink.node: the few system calls the daemon's in-process netlink needs that Node does not offer.
  * Messages are built and parsed in TypeScript (src/kernel/rtnetlink-message.ts); this file only opens a
- * NETLINK_ROUTE socket inside a network namespace, sends one request and returns the raw replies, and writes
+ * NETLINK_ROUTE socket inside a network namespace, sends one request and returns the raw replies (on a worker
+ * thread: the answer may take milliseconds), and writes
  * a file (a /proc/sys/net sysctl) opened inside a network namespace. The calling thread enters the namespace
  * for the socket()/open() only and comes back before returning (as Go's netlink.NewHandleAt does): a socket
  * and a /proc/sys/net file keep the namespace they were created in.
@@ -104,10 +105,85 @@ static int answered(const char *buf, size_t len, uint32_t seq) {
   return 0;
 }
 
+/* One request and its answer, done on a libuv worker thread: moving a link between namespaces waits for the
+ * kernel (RTNL, RCU grace periods) for milliseconds, which must not stop the daemon's event loop. */
+struct transaction {
+  napi_async_work work;
+  napi_deferred deferred;
+  int fd, timeout;
+  char *req;
+  size_t req_len;
+  char *all;
+  size_t all_len;
+  int err;
+  const char *what;
+};
+
 /*
- * transact(fd, request, timeoutMs) -> Buffer of every reply datagram, concatenated, up to the one that ends the
- * answer to the request's sequence number. Datagrams for other sequence numbers (a late answer) are dropped.
+ * Sends the request and collects every reply datagram, concatenated, up to the one that ends the answer to the
+ * request's sequence number. Datagrams for other sequence numbers (a late answer) are dropped.
  */
+static void transact_run(napi_env env, void *data) {
+  (void)env;
+  struct transaction *t = data;
+  uint32_t seq = ((struct nlmsghdr *)t->req)->nlmsg_seq;
+  struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+  if (sendto(t->fd, t->req, t->req_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) { t->err = errno; t->what = "sending to netlink"; return; }
+  int64_t deadline = now_ms() + t->timeout;
+  t->what = "reading from netlink";
+  for (;;) {
+    int64_t left = deadline - now_ms();
+    struct pollfd p = { .fd = t->fd, .events = POLLIN };
+    int ready = left > 0 ? poll(&p, 1, (int)left) : 0;
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) { t->err = ready == 0 ? ETIMEDOUT : errno; t->what = "waiting for the kernel's netlink answer"; return; }
+    ssize_t n = recv(t->fd, NULL, 0, MSG_PEEK | MSG_TRUNC);
+    if (n < 0) { if (errno == EINTR) continue; t->err = errno; return; }
+    char *buf = malloc((size_t)n + 1);
+    if (!buf) { t->err = ENOMEM; return; }
+    struct sockaddr_nl from;
+    socklen_t from_len = sizeof from;
+    ssize_t got = recvfrom(t->fd, buf, (size_t)n, 0, (struct sockaddr *)&from, &from_len);
+    if (got < 0) { int err = errno; free(buf); if (err == EINTR) continue; t->err = err; return; }
+    const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
+    if (from.nl_pid != 0 || got < (ssize_t)sizeof *h || h->nlmsg_seq != seq) { free(buf); continue; }
+    char *grown = realloc(t->all, t->all_len + (size_t)got);
+    if (!grown) { free(buf); t->err = ENOMEM; return; }
+    t->all = grown;
+    memcpy(t->all + t->all_len, buf, (size_t)got);
+    t->all_len += (size_t)got;
+    int done = answered(buf, (size_t)got, seq);
+    free(buf);
+    if (done) return;
+  }
+}
+
+static void transact_done(napi_env env, napi_status status, void *data) {
+  struct transaction *t = data;
+  napi_value out;
+  if (status == napi_ok && t->err == 0) {
+    void *copy;
+    if (napi_create_buffer_copy(env, t->all_len, t->all ? t->all : "", &copy, &out) == napi_ok) napi_resolve_deferred(env, t->deferred, out);
+    else { t->err = ENOMEM; t->what = "copying the netlink answer"; }
+  }
+  if (status != napi_ok || t->err != 0) {
+    char msg[256], name[32];
+    int err = t->err ? t->err : ECANCELED;
+    snprintf(msg, sizeof msg, "%s: %s", t->what ? t->what : "netlink", strerror(err));
+    snprintf(name, sizeof name, "%d", err);
+    napi_value code, text;
+    napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
+    napi_create_error(env, code, text, &out);
+    napi_reject_deferred(env, t->deferred, out);
+  }
+  napi_delete_async_work(env, t->work);
+  free(t->req);
+  free(t->all);
+  free(t);
+}
+
+/* transact(fd, request, timeoutMs) -> Promise<Buffer>: see transact_run. The socket must stay open until it settles. */
 static napi_value nl_transact(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
@@ -119,43 +195,18 @@ static napi_value nl_transact(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "transact(fd, request, timeoutMs)");
     return NULL;
   }
-  uint32_t seq = ((struct nlmsghdr *)req)->nlmsg_seq;
-  struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-  if (sendto(fd, req, req_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) return throw_errno(env, "sending to netlink", errno);
-  char *all = NULL;
-  size_t all_len = 0;
-  int64_t deadline = now_ms() + timeout;
-  for (;;) {
-    int64_t left = deadline - now_ms();
-    struct pollfd p = { .fd = fd, .events = POLLIN };
-    int ready = left > 0 ? poll(&p, 1, (int)left) : 0;
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0) { free(all); return throw_errno(env, "waiting for the kernel's netlink answer", ready == 0 ? ETIMEDOUT : errno); }
-    ssize_t n = recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC);
-    if (n < 0) { if (errno == EINTR) continue; free(all); return throw_errno(env, "reading from netlink", errno); }
-    char *buf = malloc((size_t)n + 1);
-    if (!buf) { free(all); return throw_errno(env, "reading from netlink", ENOMEM); }
-    struct sockaddr_nl from;
-    socklen_t from_len = sizeof from;
-    ssize_t got = recvfrom(fd, buf, (size_t)n, 0, (struct sockaddr *)&from, &from_len);
-    if (got < 0) { int err = errno; free(buf); if (err == EINTR) continue; free(all); return throw_errno(env, "reading from netlink", err); }
-    if (from.nl_pid != 0) { free(buf); continue; }
-    const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
-    if (got < (ssize_t)sizeof *h || h->nlmsg_seq != seq) { free(buf); continue; }
-    char *grown = realloc(all, all_len + (size_t)got);
-    if (!grown) { free(buf); free(all); return throw_errno(env, "reading from netlink", ENOMEM); }
-    all = grown;
-    memcpy(all + all_len, buf, (size_t)got);
-    all_len += (size_t)got;
-    int done = answered(buf, (size_t)got, seq);
-    free(buf);
-    if (done) break;
-  }
-  napi_value out;
-  void *data;
-  if (napi_create_buffer_copy(env, all_len, all, &data, &out) != napi_ok) { free(all); napi_throw_error(env, NULL, "napi_create_buffer_copy failed"); return NULL; }
-  free(all);
-  return out;
+  struct transaction *t = calloc(1, sizeof *t);
+  if (!t || !(t->req = malloc(req_len))) { free(t); return throw_errno(env, "transact", ENOMEM); }
+  memcpy(t->req, req, req_len);
+  t->req_len = req_len;
+  t->fd = fd;
+  t->timeout = timeout;
+  napi_value promise, name;
+  CHECK(napi_create_promise(env, &t->deferred, &promise));
+  CHECK(napi_create_string_utf8(env, "rtnetlink.transact", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_async_work(env, NULL, name, transact_run, transact_done, t, &t->work));
+  CHECK(napi_queue_async_work(env, t->work));
+  return promise;
 }
 
 static napi_value nl_close(napi_env env, napi_callback_info info) {

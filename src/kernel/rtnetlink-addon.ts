@@ -16,7 +16,8 @@ export const RTNETLINK_ASSET = 'rtnetlink.node';
 /** The addon's functions (see native/rtnetlink/rtnetlink.c). */
 export interface RtnetlinkAddon {
   open(netnsFd: number): number;
-  transact(fd: number, request: Buffer, timeoutMs: number): Buffer;
+  /** Sends and collects the answer on a worker thread; the socket stays open until it settles. */
+  transact(fd: number, request: Buffer, timeoutMs: number): Promise<Buffer>;
   close(fd: number): void;
   writeInNetns(netnsFd: number, path: string, data: Buffer): number;
   strerror(errno: number): string;
@@ -97,8 +98,13 @@ function loadChecked(file: string, expected: string, uid: number): AddonLoad {
   return { addon, path: file };
 }
 
+/** Outside a SEA: build/ beside the bundle (build/dpu-overlay.cjs) or above the sources (src/kernel). */
+function defaultBuildDir(): string {
+  return existsSync(join(__dirname, RTNETLINK_ASSET)) ? __dirname : resolve(__dirname, '../../build');
+}
+
 /** Loads the addon from this executable (dir: where to write it) or, outside a SEA, from buildDir. */
-export function loadRtnetlink(dir: string, buildDir = resolve(__dirname, '../../build')): AddonLoad {
+export function loadRtnetlink(dir: string, buildDir = defaultBuildDir()): AddonLoad {
   const uid = process.geteuid?.() ?? 0;
   try {
     const sea = seaApi();

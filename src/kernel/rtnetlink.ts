@@ -40,26 +40,27 @@ let seq = Math.floor(Math.random() * 0x7fffffff);
 class Session {
   private constructor(private readonly nl: RtnetlinkAddon, private readonly fd: number) {}
 
-  static open<T>(nl: RtnetlinkAddon, netns: string | undefined, what: string, body: (s: Session) => T): T {
+  static async open<T>(nl: RtnetlinkAddon, netns: string | undefined, what: string, body: (s: Session) => Promise<T>): Promise<T> {
     const nsFd = netns ? openNetns(netns, what) : -1;
     let fd: number;
     try {
-      fd = call(what, () => nl.open(nsFd));
+      fd = await call(what, () => nl.open(nsFd));
     } finally {
       if (nsFd >= 0) closeSync(nsFd);
     }
     try {
-      return body(new Session(nl, fd));
+      return await body(new Session(nl, fd));
     } finally {
       nl.close(fd);
     }
   }
 
   /** Sends one request (built for the sequence number given) and returns the messages answering it; throws on an error answer. */
-  request(build: (seq: number) => Buffer, what: string): Message[] {
+  async request(build: (seq: number) => Buffer, what: string): Promise<Message[]> {
     seq = (seq + 1) & 0x7fffffff;
     const mine = seq;
-    const answer = splitMessages(call(what, () => this.nl.transact(this.fd, encode(() => build(mine), what), TIMEOUT_MS))).filter((m) => m.seq === mine);
+    const request = encode(() => build(mine), what);
+    const answer = splitMessages(await call(what, () => this.nl.transact(this.fd, request, TIMEOUT_MS))).filter((m) => m.seq === mine);
     for (const m of answer) {
       if (m.type !== NLMSG_ERROR) continue;
       const ack = parseAck(m);
@@ -68,23 +69,23 @@ class Session {
     return answer.filter((m) => m.type !== NLMSG_ERROR && m.type !== NLMSG_DONE);
   }
 
-  link(name: string, what = `looking up link ${name}`): NetlinkLink {
-    const m = this.request((s) => getLinkByName(s, name), what).find((x) => x.type === RTM_NEWLINK);
+  async link(name: string, what = `looking up link ${name}`): Promise<NetlinkLink> {
+    const m = (await this.request((s) => getLinkByName(s, name), what)).find((x) => x.type === RTM_NEWLINK);
     if (!m) throw new KernelError('not-found', `${what} failed: the kernel answered without the link`);
     return parseLink(m);
   }
 
-  linkByIndex(index: number, what: string): NetlinkLink | undefined {
-    const m = this.request((s) => getLinkByIndex(s, index), what).find((x) => x.type === RTM_NEWLINK);
+  async linkByIndex(index: number, what: string): Promise<NetlinkLink | undefined> {
+    const m = (await this.request((s) => getLinkByIndex(s, index), what)).find((x) => x.type === RTM_NEWLINK);
     return m ? parseLink(m) : undefined;
   }
 
-  links(what: string): NetlinkLink[] {
-    return this.request(dumpLinks, what).filter((m) => m.type === RTM_NEWLINK).map(parseLink);
+  async links(what: string): Promise<NetlinkLink[]> {
+    return (await this.request(dumpLinks, what)).filter((m) => m.type === RTM_NEWLINK).map(parseLink);
   }
 
-  set(index: number, change: LinkChange, what: string): void {
-    this.request((s) => setLink(s, index, change), what);
+  async set(index: number, change: LinkChange, what: string): Promise<void> {
+    await this.request((s) => setLink(s, index, change), what);
   }
 }
 
@@ -97,10 +98,10 @@ function openNetns(path: string, what: string): number {
   }
 }
 
-/** A system call of the addon that failed (it throws an Error whose code is the errno). */
-function call<T>(what: string, fn: () => T): T {
+/** A system call of the addon that failed (it throws, or rejects with, an Error whose code is the errno). */
+async function call<T>(what: string, fn: () => T | Promise<T>): Promise<T> {
   try {
-    return fn();
+    return await fn();
   } catch (err) {
     const errno = Number((err as { code?: unknown }).code);
     if (Number.isInteger(errno) && errno > 0) throw new NetlinkError(errno, what, (err as Error).message);
@@ -130,9 +131,9 @@ export class NetlinkLinkOps extends LinkOps {
   }
 
   override async linkOf(name: string, netns?: string): Promise<LinkInfo | undefined> {
-    return Session.open(this.nl, netns, `looking up link ${name}`, (s) => {
+    return Session.open(this.nl, netns, `looking up link ${name}`, async (s) => {
       try {
-        return toLinkInfo(s.link(name));
+        return toLinkInfo(await s.link(name));
       } catch (err) {
         if (err instanceof KernelError && err.kind === 'not-found') return undefined;
         throw err;
@@ -141,14 +142,14 @@ export class NetlinkLinkOps extends LinkOps {
   }
 
   override async listLinkDevices(netns?: string): Promise<LinkDevice[]> {
-    return Session.open(this.nl, netns, 'listing links', (s) => s.links(`listing links${netns ? ` in ${netns}` : ''}`).map(toLinkDevice));
+    return Session.open(this.nl, netns, 'listing links', async (s) => (await s.links(`listing links${netns ? ` in ${netns}` : ''}`)).map(toLinkDevice));
   }
 
   override async moveToNetns(name: string, netns: string, newName: string, fromNetns?: string): Promise<void> {
     const what = `moving ${name} into network namespace ${netns} as ${newName}`;
     const target = openNetns(netns, what);
     try {
-      Session.open(this.nl, fromNetns, what, (s) => s.set(s.link(name, what).index, { netnsFd: target, name: newName }, what));
+      await Session.open(this.nl, fromNetns, what, async (s) => s.set((await s.link(name, what)).index, { netnsFd: target, name: newName }, what));
     } finally {
       closeSync(target);
     }
@@ -168,30 +169,30 @@ export class NetlinkLinkOps extends LinkOps {
   }
 
   override async configureInterface(netns: string, p: InterfaceSetup): Promise<LinkDevice | undefined> {
-    return Session.open(this.nl, netns, 'configuring the interface', (s) => {
+    return Session.open(this.nl, netns, 'configuring the interface', async (s) => {
       const fail = (what: string) => `configuring the interface: ${what}`;
-      const index = s.link(p.from, fail(`looking up ${p.from}`)).index;
-      if (p.from !== p.ifname) s.set(index, { name: p.ifname }, fail(`renaming ${p.from} to ${p.ifname}`));
-      if (p.mac) s.set(index, { mac: p.mac }, fail(`setting the MAC address of ${p.ifname} to ${p.mac}`));
-      s.set(index, { mtu: p.mtu }, fail(`setting the MTU of ${p.ifname} to ${p.mtu}`));
-      for (const ip of p.ips) s.request((q) => addAddress(q, index, ip.address), fail(`adding address ${ip.address} to ${p.ifname}`));
-      s.set(index, { up: true }, fail(`setting ${p.ifname} up`));
+      const index = (await s.link(p.from, fail(`looking up ${p.from}`))).index;
+      if (p.from !== p.ifname) await s.set(index, { name: p.ifname }, fail(`renaming ${p.from} to ${p.ifname}`));
+      if (p.mac) await s.set(index, { mac: p.mac }, fail(`setting the MAC address of ${p.ifname} to ${p.mac}`));
+      await s.set(index, { mtu: p.mtu }, fail(`setting the MTU of ${p.ifname} to ${p.mtu}`));
+      for (const ip of p.ips) await s.request((q) => addAddress(q, index, ip.address), fail(`adding address ${ip.address} to ${p.ifname}`));
+      await s.set(index, { up: true }, fail(`setting ${p.ifname} up`));
       for (const r of setupRoutes(p)) {
         const what = fail(`adding route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} on ${p.ifname}`);
-        s.request((q) => addRoute(q, index, r.dst, r.gw), what);
+        await s.request((q) => addRoute(q, index, r.dst, r.gw), what);
       }
-      const shown = s.linkByIndex(index, fail(`reading ${p.ifname} back`));
+      const shown = await s.linkByIndex(index, fail(`reading ${p.ifname} back`));
       return shown ? toLinkDevice(shown) : undefined;
     });
   }
 
   override async restoreInHost(hostName: string, original: { name: string; mac: string; mtu: number }): Promise<void> {
     const what = `restoring ${hostName} as ${original.name}`;
-    Session.open(this.nl, undefined, what, (s) => {
-      const index = s.link(hostName, what).index;
-      s.set(index, { up: false }, `${what}: setting it down`);
-      if (hostName !== original.name) s.set(index, { name: original.name }, `${what}: renaming it`);
-      s.set(index, { mac: original.mac, mtu: original.mtu }, `${what}: setting MAC ${original.mac} and MTU ${original.mtu}`);
+    await Session.open(this.nl, undefined, what, async (s) => {
+      const index = (await s.link(hostName, what)).index;
+      await s.set(index, { up: false }, `${what}: setting it down`);
+      if (hostName !== original.name) await s.set(index, { name: original.name }, `${what}: renaming it`);
+      await s.set(index, { mac: original.mac, mtu: original.mtu }, `${what}: setting MAC ${original.mac} and MTU ${original.mtu}`);
     });
   }
 }
