@@ -133,4 +133,43 @@ maybe('the daemon speaks rtnetlink itself', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  test('the container looks the same after an ADD through the daemon as after a standalone one: IPv4 and IPv6 addresses, routes, MAC, MTU, sysctls; CHECK agrees', async () => {
+    const socket = join(tb.stateDir, 'daemon-nl3', 'd.sock');
+    const d = await spawnDaemon(A, { socket, logFile: join(tb.stateDir, 'daemon-nl3.log'), stateDir: join(tb.stateDir, `plugin-${A.name}`) });
+    const ipam = {
+      type: 'static',
+      addresses: [{ address: '10.96.0.5/24', gateway: '10.96.0.1' }, { address: 'fd96::5/64', gateway: 'fd96::1' }],
+      routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0' }, { dst: '10.97.0.0/16', gw: '10.96.0.254' }, { dst: '10.98.0.0/16' }],
+    };
+    const seen = (ns: string) => ({
+      link: (JSON.parse(inNetns(ns, 'ip', ['-j', 'link', 'show', 'dev', 'net1']).stdout) as Array<Record<string, unknown>>).map((l) => ({ mtu: l.mtu, flags: l.flags, up: l.operstate })),
+      addrs: (JSON.parse(inNetns(ns, 'ip', ['-j', 'addr', 'show', 'dev', 'net1']).stdout) as Array<{ addr_info: Array<Record<string, unknown>> }>)[0]?.addr_info
+        .filter((a) => a.scope !== 'link').map((a) => ({ family: a.family, local: a.local, prefixlen: a.prefixlen, scope: a.scope, nodad: a.nodad, broadcast: a.broadcast })),
+      routes: inNetns(ns, 'ip', ['route', 'show', 'table', 'all', 'dev', 'net1']).stdout.split('\n').filter((l) => l && !/^(local|multicast|fe80|anycast)/.test(l)).sort(),
+      sysctls: inNetns(ns, 'cat', ['/proc/sys/net/ipv4/conf/net1/arp_notify', '/proc/sys/net/ipv6/conf/net1/ndisc_notify']).stdout,
+    });
+    try {
+      const views: Array<ReturnType<typeof seen>> = [];
+      for (const [id, sock] of [['nl3d', socket], ['nl3s', '']] as const) {
+        const conf = netConf(tb, A, { ipam, extra: { mac: '02:00:00:96:00:05', mtu: 1400 }, dpu: { daemonSocket: sock } });
+        const ns = container(id);
+        // container() turns IPv6 off; a link that moves in takes the namespace's defaults.
+        expect(inNetns(ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=0', 'net.ipv6.conf.default.disable_ipv6=0']).status).toBe(0);
+        const call = { containerId: id, netns: ns, ifname: 'net1' };
+        const add = cni(A, conf, { command: 'ADD', ...call });
+        expect([add.status, add.json?.msg]).toEqual([0, undefined]);
+        expect(via(id, 'ADD')).toBe(sock ? 'daemon' : undefined);
+        expect(inNetns(ns, 'cat', ['/sys/class/net/net1/address']).stdout.trim()).toBe('02:00:00:96:00:05');
+        views.push(seen(ns));
+        expect(cni(A, { ...conf, prevResult: add.json }, { command: 'CHECK', ...call }).status).toBe(0);
+        expect(cni(A, conf, { command: 'DEL', ...call }).status).toBe(0);
+      }
+      expect(views[0]).toEqual(views[1]);
+      expect(views[0]?.routes).toEqual(expect.arrayContaining([expect.stringMatching(/^default via fd96::1 /), expect.stringMatching(/^10\.97\.0\.0\/16 via 10\.96\.0\.254 /)]));
+      expect(views[0]?.sysctls).toBe('1\n1\n');
+    } finally {
+      await stopDaemon(d);
+    }
+  });
 });
