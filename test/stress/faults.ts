@@ -255,7 +255,7 @@ async function slowDpu(bed: Bed): Promise<void> {
   const margin = 3000; // process start, host steps and their undo on a loaded 2-core machine
   const slow = forcedWrapper(bed.tb, 'slow', sleepS);
   const slowConf = bed.conf(B, { privateKeyFile: slow.key, timeoutMs });
-  // the plugin waits for a daemon up to 2 x timeoutMs + 1 s (src/daemon/client.ts) before presuming it stuck
+  // the plugin waits for a daemon up to 2 x timeoutMs + 1 s (src/plugin/daemon-dpu-client.ts) before presuming it stuck
   const limitMs = pluginPath() === 'daemon' ? 2 * timeoutMs + 1000 : timeoutMs;
   const ns = container('slow');
   t.faults += 1;
