@@ -17,6 +17,7 @@ export const NLM_F_ACK = 0x4;
 export const NLM_F_DUMP = 0x300;
 export const NLM_F_EXCL = 0x200;
 export const NLM_F_CREATE = 0x400;
+const NLM_F_CAPPED = 0x100;
 const NLM_F_ACK_TLVS = 0x200;
 const NLMSGERR_ATTR_MSG = 1;
 
@@ -249,8 +250,9 @@ export interface Ack {
 export function parseAck(m: Message): Ack {
   const errno = 0 - m.payload.readInt32LE(0);
   if (!(m.flags & NLM_F_ACK_TLVS)) return { errno };
-  // With NETLINK_CAP_ACK the original request is cut down to its header: the TLVs follow it.
-  const requestLen = NLMSG_HDRLEN;
+  // The original request follows the errno, cut down to its header when the kernel says so (NETLINK_CAP_ACK):
+  // the TLVs follow it.
+  const requestLen = m.flags & NLM_F_CAPPED ? NLMSG_HDRLEN : align4(m.payload.readUInt32LE(4));
   const extack = cString(parseAttrs(m.payload.subarray(4 + requestLen)).get(NLMSGERR_ATTR_MSG));
   return { errno, ...(extack ? { extack } : {}) };
 }

@@ -117,6 +117,12 @@ describe('rtnetlink message parsing', () => {
     err.writeInt32LE(-17, 0);
     const withExtack = encodeMessage(2, 0x100 | 0x200, 4, err, [{ type: 1, data: Buffer.from('Name already in use\0') }]);
     expect(parseAck(splitMessages(withExtack)[0])).toEqual({ errno: 17, extack: 'Name already in use' });
+    // Not capped (a kernel without NETLINK_CAP_ACK): the whole request comes back before the TLVs.
+    const request = getLinkByName(4, 'eth0');
+    const uncapped = Buffer.alloc(4 + request.length);
+    uncapped.writeInt32LE(-19, 0);
+    request.copy(uncapped, 4);
+    expect(parseAck(splitMessages(encodeMessage(2, 0x200, 4, uncapped, [{ type: 1, data: Buffer.from('no device\0') }]))[0])).toEqual({ errno: 19, extack: 'no device' });
     const ack = Buffer.alloc(4 + 16);
     expect(parseAck(splitMessages(encodeMessage(2, 0x100, 4, ack))[0])).toEqual({ errno: 0 });
   });
