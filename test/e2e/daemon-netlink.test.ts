@@ -59,9 +59,14 @@ async function children(t: Traced): Promise<string[]> {
     t.proc.kill('SIGINT');
   });
   const byPid = new Map<string, string>();
+  // Concurrent children split a call: `execve("X", ... <unfinished ...>`, later `<... execve resumed>...) = 0`.
+  const pending = new Map<string, string>();
   for (const line of existsSync(t.out) ? readFileSync(t.out, 'utf8').split('\n') : []) {
-    const m = /^(\d+) +execve\("([^"]+)".*= 0$/.exec(line);
-    if (m && !byPid.has(m[1] as string)) byPid.set(m[1] as string, (m[2] as string).split('/').pop() as string);
+    const started = /^(\d+) +execve\("([^"]+)"/.exec(line);
+    const pid = /^(\d+) /.exec(line)?.[1] ?? '';
+    if (started && line.endsWith('<unfinished ...>')) pending.set(pid, started[2] as string);
+    const path = started && / = 0$/.test(line) ? started[2] : /^\d+ +<\.\.\. execve resumed>.* = 0$/.test(line) ? pending.get(pid) : undefined;
+    if (path && !byPid.has(pid)) byPid.set(pid, path.split('/').pop() as string);
   }
   return [...byPid.values()];
 }
