@@ -12,7 +12,7 @@ for dir in "$prefix/include/node" /usr/include/node /usr/local/include/node; do
   if [ -f "$dir/node_api.h" ]; then inc=$dir; break; fi
 done
 [ -n "$inc" ] || { echo "rtnetlink: no node_api.h under $prefix/include/node or /usr/include/node: install Node.js's headers" >&2; exit 1; }
-cc=${CC:-$(command -v gcc || command -v cc || command -v g++ || true)}
+cc=${CC:-$(command -v gcc || command -v cc || true)}
 [ -n "$cc" ] || { echo "rtnetlink: no C compiler (gcc): install build-essential" >&2; exit 1; }
 "$cc" -std=gnu11 -O2 -Wall -Wextra -fPIC -shared -fvisibility=hidden -DNODE_GYP_MODULE_NAME=rtnetlink \
   -I"$inc" -o "$out.tmp" native/rtnetlink/rtnetlink.c
