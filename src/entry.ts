@@ -1,5 +1,5 @@
 import { CniError } from './cni/errors';
-import { dispatch, type PluginHandlers, readStream } from './cni/skel';
+import { dispatch, type PluginHandlers, readStdin } from './cni/skel';
 import { FORWARDED, forward, isForwarded } from './daemon/forward';
 import { VERSION } from './version';
 
@@ -52,14 +52,14 @@ async function entry(): Promise<number> {
   if (!FORWARDED.has(process.env.CNI_COMMAND ?? '')) {
     return dispatch(NO_HANDLERS, {
       env: process.env,
-      readStdin: () => readStream(process.stdin),
+      readStdin: () => readStdin(),
       writeStdout: (text) => process.stdout.write(text + '\n'),
       onError: (err, command) => {
         if (err instanceof CniError && (err.code === 6 || err.code === 7)) rest().logEntryConfigError(err.code, err.message, err.details, command);
       },
     });
   }
-  const stdin = readStream(process.stdin);
+  const stdin = readStdin();
   stdin.catch(() => undefined); // the standalone run reports it
   const outcome = await forward(process.env, stdin);
   if (isForwarded(outcome)) {
