@@ -2,14 +2,14 @@
 //   <out>                   src/entry.ts, the SEA's main script: --version, --help, VERSION, the forwarder;
 //   <dir>/MAIN_FILE         src/main.ts (standalone CNI commands, subcommands), which the entry loads on demand
 //                           (src/sea-main.ts): a function expression taking a CommonJS module's arguments;
-//   <dir>/MAIN_CACHE_FILE   V8's code cache for it, made by this node (the binary the SEA is built from).
+//   <dir>/MAIN_CACHE_FILE   V8's code cache for it, made warm by scripts/code-cache.js with this node (the SEA's).
 // Every call pays for loading the main script; only a standalone command or a subcommand pays for the rest.
 // ssh2's optional native parts (sshcrypto.node, cpu-features) cannot be required inside a SEA; they are
 // replaced by stubs that throw, which ssh2 catches and answers with its pure-JS/Node-crypto paths
 // (measured on the emulated DPU: the SSH step costs the same within noise, ~65-75 ms either way).
 const fs = require('node:fs');
 const path = require('node:path');
-const vm = require('node:vm');
+const { spawnSync } = require('node:child_process');
 const esbuild = require('esbuild');
 const { version } = require('../package.json');
 const { MAIN_ASSET, MAIN_CACHE_ASSET, MAIN_FILE, MAIN_CACHE_FILE } = require('./sea');
@@ -68,8 +68,8 @@ const common = {
  */
 const NOT_IN_ENTRY = /(^|\/)node_modules\/|^src\/(plugin|dpu|store|kernel|cli)\/|^src\/(log|main)\.ts$|^src\/config\/schema\.ts$/;
 
-/** Builds the two bundles and the code cache; `external` leaves npm packages out (the forwarder-deps test). */
-async function bundle(outfile, { external = false } = {}) {
+/** Builds the two bundles and the code cache (scripts/code-cache.js); `external` leaves npm packages out (the forwarder-deps test). */
+async function bundle(outfile, { external = false, cache = !external } = {}) {
   const dir = path.dirname(outfile);
   const mainFile = path.join(dir, MAIN_FILE);
   const packages = external ? { packages: 'external' } : {};
@@ -96,9 +96,10 @@ async function bundle(outfile, { external = false } = {}) {
   if (heavy.length) throw new Error(`the entry bundle pulls in what only src/main.ts may load: ${heavy.join(', ')}`);
   asciiOnly(outfile);
   asciiOnly(mainFile);
-  // Compiled exactly as src/sea-main.ts compiles it; V8 checks the source, its own version and flags on load.
-  const script = new vm.Script(fs.readFileSync(mainFile, 'utf8'), { filename: mainFile });
-  fs.writeFileSync(path.join(dir, MAIN_CACHE_FILE), script.createCachedData());
+  if (cache) {
+    const made = spawnSync(process.execPath, [path.join(__dirname, 'code-cache.js'), mainFile, path.join(dir, MAIN_CACHE_FILE)], { stdio: ['ignore', 'ignore', 'inherit'], env: { PATH: process.env.PATH } });
+    if (made.status !== 0) throw new Error(`making the code cache of ${mainFile} failed (exit ${made.status})`);
+  }
 }
 
 module.exports = { bundle };
