@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { HELLO, readLines } from '../../src/daemon/protocol';
+import { HELLO, readLines } from '../../src/protocol/framing';
 import { removeTmpDirs, tmpDir } from './helpers/tmp';
 
 /**
