@@ -5,8 +5,9 @@ import { Script } from 'node:vm';
 /**
  * src/main.ts as the product's entry bundle loads it (scripts/bundle.js puts this file in place of './main' there;
  * source runs, jest and run-ts keep the plain require). main.ts is a second bundle: one function expression
- * taking a CommonJS module's arguments. Inside the SEA it is an asset, compiled with the V8 code cache made for it
- * at build time by the same node binary; as plain files (node build/dpu-overlay.cjs) it is the file beside the entry.
+ * taking a CommonJS module's arguments. Inside the SEA it is an asset, compiled with the V8 code cache made warm
+ * for it at build time by the same node binary (scripts/code-cache.js); as plain files (node build/dpu-overlay.cjs)
+ * it is the file beside the entry, without a cache.
  */
 
 // Set by scripts/bundle.js from scripts/sea.js's asset names.
