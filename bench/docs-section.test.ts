@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { BENCHMARKS_DOC, replaceSection, sectionMarks } from './docs-section';
 import { README_BEGIN, README_END } from './overhead/report';
 
@@ -12,6 +13,11 @@ describe('the benchmarks write their figures into docs/benchmarks.md', () => {
     }
     expect(doc.indexOf(README_END)).toBeGreaterThan(doc.indexOf(README_BEGIN));
     expect(doc.indexOf(README_BEGIN)).toBeGreaterThan(-1);
+  });
+
+  it('the host-overhead table stands once, in the results block: docs/overhead holds only the data and the chart', () => {
+    expect(existsSync(join(BENCHMARKS_DOC, '..', 'overhead', 'results.json'))).toBe(true);
+    expect(existsSync(join(BENCHMARKS_DOC, '..', 'overhead', 'results.md'))).toBe(false);
   });
 
   it('replaceSection swaps only what stands between one pair of markers', () => {

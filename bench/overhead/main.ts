@@ -7,7 +7,8 @@
  *                             [--out build/overhead] [--hosts hosts.json] [--host-cores 1] [--dpu-cores 0]
  *
  * Without --hosts it runs on the emulated testbed (brought up and torn down by the harness, prefix
- * DPUO_TESTBED_PREFIX). Progress goes to stderr; results.json, results.md and fig4.svg to --out.
+ * DPUO_TESTBED_PREFIX). Progress goes to stderr; results.json, results.md and fig4.svg to --out. With --readme the
+ * table goes into that file's results block instead of results.md, so that the figures stand in one place.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -36,7 +37,7 @@ function summary(s: Sample): string {
 async function writeResults(o: Options, r: Results): Promise<void> {
   mkdirSync(o.out, { recursive: true });
   writeFileSync(join(o.out, 'results.json'), `${JSON.stringify(r, null, 2)}\n`);
-  writeFileSync(join(o.out, 'results.md'), markdownTable(r));
+  if (!o.readme) writeFileSync(join(o.out, 'results.md'), markdownTable(r));
   if (r.samples.length) writeFileSync(join(o.out, 'fig4.svg'), await fig4Svg(r));
   if (o.readme) {
     writeFileSync(o.readme, readmeWithResults(readFileSync(o.readme, 'utf8'), r, relative(dirname(o.readme), join(o.out, 'fig4.svg'))));
@@ -111,7 +112,7 @@ async function main(): Promise<number> {
     results.finishedAt = new Date().toISOString();
     await cleanup.runDownTo(0);
     await writeResults(o, results);
-    log(`wrote ${join(o.out, 'results.json')}, results.md and fig4.svg${o.readme ? ` and the results block of ${o.readme}` : ''}`);
+    log(`wrote ${join(o.out, 'results.json')} and fig4.svg, and the table to ${o.readme ? `the results block of ${o.readme}` : 'results.md'}`);
     process.stderr.write(markdownTable(results));
     process.stdout.write(`${JSON.stringify(results)}\n`);
     return 0;

@@ -1,8 +1,10 @@
 import { connect } from 'node:net';
 import { DEFAULT_DAEMON_SOCKET } from '../config/defaults';
 import { DEFAULTS } from '../config/schema';
-import { type NodeStatus, formatNodeStatus, recordedAttachments } from '../daemon/node-status';
-import { type DaemonResponse, readLinesAfterHello } from '../daemon/protocol';
+import { formatNodeStatus, recordedAttachments } from '../daemon/node-status';
+import { readLinesAfterHello } from '../protocol/framing';
+import type { NodeStatus } from '../protocol/node-status';
+import type { DaemonResponse } from '../protocol/operations';
 import { VERSION } from '../version';
 
 export const STATUS_USAGE = `usage: dpu-overlay status [--socket PATH] [--state-dir DIR]... [--json]

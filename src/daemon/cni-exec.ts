@@ -11,9 +11,10 @@ import { configuredDpus } from '../plugin/dpu-client';
 import { requestScope } from '../util/request-scope';
 import { networkOfRecord } from './record-network';
 import { logConfigError } from '../plugin/config-error-log';
-import { commandBoundMs } from './deadlines';
+import { commandBoundMs } from '../protocol/deadlines';
 import { FORWARDED } from './forward';
-import { type CniForwardRequest, type CniForwardResponse, fileIdOf, MAX_CNI_STDERR_BYTES } from './protocol';
+import { fileIdOf } from '../protocol/framing';
+import { type CniForwardRequest, type CniForwardResponse, MAX_CNI_STDERR_BYTES } from '../protocol/operations';
 
 /** ADD, DEL and CHECK of one attachment run one at a time, in arrival order; GC and STATUS cope with in-flight records. */
 const SERIALISED_COMMANDS: readonly string[] = ['ADD', 'DEL', 'CHECK'];
@@ -21,7 +22,7 @@ const SERIALISED_COMMANDS: readonly string[] = ['ADD', 'DEL', 'CHECK'];
 export interface CniExecOptions {
   /** The socket the daemon listens on: a config naming another (or "") is not the daemon's to run. */
   socketPath: string;
-  /** The daemon's network namespace (protocol.ts netnsId). */
+  /** The daemon's network namespace (protocol/framing.ts netnsId). */
   netns: string;
   /** The plugin's boundaries for commands run here (runner, in-process DPU client, per-command loggers). */
   deps: Required<Pick<Deps, 'runner' | 'dpuClient' | 'logger'>> & Pick<Deps, 'observeSteps' | 'nodeConfig'>;

@@ -13,7 +13,7 @@ import { commandLine } from '../dpu/quote';
 import type { Logger } from '../log';
 import { EmptyBridgeRemover } from './empty-bridges';
 import { isTransientDpuError } from '../plugin/dpu-errors';
-import { LOST_CHANNEL_ATTEMPTS } from './deadlines';
+import { LOST_CHANNEL_ATTEMPTS } from '../protocol/deadlines';
 
 /** sshd's default MaxSessions is 10: stay below it on one connection. */
 export const MAX_CHANNELS = 8;

@@ -2,7 +2,8 @@ import { connect } from 'node:net';
 import { DEFAULT_DAEMON_SOCKET } from '../config/defaults';
 import { nodeConfigPath, readNodeFile } from '../config/node-file-read';
 import { untrustedSocketReason } from '../util/socket-trust';
-import { type CniForwardRequest, type CniForwardResponse, fileIdOf, MAX_CNI_LINE_BYTES, netnsId, readLinesAfterHello } from './protocol';
+import { fileIdOf, MAX_CNI_LINE_BYTES, netnsId, readLinesAfterHello } from '../protocol/framing';
+import type { CniForwardRequest, CniForwardResponse } from '../protocol/operations';
 
 /**
  * The plugin's side of whole-command forwarding. Loaded by src/main.ts on every call, so it must stay free of

@@ -1,6 +1,6 @@
 import type { DpuConfig } from '../config/schema';
 import { type DpuClient, type DpuFacts, type DpuFactsRequest, dpuTarget, type PlugRequest, type PlugResult, type PortOwner, type UnplugRequest, type VfFunctionTarget, type VfFunctionValues } from '../dpu/api';
-import type { DaemonOp, OpArgs, OpResult } from './protocol';
+import type { DaemonOp, OpArgs, OpResult } from '../protocol/operations';
 
 /** How the daemon serves one DPU operation (DaemonServer: the SERVE table over its connection pool). */
 export type ServeOp = <K extends DaemonOp>(op: K, dpu: DpuConfig, args: OpArgs<K>) => Promise<OpResult<K>>;

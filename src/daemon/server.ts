@@ -16,9 +16,11 @@ import type { CommandRunner } from '../util/command-runner';
 import { CniExecutor } from './cni-exec';
 import { InProcessDpuClient, type ServeOp } from './in-process-dpu';
 import { RequestLoggers } from './loggers';
-import { type CniForwardRequest, type DaemonError, type DaemonOp, type DaemonRequest, type DaemonResponse, HELLO, isDaemonOp, isNodeOp, MAX_CNI_LINE_BYTES, netnsId, type NodeOpResult, type OpArgs, type OpResult, readLines } from './protocol';
+import { HELLO, MAX_CNI_LINE_BYTES, netnsId, readLines } from '../protocol/framing';
+import { type CniForwardRequest, type DaemonError, type DaemonOp, type DaemonRequest, type DaemonResponse, isDaemonOp, isNodeOp, type NodeOpResult, type OpArgs, type OpResult } from '../protocol/operations';
 import { DaemonMetrics } from './metrics';
-import { countAttachments, type DpuStatusView, type NodeStatus, recordedAttachments } from './node-status';
+import { countAttachments, recordedAttachments } from './node-status';
+import type { DpuStatusView, NodeStatus } from '../protocol/node-status';
 import { VERSION } from '../version';
 
 const IDLE_CLOSE_MS = 10 * 60 * 1000;

@@ -1,7 +1,7 @@
 import type { DpuConfig } from '../config/schema';
 import type { Logger } from '../log';
 import { type DpuClient, dpuTarget } from '../dpu/api';
-import { DaemonDpuClient } from '../daemon/client';
+import { DaemonDpuClient } from './daemon-dpu-client';
 import { OvsDpuClient } from '../dpu/ovs/client';
 import { OvnDpuClient, ovnExecTimeoutMs } from '../dpu/ovn/client';
 import { SshTransport } from '../dpu/ssh';

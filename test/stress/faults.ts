@@ -255,7 +255,9 @@ async function slowDpu(bed: Bed): Promise<void> {
   const margin = 3000; // process start, host steps and their undo on a loaded 2-core machine
   const slow = forcedWrapper(bed.tb, 'slow', sleepS);
   const slowConf = bed.conf(B, { privateKeyFile: slow.key, timeoutMs });
-  // the plugin waits for a daemon up to 2 x timeoutMs + 1 s (src/daemon/client.ts) before presuming it stuck
+  // On the daemon path the ADD runs in the daemon, whose DPU request gives up at the exec limit like the plugin's own;
+  // the forwarding and the daemon's rollback get one more timeoutMs and a second (the daemon's protocol bound,
+  // dpuRequestBoundMs in src/protocol/deadlines.ts, is far larger: it caps a stuck daemon, not a slow DPU).
   const limitMs = pluginPath() === 'daemon' ? 2 * timeoutMs + 1000 : timeoutMs;
   const ns = container('slow');
   t.faults += 1;

@@ -3,7 +3,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { buildSync } from 'esbuild';
-import { HELLO, readLines } from '../../src/daemon/protocol';
+import { HELLO, readLines } from '../../src/protocol/framing';
 import { removeTmpDirs, tmpDir } from './helpers/tmp';
 
 /**

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Server, utils } from 'ssh2';
 import type { DpuConfig } from '../../src/config/schema';
 import type { DpuClient, PlugRequest } from '../../src/dpu/api';
-import { DaemonDpuClient } from '../../src/daemon/client';
+import { DaemonDpuClient } from '../../src/plugin/daemon-dpu-client';
 import { fingerprint, REMOTE_COMMAND } from '../../src/dpu/ssh';
 import { DpuConnection, MAX_BATCH, MAX_BATCH_BYTES, MAX_CHANNELS, RESERVED_CHANNELS, takeBatch } from '../../src/daemon/connection';
 import { DaemonServer } from '../../src/daemon/server';

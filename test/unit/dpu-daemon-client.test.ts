@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { CniError } from '../../src/cni/errors';
 import type { DpuConfig } from '../../src/config/schema';
 import type { DpuClient, PlugRequest } from '../../src/dpu/api';
-import { DaemonDpuClient } from '../../src/daemon/client';
-import { type DaemonRequest, type DaemonResponse, HELLO, netnsId } from '../../src/daemon/protocol';
+import { DaemonDpuClient } from '../../src/plugin/daemon-dpu-client';
+import { HELLO, netnsId } from '../../src/protocol/framing';
+import type { DaemonRequest, DaemonResponse } from '../../src/protocol/operations';
 import { FakeDpu } from './helpers/fake-dpu';
 import { silentLogger } from './helpers/logger';
 
@@ -126,7 +127,7 @@ describe('DaemonDpuClient', () => {
   }, 15000);
 
   it('an OVN-mode request\'s bound covers the daemon\'s plug (3 x timeoutMs + upTimeoutMs per attempt): longer than the old 2 x timeoutMs + 1 s', () => {
-    const { dpuRequestBoundMs } = jest.requireActual<typeof import('../../src/daemon/deadlines')>('../../src/daemon/deadlines');
+    const { dpuRequestBoundMs } = jest.requireActual<typeof import('../../src/protocol/deadlines')>('../../src/protocol/deadlines');
     const ovn = { ...conf(), controlPlane: 'ovn' as const };
     expect(dpuRequestBoundMs(ovn)).toBe(4 * (3 * 1000 + 10000));
     expect(dpuRequestBoundMs(ovn)).toBeGreaterThan(2 * ovn.timeoutMs + 1000);

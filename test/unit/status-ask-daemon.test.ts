@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { askDaemon } from '../../src/cli/status';
-import { HELLO, readLines } from '../../src/daemon/protocol';
+import { HELLO, readLines } from '../../src/protocol/framing';
 import { removeTmpDirs, tmpDir } from './helpers/tmp';
 
 afterAll(removeTmpDirs);

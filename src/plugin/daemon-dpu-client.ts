@@ -2,18 +2,19 @@ import { connect, type Socket } from 'node:net';
 import { NO_SOCKET, untrustedSocketReason } from '../util/socket-trust';
 import { CniError } from '../cni/errors';
 import type { DpuConfig } from '../config/schema';
-import { type DaemonOp, type DaemonRequest, type DaemonResponse, type OpArgs, type OpResult, netnsId, readLinesAfterHello } from './protocol';
-import { dpuRequestBoundMs } from './deadlines';
+import { netnsId, readLinesAfterHello } from '../protocol/framing';
+import type { DaemonOp, DaemonRequest, DaemonResponse, OpArgs, OpResult } from '../protocol/operations';
+import { dpuRequestBoundMs } from '../protocol/deadlines';
 import { DpuError } from '../dpu/errors';
-
-/** Connecting and the daemon's hello (as the forwarder's, src/daemon/forward.ts). */
-const HELLO_TIMEOUT_MS = 10300;
-/** Past the daemon's bound for a request, the time its answer may take to arrive. */
-const ANSWER_SLACK_MS = 2000;
 import type { Logger } from '../log';
 import { type DpuClient, type DpuFacts, type DpuFactsRequest, dpuTarget, type VfFunctionTarget, type VfFunctionValues, type PlugRequest, type PlugResult, type PortOwner, type UnplugRequest } from '../dpu/api';
 import { assertUuid } from '../dpu/ovs/parse';
 import { elapsedMs } from '../util/time';
+
+/** Connecting and the daemon's hello (as the forwarder's in src/daemon/forward.ts). */
+const HELLO_TIMEOUT_MS = 10300;
+/** Past the daemon's bound for a request, the time its answer may take to arrive. */
+const ANSWER_SLACK_MS = 2000;
 
 /** The daemon is absent, refused, or went away before answering: the request goes direct instead. */
 class DaemonUnavailable extends Error {}
