@@ -658,7 +658,8 @@ refuse('command line longer than 1 MiB') if length($line) > $MAX_LINE;
 my @commands = tokenise($line);
 # One request is at most 3 commands; the daemon's batch of up to 64 ADDs is one "ip link set" per
 # representor, the optional wait-until and one ovs-vsctl.
-# A plug also reads its bridges' tunnels afterwards: one more ovs-vsctl.
+# (Plugins that read the bridges' tunnels with one more ovs-vsctl after the plug, instead of at the end of its
+# transaction, send one more: the limit keeps room for them.)
 refuse('more than 67 commands joined with &&') if @commands > 67;
 my %nb_shape;
 for my $c (@commands) {
