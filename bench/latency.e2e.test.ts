@@ -27,11 +27,15 @@ test('bench --cycles 2 --bursts 1,16 --attachments 3 writes the JSON and the mar
     expect(report.bursts.warm[1].hostDevice.addWallMs).toBeGreaterThan(0);
     expect(report.dpuRoundTrip.transport.p50).toBeGreaterThan(0);
     expect(report.dpuRoundTrip.openssh.p50).toBeGreaterThan(0);
+    // OVN mode beside static mode, interleaved on the testbed brought up again with OVN
+    expect(report.ovn.ovn.add.n).toBe(2);
+    expect(report.ovn.static.add.n).toBe(2);
+    expect(report.ovn.ovn.del.p50).toBeGreaterThan(0);
     expect(report.machine.cores).toBeGreaterThan(0);
     expect(report.peakRssKb).toBeGreaterThan(1000);
     expect(Object.keys(report.breakdown.cold)).toContain('DPU step (rest of the connect + OVS transaction)');
     expect(report.targets.map((t: { name: string; ratio: number }) => [t.name.split(' ').slice(0, 2).join(' '), Number.isFinite(t.ratio)])).toEqual([
-      ['warm ADD', true], ['warm DEL', true], ['cold ADD', true], ['wall time', true], ['DPU round', true], ['VERSION p50', true],
+      ['warm ADD', true], ['warm DEL', true], ['cold ADD', true], ['wall time', true], ['DPU round', true], ['OVN warm', true], ['VERSION p50', true],
     ]);
     expect(report.targets.every((t: { met: boolean; floor?: string }) => t.met || Boolean(t.floor))).toBe(true);
     expect(report.version.helloSea.p50).toBeGreaterThan(0);
@@ -45,6 +49,8 @@ test('bench --cycles 2 --bursts 1,16 --attachments 3 writes the JSON and the mar
     expect(md).toContain('| VERSION p50 / hello-world SEA VERSION p50 (the Node floor) |');
     expect(md).toContain('| daemon RSS with 3 attachments |');
     expect(md).toContain('| DPU round trip, OpenSSH ControlMaster (same command) |');
+    expect(md).toContain('| dpu-overlay warm, OVN ADD |');
+    expect(md).toContain('| OVN warm ADD p50 / static warm ADD p50 (same OVN testbed, interleaved) |');
     expect(md).toContain('Command: `npm run bench -- --cycles 2 --bursts 1,16 --attachments 3');
     expect(r.stdout).toContain(md);
   } finally {

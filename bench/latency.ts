@@ -5,6 +5,8 @@
 // environment (bench/latency/env.ts); the cost of two inherited variables is measured once, on purpose.
 // Every sequential row runs with a second container kept on the network's VNI (the steady state of a node: the VNI
 // bridge exists), except the "first on its VNI" rows, whose ADD creates the bridge (a new VNI each cycle).
+// Last, the testbed comes up again with OVN, and warm ADD/DEL of an OVN network and of a static one run interleaved
+// there (both through the DPU's guard, as OVN mode's testbed has it): OVN mode's cost against static mode's.
 //   node scripts/run-ts.js bench/latency.ts [--quick] [--cycles N] [--bursts 1,2,5] [--attachments N] [--idle-seconds S] [--snapshot] [--out DIR] [--docs]
 // Prints the JSON and a markdown table on stdout; writes DIR/latency.{json,md} (default build/benchmarks);
 // --docs (formerly --readme) also puts the table into docs/benchmarks.md between the bench:latency markers and
@@ -17,7 +19,7 @@ import { join } from 'node:path';
 import { BINARY, CNI_PATH, container, envFor, hostLocal, netConf, nodeEnv, type NetnsRun, PREFIX, removeContainers, ROOT, runInNetns, type Site, site, type Testbed, testbedDown, testbedUp } from '../test/testkit/testbed';
 import { type Daemon, idleCpuPercent, rssKb, startDaemon, stopDaemon } from './latency/daemon';
 import { ENV_EFFECTS, scrubbedEnv } from './latency/env';
-import { type BurstResult, DPU_CONNECT, markdown, median, type Report, type Stats, stats, targets, updateBenchmarksDoc } from './latency/report';
+import { type BurstResult, DPU_CONNECT, markdown, median, OVN_ROWS, type Report, type Stats, stats, targets, updateBenchmarksDoc } from './latency/report';
 import { helloSea } from './latency/sea-floor';
 import { snapshotBinary } from './latency/snapshot';
 
@@ -122,13 +124,22 @@ interface Bench {
   daemon?: Daemon;
 }
 
-function pluginConf(b: Bench, warm: boolean, vni = BENCH_VNI): Record<string, unknown> {
+/** The network a row ADDs to: static mode (BENCH_VNI unless given) or, on the OVN testbed, OVN mode. */
+type Net = { vni?: number; ovn?: boolean };
+
+/** The OVN rows' MTU (Geneve's overhead on the testbed's 1500-byte uplinks); the static row beside them uses it too. */
+const OVN_ROW_MTU = 1400;
+
+function pluginConf(b: Bench, warm: boolean, net: Net = {}): Record<string, unknown> {
+  const name = net.ovn ? 'bench-ovn' : 'bench';
+  const pool = net.ovn ? '10.79' : '10.77';
   return netConf(b.tb, b.s, {
-    name: 'bench',
-    vni,
-    ipam: hostLocal(b.tb, b.s, '10.77.0.0/16', '10.77.0.10', '10.77.255.200', 'bench'),
-    extra: { logLevel: 'info', logFile: b.logFile, stateDir: join(b.tb.stateDir, 'plugin-bench') },
-    dpu: { daemonSocket: warm ? b.socket : '', timeoutMs: 20000 },
+    name,
+    vni: net.vni ?? BENCH_VNI,
+    ipam: hostLocal(b.tb, b.s, `${pool}.0.0/16`, `${pool}.0.10`, `${pool}.255.200`, name),
+    extra: { logLevel: 'info', logFile: b.logFile, stateDir: join(b.tb.stateDir, 'plugin-bench'), ...(b.tb.ovn ? { mtu: OVN_ROW_MTU } : {}) },
+    dpu: { daemonSocket: warm ? b.socket : '', timeoutMs: 20000, ...(net.ovn ? { controlPlane: 'ovn' } : {}) },
+    ...(net.ovn ? { drop: ['dpu.localVtep', 'dpu.remoteVteps'] } : {}),
   });
 }
 
@@ -149,8 +160,8 @@ function opsAddPort(vf: number, b: Bench): string {
   return `ip link set dev ${rep} mtu 1450 up && ovs-vsctl --may-exist add-br br-bench -- set Bridge br-bench datapath_type=netdev -- --may-exist add-port br-bench ${rep}`;
 }
 
-async function plugin(b: Bench, command: string, id: string, netns: string, warm: boolean, bin = BINARY, vni = BENCH_VNI): Promise<Run> {
-  const conf = pluginConf(b, warm, vni);
+async function plugin(b: Bench, command: string, id: string, netns: string, warm: boolean, bin = BINARY, net: Net = {}): Promise<Run> {
+  const conf = pluginConf(b, warm, net);
   const run = await must(`dpu-overlay ${command} ${id}`, runInNetns(b.s.hostNetns, bin, [], cniEnv(command, id, netns, nodeEnv(b.s, conf)), JSON.stringify(conf)));
   return { ...run, key: `${command} ${id}` };
 }
@@ -174,7 +185,7 @@ function firstOnVni(b: Bench, warm: boolean): Cycle {
   let vni = 0;
   return (cmd, id, ns) => {
     if (cmd === 'ADD') vni = freshVni++;
-    return plugin(b, cmd, id, ns, warm, BINARY, vni);
+    return plugin(b, cmd, id, ns, warm, BINARY, { vni });
   };
 }
 
@@ -251,6 +262,28 @@ async function peakRssKb(b: Bench, netns: string): Promise<number> {
   return Number(readFileSync(out, 'utf8').trim().split('\n').pop());
 }
 
+/**
+ * OVN mode's warm ADD/DEL beside static mode's, interleaved, on the testbed brought up again with OVN (the DPUs' sshd
+ * then runs the guard as the forced command for both). Each network keeps a container on its VNI (the logical
+ * switch, or the VNI bridge, exists). The daemon runs for these rows only.
+ */
+async function ovnRows(b: Bench, n: number, vfs: number): Promise<NonNullable<Report['ovn']>> {
+  progress(`testbed ${PREFIX}: up again with OVN`);
+  b.tb = testbedUp(vfs, 'a,b', 1, { ovn: true });
+  b.s = site(b.tb, 'a');
+  await daemonUp(b);
+  const ovn: Net = { ovn: true };
+  await must('ADD keeper (static, OVN testbed)', plugin(b, 'ADD', 'keeper-static', container('bench-keeper-static'), true));
+  await must('ADD keeper (OVN)', plugin(b, 'ADD', 'keeper-ovn', container('bench-keeper-ovn'), true, BINARY, ovn));
+  const rows = await cycles(n, {
+    [OVN_ROWS.static]: (cmd, id, ns) => plugin(b, cmd, id, ns, true),
+    [OVN_ROWS.ovn]: (cmd, id, ns) => plugin(b, cmd, id, ns, true, BINARY, ovn),
+  });
+  await daemonDown(b);
+  const st = (c: Cycles | undefined) => ({ add: stats((c?.add ?? []).map((r) => r.ms)), del: stats((c?.del ?? []).map((r) => r.ms)) });
+  return { static: st(rows[OVN_ROWS.static]), ovn: st(rows[OVN_ROWS.ovn]), breakdown: breakdown(rows[OVN_ROWS.ovn]?.add ?? [], b.logFile) };
+}
+
 async function daemonUp(b: Bench): Promise<void> {
   b.daemon = await startDaemon({ netns: b.s.hostNetns, socket: b.socket, stateDir: join(b.tb.stateDir, 'plugin-bench'), logFile: join(b.tb.stateDir, 'bench-daemon.log') });
 }
@@ -283,7 +316,8 @@ async function main(): Promise<void> {
   const snapshotBin = o.snapshot ? await snapshotBinary(progress) : undefined;
   progress(`testbed ${PREFIX}: up`);
   // +2: the container kept on the VNI, and host-device's VFs counted from the end.
-  const tb = testbedUp(Math.max(...o.bursts, o.attachments + 1, 2) + 2, 'a,b');
+  const vfs = Math.max(...o.bursts, o.attachments + 1, 2) + 2;
+  const tb = testbedUp(vfs, 'a,b');
   const s = site(tb, 'a');
   const b: Bench = { tb, s, logFile: join(tb.stateDir, 'plugin-bench.log'), socket: join(tb.stateDir, 'bench-daemon', 'dpu.sock') };
   rmSync(b.logFile, { force: true });
@@ -331,6 +365,12 @@ async function main(): Promise<void> {
       ...Object.fromEntries(ENV_EFFECTS.map((e) => [e.name, { file: BINARY, env: e.env }])),
     });
     const at = (k: string) => v[k] as Stats;
+    const peakRss = await peakRssKb(b, container('bench-rss'));
+    await plugin(b, 'DEL', 'keeper', '', false).catch(() => undefined);
+    // Read before the OVN testbed comes up: testbedUp clears the state directory, the log with it.
+    const steps = { cold: breakdown(cold.add, b.logFile), warm: breakdown(warm.add, b.logFile) };
+    const ovn = await ovnRows(b, o.cycles, vfs);
+    progress(`OVN: warm ADD p50 ${ovn.ovn.add.p50} ms, static beside it ${ovn.static.add.p50} ms`);
     const partial = {
       date: new Date().toISOString(),
       command: ['npm run bench', ...(args.length ? ['--', ...args] : [])].join(' '),
@@ -338,14 +378,15 @@ async function main(): Promise<void> {
       cycles: o.cycles,
       childEnv: ['PATH', 'CNI_*'],
       sequential,
-      breakdown: { cold: breakdown(cold.add, b.logFile), warm: breakdown(warm.add, b.logFile) },
+      breakdown: steps,
       bursts,
       dpuRoundTrip: dpuRtt,
       version: { dpuOverlay: at('dpuOverlay'), helloSea: at('helloSea'), hostDevice: at('hostDevice'), helloSeaKey: hello.key },
       envEffects: ENV_EFFECTS.map((e) => ({ name: e.name, p50: at(e.name).p50, addedMs: Math.round((at(e.name).p50 - at('dpuOverlay').p50) * 10) / 10 })),
       ...(snapshotBin ? { snapshotVersion: at('snapshot') } : {}),
-      peakRssKb: await peakRssKb(b, container('bench-rss')),
+      peakRssKb: peakRss,
       daemon,
+      ovn,
     };
     const report: Report = { ...partial, targets: targets(partial) };
     const md = markdown(report);

@@ -1,7 +1,9 @@
+/**
+ * Everything of the executable beyond src/entry.ts: a CNI command the plugin runs itself and the subcommands.
+ * The product build makes this a second bundle that the entry loads only for those (scripts/bundle.js).
+ */
 import { CniError } from './cni/errors';
-import { dispatch, type PluginHandlers, readStream } from './cni/skel';
-import { FORWARDED, forward, isForwarded } from './daemon/forward';
-import { VERSION } from './version';
+import { dispatch, type PluginHandlers } from './cni/skel';
 
 /** The command modules (and zod, pino, ssh2 behind them) load on first use: VERSION and --version start without them. */
 function lazyHandlers(): PluginHandlers {
@@ -19,21 +21,8 @@ function lazyHandlers(): PluginHandlers {
   };
 }
 
-const USAGE = `dpu-overlay ${VERSION}: CNI plugin, SR-IOV VF + VXLAN overlay on a BlueField DPU.
-As a CNI plugin it is run by a container runtime with CNI_COMMAND set (ADD, DEL, CHECK, GC, STATUS, VERSION)
-and the network config on stdin; the result or error JSON goes to stdout.
-usage: dpu-overlay COMMAND [OPTIONS]   (each command: --help)
-  daemon    the node agent: runs the plugin's commands, keeps DPU connections warm, re-plugs after a DPU reset
-  status    what runs on this node: DPUs and attachments (the daemon's view, or the records)
-  doctor    checks this host, its node file, networks and DPUs; PASS/WARN/FAIL with the fix
-  replug    asks recovery to re-plug attachments now
-  keygen    generates this node's own DPU key (0600) and prints its public key for the DPU's guard entry
-  version   prints the version
-`;
-
-const SUBCOMMANDS = ['daemon', 'status', 'doctor', 'replug', 'keygen'];
-
-async function runSubcommand(name: string, argv: string[]): Promise<number> {
+/** The subcommands (daemon, status, doctor, replug, keygen); src/entry.ts knows their names. */
+export async function runSubcommand(name: string, argv: string[]): Promise<number> {
   if (name === 'daemon') return (await import('./daemon')).runDaemon(argv);
   if (name === 'replug') return (await import('./daemon/replug')).runReplug(argv);
   if (name === 'status') return (await import('./cli/status')).runStatus(argv);
@@ -52,34 +41,16 @@ function logConfigErrorLazily(err: unknown, command: string): void {
   logConfigError(err, command, process.env, (s) => createLogger(s, {}, { write: () => undefined }));
 }
 
-async function main(): Promise<number> {
-  const arg = process.argv[2];
-  if (arg === '--version' || arg === 'version') {
-    process.stdout.write(`dpu-overlay ${VERSION}\n`);
-    return 0;
-  }
-  if (arg === '--help' || arg === '-h' || arg === 'help') {
-    const sub = process.argv[3];
-    if (arg === 'help' && sub && SUBCOMMANDS.includes(sub)) return runSubcommand(sub, ['--help']);
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  if (arg !== undefined && SUBCOMMANDS.includes(arg)) return runSubcommand(arg, process.argv.slice(3));
-  if (!process.env.CNI_COMMAND) process.stderr.write(`dpu-overlay ${VERSION}: CNI plugin, SR-IOV VF + VXLAN overlay on a BlueField DPU. Run by a container runtime with CNI_COMMAND set (or: dpu-overlay --help).\n`);
-  let stdin: Promise<string> | undefined;
-  if (FORWARDED.has(process.env.CNI_COMMAND ?? '')) {
-    stdin = readStream(process.stdin);
-    stdin.catch(() => undefined); // the standalone run below reports it
-    const outcome = await forward(process.env, stdin);
-    if (isForwarded(outcome)) {
-      process.stdout.write(outcome.stdout);
-      process.stderr.write(outcome.stderr);
-      return outcome.exitCode;
-    }
-  }
+/** A config error from src/entry.ts's own skeleton (its CniError is another bundle's class) is logged the same way. */
+export function logEntryConfigError(code: number, msg: string, details: string, command: string): void {
+  logConfigErrorLazily(new CniError(code, msg, details), command);
+}
+
+/** A CNI command the plugin runs itself (no daemon took it); stdin was read by src/entry.ts already. */
+export function runStandalone(stdin: Promise<string>): Promise<number> {
   return dispatch(lazyHandlers(), {
     env: process.env,
-    readStdin: () => stdin ?? readStream(process.stdin),
+    readStdin: () => stdin,
     writeStdout: (text) => process.stdout.write(text + '\n'),
     onError: (err, command) => {
       logConfigErrorLazily(err, command);
@@ -87,13 +58,3 @@ async function main(): Promise<number> {
     },
   });
 }
-
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`dpu-overlay: ${String(err)}\n`);
-    process.exitCode = 1;
-  },
-);

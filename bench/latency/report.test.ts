@@ -1,6 +1,6 @@
 // The target arithmetic and the scrubbed environment of npm run bench (bench/latency.ts), without a testbed.
 import { scrubbedEnv } from './env';
-import { type Report, stats, targets } from './report';
+import { markdown, OVN_ROWS, type Report, stats, targets } from './report';
 
 const s = (p50: number) => ({ n: 1, p50, p95: p50, max: p50 });
 const row = (p50: number) => ({ add: s(p50), del: s(p50) });
@@ -38,6 +38,21 @@ test('the burst target needs a burst of 16 with host-device beside it; the cold 
   expect(t.map((x) => x.name.split(' ')[0])).toEqual(['warm', 'warm', 'cold', 'VERSION']);
   expect(t[2]?.met).toBe(false);
   expect(t[3]?.floor).toBe("the plugin's VERSION path costs 15 ms more than an empty SEA");
+});
+
+test('OVN mode: its warm ADD over the static warm ADD measured beside it, goal 1.5, before VERSION; its rows in the table', () => {
+  const base = report({ warm: 40, cold: 80, hd: 20, hdSsh: 80, version: 40, hello: 35 });
+  const ovn = (o: number, st: number): Report['ovn'] => ({ static: row(st), ovn: row(o), breakdown: { 'DPU step (rest of the connect + OVS transaction)': 90 } });
+  const met = targets({ ...base, ovn: ovn(60, 45) });
+  expect(met.map((x) => x.name.split(' ').slice(0, 2).join(' '))).toEqual(['warm ADD', 'warm DEL', 'cold ADD', 'OVN warm', 'VERSION p50']);
+  expect(met[3]).toMatchObject({ measured: '60 / 45 ms', ratio: 1.33, op: '<=', goal: 1.5, met: true });
+  const missed = targets({ ...base, ovn: ovn(100, 50) })[3];
+  expect(missed).toMatchObject({ ratio: 2, met: false });
+  expect(missed?.floor).toBe("OVN mode's ADD plugs after IPAM and waits for ovn-controller to install the port: its DPU step alone takes 90 ms = 1.8 x the static ADD");
+  const md = markdown({ ...base, ovn: ovn(60, 45), targets: met });
+  expect(md).toContain(`| ${OVN_ROWS.ovn} ADD | 60 | 60 | 60 |`);
+  expect(md).toContain(`| ${OVN_ROWS.static} DEL | 45 | 45 | 45 |`);
+  expect(md).toContain('| OVN warm ADD p50 / static warm ADD p50 (same OVN testbed, interleaved) | 60 / 45 ms | 1.33 | <= 1.5 | met |');
 });
 
 test('children get PATH and CNI_* only', () => {

@@ -59,8 +59,13 @@ export interface Report {
   snapshotVersion?: Stats;
   peakRssKb: number;
   daemon: { attachments: number; rssKbBefore: number; rssKb: number; idleSeconds: number; idleCpuPercent: number };
+  /** warm ADD/DEL of an OVN network beside a static one, interleaved on the testbed brought up with OVN; breakdown: the OVN ADDs' steps */
+  ovn?: { static: { add: Stats; del: Stats }; ovn: { add: Stats; del: Stats }; breakdown: Record<string, number> };
   targets: Target[];
 }
+
+/** The names of the OVN testbed's rows (bench/latency.ts ovnRows). */
+export const OVN_ROWS = { static: 'dpu-overlay warm, static (OVN testbed)', ovn: 'dpu-overlay warm, OVN' } as const;
 
 export const DPU_CONNECT = 'DPU connect (SSH handshake or daemon socket; overlaps the host steps)';
 
@@ -97,6 +102,12 @@ export function targets(r: Omit<Report, 'targets'>): Target[] {
     out.push(t('DPU round trip p50, plugin transport (warm) / OpenSSH ControlMaster', `${rt.transport.p50} / ${rt.openssh.p50} ms`, ratio(rt.transport.p50, rt.openssh.p50), '<=', 1,
       `a step ${r1(rt.transport.p50 - rt.openssh.p50)} ms slower than OpenSSH: look for 40 ms quanta (Nagle and the DPU's delayed ACK)`));
   }
+  if (r.ovn) {
+    const [o, st] = [r.ovn.ovn.add.p50, r.ovn.static.add.p50];
+    const dpu = r.ovn.breakdown['DPU step (rest of the connect + OVS transaction)'];
+    out.push(t('OVN warm ADD p50 / static warm ADD p50 (same OVN testbed, interleaved)', `${o} / ${st} ms`, ratio(o, st), '<=', 1.5,
+      `OVN mode's ADD plugs after IPAM and waits for ovn-controller to install the port${dpu === undefined ? '' : `: its DPU step alone takes ${dpu} ms = ${ratio(dpu, st)} x the static ADD`}`));
+  }
   const v = r.version.dpuOverlay.p50;
   out.push(t('VERSION p50 / hello-world SEA VERSION p50 (the Node floor)', `${v} / ${node} ms`, ratio(v, node), '<=', 1.3,
     `the plugin's VERSION path costs ${r1(v - node)} ms more than an empty SEA`));
@@ -120,6 +131,7 @@ export function markdown(r: Report): string {
     '| sequential, ms | p50 | p95 | max |',
     '| --- | ---: | ---: | ---: |',
     ...Object.entries(r.sequential).flatMap(([name, v]) => [row(`${name} ADD`, v.add), row(`${name} DEL`, v.del)]),
+    ...(r.ovn ? [row(`${OVN_ROWS.static} ADD`, r.ovn.static.add), row(`${OVN_ROWS.static} DEL`, r.ovn.static.del), row(`${OVN_ROWS.ovn} ADD`, r.ovn.ovn.add), row(`${OVN_ROWS.ovn} DEL`, r.ovn.ovn.del)] : []),
     ...(r.dpuRoundTrip ? [row(`DPU round trip, plugin transport (\`${r.dpuRoundTrip.command}\`)`, r.dpuRoundTrip.transport), row('DPU round trip, OpenSSH ControlMaster (same command)', r.dpuRoundTrip.openssh)] : []),
     row('dpu-overlay VERSION (cold start)', r.version.dpuOverlay),
     ...(r.snapshotVersion ? [row('dpu-overlay VERSION, V8 snapshot', r.snapshotVersion)] : []),

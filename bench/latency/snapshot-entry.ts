@@ -6,5 +6,5 @@ import { DEFAULTS } from '../../src/config/schema';
 
 void DEFAULTS;
 v8.startupSnapshot.setDeserializeMainFunction(() => {
-  require('../../src/main');
+  require('../../src/entry');
 });

@@ -6,7 +6,7 @@ import { fileIdOf, MAX_CNI_LINE_BYTES, netnsId, readLinesAfterHello } from '../p
 import type { CniForwardRequest, CniForwardResponse } from '../protocol/operations';
 
 /**
- * The plugin's side of whole-command forwarding. Loaded by src/main.ts on every call, so it must stay free of
+ * The plugin's side of whole-command forwarding. Loaded by src/entry.ts on every call, so it must stay free of
  * zod, pino, ssh2 and the plugin modules (test/unit/daemon-forward-deps.test.ts checks). The daemon's socket is the
  * node owner's (dpu.daemonSocket in the node file), never the network config's: the daemon receives the command's
  * whole environment. Whenever the daemon does not take the command (no hello,

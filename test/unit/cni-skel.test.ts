@@ -1,6 +1,9 @@
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { CniError } from '../../src/cni/errors';
-import { dispatch, MAX_STDIN_BYTES, type CniRequest, type PluginHandlers, readStream } from '../../src/cni/skel';
+import { dispatch, MAX_STDIN_BYTES, type CniRequest, type PluginHandlers, readStdin, readStream } from '../../src/cni/skel';
 import type { CniResult } from '../../src/cni/types';
 import { runCni } from './helpers/cni';
 
@@ -201,5 +204,52 @@ describe('readStream', () => {
   });
   it('accepts string chunks', async () => {
     expect(await readStream(Readable.from(['ab', 'c'], { objectMode: true }))).toBe('abc');
+  });
+});
+
+describe('readStdin (the descriptor read synchronously)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'stdin-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const fdOf = (name: string, bytes: Buffer) => {
+    writeFileSync(join(dir, name), bytes);
+    return openSync(join(dir, name), 'r');
+  };
+
+  it('reads to the end, past its 64 KiB buffer, multi-byte characters across the seams', async () => {
+    const text = '{"name":"' + 'ünïcødé'.repeat(20000) + '"}';
+    const fd = fdOf('big', Buffer.from(text));
+    try {
+      expect(await readStdin(MAX_STDIN_BYTES, fd)).toBe(text);
+    } finally {
+      closeSync(fd);
+    }
+  });
+  it('accepts exactly the limit and refuses one byte more with code 6', async () => {
+    const fd10 = fdOf('ten', Buffer.alloc(10, 'a'));
+    const fd11 = fdOf('eleven', Buffer.alloc(11, 'a'));
+    try {
+      expect(await readStdin(10, fd10)).toBe('a'.repeat(10));
+      await expect(readStdin(10, fd11)).rejects.toMatchObject({ code: 6 });
+    } finally {
+      closeSync(fd10);
+      closeSync(fd11);
+    }
+  });
+  it('a non-blocking descriptor (EAGAIN) goes on through the stream, the bytes joined before decoding', async () => {
+    const bytes = Buffer.from('{"name":"ünïcødé"}');
+    const eagain = Object.assign(new Error('EAGAIN: resource temporarily unavailable, read'), { code: 'EAGAIN' });
+    // the module object skel.ts calls through (an import * namespace is frozen)
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const spy = jest.spyOn(require('node:fs') as typeof import('node:fs'), 'readSync').mockImplementationOnce((_fd, buf: NodeJS.ArrayBufferView) => bytes.copy(buf as Buffer, 0, 0, 10)).mockImplementationOnce(() => {
+      throw eagain;
+    });
+    try {
+      expect(await readStdin(MAX_STDIN_BYTES, 99, () => Readable.from([bytes.subarray(10)]))).toBe('{"name":"ünïcødé"}');
+    } finally {
+      spy.mockRestore();
+    }
+  });
+  it('any other read error is the caller\'s', async () => {
+    await expect(readStdin(MAX_STDIN_BYTES, 987654)).rejects.toMatchObject({ code: 'EBADF' });
   });
 });

@@ -2,26 +2,34 @@ import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { buildSync } from 'esbuild';
 import { HELLO, readLines } from '../../src/protocol/framing';
 import { removeTmpDirs, tmpDir } from './helpers/tmp';
 
 /**
- * The forwarding plugin loads none of zod, pino, ssh2 (nor the plugin modules that need them): src/main.ts is
- * bundled as for the binary (npm packages left external, so each one loaded shows in require.cache) and run
- * against a fake daemon socket.
+ * The forwarding plugin loads none of zod, pino, ssh2 (nor the plugin modules that need them), nor the second
+ * bundle (src/main.ts) at all: the program is bundled by scripts/bundle.js as for the binary (npm packages left
+ * external, so each one loaded shows in require.cache; the second bundle as plain files shows as a read of it) and
+ * run against a fake daemon socket.
  */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { bundle: bundleProgram } = require('../../scripts/bundle.js') as { bundle(outfile: string, opts: { external: boolean }): Promise<void> };
 const dir = tmpDir('fwd-deps-');
 // Inside the repository, so the external packages resolve from its node_modules.
-const bundle = join(__dirname, '../../build/forward-deps/main.cjs');
+const bundle = join(__dirname, '../../build/forward-deps/dpu-overlay.cjs');
 const preload = join(dir, 'preload.cjs');
 const runDir = join(dir, 'run');
 const socket = join(runDir, 'dpu.sock');
 let server: Server;
 
 beforeAll(async () => {
-  buildSync({ entryPoints: [join(__dirname, '../../src/main.ts')], bundle: true, platform: 'node', target: 'node20', format: 'cjs', packages: 'external', outfile: bundle, logLevel: 'error' });
-  writeFileSync(preload, "process.on('exit', () => require('node:fs').writeFileSync(process.env.CACHE_OUT, JSON.stringify(Object.keys(require.cache))));\n");
+  await bundleProgram(bundle, { external: true });
+  // require.cache, plus every file the process read (the second bundle is read, not required)
+  writeFileSync(
+    preload,
+    "const fs = require('node:fs'); const read = fs.readFileSync; const files = [];\n" +
+      "fs.readFileSync = function (p, ...rest) { files.push(String(p)); return read.call(this, p, ...rest); };\n" +
+      "process.on('exit', () => fs.writeFileSync(process.env.CACHE_OUT, JSON.stringify([...Object.keys(require.cache), ...files])));\n",
+  );
   mkdirSync(runDir, { mode: 0o700 });
   server = createServer((sock) => {
     sock.write(JSON.stringify(HELLO) + '\n');
@@ -55,10 +63,10 @@ function runPlugin(daemonSocket: string, cacheOut: string): Promise<{ code: numb
   return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr, loaded: JSON.parse(readFileSync(cacheOut, 'utf8')) as string[] })));
 }
 
-const heavy = (loaded: string[]) => loaded.filter((p) => /node_modules\/(zod|pino|ssh2)\//.test(p));
+const heavy = (loaded: string[]) => loaded.filter((p) => /node_modules\/(zod|pino|ssh2)\/|dpu-overlay-main\.cjs$/.test(p));
 
 describe('the forwarding plugin', () => {
-  it('prints the daemon\'s answer and loads no zod, pino or ssh2', async () => {
+  it('prints the daemon\'s answer and loads no zod, pino, ssh2 nor the second bundle', async () => {
     const out = await runPlugin(socket, join(dir, 'cache-daemon.json'));
     expect(out).toMatchObject({ code: 3, stdout: '{"from":"daemon"}\n', stderr: 'daemon stderr\n' });
     expect(heavy(out.loaded)).toEqual([]);

@@ -12,7 +12,7 @@ import {
   probeCommands, removeOwnedPortCommand, removePortsBatchCommands, removePortsCommands, statusCommand,
 } from '../../src/dpu/ovs/commands';
 import { type Argv, commandLine } from '../../src/dpu/quote';
-import { removeTunnelCommand, tunnelQueryCommand } from '../../src/dpu/ovs/tunnels';
+import { removeTunnelCommand, tunnelQueries, tunnelQueryCommand } from '../../src/dpu/ovs/tunnels';
 import { tunnelPortName } from '../../src/dpu/ovs/commands';
 import { REMOTE_COMMAND } from '../../src/dpu/ssh';
 import { DEVLINK_PORTS_QUERY, DEVLINK_RATES_QUERY, smartnicQuery, uplinkQuery, vfFunctionSetCommands } from '../../src/dpu/vf-function';
@@ -63,12 +63,16 @@ describe('every DPU command the plugin builds passes the guard unchanged', () =>
   it.each(owners.map((o, i) => [i, o] as const))('plug, one request (owner %i)', (_i, o) => {
     expectAccepted(plugCommands(base, { ...o, vni: 100, representor: 'pf0vf3', mtu: 1450 }).commands);
     expectAccepted(plugCommands(custom, { ...o, vni: 16777215, representor: 'c1pf1vf127', mtu: 9000 }).commands, CUSTOM_GUARD);
+    // as the client sends it: the bridge's tunnels read at the end of the plug's own transaction
+    expectAccepted(plugCommands(base, { ...o, vni: 100, representor: 'pf0vf3', mtu: 1450 }, tunnelQueries([{ bridge: 'br-vni100', vni: 100 }])).commands);
+    expectAccepted(plugCommands(custom, { ...o, vni: 16777215, representor: 'c1pf1vf127', mtu: 9000 }, tunnelQueries([{ bridge: 'ovl_x-116777215', vni: 16777215 }])).commands, CUSTOM_GUARD);
   });
 
   it('plug, a daemon batch of 64 with the longest IPv6 remotes', () => {
     const s: OvsSettings = { ...base, remoteVteps: Array.from({ length: 10 }, (_, i) => `ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.${i}`) };
     const reqs = Array.from({ length: 64 }, (_, i) => ({ ...(owners[i % owners.length] as (typeof owners)[number]), vni: 1 + i, representor: `pf${i % 2}vf${i}`, mtu: 1450 }));
     expectAccepted(plugBatchCommands(s, reqs).commands);
+    expectAccepted(plugBatchCommands(s, reqs, (bridges) => tunnelQueries([...new Set(bridges)].map((bridge, k) => ({ bridge, vni: 1 + k })))).commands);
   });
 
   it.each(owners.map((o, i) => [i, o] as const))('find, check, remove and status (owner %i)', (_i, o) => {
@@ -378,4 +382,11 @@ esac
     expectOvnRefused([ensure()], /ovn-nb must be tcp:, ssl: or unix:/, ['--ovn'], fakeDpu({ nb: 'tcp:1.2.3.4:6641 --x' }));
     expectOvnRefused([ensure()], /ovn-bridge is not br-int/, ['--ovn'], fakeDpu({ bridge: 'br-x' }));
   });
+});
+
+test('the guard compiles without a warning under perl -w (it does not load warnings.pm per call)', () => {
+  const r = spawnSync('perl', ['-w', '-x', '-c', GUARD], { encoding: 'utf8' });
+  expect(r.status).toBe(0);
+  expect(r.stderr.trim()).toBe(`${GUARD} syntax OK`);
+  expect(readFileSync(GUARD, 'utf8')).not.toMatch(/^\s*(?:use|no) warnings\b/m);
 });

@@ -7,7 +7,7 @@ import {
 } from './commands';
 import { assertUuid, hwOffloadValue, mapOf, type OvsTable, parseBridgeUsage, parseTables, rows, uuidOf, uuidSet } from './parse';
 import { type Argv, commandLine } from '../quote';
-import { describeDiff, differs, reconcileCommands, TUNNEL_QUERY_OUTPUTS, type TunnelDiff, tunnelDiff, tunnelQueryCommand, type TunnelTarget } from './tunnels';
+import { describeDiff, differs, reconcileCommands, TUNNEL_QUERY_OUTPUTS, type TunnelDiff, tunnelDiff, tunnelQueries, tunnelQueryCommand, type TunnelTarget } from './tunnels';
 import type { DpuTransport, ExecResult } from '../ssh';
 import {
   DEVLINK_PORTS_QUERY, DEVLINK_RATES_QUERY, type DpuFacts, type DpuFactsRequest, parseDevlinkPort, parseDevlinkRate, parseSmartnicConfig, parseUplink,
@@ -105,9 +105,9 @@ export class OvsDpuClient implements DpuClient {
 
   async plug(req: PlugRequest): Promise<PlugResult> {
     for (let attempt = 1; ; attempt++) {
-      const { commands, bridge } = plugCommands(this.s, req);
-      const targets = [{ bridge, vni: req.vni }];
-      const line = [...commands, tunnelQueryCommand(this.s, targets)];
+      const targets = [{ bridge: bridgeName(this.s.bridgePrefix, req.vni), vni: req.vni }];
+      // The tunnels are read at the end of the plug's own transaction: one ovs-vsctl run per ADD, not two.
+      const { commands: line, bridge } = plugCommands(this.s, req, tunnelQueries(targets));
       const r = await this.transport.exec(commandLine(line));
       if (r.exitCode === 0) {
         const out = this.tables('plug', r.stdout);
@@ -144,7 +144,11 @@ export class OvsDpuClient implements DpuClient {
     }
   }
 
-  /** The plug made every configured tunnel; the reading after it shows the ones to remotes no longer configured. */
+  /**
+   * The plug made every configured tunnel; the reading at the end of its transaction shows the ones to remotes no
+   * longer configured. Those existed before it, so their UUIDs are real (only rows the transaction made have
+   * temporary ones there, and those are the configured tunnels, which are never removed).
+   */
   private async afterPlug(targets: TunnelTarget[], tables: Array<OvsTable | string>): Promise<void> {
     if (tables.length !== targets.length * TUNNEL_QUERY_OUTPUTS) return;
     try {
@@ -179,9 +183,12 @@ export class OvsDpuClient implements DpuClient {
   /** Several plugs in one transaction; if it fails, nothing was applied and each should be retried alone. */
   async plugBatch(reqs: readonly PlugRequest[]): Promise<PlugResult[]> {
     // A reclaim is settled alone (its port's owner is checked there); the batch fails as a whole on a taken name.
-    const { commands, bridges } = plugBatchCommands(this.s, reqs);
-    const targets = [...new Map(reqs.map((r, k) => [bridges[k] as string, { bridge: bridges[k] as string, vni: r.vni }])).values()];
-    const all = await this.run('plug', [...commands, tunnelQueryCommand(this.s, targets)]);
+    let targets: TunnelTarget[] = [];
+    const { commands, bridges } = plugBatchCommands(this.s, reqs, (names) => {
+      targets = [...new Map(reqs.map((r, k) => [names[k] as string, { bridge: names[k] as string, vni: r.vni }])).values()];
+      return tunnelQueries(targets);
+    });
+    const all = await this.run('plug', commands);
     const out = all.slice(0, reqs.length * PLUG_OUTPUTS);
     if (all.length !== (reqs.length * PLUG_OUTPUTS) + (targets.length * TUNNEL_QUERY_OUTPUTS)) throw new DpuError('bad-output', `DPU ${this.target}: plug: unexpected ovs-vsctl output`);
     await this.afterPlug(targets, all.slice(out.length));

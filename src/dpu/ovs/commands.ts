@@ -106,10 +106,12 @@ function representorsUp(s: OvsSettings, reqs: readonly PlugRequest[]): Argv[] {
 /**
  * ADD: bring the representor up, then one ovs-vsctl transaction that ensures the VNI bridge and its
  * tunnels and (re)creates the representor's port there. Prints the new Interface and Port UUIDs.
+ * reads: read-only subcommands for the end of the same transaction (the bridge's tunnels, tunnels.ts): they see
+ * what the transaction made, with temporary UUIDs for its new rows, and save an ovs-vsctl run of their own.
  */
-export function plugCommands(s: OvsSettings, req: PlugRequest): { commands: Argv[]; bridge: string } {
+export function plugCommands(s: OvsSettings, req: PlugRequest, reads: string[][] = []): { commands: Argv[]; bridge: string } {
   const bridge = bridgeName(s.bridgePrefix, req.vni);
-  return { commands: [...reclaimCommands([req]), ...representorsUp(s, [req]), vsctl(s, ...plugTxn(s, req, bridge))], bridge };
+  return { commands: [...reclaimCommands([req]), ...representorsUp(s, [req]), vsctl(s, ...plugTxn(s, req, bridge), ...reads)], bridge };
 }
 
 /** The owner-checked removals a plug asks for first (its own earlier port, or a stale attachment's); each prints one result line. */
@@ -117,10 +119,10 @@ export function reclaimCommands(reqs: readonly PlugRequest[]): Argv[] {
   return reqs.flatMap((r) => (r.reclaim ? [removeOwnedPortCommand({ uuid: r.reclaim.portUuid, name: r.representor, owner: r.reclaim })] : []));
 }
 
-/** Several ADDs in one ovs-vsctl transaction (the daemon's batching); prints PLUG_OUTPUTS lines per request, in order. */
-export function plugBatchCommands(s: OvsSettings, reqs: readonly PlugRequest[]): { commands: Argv[]; bridges: string[] } {
+/** Several ADDs in one ovs-vsctl transaction (the daemon's batching); prints PLUG_OUTPUTS lines per request, in order, then the reads'. */
+export function plugBatchCommands(s: OvsSettings, reqs: readonly PlugRequest[], reads: (bridges: string[]) => string[][] = () => []): { commands: Argv[]; bridges: string[] } {
   const bridges = reqs.map((r) => bridgeName(s.bridgePrefix, r.vni));
-  return { commands: [...reclaimCommands(reqs), ...representorsUp(s, reqs), vsctl(s, ...reqs.flatMap((r, k) => plugTxn(s, r, bridges[k] as string, String(k))))], bridges };
+  return { commands: [...reclaimCommands(reqs), ...representorsUp(s, reqs), vsctl(s, ...reqs.flatMap((r, k) => plugTxn(s, r, bridges[k] as string, String(k))), ...reads(bridges))], bridges };
 }
 
 export function bridgeUsageQueries(bridge: string, vni: number): string[][] {

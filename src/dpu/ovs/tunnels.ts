@@ -37,16 +37,18 @@ export interface TunnelDiff {
 /** Tables printed per target by tunnelQueryCommand. */
 export const TUNNEL_QUERY_OUTPUTS = 3;
 
-/** One ovs-vsctl reading, per bridge: the bridge's ports, this VNI's tunnel ports and their interfaces. */
+/** The reading, per bridge: the bridge's ports, this VNI's tunnel ports and their interfaces (TUNNEL_QUERY_OUTPUTS tables each). */
+export function tunnelQueries(targets: readonly TunnelTarget[]): string[][] {
+  return targets.flatMap((t) => [
+    ['--columns=_uuid,ports', 'find', 'Bridge', `name=${t.bridge}`],
+    ['--columns=_uuid,name,external_ids', 'find', 'Port', ext(EXT.role, 'tunnel'), ext(EXT.vni, t.vni)],
+    ['--columns=name,options', 'find', 'Interface', 'type=vxlan', `options:key=${t.vni}`],
+  ]);
+}
+
+/** The reading as an ovs-vsctl run of its own. */
 export function tunnelQueryCommand(s: Pick<OvsSettings, 'timeoutMs'>, targets: readonly TunnelTarget[]): Argv {
-  return vsctl(
-    s,
-    ...targets.flatMap((t) => [
-      ['--columns=_uuid,ports', 'find', 'Bridge', `name=${t.bridge}`],
-      ['--columns=_uuid,name,external_ids', 'find', 'Port', ext(EXT.role, 'tunnel'), ext(EXT.vni, t.vni)],
-      ['--columns=name,options', 'find', 'Interface', 'type=vxlan', `options:key=${t.vni}`],
-    ]),
-  );
+  return vsctl(s, ...tunnelQueries(targets));
 }
 
 /** Compares one target's three tables (tunnelQueryCommand) with the configured VTEPs. */
