@@ -26,6 +26,9 @@ DEV_PACKAGES=(openvswitch-switch openssh-server iperf3 ethtool nftables iputils-
 # ovn-controller per emulated DPU, so none of these may run in the root namespace.
 OVN_UNITS=(ovn-controller ovn-host ovn-northd ovn-ovsdb-server-nb ovn-ovsdb-server-sb ovn-central)
 OVN_PACKAGES=(ovn-central ovn-host)
+# What `npm run build` compiles the daemon's in-process netlink addon (native/rtnetlink) with, beside Node's own
+# headers (<node prefix>/include/node, or /usr/include/node from Debian's or NodeSource's nodejs).
+BUILD_PACKAGES=(gcc libc6-dev)
 # Reference plugins the example conflist (cni-conf/) chains; Debian installs them in /usr/lib/cni.
 REFERENCE_PLUGINS=(host-local tuning)
 REFERENCE_PLUGIN_DIR=/usr/lib/cni
@@ -57,7 +60,7 @@ usage: $PROG [--dev] [--no-apt] [--no-build] [--cni-bin-dir DIR] [--no-daemon-un
        $PROG --ovn-central --listen IP
 
 Host mode (default): installs the Debian packages the plugin needs at run time
-(${RUNTIME_PACKAGES[*]}), runs npm ci and npm run build (Node.js 20),
+(${RUNTIME_PACKAGES[*]}; to build also ${BUILD_PACKAGES[*]}), runs npm ci and npm run build (Node.js 20),
 installs dist/dpu-overlay into the CNI bin dir (also linking ${REFERENCE_PLUGINS[*]}
 from $REFERENCE_PLUGIN_DIR there if missing), writes the daemon unit and
 $NODE_DIR/$NODE_EXAMPLE (never $NODE_DIR/node.json).
@@ -189,6 +192,7 @@ else
 fi
 
 APT_PACKAGES=("${RUNTIME_PACKAGES[@]}")
+((BUILD == 0)) || APT_PACKAGES+=("${BUILD_PACKAGES[@]}")
 ((DEV == 0)) || APT_PACKAGES+=("${DEV_PACKAGES[@]}")
 
 is_root() { [[ $(id -u) == 0 ]]; }

@@ -3,6 +3,8 @@
 #   1. esbuild bundles the program into CommonJS (a SEA can require built-ins only), in two parts: src/entry.ts,
 #      the SEA's main script (--version, VERSION, the forwarder), and src/main.ts with the rest, a SEA asset with
 #      its V8 code cache, loaded only for a standalone command or a subcommand (scripts/bundle.js);
+#      The daemon's netlink addon (native/rtnetlink) is compiled first: bundle.js records its hash, sea.js adds it as
+#      an asset (src/kernel/rtnetlink-addon.ts loads it);
 #   2. pkg --sea bakes them into this machine's own node binary (useLocalNode: nothing is downloaded);
 #   3. the result is smoke-tested on both parts, because pkg ignores a failed bake and would leave a plain node binary.
 set -euo pipefail
@@ -11,6 +13,7 @@ version=$(node -p "require('./package.json').version")
 mkdir -p build dist
 
 npx tsc --noEmit
+bash native/rtnetlink/build.sh build/rtnetlink.node  # before the bundle: it records the addon's hash
 node scripts/bundle.js build/dpu-overlay.cjs
 
 rm -f dist/dpu-overlay

@@ -50,13 +50,19 @@ function asciiOnly(file) {
   if (escaped !== text) fs.writeFileSync(file, escaped);
 }
 
+/** The hash the daemon checks its netlink addon (the SEA asset build/rtnetlink.node) against before loading it. */
+function rtnetlinkSha256() {
+  const file = path.join(ROOT, 'build', 'rtnetlink.node.sha256');
+  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim() : '';
+}
+
 const common = {
   bundle: true,
   platform: 'node',
   target: 'node20',
   format: 'cjs',
   charset: 'ascii',
-  define: { __DPU_OVERLAY_VERSION__: JSON.stringify(version) },
+  define: { __DPU_OVERLAY_VERSION__: JSON.stringify(version), __RTNETLINK_SHA256__: JSON.stringify(rtnetlinkSha256()) },
   plugins: [optionalNative],
   logLevel: 'warning',
   metafile: true,

@@ -18,6 +18,8 @@ const MAIN_CACHE_FILE = 'dpu-overlay-main.cache';
 const PRODUCT_ASSETS = {
   [MAIN_ASSET]: MAIN_FILE,
   [MAIN_CACHE_ASSET]: MAIN_CACHE_FILE,
+  // The daemon's netlink addon (native/rtnetlink/build.sh), written out and loaded by src/kernel/rtnetlink-addon.ts.
+  'rtnetlink.node': 'rtnetlink.node',
 };
 
 /** PRODUCT_ASSETS as absolute paths (sea-config.json is read from pkg's temp dir); a missing file fails the build. */

@@ -4,3 +4,7 @@ export const DEFAULT_DAEMON_SOCKET = '/run/dpu-overlay/dpu.sock';
 export const DEFAULT_NODE_CONFIG = '/etc/cni/dpu-overlay/node.json';
 /** The environment variable through which whoever runs the plugin (root: the runtime, the DaemonSet) names the node file. */
 export const NODE_CONFIG_ENV = 'DPU_OVERLAY_NODE_CONFIG';
+/** Where the daemon writes its native netlink addon before loading it (root-only; content-addressed file names). */
+export const DEFAULT_NATIVE_DIR = '/run/dpu-overlay-native';
+/** The environment variable that names another directory for it (whoever starts the daemon: root). */
+export const NATIVE_DIR_ENV = 'DPU_OVERLAY_NATIVE_DIR';

@@ -25,7 +25,7 @@ export interface CniExecOptions {
   /** The daemon's network namespace (protocol/framing.ts netnsId). */
   netns: string;
   /** The plugin's boundaries for commands run here (runner, in-process DPU client, per-command loggers). */
-  deps: Required<Pick<Deps, 'runner' | 'dpuClient' | 'logger'>> & Pick<Deps, 'observeSteps' | 'nodeConfig'>;
+  deps: Required<Pick<Deps, 'runner' | 'dpuClient' | 'logger'>> & Pick<Deps, 'observeSteps' | 'nodeConfig' | 'links'>;
   /** Where a config error (before the command has a logger) is logged; default: deps.logger. */
   configErrorLogger?(settings: LogSettings): Logger;
   /** Called once per command the daemon ran (not refused): its CNI error code (0: success) and duration. */

@@ -4,6 +4,7 @@ import { createLogger } from '../log';
 import { VERSION } from '../version';
 import type { Server } from 'node:http';
 import { DaemonServer } from './server';
+import { hostLinkOps } from './host-links';
 import { type MetricsAddress, parseMetricsAddress, serveMetrics } from './metrics';
 
 /** The documented port of the DaemonSet's and systemd unit's metrics endpoint. */
@@ -94,7 +95,7 @@ export async function runDaemon(argv: readonly string[]): Promise<number> {
     }
   }
   const log = createLogger({ logFile: options.logFile, logLevel: options.logLevel }, { daemon: true });
-  const server = new DaemonServer(options.socket, log, { stateDirs: options.stateDirs, pollMs: options.pollMs, metrics: options.metrics !== undefined, nodeConfig: options.nodeConfig, emptyBridgeGraceMs: options.emptyBridgeGraceMs });
+  const server = new DaemonServer(options.socket, log, { stateDirs: options.stateDirs, pollMs: options.pollMs, metrics: options.metrics !== undefined, nodeConfig: options.nodeConfig, emptyBridgeGraceMs: options.emptyBridgeGraceMs, links: hostLinkOps(log) });
   let metricsServer: Server | undefined;
   try {
     await server.listen();

@@ -14,6 +14,7 @@ import { TunnelFollower } from './tunnel-follow';
 import { ProcessRunner } from '../kernel/exec';
 import type { CommandRunner } from '../util/command-runner';
 import { CniExecutor } from './cni-exec';
+import type { Deps } from '../plugin';
 import { InProcessDpuClient, type ServeOp } from './in-process-dpu';
 import { RequestLoggers } from './loggers';
 import { HELLO, MAX_CNI_LINE_BYTES, netnsId, readLines } from '../protocol/framing';
@@ -83,6 +84,8 @@ export interface DaemonServerOptions {
   emptyBridgeGraceMs?: number;
   /** For the CNI commands the daemon runs (tests substitute a fake host). */
   runner?: CommandRunner;
+  /** The host link operations of the CNI commands the daemon runs (default: LinkOps, through `ip`). */
+  links?: Deps['links'];
   /** Keep Prometheus series (served by metrics.ts's serveMetrics when --metrics-address is given). */
   metrics?: boolean;
   /** Recovery's hook for attachments whose container is gone: release them as GC would. */
@@ -136,6 +139,7 @@ export class DaemonServer {
       deps: {
         runner: opts.runner ?? new ProcessRunner(), dpuClient: (dpu) => new InProcessDpuClient(dpu, serve), logger: (conf, bindings) => loggers.forCommand(conf, bindings),
         observeSteps: (command, steps) => this.metrics?.cniSteps(command, steps),
+        ...(opts.links ? { links: opts.links } : {}),
         ...(opts.nodeConfig ? { nodeConfig: opts.nodeConfig } : {}),
       },
       onCompleted: (command, code, seconds) => this.metrics?.cniRequest(command, code, seconds),

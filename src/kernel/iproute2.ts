@@ -190,6 +190,23 @@ export class LinkOps {
     return r.exitCode === 0 ? undefined : r.stderr.trim() || `tee exited ${r.exitCode}`;
   }
 
+  /**
+   * Configures the VF in the container (see InterfaceSetup) and returns the link as the kernel then shows it.
+   * Stops at the first failure; a rename onto a name in use is an 'exists' KernelError.
+   */
+  async configureInterface(netns: string, setup: InterfaceSetup): Promise<LinkDevice | undefined> {
+    const shown = await this.batch(netns, [...interfaceSetupLines(setup), ['link', 'show', 'dev', setup.ifname]], ['-d', '-j']);
+    return parseLinkDevices(shown).find((l) => l.name === setup.ifname);
+  }
+
+  /** Takes a VF that came back to the host down and gives it its original name, MAC and MTU. */
+  async restoreInHost(hostName: string, original: { name: string; mac: string; mtu: number }): Promise<void> {
+    const cmds = [['link', 'set', 'dev', hostName, 'down']];
+    if (hostName !== original.name) cmds.push(['link', 'set', 'dev', hostName, 'name', original.name]);
+    cmds.push(['link', 'set', 'dev', original.name, 'address', original.mac, 'mtu', String(original.mtu)]);
+    await this.batch(undefined, cmds);
+  }
+
   async vfAdmin(pf: string, vfIndex: number): Promise<VfAdminRecord> {
     const r = await this.ip(undefined, ['-j', 'link', 'show', 'dev', pf]);
     const vf = parseJson<IpJsonLink[]>(r.stdout, pf)[0]?.vfinfo_list?.find((v) => v.vf === vfIndex);
@@ -226,12 +243,31 @@ export class LinkOps {
   }
 }
 
+/** What ADD gives the VF in the container: its name, MAC, MTU, addresses and routes (like ipam.ConfigureIface). */
+export interface InterfaceSetup {
+  from: string;
+  ifname: string;
+  mac?: string;
+  mtu: number;
+  ips: CniIpConfig[];
+  routes: CniRoute[];
+}
+
+/** The routes of a setup with their gateways: a route without one takes the first gateway of its family from ips. */
+export function setupRoutes(p: Pick<InterfaceSetup, 'ips' | 'routes'>): Array<{ dst: string; gw?: string }> {
+  const gateways = new Map<string, string>();
+  for (const ip of p.ips) if (ip.gateway && !gateways.has(ipFamilyFlag(ip.address))) gateways.set(ipFamilyFlag(ip.address), ip.gateway);
+  return p.routes.map((r) => {
+    const gw = r.gw ?? gateways.get(ipFamilyFlag(r.dst));
+    return { dst: r.dst, ...(gw ? { gw } : {}) };
+  });
+}
+
 /**
- * ip commands that give an interface its name, MAC, MTU, addresses and routes (like ipam.ConfigureIface).
- * Addresses go on before the link comes up so that the announcement on link up (arp_notify, ndisc_notify)
- * carries them; routes need the link up.
+ * ip commands for a setup. Addresses go on before the link comes up so that the announcement on link up
+ * (arp_notify, ndisc_notify) carries them; routes need the link up.
  */
-export function interfaceSetupLines(p: { from: string; ifname: string; mac?: string; mtu: number; ips: CniIpConfig[]; routes: CniRoute[] }): string[][] {
+export function interfaceSetupLines(p: InterfaceSetup): string[][] {
   const dev = p.ifname;
   const cmds: string[][] = [];
   if (p.from !== dev) cmds.push(['link', 'set', 'dev', p.from, 'name', dev]);
@@ -239,11 +275,6 @@ export function interfaceSetupLines(p: { from: string; ifname: string; mac?: str
   cmds.push(['link', 'set', 'dev', dev, 'mtu', String(p.mtu)]);
   for (const ip of p.ips) cmds.push(['addr', 'add', ip.address, 'dev', dev, ...(ip.address.includes(':') ? ['nodad'] : [])]);
   cmds.push(['link', 'set', 'dev', dev, 'up']);
-  const gateways = new Map<string, string>();
-  for (const ip of p.ips) if (ip.gateway && !gateways.has(ipFamilyFlag(ip.address))) gateways.set(ipFamilyFlag(ip.address), ip.gateway);
-  for (const r of p.routes) {
-    const gw = r.gw ?? gateways.get(ipFamilyFlag(r.dst));
-    cmds.push(['route', 'add', r.dst, ...(gw ? ['via', gw] : []), 'dev', dev]);
-  }
+  for (const r of setupRoutes(p)) cmds.push(['route', 'add', r.dst, ...(r.gw ? ['via', r.gw] : []), 'dev', dev]);
   return cmds;
 }

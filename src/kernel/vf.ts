@@ -65,9 +65,6 @@ export async function returnVfToHost(h: VfHost, vf: VfRecord, netns: string | un
     h.log.warn({ vf: vf.pci, netns }, 'VF not found in the container or the host namespace; nothing to return');
     return false;
   }
-  const cmds = [['link', 'set', 'dev', hostName, 'down']];
-  if (hostName !== vf.originalName) cmds.push(['link', 'set', 'dev', hostName, 'name', vf.originalName]);
-  cmds.push(['link', 'set', 'dev', vf.originalName, 'address', vf.originalMac, 'mtu', String(vf.originalMtu)]);
-  await h.links.batch(undefined, cmds);
+  await h.links.restoreInHost(hostName, { name: vf.originalName, mac: vf.originalMac, mtu: vf.originalMtu });
   return true;
 }

@@ -4,7 +4,7 @@ import type { CniInterface, CniResult } from '../cni/types';
 import { requireVfSource } from '../config/load';
 import type { DpuConfig } from '../config/schema';
 import { representorName } from '../dpu/api';
-import { interfaceSetupLines, parseLinkDevices, temporaryName } from '../kernel/iproute2';
+import { temporaryName } from '../kernel/iproute2';
 import { KernelError } from '../kernel/errors';
 import { type AllocationOwner, type Attachment, claimIsLive, InvalidRecordError, isInFlight } from '../store/attachments';
 import { selfIdentity } from '../kernel/process';
@@ -236,15 +236,14 @@ export async function cmdAdd(ctx: Context): Promise<CniResult> {
         faultPoint('add:dpu-plugged');
       }
 
-      const setup = interfaceSetupLines({ from: tmpName, ifname: env.ifname, mac: conf.resolvedMac, mtu: conf.mtu, ips: ipamResult?.ips ?? [], routes: ipamResult?.routes ?? [] });
-      const shown = await timer.step('configure', () => links.batch(env.netns, [...setup, ['link', 'show', 'dev', env.ifname]], ['-d', '-j']).catch(async (err: unknown) => {
+      const setup = { from: tmpName, ifname: env.ifname, mac: conf.resolvedMac, mtu: conf.mtu, ips: ipamResult?.ips ?? [], routes: ipamResult?.routes ?? [] };
+      const configured = await timer.step('configure', () => links.configureInterface(env.netns, setup).catch(async (err: unknown) => {
         // Only on failure: a rename onto a name the container already uses says "File exists" and nothing more.
         if (err instanceof KernelError && err.kind === 'exists' && (await links.linkOf(env.ifname, env.netns).catch(() => undefined))) {
           throw new CniError(ErrorCode.InvalidEnvironment, `CNI_IFNAME ${JSON.stringify(env.ifname)}: network namespace ${env.netns} already has an interface with that name; DEL the attachment that made it, or use another ifname`);
         }
         throw err;
       }));
-      const configured = parseLinkDevices(shown).find((l) => l.name === env.ifname);
       // Without a parent device (the emulated testbed's veths, or a kernel that does not report one) DEL can only
       // recognise the VF by what ADD saw here.
       if (configured && configured.parentBus === undefined && configured.parentDev === undefined) {
