@@ -284,6 +284,8 @@ esac
     const owner = { network: r.network, containerId: r.containerId, ifname: r.ifname };
     expectOvnAccepted(ovnUnplugCommands(ovnS, 'dpuo-a', [{ vni: 1, port: { uuid: UUID[1], name: 'pf0vf3', owner }, lsp: l }, { vni: 2, lsp: { uuid: UUID[1], name: 'dpuo-dpuo-a-0123456789abcdef' } }, { vni: 3, port: { uuid: L, name: 'pf1vf9', owner } }]));
     expectOvnAccepted(ovnPlugCommands(ovnS, { ...r, reclaim: { ...owner, portUuid: UUID[1] } }, 'dpuo-a', l));
+    // a later ADD on a VNI whose switch the connection has seen: the same line without the ensure
+    expectOvnAccepted(ovnPlugCommands(ovnS, r, 'dpuo-a', l, false));
     expectOvnAccepted(ovnCheckCommands(ovnS, r, l));
     expectOvnAccepted([chassisQuery(ovnS), minePortsCommand(ovnS, 'dpuo-a', r.network), findOwnerPortsCommand(ovnS, { network: r.network })]);
     expectOvnAccepted([portByNameCommand(ovnS, l.name), findOwnerPortsCommand(ovnS, { network: r.network, containerId: r.containerId, ifname: r.ifname })]);
