@@ -19,7 +19,8 @@ import { join } from 'node:path';
 import { BINARY, CNI_PATH, container, envFor, hostLocal, netConf, nodeEnv, type NetnsRun, PREFIX, removeContainers, ROOT, runInNetns, type Site, site, type Testbed, testbedDown, testbedUp } from '../test/testkit/testbed';
 import { type Daemon, idleCpuPercent, rssKb, startDaemon, stopDaemon } from './latency/daemon';
 import { ENV_EFFECTS, scrubbedEnv } from './latency/env';
-import { type BurstResult, DPU_CONNECT, markdown, median, OVN_ROWS, type Report, type Stats, stats, targets, updateBenchmarksDoc } from './latency/report';
+import { type BurstResult, DPU_CONNECT, DPU_LINES, markdown, median, OVN_ROWS, type Report, type Stats, stats, targets, updateBenchmarksDoc } from './latency/report';
+import { type Capture, forcedCommand, replayer, representorOf, startRecording, type Via } from './latency/dpu-floor';
 import { helloSea } from './latency/sea-floor';
 import { snapshotBinary } from './latency/snapshot';
 
@@ -212,6 +213,44 @@ async function cycles(n: number, scenarios: Record<string, Cycle>): Promise<Reco
   return out;
 }
 
+/**
+ * The command lines a warm ADD and DEL of each network send to the DPU, recorded at its sshd (bench/latency/dpu-floor.ts)
+ * through a daemon of their own, started after the recorder is in place and stopped before the timed rows. A first
+ * ADD/DEL is left out: it opens the connection and reads the DPU's state once.
+ */
+async function captureWarm(b: Bench, nets: Record<string, Net>): Promise<Record<string, Capture>> {
+  const rec = startRecording(b.tb);
+  const out: Record<string, Capture> = {};
+  try {
+    await daemonUp(b);
+    for (const [name, net] of Object.entries(nets)) {
+      const ns = container('bench-capture');
+      await plugin(b, 'ADD', 'capture-warmup', ns, true, BINARY, net);
+      await plugin(b, 'DEL', 'capture-warmup', ns, true, BINARY, net);
+      rec.take();
+      await plugin(b, 'ADD', 'capture', ns, true, BINARY, net);
+      const add = rec.take();
+      await plugin(b, 'DEL', 'capture', ns, true, BINARY, net);
+      const del = rec.take();
+      out[name] = { add, del, representor: representorOf(add) };
+      progress(`recorded the DPU lines of a warm ${name} ADD (${add.lines.length}) and DEL (${del.lines.length})`);
+    }
+  } finally {
+    await daemonDown(b);
+    rec.stop();
+  }
+  return out;
+}
+
+/** A recorded ADD/DEL replayed locally on the DPU as one cycle of the interleaved rows (its time: the lines' runs only). */
+function dpuLines(b: Bench, cap: Capture, via: Via): Cycle {
+  const r = replayer(b.tb, b.s, cap, via, forcedCommand(b.tb));
+  return async (cmd) => {
+    const ms = cmd === 'ADD' ? r.add() : r.del();
+    return { status: 0, signal: null, pid: 0, stdout: '', stderr: '', ms };
+  };
+}
+
 /** n concurrent ADDs then n concurrent DELs of the plugin, each beside the same burst of host-device (interleaved). */
 async function burst(b: Bench, n: number, warm: boolean): Promise<BurstResult> {
   const nets = Array.from({ length: n }, (_, i) => container(`bench-b${i}`));
@@ -267,21 +306,32 @@ async function peakRssKb(b: Bench, netns: string): Promise<number> {
  * then runs the guard as the forced command for both). Each network keeps a container on its VNI (the logical
  * switch, or the VNI bridge, exists). The daemon runs for these rows only.
  */
-async function ovnRows(b: Bench, n: number, vfs: number): Promise<NonNullable<Report['ovn']>> {
+async function ovnRows(b: Bench, n: number, vfs: number): Promise<{ rows: NonNullable<Report['ovn']>; lines: NonNullable<Report['dpuLines']> }> {
   progress(`testbed ${PREFIX}: up again with OVN`);
   b.tb = testbedUp(vfs, 'a,b', 1, { ovn: true });
   b.s = site(b.tb, 'a');
-  await daemonUp(b);
   const ovn: Net = { ovn: true };
-  await must('ADD keeper (static, OVN testbed)', plugin(b, 'ADD', 'keeper-static', container('bench-keeper-static'), true));
-  await must('ADD keeper (OVN)', plugin(b, 'ADD', 'keeper-ovn', container('bench-keeper-ovn'), true, BINARY, ovn));
+  // The keepers first, without the daemon: the capture's own daemon then finds each VNI's bridge or switch there.
+  await must('ADD keeper (static, OVN testbed)', plugin(b, 'ADD', 'keeper-static', container('bench-keeper-static'), false));
+  await must('ADD keeper (OVN)', plugin(b, 'ADD', 'keeper-ovn', container('bench-keeper-ovn'), false, BINARY, ovn));
+  const cap = await captureWarm(b, { static: {}, OVN: ovn });
+  await daemonUp(b);
   const rows = await cycles(n, {
     [OVN_ROWS.static]: (cmd, id, ns) => plugin(b, cmd, id, ns, true),
     [OVN_ROWS.ovn]: (cmd, id, ns) => plugin(b, cmd, id, ns, true, BINARY, ovn),
+    [DPU_LINES.ovnStatic]: dpuLines(b, cap.static as Capture, 'guard'),
+    [DPU_LINES.ovn]: dpuLines(b, cap.OVN as Capture, 'guard'),
   });
   await daemonDown(b);
   const st = (c: Cycles | undefined) => ({ add: stats((c?.add ?? []).map((r) => r.ms)), del: stats((c?.del ?? []).map((r) => r.ms)) });
-  return { static: st(rows[OVN_ROWS.static]), ovn: st(rows[OVN_ROWS.ovn]), breakdown: breakdown(rows[OVN_ROWS.ovn]?.add ?? [], b.logFile) };
+  const lines = (c: Capture | undefined) => ({ add: c?.add.lines.length ?? 0, del: c?.del.lines.length ?? 0 });
+  return {
+    rows: { static: st(rows[OVN_ROWS.static]), ovn: st(rows[OVN_ROWS.ovn]), breakdown: breakdown(rows[OVN_ROWS.ovn]?.add ?? [], b.logFile) },
+    lines: {
+      [DPU_LINES.ovnStatic]: { lines: lines(cap.static), ...st(rows[DPU_LINES.ovnStatic]) },
+      [DPU_LINES.ovn]: { lines: lines(cap.OVN), ...st(rows[DPU_LINES.ovn]) },
+    },
+  };
 }
 
 async function daemonUp(b: Bench): Promise<void> {
@@ -340,13 +390,18 @@ async function main(): Promise<void> {
     });
     const bursts: Report['bursts'] = { warm: [], cold: [] };
     for (const n of o.bursts) bursts.cold.push(await burst(b, n, false));
+    const captured = (await captureWarm(b, { static: {} })).static as Capture;
     await daemonUp(b);
     // host-device again beside the warm rows: its row pools both halves, so each ratio has its baseline measured alongside.
     const daemonRows = await cycles(o.cycles, {
       'host-device': hd,
       'dpu-overlay warm': (cmd, id, ns) => plugin(b, cmd, id, ns, true),
       'dpu-overlay warm, first on its VNI': firstOnVni(b, true),
+      [DPU_LINES.plain]: dpuLines(b, captured, 'plain'),
+      [DPU_LINES.guard]: dpuLines(b, captured, 'guard'),
     });
+    const lineRows = Object.fromEntries([DPU_LINES.plain, DPU_LINES.guard].map((k) => [k, daemonRows[k] as Cycles]));
+    for (const k of Object.keys(lineRows)) delete daemonRows[k];
     const pooled = (k: string): Cycles => ({ add: [...(standalone[k]?.add ?? []), ...(daemonRows[k]?.add ?? [])], del: [...(standalone[k]?.del ?? []), ...(daemonRows[k]?.del ?? [])] });
     for (const [name, c] of Object.entries({ ...standalone, ...daemonRows })) keep(name, name === 'host-device' ? pooled(name) : c);
     const cold = standalone['dpu-overlay cold'] as Cycles;
@@ -368,9 +423,16 @@ async function main(): Promise<void> {
     const peakRss = await peakRssKb(b, container('bench-rss'));
     await plugin(b, 'DEL', 'keeper', '', false).catch(() => undefined);
     // Read before the OVN testbed comes up: testbedUp clears the state directory, the log with it.
-    const steps = { cold: breakdown(cold.add, b.logFile), warm: breakdown(warm.add, b.logFile) };
+    const steps = { cold: breakdown(cold.add, b.logFile), warm: breakdown(warm.add, b.logFile), warmDel: breakdown(warm.del, b.logFile) };
     const ovn = await ovnRows(b, o.cycles, vfs);
-    progress(`OVN: warm ADD p50 ${ovn.ovn.add.p50} ms, static beside it ${ovn.static.add.p50} ms`);
+    const st = (c: Cycles | undefined) => ({ add: stats((c?.add ?? []).map((r) => r.ms)), del: stats((c?.del ?? []).map((r) => r.ms)) });
+    const lines = (c: Capture) => ({ add: c.add.lines.length, del: c.del.lines.length });
+    const dpuLineRows: NonNullable<Report['dpuLines']> = {
+      [DPU_LINES.plain]: { lines: lines(captured), ...st(lineRows[DPU_LINES.plain]) },
+      [DPU_LINES.guard]: { lines: lines(captured), ...st(lineRows[DPU_LINES.guard]) },
+      ...ovn.lines,
+    };
+    progress(`OVN: warm ADD p50 ${ovn.rows.ovn.add.p50} ms, static beside it ${ovn.rows.static.add.p50} ms`);
     const partial = {
       date: new Date().toISOString(),
       command: ['npm run bench', ...(args.length ? ['--', ...args] : [])].join(' '),
@@ -386,7 +448,8 @@ async function main(): Promise<void> {
       ...(snapshotBin ? { snapshotVersion: at('snapshot') } : {}),
       peakRssKb: peakRss,
       daemon,
-      ovn,
+      ovn: ovn.rows,
+      dpuLines: dpuLineRows,
     };
     const report: Report = { ...partial, targets: targets(partial) };
     const md = markdown(report);
