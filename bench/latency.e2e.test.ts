@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireBinary, ROOT } from '../test/testkit/testbed';
-import { DPU_LINES } from './latency/report';
+import { DPU_LINES, FORWARDER_ROW } from './latency/report';
 
 jest.setTimeout(420000);
 
@@ -40,6 +40,9 @@ test('bench --cycles 2 --bursts 1,16 --attachments 3 writes the JSON and the mar
       expect([v.add.n, v.del.n]).toEqual([2, 2]);
       expect(v.add.p50).toBeGreaterThan(0);
     }
+    // the forwarder alone, against a stand-in daemon that answers at once
+    expect([report.forwarder.add.n, report.forwarder.del.n]).toEqual([2, 2]);
+    expect(report.forwarder.add.p50).toBeGreaterThan(0);
     expect(Object.keys(report.breakdown.warmDel)).toContain('DPU step (rest of the connect + OVS transaction)');
     expect(report.machine.cores).toBeGreaterThan(0);
     expect(report.peakRssKb).toBeGreaterThan(1000);
@@ -61,6 +64,7 @@ test('bench --cycles 2 --bursts 1,16 --attachments 3 writes the JSON and the mar
     expect(md).toContain('| DPU round trip, OpenSSH ControlMaster (same command) |');
     expect(md).toContain('| dpu-overlay warm, OVN ADD |');
     expect(md).toContain(`| ${DPU_LINES.ovn}: ADD (`);
+    expect(md).toContain(`| ${FORWARDER_ROW} ADD |`);
     expect(md).toContain('| step breakdown (p50 ms) | cold ADD | warm ADD | warm DEL |');
     expect(md).toContain('| OVN warm ADD p50 / static warm ADD p50 (same OVN testbed, interleaved) |');
     expect(md).toContain('Command: `npm run bench -- --cycles 2 --bursts 1,16 --attachments 3');

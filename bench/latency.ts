@@ -7,19 +7,22 @@
 // bridge exists), except the "first on its VNI" rows, whose ADD creates the bridge (a new VNI each cycle).
 // Last, the testbed comes up again with OVN, and warm ADD/DEL of an OVN network and of a static one run interleaved
 // there (both through the DPU's guard, as OVN mode's testbed has it): OVN mode's cost against static mode's.
+// The floors of the missed targets are measured in the same run: the DPU lines a warm ADD/DEL really sends (recorded
+// at the DPU's sshd, bench/latency/dpu-floor.ts) replayed locally on the DPU with and without the guard, and the
+// forwarder against a stand-in daemon that answers at once (bench/latency/echo-daemon.ts), interleaved with the warm rows.
 //   node scripts/run-ts.js bench/latency.ts [--quick] [--cycles N] [--bursts 1,2,5] [--attachments N] [--idle-seconds S] [--snapshot] [--out DIR] [--docs]
 // Prints the JSON and a markdown table on stdout; writes DIR/latency.{json,md} (default build/benchmarks);
 // --docs (formerly --readme) also puts the table into docs/benchmarks.md between the bench:latency markers and
 // the JSON into docs/benchmarks/latency.json.
 // Needs root; brings up its own testbed (DPUO_TESTBED_PREFIX, default dpuo) and takes it down.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { BINARY, CNI_PATH, container, envFor, hostLocal, netConf, nodeEnv, type NetnsRun, PREFIX, removeContainers, ROOT, runInNetns, type Site, site, type Testbed, testbedDown, testbedUp } from '../test/testkit/testbed';
 import { type Daemon, idleCpuPercent, rssKb, startDaemon, stopDaemon } from './latency/daemon';
 import { ENV_EFFECTS, scrubbedEnv } from './latency/env';
-import { type BurstResult, DPU_CONNECT, DPU_LINES, markdown, median, OVN_ROWS, type Report, type Stats, stats, targets, updateBenchmarksDoc } from './latency/report';
+import { type BurstResult, DPU_CONNECT, DPU_LINES, FORWARDER_ROW, markdown, median, OVN_ROWS, type Report, type Stats, stats, targets, updateBenchmarksDoc } from './latency/report';
 import { type Capture, forcedCommand, replayer, representorOf, startRecording, type Via } from './latency/dpu-floor';
 import { helloSea } from './latency/sea-floor';
 import { snapshotBinary } from './latency/snapshot';
@@ -126,7 +129,7 @@ interface Bench {
 }
 
 /** The network a row ADDs to: static mode (BENCH_VNI unless given) or, on the OVN testbed, OVN mode. */
-type Net = { vni?: number; ovn?: boolean };
+type Net = { vni?: number; ovn?: boolean; socket?: string };
 
 /** The OVN rows' MTU (Geneve's overhead on the testbed's 1500-byte uplinks); the static row beside them uses it too. */
 const OVN_ROW_MTU = 1400;
@@ -139,7 +142,7 @@ function pluginConf(b: Bench, warm: boolean, net: Net = {}): Record<string, unkn
     vni: net.vni ?? BENCH_VNI,
     ipam: hostLocal(b.tb, b.s, `${pool}.0.0/16`, `${pool}.0.10`, `${pool}.255.200`, name),
     extra: { logLevel: 'info', logFile: b.logFile, stateDir: join(b.tb.stateDir, 'plugin-bench'), ...(b.tb.ovn ? { mtu: OVN_ROW_MTU } : {}) },
-    dpu: { daemonSocket: warm ? b.socket : '', timeoutMs: 20000, ...(net.ovn ? { controlPlane: 'ovn' } : {}) },
+    dpu: { daemonSocket: warm ? net.socket ?? b.socket : '', timeoutMs: 20000, ...(net.ovn ? { controlPlane: 'ovn' } : {}) },
     ...(net.ovn ? { drop: ['dpu.localVtep', 'dpu.remoteVteps'] } : {}),
   });
 }
@@ -251,6 +254,23 @@ function dpuLines(b: Bench, cap: Capture, via: Via): Cycle {
   };
 }
 
+/** The stand-in daemon that answers at once (bench/latency/echo-daemon.ts), until the returned stop is called. */
+async function echoDaemon(socket: string): Promise<() => Promise<void>> {
+  const child = spawn(process.execPath, [join(ROOT, 'scripts', 'run-ts.js'), join(ROOT, 'bench', 'latency', 'echo-daemon.ts'), socket], { stdio: ['ignore', 'ignore', 'inherit'], env: scrubbedEnv() });
+  for (let i = 0; i < 400 && !existsSync(socket) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
+  if (!existsSync(socket)) {
+    child.kill('SIGKILL');
+    throw new Error(`the echo daemon did not create ${socket} (exit ${child.exitCode})`);
+  }
+  return async () => {
+    const exited = new Promise((r) => (child.exitCode === null ? child.once('exit', r) : r(undefined)));
+    child.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    if (child.exitCode === null) child.kill('SIGKILL');
+    rmSync(dirname(socket), { recursive: true, force: true });
+  };
+}
+
 /** n concurrent ADDs then n concurrent DELs of the plugin, each beside the same burst of host-device (interleaved). */
 async function burst(b: Bench, n: number, warm: boolean): Promise<BurstResult> {
   const nets = Array.from({ length: n }, (_, i) => container(`bench-b${i}`));
@@ -326,7 +346,7 @@ async function ovnRows(b: Bench, n: number, vfs: number): Promise<{ rows: NonNul
   const st = (c: Cycles | undefined) => ({ add: stats((c?.add ?? []).map((r) => r.ms)), del: stats((c?.del ?? []).map((r) => r.ms)) });
   const lines = (c: Capture | undefined) => ({ add: c?.add.lines.length ?? 0, del: c?.del.lines.length ?? 0 });
   return {
-    rows: { static: st(rows[OVN_ROWS.static]), ovn: st(rows[OVN_ROWS.ovn]), breakdown: breakdown(rows[OVN_ROWS.ovn]?.add ?? [], b.logFile) },
+    rows: { static: st(rows[OVN_ROWS.static]), ovn: st(rows[OVN_ROWS.ovn]), breakdown: breakdown(rows[OVN_ROWS.ovn]?.add ?? [], b.logFile), staticBreakdown: breakdown(rows[OVN_ROWS.static]?.add ?? [], b.logFile) },
     lines: {
       [DPU_LINES.ovnStatic]: { lines: lines(cap.static), ...st(rows[DPU_LINES.ovnStatic]) },
       [DPU_LINES.ovn]: { lines: lines(cap.OVN), ...st(rows[DPU_LINES.ovn]) },
@@ -391,6 +411,8 @@ async function main(): Promise<void> {
     const bursts: Report['bursts'] = { warm: [], cold: [] };
     for (const n of o.bursts) bursts.cold.push(await burst(b, n, false));
     const captured = (await captureWarm(b, { static: {} })).static as Capture;
+    const echoSocket = join(b.tb.stateDir, 'bench-echo', 'echo.sock');
+    const stopEcho = await echoDaemon(echoSocket);
     await daemonUp(b);
     // host-device again beside the warm rows: its row pools both halves, so each ratio has its baseline measured alongside.
     const daemonRows = await cycles(o.cycles, {
@@ -399,8 +421,9 @@ async function main(): Promise<void> {
       'dpu-overlay warm, first on its VNI': firstOnVni(b, true),
       [DPU_LINES.plain]: dpuLines(b, captured, 'plain'),
       [DPU_LINES.guard]: dpuLines(b, captured, 'guard'),
-    });
-    const lineRows = Object.fromEntries([DPU_LINES.plain, DPU_LINES.guard].map((k) => [k, daemonRows[k] as Cycles]));
+      [FORWARDER_ROW]: (cmd, id, ns) => plugin(b, cmd, id, ns, true, BINARY, { socket: echoSocket }),
+    }).finally(stopEcho);
+    const lineRows = Object.fromEntries([DPU_LINES.plain, DPU_LINES.guard, FORWARDER_ROW].map((k) => [k, daemonRows[k] as Cycles]));
     for (const k of Object.keys(lineRows)) delete daemonRows[k];
     const pooled = (k: string): Cycles => ({ add: [...(standalone[k]?.add ?? []), ...(daemonRows[k]?.add ?? [])], del: [...(standalone[k]?.del ?? []), ...(daemonRows[k]?.del ?? [])] });
     for (const [name, c] of Object.entries({ ...standalone, ...daemonRows })) keep(name, name === 'host-device' ? pooled(name) : c);
@@ -450,6 +473,7 @@ async function main(): Promise<void> {
       daemon,
       ovn: ovn.rows,
       dpuLines: dpuLineRows,
+      forwarder: st(lineRows[FORWARDER_ROW]),
     };
     const report: Report = { ...partial, targets: targets(partial) };
     const md = markdown(report);

@@ -1,6 +1,6 @@
 // The target arithmetic and the scrubbed environment of npm run bench (bench/latency.ts), without a testbed.
 import { scrubbedEnv } from './env';
-import { DPU_LINES, markdown, OVN_ROWS, type Report, stats, targets } from './report';
+import { DPU_LINES, FORWARDER_ROW, markdown, OVN_ROWS, type Report, stats, targets } from './report';
 
 const s = (p50: number) => ({ n: 1, p50, p95: p50, max: p50 });
 const row = (p50: number) => ({ add: s(p50), del: s(p50) });
@@ -67,18 +67,25 @@ test('with the DPU lines measured, a missed floor is Node start + the lines run 
     },
     dpuLines: { [DPU_LINES.plain]: lines(14, 12), [DPU_LINES.guard]: lines(23, 20), [DPU_LINES.ovnStatic]: lines(22, 20), [DPU_LINES.ovn]: lines(60, 30, 3) },
     ovn: { static: row(80), ovn: row(130), breakdown: { 'process start, module loading, exit': 30, 'DPU step (rest of the connect + OVS transaction)': 75 } },
+    forwarder: { add: s(28), del: s(27) },
   };
   const t = targets(r);
   expect(t[0]?.floor).toBe("Node start 25 ms (hello-world SEA) + the DPU's own plug 14 ms (the plugin's 2 recorded line(s) run locally on the DPU without the guard, as this testbed's sshd runs them; 23 ms through the guard) = 39 ms = 1.56 x host-device ADD; " +
-    'the remaining 31 ms is mostly VF allocation and move 20 ms, then DPU step (rest of the connect + OVS transaction) 30 ms against 14 ms measured alone (+16)');
-  expect(t[1]?.floor).toMatch(/^Node start 25 ms \(hello-world SEA\) \+ the DPU's own unplug 12 ms \(the plugin's 1 recorded line\(s\).*20 ms through the guard\) = 37 ms = 1.48 x host-device DEL; the remaining 33 ms is mostly DPU step .* 40 ms against 12 ms measured alone \(\+28\), then process start, module loading, exit 30 ms against 25 ms measured alone \(\+5\)$/);
+    'the remaining 31 ms is mostly VF allocation and move 20 ms, then DPU step (rest of the connect + OVS transaction) 30 ms against 14 ms measured alone (+16); ' +
+    'forwarding alone (to a daemon that answers at once) takes 28 ms, 3 ms over Node start');
+  expect(t[1]?.floor).toMatch(/^Node start 25 ms \(hello-world SEA\) \+ the DPU's own unplug 12 ms \(the plugin's 1 recorded line\(s\).*20 ms through the guard\) = 37 ms = 1.48 x host-device DEL; the remaining 33 ms is mostly DPU step .* 40 ms against 12 ms measured alone \(\+28\), then process start, module loading, exit 30 ms against 25 ms measured alone \(\+5\); forwarding alone .* takes 27 ms, 2 ms over Node start$/);
   expect(t[2]?.floor).toMatch(/^Node start 25 ms \(hello-world SEA\) \+ ssh2 connect 80 ms \+ the DPU's own plug 14 ms \(a warm ADD's recorded lines run locally\) = 119 ms = 1.32 x the baseline; the remaining 61 ms is mostly DPU step/);
   const ovn = t.find((x) => x.name.startsWith('OVN'));
   expect(ovn?.floor).toBe('the static ADD with its DPU lines (22 ms run locally through the guard) swapped for the OVN ADD\'s (60 ms, the same way, ovn-controller\'s install included) = 118 ms = 1.48 x the static ADD; ' +
     'the remaining 12 ms is mostly DPU step (rest of the connect + OVS transaction) 75 ms against 60 ms measured alone (+15), then process start, module loading, exit 30 ms against 25 ms measured alone (+5)');
+  // with the static ADD's steps: each OVN step against the static one, the DPU step moved by the lines' difference (40 - 22 + 60)
+  const ovnSteps = { ...(r.ovn as NonNullable<Report['ovn']>), staticBreakdown: { 'process start, module loading, exit': 28, 'DPU step (rest of the connect + OVS transaction)': 40 } };
+  expect(targets({ ...r, ovn: ovnSteps }).find((x) => x.name.startsWith('OVN'))?.floor).toMatch(
+    /= 1.48 x the static ADD; the remaining 12 ms is mostly process start, module loading, exit 30 ms against 28 ms expected from the static ADD \(\+2\), then DPU step \(rest of the connect \+ OVS transaction\) 75 ms against 78 ms expected from the static ADD \(-3\)$/);
   const md = markdown({ ...r, targets: t });
   expect(md).toContain(`| ${DPU_LINES.guard}: ADD (2 line(s)) | 23 | 23 | 23 |`);
   expect(md).toContain(`| ${DPU_LINES.ovn}: DEL (1 line(s)) | 30 | 30 | 30 |`);
+  expect(md).toContain(`| ${FORWARDER_ROW} ADD | 28 | 28 | 28 |`);
   expect(md).toContain('| step breakdown (p50 ms) | cold ADD | warm ADD | warm DEL |');
   expect(md).toContain('| process start, module loading, exit | 60 | 33 | 30 |');
 });

@@ -61,13 +61,15 @@ export interface Report {
   peakRssKb: number;
   daemon: { attachments: number; rssKbBefore: number; rssKb: number; idleSeconds: number; idleCpuPercent: number };
   /** warm ADD/DEL of an OVN network beside a static one, interleaved on the testbed brought up with OVN; breakdown: the OVN ADDs' steps */
-  ovn?: { static: { add: Stats; del: Stats }; ovn: { add: Stats; del: Stats }; breakdown: Record<string, number> };
+  ovn?: { static: { add: Stats; del: Stats }; ovn: { add: Stats; del: Stats }; breakdown: Record<string, number>; staticBreakdown?: Record<string, number> };
   /**
    * The DPU's own work for a warm ADD and DEL: the command lines the plugin sent (recorded at the DPU's sshd; `lines`:
    * how many execs), replayed locally on the DPU through the guard or without it, interleaved with the warm rows.
    * Keys: DPU_LINES.
    */
   dpuLines?: Record<string, { lines: { add: number; del: number }; add: Stats; del: Stats }>;
+  /** the packaged plugin's warm ADD/DEL against a stand-in daemon that answers at once: the forwarding process's own cost */
+  forwarder?: { add: Stats; del: Stats };
   targets: Target[];
 }
 
@@ -82,6 +84,8 @@ export const DPU_LINES = {
   ovn: "a warm OVN ADD/DEL's DPU lines, run locally through the guard",
 } as const;
 
+export const FORWARDER_ROW = 'dpu-overlay warm, forwarding only (to a stand-in daemon that answers at once)';
+
 const DPU_STEP = 'DPU step (rest of the connect + OVS transaction)';
 const PROCESS = 'process start, module loading, exit';
 
@@ -92,12 +96,12 @@ export const DPU_CONNECT = 'DPU connect (SSH handshake or daemon socket; overlap
  * step of the closing log line, less its own measured floor where it has one (the DPU step less the same lines run
  * locally, the process start less the hello-world SEA). The two largest, for the floor text.
  */
-function gapText(total: number, floor: number, steps: Record<string, number> | undefined, floors: Record<string, number>): string {
+function gapText(total: number, floor: number, steps: Record<string, number> | undefined, floors: Record<string, number>, against = 'measured alone'): string {
   const gap = r1(total - floor);
   const timed = Object.entries(steps ?? {}).filter(([k]) => k !== DPU_CONNECT);
   if (timed.length === 0) return `the remaining ${gap} ms: no step timings in this run`;
   const parts = timed
-    .map(([k, v]) => (floors[k] === undefined ? { k, over: v, text: `${k} ${v} ms` } : { k, over: r1(v - (floors[k] as number)), text: `${k} ${v} ms against ${floors[k]} ms measured alone (+${r1(v - (floors[k] as number))})` }))
+    .map(([k, v]) => (floors[k] === undefined ? { k, over: v, text: `${k} ${v} ms` } : { k, over: r1(v - (floors[k] as number)), text: `${k} ${v} ms against ${floors[k]} ms ${against} (${v >= (floors[k] as number) ? '+' : ''}${r1(v - (floors[k] as number))})` }))
     .sort((a, b) => b.over - a.over)
     .slice(0, 2);
   return `the remaining ${gap} ms is mostly ${parts.map((p) => p.text).join(', then ')}`;
@@ -126,7 +130,8 @@ export function targets(r: Omit<Report, 'targets'>): Target[] {
     const sum = r1(node + line);
     const what = op === 'add' ? 'plug' : 'unplug';
     return `${nodeText} + the DPU's own ${what} ${line} ms (the plugin's ${plain.lines[op]} recorded line(s) run locally on the DPU without the guard, as this testbed's sshd runs them; ${guard[op].p50} ms through the guard) = ${sum} ms = ${ratio(sum, base)} x ${baseName}; ` +
-      gapText(total, sum, steps, { [DPU_STEP]: line, [PROCESS]: node });
+      gapText(total, sum, steps, { [DPU_STEP]: line, [PROCESS]: node }) +
+      (r.forwarder ? `; forwarding alone (to a daemon that answers at once) takes ${r.forwarder[op].p50} ms, ${r1(r.forwarder[op].p50 - node)} ms over Node start` : '');
   };
   const out = [
     t('warm ADD p50 / host-device ADD p50 (same IPAM)', `${warm} / ${hd} ms`, ratio(warm, hd), '<=', 2, warmFloor('add', warm, hd, 'host-device ADD', r.breakdown.warm)),
@@ -162,8 +167,11 @@ export function targets(r: Omit<Report, 'targets'>): Target[] {
         return `OVN mode's ADD plugs after IPAM and waits for ovn-controller to install the port${dpu === undefined ? '' : `: its DPU step alone takes ${dpu} ms = ${ratio(dpu, st)} x the static ADD`}`;
       }
       const sum = r1(st - staticLine + ovnLine);
+      // Each OVN step against the static ADD's same step, its DPU step moved by the difference of the lines run locally.
+      const stSteps = r.ovn?.staticBreakdown ?? {};
+      const expected = Object.fromEntries(Object.entries(stSteps).map(([k, v]) => [k, k === DPU_STEP ? r1(v - staticLine + ovnLine) : v]));
       return `the static ADD with its DPU lines (${staticLine} ms run locally through the guard) swapped for the OVN ADD's (${ovnLine} ms, the same way, ovn-controller's install included) = ${sum} ms = ${ratio(sum, st)} x the static ADD; ` +
-        gapText(o, sum, ovnSteps, { [DPU_STEP]: ovnLine, [PROCESS]: node });
+        gapText(o, sum, ovnSteps, Object.keys(expected).length ? expected : { [DPU_STEP]: ovnLine, [PROCESS]: node }, Object.keys(expected).length ? 'expected from the static ADD' : undefined);
     };
     out.push(t('OVN warm ADD p50 / static warm ADD p50 (same OVN testbed, interleaved)', `${o} / ${st} ms`, ratio(o, st), '<=', 1.5, ovnFloor()));
   }
@@ -191,6 +199,7 @@ export function markdown(r: Report): string {
     '| --- | ---: | ---: | ---: |',
     ...Object.entries(r.sequential).flatMap(([name, v]) => [row(`${name} ADD`, v.add), row(`${name} DEL`, v.del)]),
     ...(r.ovn ? [row(`${OVN_ROWS.static} ADD`, r.ovn.static.add), row(`${OVN_ROWS.static} DEL`, r.ovn.static.del), row(`${OVN_ROWS.ovn} ADD`, r.ovn.ovn.add), row(`${OVN_ROWS.ovn} DEL`, r.ovn.ovn.del)] : []),
+    ...(r.forwarder ? [row(`${FORWARDER_ROW} ADD`, r.forwarder.add), row(`${FORWARDER_ROW} DEL`, r.forwarder.del)] : []),
     ...Object.entries(r.dpuLines ?? {}).flatMap(([name, v]) => [row(`${name}: ADD (${v.lines.add} line(s))`, v.add), row(`${name}: DEL (${v.lines.del} line(s))`, v.del)]),
     ...(r.dpuRoundTrip ? [row(`DPU round trip, plugin transport (\`${r.dpuRoundTrip.command}\`)`, r.dpuRoundTrip.transport), row('DPU round trip, OpenSSH ControlMaster (same command)', r.dpuRoundTrip.openssh)] : []),
     row('dpu-overlay VERSION (cold start)', r.version.dpuOverlay),
