@@ -115,24 +115,32 @@ function portExists(pid: string, representor: string): boolean {
   return r.stdout.trim() !== '';
 }
 
+/** The login shell sshd starts a command with (`<shell> -c <command>`): the DPU user's, from the DPU's /etc/passwd. */
+function loginShell(pid: string, user: string): string {
+  const r = onDpu(pid, ['getent', 'passwd', user], {}, '');
+  const shell = r.stdout.trim().split(':')[6];
+  return r.status === 0 && shell ? shell : '/bin/sh';
+}
+
 export type Via = 'guard' | 'plain';
 
 /**
  * A replayer of one capture on one DPU: add() and del() replay the recorded lines (timed: the sum of the lines'
- * runs, from spawn to exit of the shell sshd would start), as sshd runs them with `via`: through `forced`
- * (the guard with its options) or, plain, `sh -s` reading the line. Throws unless each line exits 0 and the
+ * runs, from spawn to exit of the shell sshd would start), as sshd runs them with `via`: `<login shell> -c <forced>`
+ * (the guard with its options) or, plain, `<login shell> -c 'sh -s'`, the line on stdin. Throws unless each line exits 0 and the
  * representor's port is there after add() and gone after del().
  */
 export function replayer(tb: Testbed, s: Site, cap: Capture, via: Via, forced = GUARD): { add(): number; del(): number } {
   const pid = anchorPid(tb, s);
-  const shell = via === 'guard' ? forced : 'sh -s';
+  const command = via === 'guard' ? forced : 'sh -s';
+  const shell = loginShell(pid, s.dpuUser);
   let map = new Map<string, string>();
   const run = (rec: Recorded, what: string): number => {
     let ms = 0;
     rec.lines.forEach((recorded, i) => {
       let line = recorded;
       for (const [from, to] of map) line = line.split(from).join(to);
-      const r = onDpu(pid, ['sh', '-c', shell], { SSH_ORIGINAL_COMMAND: 'sh -s' }, `${line}\n`);
+      const r = onDpu(pid, [shell, '-c', command], { SSH_ORIGINAL_COMMAND: 'sh -s' }, `${line}\n`);
       if (r.status !== 0) throw new Error(`replaying the recorded ${what} line ${i + 1} (${via}) on the DPU: exit ${r.status}: ${r.stderr.slice(0, 400)} (line: ${line.slice(0, 300)})`);
       ms += r.ms;
       const was = rec.outputs[i]?.match(UUID) ?? [];
