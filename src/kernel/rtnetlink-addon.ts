@@ -134,7 +134,7 @@ export function loadFromSea(sea: Pick<SeaApi, 'getAsset'>, expected: string, dir
   const file = join(dir, `rtnetlink-${expected.slice(0, 16)}.node`);
   const first = loadChecked(file, expected, uid);
   if ('addon' in first) return first;
-  const present = existsSync(file) || lstatOrUndefined(file) !== undefined;
+  const present = lstatOrUndefined(file) !== undefined;
   let bytes: Buffer;
   try {
     bytes = Buffer.from(sea.getAsset(RTNETLINK_ASSET));
@@ -148,7 +148,7 @@ export function loadFromSea(sea: Pick<SeaApi, 'getAsset'>, expected: string, dir
     return { reason: `${first.reason}, and writing it from the executable failed (${err instanceof Error ? err.message : String(err)})` };
   }
   const again = loadChecked(file, expected, uid);
-  return 'addon' in again && present ? { ...again, replaced: first.reason } : again;
+  return 'addon' in again && present ? { ...again, replaced: first.reason.replace(/: remove it$/, '') } : again;
 }
 
 /** Outside a SEA: build/ beside the bundle (build/dpu-overlay.cjs) or above the sources (src/kernel). */
