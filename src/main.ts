@@ -9,8 +9,8 @@ import { dispatch, type PluginHandlers } from './cni/skel';
 function lazyHandlers(): PluginHandlers {
   let loaded: Promise<PluginHandlers> | undefined;
   const load = () =>
-    (loaded ??= Promise.all([import('./plugin'), import('./plugin/dpu-client'), import('./kernel/exec')]).then(([{ pluginHandlers }, { dpuClientFor }, { ProcessRunner }]) =>
-      pluginHandlers({ runner: new ProcessRunner(), dpuClient: dpuClientFor }),
+    (loaded ??= Promise.all([import('./plugin'), import('./plugin/dpu-client'), import('./kernel/exec'), import('./plugin/host-links')]).then(
+      ([{ pluginHandlers }, { dpuClientFor }, { ProcessRunner }, { lazyHostLinkOps }]) => pluginHandlers({ runner: new ProcessRunner(), dpuClient: dpuClientFor, links: lazyHostLinkOps() }),
     ));
   return {
     add: async (req) => (await load()).add(req),
