@@ -7,19 +7,23 @@
 // bridge exists), except the "first on its VNI" rows, whose ADD creates the bridge (a new VNI each cycle).
 // Last, the testbed comes up again with OVN, and warm ADD/DEL of an OVN network and of a static one run interleaved
 // there (both through the DPU's guard, as OVN mode's testbed has it): OVN mode's cost against static mode's.
+// The floors of the missed targets are measured in the same run: the DPU lines a warm ADD/DEL really sends (recorded
+// at the DPU's sshd, bench/latency/dpu-floor.ts) replayed locally on the DPU with and without the guard, and the
+// forwarder against a stand-in daemon that answers at once (bench/latency/echo-daemon.ts), interleaved with the warm rows.
 //   node scripts/run-ts.js bench/latency.ts [--quick] [--cycles N] [--bursts 1,2,5] [--attachments N] [--idle-seconds S] [--snapshot] [--out DIR] [--docs]
 // Prints the JSON and a markdown table on stdout; writes DIR/latency.{json,md} (default build/benchmarks);
 // --docs (formerly --readme) also puts the table into docs/benchmarks.md between the bench:latency markers and
 // the JSON into docs/benchmarks/latency.json.
 // Needs root; brings up its own testbed (DPUO_TESTBED_PREFIX, default dpuo) and takes it down.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { BINARY, CNI_PATH, container, envFor, hostLocal, netConf, nodeEnv, type NetnsRun, PREFIX, removeContainers, ROOT, runInNetns, type Site, site, type Testbed, testbedDown, testbedUp } from '../test/testkit/testbed';
 import { type Daemon, idleCpuPercent, rssKb, startDaemon, stopDaemon } from './latency/daemon';
 import { ENV_EFFECTS, scrubbedEnv } from './latency/env';
-import { type BurstResult, DPU_CONNECT, markdown, median, OVN_ROWS, type Report, type Stats, stats, targets, updateBenchmarksDoc } from './latency/report';
+import { type BurstResult, DPU_CONNECT, DPU_LINES, FORWARDER_ROW, markdown, median, OVN_ROWS, type Report, type Stats, stats, targets, updateBenchmarksDoc } from './latency/report';
+import { type Capture, forcedCommand, replayer, representorOf, startRecording, type Via } from './latency/dpu-floor';
 import { helloSea } from './latency/sea-floor';
 import { snapshotBinary } from './latency/snapshot';
 
@@ -125,7 +129,7 @@ interface Bench {
 }
 
 /** The network a row ADDs to: static mode (BENCH_VNI unless given) or, on the OVN testbed, OVN mode. */
-type Net = { vni?: number; ovn?: boolean };
+type Net = { vni?: number; ovn?: boolean; socket?: string };
 
 /** The OVN rows' MTU (Geneve's overhead on the testbed's 1500-byte uplinks); the static row beside them uses it too. */
 const OVN_ROW_MTU = 1400;
@@ -138,7 +142,7 @@ function pluginConf(b: Bench, warm: boolean, net: Net = {}): Record<string, unkn
     vni: net.vni ?? BENCH_VNI,
     ipam: hostLocal(b.tb, b.s, `${pool}.0.0/16`, `${pool}.0.10`, `${pool}.255.200`, name),
     extra: { logLevel: 'info', logFile: b.logFile, stateDir: join(b.tb.stateDir, 'plugin-bench'), ...(b.tb.ovn ? { mtu: OVN_ROW_MTU } : {}) },
-    dpu: { daemonSocket: warm ? b.socket : '', timeoutMs: 20000, ...(net.ovn ? { controlPlane: 'ovn' } : {}) },
+    dpu: { daemonSocket: warm ? net.socket ?? b.socket : '', timeoutMs: 20000, ...(net.ovn ? { controlPlane: 'ovn' } : {}) },
     ...(net.ovn ? { drop: ['dpu.localVtep', 'dpu.remoteVteps'] } : {}),
   });
 }
@@ -212,6 +216,61 @@ async function cycles(n: number, scenarios: Record<string, Cycle>): Promise<Reco
   return out;
 }
 
+/**
+ * The command lines a warm ADD and DEL of each network send to the DPU, recorded at its sshd (bench/latency/dpu-floor.ts)
+ * through a daemon of their own, started after the recorder is in place and stopped before the timed rows. A first
+ * ADD/DEL is left out: it opens the connection and reads the DPU's state once.
+ */
+async function captureWarm(b: Bench, nets: Record<string, Net>): Promise<Record<string, Capture>> {
+  const rec = startRecording(b.tb);
+  const out: Record<string, Capture> = {};
+  try {
+    await daemonUp(b);
+    for (const [name, net] of Object.entries(nets)) {
+      const ns = container('bench-capture');
+      await plugin(b, 'ADD', 'capture-warmup', ns, true, BINARY, net);
+      await plugin(b, 'DEL', 'capture-warmup', ns, true, BINARY, net);
+      rec.take();
+      await plugin(b, 'ADD', 'capture', ns, true, BINARY, net);
+      const add = rec.take();
+      await plugin(b, 'DEL', 'capture', ns, true, BINARY, net);
+      const del = rec.take();
+      out[name] = { add, del, representor: representorOf(add) };
+      progress(`recorded the DPU lines of a warm ${name} ADD (${add.lines.length}) and DEL (${del.lines.length})`);
+    }
+  } finally {
+    await daemonDown(b);
+    rec.stop();
+  }
+  return out;
+}
+
+/** A recorded ADD/DEL replayed locally on the DPU as one cycle of the interleaved rows (its time: the lines' runs only). */
+function dpuLines(b: Bench, cap: Capture, via: Via): Cycle {
+  const r = replayer(b.tb, b.s, cap, via, forcedCommand(b.tb));
+  return async (cmd) => {
+    const ms = cmd === 'ADD' ? r.add() : r.del();
+    return { status: 0, signal: null, pid: 0, stdout: '', stderr: '', ms };
+  };
+}
+
+/** The stand-in daemon that answers at once (bench/latency/echo-daemon.ts), until the returned stop is called. */
+async function echoDaemon(socket: string): Promise<() => Promise<void>> {
+  const child = spawn(process.execPath, [join(ROOT, 'scripts', 'run-ts.js'), join(ROOT, 'bench', 'latency', 'echo-daemon.ts'), socket], { stdio: ['ignore', 'ignore', 'inherit'], env: scrubbedEnv() });
+  for (let i = 0; i < 400 && !existsSync(socket) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
+  if (!existsSync(socket)) {
+    child.kill('SIGKILL');
+    throw new Error(`the echo daemon did not create ${socket} (exit ${child.exitCode})`);
+  }
+  return async () => {
+    const exited = new Promise((r) => (child.exitCode === null ? child.once('exit', r) : r(undefined)));
+    child.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    if (child.exitCode === null) child.kill('SIGKILL');
+    rmSync(dirname(socket), { recursive: true, force: true });
+  };
+}
+
 /** n concurrent ADDs then n concurrent DELs of the plugin, each beside the same burst of host-device (interleaved). */
 async function burst(b: Bench, n: number, warm: boolean): Promise<BurstResult> {
   const nets = Array.from({ length: n }, (_, i) => container(`bench-b${i}`));
@@ -267,21 +326,32 @@ async function peakRssKb(b: Bench, netns: string): Promise<number> {
  * then runs the guard as the forced command for both). Each network keeps a container on its VNI (the logical
  * switch, or the VNI bridge, exists). The daemon runs for these rows only.
  */
-async function ovnRows(b: Bench, n: number, vfs: number): Promise<NonNullable<Report['ovn']>> {
+async function ovnRows(b: Bench, n: number, vfs: number): Promise<{ rows: NonNullable<Report['ovn']>; lines: NonNullable<Report['dpuLines']> }> {
   progress(`testbed ${PREFIX}: up again with OVN`);
   b.tb = testbedUp(vfs, 'a,b', 1, { ovn: true });
   b.s = site(b.tb, 'a');
-  await daemonUp(b);
   const ovn: Net = { ovn: true };
-  await must('ADD keeper (static, OVN testbed)', plugin(b, 'ADD', 'keeper-static', container('bench-keeper-static'), true));
-  await must('ADD keeper (OVN)', plugin(b, 'ADD', 'keeper-ovn', container('bench-keeper-ovn'), true, BINARY, ovn));
+  // The keepers first, without the daemon: the capture's own daemon then finds each VNI's bridge or switch there.
+  await must('ADD keeper (static, OVN testbed)', plugin(b, 'ADD', 'keeper-static', container('bench-keeper-static'), false));
+  await must('ADD keeper (OVN)', plugin(b, 'ADD', 'keeper-ovn', container('bench-keeper-ovn'), false, BINARY, ovn));
+  const cap = await captureWarm(b, { static: {}, OVN: ovn });
+  await daemonUp(b);
   const rows = await cycles(n, {
     [OVN_ROWS.static]: (cmd, id, ns) => plugin(b, cmd, id, ns, true),
     [OVN_ROWS.ovn]: (cmd, id, ns) => plugin(b, cmd, id, ns, true, BINARY, ovn),
+    [DPU_LINES.ovnStatic]: dpuLines(b, cap.static as Capture, 'guard'),
+    [DPU_LINES.ovn]: dpuLines(b, cap.OVN as Capture, 'guard'),
   });
   await daemonDown(b);
   const st = (c: Cycles | undefined) => ({ add: stats((c?.add ?? []).map((r) => r.ms)), del: stats((c?.del ?? []).map((r) => r.ms)) });
-  return { static: st(rows[OVN_ROWS.static]), ovn: st(rows[OVN_ROWS.ovn]), breakdown: breakdown(rows[OVN_ROWS.ovn]?.add ?? [], b.logFile) };
+  const lines = (c: Capture | undefined) => ({ add: c?.add.lines.length ?? 0, del: c?.del.lines.length ?? 0 });
+  return {
+    rows: { static: st(rows[OVN_ROWS.static]), ovn: st(rows[OVN_ROWS.ovn]), breakdown: breakdown(rows[OVN_ROWS.ovn]?.add ?? [], b.logFile), staticBreakdown: breakdown(rows[OVN_ROWS.static]?.add ?? [], b.logFile) },
+    lines: {
+      [DPU_LINES.ovnStatic]: { lines: lines(cap.static), ...st(rows[DPU_LINES.ovnStatic]) },
+      [DPU_LINES.ovn]: { lines: lines(cap.OVN), ...st(rows[DPU_LINES.ovn]) },
+    },
+  };
 }
 
 async function daemonUp(b: Bench): Promise<void> {
@@ -340,13 +410,21 @@ async function main(): Promise<void> {
     });
     const bursts: Report['bursts'] = { warm: [], cold: [] };
     for (const n of o.bursts) bursts.cold.push(await burst(b, n, false));
+    const captured = (await captureWarm(b, { static: {} })).static as Capture;
+    const echoSocket = join(b.tb.stateDir, 'bench-echo', 'echo.sock');
+    const stopEcho = await echoDaemon(echoSocket);
     await daemonUp(b);
     // host-device again beside the warm rows: its row pools both halves, so each ratio has its baseline measured alongside.
     const daemonRows = await cycles(o.cycles, {
       'host-device': hd,
       'dpu-overlay warm': (cmd, id, ns) => plugin(b, cmd, id, ns, true),
       'dpu-overlay warm, first on its VNI': firstOnVni(b, true),
-    });
+      [DPU_LINES.plain]: dpuLines(b, captured, 'plain'),
+      [DPU_LINES.guard]: dpuLines(b, captured, 'guard'),
+      [FORWARDER_ROW]: (cmd, id, ns) => plugin(b, cmd, id, ns, true, BINARY, { socket: echoSocket }),
+    }).finally(stopEcho);
+    const lineRows = Object.fromEntries([DPU_LINES.plain, DPU_LINES.guard, FORWARDER_ROW].map((k) => [k, daemonRows[k] as Cycles]));
+    for (const k of Object.keys(lineRows)) delete daemonRows[k];
     const pooled = (k: string): Cycles => ({ add: [...(standalone[k]?.add ?? []), ...(daemonRows[k]?.add ?? [])], del: [...(standalone[k]?.del ?? []), ...(daemonRows[k]?.del ?? [])] });
     for (const [name, c] of Object.entries({ ...standalone, ...daemonRows })) keep(name, name === 'host-device' ? pooled(name) : c);
     const cold = standalone['dpu-overlay cold'] as Cycles;
@@ -368,9 +446,16 @@ async function main(): Promise<void> {
     const peakRss = await peakRssKb(b, container('bench-rss'));
     await plugin(b, 'DEL', 'keeper', '', false).catch(() => undefined);
     // Read before the OVN testbed comes up: testbedUp clears the state directory, the log with it.
-    const steps = { cold: breakdown(cold.add, b.logFile), warm: breakdown(warm.add, b.logFile) };
+    const steps = { cold: breakdown(cold.add, b.logFile), warm: breakdown(warm.add, b.logFile), warmDel: breakdown(warm.del, b.logFile) };
     const ovn = await ovnRows(b, o.cycles, vfs);
-    progress(`OVN: warm ADD p50 ${ovn.ovn.add.p50} ms, static beside it ${ovn.static.add.p50} ms`);
+    const st = (c: Cycles | undefined) => ({ add: stats((c?.add ?? []).map((r) => r.ms)), del: stats((c?.del ?? []).map((r) => r.ms)) });
+    const lines = (c: Capture) => ({ add: c.add.lines.length, del: c.del.lines.length });
+    const dpuLineRows: NonNullable<Report['dpuLines']> = {
+      [DPU_LINES.plain]: { lines: lines(captured), ...st(lineRows[DPU_LINES.plain]) },
+      [DPU_LINES.guard]: { lines: lines(captured), ...st(lineRows[DPU_LINES.guard]) },
+      ...ovn.lines,
+    };
+    progress(`OVN: warm ADD p50 ${ovn.rows.ovn.add.p50} ms, static beside it ${ovn.rows.static.add.p50} ms`);
     const partial = {
       date: new Date().toISOString(),
       command: ['npm run bench', ...(args.length ? ['--', ...args] : [])].join(' '),
@@ -386,7 +471,9 @@ async function main(): Promise<void> {
       ...(snapshotBin ? { snapshotVersion: at('snapshot') } : {}),
       peakRssKb: peakRss,
       daemon,
-      ovn,
+      ovn: ovn.rows,
+      dpuLines: dpuLineRows,
+      forwarder: st(lineRows[FORWARDER_ROW]),
     };
     const report: Report = { ...partial, targets: targets(partial) };
     const md = markdown(report);

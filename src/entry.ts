@@ -1,4 +1,4 @@
-import { CniError } from './cni/errors';
+import { CniError, toCniErrorData } from './cni/errors';
 import { dispatch, type PluginHandlers, readStdin } from './cni/skel';
 import { FORWARDED, forward, isForwarded } from './daemon/forward';
 import { VERSION } from './version';
@@ -67,7 +67,9 @@ async function entry(): Promise<number> {
     process.stderr.write(outcome.stderr);
     return outcome.exitCode;
   }
-  return rest().runStandalone(stdin);
+  const handedOver = stdin.catch((err: unknown) => Promise.reject(toCniErrorData(err)));
+  handedOver.catch(() => undefined); // main.ts reports it
+  return rest().runStandalone(handedOver);
 }
 
 entry().then(

@@ -2,15 +2,15 @@
  * Everything of the executable beyond src/entry.ts: a CNI command the plugin runs itself and the subcommands.
  * The product build makes this a second bundle that the entry loads only for those (scripts/bundle.js).
  */
-import { CniError } from './cni/errors';
+import { CniError, fromCniErrorData } from './cni/errors';
 import { dispatch, type PluginHandlers } from './cni/skel';
 
 /** The command modules (and zod, pino, ssh2 behind them) load on first use: VERSION and --version start without them. */
 function lazyHandlers(): PluginHandlers {
   let loaded: Promise<PluginHandlers> | undefined;
   const load = () =>
-    (loaded ??= Promise.all([import('./plugin'), import('./plugin/dpu-client'), import('./kernel/exec')]).then(([{ pluginHandlers }, { dpuClientFor }, { ProcessRunner }]) =>
-      pluginHandlers({ runner: new ProcessRunner(), dpuClient: dpuClientFor }),
+    (loaded ??= Promise.all([import('./plugin'), import('./plugin/dpu-client'), import('./kernel/exec'), import('./plugin/host-links')]).then(
+      ([{ pluginHandlers }, { dpuClientFor }, { ProcessRunner }, { lazyHostLinkOps }]) => pluginHandlers({ runner: new ProcessRunner(), dpuClient: dpuClientFor, links: lazyHostLinkOps() }),
     ));
   return {
     add: async (req) => (await load()).add(req),
@@ -50,7 +50,7 @@ export function logEntryConfigError(code: number, msg: string, details: string, 
 export function runStandalone(stdin: Promise<string>): Promise<number> {
   return dispatch(lazyHandlers(), {
     env: process.env,
-    readStdin: () => stdin,
+    readStdin: () => stdin.catch((err: unknown) => Promise.reject(fromCniErrorData(err))),
     writeStdout: (text) => process.stdout.write(text + '\n'),
     onError: (err, command) => {
       logConfigErrorLazily(err, command);

@@ -37,6 +37,23 @@ export class CniError extends Error {
   }
 }
 
+/**
+ * The executable holds two bundles (src/entry.ts, src/main.ts), each with its own CniError class: an error that
+ * crosses from one to the other goes as this plain data and is made a CniError of the receiving side again.
+ */
+export interface CniErrorData {
+  cniError: { code: number; msg: string; details: string };
+}
+
+export function toCniErrorData(err: unknown): unknown {
+  return err instanceof CniError ? ({ cniError: { code: err.code, msg: err.message, details: err.details } } satisfies CniErrorData) : err;
+}
+
+export function fromCniErrorData(err: unknown): unknown {
+  const data = (err as Partial<CniErrorData> | undefined)?.cniError;
+  return data && typeof data.code === 'number' && typeof data.msg === 'string' ? new CniError(data.code, data.msg, typeof data.details === 'string' ? data.details : '') : err;
+}
+
 export interface CniErrorJson {
   cniVersion: string;
   code: number;

@@ -4,7 +4,7 @@ import { createLogger } from '../log';
 import { VERSION } from '../version';
 import type { Server } from 'node:http';
 import { DaemonServer } from './server';
-import { hostLinkOps } from './host-links';
+import { hostLinkOps } from '../plugin/host-links';
 import { type MetricsAddress, parseMetricsAddress, serveMetrics } from './metrics';
 
 /** The documented port of the DaemonSet's and systemd unit's metrics endpoint. */

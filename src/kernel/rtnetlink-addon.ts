@@ -4,9 +4,9 @@
  * development) from build/, checked against the hash the build wrote beside it. Never throws: a reason why
  * not is returned instead, and the caller keeps using `ip`.
  */
-import { createHash } from 'node:crypto';
-import { closeSync, constants, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, constants, existsSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { untrustedDirReason } from '../util/secure-fs';
 
 declare const __RTNETLINK_SHA256__: string | undefined;
@@ -23,11 +23,13 @@ export interface RtnetlinkAddon {
   strerror(errno: number): string;
 }
 
-export type AddonLoad = { addon: RtnetlinkAddon; path: string } | { reason: string };
+/** replaced: why a file found at path was not loadable and was written again from the executable. */
+export type AddonLoad = { addon: RtnetlinkAddon; path: string; replaced?: string } | { reason: string };
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-interface SeaApi {
+/** The part of node:sea used here (tests pass their own). */
+export interface SeaApi {
   isSea(): boolean;
   getAsset(key: string): ArrayBuffer;
 }
@@ -48,9 +50,9 @@ function dlopen(path: string): RtnetlinkAddon {
   return m.exports;
 }
 
-/** Why file cannot be loaded as root's code (not a plain root-owned file, or writable by others), or undefined. */
-function untrustedFileReason(file: string, uid: number): string | undefined {
-  const st = lstatSync(file);
+/** Why the open file cannot be loaded as root's code (not a plain root-owned file, or writable by others), or undefined. */
+function untrustedFileReason(fd: number, uid: number): string | undefined {
+  const st = fstatSync(fd);
   if (!st.isFile()) return 'is not a regular file';
   if (st.uid !== uid) return `is owned by uid ${st.uid}, not ${uid}`;
   if ((st.mode & 0o022) !== 0) return `is writable by group or others (mode ${(st.mode & 0o777).toString(8)})`;
@@ -58,44 +60,95 @@ function untrustedFileReason(file: string, uid: number): string | undefined {
 }
 
 /**
- * The asset's bytes at dir/rtnetlink-<hash>.node: written once (a temporary file renamed into place, so a
- * concurrent daemon never loads half a file), then checked on every load like any file there.
+ * Opens file (never through a symlink), checks its owner, mode and sha256 through that descriptor and loads the
+ * same descriptor (/proc/self/fd), so what is loaded is what was checked even if the name is replaced meanwhile.
  */
-function placeAsset(bytes: Buffer, expected: string, dir: string, uid: number): string {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+function loadChecked(file: string, expected: string, uid: number): AddonLoad {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return { reason: code === 'ENOENT' ? `${file} does not exist` : `${file} cannot be opened (${code ?? String(err)}): remove it` };
+  }
+  try {
+    const untrusted = untrustedFileReason(fd, uid);
+    if (untrusted) return { reason: `${file} ${untrusted}: remove it` };
+    const actual = sha256(readFileSync(fd));
+    if (actual !== expected) return { reason: `${file} has sha256 ${actual}, not the ${expected} this executable was built with: remove it` };
+    const addon = dlopen(`/proc/self/fd/${fd}`);
+    for (const fn of ['open', 'transact', 'close', 'writeInNetns', 'strerror'] as const) {
+      if (typeof addon[fn] !== 'function') return { reason: `${file} has no function ${fn}: it is not this version's rtnetlink addon` };
+    }
+    return { addon, path: file };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function lstatOrUndefined(path: string): ReturnType<typeof lstatSync> | undefined {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Why dir (created 0700 if missing) may not hold root's code, or undefined. */
+function untrustedNativeDirReason(dir: string, uid: number): string | undefined {
+  if (!lstatOrUndefined(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
   const why = untrustedDirReason(dir, uid) ?? ((lstatSync(dir).mode & 0o077) !== 0 ? `has mode ${(lstatSync(dir).mode & 0o777).toString(8)}, not 0700` : undefined);
-  if (why) throw new Error(`directory ${dir} ${why}: make it a directory owned by uid ${uid} with mode 0700, or remove it`);
-  const file = join(dir, `rtnetlink-${expected.slice(0, 16)}.node`);
-  if (!existsSync(file)) {
-    const tmp = join(dir, `.rtnetlink-${process.pid}-${Date.now()}.tmp`);
-    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o500);
+  return why && `directory ${dir} ${why}: make it a directory owned by uid ${uid} with mode 0700, or remove it`;
+}
+
+/**
+ * Writes bytes to file through a temporary file of its own (O_EXCL) renamed into place: concurrent plugin processes
+ * each rename complete, identical bytes, and a reader opens either the old file or a whole new one.
+ */
+function writeAtomically(file: string, bytes: Buffer): void {
+  const tmp = join(dirname(file), `.rtnetlink-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o500);
+  try {
     try {
       writeSync(fd, bytes);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
-    try {
-      renameSync(tmp, file);
-    } catch (err) {
-      rmSync(tmp, { force: true });
-      throw err;
-    }
+    renameSync(tmp, file);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
   }
-  return file;
 }
 
-/** Checks file against expected and loads it. */
-function loadChecked(file: string, expected: string, uid: number): AddonLoad {
-  const untrusted = untrustedFileReason(file, uid);
-  if (untrusted) return { reason: `${file} ${untrusted}: remove it (the daemon writes it again)` };
-  const actual = sha256(readFileSync(file));
-  if (actual !== expected) return { reason: `${file} has sha256 ${actual}, not the ${expected} this executable was built with: remove it (the daemon writes it again)` };
-  const addon = dlopen(file);
-  for (const fn of ['open', 'transact', 'close', 'writeInNetns', 'strerror'] as const) {
-    if (typeof addon[fn] !== 'function') return { reason: `${file} has no function ${fn}: it is not this version's rtnetlink addon` };
+/**
+ * The executable's asset at dir/rtnetlink-<hash>.node. A file already there is loaded when it passes the checks
+ * (the common case: a standalone plugin process neither reads the asset nor writes); one that does not (missing,
+ * another hash, wrong owner or mode, a symlink) is replaced from the asset, whose hash is checked first, and checked
+ * again before it is loaded.
+ */
+export function loadFromSea(sea: Pick<SeaApi, 'getAsset'>, expected: string, dir: string, uid: number): AddonLoad {
+  const untrustedDir = untrustedNativeDirReason(dir, uid);
+  if (untrustedDir) return { reason: untrustedDir };
+  const file = join(dir, `rtnetlink-${expected.slice(0, 16)}.node`);
+  const first = loadChecked(file, expected, uid);
+  if ('addon' in first) return first;
+  const present = lstatOrUndefined(file) !== undefined;
+  let bytes: Buffer;
+  try {
+    bytes = Buffer.from(sea.getAsset(RTNETLINK_ASSET));
+  } catch {
+    return { reason: `this executable has no ${RTNETLINK_ASSET} asset (built without a C compiler?)` };
   }
-  return { addon, path: file };
+  if (sha256(bytes) !== expected) return { reason: `the executable's ${RTNETLINK_ASSET} asset does not match the hash recorded at build time` };
+  try {
+    writeAtomically(file, bytes);
+  } catch (err) {
+    return { reason: `${first.reason}, and writing it from the executable failed (${err instanceof Error ? err.message : String(err)})` };
+  }
+  const again = loadChecked(file, expected, uid);
+  return 'addon' in again && present ? { ...again, replaced: first.reason.replace(/: remove it$/, '') } : again;
 }
 
 /** Outside a SEA: build/ beside the bundle (build/dpu-overlay.cjs) or above the sources (src/kernel). */
@@ -110,15 +163,8 @@ export function loadRtnetlink(dir: string, buildDir = defaultBuildDir()): AddonL
     const sea = seaApi();
     if (sea) {
       const expected = typeof __RTNETLINK_SHA256__ === 'string' ? __RTNETLINK_SHA256__ : '';
-      let bytes: Buffer;
-      try {
-        bytes = Buffer.from(sea.getAsset(RTNETLINK_ASSET));
-      } catch {
-        return { reason: `this executable has no ${RTNETLINK_ASSET} asset (built without a C compiler?)` };
-      }
       if (!/^[0-9a-f]{64}$/.test(expected)) return { reason: 'this executable records no hash for its rtnetlink addon' };
-      if (sha256(bytes) !== expected) return { reason: `the executable's ${RTNETLINK_ASSET} asset does not match the hash recorded at build time` };
-      return loadChecked(placeAsset(bytes, expected, dir, uid), expected, uid);
+      return loadFromSea(sea, expected, dir, uid);
     }
     const file = join(buildDir, RTNETLINK_ASSET);
     if (!existsSync(file)) return { reason: `${file} does not exist: npm run build compiles it` };

@@ -1,6 +1,6 @@
 /**
- * The host link operations of ADD and DEL over rtnetlink, in the daemon's own process: no `ip` or `nsenter`
- * child (each fork copies the daemon's whole address space on its busy main thread). What the daemon does not
+ * The host link operations of ADD and DEL over rtnetlink, in the plugin's or the daemon's own process: no `ip` or
+ * `nsenter` child (each fork copies the whole address space; in the daemon on its busy main thread). What is not
  * run on every ADD/DEL (CHECK's interface state, VF admin settings) stays with `ip` in LinkOps.
  * Each operation opens a NETLINK_ROUTE socket inside the namespace it acts in and closes it at the end.
  */

@@ -26,8 +26,8 @@ export interface Deps {
   nodeConfig?: string;
   /** Called once the config is loaded, before anything else: the daemon refuses (throws) or accepts the command here. */
   admit?(conf: NetConf): void;
-  /** The host link operations (default: LinkOps, through `ip`); the daemon passes its in-process netlink. */
-  links?(runner: CommandRunner): LinkOps;
+  /** The host link operations (default: LinkOps, through `ip`); both paths pass host-links.ts's choice (log: the command's). */
+  links?(runner: CommandRunner, log: Logger): LinkOps;
   /** Called with the step timings of the closing log line (the daemon's metrics). */
   observeSteps?(command: string, steps: Readonly<Record<string, number>>): void;
 }
@@ -55,7 +55,7 @@ export function prepare(req: CniRequest, deps: Deps): Context {
   if (ignored) log.warn(ignored);
   log.debug({ nodeConfig: node.path, keys: node.values ? Object.keys(node.values) : undefined }, node.values ? 'node file merged' : 'no node file');
   const state = new StateStore(conf.stateDir);
-  return { req, conf, log, timer, state, sysfs: new Sysfs(conf.sysfsRoot), links: deps.links?.(deps.runner) ?? new LinkOps(deps.runner), ipam: new IpamDelegate(deps.runner, { env: req.rawEnv, stderr: deps.stderr ?? ((text) => void process.stderr.write(text)) }), deps };
+  return { req, conf, log, timer, state, sysfs: new Sysfs(conf.sysfsRoot), links: deps.links?.(deps.runner, log) ?? new LinkOps(deps.runner), ipam: new IpamDelegate(deps.runner, { env: req.rawEnv, stderr: deps.stderr ?? ((text) => void process.stderr.write(text)) }), deps };
 }
 
 /**

@@ -1,16 +1,17 @@
 /**
- * End-to-end: the daemon's host steps go through its in-process rtnetlink (native/rtnetlink, loaded from the
- * executable's SEA asset): an ADD and a DEL through the daemon start no `ip`, `nsenter` or `tee` (counted with
- * strace attached to the daemon: every child that made a successful execve). When the addon cannot be loaded
- * (here: a file of its name in the native directory whose hash is not the one recorded at build time) the daemon
- * says why once and runs `ip` as the standalone plugin does.
+ * End-to-end: the host steps go through in-process rtnetlink (native/rtnetlink, loaded from the executable's SEA
+ * asset), in the daemon and in the standalone plugin alike: an ADD and a DEL start no `ip`, `nsenter` or `tee`
+ * (counted with strace: every child that made a successful execve). A file of the addon's name in the native
+ * directory whose hash is not the one recorded at build time is replaced; when the addon cannot be loaded at all
+ * (here: a directory in the file's place) the process says why once and runs `ip` and `nsenter` instead.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import {
-  cni, container, firstIp, hostLocal, inNetns, netConf, readJsonLines, removeContainers, requireBinary, type Site, site, spawnDaemon, stopDaemon, type Testbed,
-  testbedDown, testbedUp,
+  BINARY, cni, type CniCall, container, envFor, firstIp, hostLocal, inNetns, netConf, nodeEnv, readJsonLines, removeContainers, requireBinary, type Site, site, spawnDaemon, stopDaemon,
+  type Testbed, testbedDown, testbedUp,
 } from '../testkit/testbed';
 
 jest.setTimeout(240000);
@@ -71,6 +72,50 @@ async function children(t: Traced): Promise<string[]> {
   return [...byPid.values()];
 }
 
+const addonFile = (dir: string) => join(dir, `rtnetlink-${readFileSync(ADDON_SHA, 'utf8').trim().slice(0, 16)}.node`);
+
+/** A root-only native directory (under the testbed's state) whose addon file name is taken by a directory. */
+function unplaceableNativeDir(name: string): string {
+  const dir = join(tb.stateDir, name);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { mode: 0o700 });
+  chmodSync(dir, 0o700);
+  mkdirSync(addonFile(dir));
+  return dir;
+}
+
+/** Runs the standalone plugin under strace -f in the host's netns; its stdout, status and the programs its children ran. */
+function tracedPlugin(conf: Record<string, unknown>, call: CniCall, env: Record<string, string>): { stdout: string; status: number | null; children: string[] } {
+  const out = join(tb.stateDir, `strace-standalone-${call.containerId}-${call.command}`);
+  rmSync(out, { force: true });
+  const r = spawnSync('ip', ['netns', 'exec', A.hostNetns, 'strace', '-f', '-qq', '-e', 'trace=execve', '-o', out, BINARY], { input: JSON.stringify(conf), env: { ...envFor(call, nodeEnv(A, conf)), ...env }, encoding: 'utf8', timeout: 120000 });
+  const byPid = new Map<string, string>();
+  for (const line of readFileSync(out, 'utf8').split('\n')) {
+    const m = /^(\d+) +execve\("([^"]+)".*= 0$/.exec(line);
+    if (m && !byPid.has(m[1] as string)) byPid.set(m[1] as string, (m[2] as string).split('/').pop() as string);
+  }
+  const [, ...children] = [...byPid.values()]; // the first is the plugin itself
+  return { stdout: r.stdout, status: r.status, children };
+}
+
+/** A standalone ADD (with an address and a route) then DEL with native directory dir; the children of each and the plugin's netlink log lines. */
+function standaloneAddDel(id: string, dir: string): { add: string[]; del: string[]; lines: Array<Record<string, unknown>> } {
+  const logFile = join(tb.stateDir, `plugin-${A.name}.log`);
+  const before = readJsonLines(logFile).length;
+  const conf = netConf(tb, A, { ipam: hostLocal(tb, A, '10.95.0.0/24', '10.95.0.10', '10.95.0.20') });
+  const ns = container(id);
+  const call = { containerId: id, netns: ns, ifname: 'net1' };
+  const add = tracedPlugin(conf, { command: 'ADD', ...call }, { DPU_OVERLAY_NATIVE_DIR: dir });
+  expect([add.status, add.stdout]).toEqual([0, expect.stringContaining('"interfaces"')]);
+  expect(via(id, 'ADD')).toBeUndefined();
+  expect(inNetns(ns, 'ip', ['-o', 'addr', 'show', 'dev', 'net1']).stdout).toContain(`inet ${firstIp(JSON.parse(add.stdout))}/24`);
+  expect(inNetns(ns, 'cat', ['/proc/sys/net/ipv4/conf/net1/arp_notify']).stdout.trim()).toBe('1');
+  const del = tracedPlugin(conf, { command: 'DEL', ...call }, { DPU_OVERLAY_NATIVE_DIR: dir });
+  expect(del.status).toBe(0);
+  expect(inNetns(ns, 'ip', ['-o', 'link', 'show']).stdout.split('\n').filter(Boolean)).toHaveLength(1); // lo only
+  return { add: add.children, del: del.children, lines: readJsonLines(logFile).slice(before).filter((l) => /in-process netlink/.test(String(l.msg))) };
+}
+
 function daemonConf(socket: string): Record<string, unknown> {
   return netConf(tb, A, { ipam: hostLocal(tb, A, '10.94.0.0/24', '10.94.0.10', '10.94.0.20'), dpu: { daemonSocket: socket } });
 }
@@ -116,13 +161,8 @@ maybe('the daemon speaks rtnetlink itself', () => {
     }
   });
 
-  test('an addon file whose hash is not the recorded one: one warning saying so and what to do, and the daemon runs ip', async () => {
-    const dir = join(tb.stateDir, 'native-bad');
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir, { mode: 0o700 });
-    chmodSync(dir, 0o700);
-    const sha = readFileSync(ADDON_SHA, 'utf8').trim();
-    writeFileSync(join(dir, `rtnetlink-${sha.slice(0, 16)}.node`), 'not the addon', { mode: 0o500 });
+  test('an addon that cannot be placed (a directory in its file\'s place): one warning saying so and what to do, and the daemon runs ip', async () => {
+    const dir = unplaceableNativeDir('native-bad');
     const socket = join(tb.stateDir, 'daemon-nlbad', 'd.sock');
     const log = join(tb.stateDir, 'daemon-nlbad.log');
     const d = await spawnDaemon(A, { socket, logFile: log, stateDir: join(tb.stateDir, `plugin-${A.name}`), env: { DPU_OVERLAY_NATIVE_DIR: dir } });
@@ -132,7 +172,7 @@ maybe('the daemon speaks rtnetlink itself', () => {
       expect(del).toEqual(expect.arrayContaining(['ip', 'nsenter']));
       const lines = netlinkLines(log);
       expect(lines).toEqual([expect.objectContaining({ level: 40, msg: 'in-process netlink unavailable: host link steps run ip and nsenter' })]);
-      expect(String(lines[0]?.reason)).toMatch(/has sha256 [0-9a-f]{64}, not the [0-9a-f]{64} this executable was built with: remove it/);
+      expect(String(lines[0]?.reason)).toMatch(/rtnetlink-[0-9a-f]{16}\.node is not a regular file: remove it, and writing it from the executable failed/);
     } finally {
       await stopDaemon(d);
       rmSync(dir, { recursive: true, force: true });
@@ -176,5 +216,65 @@ maybe('the daemon speaks rtnetlink itself', () => {
     } finally {
       await stopDaemon(d);
     }
+  });
+});
+
+maybe('the standalone plugin speaks rtnetlink itself', () => {
+  const sha = () => readFileSync(ADDON_SHA, 'utf8').trim();
+  const fresh = (name: string) => {
+    const dir = join(tb.stateDir, name);
+    rmSync(dir, { recursive: true, force: true });
+    return dir;
+  };
+
+  test('first ADD writes the addon (0700 directory, 0500 file, the recorded hash); ADD and DEL start only the IPAM plugin', () => {
+    const dir = fresh('native-sa');
+    const { add, del, lines } = standaloneAddDel('sa1', dir);
+    expect(add.filter((n) => n !== 'host-local')).toEqual([]);
+    expect(add).toContain('host-local');
+    expect(del.filter((n) => n !== 'host-local')).toEqual([]);
+    expect(lines.filter((l) => Number(l.level) >= 40)).toEqual([]);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(statSync(addonFile(dir)).mode & 0o777).toBe(0o500);
+    expect(createHash('sha256').update(readFileSync(addonFile(dir))).digest('hex')).toBe(sha());
+    expect(readdirSync(dir)).toEqual([basename(addonFile(dir))]);
+  });
+
+  test('a file of the addon\'s name with another hash is replaced (one warning saying what was there) and loaded', () => {
+    const dir = fresh('native-sa-wrong');
+    mkdirSync(dir, { mode: 0o700 });
+    chmodSync(dir, 0o700);
+    writeFileSync(addonFile(dir), 'not the addon', { mode: 0o500 });
+    const { add, del, lines } = standaloneAddDel('sa2', dir);
+    expect(add.filter((n) => n !== 'host-local')).toEqual([]);
+    expect(del.filter((n) => n !== 'host-local')).toEqual([]);
+    expect(lines.filter((l) => Number(l.level) >= 40)).toEqual([expect.objectContaining({ msg: 'in-process netlink: replaced an addon file that failed its checks', was: expect.stringMatching(/has sha256 [0-9a-f]{64}, not the/) })]);
+    expect(createHash('sha256').update(readFileSync(addonFile(dir))).digest('hex')).toBe(sha());
+  });
+
+  test('an addon that cannot be placed: one warning per command saying why, and ip and nsenter do the host steps', () => {
+    const dir = unplaceableNativeDir('native-sa-bad');
+    const { add, del, lines } = standaloneAddDel('sa3', dir);
+    expect(add).toEqual(expect.arrayContaining(['ip', 'nsenter']));
+    expect(del).toEqual(expect.arrayContaining(['ip', 'nsenter']));
+    expect(lines).toEqual([
+      expect.objectContaining({ level: 40, command: 'ADD', msg: 'in-process netlink unavailable: host link steps run ip and nsenter', reason: expect.stringMatching(/is not a regular file: remove it/) }),
+      expect.objectContaining({ level: 40, command: 'DEL', msg: 'in-process netlink unavailable: host link steps run ip and nsenter' }),
+    ]);
+  });
+
+  test('concurrent first commands: eight processes race to write the addon; all load it, one file is left, no temporary files', async () => {
+    const dir = fresh('native-sa-race');
+    const conf = netConf(tb, A, { ipam: hostLocal(tb, A, '10.95.1.0/24', '10.95.1.10', '10.95.1.20') });
+    const runs = await Promise.all(Array.from({ length: 8 }, (_, i) => new Promise<number | null>((resolve) => {
+      const p = spawn('ip', ['netns', 'exec', A.hostNetns, BINARY], { env: { ...envFor({ command: 'STATUS' }, nodeEnv(A, conf)), DPU_OVERLAY_NATIVE_DIR: dir }, stdio: ['pipe', 'ignore', 'ignore'] });
+      p.stdin.end(JSON.stringify({ ...conf, name: `race${i}` }));
+      p.once('exit', (code) => resolve(code));
+    })));
+    expect(runs).toEqual(Array(8).fill(0));
+    expect(readdirSync(dir)).toEqual([basename(addonFile(dir))]);
+    expect(createHash('sha256').update(readFileSync(addonFile(dir))).digest('hex')).toBe(sha());
+    const warned = readJsonLines(join(tb.stateDir, `plugin-${A.name}.log`)).filter((l) => /in-process netlink/.test(String(l.msg)) && Number(l.level) >= 40 && /^race/.test(String(l.network)));
+    expect(warned).toEqual([]);
   });
 });

@@ -48,7 +48,7 @@ afterAll(async () => {
   removeTmpDirs();
 });
 
-function runPlugin(daemonSocket: string, cacheOut: string): Promise<{ code: number | null; stdout: string; stderr: string; loaded: string[] }> {
+function runPlugin(daemonSocket: string, cacheOut: string, stdin = JSON.stringify({ cniVersion: '1.1.0', name: 'n', vni: 1 })): Promise<{ code: number | null; stdout: string; stderr: string; loaded: string[] }> {
   const nodeFile = `${cacheOut}.node.json`;
   writeFileSync(nodeFile, JSON.stringify({ stateDir: join(dir, 'state'), logFile: join(dir, 'log'), dpu: { daemonSocket } }), { mode: 0o644 });
   const child = spawn(process.execPath, ['--require', preload, bundle], {
@@ -59,7 +59,8 @@ function runPlugin(daemonSocket: string, cacheOut: string): Promise<{ code: numb
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdin.end(JSON.stringify({ cniVersion: '1.1.0', name: 'n', vni: 1 }));
+  child.stdin.on('error', () => undefined); // the plugin may stop reading an oversized config
+  child.stdin.end(stdin);
   return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr, loaded: JSON.parse(readFileSync(cacheOut, 'utf8')) as string[] })));
 }
 
@@ -76,5 +77,15 @@ describe('the forwarding plugin', () => {
     const out = await runPlugin('', join(dir, 'cache-standalone.json'));
     expect(out.stdout).toMatch(/"code":7/); // no DPU: the standalone plugin's own config error
     expect(heavy(out.loaded)).not.toEqual([]);
+  });
+
+  // Found by the stress fuzzer: the entry read the oversized stdin, and its CniError reached the second bundle,
+  // whose CniError is another class: code 5 with a stack trace instead of code 6.
+  it('a config larger than the limit, read by the entry, is the second bundle\'s code 6 (no stack trace)', async () => {
+    const out = await runPlugin('', join(dir, 'cache-huge.json'), JSON.stringify({ cniVersion: '1.1.0', name: 'n', pad: 'x'.repeat(17 * 1024 * 1024) }));
+    expect(out.stdout).toMatch(/"code":6/);
+    expect(out.stdout).toMatch(/larger than 16777216 bytes/);
+    expect(out.stderr).not.toMatch(/unexpected error|at readStdin/);
+    expect(out.code).toBe(1);
   });
 });

@@ -1,10 +1,11 @@
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { KernelError } from '../../src/kernel/errors';
 import { NetlinkLinkOps } from '../../src/kernel/rtnetlink';
 import type { RtnetlinkAddon } from '../../src/kernel/rtnetlink-addon';
-import { loadRtnetlink } from '../../src/kernel/rtnetlink-addon';
+import { loadFromSea, loadRtnetlink } from '../../src/kernel/rtnetlink-addon';
 import { encodeMessage, ifinfomsg, RTM_NEWLINK, splitMessages, stringAttr, u32Attr } from '../../src/kernel/rtnetlink-message';
 import { layerErrorToCni } from '../../src/plugin/layer-errors';
 import { ScriptedRunner } from './helpers/scripted-runner';
@@ -119,5 +120,79 @@ describe('loadRtnetlink outside a SEA', () => {
     writeFileSync(`${file}.sha256`, '2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881');
     expect(readFileSync(file, 'utf8')).toBe('x');
     expect(loadRtnetlink('/nonexistent', dir)).toEqual({ reason: expect.stringMatching(/is writable by group or others/) });
+  });
+});
+
+describe('loadFromSea: the addon file in the native directory', () => {
+  const built = join(__dirname, '../../build/rtnetlink.node');
+  const maybe = existsSync(built) ? it : it.skip;
+  const uid = process.geteuid?.() ?? 0;
+  let root: string;
+  let dir: string;
+  let bytes: Buffer;
+  let sha: string;
+  let assetReads: number;
+  const sea = { getAsset: () => ((assetReads += 1), bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer) };
+  const fileIn = () => join(dir, `rtnetlink-${sha.slice(0, 16)}.node`);
+  beforeEach(() => {
+    root = mkdtempSync(join(tmpdir(), 'rtnl-sea-'));
+    dir = join(root, 'native');
+    if (existsSync(built)) bytes = readFileSync(built);
+    sha = existsSync(built) ? createHash('sha256').update(bytes).digest('hex') : '';
+    assetReads = 0;
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  maybe('missing: the directory is made 0700, the file written 0500 from the asset and loaded', () => {
+    const r = loadFromSea(sea, sha, dir, uid);
+    expect(r).toEqual({ addon: expect.objectContaining({ open: expect.any(Function) }), path: fileIn() });
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(statSync(fileIn()).mode & 0o777).toBe(0o500);
+    expect(readdirSync(dir)).toEqual([basename(fileIn())]);
+  });
+
+  maybe('present and right: loaded without reading the asset or writing', () => {
+    loadFromSea(sea, sha, dir, uid);
+    const before = statSync(fileIn());
+    assetReads = 0;
+    expect(loadFromSea(sea, sha, dir, uid)).toEqual({ addon: expect.any(Object), path: fileIn() });
+    expect(assetReads).toBe(0);
+    expect(statSync(fileIn()).ino).toBe(before.ino);
+  });
+
+  maybe('present with another hash: replaced from the asset, and the caller is told what was there', () => {
+    mkdirSync(dir, { mode: 0o700 });
+    writeFileSync(fileIn(), 'not the addon', { mode: 0o500 });
+    expect(loadFromSea(sea, sha, dir, uid)).toEqual({ addon: expect.any(Object), path: fileIn(), replaced: expect.stringMatching(/has sha256 [0-9a-f]{64}, not the/) });
+    expect(createHash('sha256').update(readFileSync(fileIn())).digest('hex')).toBe(sha);
+  });
+
+  maybe('a symlink in its place is replaced, never followed', () => {
+    mkdirSync(dir, { mode: 0o700 });
+    const target = join(root, 'elsewhere');
+    writeFileSync(target, 'x');
+    symlinkSync(target, fileIn());
+    expect(loadFromSea(sea, sha, dir, uid)).toEqual(expect.objectContaining({ path: fileIn(), replaced: expect.stringContaining('cannot be opened (ELOOP)') }));
+    expect(readFileSync(target, 'utf8')).toBe('x');
+    expect(lstatSync(fileIn()).isFile()).toBe(true);
+  });
+
+  maybe('a directory in its place cannot be replaced: a reason, nothing loaded, no temporary file left', () => {
+    mkdirSync(fileIn(), { recursive: true });
+    chmodSync(dir, 0o700);
+    expect(loadFromSea(sea, sha, dir, uid)).toEqual({ reason: expect.any(String) });
+    expect(readdirSync(dir)).toEqual([basename(fileIn())]);
+  });
+
+  maybe('a native directory others can read or write is refused before anything is read from it', () => {
+    mkdirSync(dir, { mode: 0o755 });
+    chmodSync(dir, 0o755);
+    expect(loadFromSea(sea, sha, dir, uid)).toEqual({ reason: expect.stringMatching(/has mode 755, not 0700: make it a directory owned by uid \d+ with mode 0700, or remove it/) });
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  maybe('an asset whose bytes do not match the recorded hash is never written', () => {
+    expect(loadFromSea(sea, 'b'.repeat(64), dir, uid)).toEqual({ reason: expect.stringMatching(/asset does not match the hash recorded at build time/) });
+    expect(readdirSync(dir)).toEqual([]);
   });
 });
