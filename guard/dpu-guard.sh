@@ -43,12 +43,18 @@ use strict;
 # No "use warnings": loading warnings.pm is a quarter of the guard's CPU per call (callgrind: 9 of 35 M instructions
 # for a plug), and every call is an ADD or DEL waiting. Warnings never decide what is refused; the guard tests
 # compile this file with perl -w to keep it warning-free.
+#
+# Compiling is most of what the guard costs per call, so only the part every call needs is compiled up front (the
+# options, the tokeniser, the ip/ovs-vsctl shapes of a plug). The rest sits in sections after __DATA__ and is
+# compiled on the first command that needs it (load_section): "ovsdb" (the owner-checked and bridge/tunnel removal
+# transactions), "ovn" (--ovn's shapes) and "devlink" (DPU-mode VF functions). What a section decides is the same
+# as if it were compiled up front; a section that does not compile refuses everything that needs it.
 
 my $ME = 'dpu-guard';
 my $REFUSED = 126;
 
 # ---------------------------------------------------------------- options
-my (@bridge_prefixes, @rep_templates, $dry_run, $ovn, @ovn_prefixes);
+my (@bridge_prefixes, @rep_templates, $dry_run, $ovn, @ovn_prefixes, $compile_all);
 while (@ARGV) {
   my $o = shift @ARGV;
   if ($o eq '--bridge-prefix' && @ARGV) { push @bridge_prefixes, shift @ARGV }
@@ -57,6 +63,7 @@ while (@ARGV) {
   elsif ($o =~ /^--representor-template=(.*)\z/s) { push @rep_templates, $1 }
   elsif ($o eq '--dry-run') { $dry_run = 1 }
   elsif ($o eq '--ovn') { $ovn = 1 }
+  elsif ($o eq '--compile-all') { $compile_all = 1 }
   elsif ($o eq '--ovn-switch-prefix' && @ARGV) { push @ovn_prefixes, shift @ARGV }
   elsif ($o =~ /^--ovn-switch-prefix=(.*)\z/s) { push @ovn_prefixes, $1 }
   else { print STDERR "$ME: refused: bad guard option in authorized_keys: $o\n"; exit $REFUSED }
@@ -100,6 +107,8 @@ my $EXT = qr/external_ids:$EXTKEY=$JSTR/;
 # DPU-mode VF settings: a devlink port handle, a unicast (or all-zero: "unset") MAC, a smart_nic VF directory.
 my $DL_HANDLE = qr/pci\/[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]\/(?:0|[1-9][0-9]{0,8})/;
 my $UMAC = qr/[0-9a-f][02468ace](?::[0-9a-f]{2}){5}/;
+my $NOT_OURS = "not this DPU's system-id";
+my $OVN_TIMEOUT = qr/--timeout=(?:[1-9][0-9]?|[1-5][0-9][0-9]|600)/;
 my $SMARTNIC = qr/\/sys\/class\/net\/p[0-9]{1,3}\/smart_nic\/vf[0-9]{1,5}/;
 
 sub printable {
@@ -228,6 +237,206 @@ sub vsctl_sub_ok {
   return 0;
 }
 
+
+# Runs argv (never through a shell) and returns its stdout and wait status. Its stderr is dropped unless
+# keep_stderr: then it reaches the plugin, with a line of our own if argv cannot be run at all.
+sub capture {
+  my ($keep_stderr, @argv) = @_;
+  my $pid = open(my $fh, '-|');
+  refuse("cannot fork: $!") unless defined $pid;
+  if ($pid == 0) {
+    open(STDERR, '>', '/dev/null') unless $keep_stderr;
+    { exec { $argv[0] } @argv }
+    print STDERR "$ME: cannot run $argv[0]: $!\n" if $keep_stderr;
+    exit 127;
+  }
+  my $out = do { local $/; <$fh> };
+  close $fh;
+  return (defined $out ? $out : '', $?);
+}
+
+sub smartnic_write {
+  my ($path, $value) = @_;
+  open(my $fh, '>', $path) or do { print STDERR "$ME: cannot open $path: $!\n"; exit 1 };
+  print $fh $value or do { print STDERR "$ME: cannot write $path: $!\n"; exit 1 };
+  close($fh) or do { print STDERR "$ME: cannot write $path: $!\n"; exit 1 };
+}
+
+# ---------------------------------------------------------------- sections compiled on demand
+# The text after __DATA__ is split at "#@section <name>" lines; load_section compiles one the first time a command
+# needs it, in this file's scope (it sees the options and patterns above). Returns 1 (so it can sit in a condition).
+my (%SECTION, %LOADED);
+sub load_section {
+  my $name = shift;
+  return 1 if $LOADED{$name};
+  unless (%SECTION) {
+    my $text = do { local $/; <DATA> };
+    my $at = 0;
+    for (split /^(?=#\@section )/m, defined $text ? $text : '') {
+      $SECTION{$1} = [$at, $_] if /^#\@section ([a-z]+)\n/;
+      $at += tr/\n//;
+    }
+  }
+  my $s = $SECTION{$name};
+  my $ok = defined $s && eval qq{#line @{[$s->[0] + 1]} "dpu-guard after __DATA__"\n$s->[1]\n1};
+  $LOADED{$name} = 1;
+  refuse("internal error: the guard's section $name does not compile: " . printable(defined $s ? $@ : 'missing')) unless $ok;
+  return 1;
+}
+
+# Returns undef if allowed, else the reason.
+sub check_command {
+  my @a = @_;
+  my $s = join(' ', @a);
+  my $prog = $a[0];
+  if ($prog eq 'ip') {
+    return undef if @a == 6 && $a[1] eq '-j' && $a[2] eq 'addr' && $a[3] eq 'show' && $a[4] eq 'to' && $a[5] =~ /^$IP\z/;
+    return undef if @a == 8 && $a[1] eq 'link' && $a[2] eq 'set' && $a[3] eq 'dev' && $a[4] =~ /^$REP\z/
+      && $a[5] eq 'mtu' && $a[6] =~ /^$UINT\z/ && $a[6] >= 68 && $a[6] <= 65535 && $a[7] eq 'up';
+    return 'only "ip link set dev <representor> mtu <68..65535> up" and "ip -j addr show to <address>" are allowed';
+  }
+  if ($prog eq 'ovs-vsctl') {
+    return undef if $s eq 'ovs-vsctl --timeout=1 wait-until Open_vSwitch . other_config:hw-offload=true';
+    return undef if $ovn && load_section('ovn') && ovn_command_ok(@a);
+    return 'ovs-vsctl must start with --timeout=<seconds> -f json --'
+      unless @a >= 6 && $a[1] =~ /^--timeout=[1-9][0-9]{0,3}\z/ && $a[2] eq '-f' && $a[3] eq 'json' && $a[4] eq '--';
+    my @sub;
+    for my $w (@a[5 .. $#a], '--') {
+      if ($w eq '--') {
+        return 'empty ovs-vsctl subcommand' unless @sub;
+        return 'ovs-vsctl subcommand not allowed: ' . printable(join(' ', @sub)) unless vsctl_sub_ok(@sub) || ($ovn && load_section('ovn') && ovn_vsctl_sub_ok(@sub));
+        @sub = ();
+      } else {
+        push @sub, $w;
+      }
+    }
+    return undef;
+  }
+  if ($prog eq 'ovsdb-client') {
+    if ($ovn && @a == 4 && $a[1] =~ /^$OVN_TIMEOUT\z/ && $a[2] =~ /^(?:transact|query)\z/ && $a[3] =~ /^\["OVN_Northbound",/) {
+      load_section('ovn');
+      my ($shape, $why) = nb_shape($a[2], $a[3]);
+      return "ovsdb-client $a[2] OVN_Northbound: $why" unless defined $shape;
+      return undef;
+    }
+    load_section('ovsdb');
+    return ovsdb_why(@a);
+  }
+  if ($prog eq 'devlink') {
+    load_section('devlink');
+    return devlink_why(@a);
+  }
+  if ($prog eq 'cat') {
+    # the daemon's recovery probe (has the DPU rebooted?) and the older BSP's VF function settings
+    return undef if @a == 2 && $a[1] eq '/proc/sys/kernel/random/boot_id';
+    return undef if @a == 2 && $a[1] =~ /^$SMARTNIC\/config\z/;
+    return 'only "cat /proc/sys/kernel/random/boot_id" and "cat /sys/class/net/p<N>/smart_nic/vf<M>/config" are allowed';
+  }
+  if ($prog eq 'dpu-guard') {
+    # the guard writes these sysfs files itself (no shell here to redirect into them)
+    return undef if @a == 4 && $a[1] eq 'smartnic-write' && (
+      ($a[2] =~ /^$SMARTNIC\/mac\z/ && $a[3] =~ /^$UMAC\z/)
+      || ($a[2] =~ /^$SMARTNIC\/vport_state\z/ && $a[3] =~ /^(?:Up|Down|Follow)\z/)
+      || ($a[2] =~ /^$SMARTNIC\/(?:max|min)_tx_rate\z/ && $a[3] =~ /^$UINT\z/));
+    return 'only "dpu-guard smartnic-write /sys/class/net/p<N>/smart_nic/vf<M>/{mac,vport_state,max_tx_rate,min_tx_rate} <value>" is allowed';
+  }
+  if ($prog eq 'ovn-appctl') {
+    return undef if $ovn && load_section('ovn') && ovn_command_ok(@a);
+    return $ovn ? 'only "ovn-appctl -t ovn-controller connection-status" is allowed' : 'ovn-appctl is allowed only with the guard option --ovn';
+  }
+  if ($prog eq 'ovs-appctl') {
+    return undef if $s eq 'ovs-appctl dpctl/dump-flows type=offloaded';
+    return 'only "ovs-appctl dpctl/dump-flows type=offloaded" is allowed';
+  }
+  return 'command ' . printable($prog) . ' is not allowed';
+}
+
+# ---------------------------------------------------------------- main
+# --compile-all (for the guard's tests, run with perl -w): compile every section and stop.
+if ($compile_all) { load_section($_) for qw(ovsdb ovn ovnrest devlink); exit 0 }
+my $MAX_LINE = 1024 * 1024;
+my $line = $ENV{SSH_ORIGINAL_COMMAND};
+refuse('no command: interactive sessions are not allowed with this key') unless defined $line && $line ne '';
+if ($line eq 'sh -s') {
+  # The plugin's way to send long lines: the command line comes on stdin, one line ended by a newline,
+  # checked exactly like SSH_ORIGINAL_COMMAND. Nothing runs before all of it is read and checked.
+  binmode(STDIN);
+  my $input = '';
+  while (length($input) <= $MAX_LINE + 1) {
+    my $n = sysread(STDIN, $input, 65536, length $input);
+    refuse("cannot read the command line from stdin: $!") unless defined $n;
+    last if $n == 0;
+  }
+  refuse('command line on stdin longer than 1 MiB') if length($input) > $MAX_LINE + 1;
+  refuse('command line on stdin does not end with a newline') unless $input =~ s/\n\z//;
+  refuse('empty command line on stdin') if $input eq '';
+  $line = $input;
+  open(STDIN, '<', '/dev/null');
+}
+refuse('command line longer than 1 MiB') if length($line) > $MAX_LINE;
+
+my @commands = tokenise($line);
+# One request is at most 3 commands; the daemon's batch of up to 64 ADDs is one "ip link set" per
+# representor, the optional wait-until and one ovs-vsctl.
+# (Plugins that read the bridges' tunnels with one more ovs-vsctl after the plug, instead of at the end of its
+# transaction, send one more: the limit keeps room for them.)
+refuse('more than 67 commands joined with &&') if @commands > 67;
+my %nb_shape;
+for my $c (@commands) {
+  my $why = check_command(@$c);
+  refuse($why) if defined $why;
+  if ($c->[0] eq 'ovsdb-client' && @$c == 4 && $c->[3] =~ /^\["OVN_Northbound",/) {
+    # the NB server and its SSL options come from this DPU's settings, never from the plugin
+    my ($shape) = nb_shape($c->[2], $c->[3]);
+    my @remote = nb_remote_args();
+    my $nb = pop @remote;
+    @$c = ('ovsdb-client', $c->[1], @remote, $c->[2], $nb, $c->[3]);
+    $nb_shape{$c} = $shape;
+  }
+  if ($c->[0] eq 'ovsdb-client' && @$c == 3) {
+    my $uuid = removed_bridge($c->[2]);
+    refuse("ovsdb-client transact: bridge $uuid is not a VNI bridge") if defined $uuid && !bridge_uuid_ok($uuid);
+  }
+  if ($c->[0] eq 'devlink' && $c->[2] eq 'function' && ($c->[3] eq 'set' || $c->[3] eq 'rate')) {
+    my $handle = $c->[3] eq 'set' ? $c->[4] : $c->[5];
+    refuse("devlink: $handle is not the port of a VF representor on this DPU") unless devlink_handle_ok($handle);
+  }
+}
+
+for my $c (@commands) {
+  if ($dry_run) {
+    print join(' ', map { my $w = $_; $w =~ s/([\\\[\]])/\\$1/g; "[$w]" } @$c), "\n";
+    next;
+  }
+  if ($c->[0] eq 'dpu-guard') {
+    smartnic_write($c->[2], $c->[3]);
+    next;
+  }
+  if (defined $nb_shape{$c}) {
+    run_nb($nb_shape{$c}, @$c);
+    next;
+  }
+  my $rc = system { $c->[0] } @$c;
+  if ($rc == -1) {
+    print STDERR "$ME: cannot run $c->[0]: $!\n";
+    exit 127;
+  }
+  if ($? & 127) {
+    # like a shell's job message, naming the command (the plugin recognises a timed-out
+    # "ovs-vsctl --timeout=1 wait-until ..." by it: ovs-vsctl dies of SIGALRM on --timeout)
+    my $sig = $? & 127;
+    my $argv = join(' ', @$c);
+    $argv = substr($argv, 0, 300) . '...' if length($argv) > 300;
+    print STDERR "$ME: $argv: terminated by signal $sig" . ($sig == 14 ? ' (SIGALRM: timeout)' : '') . "\n";
+    exit(128 + $sig);
+  }
+  my $code = $? >> 8;
+  exit $code if $code != 0;
+}
+exit 0;
+
+__DATA__
+#@section ovsdb
 # ovsdb-client transact: only the "remove this bridge if its ports are still exactly these" transaction.
 my $TXN_RE = qr/^\["Open_vSwitch",\{"op":"wait","table":"Bridge","where":\[\["_uuid","==",\["uuid","($UUID)"\]\]\],"columns":\["ports"\],"until":"==","rows":\[\{"ports":\["set",\[(?:\["uuid","$UUID"\](?:,\["uuid","$UUID"\])*)?\]\]\}\],"timeout":0\},\{"op":"mutate","table":"Open_vSwitch","where":\[\],"mutations":\[\["bridges","delete",\["uuid","($UUID)"\]\]\]\}\]\z/;
 
@@ -256,6 +465,41 @@ sub tunnel_txn_why {
   return undef;
 }
 
+# The bridge a bridge-removal transaction removes (checked by bridge_uuid_ok before it runs), or undef.
+sub removed_bridge { return $_[0] =~ $TXN_RE ? $1 : undef }
+
+# The bridge-removal transaction names its bridge by UUID only: make sure it is a VNI bridge
+# (Bridge.name is immutable, so this cannot change between the check and the transaction).
+sub bridge_uuid_ok {
+  my $uuid = shift;
+  return 1 if $dry_run;
+  my ($out, $status) = capture(0, 'ovs-vsctl', '--timeout=10', '--if-exists', 'get', 'Bridge', $uuid, 'name');
+  refuse("ovsdb-client transact: cannot look up bridge $uuid (ovs-vsctl exit " . ($status >> 8) . ')') if $status != 0;
+  $out =~ s/\s+\z//;
+  return 1 if $out eq '';   # no such bridge: the transaction is a no-op
+  $out =~ s/^"(.*)"\z/$1/;
+  return $out =~ /^$BRIDGE\z/;
+}
+
+
+# Returns undef if the (non-northbound) ovsdb-client command is allowed, else the reason.
+sub ovsdb_why {
+  my @a = @_;
+  if (@a == 3 && $a[1] eq 'transact' && $a[2] =~ $TXN_RE) {
+    return 'ovsdb-client transact: the wait and the mutate must name the same bridge' unless $1 eq $2;
+    return undef;
+  }
+  if (@a == 3 && $a[1] eq 'transact' && $a[2] =~ $OWNED_RE) {
+    my ($u, $p, $c, $i, $net) = ($1, $2, $3, $4, $5);
+    return "ovsdb-client transact: port name $p is not a representor name" unless $p =~ /^$REP\z/;
+    return 'ovsdb-client transact: not the plugin\'s port removal' unless $a[2] eq txn_remove_owned($u, $p, $c, $i, $net);
+    return undef;
+  }
+  return tunnel_txn_why($1, $2, $3, $4, $5, $6) if @a == 3 && $a[1] eq 'transact' && $a[2] =~ $TUNNEL_TXN_RE;
+  return 'only the plugin\'s bridge-removal and tunnel-removal transactions and its owner-checked port removal are allowed for ovsdb-client';
+}
+
+#@section ovn
 # ---------------------------------------------------------------- OVN mode (--ovn)
 # The shapes of src/dpu/ovn/commands.ts. Each northbound transaction is matched loosely to extract its values,
 # the values are checked, and the transaction is rebuilt from them and compared byte for byte: extra ops,
@@ -264,27 +508,7 @@ sub tunnel_txn_why {
 my $SWITCH_UUID_PREFIX = 'd9c0a7e0-0dfb-4f1e-8a5c-';
 my $OVN_SWITCH = '(?:' . join('|', map { quotemeta($_) } @ovn_prefixes) . ')';
 my $MAC = qr/[0-9a-f]{2}(?::[0-9a-f]{2}){5}/;
-my $PORT_COLUMNS = '["_uuid","name","addresses","port_security","options","up","external_ids"]';
 my %OVN_LOCAL;
-
-# This DPU's own OVN settings, read once per line from its Open_vSwitch table.
-# Runs argv (never through a shell) and returns its stdout and wait status. Its stderr is dropped unless
-# keep_stderr: then it reaches the plugin, with a line of our own if argv cannot be run at all.
-sub capture {
-  my ($keep_stderr, @argv) = @_;
-  my $pid = open(my $fh, '-|');
-  refuse("cannot fork: $!") unless defined $pid;
-  if ($pid == 0) {
-    open(STDERR, '>', '/dev/null') unless $keep_stderr;
-    { exec { $argv[0] } @argv }
-    print STDERR "$ME: cannot run $argv[0]: $!\n" if $keep_stderr;
-    exit 127;
-  }
-  my $out = do { local $/; <$fh> };
-  close $fh;
-  return (defined $out ? $out : '', $?);
-}
-
 sub ovn_local {
   return \%OVN_LOCAL if %OVN_LOCAL;
   my @keys = qw(system-id ovn-nb ovn-nb-private-key ovn-nb-certificate ovn-nb-ca-cert ovn-bridge);
@@ -355,40 +579,10 @@ sub txn_add_port {
     . qq~{"op":"mutate","table":"Logical_Switch","where":[["_uuid","==",["uuid","$u"]]],"mutations":[["ports","insert",["set",[["uuid","$l"]]]]]}]~;
 }
 
-sub txn_delete_port {
-  my ($l, $p, $s) = @_;
-  return qq~["OVN_Northbound",{"op":"wait","table":"Logical_Switch_Port","where":[["_uuid","==",["uuid","$l"]],["name","==","$p"],["options","includes",["map",[["iface-id-ver","$l"],["requested-chassis","$s"]]]]],"columns":["name"],"until":"==","rows":[{"name":"$p"}],"timeout":0},~
-    . qq~{"op":"mutate","table":"Logical_Switch","where":[["ports","includes",["uuid","$l"]]],"mutations":[["ports","delete",["set",[["uuid","$l"]]]]]}]~;
-}
-
-sub txn_delete_switch {
-  my ($n, $v) = @_;
-  my $u = switch_uuid($v);
-  return qq~["OVN_Northbound",{"op":"wait","table":"Logical_Switch","where":[["_uuid","==",["uuid","$u"]],["name","==","$n"]],"columns":["ports"],"until":"==","rows":[{"ports":["set",[]]}],"timeout":0},~
-    . qq~{"op":"delete","table":"Logical_Switch","where":[["_uuid","==",["uuid","$u"]]]}]~;
-}
-
-sub query_port_by_name { return qq{["OVN_Northbound",{"op":"select","table":"Logical_Switch_Port","where":[["name","==","$_[0]"]],"columns":$PORT_COLUMNS}]} }
-
-sub query_check {
-  my ($l, $p, $n, $v) = @_;
-  my $u = switch_uuid($v);
-  return qq~["OVN_Northbound",{"op":"select","table":"Logical_Switch_Port","where":[["_uuid","==",["uuid","$l"]],["name","==","$p"]],"columns":$PORT_COLUMNS},~
-    . qq~{"op":"select","table":"Logical_Switch","where":[["_uuid","==",["uuid","$u"]],["name","==","$n"]],"columns":["name","ports","other_config"]}]~;
-}
-
-sub query_mine {
-  my ($s, $net) = @_;
-  return qq~["OVN_Northbound",{"op":"select","table":"Logical_Switch_Port","where":[["options","includes",["map",[["requested-chassis","$s"]]]],["external_ids","includes",["map",[["dpu-overlay.network",$net]]]]],"columns":$PORT_COLUMNS}]~;
-}
-
-my $QUERY_PING = '["OVN_Northbound",{"op":"comment","comment":"dpu-overlay status"}]';
-
 # An NB transaction or query: (shape, undef) if allowed, else (undef, reason). Tolerated errors per shape are in %NB_TOLERATED.
 # add-port: its logical port's UUID is new per ADD attempt, so "duplicate uuid" means this very transaction was
 # applied by an earlier run of the same line (repeated after a lost SSH channel).
 my %NB_TOLERATED = ('ensure-switch' => 'duplicate uuid', 'add-port' => 'duplicate uuid', 'delete-port' => 'timed out', 'delete-switch' => 'timed out');
-my $NOT_OURS = "not this DPU's system-id";
 
 sub nb_shape {
   my ($verb, $j) = @_;
@@ -408,37 +602,11 @@ sub nb_shape {
       return (undef, 'add-port: addresses must be a MAC and up to 8 IP addresses') unless $addr =~ /^$MAC(?: $IP){0,8}\z/;
       return $j eq txn_add_port($n, $v, $l, $p, $addr, $ps, $s, $c, $h, $i, $net) ? ('add-port', undef) : (undef, 'add-port: not the plugin\'s transaction');
     }
-    if ($j =~ /^\["OVN_Northbound",\{"op":"wait","table":"Logical_Switch_Port","where":\[\["_uuid","==",\["uuid","($UUID)"\]\],\["name","==","([^"]*)"\],\["options","includes",\["map",\[\["iface-id-ver","$UUID"\],\["requested-chassis","([^"]*)"\]/) {
-      my ($l, $p, $s) = ($1, $2, $3);
-      return (undef, "delete-port: requested-chassis is $NOT_OURS") unless $s eq $S;
-      return (undef, "delete-port: port name is $NOT_OURS") unless own_port_ok($p);
-      return $j eq txn_delete_port($l, $p, $s) ? ('delete-port', undef) : (undef, 'delete-port: not the plugin\'s transaction');
-    }
-    if ($j =~ /^\["OVN_Northbound",\{"op":"wait","table":"Logical_Switch","where":\[\["_uuid","==",\["uuid","$UUID"\]\],\["name","==","([^"]*)"\]\],"columns":\["ports"\]/) {
-      my ($n, $v) = ($1, vni_of_switch($1));
-      return (undef, "delete-switch: switch name $n is not a configured prefix and a VNI") unless defined $v;
-      return $j eq txn_delete_switch($n, $v) ? ('delete-switch', undef) : (undef, 'delete-switch: not the plugin\'s transaction');
-    }
-    return (undef, 'not one of the plugin\'s OVN_Northbound transactions');
+    load_section('ovnrest');
+    return nb_transact_rest($j, $S);
   }
-  return ('status', undef) if $j eq $QUERY_PING;
-  if ($j =~ /^\["OVN_Northbound",\{"op":"select","table":"Logical_Switch_Port","where":\[\["name","==","([^"]*)"\]\]/) {
-    return (undef, "query: port name is $NOT_OURS") unless own_port_ok($1);
-    return $j eq query_port_by_name($1) ? ('find-port', undef) : (undef, 'query: not the plugin\'s query');
-  }
-  if ($j =~ /^\["OVN_Northbound",\{"op":"select","table":"Logical_Switch_Port","where":\[\["_uuid","==",\["uuid","($UUID)"\]\],\["name","==","([^"]*)"\]\],"columns":[^}]*\},\{"op":"select","table":"Logical_Switch","where":\[\["_uuid","==",\["uuid","$UUID"\]\],\["name","==","([^"]*)"\]/) {
-    my ($l, $p, $n) = ($1, $2, $3);
-    my $v = vni_of_switch($n);
-    return (undef, "query: port name is $NOT_OURS") unless own_port_ok($p);
-    return (undef, "query: switch name $n is not a configured prefix and a VNI") unless defined $v;
-    return $j eq query_check($l, $p, $n, $v) ? ('check', undef) : (undef, 'query: not the plugin\'s query');
-  }
-  if ($j =~ /^\["OVN_Northbound",\{"op":"select","table":"Logical_Switch_Port","where":\[\["options","includes",\["map",\[\["requested-chassis","([^"]*)"\]\]\]\],\["external_ids","includes",\["map",\[\["dpu-overlay\.network",($JSTR)\]/) {
-    my ($s, $net) = ($1, $2);
-    return (undef, "query: requested-chassis is $NOT_OURS") unless $s eq $S;
-    return $j eq query_mine($s, $net) ? ('list-ports', undef) : (undef, 'query: not the plugin\'s query');
-  }
-  return (undef, 'not one of the plugin\'s OVN_Northbound queries');
+  load_section('ovnrest');
+  return nb_query($j, $S);
 }
 
 # ovs-vsctl subcommands of OVN mode: the representor on br-int, bound to one of this chassis's ports.
@@ -461,7 +629,6 @@ sub ovn_vsctl_sub_ok {
   return 0;
 }
 
-my $OVN_TIMEOUT = qr/--timeout=(?:[1-9][0-9]?|[1-5][0-9][0-9]|600)/;
 
 # Whole commands of OVN mode other than ovs-vsctl transactions; undef if not one.
 sub ovn_command_ok {
@@ -508,112 +675,104 @@ sub run_nb {
   }
 }
 
-# Returns undef if allowed, else the reason.
-sub check_command {
+#@section ovnrest
+# OVN mode's removals and queries (DEL, CHECK, GC, STATUS); needs the ovn section.
+my $PORT_COLUMNS = '["_uuid","name","addresses","port_security","options","up","external_ids"]';
+my $QUERY_PING = '["OVN_Northbound",{"op":"comment","comment":"dpu-overlay status"}]';
+
+sub txn_delete_port {
+  my ($l, $p, $s) = @_;
+  return qq~["OVN_Northbound",{"op":"wait","table":"Logical_Switch_Port","where":[["_uuid","==",["uuid","$l"]],["name","==","$p"],["options","includes",["map",[["iface-id-ver","$l"],["requested-chassis","$s"]]]]],"columns":["name"],"until":"==","rows":[{"name":"$p"}],"timeout":0},~
+    . qq~{"op":"mutate","table":"Logical_Switch","where":[["ports","includes",["uuid","$l"]]],"mutations":[["ports","delete",["set",[["uuid","$l"]]]]]}]~;
+}
+
+sub txn_delete_switch {
+  my ($n, $v) = @_;
+  my $u = switch_uuid($v);
+  return qq~["OVN_Northbound",{"op":"wait","table":"Logical_Switch","where":[["_uuid","==",["uuid","$u"]],["name","==","$n"]],"columns":["ports"],"until":"==","rows":[{"ports":["set",[]]}],"timeout":0},~
+    . qq~{"op":"delete","table":"Logical_Switch","where":[["_uuid","==",["uuid","$u"]]]}]~;
+}
+
+sub query_port_by_name { return qq{["OVN_Northbound",{"op":"select","table":"Logical_Switch_Port","where":[["name","==","$_[0]"]],"columns":$PORT_COLUMNS}]} }
+
+sub query_check {
+  my ($l, $p, $n, $v) = @_;
+  my $u = switch_uuid($v);
+  return qq~["OVN_Northbound",{"op":"select","table":"Logical_Switch_Port","where":[["_uuid","==",["uuid","$l"]],["name","==","$p"]],"columns":$PORT_COLUMNS},~
+    . qq~{"op":"select","table":"Logical_Switch","where":[["_uuid","==",["uuid","$u"]],["name","==","$n"]],"columns":["name","ports","other_config"]}]~;
+}
+
+sub query_mine {
+  my ($s, $net) = @_;
+  return qq~["OVN_Northbound",{"op":"select","table":"Logical_Switch_Port","where":[["options","includes",["map",[["requested-chassis","$s"]]]],["external_ids","includes",["map",[["dpu-overlay.network",$net]]]]],"columns":$PORT_COLUMNS}]~;
+}
+
+# nb_shape for the transactions other than a plug's (delete-port, delete-switch).
+sub nb_transact_rest {
+  my ($j, $S) = @_;
+  if ($j =~ /^\["OVN_Northbound",\{"op":"wait","table":"Logical_Switch_Port","where":\[\["_uuid","==",\["uuid","($UUID)"\]\],\["name","==","([^"]*)"\],\["options","includes",\["map",\[\["iface-id-ver","$UUID"\],\["requested-chassis","([^"]*)"\]/) {
+    my ($l, $p, $s) = ($1, $2, $3);
+    return (undef, "delete-port: requested-chassis is $NOT_OURS") unless $s eq $S;
+    return (undef, "delete-port: port name is $NOT_OURS") unless own_port_ok($p);
+    return $j eq txn_delete_port($l, $p, $s) ? ('delete-port', undef) : (undef, 'delete-port: not the plugin\'s transaction');
+  }
+  if ($j =~ /^\["OVN_Northbound",\{"op":"wait","table":"Logical_Switch","where":\[\["_uuid","==",\["uuid","$UUID"\]\],\["name","==","([^"]*)"\]\],"columns":\["ports"\]/) {
+    my ($n, $v) = ($1, vni_of_switch($1));
+    return (undef, "delete-switch: switch name $n is not a configured prefix and a VNI") unless defined $v;
+    return $j eq txn_delete_switch($n, $v) ? ('delete-switch', undef) : (undef, 'delete-switch: not the plugin\'s transaction');
+  }
+  return (undef, 'not one of the plugin\'s OVN_Northbound transactions');
+}
+
+# nb_shape for queries.
+sub nb_query {
+  my ($j, $S) = @_;
+  return ('status', undef) if $j eq $QUERY_PING;
+  if ($j =~ /^\["OVN_Northbound",\{"op":"select","table":"Logical_Switch_Port","where":\[\["name","==","([^"]*)"\]\]/) {
+    return (undef, "query: port name is $NOT_OURS") unless own_port_ok($1);
+    return $j eq query_port_by_name($1) ? ('find-port', undef) : (undef, 'query: not the plugin\'s query');
+  }
+  if ($j =~ /^\["OVN_Northbound",\{"op":"select","table":"Logical_Switch_Port","where":\[\["_uuid","==",\["uuid","($UUID)"\]\],\["name","==","([^"]*)"\]\],"columns":[^}]*\},\{"op":"select","table":"Logical_Switch","where":\[\["_uuid","==",\["uuid","$UUID"\]\],\["name","==","([^"]*)"\]/) {
+    my ($l, $p, $n) = ($1, $2, $3);
+    my $v = vni_of_switch($n);
+    return (undef, "query: port name is $NOT_OURS") unless own_port_ok($p);
+    return (undef, "query: switch name $n is not a configured prefix and a VNI") unless defined $v;
+    return $j eq query_check($l, $p, $n, $v) ? ('check', undef) : (undef, 'query: not the plugin\'s query');
+  }
+  if ($j =~ /^\["OVN_Northbound",\{"op":"select","table":"Logical_Switch_Port","where":\[\["options","includes",\["map",\[\["requested-chassis","([^"]*)"\]\]\]\],\["external_ids","includes",\["map",\[\["dpu-overlay\.network",($JSTR)\]/) {
+    my ($s, $net) = ($1, $2);
+    return (undef, "query: requested-chassis is $NOT_OURS") unless $s eq $S;
+    return $j eq query_mine($s, $net) ? ('list-ports', undef) : (undef, 'query: not the plugin\'s query');
+  }
+  return (undef, 'not one of the plugin\'s OVN_Northbound queries');
+}
+
+#@section devlink
+# Returns undef if the devlink command is allowed, else the reason.
+sub devlink_why {
   my @a = @_;
   my $s = join(' ', @a);
-  my $prog = $a[0];
-  if ($prog eq 'ip') {
-    return undef if @a == 6 && $a[1] eq '-j' && $a[2] eq 'addr' && $a[3] eq 'show' && $a[4] eq 'to' && $a[5] =~ /^$IP\z/;
-    return undef if @a == 8 && $a[1] eq 'link' && $a[2] eq 'set' && $a[3] eq 'dev' && $a[4] =~ /^$REP\z/
-      && $a[5] eq 'mtu' && $a[6] =~ /^$UINT\z/ && $a[6] >= 68 && $a[6] <= 65535 && $a[7] eq 'up';
-    return 'only "ip link set dev <representor> mtu <68..65535> up" and "ip -j addr show to <address>" are allowed';
-  }
-  if ($prog eq 'ovs-vsctl') {
-    return undef if $s eq 'ovs-vsctl --timeout=1 wait-until Open_vSwitch . other_config:hw-offload=true';
-    return undef if ovn_command_ok(@a);
-    return 'ovs-vsctl must start with --timeout=<seconds> -f json --'
-      unless @a >= 6 && $a[1] =~ /^--timeout=[1-9][0-9]{0,3}\z/ && $a[2] eq '-f' && $a[3] eq 'json' && $a[4] eq '--';
-    my @sub;
-    for my $w (@a[5 .. $#a], '--') {
-      if ($w eq '--') {
-        return 'empty ovs-vsctl subcommand' unless @sub;
-        return 'ovs-vsctl subcommand not allowed: ' . printable(join(' ', @sub)) unless vsctl_sub_ok(@sub) || ovn_vsctl_sub_ok(@sub);
-        @sub = ();
-      } else {
-        push @sub, $w;
-      }
+  return undef if $s eq 'devlink -j port show' || $s eq 'devlink -j port function rate show';
+  # the representor's port function (the handle is looked up before anything runs: see devlink_handle_ok)
+  if (@a >= 7 && @a <= 9 && $a[1] eq 'port' && $a[2] eq 'function' && $a[3] eq 'set' && $a[4] =~ /^$DL_HANDLE\z/ && @a % 2 == 1) {
+    my %seen;
+    for (my $k = 5; $k < @a; $k += 2) {
+      my ($key, $v) = @a[$k, $k + 1];
+      return 'devlink port function set: only hw_addr <unicast MAC> and state active|inactive, each once'
+        unless !$seen{$key}++ && (($key eq 'hw_addr' && $v =~ /^$UMAC\z/) || ($key eq 'state' && $v =~ /^(?:active|inactive)\z/));
     }
     return undef;
   }
-  if ($prog eq 'ovsdb-client') {
-    if ($ovn && @a == 4 && $a[1] =~ /^$OVN_TIMEOUT\z/ && $a[2] =~ /^(?:transact|query)\z/ && $a[3] =~ /^\["OVN_Northbound",/) {
-      my ($shape, $why) = nb_shape($a[2], $a[3]);
-      return "ovsdb-client $a[2] OVN_Northbound: $why" unless defined $shape;
-      return undef;
+  if (@a >= 8 && @a <= 10 && $a[1] eq 'port' && $a[2] eq 'function' && $a[3] eq 'rate' && $a[4] eq 'set' && $a[5] =~ /^$DL_HANDLE\z/ && @a % 2 == 0) {
+    my %seen;
+    for (my $k = 6; $k < @a; $k += 2) {
+      my ($key, $v) = @a[$k, $k + 1];
+      return 'devlink port function rate set: only tx_share and tx_max <Mbit/s>mbit, each once'
+        unless !$seen{$key}++ && $key =~ /^tx_(?:share|max)\z/ && $v =~ /^${UINT}mbit\z/;
     }
-    if (@a == 3 && $a[1] eq 'transact' && $a[2] =~ $TXN_RE) {
-      return 'ovsdb-client transact: the wait and the mutate must name the same bridge' unless $1 eq $2;
-      return undef;
-    }
-    if (@a == 3 && $a[1] eq 'transact' && $a[2] =~ $OWNED_RE) {
-      my ($u, $p, $c, $i, $net) = ($1, $2, $3, $4, $5);
-      return "ovsdb-client transact: port name $p is not a representor name" unless $p =~ /^$REP\z/;
-      return 'ovsdb-client transact: not the plugin\'s port removal' unless $a[2] eq txn_remove_owned($u, $p, $c, $i, $net);
-      return undef;
-    }
-    return tunnel_txn_why($1, $2, $3, $4, $5, $6) if @a == 3 && $a[1] eq 'transact' && $a[2] =~ $TUNNEL_TXN_RE;
-    return 'only the plugin\'s bridge-removal and tunnel-removal transactions and its owner-checked port removal are allowed for ovsdb-client';
+    return undef;
   }
-  if ($prog eq 'devlink') {
-    return undef if $s eq 'devlink -j port show' || $s eq 'devlink -j port function rate show';
-    # the representor's port function (the handle is looked up before anything runs: see devlink_handle_ok)
-    if (@a >= 7 && @a <= 9 && $a[1] eq 'port' && $a[2] eq 'function' && $a[3] eq 'set' && $a[4] =~ /^$DL_HANDLE\z/ && @a % 2 == 1) {
-      my %seen;
-      for (my $k = 5; $k < @a; $k += 2) {
-        my ($key, $v) = @a[$k, $k + 1];
-        return 'devlink port function set: only hw_addr <unicast MAC> and state active|inactive, each once'
-          unless !$seen{$key}++ && (($key eq 'hw_addr' && $v =~ /^$UMAC\z/) || ($key eq 'state' && $v =~ /^(?:active|inactive)\z/));
-      }
-      return undef;
-    }
-    if (@a >= 8 && @a <= 10 && $a[1] eq 'port' && $a[2] eq 'function' && $a[3] eq 'rate' && $a[4] eq 'set' && $a[5] =~ /^$DL_HANDLE\z/ && @a % 2 == 0) {
-      my %seen;
-      for (my $k = 6; $k < @a; $k += 2) {
-        my ($key, $v) = @a[$k, $k + 1];
-        return 'devlink port function rate set: only tx_share and tx_max <Mbit/s>mbit, each once'
-          unless !$seen{$key}++ && $key =~ /^tx_(?:share|max)\z/ && $v =~ /^${UINT}mbit\z/;
-      }
-      return undef;
-    }
-    return 'only "devlink -j port show", "devlink -j port function rate show" and setting a representor\'s port function (hw_addr, state, tx_share, tx_max) are allowed';
-  }
-  if ($prog eq 'cat') {
-    # the daemon's recovery probe (has the DPU rebooted?) and the older BSP's VF function settings
-    return undef if @a == 2 && $a[1] eq '/proc/sys/kernel/random/boot_id';
-    return undef if @a == 2 && $a[1] =~ /^$SMARTNIC\/config\z/;
-    return 'only "cat /proc/sys/kernel/random/boot_id" and "cat /sys/class/net/p<N>/smart_nic/vf<M>/config" are allowed';
-  }
-  if ($prog eq 'dpu-guard') {
-    # the guard writes these sysfs files itself (no shell here to redirect into them)
-    return undef if @a == 4 && $a[1] eq 'smartnic-write' && (
-      ($a[2] =~ /^$SMARTNIC\/mac\z/ && $a[3] =~ /^$UMAC\z/)
-      || ($a[2] =~ /^$SMARTNIC\/vport_state\z/ && $a[3] =~ /^(?:Up|Down|Follow)\z/)
-      || ($a[2] =~ /^$SMARTNIC\/(?:max|min)_tx_rate\z/ && $a[3] =~ /^$UINT\z/));
-    return 'only "dpu-guard smartnic-write /sys/class/net/p<N>/smart_nic/vf<M>/{mac,vport_state,max_tx_rate,min_tx_rate} <value>" is allowed';
-  }
-  if ($prog eq 'ovn-appctl') {
-    return undef if ovn_command_ok(@a);
-    return $ovn ? 'only "ovn-appctl -t ovn-controller connection-status" is allowed' : 'ovn-appctl is allowed only with the guard option --ovn';
-  }
-  if ($prog eq 'ovs-appctl') {
-    return undef if $s eq 'ovs-appctl dpctl/dump-flows type=offloaded';
-    return 'only "ovs-appctl dpctl/dump-flows type=offloaded" is allowed';
-  }
-  return 'command ' . printable($prog) . ' is not allowed';
-}
-
-# The bridge-removal transaction names its bridge by UUID only: make sure it is a VNI bridge
-# (Bridge.name is immutable, so this cannot change between the check and the transaction).
-sub bridge_uuid_ok {
-  my $uuid = shift;
-  return 1 if $dry_run;
-  my ($out, $status) = capture(0, 'ovs-vsctl', '--timeout=10', '--if-exists', 'get', 'Bridge', $uuid, 'name');
-  refuse("ovsdb-client transact: cannot look up bridge $uuid (ovs-vsctl exit " . ($status >> 8) . ')') if $status != 0;
-  $out =~ s/\s+\z//;
-  return 1 if $out eq '';   # no such bridge: the transaction is a no-op
-  $out =~ s/^"(.*)"\z/$1/;
-  return $out =~ /^$BRIDGE\z/;
+  return 'only "devlink -j port show", "devlink -j port function rate show" and setting a representor\'s port function (hw_addr, state, tx_share, tx_max) are allowed';
 }
 
 # A port function may be set only on a VF representor of this DPU named like the configured template:
@@ -625,91 +784,3 @@ sub devlink_handle_ok {
   return 0 if $status != 0;
   return $out =~ /"flavour":"pcivf"/ && $out =~ /"netdev":"($REP_RE)"/ && $out !~ /"netdev":"(?!$REP_RE")/;
 }
-
-sub smartnic_write {
-  my ($path, $value) = @_;
-  open(my $fh, '>', $path) or do { print STDERR "$ME: cannot open $path: $!\n"; exit 1 };
-  print $fh $value or do { print STDERR "$ME: cannot write $path: $!\n"; exit 1 };
-  close($fh) or do { print STDERR "$ME: cannot write $path: $!\n"; exit 1 };
-}
-
-# ---------------------------------------------------------------- main
-my $MAX_LINE = 1024 * 1024;
-my $line = $ENV{SSH_ORIGINAL_COMMAND};
-refuse('no command: interactive sessions are not allowed with this key') unless defined $line && $line ne '';
-if ($line eq 'sh -s') {
-  # The plugin's way to send long lines: the command line comes on stdin, one line ended by a newline,
-  # checked exactly like SSH_ORIGINAL_COMMAND. Nothing runs before all of it is read and checked.
-  binmode(STDIN);
-  my $input = '';
-  while (length($input) <= $MAX_LINE + 1) {
-    my $n = sysread(STDIN, $input, 65536, length $input);
-    refuse("cannot read the command line from stdin: $!") unless defined $n;
-    last if $n == 0;
-  }
-  refuse('command line on stdin longer than 1 MiB') if length($input) > $MAX_LINE + 1;
-  refuse('command line on stdin does not end with a newline') unless $input =~ s/\n\z//;
-  refuse('empty command line on stdin') if $input eq '';
-  $line = $input;
-  open(STDIN, '<', '/dev/null');
-}
-refuse('command line longer than 1 MiB') if length($line) > $MAX_LINE;
-
-my @commands = tokenise($line);
-# One request is at most 3 commands; the daemon's batch of up to 64 ADDs is one "ip link set" per
-# representor, the optional wait-until and one ovs-vsctl.
-# (Plugins that read the bridges' tunnels with one more ovs-vsctl after the plug, instead of at the end of its
-# transaction, send one more: the limit keeps room for them.)
-refuse('more than 67 commands joined with &&') if @commands > 67;
-my %nb_shape;
-for my $c (@commands) {
-  my $why = check_command(@$c);
-  refuse($why) if defined $why;
-  if ($c->[0] eq 'ovsdb-client' && @$c == 4 && $c->[3] =~ /^\["OVN_Northbound",/) {
-    # the NB server and its SSL options come from this DPU's settings, never from the plugin
-    my ($shape) = nb_shape($c->[2], $c->[3]);
-    my @remote = nb_remote_args();
-    my $nb = pop @remote;
-    @$c = ('ovsdb-client', $c->[1], @remote, $c->[2], $nb, $c->[3]);
-    $nb_shape{$c} = $shape;
-  }
-  if ($c->[0] eq 'ovsdb-client' && $c->[2] =~ $TXN_RE && !bridge_uuid_ok($1)) {
-    refuse("ovsdb-client transact: bridge $1 is not a VNI bridge");
-  }
-  if ($c->[0] eq 'devlink' && $c->[2] eq 'function' && ($c->[3] eq 'set' || $c->[3] eq 'rate')) {
-    my $handle = $c->[3] eq 'set' ? $c->[4] : $c->[5];
-    refuse("devlink: $handle is not the port of a VF representor on this DPU") unless devlink_handle_ok($handle);
-  }
-}
-
-for my $c (@commands) {
-  if ($dry_run) {
-    print join(' ', map { my $w = $_; $w =~ s/([\\\[\]])/\\$1/g; "[$w]" } @$c), "\n";
-    next;
-  }
-  if ($c->[0] eq 'dpu-guard') {
-    smartnic_write($c->[2], $c->[3]);
-    next;
-  }
-  if (defined $nb_shape{$c}) {
-    run_nb($nb_shape{$c}, @$c);
-    next;
-  }
-  my $rc = system { $c->[0] } @$c;
-  if ($rc == -1) {
-    print STDERR "$ME: cannot run $c->[0]: $!\n";
-    exit 127;
-  }
-  if ($? & 127) {
-    # like a shell's job message, naming the command (the plugin recognises a timed-out
-    # "ovs-vsctl --timeout=1 wait-until ..." by it: ovs-vsctl dies of SIGALRM on --timeout)
-    my $sig = $? & 127;
-    my $argv = join(' ', @$c);
-    $argv = substr($argv, 0, 300) . '...' if length($argv) > 300;
-    print STDERR "$ME: $argv: terminated by signal $sig" . ($sig == 14 ? ' (SIGALRM: timeout)' : '') . "\n";
-    exit(128 + $sig);
-  }
-  my $code = $? >> 8;
-  exit $code if $code != 0;
-}
-exit 0;

@@ -370,6 +370,39 @@ describe('OVN mode through dist/dpu-overlay', () => {
     }
   });
 
+  test('through the daemon, a later ADD on a VNI sends no ensure-switch; a switch deleted behind its back is ensured again', async () => {
+    const socket = join(tb.stateDir, 'ovn-daemon-sw', 'dpu.sock');
+    const log = join(tb.stateDir, 'ovn-daemon-sw.log');
+    rmSync(log, { force: true });
+    const viaDaemon = ovnConf(A, 100, { daemonSocket: socket });
+    const daemon = await spawnDaemon(A, { socket, logFile: log, nodeConfig: viaDaemon[NODE_FILE] });
+    const ns = { a: container('sw-a'), c: container('sw-c'), d: container('sw-d') };
+    const run = (command: 'ADD' | 'DEL', id: keyof typeof ns) => cni(A, viaDaemon, { command, containerId: `sw-${id}`, netns: ns[id] });
+    try {
+      const a = run('ADD', 'a');
+      expect([a.status, a.json?.msg]).toEqual([0, undefined]);
+      // the second ADD on VNI 100 inserts its port alone (the unit tests count the line's commands)
+      expect(run('ADD', 'c').status).toBe(0);
+      expect(pingRetry(ns.c, firstIp(a.json))).toBe(true);
+      expect(readJsonLines(log).filter((l) => l.msg === 'OVN plug: retrying')).toEqual([]);
+      // the switch goes behind the daemon's back: its next ADD there finds it gone and ensures it again
+      ovnNbctl(tb, 'lsp-del', lspOf('sw-a'));
+      ovnNbctl(tb, 'lsp-del', lspOf('sw-c'));
+      ovnNbctl(tb, 'ls-del', 'vni100');
+      expect(switches()).toEqual([]);
+      const d = run('ADD', 'd');
+      expect([d.status, d.json?.msg]).toEqual([0, undefined]);
+      expect(switches()).toEqual(['vni100']);
+      expect(readJsonLines(log).filter((l) => l.msg === 'OVN plug: retrying').map((l) => l.retry)).toEqual(['switch-gone']);
+      for (const id of ['a', 'c', 'd'] as const) expect(run('DEL', id).status).toBe(0);
+      expect(lsps()).toEqual([]);
+      expect(switches()).toEqual([]);
+      expect(brInt(A)).toEqual([]);
+    } finally {
+      await stopDaemon(daemon);
+    }
+  });
+
   test('install.sh --dpu --ovn on an emulated DPU writes guard --ovn into command=, and the plugin works through that key', () => {
     // this testbed's own guard directory: the machine-wide one is shared with other testbeds' runs
     const guardDir = join(tb.stateDir, 'guard');

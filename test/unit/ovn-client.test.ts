@@ -27,7 +27,9 @@ const ovsConfig = (hw: string) => table(['other_config'], [[['map', [['hw-offloa
 const CHASSIS = ok('dpuo-a\n"198.51.100.2"\ngeneve\n');
 const ENSURED = '[{},{"uuid":["uuid","d9c0a7e0-0dfb-4f1e-8a5c-000000000064"]}]';
 const ADDED = (l: string) => `[{},{"uuid":["uuid","${l}"]},{"count":1}]`;
-const plugged = (cmd: string) => ok(`${ENSURED}\n${ADDED(lspUuidOf(cmd))}\n${IFACE}\n${PORT}\n${ovsConfig('true')}\n`);
+/** Whether an ADD line ensures the switch (the first plug on a VNI through a connection) or only adds the port. */
+const ensures = (cmd: string) => cmd.includes('"op":"insert","table":"Logical_Switch","uuid"');
+const plugged = (cmd: string) => ok(`${ensures(cmd) ? `${ENSURED}\n` : ''}${ADDED(lspUuidOf(cmd))}\n${IFACE}\n${PORT}\n${ovsConfig('true')}\n`);
 /** The logical port UUID the plugin chose for this ADD line (random per ADD). */
 const lspUuidOf = (cmd: string) => /"op":"insert","table":"Logical_Switch_Port","uuid":"([0-9a-f-]{36})"/.exec(cmd)?.[1] ?? 'none';
 
@@ -60,6 +62,35 @@ describe('plug', () => {
     const second = await c.plug({ ...req, containerId: 'c2' });
     expect(second.lsp?.uuid).not.toBe(r.lsp?.uuid);
     expect(t.commands).toHaveLength(3);
+  });
+
+  it('a later ADD on a VNI whose switch this connection has seen skips the ensure: one NB transaction', async () => {
+    const t = new FakeTransport([CHASSIS, plugged, plugged, plugged, ok(), plugged]);
+    const c = client(t);
+    const programs = (line: string | undefined) => (line as string).split(' && ').map((w) => w.split(' ')[0]);
+    await c.plug(req);
+    await c.plug({ ...req, containerId: 'c2' });
+    await c.plug({ ...req, containerId: 'c3', vni: 200 });
+    expect(programs(t.commands[1])).toEqual(['ip', 'ovsdb-client', 'ovsdb-client', 'ovs-vsctl', 'ovs-vsctl']);
+    expect(programs(t.commands[2])).toEqual(['ip', 'ovsdb-client', 'ovs-vsctl', 'ovs-vsctl']);
+    expect(ensures(t.commands[3] as string)).toBe(true);
+    // a DEL may delete the VNI's switch (when it empties it): the next ADD there ensures it again
+    await c.unplug({ ...req, portUuid: PORT, lsp: { uuid: L, name: P } });
+    const r = await c.plug({ ...req, containerId: 'c4' });
+    expect(ensures(t.commands[5] as string)).toBe(true);
+    expect(r.portUuid).toBe(PORT);
+  });
+
+  it('the switch gone since this connection saw it (the last port\'s DEL elsewhere): the same ADD again with the ensure', async () => {
+    const cache: ChassisCache = { switches: new Set(['vni100']) };
+    const log = memoryLogger();
+    const t = new FakeTransport([CHASSIS, fail(65, 'dpu-guard: OVN_Northbound add-port: timed out: "where" clause test failed'), plugged]);
+    const r = await client(t, cache, {}, log.log).plug(req);
+    expect(ensures(t.commands[1] as string)).toBe(false);
+    expect(ensures(t.commands[2] as string)).toBe(true);
+    expect(r.lsp?.uuid).toBe(lspUuidOf(t.commands[2] as string));
+    expect(log.records.some((x) => x.retry === 'switch-gone')).toBe(true);
+    expect(cache.switches?.has('vni100')).toBe(true);
   });
 
   it('the chassis cache is shared (the daemon reads it once per connection)', async () => {

@@ -29,6 +29,8 @@ export type OvnClientSettings = OvnSettings & OvsSettings;
 /** The chassis identity, shared by the clients of one DPU connection (the daemon) so it is read once. */
 export interface ChassisCache {
   chassis?: Chassis;
+  /** Logical switches (by name) a plug through this connection found or made: the next plug there skips the ensure. */
+  switches?: Set<string>;
 }
 
 const UUID_LINE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -101,11 +103,27 @@ export class OvnDpuClient implements DpuClient {
   async plug(req: PlugRequest): Promise<PlugResult> {
     let chassis = await this.chassis();
     let lsp = newLsp(chassis.systemId, req, randomUUID());
+    const switches = (this.cache.switches ??= new Set());
     for (let attempt = 1; ; attempt++) {
-      const r = await this.transport.exec(commandLine(plugCommands(this.s, req, chassis.systemId, lsp)));
+      // Steady state (another port on the VNI plugged through this connection): no ensure, one NB transaction.
+      const sw = switchName(this.s.ovn.switchPrefix, req.vni);
+      const ensure = !switches.has(sw);
+      const r = await this.transport.exec(commandLine(plugCommands(this.s, req, chassis.systemId, lsp, ensure)));
       // The owner-checked removal of a reclaimed port prints the first result line: not one of the NB results.
       const stdout = req.reclaim ? dropFirstResultLine(r.stdout) : r.stdout;
-      if (r.exitCode === 0) return this.plugResult(req, chassis, lsp, stdout);
+      if (r.exitCode === 0) {
+        const result = this.plugResult(req, chassis, lsp, stdout, ensure);
+        switches.add(sw);
+        return result;
+      }
+      switches.delete(sw);
+      if (!ensure && this.retryReason(r) === 'switch-gone') {
+        // The switch went (the last port's DEL, here or on another DPU) since it was seen: again, with the ensure.
+        lsp = newLsp(chassis.systemId, req, randomUUID());
+        attempt--;
+        this.log.info({ dpu: this.target, representor: req.representor, retry: 'switch-gone' }, 'OVN plug: retrying');
+        continue;
+      }
       const retry = attempt <= 2 ? this.retryReason(r) : undefined;
       if (retry === 'name-taken') {
         // The representor has a port already (ours from a repeated or interrupted ADD, or a re-plug; or a stale
@@ -113,7 +131,7 @@ export class OvnDpuClient implements DpuClient {
         try {
           req = await this.ovs.withReclaim(req);
         } catch (err) {
-          await this.rollback(req, chassis, lsp, stdout);
+          await this.rollback(req, chassis, lsp, stdout, ensure);
           throw err;
         }
       } else if (retry === 'system-id' && attempt === 1) {
@@ -126,7 +144,7 @@ export class OvnDpuClient implements DpuClient {
       } else if (retry === 'switch-gone' && attempt === 1) {
         lsp = newLsp(chassis.systemId, req, randomUUID());
       } else {
-        await this.rollback(req, chassis, lsp, stdout);
+        await this.rollback(req, chassis, lsp, stdout, ensure);
         throw this.error('plug', r);
       }
       this.log.info({ dpu: this.target, representor: req.representor, retry }, 'OVN plug: retrying');
@@ -143,23 +161,30 @@ export class OvnDpuClient implements DpuClient {
   }
 
   /** After a failed ADD line: whatever of it took effect (the logical port, the OVS port) goes again. */
-  private async rollback(req: PlugRequest, chassis: Chassis, lsp: LspRef, stdout: string): Promise<void> {
-    const [, added] = nbResultLines(stdout);
+  /** A removal may delete a VNI's switch (when it empties it): the next plug there ensures it again. */
+  private forgetSwitches(items: ReadonlyArray<{ vni: number }>): void {
+    for (const i of items) this.cache.switches?.delete(switchName(this.s.ovn.switchPrefix, i.vni));
+  }
+
+  private async rollback(req: PlugRequest, chassis: Chassis, lsp: LspRef, stdout: string, ensured: boolean): Promise<void> {
+    const added = nbResultLines(stdout)[ensured ? 1 : 0];
     // "duplicate uuid": this attempt's own logical port, inserted by an earlier run of the same line.
     const lspMade = added !== undefined && untolerated(parseNbResult(added), ['duplicate uuid']) === undefined;
     const portUuid = stdout.split('\n').filter((l) => UUID_LINE.test(l.trim()))[1]?.trim();
     if (!lspMade && !portUuid) return;
     try {
       const port = portUuid ? { port: { uuid: portUuid, name: req.representor, owner: ownerOf(req) } } : {};
+      this.forgetSwitches([{ vni: req.vni }]);
       await this.run('rollback', unplugCommands(this.s, chassis.systemId, [{ vni: req.vni, ...port, ...(lspMade ? { lsp } : {}) }]));
     } catch (err) {
       this.log.warn({ dpu: this.target, representor: req.representor, lsp: lsp.name, err: (err as Error).message }, 'OVN plug failed and its rollback too: DEL or GC removes the port');
     }
   }
 
-  private plugResult(req: PlugRequest, chassis: Chassis, lsp: LspRef, stdout: string): PlugResult {
-    const [ensured, added] = nbResultLines(stdout).map(parseNbResult);
-    const failed = !ensured || !added ? { error: 'no result', details: '' } : untolerated(ensured, ['duplicate uuid']) ?? untolerated(added, ['duplicate uuid']);
+  private plugResult(req: PlugRequest, chassis: Chassis, lsp: LspRef, stdout: string, withEnsure: boolean): PlugResult {
+    const results = nbResultLines(stdout).map(parseNbResult);
+    const [ensured, added] = withEnsure ? results : [undefined, results[0]];
+    const failed = (withEnsure && !ensured) || !added ? { error: 'no result', details: '' } : (ensured && untolerated(ensured, ['duplicate uuid'])) ?? untolerated(added, ['duplicate uuid']);
     const portUuid = stdout.split('\n').filter((l) => UUID_LINE.test(l.trim()))[1]?.trim();
     if (failed || !portUuid) {
       throw new DpuError('bad-output', `DPU ${this.target}: plug: unexpected output${failed ? ` (OVN_Northbound: ${failed.error}: ${failed.details})` : ''}; is guard/dpu-guard.sh on the DPU run with --ovn?`);
@@ -202,6 +227,7 @@ export class OvnDpuClient implements DpuClient {
       if (req.portUuid && !items.some((i) => i.port?.uuid === req.portUuid)) items.push({ vni: req.vni, port: { uuid: req.portUuid, name: req.representor, owner } });
     }
     if (items.length === 0) return;
+    this.forgetSwitches(items);
     const r = await this.transport.exec(commandLine(unplugCommands(this.s, systemId, items)));
     if (r.exitCode === 0) return;
     if (!(r.exitCode === 126 && /not this DPU's system-id/.test(r.stderr))) throw this.error('unplug', r);
@@ -264,6 +290,7 @@ export class OvnDpuClient implements DpuClient {
       items.push({ vni: Number(p.ids[EXT.vni] ?? vni), port: { uuid: p.uuid, name: p.name, owner: { network: p.ids[EXT.network] ?? network, containerId: p.ids[EXT.container] ?? '', ifname: p.ids[EXT.ifname] ?? '' } } });
       owners.add(`${p.ids[EXT.container]}/${p.ids[EXT.ifname]}`);
     }
+    this.forgetSwitches(items);
     if (items.length) await this.run('gc', unplugCommands(this.s, systemId, items));
     return owners.size;
   }

@@ -161,9 +161,12 @@ export function newLsp(systemId: string, o: PortOwner, uuid: string): LspRef {
 /**
  * ADD in one line: representor up, ensure the switch, add the logical port, plug the representor into br-int with
  * iface-id and the owner keys, then wait until ovn-controller has installed its flows (ovn-installed).
- * Prints the two NB results, the Interface and Port UUIDs and the Open_vSwitch other_config table.
+ * Prints the NB results (ensure, then add; only add without ensureSwitch), the Interface and Port UUIDs and the
+ * Open_vSwitch other_config table.
+ * ensureSwitch false: the caller saw the switch exist; the port insert's own wait on the switch (by UUID and name)
+ * then fails with "timed out" if it has gone since, and the caller repeats the line with the ensure.
  */
-export function plugCommands(s: OvnSettings, req: PlugRequest, systemId: string, lsp: LspRef): Argv[] {
+export function plugCommands(s: OvnSettings, req: PlugRequest, systemId: string, lsp: LspRef, ensureSwitch = true): Argv[] {
   const ids = ownerIds(req);
   const vs = [
     ['--id=@i', 'create', 'Interface', `name=${req.representor}`, `mtu_request=${req.mtu}`, `external_ids:iface-id=${ovsString(lsp.name)}`, `external_ids:iface-id-ver=${ovsString(lsp.uuid)}`, ...ids],
@@ -174,8 +177,8 @@ export function plugCommands(s: OvnSettings, req: PlugRequest, systemId: string,
   if (s.hwOffload === 'enable') vs.push(['set', 'Open_vSwitch', '.', 'other_config:hw-offload=true']);
   const commands: Argv[] = [...reclaimCommands([req]), ['ip', 'link', 'set', 'dev', req.representor, 'mtu', String(req.mtu), 'up']];
   if (s.hwOffload === 'require') commands.push(['ovs-vsctl', '--timeout=1', 'wait-until', 'Open_vSwitch', '.', 'other_config:hw-offload=true']);
+  if (ensureSwitch) commands.push(nb(s, 'transact', ensureSwitchTxn(s.ovn.switchPrefix, req.vni)));
   commands.push(
-    nb(s, 'transact', ensureSwitchTxn(s.ovn.switchPrefix, req.vni)),
     nb(s, 'transact', addPortTxn(s, req, systemId, lsp)),
     vsctl(s, ...vs),
     upWaitCommand(s, req.representor),
