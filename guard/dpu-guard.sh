@@ -10,7 +10,7 @@
 # argument); the guard then reads that line (at most 1 MiB) instead. A command line directly in
 # $SSH_ORIGINAL_COMMAND is accepted too. The line is commands
 # joined with " && ", each an argv whose words are POSIX single-quoted when needed
-# (src/dpu/quote.ts). This guard tokenises that string itself (no shell, no eval), accepts
+# (src/dpu/quote.ts). This guard tokenises that string itself (no shell; it never evaluates what it receives), accepts
 # only the command shapes the plugin produces (src/dpu/ovs/commands.ts, src/dpu/vf-function.ts), and runs them one by one
 # with execvp semantics, stopping at the first failure like "&&" does. Anything else is
 # refused with a message on stderr and exit status 126.
