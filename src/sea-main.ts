@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Script } from 'node:vm';
+import { seaApi } from './util/sea';
 
 /**
  * src/main.ts as the product's entry bundle loads it (scripts/bundle.js puts this file in place of './main' there;
@@ -15,23 +16,7 @@ declare const __MAIN_ASSET__: string;
 declare const __MAIN_CACHE_ASSET__: string;
 declare const __MAIN_FILE__: string;
 
-interface SeaApi {
-  isSea(): boolean;
-  getAsset(name: string): ArrayBuffer;
-  getAsset(name: string, encoding: string): string;
-}
-
 type ModuleFunction = (exports: object, req: NodeJS.Require, mod: { exports: object }, filename: string, dirname: string) => void;
-
-function seaApi(): SeaApi | undefined {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const sea = require('node:sea') as SeaApi;
-    return sea.isSea() ? sea : undefined;
-  } catch {
-    return undefined; // a node without node:sea runs no SEA either
-  }
-}
 
 function loadMain(): typeof import('./main') {
   const sea = seaApi();

@@ -4,10 +4,11 @@
  * development) from build/, checked against the hash the build wrote beside it. Never throws: a reason why
  * not is returned instead, and the caller keeps using `ip`.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants, existsSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { untrustedDirReason } from '../util/secure-fs';
+import { createHash } from 'node:crypto';
+import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { seaApi } from '../util/sea';
+import { untrustedDirReason, writeReplacing } from '../util/secure-fs';
 
 declare const __RTNETLINK_SHA256__: string | undefined;
 
@@ -29,20 +30,7 @@ export type AddonLoad = { addon: RtnetlinkAddon; path: string; replaced?: string
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /** The part of node:sea used here (tests pass their own). */
-export interface SeaApi {
-  isSea(): boolean;
-  getAsset(key: string): ArrayBuffer;
-}
-
-function seaApi(): SeaApi | undefined {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const sea = require('node:sea') as SeaApi;
-    return sea.isSea() ? sea : undefined;
-  } catch {
-    return undefined;
-  }
-}
+type AssetSource = { getAsset(key: string): ArrayBuffer };
 
 function dlopen(path: string): RtnetlinkAddon {
   const m = { exports: {} as RtnetlinkAddon };
@@ -102,33 +90,12 @@ function untrustedNativeDirReason(dir: string, uid: number): string | undefined 
 }
 
 /**
- * Writes bytes to file through a temporary file of its own (O_EXCL) renamed into place: concurrent plugin processes
- * each rename complete, identical bytes, and a reader opens either the old file or a whole new one.
- */
-function writeAtomically(file: string, bytes: Buffer): void {
-  const tmp = join(dirname(file), `.rtnetlink-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
-  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o500);
-  try {
-    try {
-      writeSync(fd, bytes);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, file);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-}
-
-/**
  * The executable's asset at dir/rtnetlink-<hash>.node. A file already there is loaded when it passes the checks
  * (the common case: a standalone plugin process neither reads the asset nor writes); one that does not (missing,
  * another hash, wrong owner or mode, a symlink) is replaced from the asset, whose hash is checked first, and checked
  * again before it is loaded.
  */
-export function loadFromSea(sea: Pick<SeaApi, 'getAsset'>, expected: string, dir: string, uid: number): AddonLoad {
+export function loadFromSea(sea: AssetSource, expected: string, dir: string, uid: number): AddonLoad {
   const untrustedDir = untrustedNativeDirReason(dir, uid);
   if (untrustedDir) return { reason: untrustedDir };
   const file = join(dir, `rtnetlink-${expected.slice(0, 16)}.node`);
@@ -143,7 +110,9 @@ export function loadFromSea(sea: Pick<SeaApi, 'getAsset'>, expected: string, dir
   }
   if (sha256(bytes) !== expected) return { reason: `the executable's ${RTNETLINK_ASSET} asset does not match the hash recorded at build time` };
   try {
-    writeAtomically(file, bytes);
+    // Through a temporary file renamed into place: concurrent plugin processes each rename complete, identical
+    // bytes, and a reader opens either the old file or a whole new one.
+    writeReplacing(dir, file, bytes, 0o500);
   } catch (err) {
     return { reason: `${first.reason}, and writing it from the executable failed (${err instanceof Error ? err.message : String(err)})` };
   }

@@ -18,11 +18,12 @@ export function untrustedDirReason(dir: string, expectedUid: number): string | u
  * Writes data to a new file with a random name in dir (O_EXCL|O_NOFOLLOW: a planted file or symlink is
  * never written through) and returns its path.
  */
-export function writeTemp(dir: string, data: string, mode = 0o600): string {
+export function writeTemp(dir: string, data: string | Uint8Array, mode = 0o600): string {
   const path = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
   const fd = openSync(path, CREATE_PRIVATE, mode);
   try {
-    writeSync(fd, data);
+    if (typeof data === 'string') writeSync(fd, data);
+    else writeSync(fd, data);
   } catch (err) {
     closeSync(fd);
     rmSync(path, { force: true });
@@ -33,8 +34,8 @@ export function writeTemp(dir: string, data: string, mode = 0o600): string {
 }
 
 /** Replaces path atomically with data. */
-export function writeReplacing(dir: string, path: string, data: string): void {
-  const tmp = writeTemp(dir, data);
+export function writeReplacing(dir: string, path: string, data: string | Uint8Array, mode?: number): void {
+  const tmp = writeTemp(dir, data, mode);
   try {
     renameSync(tmp, path);
   } catch (err) {

@@ -24,7 +24,7 @@ const DOORS: Record<string, readonly string[]> = {
   daemon: ['cni', 'config', 'dpu', 'kernel', 'model', 'plugin', 'protocol', 'store', 'util', 'log.ts', 'version.ts'],
   cli: ['cni', 'config', 'daemon', 'dpu', 'kernel', 'model', 'plugin', 'protocol', 'store', 'util', 'log.ts', 'version.ts'],
   'main.ts': ['cli', 'cni', 'config', 'daemon', 'dpu', 'kernel', 'model', 'plugin', 'protocol', 'store', 'util', 'log.ts', 'version.ts'],
-  'sea-main.ts': ['main.ts'],
+  'sea-main.ts': ['main.ts', 'util'],
   'entry.ts': ['cni', 'daemon', 'main.ts', 'version.ts'],
 };
 
